@@ -1,0 +1,139 @@
+//! Assembly: connect the database, apply migrations, build the providers, the router and the
+//! workers, and serve until shutdown. Tests build the same [`App`] on port 0.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::providers::Providers;
+use crate::storage::Db;
+
+/// Everything a request handler or worker needs; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub providers: Arc<Providers>,
+    /// Wakes the job worker when new work is queued.
+    pub wake: Arc<Notify>,
+    /// This replica's name in job leases.
+    pub instance_id: Arc<str>,
+    pub draining: Arc<AtomicBool>,
+}
+
+impl AppState {
+    pub fn wake_workers(&self) {
+        self.wake.notify_one();
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+pub struct App {
+    state: AppState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+}
+
+impl App {
+    /// Connects, migrates and binds. The server starts with [`App::run`].
+    pub async fn build(config: Config) -> anyhow::Result<App> {
+        let db = Db::connect(&config.database).await?;
+        db.migrate().await?;
+        std::fs::create_dir_all(&config.storage.dir).with_context(|| {
+            format!(
+                "creating storage directory {}",
+                config.storage.dir.display()
+            )
+        })?;
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding {}", config.server.listen))?;
+        let providers = Providers::from_config(&config);
+        let state = AppState {
+            config: Arc::new(config),
+            db,
+            providers: Arc::new(providers),
+            wake: Arc::new(Notify::new()),
+            instance_id: format!("{}-{}", hostname(), crate::domain::ids::random_token(8)).into(),
+            draining: Arc::new(AtomicBool::new(false)),
+        };
+        Ok(App {
+            state,
+            listener,
+            shutdown: CancellationToken::new(),
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or(self.state.config.server.listen)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Cancelling this token drains the server: readiness fails, new work stops, in-flight
+    /// requests finish within `server.shutdown_grace_secs`.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    pub async fn run(self) -> anyhow::Result<()> {
+        let App {
+            state,
+            listener,
+            shutdown,
+        } = self;
+        let worker = state.config.workers.enabled.then(|| {
+            crate::workers::spawn(
+                "jobs",
+                crate::workers::jobs::run(state.clone(), shutdown.clone()),
+            )
+        });
+        let router = crate::http::router(state.clone());
+        tracing::info!(address = %listener.local_addr()?, instance = %state.instance_id, "seedance-gateway listening");
+        let draining = state.draining.clone();
+        let signal = shutdown.clone();
+        let graceful = async move {
+            signal.cancelled().await;
+            draining.store(true, Ordering::Relaxed);
+        };
+        let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
+        let server = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(graceful);
+        let server = tokio::spawn(async move { server.await });
+        shutdown.cancelled().await;
+        match tokio::time::timeout(grace, server).await {
+            Ok(joined) => joined.context("server task")?.context("serving")?,
+            Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
+        }
+        if let Some(worker) = worker {
+            let _ = tokio::time::timeout(grace, worker).await;
+        }
+        state.db.close().await;
+        tracing::info!("seedance-gateway stopped");
+        Ok(())
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gateway".into())
+}

@@ -1,0 +1,401 @@
+//! Command line: `serve`, `check-config`, `openapi`, `bootstrap`, and the operator commands
+//! (`tenants`, `keys`, `credits`, `ledger`) that mirror the admin API.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, LogFormat};
+use crate::domain::admin::{self, NewTenant};
+use crate::domain::billing::{ledger, Credits, Mode};
+use crate::domain::ids::{ApiKeyId, TenantId};
+use crate::domain::tenants::BillingKind;
+use crate::storage::Db;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "seedance-gateway",
+    version,
+    about = "One /v1/videos API in front of the Seedance 2.0 resellers"
+)]
+pub struct Cli {
+    /// TOML configuration file (layered over the defaults, under SEEDANCE_GW_* variables).
+    #[arg(long, global = true, env = "SEEDANCE_GW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: text or json (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Live,
+    Test,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Mode {
+        match mode {
+            ModeArg::Live => Mode::Live,
+            ModeArg::Test => Mode::Test,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Human-readable lines.
+    Text,
+    /// `export NAME=value` lines, for `eval`.
+    Env,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (HTTP API and workers).
+    Serve,
+    /// Validate the configuration and print it with secrets masked.
+    CheckConfig,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Create an admin token (unless one is configured) and a demo tenant with credits and a test key.
+    Bootstrap {
+        #[arg(long, default_value = "demo")]
+        tenant_name: String,
+        /// Credits granted to the demo tenant, in both live and test mode.
+        #[arg(long, default_value_t = 10_000)]
+        credits: i64,
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Move credits.
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+    /// Inspect the ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Billed afterwards, allowed down to --credit-floor.
+        #[arg(long)]
+        postpaid: bool,
+        #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+        credit_floor: i64,
+    },
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, value_enum, default_value_t = ModeArg::Live)]
+        mode: ModeArg,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    List {
+        #[arg(long)]
+        tenant: String,
+    },
+    Revoke {
+        key_id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CreditsCommand {
+    Grant {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        amount: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long, value_enum, default_value_t = ModeArg::Live)]
+        mode: ModeArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Check the journal against the cached balances.
+    Audit,
+}
+
+fn tenant_arg(raw: &str) -> anyhow::Result<TenantId> {
+    TenantId::parse(raw).ok_or_else(|| anyhow::anyhow!("`{raw}` is not a tenant id (ten_…)"))
+}
+
+async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.database).await?;
+    db.migrate().await?;
+    Ok(db)
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(format) = cli.log_format {
+        config.log.format = match format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    crate::telemetry::init(config.log.format, &config.log.filter);
+    match cli.command {
+        Command::Serve => serve(config).await,
+        Command::CheckConfig => {
+            print!("{}", config.to_masked_toml());
+            Ok(())
+        }
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::document());
+            Ok(())
+        }
+        Command::Bootstrap {
+            tenant_name,
+            credits,
+            format,
+        } => bootstrap(&config, &tenant_name, credits, format).await,
+        Command::Tenants(command) => tenants(&config, command).await,
+        Command::Keys(command) => keys(&config, command).await,
+        Command::Credits(CreditsCommand::Grant {
+            tenant,
+            amount,
+            reason,
+            mode,
+        }) => {
+            let db = open_db(&config).await?;
+            let granted = admin::grant_credits(
+                &db,
+                &tenant_arg(&tenant)?,
+                mode.into(),
+                Credits(amount),
+                &reason,
+                "cli",
+            )
+            .await?;
+            println!(
+                "granted {amount} credits ({}) to {tenant}: available {}, held {} [{}]",
+                Mode::from(mode).as_str(),
+                granted.balance.available,
+                granted.balance.held,
+                granted.txn_id
+            );
+            Ok(())
+        }
+        Command::Ledger(LedgerCommand::Audit) => {
+            let db = open_db(&config).await?;
+            let report = db.audit_ledger().await?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            if report.ok {
+                Ok(())
+            } else {
+                anyhow::bail!("the ledger audit found inconsistencies")
+            }
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let app = crate::App::build(config).await?;
+    let shutdown = app.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutdown requested; draining");
+        shutdown.cancel();
+    });
+    app.run().await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn bootstrap(
+    config: &Config,
+    tenant_name: &str,
+    credits: i64,
+    format: OutputFormat,
+) -> anyhow::Result<()> {
+    let db = open_db(config).await?;
+    let admin_token = match &config.admin.token {
+        Some(_) => None,
+        None => Some(admin::issue_admin_token(&db).await?),
+    };
+    let existing = db
+        .list_tenants()
+        .await?
+        .into_iter()
+        .find(|t| t.name == tenant_name);
+    let tenant = match existing {
+        Some(tenant) => tenant,
+        None => {
+            let tenant = admin::create_tenant(
+                &db,
+                NewTenant {
+                    name: tenant_name.to_string(),
+                    billing_kind: BillingKind::Prepaid,
+                    credit_floor: Credits::ZERO,
+                },
+            )
+            .await?;
+            for mode in [Mode::Live, Mode::Test] {
+                admin::grant_credits(
+                    &db,
+                    &tenant.id,
+                    mode,
+                    Credits(credits),
+                    "bootstrap demo credit",
+                    "bootstrap",
+                )
+                .await?;
+            }
+            tenant
+        }
+    };
+    let key = admin::create_key(
+        &db,
+        &tenant.id,
+        Mode::Test,
+        Some("bootstrap test key".into()),
+    )
+    .await?;
+    let balance = ledger::balance(&db, &tenant.id, Mode::Test).await?;
+    match format {
+        OutputFormat::Env => {
+            if let Some(token) = &admin_token {
+                println!("export SGW_ADMIN_TOKEN={token}");
+            }
+            println!("export SGW_TENANT={}", tenant.id);
+            println!("export SGW_API_KEY={}", key.secret);
+        }
+        OutputFormat::Text => {
+            match &admin_token {
+                Some(token) => {
+                    println!("admin token: {token}   (shown once; use it for /admin/v1)")
+                }
+                None => println!("admin token: the one configured in admin.token"),
+            }
+            println!("tenant:      {} ({})", tenant.id, tenant.name);
+            println!(
+                "test key:    {}   (shown once; runs on the sandbox)",
+                key.secret
+            );
+            println!("test balance: {} credits available", balance.available);
+        }
+    }
+    Ok(())
+}
+
+async fn tenants(config: &Config, command: TenantsCommand) -> anyhow::Result<()> {
+    let db = open_db(config).await?;
+    match command {
+        TenantsCommand::Create {
+            name,
+            postpaid,
+            credit_floor,
+        } => {
+            let tenant = admin::create_tenant(
+                &db,
+                NewTenant {
+                    name,
+                    billing_kind: if postpaid {
+                        BillingKind::Postpaid
+                    } else {
+                        BillingKind::Prepaid
+                    },
+                    credit_floor: Credits(credit_floor),
+                },
+            )
+            .await?;
+            println!("{}", tenant.id);
+        }
+        TenantsCommand::List => {
+            for tenant in db.list_tenants().await? {
+                let live = ledger::balance(&db, &tenant.id, Mode::Live).await?;
+                println!(
+                    "{}\t{}\t{}\tavailable {}\theld {}",
+                    tenant.id,
+                    tenant.name,
+                    tenant.billing_kind.as_str(),
+                    live.available,
+                    live.held
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
+    let db = open_db(config).await?;
+    match command {
+        KeysCommand::Create { tenant, mode, name } => {
+            let issued = admin::create_key(&db, &tenant_arg(&tenant)?, mode.into(), name).await?;
+            println!("{}\t{}", issued.key.id, issued.secret);
+        }
+        KeysCommand::List { tenant } => {
+            for key in db.list_api_keys(&tenant_arg(&tenant)?).await? {
+                let state = if key.revoked_at_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{}\t{}\t{}…\t{}\t{}",
+                    key.id,
+                    key.mode.as_str(),
+                    key.display_prefix,
+                    state,
+                    key.name
+                );
+            }
+        }
+        KeysCommand::Revoke { key_id } => {
+            let id = ApiKeyId::parse(&key_id)
+                .ok_or_else(|| anyhow::anyhow!("`{key_id}` is not a key id (key_…)"))?;
+            admin::revoke_key(&db, &id).await?;
+            println!("revoked {key_id}");
+        }
+    }
+    Ok(())
+}

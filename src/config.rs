@@ -1,0 +1,349 @@
+//! Configuration: defaults, then a TOML file (`--config`), then `SEEDANCE_GW_*` environment
+//! variables (nested keys joined with `__`, e.g. `SEEDANCE_GW_SERVER__LISTEN`). `DATABASE_URL`
+//! is honoured as an alias of `database.url`. Unknown keys are an error naming the key.
+//!
+//! Every key is documented in `docs/configuration.md`; a test keeps that file and
+//! [`Config::default`] in step.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+/// A configuration value that must never be printed: `Debug` and `Serialize` mask it.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(SecretString);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(SecretString::from(value.into()))
+    }
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"********\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("********")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    pub workers: WorkersConfig,
+    pub pricing: PricingConfig,
+    pub videos: VideosConfig,
+    pub storage: StorageConfig,
+    pub providers: ProvidersConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address the HTTP server binds to.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes (JSON and multipart alike).
+    pub max_body_bytes: usize,
+    /// Time a request may take before it is answered 408, in seconds.
+    pub request_timeout_secs: u64,
+    /// Time given to in-flight requests after SIGTERM, in seconds.
+    pub shutdown_grace_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path?mode=rwc` or `postgres://...`. `DATABASE_URL` overrides it.
+    pub url: Secret,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Operator token for `/admin/v1`. Optional: `bootstrap` can generate one instead.
+    pub token: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter directive; `RUST_LOG` wins when set.
+    pub filter: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkersConfig {
+    /// Run the background job worker in this process.
+    pub enabled: bool,
+    /// How often the worker looks for due jobs when it was not woken, in milliseconds.
+    pub tick_ms: u64,
+    /// How long a claimed job stays leased to this replica, in seconds.
+    pub lease_secs: u64,
+    /// Most jobs claimed at once.
+    pub batch_size: u32,
+    /// Most upstream calls the worker has in flight at once.
+    pub concurrency: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PricingConfig {
+    /// Credits that make one US dollar (the ledger unit).
+    pub credits_per_usd: i64,
+    /// Tenant price in credits per second of video, by canonical model id.
+    pub credits_per_second: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VideosConfig {
+    /// Value of the `openai-poll-after-ms` header on reads of unfinished videos.
+    pub poll_after_ms: u64,
+    /// How long a finished video stays downloadable, in seconds (`expires_at`).
+    pub retention_secs: i64,
+    /// Largest `input_reference` file accepted in a multipart create, in bytes.
+    pub max_input_file_bytes: usize,
+    /// Longest prompt accepted, in characters.
+    pub max_prompt_chars: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Directory for uploaded inputs and archived outputs.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    pub sandbox: SandboxConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxConfig {
+    pub enabled: bool,
+    /// Time from submit to completion of a sandbox job, in milliseconds.
+    pub delay_ms: u64,
+    /// Make every sandbox job fail (a prompt containing `[sandbox:fail]` fails one job).
+    pub fail_all: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            max_body_bytes: 20 * 1024 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 20,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: Secret::new("sqlite://data/gateway.db?mode=rwc"),
+            max_connections: 16,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+impl Default for WorkersConfig {
+    fn default() -> Self {
+        WorkersConfig {
+            enabled: true,
+            tick_ms: 250,
+            lease_secs: 30,
+            batch_size: 64,
+            concurrency: 64,
+        }
+    }
+}
+
+impl Default for PricingConfig {
+    fn default() -> Self {
+        PricingConfig {
+            credits_per_usd: 100,
+            credits_per_second: BTreeMap::from([
+                ("seedance-2.0".to_string(), 60),
+                ("seedance-2.0-fast".to_string(), 50),
+                ("seedance-2.0-mini".to_string(), 35),
+            ]),
+        }
+    }
+}
+
+impl Default for VideosConfig {
+    fn default() -> Self {
+        VideosConfig {
+            poll_after_ms: 2000,
+            retention_secs: 7 * 24 * 3600,
+            max_input_file_bytes: 10 * 1024 * 1024,
+            max_prompt_chars: 4000,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            dir: PathBuf::from("data/storage"),
+        }
+    }
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            enabled: true,
+            delay_ms: 3000,
+            fail_all: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Layers defaults, the optional TOML file and the environment, then validates.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Load(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment.merge(Env::prefixed("SEEDANCE_GW_").split("__"));
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            figment = figment.merge(("database.url", url));
+        }
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let url = self.database.url.expose();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres:")
+            || url.starts_with("postgresql:"))
+        {
+            return Err(ConfigError::Invalid(
+                "database.url must start with sqlite: or postgres:".into(),
+            ));
+        }
+        if self.pricing.credits_per_usd <= 0 {
+            return Err(ConfigError::Invalid(
+                "pricing.credits_per_usd must be positive".into(),
+            ));
+        }
+        for (model, price) in &self.pricing.credits_per_second {
+            if crate::domain::video::Model::parse(model).is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "pricing.credits_per_second: unknown model `{model}`"
+                )));
+            }
+            if *price < 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "pricing.credits_per_second.{model} must not be negative"
+                )));
+            }
+        }
+        if self.workers.lease_secs == 0
+            || self.workers.batch_size == 0
+            || self.workers.concurrency == 0
+        {
+            return Err(ConfigError::Invalid(
+                "workers.lease_secs, batch_size and concurrency must be positive".into(),
+            ));
+        }
+        if let Some(token) = &self.admin.token {
+            if token.expose().len() < 16 {
+                return Err(ConfigError::Invalid(
+                    "admin.token must be at least 16 characters".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML, secrets masked.
+    pub fn to_masked_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        !self.database.url.expose().starts_with("sqlite:")
+    }
+}
+
+fn describe_figment_error(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let path = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            if path.is_empty() {
+                format!("{}{source}", e.kind)
+            } else {
+                format!("{path}: {}{source}", e.kind)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}

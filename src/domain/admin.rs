@@ -1,0 +1,144 @@
+//! Operator actions, shared by the admin HTTP API and the CLI: tenants, API keys, credit
+//! grants, generated admin tokens.
+
+use crate::domain::billing::ledger::{self, Balance};
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{ApiKeyId, TenantId, TxnId};
+use crate::domain::tenants::{generate_admin_token, generate_api_key, ApiKey, BillingKind, Tenant};
+use crate::error::{Error, Result};
+use crate::storage::{now_ms, Db};
+
+pub struct NewTenant {
+    pub name: String,
+    pub billing_kind: BillingKind,
+    pub credit_floor: Credits,
+}
+
+pub async fn create_tenant(db: &Db, new: NewTenant) -> Result<Tenant> {
+    let name = new.name.trim().to_string();
+    if name.is_empty() || name.len() > 200 {
+        return Err(Error::invalid("name", "name must be 1-200 characters"));
+    }
+    if new.credit_floor.0 > 0 {
+        return Err(Error::invalid(
+            "credit_floor",
+            "credit_floor must be zero or negative",
+        ));
+    }
+    if new.billing_kind == BillingKind::Prepaid && new.credit_floor.0 != 0 {
+        return Err(Error::invalid(
+            "credit_floor",
+            "a prepaid tenant's credit_floor is 0; make it postpaid to allow a negative floor",
+        ));
+    }
+    let tenant = Tenant {
+        id: TenantId::generate(),
+        name,
+        billing_kind: new.billing_kind,
+        credit_floor: new.credit_floor,
+        created_at_ms: now_ms(),
+    };
+    let mut tx = db.begin().await?;
+    Db::insert_tenant(&mut tx, &tenant).await?;
+    ledger::open_tenant_accounts(&mut tx, &tenant.id).await?;
+    tx.commit().await?;
+    Ok(tenant)
+}
+
+pub async fn tenant(db: &Db, id: &TenantId) -> Result<Tenant> {
+    db.get_tenant(id).await?.ok_or(Error::NotFound("tenant"))
+}
+
+/// A new key and its secret, which is shown this once.
+pub struct IssuedKey {
+    pub key: ApiKey,
+    pub secret: String,
+}
+
+pub async fn create_key(
+    db: &Db,
+    tenant_id: &TenantId,
+    mode: Mode,
+    name: Option<String>,
+) -> Result<IssuedKey> {
+    tenant(db, tenant_id).await?;
+    let name = name.unwrap_or_else(|| format!("{} key", mode.as_str()));
+    if name.len() > 200 {
+        return Err(Error::invalid(
+            "name",
+            "name must be at most 200 characters",
+        ));
+    }
+    let generated = generate_api_key(mode);
+    let key = ApiKey {
+        id: ApiKeyId::generate(),
+        tenant_id: tenant_id.clone(),
+        mode,
+        display_prefix: generated.display_prefix,
+        name,
+        created_at_ms: now_ms(),
+        revoked_at_ms: None,
+        last_used_at_ms: None,
+    };
+    db.insert_api_key(&key, &generated.hash).await?;
+    Ok(IssuedKey {
+        key,
+        secret: generated.secret,
+    })
+}
+
+pub async fn revoke_key(db: &Db, id: &ApiKeyId) -> Result<ApiKey> {
+    let key = db
+        .get_api_key(id)
+        .await?
+        .ok_or(Error::NotFound("API key"))?;
+    if key.revoked_at_ms.is_none() {
+        db.revoke_api_key(id).await?;
+    }
+    db.get_api_key(id).await?.ok_or(Error::NotFound("API key"))
+}
+
+pub struct Granted {
+    pub txn_id: TxnId,
+    pub balance: Balance,
+}
+
+/// Credits a tenant, with the reason and who did it recorded in the journal.
+pub async fn grant_credits(
+    db: &Db,
+    tenant_id: &TenantId,
+    mode: Mode,
+    amount: Credits,
+    reason: &str,
+    actor: &str,
+) -> Result<Granted> {
+    tenant(db, tenant_id).await?;
+    if amount.0 <= 0 || amount.0 > 1_000_000_000_000 {
+        return Err(Error::invalid(
+            "amount",
+            "amount must be a positive number of credits (at most 10^12)",
+        ));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(Error::invalid(
+            "reason",
+            "reason is required (up to 500 characters)",
+        ));
+    }
+    let mut tx = db.begin().await?;
+    let txn_id = ledger::grant(&mut tx, tenant_id, mode, amount, reason, actor).await?;
+    tx.commit().await?;
+    Ok(Granted {
+        txn_id,
+        balance: ledger::balance(db, tenant_id, mode).await?,
+    })
+}
+
+/// Generates an operator token, stores its hash, and returns the clear text (shown once).
+pub async fn issue_admin_token(db: &Db) -> Result<String> {
+    let generated = generate_admin_token();
+    db.insert_admin_token(&crate::domain::ids::random_token(16), &generated.hash)
+        .await?;
+    Ok(generated.secret)
+}

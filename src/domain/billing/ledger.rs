@@ -1,0 +1,273 @@
+//! The double-entry journal. Each tenant has, per mode (live/test), an `available` account and
+//! a `holds` account; the system has a `grants` source and a `revenue` sink. Every posting is a
+//! set of entries that sums to zero, written in the same database transaction as the state
+//! change that justifies it:
+//!
+//! | operation        | entries                                                       |
+//! |------------------|---------------------------------------------------------------|
+//! | grant N          | system grants −N, tenant available +N                         |
+//! | hold P (submit)  | tenant available −P, tenant holds +P  (refused below floor)   |
+//! | capture C ≤ P    | tenant holds −P, revenue +C, tenant available +(P−C)          |
+//! | void             | tenant holds −P, tenant available +P                          |
+//!
+//! Like a TigerBeetle pending transfer, a hold row moves from `pending` to `posted` or
+//! `voided` exactly once: the second capture or void of the same hold is a no-op.
+
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{TenantId, TxnId, VideoId};
+use crate::storage::{Db, Tx};
+
+pub fn available_account(tenant: &TenantId, mode: Mode) -> String {
+    format!("{tenant}:{}:available", mode.as_str())
+}
+
+pub fn holds_account(tenant: &TenantId, mode: Mode) -> String {
+    format!("{tenant}:{}:holds", mode.as_str())
+}
+
+pub fn grants_account(mode: Mode) -> String {
+    format!("system:{}:grants", mode.as_str())
+}
+
+pub fn revenue_account(mode: Mode) -> String {
+    format!("system:{}:revenue", mode.as_str())
+}
+
+/// One line of a posting.
+pub struct Entry<'a> {
+    pub account: &'a str,
+    pub amount: i64,
+}
+
+/// What a posting is, for the journal and its readers.
+pub struct Posting<'a> {
+    pub kind: &'a str,
+    pub tenant: Option<&'a TenantId>,
+    pub mode: Mode,
+    pub video: Option<&'a VideoId>,
+    pub memo: Option<&'a str>,
+    pub actor: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Balance {
+    pub available: Credits,
+    pub held: Credits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("insufficient credits: {needed} needed, {available} available")]
+    Insufficient { needed: Credits, available: Credits },
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+}
+
+/// Creates the accounts of a new tenant, both modes.
+pub async fn open_tenant_accounts(tx: &mut Tx, tenant: &TenantId) -> Result<(), sqlx::Error> {
+    for mode in [Mode::Live, Mode::Test] {
+        Db::ensure_account(
+            tx,
+            &available_account(tenant, mode),
+            Some(tenant),
+            mode,
+            "available",
+        )
+        .await?;
+        Db::ensure_account(
+            tx,
+            &holds_account(tenant, mode),
+            Some(tenant),
+            mode,
+            "holds",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Credits a tenant from the system's grant account. Returns the journal transaction id.
+pub async fn grant(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    mode: Mode,
+    amount: Credits,
+    memo: &str,
+    actor: &str,
+) -> Result<TxnId, sqlx::Error> {
+    let grants = grants_account(mode);
+    Db::ensure_account(tx, &grants, None, mode, "grants").await?;
+    let available = available_account(tenant, mode);
+    let posting = Posting {
+        kind: "grant",
+        tenant: Some(tenant),
+        mode,
+        video: None,
+        memo: Some(memo),
+        actor: Some(actor),
+    };
+    Db::post(
+        tx,
+        &posting,
+        &[
+            Entry {
+                account: &grants,
+                amount: -amount.0,
+            },
+            Entry {
+                account: &available,
+                amount: amount.0,
+            },
+        ],
+    )
+    .await
+}
+
+/// Reserves `amount` for a job. Refused when it would take the available balance below
+/// `floor`; the check and the debit are one conditional update, so concurrent holds cannot
+/// overdraw.
+pub async fn hold(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    mode: Mode,
+    floor: Credits,
+    video: &VideoId,
+    amount: Credits,
+) -> Result<(), LedgerError> {
+    let available = available_account(tenant, mode);
+    if !Db::debit_above_floor(tx, &available, amount.0, floor.0).await? {
+        let current = Db::account_balance(tx, &available).await?;
+        return Err(LedgerError::Insufficient {
+            needed: amount,
+            available: Credits(current - floor.0),
+        });
+    }
+    let held = holds_account(tenant, mode);
+    Db::insert_hold(tx, video, tenant, mode, amount).await?;
+    let posting = Posting {
+        kind: "hold",
+        tenant: Some(tenant),
+        mode,
+        video: Some(video),
+        memo: None,
+        actor: None,
+    };
+    // The debit of `available` already happened above; record it and credit `holds`.
+    Db::post_prebalanced(
+        tx,
+        &posting,
+        &[
+            Entry {
+                account: &available,
+                amount: -amount.0,
+            },
+            Entry {
+                account: &held,
+                amount: amount.0,
+            },
+        ],
+        &available,
+    )
+    .await?;
+    Ok(())
+}
+
+/// Settles a job's hold for `charge` (at most the hold). Returns the amount captured, or
+/// `None` when the hold was already settled (a repeated capture is a no-op).
+pub async fn capture(
+    tx: &mut Tx,
+    video: &VideoId,
+    charge: Credits,
+) -> Result<Option<Credits>, sqlx::Error> {
+    let Some(hold) = Db::settle_hold(tx, video, "posted", Some(charge.0)).await? else {
+        return Ok(None);
+    };
+    let charge = Credits(charge.0.clamp(0, hold.amount));
+    let held = holds_account(&hold.tenant, hold.mode);
+    let available = available_account(&hold.tenant, hold.mode);
+    let revenue = revenue_account(hold.mode);
+    Db::ensure_account(tx, &revenue, None, hold.mode, "revenue").await?;
+    let posting = Posting {
+        kind: "capture",
+        tenant: Some(&hold.tenant),
+        mode: hold.mode,
+        video: Some(video),
+        memo: None,
+        actor: None,
+    };
+    let mut entries = vec![
+        Entry {
+            account: &held,
+            amount: -hold.amount,
+        },
+        Entry {
+            account: &revenue,
+            amount: charge.0,
+        },
+    ];
+    if hold.amount > charge.0 {
+        entries.push(Entry {
+            account: &available,
+            amount: hold.amount - charge.0,
+        });
+    }
+    Db::post(tx, &posting, &entries).await?;
+    Ok(Some(charge))
+}
+
+/// Releases a job's hold in full. Returns false when it was already settled.
+pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, sqlx::Error> {
+    let Some(hold) = Db::settle_hold(tx, video, "voided", None).await? else {
+        return Ok(false);
+    };
+    let held = holds_account(&hold.tenant, hold.mode);
+    let available = available_account(&hold.tenant, hold.mode);
+    let posting = Posting {
+        kind: "void",
+        tenant: Some(&hold.tenant),
+        mode: hold.mode,
+        video: Some(video),
+        memo: None,
+        actor: None,
+    };
+    Db::post(
+        tx,
+        &posting,
+        &[
+            Entry {
+                account: &held,
+                amount: -hold.amount,
+            },
+            Entry {
+                account: &available,
+                amount: hold.amount,
+            },
+        ],
+    )
+    .await?;
+    Ok(true)
+}
+
+pub async fn balance(db: &Db, tenant: &TenantId, mode: Mode) -> Result<Balance, sqlx::Error> {
+    let available = db
+        .read_account_balance(&available_account(tenant, mode))
+        .await?;
+    let held = db
+        .read_account_balance(&holds_account(tenant, mode))
+        .await?;
+    Ok(Balance {
+        available: Credits(available),
+        held: Credits(held),
+    })
+}
+
+/// A settled or pending hold, as read back when settling it.
+pub struct HoldRow {
+    pub tenant: TenantId,
+    pub mode: Mode,
+    pub amount: i64,
+}
+
+pub fn new_txn_id() -> TxnId {
+    TxnId::generate()
+}

@@ -1,0 +1,9 @@
+//! The gateway's business rules, free of HTTP and SQL: what a video request is, how it is
+//! priced and paid for, and who may ask for it.
+
+pub mod admin;
+pub mod billing;
+pub mod ids;
+pub mod tenants;
+pub mod video;
+pub mod videos;

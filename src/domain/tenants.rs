@@ -1,0 +1,124 @@
+//! Tenants and their credentials. An API key is `sgw_live_…` or `sgw_test_…` followed by 40
+//! base62 characters (about 238 bits); only its SHA-256 hash and a short display prefix are
+//! stored, so the secret is shown exactly once, when it is created.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::billing::{Credits, Mode};
+use super::ids::{random_token, ApiKeyId, TenantId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BillingKind {
+    /// Pays in advance: the available balance never goes below zero.
+    Prepaid,
+    /// An internal team billed afterwards: may go down to its (negative) credit floor.
+    Postpaid,
+}
+
+impl BillingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingKind::Prepaid => "prepaid",
+            BillingKind::Postpaid => "postpaid",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<BillingKind> {
+        match raw {
+            "prepaid" => Some(BillingKind::Prepaid),
+            "postpaid" => Some(BillingKind::Postpaid),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub billing_kind: BillingKind,
+    pub credit_floor: Credits,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub mode: Mode,
+    pub display_prefix: String,
+    pub name: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+    pub last_used_at_ms: Option<i64>,
+}
+
+/// The caller of a tenant-facing request, once its key has been checked.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub key_id: ApiKeyId,
+    pub mode: Mode,
+}
+
+/// A freshly generated secret: the clear text (shown once) and what is stored.
+pub struct GeneratedSecret {
+    pub secret: String,
+    pub hash: String,
+    pub display_prefix: String,
+}
+
+const KEY_BODY_LEN: usize = 40;
+
+pub fn generate_api_key(mode: Mode) -> GeneratedSecret {
+    generate_secret(&format!("sgw_{}_", mode.as_str()))
+}
+
+pub fn generate_admin_token() -> GeneratedSecret {
+    generate_secret("sgw_admin_")
+}
+
+fn generate_secret(prefix: &str) -> GeneratedSecret {
+    let secret = format!("{prefix}{}", random_token(KEY_BODY_LEN));
+    GeneratedSecret {
+        hash: hash_secret(&secret),
+        display_prefix: secret[..prefix.len() + 6].to_string(),
+        secret,
+    }
+}
+
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// Cheap shape check before any database lookup: the right prefix and length, base62 body.
+pub fn looks_like_api_key(candidate: &str) -> bool {
+    let body = candidate
+        .strip_prefix("sgw_live_")
+        .or_else(|| candidate.strip_prefix("sgw_test_"));
+    body.is_some_and(|b| b.len() == KEY_BODY_LEN && b.bytes().all(|c| c.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_keys_have_their_mode_prefix_and_verify_by_hash() {
+        let key = generate_api_key(Mode::Test);
+        assert!(key.secret.starts_with("sgw_test_"));
+        assert!(looks_like_api_key(&key.secret));
+        assert_eq!(hash_secret(&key.secret), key.hash);
+        assert_eq!(key.display_prefix.len(), "sgw_test_".len() + 6);
+        assert_ne!(generate_api_key(Mode::Test).secret, key.secret);
+    }
+
+    #[test]
+    fn malformed_keys_are_refused_before_lookup() {
+        assert!(!looks_like_api_key("sgw_live_short"));
+        assert!(!looks_like_api_key("sk-something"));
+        assert!(!looks_like_api_key(&format!("sgw_prod_{}", "a".repeat(40))));
+    }
+}

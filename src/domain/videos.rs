@@ -1,0 +1,196 @@
+//! The video job service: create (price, hold and job row in one transaction), read, list,
+//! cancel and delete, always scoped to the caller's tenant.
+
+use crate::app::AppState;
+use crate::domain::billing::ledger::{self, LedgerError};
+use crate::domain::billing::{pricing, Credits, Mode};
+use crate::domain::ids::VideoId;
+use crate::domain::tenants::Principal;
+use crate::domain::video::{NewVideo, Video, VideoStatus};
+use crate::error::{Error, Result};
+use crate::providers::sandbox;
+use crate::storage::jobs::ListQuery;
+use crate::storage::now_ms;
+
+/// Where a new job will run. Test keys always run on the sandbox; live keys use the enabled
+/// providers (the sandbox among them when `providers.sandbox.enabled`), narrowed by the
+/// request's `routing.providers`.
+fn choose_provider(state: &AppState, mode: Mode, request: &NewVideo) -> Result<&'static str> {
+    let wanted = &request.routing.providers;
+    if let Some(unknown) = wanted.iter().find(|p| state.providers.get(p).is_none()) {
+        return Err(Error::invalid(
+            "routing.providers",
+            format!("unknown provider `{unknown}`"),
+        ));
+    }
+    match mode {
+        Mode::Test => Ok(sandbox::NAME),
+        Mode::Live => state
+            .providers
+            .live_names()
+            .find(|name| wanted.is_empty() || wanted.iter().any(|w| w == name))
+            .ok_or_else(|| {
+                if wanted.is_empty() {
+                    Error::UpstreamUnavailable(
+                        "no upstream provider is enabled for live keys".into(),
+                    )
+                } else {
+                    Error::UnsupportedCapability {
+                        message: "none of routing.providers is enabled for this tenant".into(),
+                        param: Some("routing.providers".into()),
+                    }
+                }
+            }),
+    }
+}
+
+pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) -> Result<Video> {
+    let provider = choose_provider(state, principal.mode, &request)?;
+    let price = pricing::price(&state.config.pricing, &request)?;
+    if let Some(max) = request.routing.max_cost {
+        if price > max {
+            return Err(Error::UnsupportedCapability {
+                message: format!(
+                    "this request costs {price} credits, above routing.max_cost_credits ({max})"
+                ),
+                param: Some("routing.max_cost_credits".into()),
+            });
+        }
+    }
+    let tenant = state
+        .db
+        .get_tenant(&principal.tenant_id)
+        .await?
+        .ok_or(Error::Unauthorized(
+            "invalid_api_key",
+            "this API key's tenant no longer exists".into(),
+        ))?;
+    let floor = match principal.mode {
+        Mode::Live => tenant.credit_floor,
+        Mode::Test => Credits::ZERO,
+    };
+    let now = now_ms();
+    let video = Video {
+        id: VideoId::generate(),
+        tenant_id: principal.tenant_id.clone(),
+        api_key_id: Some(principal.key_id.clone()),
+        mode: principal.mode,
+        request,
+        status: VideoStatus::Queued,
+        progress: 0,
+        provider: Some(provider.to_string()),
+        upstream_id: None,
+        error: None,
+        cost_reserved: price,
+        cost_charged: None,
+        output_url: None,
+        created_at_ms: now,
+        completed_at_ms: None,
+        expires_at_ms: None,
+        attempts: 0,
+    };
+    let mut tx = state.db.begin().await?;
+    crate::storage::Db::insert_video(&mut tx, &video, now).await?;
+    match ledger::hold(
+        &mut tx,
+        &video.tenant_id,
+        video.mode,
+        floor,
+        &video.id,
+        price,
+    )
+    .await
+    {
+        Ok(()) => {}
+        Err(LedgerError::Insufficient { needed, available }) => {
+            return Err(Error::InsufficientCredits { needed, available });
+        }
+        Err(LedgerError::Db(e)) => return Err(e.into()),
+    }
+    tx.commit().await?;
+    state.wake_workers();
+    Ok(video)
+}
+
+pub async fn get(state: &AppState, principal: &Principal, id: &VideoId) -> Result<Video> {
+    state
+        .db
+        .get_video(&principal.tenant_id, id)
+        .await?
+        .ok_or(Error::NotFound("video"))
+}
+
+pub struct Page {
+    pub videos: Vec<Video>,
+    pub has_more: bool,
+}
+
+pub async fn list(state: &AppState, query: &ListQuery<'_>) -> Result<Page> {
+    let (videos, has_more) = state
+        .db
+        .list_videos(query)
+        .await?
+        .ok_or_else(|| Error::invalid("after", "no video with this id to page after"))?;
+    Ok(Page { videos, has_more })
+}
+
+/// Cancels a queued or running job: the job ends `canceled` and its hold is voided in one
+/// transaction; the upstream is then asked to cancel too, where it can. A result the upstream
+/// sends later is ignored, because only running jobs can change state.
+pub async fn cancel(state: &AppState, principal: &Principal, id: &VideoId) -> Result<Video> {
+    let video = get(state, principal, id).await?;
+    if video.status.is_terminal() {
+        return Err(Error::Conflict(
+            "video_not_cancelable",
+            format!("video {id} is already {}", video.status.as_str()),
+        ));
+    }
+    let mut tx = state.db.begin().await?;
+    let ended = crate::storage::Db::mark_ended(
+        &mut tx,
+        id,
+        VideoStatus::Canceled,
+        None,
+        None,
+        Some(&principal.tenant_id),
+    )
+    .await?;
+    if ended {
+        ledger::void(&mut tx, id).await?;
+    }
+    tx.commit().await?;
+    if ended {
+        if let (Some(provider), Some(upstream_id)) = (
+            video
+                .provider
+                .as_deref()
+                .and_then(|p| state.providers.get(p))
+                .cloned(),
+            video.upstream_id.clone(),
+        ) {
+            crate::workers::spawn_detached("upstream-cancel", async move {
+                if let Err(error) = provider.cancel(&upstream_id).await {
+                    tracing::warn!(%error, provider = provider.name(), "upstream cancel failed; the job stays canceled here");
+                }
+            });
+        }
+    }
+    get(state, principal, id).await
+}
+
+/// Deletes a video: a running one is canceled first (its hold voided), then it disappears
+/// from every read.
+pub async fn delete(state: &AppState, principal: &Principal, id: &VideoId) -> Result<()> {
+    let video = get(state, principal, id).await?;
+    if !video.status.is_terminal() {
+        match cancel(state, principal, id).await {
+            Ok(_) | Err(Error::Conflict(..)) => {}
+            Err(other) => return Err(other),
+        }
+    }
+    if state.db.soft_delete_video(&principal.tenant_id, id).await? {
+        Ok(())
+    } else {
+        Err(Error::NotFound("video"))
+    }
+}

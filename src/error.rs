@@ -1,0 +1,187 @@
+//! The one error type of the API. Each variant maps, in one `match`, to an HTTP status and a
+//! stable `code`; the body is always the envelope
+//! `{"error": {"type", "code", "message", "param"}}`. A 5xx is logged once with its cause and
+//! its details never reach the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::domain::billing::Credits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    InvalidRequest {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("{message}")]
+    UnsupportedCapability {
+        message: String,
+        param: Option<String>,
+    },
+    #[error("{0}")]
+    Unauthorized(&'static str, String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("insufficient credits: this request needs {needed}, {available} available")]
+    InsufficientCredits { needed: Credits, available: Credits },
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    #[error("request body exceeds the {0}-byte limit")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("the request took too long")]
+    Timeout,
+    #[error("{0}")]
+    UpstreamUnavailable(String),
+    #[error("the gateway is shutting down")]
+    Draining,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The error envelope every non-2xx answer carries.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"error": {"type": "invalid_request_error", "code": "invalid_request", "message": "seconds must be an integer from 4 to 15", "param": "seconds"}}))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// Broad class: `invalid_request_error`, `authentication_error`, `permission_error`,
+    /// `not_found_error`, `billing_error`, `conflict_error`, `rate_limit_error`,
+    /// `upstream_error`, `server_error`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Stable machine-readable code, e.g. `invalid_request`, `insufficient_credits`.
+    pub code: &'static str,
+    pub message: String,
+    /// The request field at fault, when there is one.
+    pub param: Option<String>,
+}
+
+impl Error {
+    pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Error {
+        Error::InvalidRequest {
+            message: message.into(),
+            param: Some(param.into()),
+        }
+    }
+
+    pub fn invalid_body(message: impl Into<String>) -> Error {
+        Error::InvalidRequest {
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    pub fn status_and_code(&self) -> (StatusCode, &'static str, &'static str) {
+        use Error::*;
+        match self {
+            InvalidRequest { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "invalid_request",
+            ),
+            UnsupportedCapability { .. } => (
+                StatusCode::BAD_REQUEST,
+                "invalid_request_error",
+                "unsupported_capability",
+            ),
+            Unauthorized(code, _) => (StatusCode::UNAUTHORIZED, "authentication_error", code),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", "forbidden"),
+            NotFound(_) => (StatusCode::NOT_FOUND, "not_found_error", "not_found"),
+            InsufficientCredits { .. } => (
+                StatusCode::PAYMENT_REQUIRED,
+                "billing_error",
+                "insufficient_credits",
+            ),
+            Conflict(code, _) => (StatusCode::CONFLICT, "conflict_error", code),
+            PayloadTooLarge(_) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                "request_too_large",
+            ),
+            UnsupportedMediaType(_) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "invalid_request_error",
+                "unsupported_media_type",
+            ),
+            MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                "invalid_request_error",
+                "method_not_allowed",
+            ),
+            Timeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request_error",
+                "request_timeout",
+            ),
+            UpstreamUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_error",
+                "upstream_unavailable",
+            ),
+            Draining => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "draining"),
+            Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                "internal_error",
+            ),
+        }
+    }
+
+    fn param(&self) -> Option<String> {
+        match self {
+            Error::InvalidRequest { param, .. } | Error::UnsupportedCapability { param, .. } => {
+                param.clone()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(error: sqlx::Error) -> Self {
+        Error::Internal(anyhow::Error::new(error).context("database"))
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let (status, kind, code) = self.status_and_code();
+        let message = match &self {
+            Error::Internal(cause) => {
+                tracing::error!(error = ?cause, "internal error");
+                "the gateway failed to handle this request; it has been logged".to_string()
+            }
+            other => other.to_string(),
+        };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                kind,
+                code,
+                message,
+                param: self.param(),
+            },
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        if matches!(self, Error::Draining) {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,354 @@
+//! `/admin/v1`: the operator API — tenants, API keys, credit grants, ledger audit. The same
+//! operations are CLI subcommands; both call [`crate::domain::admin`].
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::domain::admin::{self, NewTenant};
+use crate::domain::billing::ledger;
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{ApiKeyId, TenantId};
+use crate::domain::tenants::{ApiKey, BillingKind, Tenant};
+use crate::error::{Error, ErrorBody, Result};
+use crate::http::auth::Operator;
+use crate::http::extract::ApiJson;
+use crate::storage::ledger::AuditReport;
+
+fn tenant_id(raw: &str) -> Result<TenantId> {
+    TenantId::parse(raw).ok_or(Error::NotFound("tenant"))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Acme video app", "billing_kind": "prepaid"}))]
+pub struct CreateTenantBody {
+    pub name: String,
+    /// `prepaid` (default) or `postpaid`.
+    pub billing_kind: Option<String>,
+    /// Lowest available balance allowed (≤ 0; negative only for postpaid). Default 0.
+    pub credit_floor: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantObject {
+    pub id: String,
+    pub object: &'static str,
+    pub name: String,
+    pub billing_kind: &'static str,
+    pub credit_floor: i64,
+    pub created_at: i64,
+    pub balance: BalanceObject,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceObject {
+    /// Credits available to new jobs (live mode).
+    pub available: i64,
+    /// Credits reserved by running jobs (live mode).
+    pub held: i64,
+    /// The same for test keys.
+    pub test_available: i64,
+    pub test_held: i64,
+}
+
+async fn tenant_object(state: &AppState, tenant: &Tenant) -> Result<TenantObject> {
+    let live = ledger::balance(&state.db, &tenant.id, Mode::Live).await?;
+    let test = ledger::balance(&state.db, &tenant.id, Mode::Test).await?;
+    Ok(TenantObject {
+        id: tenant.id.to_string(),
+        object: "tenant",
+        name: tenant.name.clone(),
+        billing_kind: tenant.billing_kind.as_str(),
+        credit_floor: tenant.credit_floor.0,
+        created_at: tenant.created_at_ms / 1000,
+        balance: BalanceObject {
+            available: live.available.0,
+            held: live.held.0,
+            test_available: test.available.0,
+            test_held: test.held.0,
+        },
+    })
+}
+
+/// Create a tenant
+#[utoipa::path(
+    post, path = "/admin/v1/tenants", tag = "admin", request_body = CreateTenantBody,
+    responses((status = 201, body = TenantObject), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiJson(body): ApiJson<CreateTenantBody>,
+) -> Result<(axum::http::StatusCode, Json<TenantObject>)> {
+    let billing_kind = match body.billing_kind.as_deref() {
+        None => BillingKind::Prepaid,
+        Some(raw) => BillingKind::parse(raw).ok_or_else(|| {
+            Error::invalid("billing_kind", "billing_kind must be prepaid or postpaid")
+        })?,
+    };
+    let tenant = admin::create_tenant(
+        &state.db,
+        NewTenant {
+            name: body.name,
+            billing_kind,
+            credit_floor: Credits(body.credit_floor.unwrap_or(0)),
+        },
+    )
+    .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(tenant_object(&state, &tenant).await?),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TenantList {
+    pub object: &'static str,
+    pub data: Vec<TenantObject>,
+}
+
+/// List tenants
+#[utoipa::path(
+    get, path = "/admin/v1/tenants", tag = "admin",
+    responses((status = 200, body = TenantList), (status = 401, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn list_tenants(State(state): State<AppState>, _: Operator) -> Result<Json<TenantList>> {
+    let mut data = Vec::new();
+    for tenant in state.db.list_tenants().await? {
+        data.push(tenant_object(&state, &tenant).await?);
+    }
+    Ok(Json(TenantList {
+        object: "list",
+        data,
+    }))
+}
+
+/// Retrieve a tenant with its balances
+#[utoipa::path(
+    get, path = "/admin/v1/tenants/{tenant_id}", tag = "admin",
+    params(("tenant_id" = String, Path)),
+    responses((status = 200, body = TenantObject), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn get_tenant(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<TenantObject>> {
+    let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
+    Ok(Json(tenant_object(&state, &tenant).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"mode": "test", "name": "staging"}))]
+pub struct CreateKeyBody {
+    /// `live` (default) or `test`.
+    pub mode: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyObject {
+    pub id: String,
+    pub object: &'static str,
+    pub tenant_id: String,
+    pub mode: &'static str,
+    pub name: String,
+    /// The first characters of the key, to recognise it.
+    pub display_prefix: String,
+    pub created_at: i64,
+    pub revoked_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+impl From<&ApiKey> for ApiKeyObject {
+    fn from(key: &ApiKey) -> Self {
+        ApiKeyObject {
+            id: key.id.to_string(),
+            object: "api_key",
+            tenant_id: key.tenant_id.to_string(),
+            mode: key.mode.as_str(),
+            name: key.name.clone(),
+            display_prefix: key.display_prefix.clone(),
+            created_at: key.created_at_ms / 1000,
+            revoked_at: key.revoked_at_ms.map(|t| t / 1000),
+            last_used_at: key.last_used_at_ms.map(|t| t / 1000),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub key: ApiKeyObject,
+    /// The key itself. Shown only in this response; store it now.
+    pub secret: String,
+}
+
+/// Create an API key
+#[utoipa::path(
+    post, path = "/admin/v1/tenants/{tenant_id}/keys", tag = "admin", request_body = CreateKeyBody,
+    params(("tenant_id" = String, Path)),
+    responses((status = 201, body = CreatedKey), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn create_key(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CreateKeyBody>,
+) -> Result<(axum::http::StatusCode, Json<CreatedKey>)> {
+    let mode = match body.mode.as_deref() {
+        None => Mode::Live,
+        Some(raw) => {
+            Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))?
+        }
+    };
+    let issued = admin::create_key(&state.db, &tenant_id(&id)?, mode, body.name).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(CreatedKey {
+            key: ApiKeyObject::from(&issued.key),
+            secret: issued.secret,
+        }),
+    ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiKeyList {
+    pub object: &'static str,
+    pub data: Vec<ApiKeyObject>,
+}
+
+/// List a tenant's API keys
+#[utoipa::path(
+    get, path = "/admin/v1/tenants/{tenant_id}/keys", tag = "admin",
+    params(("tenant_id" = String, Path)),
+    responses((status = 200, body = ApiKeyList), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeyList>> {
+    let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
+    let keys = state.db.list_api_keys(&tenant.id).await?;
+    Ok(Json(ApiKeyList {
+        object: "list",
+        data: keys.iter().map(ApiKeyObject::from).collect(),
+    }))
+}
+
+/// Revoke an API key
+///
+/// Takes effect on the next request.
+#[utoipa::path(
+    post, path = "/admin/v1/keys/{key_id}/revoke", tag = "admin",
+    params(("key_id" = String, Path)),
+    responses((status = 200, body = ApiKeyObject), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeyObject>> {
+    let id = ApiKeyId::parse(&id).ok_or(Error::NotFound("API key"))?;
+    let key = admin::revoke_key(&state.db, &id).await?;
+    Ok(Json(ApiKeyObject::from(&key)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": 10000, "reason": "welcome credit", "mode": "live"}))]
+pub struct GrantBody {
+    /// Credits to add, > 0.
+    pub amount: i64,
+    /// Why; kept in the journal.
+    pub reason: String,
+    /// `live` (default) or `test`.
+    pub mode: Option<String>,
+    /// Who granted it; defaults to `admin-api`.
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantObject {
+    pub object: &'static str,
+    pub txn_id: String,
+    pub tenant_id: String,
+    pub mode: &'static str,
+    pub amount: i64,
+    pub available: i64,
+    pub held: i64,
+}
+
+/// Grant credits to a tenant
+#[utoipa::path(
+    post, path = "/admin/v1/tenants/{tenant_id}/grants", tag = "admin", request_body = GrantBody,
+    params(("tenant_id" = String, Path)),
+    responses((status = 201, body = GrantObject), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn grant(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<GrantBody>,
+) -> Result<(axum::http::StatusCode, Json<GrantObject>)> {
+    let tenant = tenant_id(&id)?;
+    let mode = match body.mode.as_deref() {
+        None => Mode::Live,
+        Some(raw) => {
+            Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))?
+        }
+    };
+    let actor = body.actor.unwrap_or_else(|| "admin-api".into());
+    if actor.len() > 200 {
+        return Err(Error::invalid(
+            "actor",
+            "actor must be at most 200 characters",
+        ));
+    }
+    let granted = admin::grant_credits(
+        &state.db,
+        &tenant,
+        mode,
+        Credits(body.amount),
+        &body.reason,
+        &actor,
+    )
+    .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(GrantObject {
+            object: "credit_grant",
+            txn_id: granted.txn_id.to_string(),
+            tenant_id: tenant.to_string(),
+            mode: mode.as_str(),
+            amount: body.amount,
+            available: granted.balance.available.0,
+            held: granted.balance.held.0,
+        }),
+    ))
+}
+
+/// Audit the ledger
+///
+/// Checks that the journal sums to zero, every transaction balances, and every cached
+/// balance equals the sum of its entries.
+#[utoipa::path(
+    get, path = "/admin/v1/ledger/audit", tag = "admin",
+    responses((status = 200, body = AuditReport)),
+    security(("admin_token" = []))
+)]
+pub async fn audit(State(state): State<AppState>, _: Operator) -> Result<Json<AuditReport>> {
+    Ok(Json(state.db.audit_ledger().await?))
+}

@@ -1,0 +1,62 @@
+//! Extractors whose rejections speak the API's error envelope instead of axum's plain text.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+
+/// `axum::Json` with enveloped 400/413/415 rejections.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+pub fn json_rejection(rejection: JsonRejection) -> Error {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => {
+            Error::UnsupportedMediaType("send the body as application/json".into())
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            Error::invalid_body(format!("malformed JSON: {}", e.body_text()))
+        }
+        JsonRejection::JsonDataError(e) => Error::invalid_body(e.body_text()),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge(0),
+        other => Error::invalid_body(other.body_text()),
+    }
+}
+
+/// `axum::extract::Query` with an enveloped 400 rejection.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(Error::invalid_body(
+                format!("invalid query string: {}", e.body_text()),
+            )),
+            Err(other) => Err(Error::invalid_body(other.body_text())),
+        }
+    }
+}

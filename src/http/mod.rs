@@ -1,0 +1,111 @@
+//! The HTTP edge: routes, middleware (request id, tracing, timeouts, body limit, panic
+//! catcher) and the handlers, which only translate between HTTP and the domain.
+
+pub mod admin;
+pub mod auth;
+pub mod extract;
+pub mod health;
+pub mod openapi;
+pub mod videos;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderName, Response};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::AppState;
+use crate::error::Error;
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub fn router(state: AppState) -> Router {
+    let max_body = state.config.server.max_body_bytes;
+    let v1 = Router::new()
+        .route(
+            "/videos",
+            post(videos::create_video).get(videos::list_videos),
+        )
+        .route(
+            "/videos/{video_id}",
+            get(videos::get_video).delete(videos::delete_video),
+        )
+        .route("/videos/{video_id}/cancel", post(videos::cancel_video))
+        .route("/videos/{video_id}/content", get(videos::video_content));
+    let admin = Router::new()
+        .route(
+            "/tenants",
+            post(admin::create_tenant).get(admin::list_tenants),
+        )
+        .route("/tenants/{tenant_id}", get(admin::get_tenant))
+        .route(
+            "/tenants/{tenant_id}/keys",
+            post(admin::create_key).get(admin::list_keys),
+        )
+        .route("/tenants/{tenant_id}/grants", post(admin::grant))
+        .route("/keys/{key_id}/revoke", post(admin::revoke_key))
+        .route("/ledger/audit", get(admin::audit));
+    Router::new()
+        .nest("/v1", v1)
+        .nest("/admin/v1", admin)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/openapi.json", get(openapi::openapi_json))
+        .route("/docs", get(openapi::docs))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+                .layer(
+                    TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                        let id = request
+                            .headers()
+                            .get(REQUEST_ID)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-");
+                        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+                    }),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+                .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+                    tracing::error!("a request handler panicked");
+                    Error::Internal(anyhow::anyhow!("handler panicked")).into_response()
+                })),
+        )
+        .with_state(state)
+}
+
+/// Refuses new work while draining and bounds each request's time.
+async fn guard(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response<axum::body::Body> {
+    let probe = matches!(request.uri().path(), "/healthz" | "/readyz");
+    if state.is_draining() && !probe {
+        return Error::Draining.into_response();
+    }
+    let limit = Duration::from_secs(state.config.server.request_timeout_secs.max(1));
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Error::Timeout.into_response(),
+    }
+}
+
+async fn not_found() -> Error {
+    Error::NotFound("route")
+}
+
+async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed
+}

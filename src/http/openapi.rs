@@ -1,0 +1,79 @@
+//! The OpenAPI document, generated from the handlers' annotations. It is committed at
+//! `openapi/openapi.json`; a test fails when the two differ.
+
+use axum::response::Html;
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::http::{admin, health, videos};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "seedance-gateway",
+        description = "One normalized /v1/videos API in front of the resellers of ByteDance Seedance 2.0, with API keys, an exact credit ledger and quotas. Shaped after OpenAI's Videos API.",
+        license(name = "Apache-2.0"),
+    ),
+    paths(
+        videos::create_video, videos::list_videos, videos::get_video, videos::delete_video,
+        videos::cancel_video, videos::video_content,
+        admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::create_key, admin::list_keys,
+        admin::revoke_key, admin::grant, admin::audit,
+        health::healthz, health::readyz,
+    ),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "videos", description = "Create and follow video jobs"),
+        (name = "admin", description = "Operator API (admin token)"),
+        (name = "operations", description = "Probes"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("sgw_live_… or sgw_test_…")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The document as pretty JSON with a trailing newline, exactly as committed.
+pub fn document() -> String {
+    let mut text = ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    text.push('\n');
+    text
+}
+
+pub async fn openapi_json() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// A human-readable reference rendered by Redoc (loaded from its CDN by the browser).
+pub async fn docs() -> Html<&'static str> {
+    Html(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>seedance-gateway API</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><redoc spec-url="/openapi.json"></redoc>
+<script src="https://cdn.redoc.ly/redoc/latest/bundles/redoc.standalone.js"></script>
+<noscript>The API reference needs JavaScript; the raw document is at <a href="/openapi.json">/openapi.json</a>.</noscript>
+</body></html>"#,
+    )
+}

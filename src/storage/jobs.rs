@@ -1,0 +1,338 @@
+//! SQL for video jobs: creation, tenant-scoped reads with cursor pagination, the worker's
+//! leased claims, and the guarded state transitions. Every transition out of a running state
+//! is conditional on the job still being running (and, for the worker, on still holding the
+//! lease), so a late upstream result or a stale replica can never overwrite a final state.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{now_ms, Backend, Db, Tx};
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
+use crate::domain::video::{JobError, Video, VideoStatus};
+
+const RUNNING: &str = "status IN ('queued', 'in_progress')";
+
+fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
+    let request: String = row.try_get("request")?;
+    let request = serde_json::from_str(&request).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let status: String = row.try_get("status")?;
+    let mode: String = row.try_get("mode")?;
+    let error_code: Option<String> = row.try_get("error_code")?;
+    let error_message: Option<String> = row.try_get("error_message")?;
+    Ok(Video {
+        id: VideoId::from_db(row.try_get("id")?),
+        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        api_key_id: row
+            .try_get::<Option<String>, _>("api_key_id")?
+            .map(ApiKeyId::from_db),
+        mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+        request,
+        status: VideoStatus::parse(&status).unwrap_or(VideoStatus::Failed),
+        progress: row.try_get("progress")?,
+        provider: row.try_get("provider")?,
+        upstream_id: row.try_get("upstream_id")?,
+        error: error_code.map(|code| JobError {
+            code,
+            message: error_message.unwrap_or_default(),
+        }),
+        cost_reserved: Credits(row.try_get("cost_reserved")?),
+        cost_charged: row.try_get::<Option<i64>, _>("cost_charged")?.map(Credits),
+        output_url: row.try_get("output_url")?,
+        created_at_ms: row.try_get("created_at")?,
+        completed_at_ms: row.try_get("completed_at")?,
+        expires_at_ms: row.try_get("expires_at")?,
+        attempts: row.try_get("attempts")?,
+    })
+}
+
+/// Which page of a tenant's videos to read.
+pub struct ListQuery<'a> {
+    pub tenant: &'a TenantId,
+    pub after: Option<&'a VideoId>,
+    pub limit: i64,
+    pub newest_first: bool,
+    pub status: Option<VideoStatus>,
+    pub user: Option<&'a str>,
+}
+
+impl Db {
+    pub async fn insert_video(
+        tx: &mut Tx,
+        video: &Video,
+        next_run_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        let request =
+            serde_json::to_string(&video.request).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
+             progress, provider, cost_reserved, created_at, updated_at, next_run_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12)",
+        )
+        .bind(video.id.as_str())
+        .bind(video.tenant_id.as_str())
+        .bind(video.api_key_id.as_ref().map(ApiKeyId::as_str))
+        .bind(video.mode.as_str())
+        .bind(video.request.model.id())
+        .bind(video.request.user.as_ref().map(|u| u.as_str()))
+        .bind(request)
+        .bind(video.status.as_str())
+        .bind(video.provider.as_deref())
+        .bind(video.cost_reserved.0)
+        .bind(video.created_at_ms)
+        .bind(next_run_at)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// A tenant's video; another tenant's id or a deleted video reads as absent.
+    pub async fn get_video(
+        &self,
+        tenant: &TenantId,
+        id: &VideoId,
+    ) -> Result<Option<Video>, sqlx::Error> {
+        sqlx::query("SELECT * FROM videos WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL")
+            .bind(id.as_str())
+            .bind(tenant.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| video_from_row(&r))
+            .transpose()
+    }
+
+    /// Any video by id, for the workers and the operator.
+    pub async fn get_video_any(&self, id: &VideoId) -> Result<Option<Video>, sqlx::Error> {
+        sqlx::query("SELECT * FROM videos WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| video_from_row(&r))
+            .transpose()
+    }
+
+    /// One page of a tenant's videos plus whether more follow. The cursor is a video id;
+    /// an id that is not the tenant's reads as "not found" to the caller.
+    pub async fn list_videos(
+        &self,
+        query: &ListQuery<'_>,
+    ) -> Result<Option<(Vec<Video>, bool)>, sqlx::Error> {
+        let cursor = match query.after {
+            Some(after) => {
+                let row = sqlx::query("SELECT seq FROM videos WHERE id = $1 AND tenant_id = $2")
+                    .bind(after.as_str())
+                    .bind(query.tenant.as_str())
+                    .fetch_optional(self.pool())
+                    .await?;
+                match row {
+                    Some(row) => Some(row.try_get::<i64, _>(0)?),
+                    None => return Ok(None),
+                }
+            }
+            None => None,
+        };
+        let (cmp, order) = if query.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let mut sql =
+            String::from("SELECT * FROM videos WHERE tenant_id = $1 AND deleted_at IS NULL");
+        let mut n = 1;
+        if cursor.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND seq {cmp} ${n}"));
+        }
+        if query.status.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND status = ${n}"));
+        }
+        if query.user.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND user_id = ${n}"));
+        }
+        sql.push_str(&format!(" ORDER BY seq {order} LIMIT ${}", n + 1));
+        let mut q = sqlx::query(&sql).bind(query.tenant.as_str());
+        if let Some(seq) = cursor {
+            q = q.bind(seq);
+        }
+        if let Some(status) = query.status {
+            q = q.bind(status.as_str());
+        }
+        if let Some(user) = query.user {
+            q = q.bind(user);
+        }
+        let rows = q.bind(query.limit + 1).fetch_all(self.pool()).await?;
+        let has_more = rows.len() as i64 > query.limit;
+        let videos = rows
+            .iter()
+            .take(query.limit as usize)
+            .map(video_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((videos, has_more)))
+    }
+
+    /// Leases up to `limit` due jobs to `owner` until `lease_until`. On PostgreSQL rows locked
+    /// by another replica's claim are skipped; SQLite has a single writer.
+    pub async fn claim_due_jobs(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Video>, sqlx::Error> {
+        let lock = match self.backend() {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE videos SET lease_owner = $1, lease_until = $2 \
+             WHERE seq IN (SELECT seq FROM videos WHERE {RUNNING} AND next_run_at <= $3 \
+               AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_run_at LIMIT $4{lock}) \
+             AND {RUNNING} AND (lease_until IS NULL OR lease_until < $3) \
+             RETURNING *"
+        );
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(&sql)
+            .bind(owner)
+            .bind(lease_until)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        rows.iter().map(video_from_row).collect()
+    }
+
+    /// Records the upstream's acceptance of a job and releases the lease.
+    pub async fn mark_submitted(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        provider: &str,
+        upstream_id: &str,
+        next_run_at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET status = 'in_progress', provider = $1, upstream_id = $2, submitted_at = $3, \
+             updated_at = $3, next_run_at = $4, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
+        ))
+        .bind(provider)
+        .bind(upstream_id)
+        .bind(now)
+        .bind(next_run_at)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Puts a leased job back to wait until `next_run_at`, recording its progress.
+    pub async fn reschedule(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        progress: Option<i64>,
+        next_run_at: i64,
+        count_attempt: bool,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET progress = COALESCE($1, progress), next_run_at = $2, updated_at = $3, \
+             attempts = attempts + $4, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
+        ))
+        .bind(progress)
+        .bind(next_run_at)
+        .bind(now_ms())
+        .bind(i64::from(count_attempt))
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves a leased running job to `completed`; false when it is no longer running or leased.
+    pub async fn mark_completed(
+        tx: &mut Tx,
+        id: &VideoId,
+        owner: &str,
+        output_url: &str,
+        charged: Credits,
+        expires_at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET status = 'completed', progress = 100, output_url = $1, cost_charged = $2, \
+             completed_at = $3, updated_at = $3, expires_at = $4, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
+        ))
+        .bind(output_url)
+        .bind(charged.0)
+        .bind(now)
+        .bind(expires_at)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves a running job to `failed` or `canceled`. With `owner`, only while leased to it;
+    /// with `tenant`, only that tenant's job.
+    pub async fn mark_ended(
+        tx: &mut Tx,
+        id: &VideoId,
+        status: VideoStatus,
+        error: Option<&JobError>,
+        owner: Option<&str>,
+        tenant: Option<&TenantId>,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET status = $1, error_code = $2, error_message = $3, cost_charged = 0, \
+             completed_at = $4, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND {RUNNING} AND ($6 IS NULL OR lease_owner = $6) AND ($7 IS NULL OR tenant_id = $7)"
+        ))
+        .bind(status.as_str())
+        .bind(error.map(|e| e.code.as_str()))
+        .bind(error.map(|e| e.message.as_str()))
+        .bind(now)
+        .bind(id.as_str())
+        .bind(owner)
+        .bind(tenant.map(TenantId::as_str))
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Hides a finished video from every read.
+    pub async fn soft_delete_video(
+        &self,
+        tenant: &TenantId,
+        id: &VideoId,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET deleted_at = $1, updated_at = $1 \
+             WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL AND NOT ({RUNNING})"
+        ))
+        .bind(now)
+        .bind(id.as_str())
+        .bind(tenant.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Counts of jobs by status (for tests and the operator).
+    pub async fn count_running_jobs(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query(&format!("SELECT COUNT(*) FROM videos WHERE {RUNNING}"))
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)
+    }
+}

@@ -1,0 +1,241 @@
+//! SQL for the journal: accounts with cached balances, entries, holds, and the audit that
+//! checks the cache against the entries.
+
+use sqlx::Row;
+
+use super::{now_ms, Db, Tx};
+use crate::domain::billing::ledger::{new_txn_id, Entry, HoldRow, Posting};
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{TenantId, TxnId, VideoId};
+
+/// Result of the journal audit.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditReport {
+    /// Sum of every journal entry; zero in a consistent ledger.
+    pub journal_sum: i64,
+    /// Transactions whose entries do not sum to zero.
+    pub unbalanced_transactions: Vec<String>,
+    /// Accounts whose cached balance differs from the sum of their entries.
+    pub mismatched_accounts: Vec<String>,
+    pub accounts_checked: i64,
+    pub ok: bool,
+}
+
+impl Db {
+    pub async fn ensure_account(
+        tx: &mut Tx,
+        id: &str,
+        tenant: Option<&TenantId>,
+        mode: Mode,
+        kind: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO ledger_accounts (id, tenant_id, mode, kind, balance, updated_at) \
+             VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(tenant.map(TenantId::as_str))
+        .bind(mode.as_str())
+        .bind(kind)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Writes a balanced posting: one entry row and one balance update per line.
+    pub async fn post(
+        tx: &mut Tx,
+        posting: &Posting<'_>,
+        entries: &[Entry<'_>],
+    ) -> Result<TxnId, sqlx::Error> {
+        Self::post_prebalanced(tx, posting, entries, "").await
+    }
+
+    /// As [`Db::post`], but the balance of `already_applied` was updated by the caller.
+    pub async fn post_prebalanced(
+        tx: &mut Tx,
+        posting: &Posting<'_>,
+        entries: &[Entry<'_>],
+        already_applied: &str,
+    ) -> Result<TxnId, sqlx::Error> {
+        debug_assert_eq!(entries.iter().map(|e| e.amount).sum::<i64>(), 0);
+        let txn = new_txn_id();
+        let now = now_ms();
+        for entry in entries {
+            if entry.account != already_applied {
+                sqlx::query("UPDATE ledger_accounts SET balance = balance + $1, updated_at = $2 WHERE id = $3")
+                    .bind(entry.amount)
+                    .bind(now)
+                    .bind(entry.account)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO ledger_entries \
+                 (txn_id, account_id, tenant_id, mode, kind, amount, video_id, memo, actor, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(txn.as_str())
+            .bind(entry.account)
+            .bind(posting.tenant.map(TenantId::as_str))
+            .bind(posting.mode.as_str())
+            .bind(posting.kind)
+            .bind(entry.amount)
+            .bind(posting.video.map(VideoId::as_str))
+            .bind(posting.memo)
+            .bind(posting.actor)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(txn)
+    }
+
+    /// Debits `amount` from an account only if its balance stays at or above `floor`.
+    pub async fn debit_above_floor(
+        tx: &mut Tx,
+        account: &str,
+        amount: i64,
+        floor: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE ledger_accounts SET balance = balance - $1, updated_at = $2 \
+             WHERE id = $3 AND balance - $1 >= $4",
+        )
+        .bind(amount)
+        .bind(now_ms())
+        .bind(account)
+        .bind(floor)
+        .execute(&mut **tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn account_balance(tx: &mut Tx, account: &str) -> Result<i64, sqlx::Error> {
+        let row = sqlx::query("SELECT balance FROM ledger_accounts WHERE id = $1")
+            .bind(account)
+            .fetch_optional(&mut **tx)
+            .await?;
+        row.map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map(|b| b.unwrap_or(0))
+    }
+
+    pub async fn read_account_balance(&self, account: &str) -> Result<i64, sqlx::Error> {
+        let row = sqlx::query("SELECT balance FROM ledger_accounts WHERE id = $1")
+            .bind(account)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map(|b| b.unwrap_or(0))
+    }
+
+    pub async fn insert_hold(
+        tx: &mut Tx,
+        video: &VideoId,
+        tenant: &TenantId,
+        mode: Mode,
+        amount: Credits,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO holds (video_id, tenant_id, mode, amount, state, created_at) \
+             VALUES ($1, $2, $3, $4, 'pending', $5)",
+        )
+        .bind(video.as_str())
+        .bind(tenant.as_str())
+        .bind(mode.as_str())
+        .bind(amount.0)
+        .bind(now_ms())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Moves a pending hold to `state`; `None` when it was not pending (already settled).
+    pub async fn settle_hold(
+        tx: &mut Tx,
+        video: &VideoId,
+        state: &str,
+        captured: Option<i64>,
+    ) -> Result<Option<HoldRow>, sqlx::Error> {
+        let row = sqlx::query(
+            "UPDATE holds SET state = $1, captured = $2, resolved_at = $3 \
+             WHERE video_id = $4 AND state = 'pending' \
+             RETURNING tenant_id, mode, amount",
+        )
+        .bind(state)
+        .bind(captured)
+        .bind(now_ms())
+        .bind(video.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mode: String = row.try_get("mode")?;
+        Ok(Some(HoldRow {
+            tenant: TenantId::from_db(row.try_get("tenant_id")?),
+            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+            amount: row.try_get("amount")?,
+        }))
+    }
+
+    /// Checks the journal: it sums to zero, every transaction balances, and every cached
+    /// balance equals the sum of its account's entries.
+    pub async fn audit_ledger(&self) -> Result<AuditReport, sqlx::Error> {
+        let journal_sum: i64 =
+            sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries")
+                .fetch_one(self.pool())
+                .await?
+                .try_get(0)?;
+        let unbalanced_transactions = sqlx::query(
+            "SELECT txn_id FROM ledger_entries GROUP BY txn_id HAVING SUM(amount) <> 0 ORDER BY txn_id",
+        )
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+        let mismatched_accounts = sqlx::query(
+            "SELECT a.id FROM ledger_accounts a \
+             LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM ledger_entries GROUP BY account_id) e \
+             ON e.account_id = a.id \
+             WHERE a.balance <> COALESCE(e.total, 0) ORDER BY a.id",
+        )
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<Vec<_>, _>>()?;
+        let accounts_checked: i64 = sqlx::query("SELECT COUNT(*) FROM ledger_accounts")
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)?;
+        let ok = journal_sum == 0
+            && unbalanced_transactions.is_empty()
+            && mismatched_accounts.is_empty();
+        Ok(AuditReport {
+            journal_sum,
+            unbalanced_transactions,
+            mismatched_accounts,
+            accounts_checked,
+            ok,
+        })
+    }
+
+    /// Journal entries that moved money for one job, by kind (for tests and the operator).
+    pub async fn entries_for_video(
+        &self,
+        video: &VideoId,
+    ) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+        sqlx::query(
+            "SELECT kind, account_id, amount FROM ledger_entries WHERE video_id = $1 ORDER BY seq",
+        )
+        .bind(video.as_str())
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .collect()
+    }
+}

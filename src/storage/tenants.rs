@@ -1,0 +1,168 @@
+//! SQL for tenants, API keys and admin tokens.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{now_ms, Db, Tx};
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{ApiKeyId, TenantId};
+use crate::domain::tenants::{ApiKey, BillingKind, Principal, Tenant};
+
+fn tenant_from_row(row: &AnyRow) -> Result<Tenant, sqlx::Error> {
+    let kind: String = row.try_get("billing_kind")?;
+    Ok(Tenant {
+        id: TenantId::from_db(row.try_get("id")?),
+        name: row.try_get("name")?,
+        billing_kind: BillingKind::parse(&kind).unwrap_or(BillingKind::Prepaid),
+        credit_floor: Credits(row.try_get("credit_floor")?),
+        created_at_ms: row.try_get("created_at")?,
+    })
+}
+
+fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
+    let mode: String = row.try_get("mode")?;
+    Ok(ApiKey {
+        id: ApiKeyId::from_db(row.try_get("id")?),
+        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+        display_prefix: row.try_get("display_prefix")?,
+        name: row.try_get("name")?,
+        created_at_ms: row.try_get("created_at")?,
+        revoked_at_ms: row.try_get("revoked_at")?,
+        last_used_at_ms: row.try_get("last_used_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_tenant(tx: &mut Tx, tenant: &Tenant) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO tenants (id, name, billing_kind, credit_floor, created_at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(tenant.id.as_str())
+        .bind(&tenant.name)
+        .bind(tenant.billing_kind.as_str())
+        .bind(tenant.credit_floor.0)
+        .bind(tenant.created_at_ms)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, sqlx::Error> {
+        sqlx::query("SELECT * FROM tenants WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| tenant_from_row(&r))
+            .transpose()
+    }
+
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, sqlx::Error> {
+        sqlx::query("SELECT * FROM tenants ORDER BY created_at, id")
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(tenant_from_row)
+            .collect()
+    }
+
+    pub async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, mode, key_hash, display_prefix, name, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(key.id.as_str())
+        .bind(key.tenant_id.as_str())
+        .bind(key.mode.as_str())
+        .bind(hash)
+        .bind(&key.display_prefix)
+        .bind(&key.name)
+        .bind(key.created_at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, sqlx::Error> {
+        sqlx::query("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id")
+            .bind(tenant.as_str())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(key_from_row)
+            .collect()
+    }
+
+    pub async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, sqlx::Error> {
+        sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| key_from_row(&r))
+            .transpose()
+    }
+
+    /// Marks a key revoked; returns false when no such unrevoked key exists.
+    pub async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<bool, sqlx::Error> {
+        let done =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(now_ms())
+                .bind(id.as_str())
+                .execute(self.pool())
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The principal behind a key hash, if the key exists and is not revoked.
+    pub async fn principal_by_key_hash(
+        &self,
+        hash: &str,
+    ) -> Result<Option<Principal>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT id, tenant_id, mode FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(hash)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mode: String = row.try_get("mode")?;
+        Ok(Some(Principal {
+            key_id: ApiKeyId::from_db(row.try_get("id")?),
+            tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+        }))
+    }
+
+    /// Records use of a key at most once a minute per key, to keep the hot path write-free.
+    pub async fn touch_api_key(&self, id: &ApiKeyId, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE api_keys SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
+        )
+        .bind(now)
+        .bind(id.as_str())
+        .bind(now - 60_000)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn insert_admin_token(&self, id: &str, hash: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
+            .bind(id)
+            .bind(hash)
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    pub async fn admin_token_exists(&self, hash: &str) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT id FROM admin_tokens WHERE token_hash = $1")
+            .bind(hash)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.is_some())
+    }
+}

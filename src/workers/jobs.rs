@@ -1,0 +1,270 @@
+//! The job worker: claims due jobs with a lease, submits queued ones upstream, polls running
+//! ones, and settles finished ones — capture or void in the same transaction as the final
+//! state. A replica that dies loses only its leases, which expire and are claimed again, so
+//! every job reaches a final state and is charged at most once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::app::AppState;
+use crate::domain::billing::{ledger, pricing};
+use crate::domain::video::{JobError, Video, VideoStatus};
+use crate::providers::{ProviderError, SubmitRequest, UpstreamStatus};
+use crate::storage::{now_ms, Db};
+
+/// Transient upstream failures tolerated before a job is failed.
+const MAX_ATTEMPTS: i64 = 8;
+
+pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let workers = &state.config.workers;
+    let slots = Arc::new(Semaphore::new(workers.concurrency));
+    let tick = Duration::from_millis(workers.tick_ms.max(10));
+    let lease_ms = (workers.lease_secs * 1000) as i64;
+    while !shutdown.is_cancelled() {
+        let available = slots.available_permits().min(workers.batch_size as usize) as i64;
+        let claimed = if available > 0 {
+            let now = now_ms();
+            match state
+                .db
+                .claim_due_jobs(&state.instance_id, now, now + lease_ms, available)
+                .await
+            {
+                Ok(jobs) => jobs,
+                Err(error) => {
+                    tracing::warn!(%error, "claiming due jobs failed; retrying");
+                    Vec::new()
+                }
+            }
+        } else {
+            Vec::new()
+        };
+        let full_batch = claimed.len() as i64 == available && available > 0;
+        for job in claimed {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                break;
+            };
+            let state = state.clone();
+            tokio::spawn(async move {
+                let id = job.id.clone();
+                if let Err(error) = advance(&state, job).await {
+                    tracing::warn!(video = %id, error = ?error, "advancing job failed; it will be retried after its lease");
+                }
+                drop(permit);
+            });
+        }
+        if !full_batch {
+            tokio::select! {
+                () = state.wake.notified() => {}
+                () = tokio::time::sleep(tick) => {}
+                () = shutdown.cancelled() => {}
+            }
+        }
+    }
+    // Let in-flight job steps finish so their results are recorded rather than re-done.
+    let all = workers.concurrency as u32;
+    let _ = tokio::time::timeout(Duration::from_secs(10), slots.acquire_many(all)).await;
+    Ok(())
+}
+
+async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
+    let owner = state.instance_id.as_ref();
+    let Some(provider) = job
+        .provider
+        .as_deref()
+        .and_then(|p| state.providers.get(p))
+        .cloned()
+    else {
+        let error = JobError {
+            code: "upstream_unavailable".into(),
+            message: "the provider of this job is no longer configured".into(),
+        };
+        return end(&state.db, &job, owner, VideoStatus::Failed, error).await;
+    };
+    match (job.status, job.upstream_id.as_deref()) {
+        (VideoStatus::Queued, _) | (VideoStatus::InProgress, None) => {
+            let request = SubmitRequest {
+                video_id: &job.id,
+                video: &job.request,
+            };
+            match provider.submit(request).await {
+                Ok(submission) => {
+                    let wait = submission
+                        .estimated
+                        .unwrap_or_else(|| provider.poll_interval())
+                        .min(provider.poll_interval());
+                    let next = now_ms() + wait.as_millis() as i64;
+                    state
+                        .db
+                        .mark_submitted(
+                            &job.id,
+                            owner,
+                            provider.name(),
+                            &submission.upstream_id,
+                            next,
+                        )
+                        .await?;
+                }
+                Err(ProviderError::Rejected(message)) => {
+                    let error = JobError {
+                        code: "upstream_rejected".into(),
+                        message,
+                    };
+                    end(&state.db, &job, owner, VideoStatus::Failed, error).await?;
+                }
+                Err(ProviderError::Unavailable(message)) => {
+                    tracing::error!(provider = provider.name(), %message, "provider is misconfigured or out of credit");
+                    let error = JobError {
+                        code: "upstream_unavailable".into(),
+                        message: "no upstream could take this job".into(),
+                    };
+                    end(&state.db, &job, owner, VideoStatus::Failed, error).await?;
+                }
+                Err(ProviderError::Transient {
+                    message,
+                    retry_after,
+                }) => {
+                    retry_later(state, &job, owner, &message, retry_after).await?;
+                }
+            }
+        }
+        (VideoStatus::InProgress, Some(upstream_id)) => match provider.poll(upstream_id).await {
+            Ok(UpstreamStatus::Queued) => {
+                let next = now_ms() + provider.poll_interval().as_millis() as i64;
+                state
+                    .db
+                    .reschedule(&job.id, owner, None, next, false)
+                    .await?;
+            }
+            Ok(UpstreamStatus::Running { progress }) => {
+                let next = now_ms() + provider.poll_interval().as_millis() as i64;
+                let progress = progress.map(|p| p.clamp(0, 99));
+                state
+                    .db
+                    .reschedule(&job.id, owner, progress, next, false)
+                    .await?;
+            }
+            Ok(UpstreamStatus::Completed { video_url, seconds }) => {
+                complete(state, &job, owner, &video_url, seconds).await?;
+            }
+            Ok(UpstreamStatus::Failed { code, message }) => {
+                end(
+                    &state.db,
+                    &job,
+                    owner,
+                    VideoStatus::Failed,
+                    JobError { code, message },
+                )
+                .await?;
+            }
+            Ok(UpstreamStatus::Canceled) => {
+                let error = JobError {
+                    code: "upstream_canceled".into(),
+                    message: "the upstream canceled this job".into(),
+                };
+                end(&state.db, &job, owner, VideoStatus::Failed, error).await?;
+            }
+            Err(ProviderError::Transient {
+                message,
+                retry_after,
+            }) => {
+                retry_later(state, &job, owner, &message, retry_after).await?;
+            }
+            Err(other) => {
+                retry_later(state, &job, owner, &other.to_string(), None).await?;
+            }
+        },
+        (status, _) => {
+            tracing::debug!(video = %job.id, status = status.as_str(), "claimed a job that is no longer running");
+        }
+    }
+    Ok(())
+}
+
+/// Completes a job and captures its charge in one transaction: the price of what was actually
+/// generated, never more than the hold.
+async fn complete(
+    state: &AppState,
+    job: &Video,
+    owner: &str,
+    video_url: &str,
+    seconds: Option<i64>,
+) -> anyhow::Result<()> {
+    let charge = match seconds {
+        Some(generated) if generated < job.request.seconds.get() => {
+            pricing::price_for_seconds(&state.config.pricing, job.request.model, generated.max(0))
+                .map(|c| c.min(job.cost_reserved))
+                .unwrap_or(job.cost_reserved)
+        }
+        _ => job.cost_reserved,
+    };
+    let expires_at = now_ms() + state.config.videos.retention_secs * 1000;
+    let mut tx = state.db.begin().await?;
+    if Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at).await? {
+        let captured = ledger::capture(&mut tx, &job.id, charge).await?;
+        if captured.is_none() {
+            tracing::warn!(video = %job.id, "completed a job whose hold was already settled");
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends a job without output and voids its hold, in one transaction.
+async fn end(
+    db: &Db,
+    job: &Video,
+    owner: &str,
+    status: VideoStatus,
+    error: JobError,
+) -> anyhow::Result<()> {
+    let mut tx = db.begin().await?;
+    if Db::mark_ended(&mut tx, &job.id, status, Some(&error), Some(owner), None).await? {
+        ledger::void(&mut tx, &job.id).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn retry_later(
+    state: &AppState,
+    job: &Video,
+    owner: &str,
+    message: &str,
+    retry_after: Option<Duration>,
+) -> anyhow::Result<()> {
+    let attempts = job.attempts;
+    if attempts + 1 >= MAX_ATTEMPTS {
+        let error = JobError {
+            code: "upstream_unavailable".into(),
+            message: "the upstream kept failing; the job was given up".into(),
+        };
+        tracing::warn!(video = %job.id, %message, "giving up after repeated upstream failures");
+        return end(&state.db, job, owner, VideoStatus::Failed, error).await;
+    }
+    let delay = retry_after.unwrap_or_else(|| backoff(attempts));
+    tracing::info!(video = %job.id, %message, delay_ms = delay.as_millis() as u64, "upstream call failed; retrying later");
+    state
+        .db
+        .reschedule(
+            &job.id,
+            owner,
+            None,
+            now_ms() + delay.as_millis() as i64,
+            true,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Exponential backoff with full jitter: up to 0.5 s × 2^attempt, capped at 60 s.
+pub fn backoff(attempt: i64) -> Duration {
+    let ceiling = 500u64
+        .saturating_mul(1u64 << attempt.clamp(0, 7))
+        .min(60_000);
+    let ms = rand::thread_rng().gen_range(ceiling / 2..=ceiling);
+    Duration::from_millis(ms)
+}

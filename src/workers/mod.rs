@@ -1,0 +1,39 @@
+//! Background workers. Their state lives in the database, so any replica can pick up any job
+//! after a crash; every task is spawned through [`spawn`], which logs failures and stops on
+//! shutdown.
+
+pub mod jobs;
+
+use std::future::Future;
+
+use tokio::task::JoinHandle;
+
+/// Runs a long-lived worker; it watches `shutdown` itself so that it can finish what it
+/// holds. A worker that returns an error is logged.
+pub fn spawn<F>(name: &'static str, work: F) -> JoinHandle<()>
+where
+    F: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        match work.await {
+            Ok(()) => tracing::debug!(worker = name, "worker stopped"),
+            Err(error) => {
+                tracing::error!(worker = name, error = ?error, "worker stopped with an error")
+            }
+        }
+    })
+}
+
+/// Runs a short best-effort task (an upstream cancel, a key's last-used time) in the
+/// background. A panic inside it is contained by the runtime and logged here.
+pub fn spawn_detached<F>(name: &'static str, work: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let handle = tokio::spawn(work);
+    tokio::spawn(async move {
+        if let Err(error) = handle.await {
+            tracing::error!(task = name, %error, "background task failed");
+        }
+    });
+}

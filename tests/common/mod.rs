@@ -1,0 +1,277 @@
+//! Test harness: starts the real gateway on port 0 with its own database — a SQLite file in a
+//! temporary directory, or a fresh PostgreSQL database on the server named by
+//! `TEST_DATABASE_URL` — and talks HTTP to it.
+#![allow(dead_code)] // Each test binary uses a different part of the harness.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use reqwest::{Client, Response, StatusCode};
+use seedance_gateway::config::{Config, Secret};
+use seedance_gateway::storage::Db;
+use seedance_gateway::App;
+use serde_json::{json, Value};
+use sqlx::Connection;
+use tokio_util::sync::CancellationToken;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
+
+/// A database of its own for one test.
+pub struct TestDatabase {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl TestDatabase {
+    pub async fn create() -> TestDatabase {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = match std::env::var("TEST_DATABASE_URL") {
+            Ok(server) if !server.is_empty() => fresh_postgres_database(&server).await,
+            _ => format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("gateway.db").display()
+            ),
+        };
+        TestDatabase { url, dir }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.url.starts_with("postgres")
+    }
+}
+
+async fn fresh_postgres_database(server: &str) -> String {
+    let name = format!(
+        "gw_test_{}",
+        seedance_gateway::domain::ids::random_token(12).to_lowercase()
+    );
+    let mut conn = sqlx::postgres::PgConnection::connect(server)
+        .await
+        .expect("TEST_DATABASE_URL must point at a reachable PostgreSQL server");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(server).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// The configuration every test starts from: port 0, fast sandbox and worker.
+pub fn test_config(db: &TestDatabase) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".parse().expect("address");
+    config.database.url = Secret::new(db.url.clone());
+    config.database.max_connections = 8;
+    config.admin.token = Some(Secret::new(ADMIN_TOKEN));
+    config.providers.sandbox.delay_ms = 300;
+    config.workers.tick_ms = 50;
+    config.storage.dir = db.dir.path().join("storage");
+    config
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub db: Db,
+    pub config: Config,
+    shutdown: CancellationToken,
+    handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    pub database: TestDatabase,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let database = TestDatabase::create().await;
+        let mut config = test_config(&database);
+        adjust(&mut config);
+        let app = App::build(config.clone()).await.expect("app builds");
+        let base = format!("http://{}", app.local_addr());
+        let db = app.state().db.clone();
+        let shutdown = app.shutdown_token();
+        let handle = tokio::spawn(app.run());
+        TestApp {
+            base,
+            client: Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            db,
+            config,
+            shutdown,
+            handle: Some(handle),
+            database,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Asks the app to drain and waits for it to stop.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(handle) = self.handle.take() {
+            let result = tokio::time::timeout(Duration::from_secs(30), handle).await;
+            assert!(result.is_ok(), "the app did not stop within 30 s");
+        }
+    }
+
+    pub async fn admin_post(&self, path: &str, body: Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn admin_get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// A tenant with `credits` in both modes, and a key of the given mode (`live`/`test`).
+    pub async fn tenant_with_key(&self, mode: &str, credits: i64) -> (String, String) {
+        let tenant = self
+            .admin_post("/admin/v1/tenants", json!({"name": "acme"}))
+            .await
+            .json::<Value>()
+            .await
+            .expect("tenant json");
+        let tenant_id = tenant["id"].as_str().expect("tenant id").to_string();
+        if credits > 0 {
+            for m in ["live", "test"] {
+                let r = self
+                    .admin_post(
+                        &format!("/admin/v1/tenants/{tenant_id}/grants"),
+                        json!({"amount": credits, "reason": "test credit", "mode": m}),
+                    )
+                    .await;
+                assert_eq!(r.status(), StatusCode::CREATED);
+            }
+        }
+        let key = self
+            .admin_post(
+                &format!("/admin/v1/tenants/{tenant_id}/keys"),
+                json!({"mode": mode}),
+            )
+            .await
+            .json::<Value>()
+            .await
+            .expect("key json");
+        (
+            tenant_id,
+            key["secret"].as_str().expect("secret").to_string(),
+        )
+    }
+
+    pub async fn create_video(&self, key: &str, body: Value) -> Response {
+        self.client
+            .post(self.url("/v1/videos"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn get_json(&self, key: &str, path: &str) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls a video until it is completed, failed or canceled.
+    pub async fn wait_terminal(&self, key: &str, id: &str) -> Value {
+        wait_terminal(&self.client, &self.base, key, id, Duration::from_secs(30)).await
+    }
+
+    /// The tenant's balances as the admin API reports them.
+    pub async fn balance(&self, tenant: &str) -> Value {
+        self.admin_get(&format!("/admin/v1/tenants/{tenant}"))
+            .await
+            .json::<Value>()
+            .await
+            .expect("tenant json")["balance"]
+            .clone()
+    }
+
+    /// The ledger invariants: the journal sums to zero, transactions balance, caches match.
+    pub async fn assert_ledger_consistent(&self) {
+        let report = self.db.audit_ledger().await.expect("audit");
+        assert!(report.ok, "ledger audit failed: {report:?}");
+    }
+
+    pub fn storage_dir(&self) -> PathBuf {
+        self.config.storage.dir.clone()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn wait_terminal(
+    client: &Client,
+    base: &str,
+    key: &str,
+    id: &str,
+    limit: Duration,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let response = client
+            .get(format!("{base}/v1/videos/{id}"))
+            .bearer_auth(key)
+            .send()
+            .await;
+        if let Ok(response) = response {
+            if response.status() == StatusCode::OK {
+                let video: Value = response.json().await.expect("video json");
+                if matches!(
+                    video["status"].as_str(),
+                    Some("completed" | "failed" | "canceled")
+                ) {
+                    return video;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "video {id} did not finish in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The journal rows of one video as (kind, amount on the tenant's available account).
+pub async fn ledger_kinds(db: &Db, video: &str) -> Vec<String> {
+    let id = seedance_gateway::domain::ids::VideoId::parse(video).expect("video id");
+    let mut kinds: Vec<String> = db
+        .entries_for_video(&id)
+        .await
+        .expect("entries")
+        .into_iter()
+        .map(|(kind, _, _)| kind)
+        .collect();
+    kinds.dedup();
+    kinds
+}

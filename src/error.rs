@@ -32,8 +32,8 @@ pub enum Error {
     InsufficientCredits { needed: Credits, available: Credits },
     #[error("{1}")]
     Conflict(&'static str, String),
-    #[error("request body exceeds the {0}-byte limit")]
-    PayloadTooLarge(usize),
+    #[error("the request body is larger than this gateway accepts (server.max_body_bytes)")]
+    PayloadTooLarge,
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("method not allowed")]
@@ -106,7 +106,7 @@ impl Error {
                 "insufficient_credits",
             ),
             Conflict(code, _) => (StatusCode::CONFLICT, "conflict_error", code),
-            PayloadTooLarge(_) => (
+            PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
                 "request_too_large",

@@ -35,7 +35,7 @@ pub fn json_rejection(rejection: JsonRejection) -> Error {
             Error::invalid_body(format!("malformed JSON: {}", e.body_text()))
         }
         JsonRejection::JsonDataError(e) => Error::invalid_body(e.body_text()),
-        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge(0),
+        other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
         other => Error::invalid_body(other.body_text()),
     }
 }

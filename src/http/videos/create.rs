@@ -236,7 +236,7 @@ async fn read_multipart(
 
 fn multipart_error(error: axum::extract::multipart::MultipartError) -> Error {
     if error.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        Error::PayloadTooLarge(0)
+        Error::PayloadTooLarge
     } else {
         Error::invalid_body(format!("malformed multipart body: {}", error.body_text()))
     }

@@ -1,0 +1,299 @@
+//! Bad input gets the right 4xx in the one error envelope, and changes nothing.
+
+mod common;
+
+use common::TestApp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn assert_error(response: reqwest::Response, status: StatusCode, code: &str) -> Value {
+    assert_eq!(response.status(), status);
+    let body: Value = response.json().await.expect("error body is JSON");
+    assert_eq!(body["error"]["code"], code, "body: {body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert!(body["error"]["type"].is_string());
+    body
+}
+
+/// Nothing was created and no money moved.
+async fn assert_nothing_changed(app: &TestApp, key: &str, tenant: &str, credits: i64) {
+    let (_, list) = app.get_json(key, "/v1/videos").await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(0));
+    let balance = app.balance(tenant).await;
+    assert_eq!(balance["test_available"].as_i64(), Some(credits));
+    assert_eq!(balance["test_held"].as_i64(), Some(0));
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn malformed_and_invalid_create_bodies_are_400_with_their_param() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let raw = |body: &'static str| {
+        app.client
+            .post(app.url("/v1/videos"))
+            .bearer_auth(&key)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_error(
+        raw("{\"prompt\": ").await.expect("send"),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        raw("[1,2,3]").await.expect("send"),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        raw("{\"prompt\": 42}").await.expect("send"),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+    assert_error(
+        raw("{\"prompt\": \"x\", \"colour\": \"red\"}")
+            .await
+            .expect("send"),
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    )
+    .await;
+
+    let cases = [
+        (json!({"prompt": "x", "seconds": 3}), "seconds"),
+        (json!({"prompt": "x", "seconds": 16}), "seconds"),
+        (json!({"prompt": "x", "seconds": "ten"}), "seconds"),
+        (json!({"prompt": "x", "model": "sora-2"}), "model"),
+        (json!({"prompt": "x", "resolution": "4k"}), "resolution"),
+        (
+            json!({"prompt": "x", "aspect_ratio": "2:1"}),
+            "aspect_ratio",
+        ),
+        (json!({"prompt": "x", "size": "100x100"}), "size"),
+        (json!({"model": "seedance-2.0"}), "prompt"),
+        (
+            json!({"prompt": "x", "image_url": "file:///etc/passwd"}),
+            "image_url",
+        ),
+        (
+            json!({"prompt": "x", "generate_audio": "maybe"}),
+            "generate_audio",
+        ),
+        (json!({"prompt": "x", "user": "bad user\n"}), "user"),
+        (
+            json!({"prompt": "x", "routing": {"strategy": "random"}}),
+            "routing.strategy",
+        ),
+        (
+            json!({"prompt": "x", "routing": {"providers": ["nowhere"]}}),
+            "routing.providers",
+        ),
+        (json!({"prompt": "x".repeat(4001)}), "prompt"),
+    ];
+    for (body, param) in cases {
+        let error = assert_error(
+            app.create_video(&key, body.clone()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+        assert_eq!(error["error"]["param"], param, "for {body}");
+    }
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+}
+
+#[tokio::test]
+async fn an_oversized_body_is_413() {
+    let app = TestApp::spawn_with(|c| c.server.max_body_bytes = 64 * 1024).await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let body = json!({"prompt": "x", "metadata": {"blob": "y".repeat(100 * 1024)}});
+    assert_error(
+        app.create_video(&key, body).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request_too_large",
+    )
+    .await;
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+}
+
+#[tokio::test]
+async fn an_unsupported_content_type_is_415() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let response = app
+        .client
+        .post(app.url("/v1/videos"))
+        .bearer_auth(&key)
+        .header("content-type", "text/plain")
+        .body("prompt=x")
+        .send()
+        .await
+        .expect("send");
+    assert_error(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+    )
+    .await;
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+}
+
+#[tokio::test]
+async fn missing_and_malformed_keys_are_401() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let no_auth = app
+        .client
+        .post(app.url("/v1/videos"))
+        .json(&json!({"prompt": "x"}))
+        .send()
+        .await
+        .expect("send");
+    assert_error(no_auth, StatusCode::UNAUTHORIZED, "missing_api_key").await;
+    for bad in [
+        "sgw_test_nope",
+        "sk-openai-style",
+        &format!("sgw_test_{}", "A".repeat(40)),
+    ] {
+        assert_error(
+            app.create_video(bad, json!({"prompt": "x"})).await,
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+        )
+        .await;
+    }
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+}
+
+#[tokio::test]
+async fn a_revoked_key_stops_working_immediately() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    assert_eq!(app.get_json(&key, "/v1/videos").await.0, StatusCode::OK);
+    let keys: Value = app
+        .admin_get(&format!("/admin/v1/tenants/{tenant}/keys"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let key_id = keys["data"][0]["id"].as_str().expect("key id");
+    let revoked = app
+        .admin_post(&format!("/admin/v1/keys/{key_id}/revoke"), json!({}))
+        .await;
+    assert_eq!(revoked.status(), StatusCode::OK);
+    let revoked: Value = revoked.json().await.expect("json");
+    assert!(revoked["revoked_at"].as_i64().is_some());
+    assert_error(
+        app.create_video(&key, json!({"prompt": "x"})).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_api_key",
+    )
+    .await;
+    let balance = app.balance(&tenant).await;
+    assert_eq!(balance["test_available"].as_i64(), Some(1000));
+}
+
+#[tokio::test]
+async fn another_tenants_video_is_404_on_every_route() {
+    let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 5000).await;
+    let (owner_tenant, owner) = app.tenant_with_key("test", 1000).await;
+    let (_, stranger) = app.tenant_with_key("test", 1000).await;
+    let created: Value = app
+        .create_video(&owner, json!({"prompt": "x"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    let requests = [
+        app.client.get(app.url(&format!("/v1/videos/{id}"))),
+        app.client.get(app.url(&format!("/v1/videos/{id}/content"))),
+        app.client.post(app.url(&format!("/v1/videos/{id}/cancel"))),
+        app.client.delete(app.url(&format!("/v1/videos/{id}"))),
+    ];
+    for request in requests {
+        let response = request.bearer_auth(&stranger).send().await.expect("send");
+        assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+    let (_, list) = app.get_json(&stranger, "/v1/videos").await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(0));
+    let (status, _) = app
+        .get_json(&stranger, &format!("/v1/videos?after={id}"))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The owner's job is untouched.
+    let (status, video) = app.get_json(&owner, &format!("/v1/videos/{id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_ne!(video["status"], "canceled");
+    assert_eq!(
+        app.balance(&owner_tenant).await["test_held"].as_i64(),
+        Some(300)
+    );
+}
+
+#[tokio::test]
+async fn unknown_ids_routes_and_methods_answer_in_the_envelope() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant_with_key("test", 1000).await;
+    let (status, body) = app.get_json(&key, "/v1/videos/video_doesnotexist").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, body) = app.get_json(&key, "/v1/videos/../../etc/passwd").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, body) = app.get_json(&key, "/v1/nothing-here").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let put = app
+        .client
+        .put(app.url("/v1/videos"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("send");
+    assert_error(put, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+    let (status, body) = app.get_json(&key, "/v1/videos?limit=1000").await;
+    assert_eq!(
+        (status, body["error"]["param"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("limit"))
+    );
+    let (status, body) = app.get_json(&key, "/v1/videos?limit=abc").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+}
+
+#[tokio::test]
+async fn content_of_an_unfinished_video_is_409() {
+    let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 5000).await;
+    let (_, key) = app.tenant_with_key("test", 1000).await;
+    let created: Value = app
+        .create_video(&key, json!({"prompt": "x"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    let response = app
+        .client
+        .get(app.url(&format!("/v1/videos/{id}/content")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("send");
+    assert_error(response, StatusCode::CONFLICT, "video_not_ready").await;
+}

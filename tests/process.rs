@@ -1,0 +1,367 @@
+//! The real binary as an operator runs it: configuration layering and validation, logs,
+//! graceful shutdown on SIGTERM, and recovery after SIGKILL.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{wait_terminal, TestDatabase, ADMIN_TOKEN};
+use reqwest::{Client, StatusCode};
+use seedance_gateway::config::{DatabaseConfig, Secret};
+use seedance_gateway::storage::Db;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_seedance-gateway");
+
+/// A command for the binary with a clean `SEEDANCE_GW_*` environment.
+fn gateway(dir: &Path) -> Command {
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SEEDANCE_GW_") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    command.current_dir(dir);
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("the binary runs")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+struct Server {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Server {
+    async fn start(db: &TestDatabase, extra: &[(&str, &str)]) -> Server {
+        let port = free_port();
+        let log = db.dir.path().join(format!("gateway-{port}.log"));
+        let mut command = gateway(db.dir.path());
+        command
+            .arg("serve")
+            .env("DATABASE_URL", &db.url)
+            .env("SEEDANCE_GW_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("SEEDANCE_GW_ADMIN__TOKEN", ADMIN_TOKEN)
+            .env("SEEDANCE_GW_STORAGE__DIR", db.dir.path().join("storage"))
+            .env("SEEDANCE_GW_WORKERS__TICK_MS", "50")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"));
+        for (key, value) in extra {
+            command.env(key, value);
+        }
+        let child = command.spawn().expect("gateway starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let client = Client::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = client.get(format!("{base}/readyz")).send().await {
+                if r.status() == StatusCode::OK {
+                    break;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "gateway did not become ready: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Server { child, base, log }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn tenant_and_key(client: &Client, base: &str, credits: i64) -> (String, String) {
+    let admin = |path: &str, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let tenant: Value = admin("/admin/v1/tenants", json!({"name": "acme"}))
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let tenant_id = tenant["id"].as_str().expect("id").to_string();
+    let grant = admin(
+        &format!("/admin/v1/tenants/{tenant_id}/grants"),
+        json!({"amount": credits, "reason": "test", "mode": "test"}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(grant.status(), StatusCode::CREATED);
+    let key: Value = admin(
+        &format!("/admin/v1/tenants/{tenant_id}/keys"),
+        json!({"mode": "test"}),
+    )
+    .await
+    .expect("send")
+    .json()
+    .await
+    .expect("json");
+    (
+        tenant_id,
+        key["secret"].as_str().expect("secret").to_string(),
+    )
+}
+
+#[test]
+fn an_unknown_configuration_key_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("gateway.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:9000\"\nlistne = \"oops\"\n",
+    )
+    .expect("write");
+    let output = run(gateway(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .arg("check-config"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("listne"), "stderr: {stderr}");
+
+    let output = run(gateway(dir.path())
+        .arg("check-config")
+        .env("SEEDANCE_GW_WORKERS__LEASE_SECONDS", "5"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("lease_seconds"), "stderr: {stderr}");
+
+    let output = run(gateway(dir.path())
+        .arg("check-config")
+        .env("SEEDANCE_GW_SERVER__LISTEN", "not-an-address"));
+    assert!(!output.status.success());
+}
+
+#[test]
+fn configuration_layers_defaults_then_file_then_environment_and_masks_secrets() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("gateway.toml");
+    let mut f = std::fs::File::create(&file).expect("create");
+    writeln!(f, "[providers.sandbox]\ndelay_ms = 1234\nfail_all = true\n[admin]\ntoken = \"file-token-that-is-secret\"").expect("write");
+    let output = run(gateway(dir.path())
+        .arg("--config")
+        .arg(&file)
+        .arg("check-config")
+        .env("SEEDANCE_GW_PROVIDERS__SANDBOX__DELAY_MS", "4321")
+        .env(
+            "DATABASE_URL",
+            "postgres://gateway:hunter2-password@db.internal/gateway",
+        ));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let effective: toml::Value = toml::from_str(&stdout).expect("check-config prints TOML");
+    assert_eq!(
+        effective["providers"]["sandbox"]["delay_ms"].as_integer(),
+        Some(4321)
+    );
+    assert_eq!(
+        effective["providers"]["sandbox"]["fail_all"].as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        effective["server"]["listen"].as_str(),
+        Some("127.0.0.1:8080")
+    );
+    assert_eq!(effective["database"]["url"].as_str(), Some("********"));
+    assert_eq!(effective["admin"]["token"].as_str(), Some("********"));
+    assert!(!stdout.contains("hunter2"));
+    assert!(!stdout.contains("file-token-that-is-secret"));
+}
+
+#[test]
+fn the_configuration_reference_documents_every_key() {
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
+    let defaults =
+        toml::Value::try_from(seedance_gateway::Config::default()).expect("defaults as TOML");
+    let mut missing = Vec::new();
+    fn walk(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(table) = value {
+            for (key, child) in table {
+                let path = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                if path == "pricing.credits_per_second" {
+                    out.push(path);
+                    continue;
+                }
+                match child {
+                    toml::Value::Table(_) => walk(&path, child, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+    }
+    let mut keys = Vec::new();
+    walk("", &defaults, &mut keys);
+    keys.push("admin.token".into());
+    for key in keys {
+        if !reference.contains(&format!("`{key}`")) {
+            missing.push(key);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/configuration.md does not document: {missing:?}"
+    );
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_sigterm_drains_cleanly() {
+    let db = TestDatabase::create().await;
+    let mut server = Server::start(&db, &[("SEEDANCE_GW_LOG__FORMAT", "json")]).await;
+    let client = Client::new();
+    let response = client
+        .get(format!("{}/v1/videos", server.base))
+        .bearer_auth("sgw_test_bad")
+        .send()
+        .await
+        .expect("send");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .expect("ascii")
+        .to_string();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let pid = nix::unistd::Pid::from_raw(server.child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("signal");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway did not exit after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit after SIGTERM: {status:?}");
+
+    let logs = server.logs();
+    let lines: Vec<Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(!lines.is_empty(), "logs are JSON lines: {logs}");
+    let of_request: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["span"]["request_id"].as_str() == Some(request_id.as_str()))
+        .collect();
+    assert!(
+        !of_request.is_empty(),
+        "no log line carries request id {request_id}: {logs}"
+    );
+    assert!(logs.contains("shutdown requested"));
+}
+
+#[tokio::test]
+async fn jobs_in_flight_at_a_sigkill_finish_after_restart_and_are_charged_once() {
+    let db = TestDatabase::create().await;
+    let env = [
+        ("SEEDANCE_GW_PROVIDERS__SANDBOX__DELAY_MS", "2500"),
+        ("SEEDANCE_GW_WORKERS__LEASE_SECS", "2"),
+    ];
+    let mut first = Server::start(&db, &env).await;
+    let client = Client::new();
+    let (tenant, key) = tenant_and_key(&client, &first.base, 10_000).await;
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        let response = client
+            .post(format!("{}/v1/videos", first.base))
+            .bearer_auth(&key)
+            .json(&json!({"prompt": format!("clip {n}"), "seconds": 5}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), StatusCode::OK);
+        let video: Value = response.json().await.expect("json");
+        ids.push(video["id"].as_str().expect("id").to_string());
+    }
+    // Let the worker submit some of them, then kill the process without warning.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db.url.clone()),
+        max_connections: 2,
+    })
+    .await
+    .expect("db");
+    assert_eq!(
+        database.count_running_jobs().await.expect("count"),
+        8,
+        "all jobs were still running at the kill"
+    );
+
+    let second = Server::start(&db, &env).await;
+    for id in &ids {
+        let video = wait_terminal(&client, &second.base, &key, id, Duration::from_secs(60)).await;
+        assert_eq!(video["status"], "completed", "{video}");
+        assert_eq!(video["cost"]["charged"], 300);
+        let entries = database
+            .entries_for_video(&seedance_gateway::domain::ids::VideoId::parse(id).expect("id"))
+            .await
+            .expect("entries");
+        let captures = entries
+            .iter()
+            .filter(|(kind, _, _)| kind == "capture")
+            .map(|(_, account, _)| account.clone())
+            .collect::<Vec<_>>();
+        assert_eq!(
+            captures.iter().filter(|a| a.ends_with(":holds")).count(),
+            1,
+            "one capture for {id}: {entries:?}"
+        );
+    }
+    let tenant_id = seedance_gateway::domain::ids::TenantId::parse(&tenant).expect("tenant id");
+    let balance = seedance_gateway::domain::billing::ledger::balance(
+        &database,
+        &tenant_id,
+        seedance_gateway::domain::billing::Mode::Test,
+    )
+    .await
+    .expect("balance");
+    assert_eq!((balance.available.0, balance.held.0), (10_000 - 8 * 300, 0));
+    let audit = database.audit_ledger().await.expect("audit");
+    assert!(audit.ok, "{audit:?}");
+}

@@ -58,7 +58,7 @@ impl App {
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
-        let providers = Providers::from_config(&config);
+        let providers = Providers::from_config(&config)?;
         let state = AppState {
             config: Arc::new(config),
             db,

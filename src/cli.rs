@@ -66,6 +66,16 @@ pub enum Command {
     CheckConfig,
     /// Print the OpenAPI document.
     Openapi,
+    /// Run the fake upstreams (all seed providers' protocols) for tests, demos and benchmarks.
+    FakeUpstream {
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        #[arg(long, default_value_t = 9100)]
+        port: u16,
+        /// How long each fake job takes, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        job_ms: u64,
+    },
     /// Create an admin token (unless one is configured) and a demo tenant with credits and a test key.
     Bootstrap {
         #[arg(long, default_value = "demo")]
@@ -170,6 +180,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Openapi => {
             print!("{}", crate::http::openapi::document());
+            Ok(())
+        }
+        Command::FakeUpstream { host, port, job_ms } => {
+            let fake = crate::fake::FakeUpstream::start((host, port).into()).await?;
+            fake.set_job_duration(std::time::Duration::from_millis(job_ms));
+            for (prefix, _) in crate::fake::PROVIDERS {
+                println!("{prefix}: {}", fake.base_url(prefix));
+            }
+            println!("API key for every provider: {}", crate::fake::FAKE_KEY);
+            wait_for_signal().await;
             Ok(())
         }
         Command::Bootstrap {

@@ -58,6 +58,8 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
+    /// Public base URL of the gateway, used for callback URLs handed to upstreams.
+    pub public_base_url: Option<String>,
     /// Address the HTTP server binds to.
     pub listen: SocketAddr,
     /// Largest accepted request body, in bytes (JSON and multipart alike).
@@ -146,6 +148,76 @@ pub struct StorageConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct ProvidersConfig {
     pub sandbox: SandboxConfig,
+    /// seedance.it.com (PROVIDERS.md §1).
+    pub seedance_it: UpstreamConfig,
+    /// Apiframe (§2).
+    pub apiframe: UpstreamConfig,
+    /// AIgateway (§3).
+    pub aigateway: UpstreamConfig,
+    /// seedanceapi.org (§4).
+    pub seedanceapi: UpstreamConfig,
+    /// AI/ML API (§5).
+    pub aimlapi: UpstreamConfig,
+}
+
+/// One upstream reseller. Disabled until enabled with a key.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    pub enabled: bool,
+    /// Base URL of the provider's API; empty means the provider's documented one.
+    pub base_url: Option<String>,
+    /// The gateway's API key at this provider.
+    pub api_key: Option<Secret>,
+    /// A file holding the API key (e.g. a mounted secret); used when `api_key` is unset.
+    pub api_key_file: Option<PathBuf>,
+    /// Secret for verifying this provider's webhook signatures, where it signs with one of
+    /// its own (AIgateway); Apiframe signs with the API key.
+    pub webhook_secret: Option<Secret>,
+    /// Per-call timeout, in seconds (default 30).
+    pub timeout_secs: Option<u64>,
+    /// Wait between two polls of one running job, in milliseconds (default per provider).
+    pub poll_interval_ms: Option<u64>,
+}
+
+impl UpstreamConfig {
+    /// The API key from `api_key`, else read from `api_key_file`.
+    pub fn resolve_key(&self, name: &str) -> Result<Secret, ConfigError> {
+        if let Some(key) = &self.api_key {
+            return Ok(key.clone());
+        }
+        if let Some(path) = &self.api_key_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigError::Invalid(format!(
+                    "providers.{name}.api_key_file {}: {e}",
+                    path.display()
+                ))
+            })?;
+            let key = text.trim();
+            if key.is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "providers.{name}.api_key_file is empty"
+                )));
+            }
+            return Ok(Secret::new(key));
+        }
+        Err(ConfigError::Invalid(format!(
+            "providers.{name} is enabled but has no api_key or api_key_file"
+        )))
+    }
+}
+
+impl ProvidersConfig {
+    /// The upstream resellers' sections, by configuration name.
+    pub fn upstreams(&self) -> [(&'static str, &UpstreamConfig); 5] {
+        [
+            ("seedance_it", &self.seedance_it),
+            ("apiframe", &self.apiframe),
+            ("aigateway", &self.aigateway),
+            ("seedanceapi", &self.seedanceapi),
+            ("aimlapi", &self.aimlapi),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -161,6 +233,7 @@ pub struct SandboxConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
+            public_base_url: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 20 * 1024 * 1024,
             request_timeout_secs: 30,
@@ -192,7 +265,7 @@ impl Default for WorkersConfig {
         WorkersConfig {
             enabled: true,
             tick_ms: 250,
-            lease_secs: 30,
+            lease_secs: 60,
             batch_size: 64,
             concurrency: 64,
         }
@@ -262,7 +335,12 @@ impl Config {
             }
             figment = figment.merge(Toml::file_exact(path));
         }
-        figment = figment.merge(Env::prefixed("SEEDANCE_GW_").split("__"));
+        // `SEEDANCE_GW_CONFIG` names the file itself (a command-line option), not a key.
+        figment = figment.merge(
+            Env::prefixed("SEEDANCE_GW_")
+                .ignore(&["config"])
+                .split("__"),
+        );
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(("database.url", url));
         }
@@ -289,9 +367,9 @@ impl Config {
             ));
         }
         for (model, price) in &self.pricing.credits_per_second {
-            if crate::domain::video::Model::parse(model).is_none() {
+            if crate::domain::video::Model::parse(model).map(|m| m.id()) != Some(model.as_str()) {
                 return Err(ConfigError::Invalid(format!(
-                    "pricing.credits_per_second: unknown model `{model}`"
+                    "pricing.credits_per_second: `{model}` is not a model id; use seedance-2.0, seedance-2.0-fast or seedance-2.0-mini"
                 )));
             }
             if *price < 0 {
@@ -307,6 +385,30 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "workers.lease_secs, batch_size and concurrency must be positive".into(),
             ));
+        }
+        for (name, upstream) in self.providers.upstreams() {
+            if upstream.enabled {
+                // A lease must outlive the longest upstream call, or a slow call could be
+                // claimed again by another replica and submitted twice.
+                let timeout = upstream.timeout_secs.unwrap_or(30);
+                if self.workers.lease_secs < timeout + 10 {
+                    return Err(ConfigError::Invalid(format!(
+                        "workers.lease_secs ({}) must exceed providers.{name}.timeout_secs ({timeout}) by at least 10",
+                        self.workers.lease_secs
+                    )));
+                }
+                upstream.resolve_key(name)?;
+                if let Some(base) = &upstream.base_url {
+                    let parsed = url::Url::parse(base).map_err(|_| {
+                        ConfigError::Invalid(format!("providers.{name}.base_url is not a URL"))
+                    })?;
+                    if !matches!(parsed.scheme(), "http" | "https") {
+                        return Err(ConfigError::Invalid(format!(
+                            "providers.{name}.base_url must be http(s)"
+                        )));
+                    }
+                }
+            }
         }
         if let Some(token) = &self.admin.token {
             if token.expose().len() < 16 {

@@ -22,7 +22,7 @@ pub enum Error {
         message: String,
         param: Option<String>,
     },
-    #[error("{0}")]
+    #[error("{1}")]
     Unauthorized(&'static str, String),
     #[error("{0}")]
     Forbidden(String),

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod fake;
 pub mod http;
 pub mod providers;
 pub mod storage;

@@ -376,6 +376,11 @@ pub struct Video {
     pub expires_at_ms: Option<i64>,
     /// Transient upstream failures so far.
     pub attempts: i64,
+    /// Secret part of this job's provider callback URL.
+    pub callback_token: Option<String>,
+    /// What the upstream reported it charged, as written, and in micro-USD.
+    pub upstream_cost: Option<String>,
+    pub upstream_cost_micro_usd: Option<i64>,
 }
 
 #[cfg(test)]

@@ -12,9 +12,11 @@ use crate::providers::sandbox;
 use crate::storage::jobs::ListQuery;
 use crate::storage::now_ms;
 
-/// Where a new job will run. Test keys always run on the sandbox; live keys use the enabled
-/// providers (the sandbox among them when `providers.sandbox.enabled`), narrowed by the
-/// request's `routing.providers`.
+/// Where a new job will run. Test keys always run on the sandbox. Live keys use the first
+/// enabled provider, in configuration order, that can serve the request (the sandbox last,
+/// when `providers.sandbox.enabled`), narrowed by the request's `routing.providers`. A
+/// provider that cannot serve the request is never chosen; when none can, the answer says
+/// why each was excluded.
 fn choose_provider(state: &AppState, mode: Mode, request: &NewVideo) -> Result<&'static str> {
     let wanted = &request.routing.providers;
     if let Some(unknown) = wanted.iter().find(|p| state.providers.get(p).is_none()) {
@@ -23,25 +25,47 @@ fn choose_provider(state: &AppState, mode: Mode, request: &NewVideo) -> Result<&
             format!("unknown provider `{unknown}`"),
         ));
     }
-    match mode {
-        Mode::Test => Ok(sandbox::NAME),
-        Mode::Live => state
-            .providers
-            .live_names()
-            .find(|name| wanted.is_empty() || wanted.iter().any(|w| w == name))
-            .ok_or_else(|| {
-                if wanted.is_empty() {
-                    Error::UpstreamUnavailable(
-                        "no upstream provider is enabled for live keys".into(),
-                    )
-                } else {
-                    Error::UnsupportedCapability {
-                        message: "none of routing.providers is enabled for this tenant".into(),
-                        param: Some("routing.providers".into()),
-                    }
-                }
-            }),
+    if mode == Mode::Test {
+        return Ok(sandbox::NAME);
     }
+    let has_upload = request.inputs.first_frame_upload.is_some();
+    let mut exclusions = Vec::new();
+    for name in state.providers.live_names() {
+        if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
+            continue;
+        }
+        let Some(provider) = state.providers.get(name) else {
+            continue;
+        };
+        if let Err(reason) = provider.capabilities().check(request) {
+            exclusions.push(format!("{name} {reason}"));
+            continue;
+        }
+        if has_upload && name != sandbox::NAME && state.config.server.public_base_url.is_none() {
+            exclusions.push(format!(
+                "{name} needs server.public_base_url to fetch an uploaded file"
+            ));
+            continue;
+        }
+        return Ok(name);
+    }
+    if exclusions.is_empty() {
+        return Err(if wanted.is_empty() {
+            Error::UpstreamUnavailable("no upstream provider is enabled for live keys".into())
+        } else {
+            Error::UnsupportedCapability {
+                message: "none of routing.providers is enabled".into(),
+                param: Some("routing.providers".into()),
+            }
+        });
+    }
+    Err(Error::UnsupportedCapability {
+        message: format!(
+            "no enabled provider can serve this request: {}",
+            exclusions.join("; ")
+        ),
+        param: None,
+    })
 }
 
 pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) -> Result<Video> {
@@ -88,6 +112,9 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
         completed_at_ms: None,
         expires_at_ms: None,
         attempts: 0,
+        callback_token: Some(crate::domain::ids::random_token(32)),
+        upstream_cost: None,
+        upstream_cost_micro_usd: None,
     };
     let mut tx = state.db.begin().await?;
     crate::storage::Db::insert_video(&mut tx, &video, now).await?;
@@ -108,8 +135,35 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
         Err(LedgerError::Db(e)) => return Err(e.into()),
     }
     tx.commit().await?;
-    state.wake_workers();
-    Ok(video)
+    let dispatched = match crate::workers::jobs::dispatch_now(state, &video.id).await {
+        Ok(dispatched) => dispatched,
+        Err(error) => {
+            // The job is stored and held; the worker will submit it.
+            tracing::warn!(video = %video.id, error = ?error, "inline dispatch failed; the worker will retry");
+            state.wake_workers();
+            None
+        }
+    };
+    let Some(video) = dispatched else {
+        return Ok(video);
+    };
+    match (&video.status, &video.error) {
+        (VideoStatus::Failed, Some(error)) if error.code == "upstream_rejected" => {
+            Err(Error::InvalidRequest {
+                message: error.message.clone(),
+                param: None,
+            })
+        }
+        (VideoStatus::Failed, Some(error)) if error.code == "upstream_unavailable" => {
+            Err(Error::UpstreamUnavailable(error.message.clone()))
+        }
+        _ => {
+            if video.status == VideoStatus::Queued {
+                state.wake_workers();
+            }
+            Ok(video)
+        }
+    }
 }
 
 pub async fn get(state: &AppState, principal: &Principal, id: &VideoId) -> Result<Video> {

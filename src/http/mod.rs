@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod extract;
+pub mod files;
 pub mod health;
 pub mod openapi;
 pub mod videos;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
+        .route("/files/uploads/{name}", get(files::upload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))

@@ -1,7 +1,10 @@
 //! Upstream providers behind one interface. Each provider module owns its vendor's protocol
 //! (paths, bodies, status values, errors); the rest of the gateway only sees [`Provider`].
 
+pub mod capabilities;
 pub mod sandbox;
+pub mod seedance_it;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +17,29 @@ use crate::domain::video::NewVideo;
 pub struct SubmitRequest<'a> {
     pub video_id: &'a VideoId,
     pub video: &'a NewVideo,
+    /// The first frame as a URL the provider can fetch (an uploaded file is served by the
+    /// gateway under its public base URL).
+    pub first_frame_url: Option<String>,
+    /// Where the provider should send its completion webhook, if the gateway takes them.
+    pub callback_url: Option<String>,
+}
+
+/// A cost the upstream reported, as it wrote it, and in micro-USD where it can be converted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedCost {
+    /// e.g. `cost_credits=242` or `usd_spent=0.5`.
+    pub raw: String,
+    pub micro_usd: Option<i64>,
+}
+
+impl ReportedCost {
+    /// A cost in the common reseller credit (1 credit = 0.01 USD).
+    pub fn cents(field: &str, credits: i64) -> ReportedCost {
+        ReportedCost {
+            raw: format!("{field}={credits}"),
+            micro_usd: credits.checked_mul(10_000),
+        }
+    }
 }
 
 /// An accepted upstream job.
@@ -22,6 +48,7 @@ pub struct Submission {
     pub upstream_id: String,
     /// When the provider expects the job to finish, if it says.
     pub estimated: Option<Duration>,
+    pub cost: Option<ReportedCost>,
 }
 
 /// The state of an upstream job, mapped to the gateway lifecycle.
@@ -35,6 +62,7 @@ pub enum UpstreamStatus {
         video_url: String,
         /// Seconds actually generated, when the provider reports them.
         seconds: Option<i64>,
+        cost: Option<ReportedCost>,
     },
     Failed {
         code: String,
@@ -69,11 +97,17 @@ pub enum ProviderError {
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
+    /// What this provider can serve, per model.
+    fn capabilities(&self) -> &capabilities::Capabilities;
     async fn submit(&self, request: SubmitRequest<'_>) -> Result<Submission, ProviderError>;
     async fn poll(&self, upstream_id: &str) -> Result<UpstreamStatus, ProviderError>;
     async fn cancel(&self, upstream_id: &str) -> Result<CancelOutcome, ProviderError>;
     /// How long to wait between polls of a running job.
     fn poll_interval(&self) -> Duration;
+    /// The least time the provider allows between two polls of one job.
+    fn min_poll_interval(&self) -> Duration {
+        Duration::ZERO
+    }
 }
 
 /// The enabled providers, by name.
@@ -85,15 +119,22 @@ pub struct Providers {
 }
 
 impl Providers {
-    pub fn from_config(config: &crate::config::Config) -> Providers {
+    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Providers> {
         // The sandbox always exists, because test keys run there; live keys reach it only
         // when it is enabled.
         let mut providers = Providers::default();
+        let p = &config.providers;
+        if p.seedance_it.enabled {
+            providers.insert(
+                Arc::new(seedance_it::SeedanceIt::new(&p.seedance_it)?),
+                true,
+            );
+        }
         providers.insert(
-            Arc::new(sandbox::Sandbox::new(&config.providers.sandbox)),
-            config.providers.sandbox.enabled,
+            Arc::new(sandbox::Sandbox::new(&p.sandbox)),
+            p.sandbox.enabled,
         );
-        providers
+        Ok(providers)
     }
 
     pub fn insert(&mut self, provider: Arc<dyn Provider>, live: bool) {

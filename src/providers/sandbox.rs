@@ -10,6 +10,8 @@
 use std::time::Duration;
 
 use crate::config::SandboxConfig;
+use crate::domain::video::{Model, Resolution};
+use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities, ALL_RATIOS};
 use crate::providers::{
     CancelOutcome, Provider, ProviderError, Submission, SubmitRequest, UpstreamStatus,
 };
@@ -27,13 +29,32 @@ pub const REJECT_MARKER: &str = "[sandbox:reject]";
 pub struct Sandbox {
     delay_ms: u64,
     fail_all: bool,
+    capabilities: Capabilities,
 }
 
 impl Sandbox {
     pub fn new(config: &SandboxConfig) -> Sandbox {
+        let models = Model::ALL
+            .into_iter()
+            .map(|model| ModelCapabilities {
+                model,
+                durations: Durations::Range(4, 15),
+                resolutions: &Resolution::ALL,
+                aspect_ratios: ALL_RATIOS,
+                first_frame: true,
+                last_frame: true,
+                max_reference_images: 9,
+                max_reference_videos: 3,
+                max_reference_audio: 3,
+                audio: true,
+                seed: true,
+                camera_fixed: true,
+            })
+            .collect();
         Sandbox {
             delay_ms: config.delay_ms,
             fail_all: config.fail_all,
+            capabilities: Capabilities { models },
         }
     }
 }
@@ -80,6 +101,10 @@ impl Provider for Sandbox {
         NAME
     }
 
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
     async fn submit(&self, request: SubmitRequest<'_>) -> Result<Submission, ProviderError> {
         if request.video.prompt.contains(REJECT_MARKER) {
             return Err(ProviderError::Rejected(
@@ -94,6 +119,7 @@ impl Provider for Sandbox {
         Ok(Submission {
             upstream_id: job.encode(),
             estimated: Some(Duration::from_millis(self.delay_ms)),
+            cost: None,
         })
     }
 
@@ -120,6 +146,7 @@ impl Provider for Sandbox {
         Ok(UpstreamStatus::Completed {
             video_url: OUTPUT_URL.into(),
             seconds: None,
+            cost: None,
         })
     }
 

@@ -20,3 +20,12 @@ pub async fn save_upload(dir: &Path, extension: &str, bytes: &[u8]) -> anyhow::R
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(name)
 }
+
+/// Removes a stored file; a file that is already gone is not an error.
+pub async fn remove(dir: &Path, name: &str) {
+    if let Err(error) = tokio::fs::remove_file(dir.join(name)).await {
+        if error.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(%error, file = name, "could not remove a stored file");
+        }
+    }
+}

@@ -10,6 +10,7 @@ use super::{now_ms, Backend, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
 use crate::domain::video::{JobError, Video, VideoStatus};
+use crate::providers::ReportedCost;
 
 const RUNNING: &str = "status IN ('queued', 'in_progress')";
 
@@ -43,6 +44,9 @@ fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
         completed_at_ms: row.try_get("completed_at")?,
         expires_at_ms: row.try_get("expires_at")?,
         attempts: row.try_get("attempts")?,
+        callback_token: row.try_get("callback_token")?,
+        upstream_cost: row.try_get("upstream_cost")?,
+        upstream_cost_micro_usd: row.try_get("upstream_cost_micro_usd")?,
     })
 }
 
@@ -66,8 +70,8 @@ impl Db {
             serde_json::to_string(&video.request).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
             "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
-             progress, provider, cost_reserved, created_at, updated_at, next_run_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12)",
+             progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13)",
         )
         .bind(video.id.as_str())
         .bind(video.tenant_id.as_str())
@@ -81,6 +85,7 @@ impl Db {
         .bind(video.cost_reserved.0)
         .bind(video.created_at_ms)
         .bind(next_run_at)
+        .bind(video.callback_token.as_deref())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -204,6 +209,29 @@ impl Db {
         rows.iter().map(video_from_row).collect()
     }
 
+    /// Leases one queued job to `owner`, if no one holds it.
+    pub async fn claim_job(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<Option<Video>, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let row = sqlx::query(&format!(
+            "UPDATE videos SET lease_owner = $1, lease_until = $2 \
+             WHERE id = $3 AND {RUNNING} AND (lease_until IS NULL OR lease_until < $4) RETURNING *"
+        ))
+        .bind(owner)
+        .bind(lease_until)
+        .bind(id.as_str())
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        row.map(|r| video_from_row(&r)).transpose()
+    }
+
     /// Records the upstream's acceptance of a job and releases the lease.
     pub async fn mark_submitted(
         &self,
@@ -212,11 +240,13 @@ impl Db {
         provider: &str,
         upstream_id: &str,
         next_run_at: i64,
+        cost: Option<&ReportedCost>,
     ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
         let done = sqlx::query(&format!(
             "UPDATE videos SET status = 'in_progress', provider = $1, upstream_id = $2, submitted_at = $3, \
-             updated_at = $3, next_run_at = $4, lease_owner = NULL, lease_until = NULL \
+             updated_at = $3, next_run_at = $4, lease_owner = NULL, lease_until = NULL, \
+             upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd) \
              WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
         ))
         .bind(provider)
@@ -225,6 +255,8 @@ impl Db {
         .bind(next_run_at)
         .bind(id.as_str())
         .bind(owner)
+        .bind(cost.map(|c| c.raw.as_str()))
+        .bind(cost.and_then(|c| c.micro_usd))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -263,11 +295,13 @@ impl Db {
         output_url: &str,
         charged: Credits,
         expires_at: i64,
+        cost: Option<&ReportedCost>,
     ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
         let done = sqlx::query(&format!(
             "UPDATE videos SET status = 'completed', progress = 100, output_url = $1, cost_charged = $2, \
-             completed_at = $3, updated_at = $3, expires_at = $4, lease_owner = NULL, lease_until = NULL \
+             completed_at = $3, updated_at = $3, expires_at = $4, lease_owner = NULL, lease_until = NULL, \
+             upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd) \
              WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
         ))
         .bind(output_url)
@@ -276,6 +310,8 @@ impl Db {
         .bind(expires_at)
         .bind(id.as_str())
         .bind(owner)
+        .bind(cost.map(|c| c.raw.as_str()))
+        .bind(cost.and_then(|c| c.micro_usd))
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected() == 1)

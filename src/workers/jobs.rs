@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::app::AppState;
 use crate::domain::billing::{ledger, pricing};
 use crate::domain::video::{JobError, Video, VideoStatus};
-use crate::providers::{ProviderError, SubmitRequest, UpstreamStatus};
+use crate::providers::{Provider, ProviderError, ReportedCost, SubmitRequest, UpstreamStatus};
 use crate::storage::{now_ms, Db};
 
 /// Transient upstream failures tolerated before a job is failed.
@@ -70,6 +70,26 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
     Ok(())
 }
 
+/// Submits a just-created job from the request that created it, so that the client learns at
+/// once when the upstream refuses it. Returns the job as it stands afterwards; a transient
+/// failure leaves it queued for the worker.
+pub async fn dispatch_now(
+    state: &AppState,
+    id: &crate::domain::ids::VideoId,
+) -> anyhow::Result<Option<Video>> {
+    let now = now_ms();
+    let lease_ms = (state.config.workers.lease_secs * 1000) as i64;
+    let Some(job) = state
+        .db
+        .claim_job(id, &state.instance_id, now, now + lease_ms)
+        .await?
+    else {
+        return Ok(None);
+    };
+    advance(state, job).await?;
+    Ok(state.db.get_video_any(id).await?)
+}
+
 async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
     let owner = state.instance_id.as_ref();
     let Some(provider) = job
@@ -86,16 +106,37 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
     };
     match (job.status, job.upstream_id.as_deref()) {
         (VideoStatus::Queued, _) | (VideoStatus::InProgress, None) => {
+            let public = state
+                .config
+                .server
+                .public_base_url
+                .as_deref()
+                .map(|b| b.trim_end_matches('/'));
+            let first_frame_url = match (
+                &job.request.inputs.first_frame_url,
+                &job.request.inputs.first_frame_upload,
+                public,
+            ) {
+                (Some(url), _, _) => Some(url.as_str().to_string()),
+                (None, Some(name), Some(base)) => Some(format!("{base}/files/{name}")),
+                _ => None,
+            };
+            let callback_url = match (public, &job.callback_token) {
+                (Some(base), Some(token)) => Some(format!(
+                    "{base}/webhooks/providers/{}/{token}",
+                    provider.name()
+                )),
+                _ => None,
+            };
             let request = SubmitRequest {
                 video_id: &job.id,
                 video: &job.request,
+                first_frame_url,
+                callback_url,
             };
             match provider.submit(request).await {
                 Ok(submission) => {
-                    let wait = submission
-                        .estimated
-                        .unwrap_or_else(|| provider.poll_interval())
-                        .min(provider.poll_interval());
+                    let wait = first_poll_delay(provider.as_ref(), submission.estimated);
                     let next = now_ms() + wait.as_millis() as i64;
                     state
                         .db
@@ -105,6 +146,7 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
                             provider.name(),
                             &submission.upstream_id,
                             next,
+                            submission.cost.as_ref(),
                         )
                         .await?;
                 }
@@ -133,22 +175,26 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
         }
         (VideoStatus::InProgress, Some(upstream_id)) => match provider.poll(upstream_id).await {
             Ok(UpstreamStatus::Queued) => {
-                let next = now_ms() + provider.poll_interval().as_millis() as i64;
+                let next = now_ms() + poll_delay(provider.as_ref()).as_millis() as i64;
                 state
                     .db
                     .reschedule(&job.id, owner, None, next, false)
                     .await?;
             }
             Ok(UpstreamStatus::Running { progress }) => {
-                let next = now_ms() + provider.poll_interval().as_millis() as i64;
+                let next = now_ms() + poll_delay(provider.as_ref()).as_millis() as i64;
                 let progress = progress.map(|p| p.clamp(0, 99));
                 state
                     .db
                     .reschedule(&job.id, owner, progress, next, false)
                     .await?;
             }
-            Ok(UpstreamStatus::Completed { video_url, seconds }) => {
-                complete(state, &job, owner, &video_url, seconds).await?;
+            Ok(UpstreamStatus::Completed {
+                video_url,
+                seconds,
+                cost,
+            }) => {
+                complete(state, &job, owner, &video_url, seconds, cost.as_ref()).await?;
             }
             Ok(UpstreamStatus::Failed { code, message }) => {
                 end(
@@ -192,6 +238,7 @@ async fn complete(
     owner: &str,
     video_url: &str,
     seconds: Option<i64>,
+    cost: Option<&ReportedCost>,
 ) -> anyhow::Result<()> {
     let charge = match seconds {
         Some(generated) if generated < job.request.seconds.get() => {
@@ -203,7 +250,7 @@ async fn complete(
     };
     let expires_at = now_ms() + state.config.videos.retention_secs * 1000;
     let mut tx = state.db.begin().await?;
-    if Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at).await? {
+    if Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at, cost).await? {
         let captured = ledger::capture(&mut tx, &job.id, charge).await?;
         if captured.is_none() {
             tracing::warn!(video = %job.id, "completed a job whose hold was already settled");
@@ -258,6 +305,24 @@ async fn retry_later(
         )
         .await?;
     Ok(())
+}
+
+/// The regular wait between polls, never under the provider's minimum.
+fn poll_delay(provider: &dyn Provider) -> Duration {
+    provider.poll_interval().max(provider.min_poll_interval())
+}
+
+/// The first poll comes near the provider's own estimate (never before its minimum
+/// interval); without an estimate, after one regular poll interval.
+fn first_poll_delay(provider: &dyn Provider, estimated: Option<Duration>) -> Duration {
+    let interval = provider.poll_interval();
+    let wait = match estimated {
+        // Poll a little before the estimate: progress shows, and a fast job is seen early.
+        Some(estimate) if estimate > interval => estimate.mul_f32(0.8),
+        Some(estimate) => estimate.min(interval),
+        None => interval,
+    };
+    wait.max(provider.min_poll_interval())
 }
 
 /// Exponential backoff with full jitter: up to 0.5 s × 2^attempt, capped at 60 s.

@@ -69,9 +69,11 @@ pub struct RoutingBody {
     /// Providers this request may use, in order of preference for `ordered`.
     pub providers: Option<Vec<String>>,
     /// Whether another provider may take the job when the first one fails.
-    pub fallback: Option<bool>,
+    #[schema(value_type = Option<bool>)]
+    pub fallback: Option<Flexible>,
     /// Refuse the request if its price would exceed this many credits.
-    pub max_cost_credits: Option<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub max_cost_credits: Option<Flexible>,
 }
 
 impl RoutingBody {
@@ -92,19 +94,29 @@ impl RoutingBody {
                 "routing.providers must list up to 16 provider names",
             ));
         }
-        let max_cost = match self.max_cost_credits {
-            Some(n) if n < 0 => {
-                return Err(Error::invalid(
-                    "routing.max_cost_credits",
-                    "routing.max_cost_credits must not be negative",
-                ))
-            }
-            other => other.map(Credits),
-        };
+        let max_cost = self
+            .max_cost_credits
+            .map(|v| {
+                v.as_int().filter(|n| *n >= 0).map(Credits).ok_or_else(|| {
+                    Error::invalid(
+                        "routing.max_cost_credits",
+                        "routing.max_cost_credits must be a non-negative integer",
+                    )
+                })
+            })
+            .transpose()?;
+        let fallback = self
+            .fallback
+            .map(|v| {
+                v.as_bool().ok_or_else(|| {
+                    Error::invalid("routing.fallback", "routing.fallback must be true or false")
+                })
+            })
+            .transpose()?;
         Ok(RoutingRequest {
             strategy,
             providers,
-            fallback: self.fallback.unwrap_or(true),
+            fallback: fallback.unwrap_or(true),
             max_cost,
         })
     }

@@ -74,16 +74,26 @@ pub async fn create_video(
     let CreateInput { body, upload } = input;
     // Validate first, so bad input never leaves a stored file behind.
     let mut request = body.into_new_video(&state.config.videos, upload.is_some())?;
+    let mut stored = None;
     if let Some(upload) = upload {
-        let stored = crate::storage::files::save_upload(
+        let name = crate::storage::files::save_upload(
             &state.config.storage.dir,
             upload.extension,
             &upload.bytes,
         )
         .await?;
-        request.inputs.first_frame_upload = Some(stored);
+        request.inputs.first_frame_upload = Some(name.clone());
+        stored = Some(name);
     }
-    let video = videos::create(&state, &principal, request).await?;
+    let video = match videos::create(&state, &principal, request).await {
+        Ok(video) => video,
+        Err(error) => {
+            if let Some(name) = stored {
+                crate::storage::files::remove(&state.config.storage.dir, &name).await;
+            }
+            return Err(error);
+        }
+    };
     let mut headers = HeaderMap::new();
     if let Some(provider) = video
         .provider

@@ -1,0 +1,464 @@
+//! Fake upstreams: one HTTP server that speaks each seed provider's protocol under its own
+//! path prefix (`/seedance-it/api/v1/...`, `/apiframe/...`, ...), so that adapters, end-to-end
+//! tests, the benchmark and docker-compose run against real HTTP without the real providers.
+//!
+//! Each protocol module validates what it receives the way its provider documents (wrong key
+//! → 401, bad duration → 400, ...). The server can be told to inject faults into the next
+//! calls (HTTP errors with `Retry-After`, hangs, malformed or truncated JSON), to make jobs
+//! fail, and how long jobs take; it records every call for tests to assert on. Tests use the
+//! library API ([`FakeUpstream`]); the binary (`seedance-gateway fake-upstream`) exposes the
+//! same controls under `/_fake/`.
+
+pub mod seedance_it;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The API key every fake provider accepts.
+pub const FAKE_KEY: &str = "fake-upstream-key-0123456789";
+
+/// Provider prefixes served by the fake, with the path their documented base URL adds.
+pub const PROVIDERS: [(&str, &str); 1] = [(seedance_it::PREFIX, "/api/v1")];
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// Answer with this status (and the provider's error body), optionally `Retry-After`.
+    Status {
+        status: u16,
+        retry_after: Option<u64>,
+    },
+    /// Wait this long before answering normally (longer than the client's timeout: a timeout).
+    Hang { millis: u64 },
+    /// Answer 200 with a body that is not JSON.
+    Malformed,
+    /// Answer 200 with JSON cut off in the middle.
+    Truncated,
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone, Serialize)]
+pub struct Call {
+    pub provider: String,
+    /// `submit`, `poll` or `cancel`.
+    pub op: String,
+    pub method: String,
+    pub path: String,
+    /// The credential header as received.
+    pub auth: Option<String>,
+    pub body: Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Queued,
+    Running(u8),
+    Completed,
+    Failed,
+    Canceled,
+}
+
+#[derive(Debug, Clone)]
+pub struct FakeJob {
+    pub provider: &'static str,
+    pub id: String,
+    pub started: Instant,
+    pub duration: Duration,
+    pub fails: bool,
+    pub canceled: bool,
+    pub request: Value,
+    pub callback: Option<String>,
+    pub webhook_sent: bool,
+    /// Seconds of video the job was asked for.
+    pub seconds: i64,
+    /// The provider's model id the job was submitted with.
+    pub model: String,
+}
+
+impl FakeJob {
+    pub fn phase(&self) -> Phase {
+        if self.canceled {
+            return Phase::Canceled;
+        }
+        let elapsed = self.started.elapsed();
+        if elapsed >= self.duration {
+            return if self.fails {
+                Phase::Failed
+            } else {
+                Phase::Completed
+            };
+        }
+        if elapsed < self.duration / 5 {
+            return Phase::Queued;
+        }
+        Phase::Running((elapsed.as_millis() * 100 / self.duration.as_millis().max(1)).min(99) as u8)
+    }
+}
+
+struct Inner {
+    jobs: HashMap<String, FakeJob>,
+    faults: HashMap<(String, String), VecDeque<Fault>>,
+    calls: Vec<Call>,
+    job_duration: Duration,
+    failing: HashMap<String, u32>,
+    next_id: u64,
+}
+
+pub struct FakeState {
+    inner: Mutex<Inner>,
+    /// `http://host:port` of the running server, for output URLs.
+    pub origin: String,
+    pub webhooks: reqwest::Client,
+}
+
+impl FakeState {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn record(
+        &self,
+        provider: &str,
+        op: &str,
+        method: &str,
+        path: &str,
+        auth: Option<&str>,
+        body: Value,
+    ) {
+        self.lock().calls.push(Call {
+            provider: provider.into(),
+            op: op.into(),
+            method: method.into(),
+            path: path.into(),
+            auth: auth.map(str::to_string),
+            body,
+        });
+    }
+
+    pub fn take_fault(&self, provider: &str, op: &str) -> Option<Fault> {
+        self.lock()
+            .faults
+            .get_mut(&(provider.to_string(), op.to_string()))
+            .and_then(VecDeque::pop_front)
+    }
+
+    /// Starts a job; it fails if the test asked for failing jobs.
+    pub fn start_job(
+        &self,
+        provider: &'static str,
+        id_prefix: &str,
+        model: &str,
+        seconds: i64,
+        request: Value,
+        callback: Option<String>,
+    ) -> FakeJob {
+        let mut inner = self.lock();
+        inner.next_id += 1;
+        let id = format!("{id_prefix}{:06}", inner.next_id);
+        let fails = match inner.failing.get_mut(provider) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                true
+            }
+            _ => false,
+        };
+        let job = FakeJob {
+            provider,
+            id: id.clone(),
+            started: Instant::now(),
+            duration: inner.job_duration,
+            fails,
+            canceled: false,
+            request,
+            callback,
+            webhook_sent: false,
+            seconds,
+            model: model.to_string(),
+        };
+        inner.jobs.insert(id, job.clone());
+        job
+    }
+
+    pub fn job(&self, provider: &str, id: &str) -> Option<FakeJob> {
+        self.lock()
+            .jobs
+            .get(id)
+            .filter(|j| j.provider == provider)
+            .cloned()
+    }
+
+    /// Cancels a running job; false when unknown or already finished.
+    pub fn cancel_job(&self, provider: &str, id: &str) -> Option<bool> {
+        let mut inner = self.lock();
+        let job = inner.jobs.get_mut(id).filter(|j| j.provider == provider)?;
+        if matches!(job.phase(), Phase::Completed | Phase::Failed) {
+            return Some(false);
+        }
+        job.canceled = true;
+        Some(true)
+    }
+
+    pub fn output_url(&self, job: &FakeJob) -> String {
+        format!("{}/files/{}.mp4", self.origin, job.id)
+    }
+
+    /// Finished jobs with a callback not yet delivered; marks them delivered.
+    fn due_webhooks(&self) -> Vec<FakeJob> {
+        let mut inner = self.lock();
+        inner
+            .jobs
+            .values_mut()
+            .filter(|j| {
+                j.callback.is_some()
+                    && !j.webhook_sent
+                    && matches!(j.phase(), Phase::Completed | Phase::Failed)
+            })
+            .map(|j| {
+                j.webhook_sent = true;
+                j.clone()
+            })
+            .collect()
+    }
+}
+
+/// Answers a fault the way a misbehaving provider would. `error_body` is the provider's
+/// error shape for a status.
+pub async fn fault_response(fault: Fault, error_body: fn(u16) -> Value) -> Option<Response> {
+    match fault {
+        Fault::Status {
+            status,
+            retry_after,
+        } => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (code, Json(error_body(status))).into_response();
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Some(response)
+        }
+        Fault::Hang { millis } => {
+            tokio::time::sleep(Duration::from_millis(millis)).await;
+            None
+        }
+        Fault::Malformed => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "<html>upstream proxy error</html>",
+            )
+                .into_response(),
+        ),
+        Fault::Truncated => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                "{\"job_id\": \"abc\", \"sta",
+            )
+                .into_response(),
+        ),
+    }
+}
+
+pub fn header_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The running fake server.
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    pub state: Arc<FakeState>,
+    shutdown: tokio_util::sync::CancellationToken,
+}
+
+impl FakeUpstream {
+    pub async fn start(addr: SocketAddr) -> anyhow::Result<FakeUpstream> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(FakeState {
+            inner: Mutex::new(Inner {
+                jobs: HashMap::new(),
+                faults: HashMap::new(),
+                calls: Vec::new(),
+                job_duration: Duration::from_millis(300),
+                failing: HashMap::new(),
+                next_id: 0,
+            }),
+            origin: format!("http://{addr}"),
+            webhooks: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()?,
+        });
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let app = router(state.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+        });
+        let webhook_state = state.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move { deliver_webhooks(webhook_state, stop).await });
+        Ok(FakeUpstream {
+            addr,
+            state,
+            shutdown,
+        })
+    }
+
+    /// The base URL to configure for a provider (its prefix and documented base path).
+    pub fn base_url(&self, prefix: &str) -> String {
+        let path = PROVIDERS
+            .iter()
+            .find(|(p, _)| *p == prefix)
+            .map(|(_, path)| *path)
+            .unwrap_or("");
+        format!("http://{}/{prefix}{path}", self.addr)
+    }
+
+    /// Queues a fault for the next `op` (`submit`, `poll`, `cancel`) call to `provider`.
+    pub fn inject(&self, provider: &str, op: &str, fault: Fault) {
+        self.state
+            .lock()
+            .faults
+            .entry((provider.to_string(), op.to_string()))
+            .or_default()
+            .push_back(fault);
+    }
+
+    pub fn calls(&self, provider: &str) -> Vec<Call> {
+        self.state
+            .lock()
+            .calls
+            .iter()
+            .filter(|c| c.provider == provider)
+            .cloned()
+            .collect()
+    }
+
+    pub fn set_job_duration(&self, duration: Duration) {
+        self.state.lock().job_duration = duration;
+    }
+
+    /// Makes the next `n` jobs submitted to `provider` fail upstream.
+    pub fn fail_next_jobs(&self, provider: &str, n: u32) {
+        self.state.lock().failing.insert(provider.to_string(), n);
+    }
+}
+
+impl Drop for FakeUpstream {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn router(state: Arc<FakeState>) -> Router {
+    Router::new()
+        .nest(&format!("/{}", seedance_it::PREFIX), seedance_it::routes())
+        .route("/files/{name}", get(output_file))
+        .route("/_fake/faults", post(control_fault))
+        .route("/_fake/calls", get(control_calls))
+        .route("/_fake/settings", post(control_settings))
+        .with_state(state)
+}
+
+async fn output_file(Path(name): Path<String>) -> Response {
+    if !name.ends_with(".mp4") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "video/mp4")],
+        Body::from(crate::providers::sandbox::VIDEO),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct FaultRequest {
+    provider: String,
+    op: String,
+    fault: Fault,
+}
+
+async fn control_fault(
+    State(state): State<Arc<FakeState>>,
+    Json(request): Json<FaultRequest>,
+) -> StatusCode {
+    state
+        .lock()
+        .faults
+        .entry((request.provider, request.op))
+        .or_default()
+        .push_back(request.fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn control_calls(State(state): State<Arc<FakeState>>) -> Json<Vec<Call>> {
+    Json(state.lock().calls.clone())
+}
+
+#[derive(Deserialize)]
+struct Settings {
+    job_duration_ms: Option<u64>,
+    fail_next_jobs: Option<HashMap<String, u32>>,
+}
+
+async fn control_settings(
+    State(state): State<Arc<FakeState>>,
+    Json(settings): Json<Settings>,
+) -> StatusCode {
+    let mut inner = state.lock();
+    if let Some(ms) = settings.job_duration_ms {
+        inner.job_duration = Duration::from_millis(ms);
+    }
+    if let Some(failing) = settings.fail_next_jobs {
+        inner.failing.extend(failing);
+    }
+    StatusCode::NO_CONTENT
+}
+
+/// Sends each finished job's webhook once, signed as its provider signs.
+async fn deliver_webhooks(state: Arc<FakeState>, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+        for job in state.due_webhooks() {
+            let Some(url) = job.callback.clone() else {
+                continue;
+            };
+            let (headers, body) = match job.provider {
+                seedance_it::PREFIX => seedance_it::webhook(&state, &job),
+                _ => continue,
+            };
+            let mut request = state
+                .webhooks
+                .post(url)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(body);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            if let Err(error) = request.send().await {
+                tracing::debug!(%error, "fake webhook delivery failed");
+            }
+        }
+    }
+}

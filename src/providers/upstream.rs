@@ -1,0 +1,249 @@
+//! HTTP plumbing shared by the reseller adapters: one client per provider with a timeout,
+//! credentials that never reach a log or an error, and one classification of failures:
+//!
+//! | upstream answer                          | meaning                                  |
+//! |------------------------------------------|------------------------------------------|
+//! | 400, 404, 413, 422                       | the request is refused: the client's 400 |
+//! | 401, 403                                 | the provider is misconfigured            |
+//! | 402                                      | the gateway's account there is empty     |
+//! | 429                                      | transient, honouring `Retry-After`       |
+//! | 5xx, timeout, connection error, bad JSON | transient                                |
+//!
+//! Retries are not made here: the job worker reschedules a transient failure with exponential
+//! backoff and jitter, counting attempts in the database, so a retry survives a restart and is
+//! never hidden inside one call.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+
+use crate::config::{Secret, UpstreamConfig};
+use crate::providers::ProviderError;
+
+/// How a provider expects its key.
+#[derive(Debug, Clone, Copy)]
+pub enum Auth {
+    Bearer,
+    Header(&'static str),
+}
+
+pub struct Upstream {
+    pub name: &'static str,
+    client: reqwest::Client,
+    base: String,
+    key: Secret,
+    auth: Auth,
+}
+
+/// A successful answer: status, headers and body.
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl Answer {
+    /// Parses the body, treating malformed or truncated JSON as a transient failure.
+    pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T, ProviderError> {
+        serde_json::from_slice(&self.body).map_err(|e| ProviderError::Transient {
+            message: format!("{name} sent a malformed answer ({e})"),
+            retry_after: None,
+        })
+    }
+}
+
+impl Upstream {
+    pub fn new(
+        name: &'static str,
+        config: &UpstreamConfig,
+        default_base: &str,
+        auth: Auth,
+    ) -> anyhow::Result<Upstream> {
+        let key = config.resolve_key(name)?;
+        let timeout = Duration::from_secs(config.timeout_secs.unwrap_or(30).max(1));
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("seedance-gateway/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let base = config
+            .base_url
+            .clone()
+            .unwrap_or_else(|| default_base.to_string())
+            .trim_end_matches('/')
+            .to_string();
+        Ok(Upstream {
+            name,
+            client,
+            base,
+            key,
+            auth,
+        })
+    }
+
+    pub fn key(&self) -> &Secret {
+        &self.key
+    }
+
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.client.request(method, format!("{}{path}", self.base));
+        match self.auth {
+            Auth::Bearer => builder.bearer_auth(self.key.expose()),
+            Auth::Header(name) => builder.header(name, self.key.expose()),
+        }
+    }
+
+    /// Sends a request and classifies the outcome. `error_text` extracts the provider's own
+    /// error message from an error body.
+    pub async fn send(
+        &self,
+        request: RequestBuilder,
+        error_text: fn(&[u8]) -> Option<String>,
+    ) -> Result<Answer, ProviderError> {
+        let response = request.send().await.map_err(|e| ProviderError::Transient {
+            message: if e.is_timeout() {
+                format!("{} timed out", self.name)
+            } else {
+                format!("{} could not be reached", self.name)
+            },
+            retry_after: None,
+        })?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|_| ProviderError::Transient {
+                message: format!("{} broke off its answer", self.name),
+                retry_after: None,
+            })?;
+        if status.is_success() {
+            return Ok(Answer {
+                status,
+                headers,
+                body,
+            });
+        }
+        let detail = error_text(&body).map(|m| self.sanitize(&m));
+        let with_detail = |what: String| match &detail {
+            Some(d) => format!("{what}: {d}"),
+            None => what,
+        };
+        Err(match status.as_u16() {
+            400 | 404 | 413 | 422 => {
+                ProviderError::Rejected(with_detail(format!("{} refused the request", self.name)))
+            }
+            401 | 403 => ProviderError::Unavailable(format!(
+                "{} refused the gateway's credentials",
+                self.name
+            )),
+            402 => ProviderError::Unavailable(format!(
+                "the gateway's account at {} is out of credit",
+                self.name
+            )),
+            429 => ProviderError::Transient {
+                message: format!("{} is rate limiting", self.name),
+                retry_after: retry_after(&headers),
+            },
+            _ => ProviderError::Transient {
+                message: format!("{} failed with HTTP {}", self.name, status.as_u16()),
+                retry_after: retry_after(&headers),
+            },
+        })
+    }
+
+    /// A provider's own message, made safe to show a client: printable, short, and without
+    /// the gateway's key.
+    fn sanitize(&self, message: &str) -> String {
+        let cleaned: String = message
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(300)
+            .collect();
+        cleaned.replace(self.key.expose(), "[redacted]")
+    }
+}
+
+/// `Retry-After` as seconds (an HTTP date is read as "soon").
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    match value.trim().parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs.min(3600))),
+        Err(_) => Some(Duration::from_secs(5)),
+    }
+}
+
+/// Error text in the common shapes: `{"error": "..."}`, `{"error": {"message": ...}}`,
+/// `{"message": ...}`.
+pub fn common_error_text(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let error = &value["error"];
+    error
+        .as_str()
+        .or_else(|| error["message"].as_str())
+        .or_else(|| value["message"].as_str())
+        .or_else(|| value["error_message"].as_str())
+        .map(str::to_string)
+}
+
+/// Parses a decimal amount of US dollars (as the provider wrote it) into micro-USD, exactly.
+pub fn usd_to_micros(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    if whole.is_empty() && fraction.is_empty() {
+        return None;
+    }
+    if !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: i64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    // Round half up at the sixth decimal.
+    let mut micros_text: String = fraction.chars().take(6).collect();
+    while micros_text.len() < 6 {
+        micros_text.push('0');
+    }
+    let mut micros: i64 = micros_text.parse().ok()?;
+    if fraction.as_bytes().get(6).is_some_and(|d| *d >= b'5') {
+        micros += 1;
+    }
+    let total = whole.checked_mul(1_000_000)?.checked_add(micros)?;
+    Some(if negative { -total } else { total })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dollar_amounts_become_exact_micros() {
+        assert_eq!(usd_to_micros("0.25"), Some(250_000));
+        assert_eq!(usd_to_micros("1.2345675"), Some(1_234_568));
+        assert_eq!(usd_to_micros("12"), Some(12_000_000));
+        assert_eq!(usd_to_micros(".5"), Some(500_000));
+        assert_eq!(usd_to_micros("1e3"), None);
+        assert_eq!(usd_to_micros(""), None);
+    }
+
+    #[test]
+    fn error_text_is_found_in_the_common_shapes() {
+        assert_eq!(
+            common_error_text(br#"{"error":"bad"}"#).as_deref(),
+            Some("bad")
+        );
+        assert_eq!(
+            common_error_text(br#"{"error":{"message":"worse","type":"x"}}"#).as_deref(),
+            Some("worse")
+        );
+        assert_eq!(common_error_text(b"<html>"), None);
+    }
+}

@@ -131,8 +131,7 @@ async fn text_and_image_to_video_complete_and_download_on_every_provider() {
         let submit = fake
             .calls(case.prefix)
             .into_iter()
-            .filter(|c| c.op == "submit")
-            .last()
+            .rfind(|c| c.op == "submit")
             .expect("submit");
         assert!(
             submit

@@ -94,6 +94,17 @@ pub enum ProviderError {
     },
 }
 
+/// Why a provider webhook was not accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WebhookError {
+    #[error("the webhook signature is missing or does not verify")]
+    BadSignature,
+    #[error("the webhook body is not what this provider sends")]
+    Malformed,
+    #[error("this provider does not send webhooks")]
+    Unsupported,
+}
+
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
@@ -104,6 +115,14 @@ pub trait Provider: Send + Sync {
     async fn cancel(&self, upstream_id: &str) -> Result<CancelOutcome, ProviderError>;
     /// How long to wait between polls of a running job.
     fn poll_interval(&self) -> Duration;
+    /// Verifies a webhook this provider sent (its signature, where it signs) and returns the
+    /// upstream job id it is about. The gateway then confirms the job's state by polling, so
+    /// nothing in a webhook body is trusted beyond the id.
+    fn webhook_job_id(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<String, WebhookError>;
     /// The least time the provider allows between two polls of one job.
     fn min_poll_interval(&self) -> Duration {
         Duration::ZERO

@@ -13,7 +13,7 @@ use crate::config::SandboxConfig;
 use crate::domain::video::{Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities, ALL_RATIOS};
 use crate::providers::{
-    CancelOutcome, Provider, ProviderError, Submission, SubmitRequest, UpstreamStatus,
+    CancelOutcome, Provider, ProviderError, Submission, SubmitRequest, UpstreamStatus, WebhookError,
 };
 use crate::storage::now_ms;
 
@@ -156,6 +156,14 @@ impl Provider for Sandbox {
 
     fn poll_interval(&self) -> Duration {
         Duration::from_millis((self.delay_ms / 4).clamp(50, 2000))
+    }
+
+    fn webhook_job_id(
+        &self,
+        _headers: &http::HeaderMap,
+        _body: &[u8],
+    ) -> Result<String, WebhookError> {
+        Err(WebhookError::Unsupported)
     }
 }
 

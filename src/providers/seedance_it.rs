@@ -18,7 +18,8 @@ use crate::domain::video::{AspectRatio, Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities};
 use crate::providers::upstream::{common_error_text, Auth, Upstream};
 use crate::providers::{
-    CancelOutcome, Provider, ProviderError, ReportedCost, Submission, SubmitRequest, UpstreamStatus,
+    CancelOutcome, Provider, ProviderError, ReportedCost, Submission, SubmitRequest,
+    UpstreamStatus, WebhookError,
 };
 
 pub const NAME: &str = "seedance-it";
@@ -207,6 +208,86 @@ impl Provider for SeedanceIt {
 
     fn poll_interval(&self) -> Duration {
         self.poll_interval
+    }
+
+    /// The seed documents no signature: the payload is the job's status object, and the
+    /// per-job token in the callback URL is what authenticates it.
+    fn webhook_job_id(
+        &self,
+        _headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<String, WebhookError> {
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| WebhookError::Malformed)?;
+        value["job_id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or(WebhookError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::VideoId;
+    use crate::domain::video::{NewVideo, Seconds};
+
+    fn video(json: serde_json::Value) -> NewVideo {
+        serde_json::from_value(json).expect("a NewVideo")
+    }
+
+    fn base() -> serde_json::Value {
+        serde_json::json!({
+            "model": "seedance-2.0-fast", "prompt": "a boat", "seconds": 5, "resolution": "720p",
+            "aspect_ratio": "16:9", "inputs": {}, "generate_audio": null, "seed": null,
+            "camera_fixed": null, "user": null, "metadata": {}, "webhook_url": null
+        })
+    }
+
+    #[test]
+    fn wire_format_of_text_and_image_requests() {
+        let id = VideoId::generate();
+        let t2v = video(base());
+        let request = SubmitRequest {
+            video_id: &id,
+            video: &t2v,
+            first_frame_url: None,
+            callback_url: None,
+        };
+        assert_eq!(
+            serde_json::to_value(submit_body(&request)).expect("json"),
+            serde_json::json!({"prompt": "a boat", "duration": 5, "aspect_ratio": "16:9"})
+        );
+        assert_eq!(
+            submit_path(t2v.model, false),
+            Some("/bytedance/seedance-2.0/fast/text-to-video")
+        );
+
+        let mut i2v_json = base();
+        i2v_json["model"] = serde_json::json!("seedance-2.0");
+        i2v_json["seconds"] = serde_json::json!(15);
+        i2v_json["aspect_ratio"] = serde_json::json!("9:16");
+        let i2v = video(i2v_json);
+        assert_eq!(i2v.seconds, Seconds::new(15).expect("15"));
+        let request = SubmitRequest {
+            video_id: &id,
+            video: &i2v,
+            first_frame_url: Some("https://img.example.com/a.png".into()),
+            callback_url: Some("https://gw.example.com/webhooks/providers/seedance-it/tok".into()),
+        };
+        assert_eq!(
+            serde_json::to_value(submit_body(&request)).expect("json"),
+            serde_json::json!({
+                "prompt": "a boat", "duration": 15, "aspect_ratio": "9:16",
+                "image_url": "https://img.example.com/a.png",
+                "webhook_url": "https://gw.example.com/webhooks/providers/seedance-it/tok"
+            })
+        );
+        assert_eq!(
+            submit_path(i2v.model, true),
+            Some("/bytedance/seedance-2.0/image-to-video")
+        );
+        assert_eq!(submit_path(Model::Mini, false), None);
     }
 }
 

@@ -226,6 +226,11 @@ impl Provider for SeedanceIt {
     }
 }
 
+/// Percent-encodes an upstream id for use as one path segment.
+pub fn urlencode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,7 +296,3 @@ mod tests {
     }
 }
 
-/// Percent-encodes an upstream id for use as one path segment.
-pub fn urlencode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
-}

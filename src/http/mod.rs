@@ -7,6 +7,7 @@ pub mod extract;
 pub mod files;
 pub mod health;
 pub mod openapi;
+pub mod provider_webhooks;
 pub mod videos;
 
 use std::time::Duration;
@@ -63,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
         .route("/files/uploads/{name}", get(files::upload))
+        .route("/webhooks/providers/{provider}/{token}", post(provider_webhooks::receive))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))

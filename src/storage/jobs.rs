@@ -209,6 +209,26 @@ impl Db {
         rows.iter().map(video_from_row).collect()
     }
 
+    /// The job whose provider callback URL carries `token`.
+    pub async fn video_by_callback_token(&self, token: &str) -> Result<Option<Video>, sqlx::Error> {
+        sqlx::query("SELECT * FROM videos WHERE callback_token = $1")
+            .bind(token)
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| video_from_row(&r))
+            .transpose()
+    }
+
+    /// Makes a running job due now (a webhook said it changed), unless it is leased.
+    pub async fn poll_soon(&self, id: &VideoId) -> Result<(), sqlx::Error> {
+        sqlx::query(&format!("UPDATE videos SET next_run_at = $1 WHERE id = $2 AND {RUNNING}"))
+            .bind(now_ms())
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Leases one queued job to `owner`, if no one holds it.
     pub async fn claim_job(
         &self,

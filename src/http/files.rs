@@ -10,6 +10,17 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::error::Error;
 
+/// An uploaded input image
+///
+/// Served without authentication to the upstream the gateway handed its URL to.
+#[utoipa::path(
+    get, path = "/files/uploads/{name}", tag = "operations",
+    params(("name" = String, Path, description = "32 random characters and the image's extension")),
+    responses(
+        (status = 200, description = "The image", content_type = "image/png", body = Vec<u8>),
+        (status = 404, body = crate::error::ErrorBody),
+    )
+)]
 pub async fn upload(
     State(state): State<AppState>,
     Path(name): Path<String>,

@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{admin, health, videos};
+use crate::http::{admin, files, health, provider_webhooks, videos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +20,7 @@ use crate::http::{admin, health, videos};
         videos::cancel_video, videos::video_content,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::create_key, admin::list_keys,
         admin::revoke_key, admin::grant, admin::audit,
-        health::healthz, health::readyz,
+        health::healthz, health::readyz, files::upload, provider_webhooks::receive,
     ),
     modifiers(&SecuritySchemes),
     tags(

@@ -10,6 +10,21 @@ use crate::app::AppState;
 use crate::domain::provider_webhooks;
 use crate::error::Result;
 
+/// Receive an upstream provider's webhook
+///
+/// The URL is the one the gateway handed the provider for one job. Signed providers' signatures
+/// are verified; the job's state is then confirmed by polling the provider.
+#[utoipa::path(
+    post, path = "/webhooks/providers/{provider}/{token}", tag = "operations",
+    params(("provider" = String, Path), ("token" = String, Path, description = "The job's callback token")),
+    request_body(content = Object, description = "The provider's own payload"),
+    responses(
+        (status = 200, description = "Accepted", body = Object),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, description = "Bad signature", body = crate::error::ErrorBody),
+        (status = 404, description = "Unknown token or provider", body = crate::error::ErrorBody),
+    )
+)]
 pub async fn receive(
     State(state): State<AppState>,
     Path((provider, token)): Path<(String, String)>,

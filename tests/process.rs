@@ -365,3 +365,158 @@ async fn jobs_in_flight_at_a_sigkill_finish_after_restart_and_are_charged_once()
     let audit = database.audit_ledger().await.expect("audit");
     assert!(audit.ok, "{audit:?}");
 }
+
+fn cli(db: &TestDatabase, args: &[&str]) -> Output {
+    let output = run(gateway(db.dir.path())
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("SEEDANCE_GW_STORAGE__DIR", db.dir.path().join("storage")));
+    assert!(
+        output.status.success(),
+        "`{}` failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+#[tokio::test]
+async fn bootstrap_prints_credentials_that_reach_a_finished_video() {
+    let db = TestDatabase::create().await;
+    let output = cli(&db, &["bootstrap", "--format", "env", "--credits", "5000"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let value = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .unwrap_or_else(|| panic!("{name} missing from: {stdout}"))
+            .to_string()
+    };
+    let (admin, tenant, key) = (
+        value("SGW_ADMIN_TOKEN"),
+        value("SGW_TENANT"),
+        value("SGW_API_KEY"),
+    );
+    assert!(
+        admin.starts_with("sgw_admin_")
+            && key.starts_with("sgw_test_")
+            && tenant.starts_with("ten_")
+    );
+
+    let server = Server::start(&db, &[("SEEDANCE_GW_PROVIDERS__SANDBOX__DELAY_MS", "200")]).await;
+    let client = Client::new();
+    let tenant_view: Value = client
+        .get(format!("{}/admin/v1/tenants/{tenant}", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(tenant_view["balance"]["test_available"], 5000);
+    let created: Value = client
+        .post(format!("{}/v1/videos", server.base))
+        .bearer_auth(&key)
+        .json(&json!({"prompt": "hello", "seconds": 4}))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let done = wait_terminal(
+        &client,
+        &server.base,
+        &key,
+        created["id"].as_str().expect("id"),
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(done["status"], "completed");
+    let mp4 = client
+        .get(format!(
+            "{}/v1/videos/{}/content",
+            server.base,
+            done["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("send")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(&mp4[4..8], b"ftyp");
+
+    // Running bootstrap again reuses the demo tenant and issues another key.
+    let again = cli(&db, &["bootstrap", "--format", "env"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("SGW_TENANT={tenant}")));
+}
+
+#[tokio::test]
+async fn the_cli_manages_tenants_keys_and_credits_like_the_admin_api() {
+    let db = TestDatabase::create().await;
+    let tenant = String::from_utf8_lossy(
+        &cli(
+            &db,
+            &[
+                "tenants",
+                "create",
+                "--name",
+                "team-a",
+                "--postpaid",
+                "--credit-floor",
+                "-500",
+            ],
+        )
+        .stdout,
+    )
+    .trim()
+    .to_string();
+    assert!(tenant.starts_with("ten_"), "{tenant}");
+    let created = String::from_utf8_lossy(
+        &cli(
+            &db,
+            &["keys", "create", "--tenant", &tenant, "--mode", "live"],
+        )
+        .stdout,
+    )
+    .to_string();
+    let (key_id, secret) = created.trim().split_once('\t').expect("id and secret");
+    assert!(key_id.starts_with("key_") && secret.starts_with("sgw_live_"));
+    cli(
+        &db,
+        &[
+            "credits",
+            "grant",
+            "--tenant",
+            &tenant,
+            "--amount",
+            "1200",
+            "--reason",
+            "quarterly budget",
+        ],
+    );
+    let listed = String::from_utf8_lossy(&cli(&db, &["tenants", "list"]).stdout).to_string();
+    assert!(
+        listed.contains(&tenant) && listed.contains("available 1200"),
+        "{listed}"
+    );
+    let keys = String::from_utf8_lossy(&cli(&db, &["keys", "list", "--tenant", &tenant]).stdout)
+        .to_string();
+    assert!(keys.contains(key_id) && keys.contains("active") && !keys.contains(secret));
+    cli(&db, &["keys", "revoke", key_id]);
+    let keys = String::from_utf8_lossy(&cli(&db, &["keys", "list", "--tenant", &tenant]).stdout)
+        .to_string();
+    assert!(keys.contains("revoked"), "{keys}");
+    let audit = cli(&db, &["ledger", "audit"]);
+    assert!(String::from_utf8_lossy(&audit.stdout).contains("\"ok\": true"));
+
+    let bad = run(gateway(db.dir.path())
+        .args([
+            "credits", "grant", "--tenant", &tenant, "--amount", "-5", "--reason", "x",
+        ])
+        .env("DATABASE_URL", &db.url));
+    assert!(!bad.status.success());
+}

@@ -525,6 +525,13 @@ async fn the_cli_manages_tenants_keys_and_credits_like_the_admin_api() {
 fn the_example_configuration_is_valid() {
     let dir = tempfile::tempdir().expect("dir");
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/config.example.toml");
-    let output = run(gateway(dir.path()).arg("--config").arg(example).arg("check-config"));
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run(gateway(dir.path())
+        .arg("--config")
+        .arg(example)
+        .arg("check-config"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

@@ -38,26 +38,42 @@ async fn gateway(fake: &FakeUpstream) -> TestApp {
 
 #[tokio::test]
 async fn a_completion_webhook_finishes_the_job_long_before_its_next_poll() {
-    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr")).await.expect("fake");
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
     fake.set_job_duration(Duration::from_millis(300));
     fake.set_estimate_secs(120);
     let app = gateway(&fake).await;
     let (_, key) = app.tenant_with_key("live", 10_000).await;
     let created: Value = app
-        .create_video(&key, json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 4}))
+        .create_video(
+            &key,
+            json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 4}),
+        )
         .await
         .json()
         .await
         .expect("json");
     let id = created["id"].as_str().expect("id");
-    let submit = fake.calls("seedance-it").into_iter().find(|c| c.op == "submit").expect("submit");
-    let callback = submit.body["webhook_url"].as_str().expect("a webhook_url was handed upstream");
+    let submit = fake
+        .calls("seedance-it")
+        .into_iter()
+        .find(|c| c.op == "submit")
+        .expect("submit");
+    let callback = submit.body["webhook_url"]
+        .as_str()
+        .expect("a webhook_url was handed upstream");
     assert!(callback.starts_with(&format!("{}/webhooks/providers/seedance-it/", app.base)));
 
     // The next scheduled poll is ~96 s away; the webhook must bring completion within seconds.
-    let done = common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(20)).await;
+    let done =
+        common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(20)).await;
     assert_eq!(done["status"], "completed");
-    let polls = fake.calls("seedance-it").iter().filter(|c| c.op == "poll").count();
+    let polls = fake
+        .calls("seedance-it")
+        .iter()
+        .filter(|c| c.op == "poll")
+        .count();
     assert_eq!(polls, 1, "the webhook was confirmed by exactly one poll");
     assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "capture"]);
 
@@ -69,7 +85,13 @@ async fn a_completion_webhook_finishes_the_job_long_before_its_next_poll() {
         .expect("db")
         .expect("video");
     let body = json!({"job_id": stored.upstream_id, "status": "completed"});
-    let duplicate = app.client.post(callback).json(&body).send().await.expect("send");
+    let duplicate = app
+        .client
+        .post(callback)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(duplicate.status(), StatusCode::OK);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "capture"]);
@@ -78,35 +100,78 @@ async fn a_completion_webhook_finishes_the_job_long_before_its_next_poll() {
 
 #[tokio::test]
 async fn a_webhook_with_an_unknown_token_or_for_another_job_is_refused() {
-    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr")).await.expect("fake");
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
     fake.set_job_duration(Duration::from_secs(30));
     fake.set_estimate_secs(120);
     let app = gateway(&fake).await;
     let (_, key) = app.tenant_with_key("live", 10_000).await;
     let created: Value = app
-        .create_video(&key, json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 4}))
+        .create_video(
+            &key,
+            json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 4}),
+        )
         .await
         .json()
         .await
         .expect("json");
-    let submit = fake.calls("seedance-it").into_iter().find(|c| c.op == "submit").expect("submit");
-    let callback = submit.body["webhook_url"].as_str().expect("webhook_url").to_string();
+    let submit = fake
+        .calls("seedance-it")
+        .into_iter()
+        .find(|c| c.op == "submit")
+        .expect("submit");
+    let callback = submit.body["webhook_url"]
+        .as_str()
+        .expect("webhook_url")
+        .to_string();
 
-    let forged_token = format!("{}/webhooks/providers/seedance-it/{}", app.base, "A".repeat(32));
-    let response = app.client.post(&forged_token).json(&json!({"job_id": "sdf_2026_000001", "status": "completed"})).send().await.expect("send");
+    let forged_token = format!(
+        "{}/webhooks/providers/seedance-it/{}",
+        app.base,
+        "A".repeat(32)
+    );
+    let response = app
+        .client
+        .post(&forged_token)
+        .json(&json!({"job_id": "sdf_2026_000001", "status": "completed"}))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 
-    let other_job = app.client.post(&callback).json(&json!({"job_id": "sdf_someone_else", "status": "completed"})).send().await.expect("send");
+    let other_job = app
+        .client
+        .post(&callback)
+        .json(&json!({"job_id": "sdf_someone_else", "status": "completed"}))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(other_job.status(), StatusCode::BAD_REQUEST);
 
     let wrong_provider = callback.replace("/seedance-it/", "/apiframe/");
-    let response = app.client.post(&wrong_provider).json(&json!({})).send().await.expect("send");
+    let response = app
+        .client
+        .post(&wrong_provider)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
 
     let started = Instant::now();
-    let (_, video) = app.get_json(&key, &format!("/v1/videos/{}", created["id"].as_str().expect("id"))).await;
+    let (_, video) = app
+        .get_json(
+            &key,
+            &format!("/v1/videos/{}", created["id"].as_str().expect("id")),
+        )
+        .await;
     assert_eq!(video["status"], "in_progress");
     assert!(started.elapsed() < Duration::from_secs(5));
-    let polls = fake.calls("seedance-it").iter().filter(|c| c.op == "poll").count();
+    let polls = fake
+        .calls("seedance-it")
+        .iter()
+        .filter(|c| c.op == "poll")
+        .count();
     assert_eq!(polls, 0, "refused webhooks cause no poll");
 }

@@ -31,16 +31,58 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    vec![Case {
-        prefix: "seedance-it",
-        name: "seedance-it",
-        slot: |c| &mut c.providers.seedance_it,
-        t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5, "aspect_ratio": "16:9"}),
-        i2v: || json!({"model": "seedance-2.0", "prompt": "animate it", "seconds": 8, "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png"}),
-        t2v_price: 250,
-        cancels_upstream: true,
-        t2v_path: "/api/v1/bytedance/seedance-2.0/fast/text-to-video",
-    }]
+    vec![
+        Case {
+            prefix: "seedance-it",
+            name: "seedance-it",
+            slot: |c| &mut c.providers.seedance_it,
+            t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5, "aspect_ratio": "16:9"}),
+            i2v: || json!({"model": "seedance-2.0", "prompt": "animate it", "seconds": 8, "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png"}),
+            t2v_price: 250,
+            cancels_upstream: true,
+            t2v_path: "/api/v1/bytedance/seedance-2.0/fast/text-to-video",
+        },
+        Case {
+            prefix: "apiframe",
+            name: "apiframe",
+            slot: |c| &mut c.providers.apiframe,
+            t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5, "aspect_ratio": "16:9"}),
+            i2v: || json!({"model": "seedance-2.0-mini", "prompt": "animate it", "seconds": 6, "resolution": "480p", "aspect_ratio": "adaptive", "image_url": "https://img.example.com/first.png", "last_frame_url": "https://img.example.com/last.png"}),
+            t2v_price: 250,
+            cancels_upstream: false,
+            t2v_path: "/v2/videos/generate",
+        },
+        Case {
+            prefix: "aigateway",
+            name: "aigateway",
+            slot: |c| &mut c.providers.aigateway,
+            t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5, "aspect_ratio": "4:3"}),
+            i2v: || json!({"model": "seedance-2.0", "prompt": "animate it", "seconds": 8, "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png"}),
+            t2v_price: 250,
+            cancels_upstream: true,
+            t2v_path: "/v1/videos/generations",
+        },
+        Case {
+            prefix: "seedanceapi",
+            name: "seedanceapi",
+            slot: |c| &mut c.providers.seedanceapi,
+            t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 10, "aspect_ratio": "9:16"}),
+            i2v: || json!({"model": "seedance-2.0-mini", "prompt": "animate it", "seconds": 8, "resolution": "480p", "aspect_ratio": "1:1", "image_url": "https://img.example.com/first.png"}),
+            t2v_price: 500,
+            cancels_upstream: false,
+            t2v_path: "/v2/generate",
+        },
+        Case {
+            prefix: "aimlapi",
+            name: "aimlapi",
+            slot: |c| &mut c.providers.aimlapi,
+            t2v: || json!({"model": "seedance-2.0-mini", "prompt": "a paper boat", "seconds": 6, "aspect_ratio": "21:9"}),
+            i2v: || json!({"model": "seedance-2.0", "prompt": "animate it", "seconds": 5, "resolution": "1080p", "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png", "last_frame_url": "https://img.example.com/last.png"}),
+            t2v_price: 210,
+            cancels_upstream: false,
+            t2v_path: "/v2/video/generations",
+        },
+    ]
 }
 
 async fn gateway_for(

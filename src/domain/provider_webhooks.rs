@@ -8,7 +8,13 @@ use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::providers::WebhookError;
 
-pub async fn receive(state: &AppState, provider: &str, token: &str, headers: &http::HeaderMap, body: &[u8]) -> Result<()> {
+pub async fn receive(
+    state: &AppState,
+    provider: &str,
+    token: &str,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Result<()> {
     if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return Err(Error::NotFound("webhook"));
     }
@@ -18,13 +24,20 @@ pub async fn receive(state: &AppState, provider: &str, token: &str, headers: &ht
         .await?
         .filter(|job| job.provider.as_deref() == Some(provider))
         .ok_or(Error::NotFound("webhook"))?;
-    let handler = state.providers.get(provider).ok_or(Error::NotFound("webhook"))?;
+    let handler = state
+        .providers
+        .get(provider)
+        .ok_or(Error::NotFound("webhook"))?;
     let upstream_id = handler.webhook_job_id(headers, body).map_err(|e| match e {
         WebhookError::BadSignature => Error::Unauthorized("invalid_signature", e.to_string()),
         WebhookError::Malformed => Error::invalid_body(e.to_string()),
         WebhookError::Unsupported => Error::NotFound("webhook"),
     })?;
-    if job.upstream_id.as_deref().is_some_and(|id| id != upstream_id) {
+    if job
+        .upstream_id
+        .as_deref()
+        .is_some_and(|id| id != upstream_id)
+    {
         return Err(Error::invalid_body("the webhook is about another job"));
     }
     if !job.status.is_terminal() {

@@ -9,7 +9,11 @@
 //! library API ([`FakeUpstream`]); the binary (`seedance-gateway fake-upstream`) exposes the
 //! same controls under `/_fake/`.
 
+pub mod aigateway;
+pub mod aimlapi;
+pub mod apiframe;
 pub mod seedance_it;
+pub mod seedanceapi;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -29,7 +33,13 @@ use serde_json::Value;
 pub const FAKE_KEY: &str = "fake-upstream-key-0123456789";
 
 /// Provider prefixes served by the fake, with the path their documented base URL adds.
-pub const PROVIDERS: [(&str, &str); 1] = [(seedance_it::PREFIX, "/api/v1")];
+pub const PROVIDERS: [(&str, &str); 5] = [
+    (seedance_it::PREFIX, "/api/v1"),
+    (apiframe::PREFIX, ""),
+    (aigateway::PREFIX, ""),
+    (seedanceapi::PREFIX, ""),
+    (aimlapi::PREFIX, ""),
+];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -84,6 +94,9 @@ pub struct FakeJob {
     pub seconds: i64,
     /// The provider's model id the job was submitted with.
     pub model: String,
+    /// When a poll of this job was last answered in full (for providers that rate-limit
+    /// polling).
+    pub last_answered_poll: Option<Instant>,
 }
 
 impl FakeJob {
@@ -113,6 +126,7 @@ struct Inner {
     job_duration: Duration,
     failing: HashMap<String, u32>,
     next_id: u64,
+    estimate_secs: Option<u64>,
 }
 
 pub struct FakeState {
@@ -187,6 +201,7 @@ impl FakeState {
             webhook_sent: false,
             seconds,
             model: model.to_string(),
+            last_answered_poll: None,
         };
         inner.jobs.insert(id, job.clone());
         job
@@ -209,6 +224,32 @@ impl FakeState {
         }
         job.canceled = true;
         Some(true)
+    }
+
+    /// The completion estimate a provider reports for a job: its duration, unless a test set
+    /// another.
+    pub fn estimated_secs(&self, job: &FakeJob) -> u64 {
+        self.lock()
+            .estimate_secs
+            .unwrap_or_else(|| job.duration.as_secs().max(1))
+    }
+
+    /// For providers that rate-limit polling: true when the job's last fully answered poll
+    /// was less than `min_gap` ago; otherwise notes this poll as answered and returns false.
+    pub fn polled_too_soon(&self, provider: &str, id: &str, min_gap: Duration) -> bool {
+        let mut inner = self.lock();
+        let Some(job) = inner.jobs.get_mut(id).filter(|j| j.provider == provider) else {
+            return false;
+        };
+        let now = Instant::now();
+        if job
+            .last_answered_poll
+            .is_some_and(|last| now.duration_since(last) < min_gap)
+        {
+            return true;
+        }
+        job.last_answered_poll = Some(now);
+        false
     }
 
     pub fn output_url(&self, job: &FakeJob) -> String {
@@ -297,6 +338,7 @@ impl FakeUpstream {
                 job_duration: Duration::from_millis(300),
                 failing: HashMap::new(),
                 next_id: 0,
+                estimate_secs: None,
             }),
             origin: format!("http://{addr}"),
             webhooks: reqwest::Client::builder()
@@ -355,6 +397,11 @@ impl FakeUpstream {
         self.state.lock().job_duration = duration;
     }
 
+    /// Makes providers report this completion estimate, whatever the jobs really take.
+    pub fn set_estimate_secs(&self, secs: u64) {
+        self.state.lock().estimate_secs = Some(secs);
+    }
+
     /// Makes the next `n` jobs submitted to `provider` fail upstream.
     pub fn fail_next_jobs(&self, provider: &str, n: u32) {
         self.state.lock().failing.insert(provider.to_string(), n);
@@ -370,6 +417,10 @@ impl Drop for FakeUpstream {
 pub fn router(state: Arc<FakeState>) -> Router {
     Router::new()
         .nest(&format!("/{}", seedance_it::PREFIX), seedance_it::routes())
+        .nest(&format!("/{}", apiframe::PREFIX), apiframe::routes())
+        .nest(&format!("/{}", aigateway::PREFIX), aigateway::routes())
+        .nest(&format!("/{}", seedanceapi::PREFIX), seedanceapi::routes())
+        .nest(&format!("/{}", aimlapi::PREFIX), aimlapi::routes())
         .route("/files/{name}", get(output_file))
         .route("/_fake/faults", post(control_fault))
         .route("/_fake/calls", get(control_calls))
@@ -446,6 +497,9 @@ async fn deliver_webhooks(state: Arc<FakeState>, stop: tokio_util::sync::Cancell
             };
             let (headers, body) = match job.provider {
                 seedance_it::PREFIX => seedance_it::webhook(&state, &job),
+                apiframe::PREFIX => apiframe::webhook(&state, &job),
+                aigateway::PREFIX => aigateway::webhook(&state, &job),
+                seedanceapi::PREFIX => seedanceapi::webhook(&state, &job),
                 _ => continue,
             };
             let mut request = state

@@ -185,7 +185,7 @@ async fn submit(
         Json(json!({
             "job_id": job.id,
             "status": "queued",
-            "estimated_seconds": job.duration.as_secs().max(1),
+            "estimated_seconds": state.estimated_secs(&job),
             "cost_credits": cost_credits(fast, duration),
         })),
     )

@@ -1,9 +1,13 @@
 //! Upstream providers behind one interface. Each provider module owns its vendor's protocol
 //! (paths, bodies, status values, errors); the rest of the gateway only sees [`Provider`].
 
+pub mod aigateway;
+pub mod aimlapi;
+pub mod apiframe;
 pub mod capabilities;
 pub mod sandbox;
 pub mod seedance_it;
+pub mod seedanceapi;
 pub mod upstream;
 
 use std::collections::BTreeMap;
@@ -148,6 +152,21 @@ impl Providers {
                 Arc::new(seedance_it::SeedanceIt::new(&p.seedance_it)?),
                 true,
             );
+        }
+        if p.apiframe.enabled {
+            providers.insert(Arc::new(apiframe::Apiframe::new(&p.apiframe)?), true);
+        }
+        if p.aigateway.enabled {
+            providers.insert(Arc::new(aigateway::AiGateway::new(&p.aigateway)?), true);
+        }
+        if p.seedanceapi.enabled {
+            providers.insert(
+                Arc::new(seedanceapi::SeedanceApi::new(&p.seedanceapi)?),
+                true,
+            );
+        }
+        if p.aimlapi.enabled {
+            providers.insert(Arc::new(aimlapi::AimlApi::new(&p.aimlapi)?), true);
         }
         providers.insert(
             Arc::new(sandbox::Sandbox::new(&p.sandbox)),

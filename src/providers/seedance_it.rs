@@ -295,4 +295,3 @@ mod tests {
         assert_eq!(submit_path(Model::Mini, false), None);
     }
 }
-

@@ -9,6 +9,9 @@
 //! | 429                                      | transient, honouring `Retry-After`       |
 //! | 5xx, timeout, connection error, bad JSON | transient                                |
 //!
+//! A caller may take some other statuses as answers ([`Upstream::send_accepting`]): AIgateway
+//! answers 304 to a poll that comes too soon, meaning "nothing new".
+//!
 //! Retries are not made here: the job worker reschedules a transient failure with exponential
 //! backoff and jitter, counting attempts in the database, so a retry survives a restart and is
 //! never hidden inside one call.
@@ -102,6 +105,17 @@ impl Upstream {
         request: RequestBuilder,
         error_text: fn(&[u8]) -> Option<String>,
     ) -> Result<Answer, ProviderError> {
+        self.send_accepting(request, error_text, &[]).await
+    }
+
+    /// Like [`Upstream::send`], but an answer with a status in `also_ok` is returned, for the
+    /// caller to read its `status`, instead of being classified as a failure.
+    pub async fn send_accepting(
+        &self,
+        request: RequestBuilder,
+        error_text: fn(&[u8]) -> Option<String>,
+        also_ok: &[StatusCode],
+    ) -> Result<Answer, ProviderError> {
         let response = request.send().await.map_err(|e| ProviderError::Transient {
             message: if e.is_timeout() {
                 format!("{} timed out", self.name)
@@ -119,7 +133,7 @@ impl Upstream {
                 message: format!("{} broke off its answer", self.name),
                 retry_after: None,
             })?;
-        if status.is_success() {
+        if status.is_success() || also_ok.contains(&status) {
             return Ok(Answer {
                 status,
                 headers,
@@ -173,6 +187,11 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         Ok(secs) => Some(Duration::from_secs(secs.min(3600))),
         Err(_) => Some(Duration::from_secs(5)),
     }
+}
+
+/// Percent-encodes an upstream id for use as one path segment.
+pub fn path_segment(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect()
 }
 
 /// Error text in the common shapes: `{"error": "..."}`, `{"error": {"message": ...}}`,

@@ -221,11 +221,13 @@ impl Db {
 
     /// Makes a running job due now (a webhook said it changed), unless it is leased.
     pub async fn poll_soon(&self, id: &VideoId) -> Result<(), sqlx::Error> {
-        sqlx::query(&format!("UPDATE videos SET next_run_at = $1 WHERE id = $2 AND {RUNNING}"))
-            .bind(now_ms())
-            .bind(id.as_str())
-            .execute(self.pool())
-            .await?;
+        sqlx::query(&format!(
+            "UPDATE videos SET next_run_at = $1 WHERE id = $2 AND {RUNNING}"
+        ))
+        .bind(now_ms())
+        .bind(id.as_str())
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

@@ -1,0 +1,596 @@
+//! Apiframe. Sources: `seeds/001_61acd9bc440e59a0.txt` (the Seedance 2.0 parameters and the
+//! credit table) and, where it differs or says more, the "Verified" reference of PROVIDERS.md
+//! §2 (Apiframe's OpenAPI in its Node SDK), which this adapter follows.
+//!
+//! - `POST /v2/videos/generate` with `X-API-Key`, `Idempotency-Key: <gateway video id>` (a
+//!   re-submit after a crash finds the same job) and `{prompt, model, seedanceParams:
+//!   {duration, resolution, aspect_ratio, start_image?, end_image?, reference_*_urls?,
+//!   generate_audio?, seed?, camera_fixed?}, webhookUrl?, webhookEvents?}` → 202
+//!   `{jobId, status: "QUEUED"}`.
+//! - `GET /v2/jobs/{id}` → `{id, status, progress, result: {videoUrl}, error, creditCost}`;
+//!   `QUEUED`, `PROCESSING`, `COMPLETED`, `FAILED`, `CANCELLED`; anything else is running.
+//! - No cancel endpoint: the gateway cancels locally and ignores the result.
+//! - Errors are `{"error": "..."}`. Webhooks are signed `x-webhook-signature: sha256=<hex
+//!   HMAC-SHA256(key = sha256(api key), raw body)>`.
+//! - `creditCost` is in Apiframe credits, whose dollar value is not published: it is recorded
+//!   as written, without a micro-USD amount.
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use reqwest::{Method, RequestBuilder};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::config::UpstreamConfig;
+use crate::domain::video::{Model, Resolution};
+use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities, ALL_RATIOS};
+use crate::providers::upstream::{common_error_text, path_segment, Auth, Upstream};
+use crate::providers::{
+    CancelOutcome, Provider, ProviderError, ReportedCost, Submission, SubmitRequest,
+    UpstreamStatus, WebhookError,
+};
+
+pub const NAME: &str = "apiframe";
+pub const DEFAULT_BASE: &str = "https://api.apiframe.ai";
+pub const SUBMIT_PATH: &str = "/v2/videos/generate";
+pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
+
+type HmacSha256 = Hmac<Sha256>;
+
+pub struct Apiframe {
+    upstream: Upstream,
+    capabilities: Capabilities,
+    poll_interval: Duration,
+    /// `sha256(api key)`, the key Apiframe signs its webhooks with.
+    webhook_key: [u8; 32],
+}
+
+fn model_capabilities(model: Model) -> ModelCapabilities {
+    ModelCapabilities {
+        model,
+        durations: Durations::Range(4, 15),
+        resolutions: &[Resolution::P480, Resolution::P720],
+        aspect_ratios: ALL_RATIOS,
+        first_frame: true,
+        last_frame: true,
+        max_reference_images: 9,
+        max_reference_videos: 3,
+        max_reference_audio: 3,
+        audio: true,
+        seed: true,
+        camera_fixed: true,
+    }
+}
+
+impl Apiframe {
+    pub fn new(config: &UpstreamConfig) -> anyhow::Result<Apiframe> {
+        let upstream = Upstream::new(NAME, config, DEFAULT_BASE, Auth::Header("X-API-Key"))?;
+        let webhook_key = Sha256::digest(upstream.key().expose().as_bytes()).into();
+        Ok(Apiframe {
+            upstream,
+            capabilities: Capabilities {
+                models: Model::ALL.into_iter().map(model_capabilities).collect(),
+            },
+            poll_interval: Duration::from_millis(config.poll_interval_ms.unwrap_or(5_000)),
+            webhook_key,
+        })
+    }
+
+    /// The submit call, ready to send (public for the wire-format tests).
+    pub fn submit_request(
+        &self,
+        request: &SubmitRequest<'_>,
+    ) -> Result<RequestBuilder, ProviderError> {
+        let body = submit_body(request)?;
+        Ok(self
+            .upstream
+            .request(Method::POST, SUBMIT_PATH)
+            .header("Idempotency-Key", request.video_id.as_str())
+            .json(&body))
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubmitBody<'a> {
+    pub prompt: &'a str,
+    pub model: &'static str,
+    pub seedance_params: SeedanceParams<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_events: Option<[&'static str; 2]>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SeedanceParams<'a> {
+    pub duration: i64,
+    pub resolution: &'static str,
+    pub aspect_ratio: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_image: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reference_image_urls: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reference_video_urls: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reference_audio_urls: Vec<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generate_audio: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub camera_fixed: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubmitAnswer {
+    job_id: String,
+}
+
+/// A job as `GET /v2/jobs/{id}` reports it. Fields beyond `status` are read leniently: an odd
+/// `progress` or `creditCost` must not fail the poll.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JobAnswer {
+    status: String,
+    progress: Option<Value>,
+    result: Option<Value>,
+    error: Option<Value>,
+    credit_cost: Option<Value>,
+}
+
+/// Apiframe's model id for a Seedance model.
+pub fn model_id(model: Model) -> &'static str {
+    match model {
+        Model::Standard => "seedance-2",
+        Model::Fast => "seedance-2-fast",
+        Model::Mini => "seedance-2-mini",
+    }
+}
+
+/// The JSON body sent for a request (public for the wire-format tests).
+pub fn submit_body<'a>(request: &'a SubmitRequest<'a>) -> Result<SubmitBody<'a>, ProviderError> {
+    let video = request.video;
+    let resolution = match video.resolution {
+        Resolution::P480 | Resolution::P720 => video.resolution.as_str(),
+        Resolution::P1080 => {
+            return Err(ProviderError::Rejected(format!(
+                "{NAME} does not offer {}",
+                video.resolution.as_str()
+            )))
+        }
+    };
+    let urls = |list: &'a [crate::domain::video::MediaUrl]| {
+        list.iter().map(|u| u.as_str()).collect::<Vec<_>>()
+    };
+    Ok(SubmitBody {
+        prompt: &video.prompt,
+        model: model_id(video.model),
+        seedance_params: SeedanceParams {
+            duration: video.seconds.get(),
+            resolution,
+            aspect_ratio: video.aspect_ratio.as_str(),
+            start_image: request.first_frame_url.as_deref(),
+            end_image: video.inputs.last_frame_url.as_ref().map(|u| u.as_str()),
+            reference_image_urls: urls(&video.inputs.reference_image_urls),
+            reference_video_urls: urls(&video.inputs.reference_video_urls),
+            reference_audio_urls: urls(&video.inputs.reference_audio_urls),
+            generate_audio: video.generate_audio,
+            seed: video.seed,
+            camera_fixed: video.camera_fixed,
+        },
+        webhook_url: request.callback_url.as_deref(),
+        // Progress events would only wake the gateway to poll a job that is not done.
+        webhook_events: request
+            .callback_url
+            .as_ref()
+            .map(|_| ["completed", "failed"]),
+    })
+}
+
+/// Printable, short text from an upstream's own words.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect()
+}
+
+fn error_message(error: Option<&Value>) -> String {
+    let text = match error {
+        Some(Value::String(text)) => Some(text.as_str()),
+        Some(other) => other["message"].as_str(),
+        None => None,
+    };
+    clean(text.unwrap_or("the upstream failed the job"))
+}
+
+/// `creditCost` as written: a whole or decimal number of Apiframe credits.
+fn credit_cost(value: Option<&Value>) -> Option<ReportedCost> {
+    let raw = match value? {
+        Value::Number(n) => n.to_string(),
+        Value::String(s)
+            if !s.is_empty()
+                && s.len() <= 20
+                && s.bytes().all(|b| b.is_ascii_digit() || b == b'.') =>
+        {
+            s.clone()
+        }
+        _ => return None,
+    };
+    Some(ReportedCost {
+        raw: format!("creditCost={raw}"),
+        micro_usd: None,
+    })
+}
+
+fn progress(value: Option<&Value>) -> Option<i64> {
+    value?
+        .as_f64()
+        .filter(|p| p.is_finite())
+        .map(|p| p.round().clamp(0.0, 100.0) as i64)
+}
+
+/// Maps a job to the gateway lifecycle.
+fn job_status(job: JobAnswer) -> Result<UpstreamStatus, ProviderError> {
+    Ok(match job.status.to_ascii_uppercase().as_str() {
+        "QUEUED" => UpstreamStatus::Queued,
+        "PROCESSING" => UpstreamStatus::Running {
+            progress: progress(job.progress.as_ref()),
+        },
+        "COMPLETED" => {
+            let video_url = job
+                .result
+                .as_ref()
+                .and_then(|r| r["videoUrl"].as_str())
+                .filter(|u| !u.is_empty());
+            match video_url {
+                Some(url) => UpstreamStatus::Completed {
+                    video_url: url.to_string(),
+                    seconds: None,
+                    cost: credit_cost(job.credit_cost.as_ref()),
+                },
+                None => {
+                    return Err(ProviderError::Transient {
+                        message: format!("{NAME} reported completion without result.videoUrl"),
+                        retry_after: None,
+                    })
+                }
+            }
+        }
+        "FAILED" => UpstreamStatus::Failed {
+            code: "upstream_failed".into(),
+            message: error_message(job.error.as_ref()),
+        },
+        "CANCELLED" | "CANCELED" => UpstreamStatus::Canceled,
+        _ => UpstreamStatus::Running {
+            progress: progress(job.progress.as_ref()),
+        },
+    })
+}
+
+/// Checks `x-webhook-signature` (`sha256=<hex>`, or the bare hex) against the body, in
+/// constant time.
+fn verify_signature(key: &[u8], signature: &str, body: &[u8]) -> Result<(), WebhookError> {
+    let trimmed = signature.trim();
+    let hex_part = trimmed.strip_prefix("sha256=").unwrap_or(trimmed);
+    let provided = hex::decode(hex_part).map_err(|_| WebhookError::BadSignature)?;
+    let mut mac = HmacSha256::new_from_slice(key).map_err(|_| WebhookError::BadSignature)?;
+    mac.update(body);
+    mac.verify_slice(&provided)
+        .map_err(|_| WebhookError::BadSignature)
+}
+
+#[async_trait::async_trait]
+impl Provider for Apiframe {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    async fn submit(&self, request: SubmitRequest<'_>) -> Result<Submission, ProviderError> {
+        let answer = self
+            .upstream
+            .send(self.submit_request(&request)?, common_error_text)
+            .await?;
+        let parsed: SubmitAnswer = answer.json(NAME)?;
+        Ok(Submission {
+            upstream_id: parsed.job_id,
+            estimated: None,
+            cost: None,
+        })
+    }
+
+    async fn poll(&self, upstream_id: &str) -> Result<UpstreamStatus, ProviderError> {
+        let path = format!("/v2/jobs/{}", path_segment(upstream_id));
+        let answer = self
+            .upstream
+            .send(self.upstream.request(Method::GET, &path), common_error_text)
+            .await?;
+        job_status(answer.json(NAME)?)
+    }
+
+    /// Apiframe has no cancel endpoint.
+    async fn cancel(&self, _upstream_id: &str) -> Result<CancelOutcome, ProviderError> {
+        Ok(CancelOutcome::Unsupported)
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.poll_interval
+    }
+
+    fn webhook_job_id(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<String, WebhookError> {
+        let signature = headers
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(WebhookError::BadSignature)?;
+        verify_signature(&self.webhook_key, signature, body)?;
+        let value: Value = serde_json::from_slice(body).map_err(|_| WebhookError::Malformed)?;
+        value["jobId"]
+            .as_str()
+            .or_else(|| value["id"].as_str())
+            .filter(|id| !id.is_empty())
+            .map(str::to_string)
+            .ok_or(WebhookError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::domain::ids::VideoId;
+    use crate::domain::video::NewVideo;
+    use serde_json::json;
+
+    const KEY: &str = "afk_test_key_0123456789";
+
+    fn provider() -> Apiframe {
+        Apiframe::new(&UpstreamConfig {
+            api_key: Some(Secret::new(KEY)),
+            ..UpstreamConfig::default()
+        })
+        .expect("provider")
+    }
+
+    fn video(overrides: Value) -> NewVideo {
+        let mut json = json!({
+            "model": "seedance-2.0-fast", "prompt": "a boat", "seconds": 5, "resolution": "720p",
+            "aspect_ratio": "16:9", "inputs": {}, "generate_audio": null, "seed": null,
+            "camera_fixed": null, "user": null, "metadata": {}, "webhook_url": null
+        });
+        if let (Some(base), Value::Object(changes)) = (json.as_object_mut(), overrides) {
+            base.extend(changes);
+        }
+        serde_json::from_value(json).expect("a NewVideo")
+    }
+
+    /// The body, path and headers of the submit call for a request.
+    fn wire(
+        video: &NewVideo,
+        first_frame: Option<&str>,
+        callback: Option<&str>,
+    ) -> (Value, reqwest::Request) {
+        let id = VideoId::parse("video_0123456789abcdef").expect("an id");
+        let request = SubmitRequest {
+            video_id: &id,
+            video,
+            first_frame_url: first_frame.map(str::to_string),
+            callback_url: callback.map(str::to_string),
+        };
+        let built = provider()
+            .submit_request(&request)
+            .expect("submittable")
+            .build()
+            .expect("request");
+        let body = built.body().and_then(|b| b.as_bytes()).expect("a body");
+        (serde_json::from_slice(body).expect("json"), built)
+    }
+
+    #[test]
+    fn wire_format_of_each_kind_of_request() {
+        let cases = [
+            (
+                "text to video, fast",
+                video(json!({})),
+                None,
+                None,
+                json!({"prompt": "a boat", "model": "seedance-2-fast", "seedanceParams": {
+                    "duration": 5, "resolution": "720p", "aspect_ratio": "16:9"}}),
+            ),
+            (
+                "first and last frame, standard, with a webhook",
+                video(
+                    json!({"model": "seedance-2.0", "seconds": 15, "aspect_ratio": "adaptive",
+                    "inputs": {"last_frame_url": "https://img.example.com/z.png"}}),
+                ),
+                Some("https://img.example.com/a.png"),
+                Some("https://gw.example.com/webhooks/providers/apiframe/tok"),
+                json!({"prompt": "a boat", "model": "seedance-2", "seedanceParams": {
+                    "duration": 15, "resolution": "720p", "aspect_ratio": "adaptive",
+                    "start_image": "https://img.example.com/a.png",
+                    "end_image": "https://img.example.com/z.png"},
+                    "webhookUrl": "https://gw.example.com/webhooks/providers/apiframe/tok",
+                    "webhookEvents": ["completed", "failed"]}),
+            ),
+            (
+                "references, mini, 480p",
+                video(
+                    json!({"model": "seedance-2.0-mini", "resolution": "480p", "seconds": 4,
+                    "aspect_ratio": "21:9", "inputs": {
+                        "reference_image_urls": ["https://img.example.com/1.png", "https://img.example.com/2.png"],
+                        "reference_video_urls": ["https://vid.example.com/1.mp4"],
+                        "reference_audio_urls": ["https://aud.example.com/1.mp3"]}}),
+                ),
+                None,
+                None,
+                json!({"prompt": "a boat", "model": "seedance-2-mini", "seedanceParams": {
+                    "duration": 4, "resolution": "480p", "aspect_ratio": "21:9",
+                    "reference_image_urls": ["https://img.example.com/1.png", "https://img.example.com/2.png"],
+                    "reference_video_urls": ["https://vid.example.com/1.mp4"],
+                    "reference_audio_urls": ["https://aud.example.com/1.mp3"]}}),
+            ),
+            (
+                "audio, seed and fixed camera",
+                video(
+                    json!({"aspect_ratio": "9:16", "generate_audio": false, "seed": 42,
+                    "camera_fixed": true}),
+                ),
+                None,
+                None,
+                json!({"prompt": "a boat", "model": "seedance-2-fast", "seedanceParams": {
+                    "duration": 5, "resolution": "720p", "aspect_ratio": "9:16",
+                    "generate_audio": false, "seed": 42, "camera_fixed": true}}),
+            ),
+        ];
+        for (what, video, first_frame, callback, expected) in cases {
+            let (body, request) = wire(&video, first_frame, callback);
+            assert_eq!(body, expected, "{what}");
+            assert_eq!(request.method(), Method::POST, "{what}");
+            assert_eq!(
+                request.url().as_str(),
+                "https://api.apiframe.ai/v2/videos/generate",
+                "{what}"
+            );
+            assert_eq!(request.headers()["x-api-key"], KEY, "{what}");
+            assert!(request.headers().get("authorization").is_none(), "{what}");
+        }
+    }
+
+    #[test]
+    fn the_gateway_video_id_is_the_idempotency_key() {
+        let video = video(json!({}));
+        let (_, request) = wire(&video, None, None);
+        let key = request.headers()["idempotency-key"]
+            .to_str()
+            .expect("ascii");
+        assert_eq!(key, "video_0123456789abcdef");
+    }
+
+    #[test]
+    fn a_resolution_apiframe_lacks_is_refused_before_sending() {
+        let id = VideoId::generate();
+        let video = video(json!({"resolution": "1080p"}));
+        let request = SubmitRequest {
+            video_id: &id,
+            video: &video,
+            first_frame_url: None,
+            callback_url: None,
+        };
+        assert!(matches!(
+            submit_body(&request),
+            Err(ProviderError::Rejected(_))
+        ));
+    }
+
+    fn status(job: Value) -> Result<UpstreamStatus, ProviderError> {
+        job_status(serde_json::from_value(job).expect("a job"))
+    }
+
+    #[test]
+    fn every_documented_status_maps_to_the_gateway_lifecycle() {
+        assert_eq!(
+            status(json!({"id": "j", "status": "QUEUED"})).ok(),
+            Some(UpstreamStatus::Queued)
+        );
+        assert_eq!(
+            status(json!({"id": "j", "status": "PROCESSING", "progress": 41.6})).ok(),
+            Some(UpstreamStatus::Running { progress: Some(42) })
+        );
+        assert_eq!(
+            status(json!({"id": "j", "status": "COMPLETED", "progress": 100,
+                "result": {"videoUrl": "https://cdn.apiframe.ai/v.mp4"}, "creditCost": 10}))
+            .ok(),
+            Some(UpstreamStatus::Completed {
+                video_url: "https://cdn.apiframe.ai/v.mp4".into(),
+                seconds: None,
+                cost: Some(ReportedCost {
+                    raw: "creditCost=10".into(),
+                    micro_usd: None
+                }),
+            })
+        );
+        assert_eq!(
+            status(json!({"id": "j", "status": "FAILED", "error": "moderation\nblocked"})).ok(),
+            Some(UpstreamStatus::Failed {
+                code: "upstream_failed".into(),
+                message: "moderation blocked".into()
+            })
+        );
+        assert_eq!(
+            status(json!({"id": "j", "status": "CANCELLED"})).ok(),
+            Some(UpstreamStatus::Canceled)
+        );
+        assert_eq!(
+            status(json!({"id": "j", "status": "UPSCALING", "progress": "soon"})).ok(),
+            Some(UpstreamStatus::Running { progress: None })
+        );
+        assert!(matches!(
+            status(json!({"id": "j", "status": "COMPLETED", "result": null})),
+            Err(ProviderError::Transient { .. })
+        ));
+    }
+
+    fn sign(key: &str, body: &[u8]) -> String {
+        let mut mac =
+            HmacSha256::new_from_slice(&Sha256::digest(key.as_bytes())).expect("any key length");
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    fn headers(signature: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(SIGNATURE_HEADER, signature.parse().expect("header"));
+        headers
+    }
+
+    #[test]
+    fn a_webhook_signed_with_the_api_key_is_accepted() {
+        let body = br#"{"jobId":"job_1","type":"completed","status":"COMPLETED"}"#;
+        assert_eq!(
+            provider().webhook_job_id(&headers(&sign(KEY, body)), body),
+            Ok("job_1".into())
+        );
+        let bare = sign(KEY, body).replace("sha256=", "");
+        assert_eq!(
+            provider().webhook_job_id(&headers(&bare), body),
+            Ok("job_1".into())
+        );
+    }
+
+    #[test]
+    fn a_forged_or_unsigned_webhook_is_rejected() {
+        let body = br#"{"jobId":"job_1","status":"COMPLETED"}"#;
+        let forged = sign("afk_someone_else", body);
+        assert_eq!(
+            provider().webhook_job_id(&headers(&forged), body),
+            Err(WebhookError::BadSignature)
+        );
+        let tampered = br#"{"jobId":"job_2","status":"COMPLETED"}"#;
+        assert_eq!(
+            provider().webhook_job_id(&headers(&sign(KEY, body)), tampered),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            provider().webhook_job_id(&headers("sha256=zz"), body),
+            Err(WebhookError::BadSignature)
+        );
+        assert_eq!(
+            provider().webhook_job_id(&http::HeaderMap::new(), body),
+            Err(WebhookError::BadSignature)
+        );
+    }
+}

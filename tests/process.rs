@@ -535,3 +535,107 @@ fn the_example_configuration_is_valid() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test]
+async fn the_upstream_key_never_reaches_logs_errors_or_responses() {
+    let fake = seedance_gateway::fake::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    let key_at_fake = seedance_gateway::fake::FAKE_KEY;
+    let db = TestDatabase::create().await;
+    let base = fake.base_url("seedance-it");
+    let server = Server::start(
+        &db,
+        &[
+            ("RUST_LOG", "debug"),
+            ("SEEDANCE_GW_PROVIDERS__SANDBOX__ENABLED", "false"),
+            ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__ENABLED", "true"),
+            ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__BASE_URL", &base),
+            ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__API_KEY", key_at_fake),
+            ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__POLL_INTERVAL_MS", "50"),
+        ],
+    )
+    .await;
+    let client = Client::new();
+    let admin = |path: String, body: Value| {
+        client
+            .post(format!("{}{path}", server.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let tenant: Value = admin("/admin/v1/tenants".into(), json!({"name": "t"}))
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let tenant = tenant["id"].as_str().expect("id").to_string();
+    admin(
+        format!("/admin/v1/tenants/{tenant}/grants"),
+        json!({"amount": 10000, "reason": "t"}),
+    )
+    .await
+    .expect("send");
+    let key: Value = admin(
+        format!("/admin/v1/tenants/{tenant}/keys"),
+        json!({"mode": "live"}),
+    )
+    .await
+    .expect("send")
+    .json()
+    .await
+    .expect("json");
+    let key = key["secret"].as_str().expect("secret").to_string();
+
+    let mut bodies = String::new();
+    for status in [401, 402, 400, 500] {
+        fake.inject(
+            "seedance-it",
+            "submit",
+            seedance_gateway::fake::Fault::Status {
+                status,
+                retry_after: None,
+            },
+        );
+        let response = client
+            .post(format!("{}/v1/videos", server.base))
+            .bearer_auth(&key)
+            .json(&json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 4}))
+            .send()
+            .await
+            .expect("send");
+        bodies.push_str(&response.text().await.expect("text"));
+    }
+    let list = client
+        .get(format!("{}/v1/videos", server.base))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    bodies.push_str(&list);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let logs = server.logs();
+    assert!(
+        logs.contains("seedance-it"),
+        "the logs show the upstream traffic: {logs}"
+    );
+    assert!(
+        !logs.contains(key_at_fake),
+        "the upstream key appears in the logs"
+    );
+    assert!(
+        !bodies.contains(key_at_fake),
+        "the upstream key appears in a response"
+    );
+    let config = run(gateway(db.dir.path())
+        .arg("check-config")
+        .env("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__ENABLED", "true")
+        .env("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__API_KEY", key_at_fake));
+    assert!(config.status.success());
+    assert!(!String::from_utf8_lossy(&config.stdout).contains(key_at_fake));
+}

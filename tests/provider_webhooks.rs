@@ -175,3 +175,83 @@ async fn a_webhook_with_an_unknown_token_or_for_another_job_is_refused() {
         .count();
     assert_eq!(polls, 0, "refused webhooks cause no poll");
 }
+
+/// A gateway with one signing provider pointed at the fake, polls far apart.
+async fn signing_gateway(fake: &FakeUpstream, prefix: &str) -> TestApp {
+    let port = free_port();
+    let base = fake.base_url(prefix);
+    let prefix = prefix.to_string();
+    TestApp::spawn_with(move |config| {
+        config.server.listen = format!("127.0.0.1:{port}").parse().expect("addr");
+        config.server.public_base_url = Some(format!("http://127.0.0.1:{port}"));
+        config.providers.sandbox.enabled = false;
+        let upstream = match prefix.as_str() {
+            "apiframe" => &mut config.providers.apiframe,
+            _ => &mut config.providers.aigateway,
+        };
+        upstream.enabled = true;
+        upstream.base_url = Some(base);
+        upstream.api_key = Some(Secret::new(FAKE_KEY));
+        upstream.poll_interval_ms = Some(120_000);
+        upstream.webhook_secret = Some(Secret::new(
+            seedance_gateway::fake::aigateway::WEBHOOK_SECRET,
+        ));
+    })
+    .await
+}
+
+#[tokio::test]
+async fn signed_webhooks_are_verified_forged_ones_refused() {
+    for prefix in ["apiframe", "aigateway"] {
+        let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("fake");
+        fake.set_job_duration(Duration::from_millis(300));
+        fake.set_estimate_secs(120);
+        let app = signing_gateway(&fake, prefix).await;
+        let (_, key) = app.tenant_with_key("live", 10_000).await;
+        let created: Value = app
+            .create_video(
+                &key,
+                json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 5}),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        let id = created["id"].as_str().expect("id");
+        let submit = fake
+            .calls(prefix)
+            .into_iter()
+            .find(|c| c.op == "submit")
+            .expect("submit");
+        let callback = submit.body["webhookUrl"]
+            .as_str()
+            .or(submit.body["webhook_url"].as_str())
+            .unwrap_or_else(|| panic!("{prefix}: no callback handed upstream: {}", submit.body))
+            .to_string();
+
+        // A forged signature on the right URL is refused and causes no poll.
+        let forged = app
+            .client
+            .post(&callback)
+            .header("x-webhook-signature", format!("sha256={}", "0".repeat(64)))
+            .header(
+                "x-gateway-signature",
+                format!("t={},v1={}", 1, "0".repeat(64)),
+            )
+            .json(&json!({"jobId": "x", "id": "x", "status": "COMPLETED"}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(forged.status(), StatusCode::UNAUTHORIZED, "{prefix}");
+
+        // The fake's genuinely signed webhook completes the job long before its next poll.
+        let done =
+            common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(20)).await;
+        assert_eq!(done["status"], "completed", "{prefix}");
+        let polls = fake.calls(prefix).iter().filter(|c| c.op == "poll").count();
+        assert_eq!(polls, 1, "{prefix}: the webhook was confirmed by one poll");
+        assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "capture"]);
+    }
+}

@@ -117,7 +117,8 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
         upstream_cost_micro_usd: None,
     };
     let mut tx = state.db.begin().await?;
-    crate::storage::Db::insert_video(&mut tx, &video, now).await?;
+    let lease_until = now + (state.config.workers.lease_secs * 1000) as i64;
+    crate::storage::Db::insert_video(&mut tx, &video, now, &state.instance_id, lease_until).await?;
     match ledger::hold(
         &mut tx,
         &video.tenant_id,
@@ -138,8 +139,15 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
     let dispatched = match crate::workers::jobs::dispatch_now(state, &video.id).await {
         Ok(dispatched) => dispatched,
         Err(error) => {
-            // The job is stored and held; the worker will submit it.
+            // The job is stored and held; hand it to the worker.
             tracing::warn!(video = %video.id, error = ?error, "inline dispatch failed; the worker will retry");
+            if let Err(error) = state
+                .db
+                .reschedule(&video.id, &state.instance_id, None, now_ms(), false)
+                .await
+            {
+                tracing::warn!(video = %video.id, %error, "releasing the job failed; it waits for its lease to expire");
+            }
             state.wake_workers();
             None
         }

@@ -61,17 +61,22 @@ pub struct ListQuery<'a> {
 }
 
 impl Db {
+    /// Stores a new job, leased to `lease_owner` until `lease_until`: the request that creates
+    /// a job submits it itself, and the worker takes it over only if that lease expires.
     pub async fn insert_video(
         tx: &mut Tx,
         video: &Video,
         next_run_at: i64,
+        lease_owner: &str,
+        lease_until: i64,
     ) -> Result<(), sqlx::Error> {
         let request =
             serde_json::to_string(&video.request).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
             "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
-             progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13)",
+             progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token, \
+             lease_owner, lease_until) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15)",
         )
         .bind(video.id.as_str())
         .bind(video.tenant_id.as_str())
@@ -86,6 +91,8 @@ impl Db {
         .bind(video.created_at_ms)
         .bind(next_run_at)
         .bind(video.callback_token.as_deref())
+        .bind(lease_owner)
+        .bind(lease_until)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -229,29 +236,6 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
-    }
-
-    /// Leases one queued job to `owner`, if no one holds it.
-    pub async fn claim_job(
-        &self,
-        id: &VideoId,
-        owner: &str,
-        now: i64,
-        lease_until: i64,
-    ) -> Result<Option<Video>, sqlx::Error> {
-        let mut tx = self.begin().await?;
-        let row = sqlx::query(&format!(
-            "UPDATE videos SET lease_owner = $1, lease_until = $2 \
-             WHERE id = $3 AND {RUNNING} AND (lease_until IS NULL OR lease_until < $4) RETURNING *"
-        ))
-        .bind(owner)
-        .bind(lease_until)
-        .bind(id.as_str())
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        row.map(|r| video_from_row(&r)).transpose()
     }
 
     /// Records the upstream's acceptance of a job and releases the lease.

@@ -71,19 +71,14 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
 }
 
 /// Submits a just-created job from the request that created it, so that the client learns at
-/// once when the upstream refuses it. Returns the job as it stands afterwards; a transient
-/// failure leaves it queued for the worker.
+/// once when the upstream refuses it. The job was stored leased to this replica, so no worker
+/// can take it meanwhile. Returns the job as it stands afterwards; a transient failure leaves
+/// it queued for the worker.
 pub async fn dispatch_now(
     state: &AppState,
     id: &crate::domain::ids::VideoId,
 ) -> anyhow::Result<Option<Video>> {
-    let now = now_ms();
-    let lease_ms = (state.config.workers.lease_secs * 1000) as i64;
-    let Some(job) = state
-        .db
-        .claim_job(id, &state.instance_id, now, now + lease_ms)
-        .await?
-    else {
+    let Some(job) = state.db.get_video_any(id).await? else {
         return Ok(None);
     };
     advance(state, job).await?;

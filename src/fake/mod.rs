@@ -127,6 +127,8 @@ struct Inner {
     failing: HashMap<String, u32>,
     next_id: u64,
     estimate_secs: Option<u64>,
+    /// Job durations for single providers, over `job_duration`.
+    durations: HashMap<String, Duration>,
 }
 
 pub struct FakeState {
@@ -193,7 +195,11 @@ impl FakeState {
             provider,
             id: id.clone(),
             started: Instant::now(),
-            duration: inner.job_duration,
+            duration: inner
+                .durations
+                .get(provider)
+                .copied()
+                .unwrap_or(inner.job_duration),
             fails,
             canceled: false,
             request,
@@ -339,6 +345,7 @@ impl FakeUpstream {
                 failing: HashMap::new(),
                 next_id: 0,
                 estimate_secs: None,
+                durations: HashMap::new(),
             }),
             origin: format!("http://{addr}"),
             webhooks: reqwest::Client::builder()
@@ -395,6 +402,14 @@ impl FakeUpstream {
 
     pub fn set_job_duration(&self, duration: Duration) {
         self.state.lock().job_duration = duration;
+    }
+
+    /// Sets how long jobs take at one provider only.
+    pub fn set_provider_job_duration(&self, provider: &str, duration: Duration) {
+        self.state
+            .lock()
+            .durations
+            .insert(provider.to_string(), duration);
     }
 
     /// Makes providers report this completion estimate, whatever the jobs really take.
@@ -467,6 +482,8 @@ async fn control_calls(State(state): State<Arc<FakeState>>) -> Json<Vec<Call>> {
 #[derive(Deserialize)]
 struct Settings {
     job_duration_ms: Option<u64>,
+    /// Per-provider job durations, by prefix.
+    provider_job_duration_ms: Option<HashMap<String, u64>>,
     fail_next_jobs: Option<HashMap<String, u32>>,
 }
 
@@ -477,6 +494,13 @@ async fn control_settings(
     let mut inner = state.lock();
     if let Some(ms) = settings.job_duration_ms {
         inner.job_duration = Duration::from_millis(ms);
+    }
+    if let Some(durations) = settings.provider_job_duration_ms {
+        inner.durations.extend(
+            durations
+                .into_iter()
+                .map(|(p, ms)| (p, Duration::from_millis(ms))),
+        );
     }
     if let Some(failing) = settings.fail_next_jobs {
         inner.failing.extend(failing);

@@ -170,14 +170,16 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
         }
         (VideoStatus::InProgress, Some(upstream_id)) => match provider.poll(upstream_id).await {
             Ok(UpstreamStatus::Queued) => {
-                let next = now_ms() + poll_delay(provider.as_ref()).as_millis() as i64;
+                let next =
+                    now_ms() + poll_delay(provider.as_ref(), job_age(&job)).as_millis() as i64;
                 state
                     .db
                     .reschedule(&job.id, owner, None, next, false)
                     .await?;
             }
             Ok(UpstreamStatus::Running { progress }) => {
-                let next = now_ms() + poll_delay(provider.as_ref()).as_millis() as i64;
+                let next =
+                    now_ms() + poll_delay(provider.as_ref(), job_age(&job)).as_millis() as i64;
                 let progress = progress.map(|p| p.clamp(0, 99));
                 state
                     .db
@@ -302,9 +304,20 @@ async fn retry_later(
     Ok(())
 }
 
-/// The regular wait between polls, never under the provider's minimum.
-fn poll_delay(provider: &dyn Provider) -> Duration {
-    provider.poll_interval().max(provider.min_poll_interval())
+/// The wait before the next poll of a running job. It backs off as the job ages — a quarter
+/// of the job's age so far — between a floor (a quarter of the provider's poll interval, and
+/// never under its minimum) and the configured poll interval. A young job is seen finishing
+/// quickly; an old one costs few upstream calls.
+pub fn poll_delay(provider: &dyn Provider, age: Duration) -> Duration {
+    let ceiling = provider.poll_interval().max(provider.min_poll_interval());
+    let floor = (provider.poll_interval() / 4)
+        .max(provider.min_poll_interval())
+        .min(ceiling);
+    (age / 4).clamp(floor, ceiling)
+}
+
+fn job_age(job: &Video) -> Duration {
+    Duration::from_millis((now_ms() - job.created_at_ms).max(0) as u64)
 }
 
 /// The first poll comes near the provider's own estimate (never before its minimum
@@ -327,4 +340,56 @@ pub fn backoff(attempt: i64) -> Duration {
         .min(60_000);
     let ms = rand::thread_rng().gen_range(ceiling / 2..=ceiling);
     Duration::from_millis(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::SandboxConfig;
+    use crate::providers::sandbox::Sandbox;
+
+    #[test]
+    fn polls_back_off_with_age_within_their_bounds() {
+        let provider = Sandbox::new(&SandboxConfig {
+            enabled: true,
+            delay_ms: 40_000,
+            fail_all: false,
+        });
+        assert_eq!(provider.poll_interval(), Duration::from_secs(2));
+        assert_eq!(
+            poll_delay(&provider, Duration::ZERO),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            poll_delay(&provider, Duration::from_secs(4)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            poll_delay(&provider, Duration::from_secs(600)),
+            Duration::from_secs(2)
+        );
+    }
+
+    #[test]
+    fn the_first_poll_comes_near_the_estimate() {
+        let provider = Sandbox::new(&SandboxConfig {
+            enabled: true,
+            delay_ms: 40_000,
+            fail_all: false,
+        });
+        assert_eq!(
+            first_poll_delay(&provider, Some(Duration::from_secs(60))),
+            Duration::from_secs(48)
+        );
+        assert_eq!(first_poll_delay(&provider, None), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for _ in 0..50 {
+            assert!(backoff(0) <= Duration::from_millis(500));
+            assert!(backoff(0) >= Duration::from_millis(250));
+            assert!(backoff(20) <= Duration::from_secs(60));
+        }
+    }
 }

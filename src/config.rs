@@ -122,6 +122,12 @@ pub struct PricingConfig {
     pub credits_per_usd: i64,
     /// Tenant price in credits per second of video, by canonical model id.
     pub credits_per_second: BTreeMap<String, i64>,
+    /// Dollar value of one Apiframe credit (unpublished); while unset, Apiframe is unpriced
+    /// and `cheapest` routing leaves it out.
+    pub apiframe_usd_per_credit: Option<String>,
+    /// Upstream price overrides, in US dollars per second as decimal strings, by provider and
+    /// model id, e.g. `[pricing.upstream_usd_per_second.aimlapi] "seedance-2.0-mini" = "0.05"`.
+    pub upstream_usd_per_second: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -276,6 +282,8 @@ impl Default for PricingConfig {
     fn default() -> Self {
         PricingConfig {
             credits_per_usd: 100,
+            apiframe_usd_per_credit: None,
+            upstream_usd_per_second: BTreeMap::new(),
             credits_per_second: BTreeMap::from([
                 ("seedance-2.0".to_string(), 60),
                 ("seedance-2.0-fast".to_string(), 50),
@@ -376,6 +384,26 @@ impl Config {
                 return Err(ConfigError::Invalid(format!(
                     "pricing.credits_per_second.{model} must not be negative"
                 )));
+            }
+        }
+        let readable =
+            |v: &str| crate::providers::upstream::usd_to_micros(v).is_some_and(|m| m >= 0);
+        if let Some(value) = &self.pricing.apiframe_usd_per_credit {
+            if !readable(value) {
+                return Err(ConfigError::Invalid(format!(
+                    "pricing.apiframe_usd_per_credit `{value}` is not a dollar amount like \"0.01\""
+                )));
+            }
+        }
+        for (provider, models) in &self.pricing.upstream_usd_per_second {
+            for (model, value) in models {
+                if crate::domain::video::Model::parse(model).map(|m| m.id()) != Some(model.as_str())
+                    || !readable(value)
+                {
+                    return Err(ConfigError::Invalid(format!(
+                        "pricing.upstream_usd_per_second.{provider}.{model}: needs a model id and a dollar amount"
+                    )));
+                }
             }
         }
         if self.workers.lease_secs == 0

@@ -213,7 +213,8 @@ async fn signed_webhooks_are_verified_forged_ones_refused() {
         let created: Value = app
             .create_video(
                 &key,
-                json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 5}),
+                json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 5,
+                       "routing": {"providers": [prefix]}}),
             )
             .await
             .json()

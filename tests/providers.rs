@@ -95,6 +95,15 @@ async fn gateway_for(
     TestApp::spawn_with(move |config| {
         config.providers.sandbox.enabled = false;
         config.workers.tick_ms = 20;
+        // Apiframe's credit value is unpublished; give it one so cheapest routing prices it.
+        config.pricing.apiframe_usd_per_credit = Some("0.01".into());
+        // Nor is AI/ML API's Mini price.
+        config.pricing.upstream_usd_per_second.insert(
+            "aimlapi".into(),
+            [("seedance-2.0-mini".to_string(), "0.05".to_string())]
+                .into_iter()
+                .collect(),
+        );
         let upstream = slot(config);
         upstream.enabled = true;
         upstream.base_url = Some(base);

@@ -3,84 +3,26 @@
 
 use crate::app::AppState;
 use crate::domain::billing::ledger::{self, LedgerError};
-use crate::domain::billing::{pricing, Credits, Mode};
+use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::VideoId;
+use crate::domain::routing;
 use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, Video, VideoStatus};
 use crate::error::{Error, Result};
-use crate::providers::sandbox;
 use crate::storage::jobs::ListQuery;
 use crate::storage::now_ms;
 
-/// Where a new job will run. Test keys always run on the sandbox. Live keys use the first
-/// enabled provider, in configuration order, that can serve the request (the sandbox last,
-/// when `providers.sandbox.enabled`), narrowed by the request's `routing.providers`. A
-/// provider that cannot serve the request is never chosen; when none can, the answer says
-/// why each was excluded.
-fn choose_provider(state: &AppState, mode: Mode, request: &NewVideo) -> Result<&'static str> {
-    let wanted = &request.routing.providers;
-    if let Some(unknown) = wanted.iter().find(|p| state.providers.get(p).is_none()) {
-        return Err(Error::invalid(
-            "routing.providers",
-            format!("unknown provider `{unknown}`"),
-        ));
-    }
-    if mode == Mode::Test {
-        return Ok(sandbox::NAME);
-    }
-    let has_upload = request.inputs.first_frame_upload.is_some();
-    let mut exclusions = Vec::new();
-    for name in state.providers.live_names() {
-        if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
-            continue;
-        }
-        let Some(provider) = state.providers.get(name) else {
-            continue;
-        };
-        if let Err(reason) = provider.capabilities().check(request) {
-            exclusions.push(format!("{name} {reason}"));
-            continue;
-        }
-        if has_upload && name != sandbox::NAME && state.config.server.public_base_url.is_none() {
-            exclusions.push(format!(
-                "{name} needs server.public_base_url to fetch an uploaded file"
-            ));
-            continue;
-        }
-        return Ok(name);
-    }
-    if exclusions.is_empty() {
-        return Err(if wanted.is_empty() {
-            Error::UpstreamUnavailable("no upstream provider is enabled for live keys".into())
-        } else {
-            Error::UnsupportedCapability {
-                message: "none of routing.providers is enabled".into(),
-                param: Some("routing.providers".into()),
-            }
-        });
-    }
-    Err(Error::UnsupportedCapability {
-        message: format!(
-            "no enabled provider can serve this request: {}",
-            exclusions.join("; ")
-        ),
-        param: None,
-    })
+/// A created job and the routing decision behind it.
+pub struct Created {
+    pub video: Video,
+    pub route: &'static str,
 }
 
-pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) -> Result<Video> {
-    let provider = choose_provider(state, principal.mode, &request)?;
-    let price = pricing::price(&state.config.pricing, &request)?;
-    if let Some(max) = request.routing.max_cost {
-        if price > max {
-            return Err(Error::UnsupportedCapability {
-                message: format!(
-                    "this request costs {price} credits, above routing.max_cost_credits ({max})"
-                ),
-                param: Some("routing.max_cost_credits".into()),
-            });
-        }
-    }
+pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) -> Result<Created> {
+    let decision = routing::decide(state, principal.mode, &request)?;
+    let provider = decision.require_pick()?.provider;
+    let route = decision.route;
+    let price = routing::price(state, &request)?;
     let tenant = state
         .db
         .get_tenant(&principal.tenant_id)
@@ -153,7 +95,7 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
         }
     };
     let Some(video) = dispatched else {
-        return Ok(video);
+        return Ok(Created { video, route });
     };
     match (&video.status, &video.error) {
         (VideoStatus::Failed, Some(error)) if error.code == "upstream_rejected" => {
@@ -169,7 +111,7 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
             if video.status == VideoStatus::Queued {
                 state.wake_workers();
             }
-            Ok(video)
+            Ok(Created { video, route })
         }
     }
 }

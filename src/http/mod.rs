@@ -8,6 +8,7 @@ pub mod files;
 pub mod health;
 pub mod openapi;
 pub mod provider_webhooks;
+pub mod routing;
 pub mod videos;
 
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub fn router(state: AppState) -> Router {
             "/videos/{video_id}",
             get(videos::get_video).delete(videos::delete_video),
         )
+        .route("/videos/quote", post(routing::quote))
+        .route("/models", get(routing::models))
         .route("/videos/{video_id}/cancel", post(videos::cancel_video))
         .route("/videos/{video_id}/content", get(videos::video_content));
     let admin = Router::new()

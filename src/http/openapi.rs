@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{admin, files, health, provider_webhooks, videos};
+use crate::http::{admin, files, health, provider_webhooks, routing, videos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,7 +17,7 @@ use crate::http::{admin, files, health, provider_webhooks, videos};
     ),
     paths(
         videos::create_video, videos::list_videos, videos::get_video, videos::delete_video,
-        videos::cancel_video, videos::video_content,
+        videos::cancel_video, videos::video_content, routing::quote, routing::models,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::create_key, admin::list_keys,
         admin::revoke_key, admin::grant, admin::audit,
         health::healthz, health::readyz, files::upload, provider_webhooks::receive,

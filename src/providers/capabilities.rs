@@ -13,7 +13,7 @@ pub enum Durations {
 }
 
 impl Durations {
-    fn allows(self, seconds: i64) -> bool {
+    pub fn allows(self, seconds: i64) -> bool {
         match self {
             Durations::Range(lo, hi) => (lo..=hi).contains(&seconds),
             Durations::List(list) => list.contains(&seconds),

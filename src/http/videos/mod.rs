@@ -85,8 +85,8 @@ pub async fn create_video(
         request.inputs.first_frame_upload = Some(name.clone());
         stored = Some(name);
     }
-    let video = match videos::create(&state, &principal, request).await {
-        Ok(video) => video,
+    let created = match videos::create(&state, &principal, request).await {
+        Ok(created) => created,
         Err(error) => {
             if let Some(name) = stored {
                 crate::storage::files::remove(&state.config.storage.dir, &name).await;
@@ -94,6 +94,7 @@ pub async fn create_video(
             return Err(error);
         }
     };
+    let video = &created.video;
     let mut headers = HeaderMap::new();
     if let Some(provider) = video
         .provider
@@ -102,18 +103,11 @@ pub async fn create_video(
     {
         headers.insert(HeaderName::from_static("x-gateway-provider"), provider);
     }
-    let route = match principal.mode {
-        crate::domain::billing::Mode::Test => "test-key",
-        crate::domain::billing::Mode::Live if video.request.routing.providers.is_empty() => {
-            "default"
-        }
-        crate::domain::billing::Mode::Live => "request-providers",
-    };
     headers.insert(
         HeaderName::from_static("x-gateway-route"),
-        HeaderValue::from_static(route),
+        HeaderValue::from_static(created.route),
     );
-    Ok(video_response(&state, &video, headers))
+    Ok(video_response(&state, video, headers))
 }
 
 /// Retrieve a video

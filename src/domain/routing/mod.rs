@@ -1,0 +1,180 @@
+//! Where a job runs. Eligible providers are those enabled for live keys that can serve the
+//! request (declared capabilities), allowed by the request's `routing.providers`, and able to
+//! fetch its inputs; every provider left out gets a reason. Among the eligible:
+//!
+//! - `cheapest` (default): lowest upstream cost from the [`catalog`]; a provider that cannot
+//!   be priced is left out, with that reason;
+//! - `ordered`: the order of `routing.providers`, else the configuration order;
+//! - pinned: a request naming exactly one provider goes there.
+//!
+//! Ties are broken by configuration order, so the same request always routes the same way.
+//! Test keys are always pinned to the sandbox. `fastest` needs observed completion times,
+//! which the gateway does not collect yet, so it is refused rather than silently replaced.
+
+pub mod catalog;
+
+use crate::app::AppState;
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::video::{NewVideo, Strategy};
+use crate::error::{Error, Result};
+use crate::providers::sandbox;
+
+/// A provider that can take the job, with what it would cost upstream.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub provider: &'static str,
+    /// Upstream cost in micro-USD; `None` where the provider cannot be priced.
+    pub upstream_cost: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Exclusion {
+    pub provider: &'static str,
+    pub reason: String,
+}
+
+/// The outcome of routing one request.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// Eligible providers, best first.
+    pub ranked: Vec<Candidate>,
+    pub excluded: Vec<Exclusion>,
+    /// Why the first candidate was chosen: `cheapest`, `ordered`, `pinned` or `test-key`.
+    pub route: &'static str,
+}
+
+impl Decision {
+    pub fn pick(&self) -> Option<&Candidate> {
+        self.ranked.first()
+    }
+
+    /// The pick, or the error that explains why there is none.
+    pub fn require_pick(&self) -> Result<&Candidate> {
+        if let Some(pick) = self.pick() {
+            return Ok(pick);
+        }
+        if self.excluded.is_empty() {
+            return Err(Error::UpstreamUnavailable(
+                "no upstream provider is enabled for live keys".into(),
+            ));
+        }
+        let reasons: Vec<String> = self
+            .excluded
+            .iter()
+            .map(|e| format!("{} {}", e.provider, e.reason))
+            .collect();
+        Err(Error::UnsupportedCapability {
+            message: format!(
+                "no enabled provider can serve this request: {}",
+                reasons.join("; ")
+            ),
+            param: None,
+        })
+    }
+}
+
+pub fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<Decision> {
+    let wanted = &request.routing.providers;
+    if let Some(unknown) = wanted.iter().find(|p| state.providers.get(p).is_none()) {
+        return Err(Error::invalid(
+            "routing.providers",
+            format!("unknown provider `{unknown}`"),
+        ));
+    }
+    if request.routing.strategy == Strategy::Fastest {
+        return Err(Error::UnsupportedCapability {
+            message: "routing.strategy `fastest` is not available on this gateway yet; use cheapest or ordered".into(),
+            param: Some("routing.strategy".into()),
+        });
+    }
+    if mode == Mode::Test {
+        return Ok(Decision {
+            ranked: vec![Candidate {
+                provider: sandbox::NAME,
+                upstream_cost: Some(0),
+            }],
+            excluded: Vec::new(),
+            route: "test-key",
+        });
+    }
+    let pricing = &state.config.pricing;
+    let cheapest = request.routing.strategy == Strategy::Cheapest && wanted.len() != 1;
+    let has_upload = request.inputs.first_frame_upload.is_some();
+    let mut ranked = Vec::new();
+    let mut excluded = Vec::new();
+    let mut exclude =
+        |provider: &'static str, reason: String| excluded.push(Exclusion { provider, reason });
+    for name in state.providers.live_names() {
+        if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
+            exclude(name, "is not in routing.providers".into());
+            continue;
+        }
+        let Some(provider) = state.providers.get(name) else {
+            continue;
+        };
+        if let Err(reason) = provider.capabilities().check(request) {
+            exclude(name, reason);
+            continue;
+        }
+        if has_upload && name != sandbox::NAME && state.config.server.public_base_url.is_none() {
+            exclude(
+                name,
+                "needs server.public_base_url to fetch an uploaded file".into(),
+            );
+            continue;
+        }
+        let cost = catalog::upstream_cost(name, request, pricing);
+        if cheapest {
+            match cost {
+                Ok(cost) => ranked.push(Candidate {
+                    provider: name,
+                    upstream_cost: Some(cost),
+                }),
+                Err(reason) => exclude(name, format!("cannot be priced: it {reason}")),
+            }
+        } else {
+            ranked.push(Candidate {
+                provider: name,
+                upstream_cost: cost.ok(),
+            });
+        }
+    }
+    let route = if wanted.len() == 1 {
+        "pinned"
+    } else if cheapest {
+        // Stable sort: equal costs keep configuration order.
+        ranked.sort_by_key(|c| c.upstream_cost.unwrap_or(i64::MAX));
+        "cheapest"
+    } else {
+        if !wanted.is_empty() {
+            ranked.sort_by_key(|c| {
+                wanted
+                    .iter()
+                    .position(|w| w == c.provider)
+                    .unwrap_or(usize::MAX)
+            });
+        }
+        "ordered"
+    };
+    Ok(Decision {
+        ranked,
+        excluded,
+        route,
+    })
+}
+
+/// The tenant's price for a request, checked against the request's `max_cost_credits`.
+pub fn price(state: &AppState, request: &NewVideo) -> Result<Credits> {
+    let price = crate::domain::billing::pricing::price(&state.config.pricing, request)?;
+    if let Some(max) = request.routing.max_cost {
+        if price > max {
+            return Err(Error::UnsupportedCapability {
+                message: format!(
+                    "this request costs {price} credits, above routing.max_cost_credits ({max})"
+                ),
+                param: Some("routing.max_cost_credits".into()),
+            });
+        }
+    }
+    Ok(price)
+}

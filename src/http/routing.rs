@@ -1,0 +1,233 @@
+//! `POST /v1/videos/quote` and `GET /v1/models`: what a request would cost where, and what
+//! the gateway offers — without creating anything.
+
+use axum::extract::State;
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::domain::routing::{self, catalog};
+use crate::domain::video::{AspectRatio, Model, Resolution};
+use crate::error::{ErrorBody, Result};
+use crate::http::auth::Caller;
+use crate::http::extract::ApiJson;
+use crate::http::videos::create::CreateVideoBody;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuoteCandidate {
+    pub provider: String,
+    /// What the gateway would pay upstream, in US dollars (six decimals); null when unpriced.
+    pub upstream_cost_usd: Option<String>,
+    pub upstream_cost_micro_usd: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuoteExclusion {
+    pub provider: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({
+    "object": "video.quote", "model": "seedance-2.0-fast", "seconds": "5",
+    "price": {"credits": 250, "unit": "credits"}, "route": "cheapest", "pick": "aigateway",
+    "candidates": [
+        {"provider": "aigateway", "upstream_cost_usd": "0.057750", "upstream_cost_micro_usd": 57750},
+        {"provider": "seedance-it", "upstream_cost_usd": "2.420000", "upstream_cost_micro_usd": 2420000}
+    ],
+    "excluded": [{"provider": "apiframe", "reason": "cannot be priced: it has no known dollar value per credit (set pricing.apiframe_usd_per_credit)"}]
+}))]
+pub struct Quote {
+    /// Always `video.quote`.
+    pub object: &'static str,
+    pub model: &'static str,
+    pub seconds: String,
+    /// What the caller would be charged (and held at submit).
+    pub price: QuotePrice,
+    /// `cheapest`, `ordered`, `pinned` or `test-key`.
+    pub route: &'static str,
+    /// The provider a create would go to; null when none can serve the request.
+    pub pick: Option<String>,
+    /// Eligible providers, best first.
+    pub candidates: Vec<QuoteCandidate>,
+    /// Providers left out, each with its reason.
+    pub excluded: Vec<QuoteExclusion>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuotePrice {
+    pub credits: i64,
+    pub unit: &'static str,
+}
+
+/// Quote a video
+///
+/// Prices the request and routes it as a create would, without creating anything: the
+/// caller's price, the eligible providers ranked with their upstream cost, the exclusions with
+/// their reasons, and the pick.
+#[utoipa::path(
+    post, path = "/v1/videos/quote", tag = "videos", request_body = CreateVideoBody,
+    responses(
+        (status = 200, body = Quote),
+        (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+pub async fn quote(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    ApiJson(body): ApiJson<CreateVideoBody>,
+) -> Result<Json<Quote>> {
+    let request = body.into_new_video(&state.config.videos, false)?;
+    let decision = routing::decide(&state, principal.mode, &request)?;
+    let price = routing::price(&state, &request)?;
+    Ok(Json(Quote {
+        object: "video.quote",
+        model: request.model.id(),
+        seconds: request.seconds.get().to_string(),
+        price: QuotePrice {
+            credits: price.0,
+            unit: "credits",
+        },
+        route: decision.route,
+        pick: decision.pick().map(|c| c.provider.to_string()),
+        candidates: decision
+            .ranked
+            .iter()
+            .map(|c| QuoteCandidate {
+                provider: c.provider.to_string(),
+                upstream_cost_usd: c.upstream_cost.map(catalog::format_usd),
+                upstream_cost_micro_usd: c.upstream_cost,
+            })
+            .collect(),
+        excluded: decision
+            .excluded
+            .iter()
+            .map(|e| QuoteExclusion {
+                provider: e.provider.to_string(),
+                reason: e.reason.clone(),
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelObject {
+    pub id: &'static str,
+    /// Always `model`.
+    pub object: &'static str,
+    pub owned_by: &'static str,
+    /// The caller's price per second of video, in credits.
+    pub price_per_second: Option<i64>,
+    /// What some enabled provider can do with this model (the union over providers).
+    pub capabilities: ModelCapabilitiesObject,
+    /// Enabled providers that offer it.
+    pub providers: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelCapabilitiesObject {
+    pub seconds: Vec<i64>,
+    pub resolutions: Vec<&'static str>,
+    pub aspect_ratios: Vec<&'static str>,
+    pub first_frame: bool,
+    pub last_frame: bool,
+    pub max_reference_images: usize,
+    pub max_reference_videos: usize,
+    pub max_reference_audio: usize,
+    pub generate_audio: bool,
+    pub seed: bool,
+    pub camera_fixed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<ModelObject>,
+}
+
+/// List models
+///
+/// The models the caller can use, with what the enabled providers can do with each (for test
+/// keys: the sandbox) and the caller's price per second.
+#[utoipa::path(
+    get, path = "/v1/models", tag = "videos",
+    responses((status = 200, body = ModelList), (status = 401, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn models(State(state): State<AppState>, Caller(principal): Caller) -> Json<ModelList> {
+    let names: Vec<&'static str> = match principal.mode {
+        crate::domain::billing::Mode::Test => vec![crate::providers::sandbox::NAME],
+        crate::domain::billing::Mode::Live => state.providers.live_names().collect(),
+    };
+    let mut data = Vec::new();
+    for model in Model::ALL {
+        let offers: Vec<_> = names
+            .iter()
+            .filter_map(|n| {
+                state
+                    .providers
+                    .get(n)
+                    .and_then(|p| p.capabilities().for_model(model).map(|c| (*n, c.clone())))
+            })
+            .collect();
+        if offers.is_empty() {
+            continue;
+        }
+        let seconds = (4..=15)
+            .filter(|s| offers.iter().any(|(_, c)| c.durations.allows(*s)))
+            .collect();
+        let resolutions = Resolution::ALL
+            .into_iter()
+            .filter(|r| offers.iter().any(|(_, c)| c.resolutions.contains(r)))
+            .map(Resolution::as_str)
+            .collect();
+        let aspect_ratios = AspectRatio::ALL
+            .into_iter()
+            .filter(|a| offers.iter().any(|(_, c)| c.aspect_ratios.contains(a)))
+            .map(AspectRatio::as_str)
+            .collect();
+        data.push(ModelObject {
+            id: model.id(),
+            object: "model",
+            owned_by: "bytedance",
+            price_per_second: crate::domain::billing::pricing::credits_per_second(
+                &state.config.pricing,
+                model,
+            )
+            .map(|c| c.0),
+            capabilities: ModelCapabilitiesObject {
+                seconds,
+                resolutions,
+                aspect_ratios,
+                first_frame: offers.iter().any(|(_, c)| c.first_frame),
+                last_frame: offers.iter().any(|(_, c)| c.last_frame),
+                max_reference_images: offers
+                    .iter()
+                    .map(|(_, c)| c.max_reference_images)
+                    .max()
+                    .unwrap_or(0),
+                max_reference_videos: offers
+                    .iter()
+                    .map(|(_, c)| c.max_reference_videos)
+                    .max()
+                    .unwrap_or(0),
+                max_reference_audio: offers
+                    .iter()
+                    .map(|(_, c)| c.max_reference_audio)
+                    .max()
+                    .unwrap_or(0),
+                generate_audio: offers.iter().any(|(_, c)| c.audio),
+                seed: offers.iter().any(|(_, c)| c.seed),
+                camera_fixed: offers.iter().any(|(_, c)| c.camera_fixed),
+            },
+            providers: offers.iter().map(|(n, _)| n.to_string()).collect(),
+        });
+    }
+    Json(ModelList {
+        object: "list",
+        data,
+    })
+}

@@ -1,0 +1,294 @@
+//! Cost routing over the five seed providers: the pick and the exact upstream cost for a
+//! table of request shapes, exclusions with reasons, pinned and ordered routing.
+
+mod common;
+
+use common::TestApp;
+use reqwest::StatusCode;
+use seedance_gateway::config::{Config, Secret};
+use seedance_gateway::fake::{FakeUpstream, FAKE_KEY};
+use serde_json::{json, Value};
+
+async fn all_providers(
+    adjust: impl FnOnce(&mut Config) + Send + 'static,
+) -> (FakeUpstream, TestApp) {
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    let bases: Vec<(String, String)> = [
+        "seedance-it",
+        "apiframe",
+        "aigateway",
+        "seedanceapi",
+        "aimlapi",
+    ]
+    .iter()
+    .map(|p| (p.to_string(), fake.base_url(p)))
+    .collect();
+    let app = TestApp::spawn_with(move |config| {
+        config.providers.sandbox.enabled = false;
+        for (prefix, base) in bases {
+            let upstream = match prefix.as_str() {
+                "seedance-it" => &mut config.providers.seedance_it,
+                "apiframe" => &mut config.providers.apiframe,
+                "aigateway" => &mut config.providers.aigateway,
+                "seedanceapi" => &mut config.providers.seedanceapi,
+                _ => &mut config.providers.aimlapi,
+            };
+            upstream.enabled = true;
+            upstream.base_url = Some(base);
+            upstream.api_key = Some(Secret::new(FAKE_KEY));
+            upstream.poll_interval_ms = Some(50);
+        }
+        adjust(config);
+    })
+    .await;
+    (fake, app)
+}
+
+async fn ask_quote(app: &TestApp, key: &str, body: Value) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url("/v1/videos/quote"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status();
+    (status, response.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn the_cheapest_capable_provider_is_picked_at_its_exact_cost() {
+    let (_fake, app) = all_providers(|_| {}).await;
+    let (_, key) = app.tenant_with_key("live", 100_000).await;
+    let img = "https://img.example.com/a.png";
+    let vid = "https://vid.example.com/a.mp4";
+    let aud = "https://aud.example.com/a.mp3";
+    #[rustfmt::skip]
+    let cases: Vec<(Value, &str, i64)> = vec![
+        (json!({"model": "seedance-2.0-fast", "seconds": 5, "resolution": "720p", "aspect_ratio": "16:9"}), "aigateway", 57_750),
+        (json!({"model": "seedance-2.0", "seconds": 10, "resolution": "720p", "aspect_ratio": "9:16"}), "aigateway", 115_500),
+        (json!({"model": "seedance-2.0-fast", "seconds": 5, "resolution": "480p", "aspect_ratio": "16:9"}), "aimlapi", 500_000),
+        (json!({"model": "seedance-2.0", "seconds": 10, "resolution": "1080p", "aspect_ratio": "16:9"}), "aimlapi", 2_500_000),
+        (json!({"model": "seedance-2.0-mini", "seconds": 6, "resolution": "480p", "aspect_ratio": "16:9"}), "seedanceapi", 860_000),
+        (json!({"model": "seedance-2.0-mini", "seconds": 5, "resolution": "720p", "aspect_ratio": "1:1", "reference_video_urls": [vid]}), "seedanceapi", 940_000),
+        (json!({"model": "seedance-2.0-fast", "seconds": 15, "resolution": "720p", "aspect_ratio": "21:9"}), "aigateway", 173_250),
+        (json!({"model": "seedance-2.0", "seconds": 4, "resolution": "720p", "aspect_ratio": "16:9", "image_url": img}), "aigateway", 46_200),
+        (json!({"model": "seedance-2.0-fast", "seconds": 5, "resolution": "720p", "aspect_ratio": "16:9", "image_url": img, "last_frame_url": img}), "aimlapi", 500_000),
+        (json!({"model": "seedance-2.0-fast", "seconds": 5, "resolution": "720p", "aspect_ratio": "16:9", "generate_audio": true}), "aimlapi", 500_000),
+        (json!({"model": "seedance-2.0", "seconds": 5, "resolution": "720p", "aspect_ratio": "16:9", "seed": 42}), "aimlapi", 1_250_000),
+        (json!({"model": "seedance-2.0-fast", "seconds": 10, "resolution": "720p", "aspect_ratio": "16:9", "reference_image_urls": [img, img]}), "aimlapi", 1_000_000),
+        (json!({"model": "seedance-2.0-mini", "seconds": 4, "resolution": "480p", "aspect_ratio": "9:16"}), "seedanceapi", 570_000),
+        (json!({"model": "seedance-2.0-mini", "seconds": 15, "resolution": "720p", "aspect_ratio": "3:4"}), "seedanceapi", 4_620_000),
+        (json!({"model": "seedance-2.0-fast", "seconds": 15, "resolution": "1080p", "aspect_ratio": "9:16"}), "aimlapi", 1_500_000),
+        (json!({"model": "seedance-2.0", "seconds": 7, "resolution": "1080p", "aspect_ratio": "4:3"}), "aimlapi", 1_750_000),
+        (json!({"model": "seedance-2.0-fast", "seconds": 4, "resolution": "720p", "aspect_ratio": "4:3"}), "aigateway", 46_200),
+        (json!({"model": "seedance-2.0-fast", "seconds": 12, "resolution": "720p", "aspect_ratio": "3:4"}), "aigateway", 138_600),
+        (json!({"model": "seedance-2.0-mini", "seconds": 9, "resolution": "480p", "aspect_ratio": "21:9", "reference_video_urls": [vid]}), "seedanceapi", 810_000),
+        (json!({"model": "seedance-2.0", "seconds": 15, "resolution": "720p", "aspect_ratio": "16:9", "reference_audio_urls": [aud]}), "aimlapi", 3_750_000),
+        (json!({"model": "seedance-2.0-fast", "seconds": 10, "resolution": "1080p", "aspect_ratio": "16:9", "image_url": img}), "aimlapi", 1_000_000),
+        (json!({"model": "seedance-2.0-mini", "seconds": 10, "resolution": "720p", "aspect_ratio": "adaptive"}), "seedanceapi", 3_080_000),
+    ];
+    assert!(cases.len() >= 20);
+    for (mut body, provider, cost) in cases {
+        body["prompt"] = json!("a shape of request");
+        let (status, quote) = ask_quote(&app, &key, body.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}: {quote}");
+        assert_eq!(quote["pick"], provider, "{body}: {quote}");
+        assert_eq!(quote["route"], "cheapest");
+        assert_eq!(
+            quote["candidates"][0]["upstream_cost_micro_usd"], cost,
+            "{body}: {quote}"
+        );
+        let costs: Vec<i64> = quote["candidates"]
+            .as_array()
+            .expect("candidates")
+            .iter()
+            .map(|c| c["upstream_cost_micro_usd"].as_i64().expect("priced"))
+            .collect();
+        assert!(
+            costs.windows(2).all(|w| w[0] <= w[1]),
+            "ranked by cost: {quote}"
+        );
+        let seconds = body["seconds"].as_i64().expect("seconds");
+        let rate = match body["model"].as_str() {
+            Some("seedance-2.0") => 60,
+            Some("seedance-2.0-fast") => 50,
+            _ => 35,
+        };
+        assert_eq!(
+            quote["price"]["credits"],
+            rate * seconds,
+            "the caller's price"
+        );
+    }
+}
+
+#[tokio::test]
+async fn exclusions_name_their_reasons_and_nothing_is_created() {
+    let (fake, app) = all_providers(|_| {}).await;
+    let (_, key) = app.tenant_with_key("live", 100_000).await;
+    let (status, quote) = ask_quote(
+        &app,
+        &key,
+        json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5, "resolution": "480p"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let reasons: Vec<(String, String)> = quote["excluded"]
+        .as_array()
+        .expect("excluded")
+        .iter()
+        .map(|e| {
+            (
+                e["provider"].as_str().expect("p").to_string(),
+                e["reason"].as_str().expect("r").to_string(),
+            )
+        })
+        .collect();
+    let reason = |p: &str| {
+        reasons
+            .iter()
+            .find(|(n, _)| n == p)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_default()
+    };
+    assert!(reason("aigateway").contains("480p"), "{reasons:?}");
+    assert!(reason("seedance-it").contains("480p"), "{reasons:?}");
+    assert!(
+        reason("apiframe").contains("apiframe_usd_per_credit"),
+        "{reasons:?}"
+    );
+    let (_, list) = app.get_json(&key, "/v1/videos").await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(0));
+    assert!(
+        fake.calls("aimlapi").is_empty(),
+        "a quote calls no upstream"
+    );
+
+    // A request only an unpriced provider could serve is refused by cheapest routing...
+    let only_apiframe = json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 8, "aspect_ratio": "adaptive"});
+    let response = app.create_video(&key, only_apiframe.clone()).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let error: Value = response.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "unsupported_capability");
+    assert!(error["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("apiframe"));
+    // ...but reaches it when ordered or pinned.
+    let mut ordered = only_apiframe.clone();
+    ordered["routing"] = json!({"strategy": "ordered"});
+    let response = app.create_video(&key, ordered).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-gateway-provider"], "apiframe");
+    assert_eq!(response.headers()["x-gateway-route"], "ordered");
+}
+
+#[tokio::test]
+async fn pinned_and_ordered_routing_follow_the_request() {
+    let (fake, app) = all_providers(|_| {}).await;
+    let (_, key) = app.tenant_with_key("live", 100_000).await;
+    let body = json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5});
+    let mut pinned = body.clone();
+    pinned["routing"] = json!({"providers": ["seedance-it"]});
+    let response = app.create_video(&key, pinned).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-gateway-provider"], "seedance-it");
+    assert_eq!(response.headers()["x-gateway-route"], "pinned");
+    assert_eq!(
+        fake.calls("seedance-it")
+            .iter()
+            .filter(|c| c.op == "submit")
+            .count(),
+        1
+    );
+
+    let mut ordered = body.clone();
+    ordered["routing"] = json!({"strategy": "ordered", "providers": ["seedanceapi", "aimlapi"]});
+    ordered["resolution"] = json!("1080p");
+    ordered["seconds"] = json!(10);
+    let (_, quote) = ask_quote(&app, &key, ordered).await;
+    assert_eq!(quote["route"], "ordered");
+    assert_eq!(quote["pick"], "seedanceapi");
+    assert_eq!(quote["candidates"][1]["provider"], "aimlapi");
+
+    let response = app.create_video(&key, body).await;
+    assert_eq!(response.headers()["x-gateway-provider"], "aigateway");
+    assert_eq!(response.headers()["x-gateway-route"], "cheapest");
+
+    let mut fastest = json!({"prompt": "x"});
+    fastest["routing"] = json!({"strategy": "fastest"});
+    let (status, error) = ask_quote(&app, &key, fastest).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(error["error"]["param"], "routing.strategy");
+}
+
+#[tokio::test]
+async fn a_configured_credit_value_prices_apiframe_and_overrides_replace_list_prices() {
+    let (_fake, app) = all_providers(|config| {
+        config.pricing.apiframe_usd_per_credit = Some("0.001".into());
+        config.pricing.upstream_usd_per_second.insert(
+            "aimlapi".into(),
+            [("seedance-2.0-mini".to_string(), "0.01".to_string())]
+                .into_iter()
+                .collect(),
+        );
+    })
+    .await;
+    let (_, key) = app.tenant_with_key("live", 100_000).await;
+    let (_, quote_camera) = ask_quote(
+        &app,
+        &key,
+        json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 10, "camera_fixed": true}),
+    )
+    .await;
+    assert_eq!(quote_camera["pick"], "apiframe");
+    assert_eq!(
+        quote_camera["candidates"][0]["upstream_cost_micro_usd"],
+        20_000
+    );
+    let (_, quote_mini) = ask_quote(
+        &app,
+        &key,
+        json!({"prompt": "x", "model": "seedance-2.0-mini", "seconds": 6, "resolution": "480p"}),
+    )
+    .await;
+    assert_eq!(quote_mini["pick"], "apiframe", "{quote_mini}");
+    assert_eq!(
+        quote_mini["candidates"][0]["upstream_cost_micro_usd"],
+        6_000
+    );
+    assert_eq!(quote_mini["candidates"][1]["provider"], "aimlapi");
+    assert_eq!(
+        quote_mini["candidates"][1]["upstream_cost_micro_usd"],
+        60_000
+    );
+}
+
+#[tokio::test]
+async fn models_list_the_union_of_capabilities_and_the_callers_price() {
+    let (_fake, app) = all_providers(|_| {}).await;
+    let (_, key) = app.tenant_with_key("live", 0).await;
+    let (status, models) = app.get_json(&key, "/v1/models").await;
+    assert_eq!(status, StatusCode::OK);
+    let fast = models["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|m| m["id"] == "seedance-2.0-fast")
+        .expect("fast");
+    assert_eq!(fast["price_per_second"], 50);
+    assert_eq!(
+        fast["capabilities"]["seconds"],
+        json!((4..=15).collect::<Vec<_>>())
+    );
+    assert_eq!(
+        fast["capabilities"]["resolutions"],
+        json!(["480p", "720p", "1080p"])
+    );
+    assert_eq!(fast["capabilities"]["max_reference_images"], 9);
+    assert!(fast["providers"].as_array().expect("providers").len() >= 4);
+}

@@ -6,7 +6,7 @@ mod common;
 use common::TestApp;
 use reqwest::StatusCode;
 use seedance_gateway::config::{Config, Secret};
-use seedance_gateway::fake::{FakeUpstream, FAKE_KEY};
+use seedance_gateway::fake::{FakeUpstream, Fault, FAKE_KEY};
 use serde_json::{json, Value};
 
 async fn all_providers(
@@ -291,4 +291,134 @@ async fn models_list_the_union_of_capabilities_and_the_callers_price() {
     );
     assert_eq!(fast["capabilities"]["max_reference_images"], 9);
     assert!(fast["providers"].as_array().expect("providers").len() >= 4);
+}
+
+#[tokio::test]
+async fn a_failing_provider_hands_the_job_to_the_next_candidate_and_it_is_charged_once() {
+    let (fake, app) = all_providers(|_| {}).await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    // Cheapest first: aigateway, aimlapi, seedanceapi, seedance-it.
+    fake.inject(
+        "aigateway",
+        "submit",
+        Fault::Status {
+            status: 402,
+            retry_after: None,
+        },
+    );
+    fake.inject(
+        "aimlapi",
+        "submit",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+    );
+    let response = app
+        .create_video(
+            &key,
+            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-gateway-provider"], "seedanceapi");
+    let created: Value = response.json().await.expect("json");
+    let id = created["id"].as_str().expect("id");
+    let done = app.wait_terminal(&key, id).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["provider"], "seedanceapi");
+    assert_eq!(done["cost"]["charged"], 250);
+    assert_eq!(
+        common::ledger_kinds(&app.db, id).await,
+        vec!["hold", "capture"]
+    );
+    let balance = app.balance(&tenant).await;
+    assert_eq!(
+        (balance["available"].as_i64(), balance["held"].as_i64()),
+        (Some(100_000 - 250), Some(0))
+    );
+
+    let admin: Value = app
+        .admin_get(&format!("/admin/v1/videos/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let attempts: Vec<(String, String)> = admin["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| {
+            (
+                a["provider"].as_str().expect("p").to_string(),
+                a["outcome"].as_str().expect("o").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        vec![
+            ("aigateway".to_string(), "unavailable".to_string()),
+            ("aimlapi".to_string(), "transient".to_string()),
+            ("seedanceapi".to_string(), "accepted".to_string()),
+        ]
+    );
+    assert!(
+        fake.calls("seedance-it").is_empty(),
+        "the last candidate was never needed"
+    );
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn an_upstream_400_does_not_fail_over_and_fallback_can_be_refused() {
+    let (fake, app) = all_providers(|_| {}).await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    fake.inject(
+        "aigateway",
+        "submit",
+        Fault::Status {
+            status: 400,
+            retry_after: None,
+        },
+    );
+    let response = app
+        .create_video(
+            &key,
+            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(
+        fake.calls("aimlapi").is_empty(),
+        "a refused request is not sent elsewhere"
+    );
+
+    fake.inject(
+        "aigateway",
+        "submit",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+        },
+    );
+    let response = app
+        .create_video(
+            &key,
+            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5, "routing": {"fallback": false}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let created: Value = response.json().await.expect("json");
+    let done = app
+        .wait_terminal(&key, created["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(
+        done["provider"], "aigateway",
+        "retried where it was sent, not failed over"
+    );
+    assert!(fake.calls("aimlapi").is_empty());
+    assert_eq!(app.balance(&tenant).await["held"].as_i64(), Some(0));
+    app.assert_ledger_consistent().await;
 }

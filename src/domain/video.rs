@@ -320,13 +320,25 @@ impl Strategy {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingRequest {
     pub strategy: Strategy,
     /// Allowed providers (empty: any the tenant may use), in preference order for `ordered`.
     pub providers: Vec<String>,
+    /// Whether another candidate may take the job when its provider cannot.
     pub fallback: bool,
     pub max_cost: Option<Credits>,
+}
+
+impl Default for RoutingRequest {
+    fn default() -> Self {
+        RoutingRequest {
+            strategy: Strategy::default(),
+            providers: Vec::new(),
+            fallback: true,
+            max_cost: None,
+        }
+    }
 }
 
 /// A create request, parsed and validated at the edge.
@@ -378,6 +390,8 @@ pub struct Video {
     pub attempts: i64,
     /// Secret part of this job's provider callback URL.
     pub callback_token: Option<String>,
+    /// Providers to fail over to, in order, if the current one cannot take the job.
+    pub fallbacks: Vec<String>,
     /// What the upstream reported it charged, as written, and in micro-USD.
     pub upstream_cost: Option<String>,
     pub upstream_cost_micro_usd: Option<i64>,

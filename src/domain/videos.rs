@@ -55,6 +55,12 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
         expires_at_ms: None,
         attempts: 0,
         callback_token: Some(crate::domain::ids::random_token(32)),
+        fallbacks: decision
+            .ranked
+            .iter()
+            .skip(1)
+            .map(|c| c.provider.to_string())
+            .collect(),
         upstream_cost: None,
         upstream_cost_micro_usd: None,
     };

@@ -58,7 +58,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tenants/{tenant_id}/grants", post(admin::grant))
         .route("/keys/{key_id}/revoke", post(admin::revoke_key))
-        .route("/ledger/audit", get(admin::audit));
+        .route("/ledger/audit", get(admin::audit))
+        .route("/videos/{video_id}", get(admin::get_video));
     Router::new()
         .nest("/v1", v1)
         .nest("/admin/v1", admin)

@@ -19,7 +19,7 @@ use crate::http::{admin, files, health, provider_webhooks, routing, videos};
         videos::create_video, videos::list_videos, videos::get_video, videos::delete_video,
         videos::cancel_video, videos::video_content, routing::quote, routing::models,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::create_key, admin::list_keys,
-        admin::revoke_key, admin::grant, admin::audit,
+        admin::revoke_key, admin::grant, admin::audit, admin::get_video,
         health::healthz, health::readyz, files::upload, provider_webhooks::receive,
     ),
     modifiers(&SecuritySchemes),

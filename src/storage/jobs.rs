@@ -45,9 +45,35 @@ fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
         expires_at_ms: row.try_get("expires_at")?,
         attempts: row.try_get("attempts")?,
         callback_token: row.try_get("callback_token")?,
+        fallbacks: row
+            .try_get::<Option<String>, _>("fallbacks")?
+            .and_then(|f| serde_json::from_str(&f).ok())
+            .unwrap_or_default(),
         upstream_cost: row.try_get("upstream_cost")?,
         upstream_cost_micro_usd: row.try_get("upstream_cost_micro_usd")?,
     })
+}
+
+/// One call to an upstream for a job, for the operator's view of its attempts.
+pub struct Attempt<'a> {
+    pub video: &'a VideoId,
+    pub provider: &'a str,
+    pub operation: &'a str,
+    pub started_at: i64,
+    pub duration_ms: i64,
+}
+
+/// A recorded attempt, as read back.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AttemptRow {
+    pub provider: String,
+    /// `submit`.
+    pub operation: String,
+    /// `accepted`, `rejected`, `unavailable` or `transient`.
+    pub outcome: String,
+    pub error: Option<String>,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
 }
 
 /// Which page of a tenant's videos to read.
@@ -75,8 +101,8 @@ impl Db {
         sqlx::query(
             "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
              progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token, \
-             lease_owner, lease_until) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15)",
+             lease_owner, lease_until, fallbacks) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16)",
         )
         .bind(video.id.as_str())
         .bind(video.tenant_id.as_str())
@@ -93,6 +119,7 @@ impl Db {
         .bind(video.callback_token.as_deref())
         .bind(lease_owner)
         .bind(lease_until)
+        .bind(serde_json::to_string(&video.fallbacks).ok())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -236,6 +263,73 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Moves a leased, not yet submitted job to another provider, keeping the lease.
+    pub async fn switch_provider(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        provider: &str,
+        fallbacks: &[String],
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET provider = $1, fallbacks = $2, updated_at = $3 \
+             WHERE id = $4 AND lease_owner = $5 AND {RUNNING}"
+        ))
+        .bind(provider)
+        .bind(serde_json::to_string(fallbacks).ok())
+        .bind(now_ms())
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn record_attempt(
+        &self,
+        attempt: &Attempt<'_>,
+        outcome: &str,
+        error: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO job_attempts (video_id, provider, operation, outcome, error, started_at, duration_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(attempt.video.as_str())
+        .bind(attempt.provider)
+        .bind(attempt.operation)
+        .bind(outcome)
+        .bind(error)
+        .bind(attempt.started_at)
+        .bind(attempt.duration_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A job's recorded upstream attempts, oldest first.
+    pub async fn attempts_for_video(&self, id: &VideoId) -> Result<Vec<AttemptRow>, sqlx::Error> {
+        sqlx::query(
+            "SELECT provider, operation, outcome, error, started_at, duration_ms FROM job_attempts \
+             WHERE video_id = $1 ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AttemptRow {
+                provider: r.try_get(0)?,
+                operation: r.try_get(1)?,
+                outcome: r.try_get(2)?,
+                error: r.try_get(3)?,
+                started_at_ms: r.try_get(4)?,
+                duration_ms: r.try_get(5)?,
+            })
+        })
+        .collect()
     }
 
     /// Records the upstream's acceptance of a job and releases the lease.

@@ -14,6 +14,7 @@ use crate::app::AppState;
 use crate::domain::billing::{ledger, pricing};
 use crate::domain::video::{JobError, Video, VideoStatus};
 use crate::providers::{Provider, ProviderError, ReportedCost, SubmitRequest, UpstreamStatus};
+use crate::storage::jobs::Attempt;
 use crate::storage::{now_ms, Db};
 
 /// Transient upstream failures tolerated before a job is failed.
@@ -101,72 +102,7 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
     };
     match (job.status, job.upstream_id.as_deref()) {
         (VideoStatus::Queued, _) | (VideoStatus::InProgress, None) => {
-            let public = state
-                .config
-                .server
-                .public_base_url
-                .as_deref()
-                .map(|b| b.trim_end_matches('/'));
-            let first_frame_url = match (
-                &job.request.inputs.first_frame_url,
-                &job.request.inputs.first_frame_upload,
-                public,
-            ) {
-                (Some(url), _, _) => Some(url.as_str().to_string()),
-                (None, Some(name), Some(base)) => Some(format!("{base}/files/{name}")),
-                _ => None,
-            };
-            let callback_url = match (public, &job.callback_token) {
-                (Some(base), Some(token)) => Some(format!(
-                    "{base}/webhooks/providers/{}/{token}",
-                    provider.name()
-                )),
-                _ => None,
-            };
-            let request = SubmitRequest {
-                video_id: &job.id,
-                video: &job.request,
-                first_frame_url,
-                callback_url,
-            };
-            match provider.submit(request).await {
-                Ok(submission) => {
-                    let wait = first_poll_delay(provider.as_ref(), submission.estimated);
-                    let next = now_ms() + wait.as_millis() as i64;
-                    state
-                        .db
-                        .mark_submitted(
-                            &job.id,
-                            owner,
-                            provider.name(),
-                            &submission.upstream_id,
-                            next,
-                            submission.cost.as_ref(),
-                        )
-                        .await?;
-                }
-                Err(ProviderError::Rejected(message)) => {
-                    let error = JobError {
-                        code: "upstream_rejected".into(),
-                        message,
-                    };
-                    end(&state.db, &job, owner, VideoStatus::Failed, error).await?;
-                }
-                Err(ProviderError::Unavailable(message)) => {
-                    tracing::error!(provider = provider.name(), %message, "provider is misconfigured or out of credit");
-                    let error = JobError {
-                        code: "upstream_unavailable".into(),
-                        message: "no upstream could take this job".into(),
-                    };
-                    end(&state.db, &job, owner, VideoStatus::Failed, error).await?;
-                }
-                Err(ProviderError::Transient {
-                    message,
-                    retry_after,
-                }) => {
-                    retry_later(state, &job, owner, &message, retry_after).await?;
-                }
-            }
+            submit(state, job, provider).await?;
         }
         (VideoStatus::InProgress, Some(upstream_id)) => match provider.poll(upstream_id).await {
             Ok(UpstreamStatus::Queued) => {
@@ -225,6 +161,139 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Submits a job to its provider. A failure that another provider might not have — the
+/// provider is misconfigured or out of credit (401/403/402), rate limiting, failing or
+/// unreachable — moves the job to the next candidate of its routing decision, as long as
+/// candidates remain and the request allowed fallback; an upstream 400 does not (the request
+/// itself is at fault). Every attempt is recorded for the operator. The hold is the job's,
+/// whatever provider takes it, so the tenant is charged once, at most the reserved price.
+async fn submit(
+    state: &AppState,
+    mut job: Video,
+    mut provider: Arc<dyn Provider>,
+) -> anyhow::Result<()> {
+    let owner = state.instance_id.as_ref();
+    let public = state
+        .config
+        .server
+        .public_base_url
+        .as_deref()
+        .map(|b| b.trim_end_matches('/'));
+    loop {
+        let first_frame_url = match (
+            &job.request.inputs.first_frame_url,
+            &job.request.inputs.first_frame_upload,
+            public,
+        ) {
+            (Some(url), _, _) => Some(url.as_str().to_string()),
+            (None, Some(name), Some(base)) => Some(format!("{base}/files/{name}")),
+            _ => None,
+        };
+        let callback_url = match (public, &job.callback_token) {
+            (Some(base), Some(token)) => Some(format!(
+                "{base}/webhooks/providers/{}/{token}",
+                provider.name()
+            )),
+            _ => None,
+        };
+        let request = SubmitRequest {
+            video_id: &job.id,
+            video: &job.request,
+            first_frame_url,
+            callback_url,
+        };
+        let started = now_ms();
+        let outcome = provider.submit(request).await;
+        let attempt = Attempt {
+            video: &job.id,
+            provider: provider.name(),
+            operation: "submit",
+            started_at: started,
+            duration_ms: now_ms() - started,
+        };
+        let error = match outcome {
+            Ok(submission) => {
+                state.db.record_attempt(&attempt, "accepted", None).await?;
+                let wait = first_poll_delay(provider.as_ref(), submission.estimated);
+                let next = now_ms() + wait.as_millis() as i64;
+                state
+                    .db
+                    .mark_submitted(
+                        &job.id,
+                        owner,
+                        provider.name(),
+                        &submission.upstream_id,
+                        next,
+                        submission.cost.as_ref(),
+                    )
+                    .await?;
+                return Ok(());
+            }
+            Err(error) => error,
+        };
+        let outcome = match &error {
+            ProviderError::Rejected(_) => "rejected",
+            ProviderError::Unavailable(_) => "unavailable",
+            ProviderError::Transient { .. } => "transient",
+        };
+        state
+            .db
+            .record_attempt(&attempt, outcome, Some(&error.to_string()))
+            .await?;
+        if let ProviderError::Unavailable(message) = &error {
+            tracing::error!(provider = provider.name(), %message, "provider is misconfigured or out of credit");
+        }
+        let next = match &error {
+            ProviderError::Rejected(_) => None,
+            _ if !job.request.routing.fallback => None,
+            _ => next_candidate(state, &mut job),
+        };
+        if let Some(next) = next {
+            tracing::info!(video = %job.id, from = provider.name(), to = next.name(), %error, "failing over to the next provider");
+            if !state
+                .db
+                .switch_provider(&job.id, owner, next.name(), &job.fallbacks)
+                .await?
+            {
+                return Ok(()); // No longer ours (canceled, or the lease was lost).
+            }
+            provider = next;
+            continue;
+        }
+        return match error {
+            ProviderError::Rejected(message) => {
+                let error = JobError {
+                    code: "upstream_rejected".into(),
+                    message,
+                };
+                end(&state.db, &job, owner, VideoStatus::Failed, error).await
+            }
+            ProviderError::Unavailable(_) => {
+                let error = JobError {
+                    code: "upstream_unavailable".into(),
+                    message: "no upstream could take this job".into(),
+                };
+                end(&state.db, &job, owner, VideoStatus::Failed, error).await
+            }
+            ProviderError::Transient {
+                message,
+                retry_after,
+            } => retry_later(state, &job, owner, &message, retry_after).await,
+        };
+    }
+}
+
+/// Takes the next configured candidate off the job's fallback list.
+fn next_candidate(state: &AppState, job: &mut Video) -> Option<Arc<dyn Provider>> {
+    while !job.fallbacks.is_empty() {
+        let name = job.fallbacks.remove(0);
+        if let Some(provider) = state.providers.get(&name) {
+            return Some(provider.clone());
+        }
+    }
+    None
 }
 
 /// Completes a job and captures its charge in one transaction: the price of what was actually

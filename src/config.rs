@@ -52,7 +52,26 @@ pub struct Config {
     pub pricing: PricingConfig,
     pub videos: VideosConfig,
     pub storage: StorageConfig,
+    pub routing: RoutingConfig,
     pub providers: ProvidersConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    /// Consecutive failures that open a provider's circuit.
+    pub circuit_failure_threshold: u32,
+    /// How long an open circuit keeps a provider out before a probe, in seconds.
+    pub circuit_cooldown_secs: u64,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        RoutingConfig {
+            circuit_failure_threshold: 5,
+            circuit_cooldown_secs: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -422,3 +422,104 @@ async fn an_upstream_400_does_not_fail_over_and_fallback_can_be_refused() {
     assert_eq!(app.balance(&tenant).await["held"].as_i64(), Some(0));
     app.assert_ledger_consistent().await;
 }
+
+#[tokio::test]
+async fn a_failing_provider_is_left_out_while_its_circuit_is_open() {
+    let (fake, app) = all_providers(|config| {
+        config.routing.circuit_failure_threshold = 2;
+        config.routing.circuit_cooldown_secs = 1;
+    })
+    .await;
+    let (_, key) = app.tenant_with_key("live", 100_000).await;
+    let body = json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5});
+    for _ in 0..2 {
+        fake.inject(
+            "aigateway",
+            "submit",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        );
+        let response = app.create_video(&key, body.clone()).await;
+        assert_eq!(
+            response.headers()["x-gateway-provider"],
+            "aimlapi",
+            "failed over"
+        );
+    }
+    let (_, quote) = ask_quote(&app, &key, body.clone()).await;
+    assert_eq!(quote["pick"], "aimlapi");
+    let excluded = quote["excluded"].as_array().expect("excluded");
+    let aigateway = excluded
+        .iter()
+        .find(|e| e["provider"] == "aigateway")
+        .expect("aigateway excluded");
+    assert!(
+        aigateway["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("circuit open"),
+        "{aigateway}"
+    );
+    let providers: Value = app
+        .admin_get("/admin/v1/providers")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let view = providers["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|p| p["name"] == "aigateway")
+        .expect("listed")
+        .clone();
+    assert_eq!(view["circuit"]["state"], "open");
+
+    // The operator can close it at once.
+    let reset = app
+        .admin_post("/admin/v1/providers/aigateway/circuit/reset", json!({}))
+        .await;
+    assert_eq!(reset.status(), StatusCode::OK);
+    let (_, quote) = ask_quote(&app, &key, body.clone()).await;
+    assert_eq!(quote["pick"], "aigateway");
+
+    // Open it again; after the cool-down a successful probe closes it.
+    for _ in 0..2 {
+        fake.inject(
+            "aigateway",
+            "submit",
+            Fault::Status {
+                status: 500,
+                retry_after: None,
+            },
+        );
+        app.create_video(&key, body.clone()).await;
+    }
+    assert_eq!(
+        ask_quote(&app, &key, body.clone()).await.1["pick"],
+        "aimlapi"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let probe = app.create_video(&key, body.clone()).await;
+    assert_eq!(
+        probe.headers()["x-gateway-provider"],
+        "aigateway",
+        "half-open: the next job probes"
+    );
+    let providers: Value = app
+        .admin_get("/admin/v1/providers")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let view = providers["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|p| p["name"] == "aigateway")
+        .expect("listed")
+        .clone();
+    assert_eq!(view["circuit"]["state"], "closed");
+}

@@ -59,6 +59,11 @@ pub fn router(state: AppState) -> Router {
         .route("/tenants/{tenant_id}/grants", post(admin::grant))
         .route("/keys/{key_id}/revoke", post(admin::revoke_key))
         .route("/ledger/audit", get(admin::audit))
+        .route("/providers", get(admin::list_providers))
+        .route(
+            "/providers/{name}/circuit/reset",
+            post(admin::reset_circuit),
+        )
         .route("/videos/{video_id}", get(admin::get_video));
     Router::new()
         .nest("/v1", v1)

@@ -20,6 +20,7 @@ use crate::http::{admin, files, health, provider_webhooks, routing, videos};
         videos::cancel_video, videos::video_content, routing::quote, routing::models,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::create_key, admin::list_keys,
         admin::revoke_key, admin::grant, admin::audit, admin::get_video,
+        admin::list_providers, admin::reset_circuit,
         health::healthz, health::readyz, files::upload, provider_webhooks::receive,
     ),
     modifiers(&SecuritySchemes),

@@ -5,6 +5,7 @@ pub mod aigateway;
 pub mod aimlapi;
 pub mod apiframe;
 pub mod capabilities;
+pub mod circuit;
 pub mod sandbox;
 pub mod seedance_it;
 pub mod seedanceapi;
@@ -139,13 +140,21 @@ pub struct Providers {
     by_name: BTreeMap<&'static str, Arc<dyn Provider>>,
     /// Providers live keys may use, in preference order.
     live: Vec<&'static str>,
+    /// Health of each provider, as this replica has seen it.
+    pub circuits: Arc<circuit::Circuits>,
 }
 
 impl Providers {
     pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Providers> {
         // The sandbox always exists, because test keys run there; live keys reach it only
         // when it is enabled.
-        let mut providers = Providers::default();
+        let mut providers = Providers {
+            circuits: Arc::new(circuit::Circuits::new(
+                config.routing.circuit_failure_threshold,
+                Duration::from_secs(config.routing.circuit_cooldown_secs),
+            )),
+            ..Providers::default()
+        };
         let p = &config.providers;
         if p.seedance_it.enabled {
             providers.insert(

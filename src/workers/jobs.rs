@@ -104,58 +104,60 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
         (VideoStatus::Queued, _) | (VideoStatus::InProgress, None) => {
             submit(state, job, provider).await?;
         }
-        (VideoStatus::InProgress, Some(upstream_id)) => match provider.poll(upstream_id).await {
-            Ok(UpstreamStatus::Queued) => {
-                let next =
-                    now_ms() + poll_delay(provider.as_ref(), job_age(&job)).as_millis() as i64;
-                state
-                    .db
-                    .reschedule(&job.id, owner, None, next, false)
+        (VideoStatus::InProgress, Some(upstream_id)) => {
+            match record_health(state, provider.name(), provider.poll(upstream_id).await) {
+                Ok(UpstreamStatus::Queued) => {
+                    let next =
+                        now_ms() + poll_delay(provider.as_ref(), job_age(&job)).as_millis() as i64;
+                    state
+                        .db
+                        .reschedule(&job.id, owner, None, next, false)
+                        .await?;
+                }
+                Ok(UpstreamStatus::Running { progress }) => {
+                    let next =
+                        now_ms() + poll_delay(provider.as_ref(), job_age(&job)).as_millis() as i64;
+                    let progress = progress.map(|p| p.clamp(0, 99));
+                    state
+                        .db
+                        .reschedule(&job.id, owner, progress, next, false)
+                        .await?;
+                }
+                Ok(UpstreamStatus::Completed {
+                    video_url,
+                    seconds,
+                    cost,
+                }) => {
+                    complete(state, &job, owner, &video_url, seconds, cost.as_ref()).await?;
+                }
+                Ok(UpstreamStatus::Failed { code, message }) => {
+                    end(
+                        &state.db,
+                        &job,
+                        owner,
+                        VideoStatus::Failed,
+                        JobError { code, message },
+                    )
                     .await?;
+                }
+                Ok(UpstreamStatus::Canceled) => {
+                    let error = JobError {
+                        code: "upstream_canceled".into(),
+                        message: "the upstream canceled this job".into(),
+                    };
+                    end(&state.db, &job, owner, VideoStatus::Failed, error).await?;
+                }
+                Err(ProviderError::Transient {
+                    message,
+                    retry_after,
+                }) => {
+                    retry_later(state, &job, owner, &message, retry_after).await?;
+                }
+                Err(other) => {
+                    retry_later(state, &job, owner, &other.to_string(), None).await?;
+                }
             }
-            Ok(UpstreamStatus::Running { progress }) => {
-                let next =
-                    now_ms() + poll_delay(provider.as_ref(), job_age(&job)).as_millis() as i64;
-                let progress = progress.map(|p| p.clamp(0, 99));
-                state
-                    .db
-                    .reschedule(&job.id, owner, progress, next, false)
-                    .await?;
-            }
-            Ok(UpstreamStatus::Completed {
-                video_url,
-                seconds,
-                cost,
-            }) => {
-                complete(state, &job, owner, &video_url, seconds, cost.as_ref()).await?;
-            }
-            Ok(UpstreamStatus::Failed { code, message }) => {
-                end(
-                    &state.db,
-                    &job,
-                    owner,
-                    VideoStatus::Failed,
-                    JobError { code, message },
-                )
-                .await?;
-            }
-            Ok(UpstreamStatus::Canceled) => {
-                let error = JobError {
-                    code: "upstream_canceled".into(),
-                    message: "the upstream canceled this job".into(),
-                };
-                end(&state.db, &job, owner, VideoStatus::Failed, error).await?;
-            }
-            Err(ProviderError::Transient {
-                message,
-                retry_after,
-            }) => {
-                retry_later(state, &job, owner, &message, retry_after).await?;
-            }
-            Err(other) => {
-                retry_later(state, &job, owner, &other.to_string(), None).await?;
-            }
-        },
+        }
         (status, _) => {
             tracing::debug!(video = %job.id, status = status.as_str(), "claimed a job that is no longer running");
         }
@@ -215,6 +217,7 @@ async fn submit(
         };
         let error = match outcome {
             Ok(submission) => {
+                state.providers.circuits.record_success(provider.name());
                 state.db.record_attempt(&attempt, "accepted", None).await?;
                 let wait = first_poll_delay(provider.as_ref(), submission.estimated);
                 let next = now_ms() + wait.as_millis() as i64;
@@ -242,6 +245,9 @@ async fn submit(
             .db
             .record_attempt(&attempt, outcome, Some(&error.to_string()))
             .await?;
+        if !matches!(error, ProviderError::Rejected(_)) {
+            state.providers.circuits.record_failure(provider.name());
+        }
         if let ProviderError::Unavailable(message) = &error {
             tracing::error!(provider = provider.name(), %message, "provider is misconfigured or out of credit");
         }
@@ -283,6 +289,21 @@ async fn submit(
             } => retry_later(state, &job, owner, &message, retry_after).await,
         };
     }
+}
+
+/// Feeds a poll's outcome to the provider's circuit: answers count as health, failures that
+/// are the provider's (not a refused request) count against it.
+fn record_health<T>(
+    state: &AppState,
+    provider: &str,
+    outcome: Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
+    match &outcome {
+        Ok(_) => state.providers.circuits.record_success(provider),
+        Err(ProviderError::Rejected(_)) => {}
+        Err(_) => state.providers.circuits.record_failure(provider),
+    }
+    outcome
 }
 
 /// Takes the next configured candidate off the job's fallback list.

@@ -116,6 +116,10 @@ pub fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<Decisi
             exclude(name, reason);
             continue;
         }
+        if let Err(reason) = state.providers.circuits.check(name) {
+            exclude(name, reason);
+            continue;
+        }
         if has_upload && name != sandbox::NAME && state.config.server.public_base_url.is_none() {
             exclude(
                 name,

@@ -1,0 +1,167 @@
+//! A circuit breaker per provider. After `failure_threshold` consecutive failures of calls
+//! another provider might not have had (unavailable, rate limited, 5xx, timeouts, malformed
+//! answers — not a 400, which is the request's fault), the circuit opens: routing leaves the
+//! provider out, with that reason, for `cooldown_secs`. Then it is half-open: the next job is
+//! the probe; a success closes the circuit, a failure opens it again.
+//!
+//! Trade-off: the state is kept per replica, in memory. Each replica learns a provider's
+//! health from its own calls within a few failures, and a restart starts closed; shared state
+//! would cost a database or Redis round trip on every routing decision.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Closed,
+    Open { until: Instant },
+    HalfOpen,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Circuit {
+    state: State,
+    consecutive_failures: u32,
+}
+
+/// What the operator sees of one circuit.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct CircuitView {
+    /// `closed`, `open` or `half_open`.
+    pub state: &'static str,
+    pub consecutive_failures: u32,
+    /// Seconds until an open circuit becomes half-open.
+    pub reopens_in_secs: Option<u64>,
+}
+
+pub struct Circuits {
+    failure_threshold: u32,
+    cooldown: Duration,
+    by_provider: Mutex<HashMap<String, Circuit>>,
+}
+
+impl Default for Circuits {
+    fn default() -> Self {
+        Circuits::new(5, Duration::from_secs(30))
+    }
+}
+
+impl Circuits {
+    pub fn new(failure_threshold: u32, cooldown: Duration) -> Circuits {
+        Circuits {
+            failure_threshold: failure_threshold.max(1),
+            cooldown,
+            by_provider: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn with<T>(&self, provider: &str, f: impl FnOnce(&mut Circuit) -> T) -> T {
+        let mut map = self.by_provider.lock().unwrap_or_else(|p| p.into_inner());
+        let circuit = map.entry(provider.to_string()).or_insert(Circuit {
+            state: State::Closed,
+            consecutive_failures: 0,
+        });
+        if let State::Open { until } = circuit.state {
+            if Instant::now() >= until {
+                circuit.state = State::HalfOpen;
+            }
+        }
+        f(circuit)
+    }
+
+    /// `Err(reason)` while the circuit is open.
+    pub fn check(&self, provider: &str) -> Result<(), String> {
+        self.with(provider, |c| match c.state {
+            State::Open { until } => Err(format!(
+                "is failing (circuit open after {} consecutive failures; retried in {} s)",
+                c.consecutive_failures,
+                until.saturating_duration_since(Instant::now()).as_secs() + 1
+            )),
+            _ => Ok(()),
+        })
+    }
+
+    pub fn record_success(&self, provider: &str) {
+        self.with(provider, |c| {
+            c.state = State::Closed;
+            c.consecutive_failures = 0;
+        });
+    }
+
+    pub fn record_failure(&self, provider: &str) {
+        let (threshold, cooldown) = (self.failure_threshold, self.cooldown);
+        self.with(provider, |c| {
+            c.consecutive_failures = c.consecutive_failures.saturating_add(1);
+            if c.state == State::HalfOpen || c.consecutive_failures >= threshold {
+                if !matches!(c.state, State::Open { .. }) {
+                    tracing::warn!(
+                        provider,
+                        failures = c.consecutive_failures,
+                        "circuit opened"
+                    );
+                }
+                c.state = State::Open {
+                    until: Instant::now() + cooldown,
+                };
+            }
+        });
+    }
+
+    pub fn reset(&self, provider: &str) {
+        self.record_success(provider);
+    }
+
+    pub fn view(&self, provider: &str) -> CircuitView {
+        self.with(provider, |c| CircuitView {
+            state: match c.state {
+                State::Closed => "closed",
+                State::Open { .. } => "open",
+                State::HalfOpen => "half_open",
+            },
+            consecutive_failures: c.consecutive_failures,
+            reopens_in_secs: match c.state {
+                State::Open { until } => {
+                    Some(until.saturating_duration_since(Instant::now()).as_secs())
+                }
+                _ => None,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_consecutive_failures_and_half_opens_after_the_cooldown() {
+        let circuits = Circuits::new(3, Duration::from_millis(50));
+        circuits.record_failure("p");
+        circuits.record_failure("p");
+        assert!(circuits.check("p").is_ok());
+        circuits.record_failure("p");
+        assert!(circuits.check("p").is_err());
+        assert_eq!(circuits.view("p").state, "open");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(circuits.check("p").is_ok());
+        assert_eq!(circuits.view("p").state, "half_open");
+        // A failed probe opens it again at once.
+        circuits.record_failure("p");
+        assert!(circuits.check("p").is_err());
+        circuits.reset("p");
+        assert_eq!(circuits.view("p").state, "closed");
+    }
+
+    #[test]
+    fn a_success_clears_the_failure_count() {
+        let circuits = Circuits::new(2, Duration::from_secs(60));
+        circuits.record_failure("p");
+        circuits.record_success("p");
+        circuits.record_failure("p");
+        assert!(circuits.check("p").is_ok());
+    }
+}

@@ -203,6 +203,9 @@ pub struct UpstreamConfig {
     pub timeout_secs: Option<u64>,
     /// Wait between two polls of one running job, in milliseconds (default per provider).
     pub poll_interval_ms: Option<u64>,
+    /// Most jobs running at this provider at once, across all replicas (default 5, the
+    /// seeds' "5-10 jobs in parallel per account"). More wait in the gateway's queue.
+    pub max_concurrent: Option<u32>,
 }
 
 impl UpstreamConfig {

@@ -392,6 +392,8 @@ pub struct Video {
     pub callback_token: Option<String>,
     /// Providers to fail over to, in order, if the current one cannot take the job.
     pub fallbacks: Vec<String>,
+    /// The provider whose concurrency slot this job holds.
+    pub slot_provider: Option<String>,
     /// What the upstream reported it charged, as written, and in micro-USD.
     pub upstream_cost: Option<String>,
     pub upstream_cost_micro_usd: Option<i64>,

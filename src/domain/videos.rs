@@ -55,6 +55,7 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
         expires_at_ms: None,
         attempts: 0,
         callback_token: Some(crate::domain::ids::random_token(32)),
+        slot_provider: None,
         fallbacks: decision
             .ranked
             .iter()

@@ -129,6 +129,8 @@ struct Inner {
     estimate_secs: Option<u64>,
     /// Job durations for single providers, over `job_duration`.
     durations: HashMap<String, Duration>,
+    /// The most jobs seen running at once, per provider.
+    max_running: HashMap<String, usize>,
 }
 
 pub struct FakeState {
@@ -210,6 +212,19 @@ impl FakeState {
             last_answered_poll: None,
         };
         inner.jobs.insert(id, job.clone());
+        let running = inner
+            .jobs
+            .values()
+            .filter(|j| {
+                j.provider == provider
+                    && !matches!(
+                        j.phase(),
+                        Phase::Completed | Phase::Failed | Phase::Canceled
+                    )
+            })
+            .count();
+        let max = inner.max_running.entry(provider.to_string()).or_insert(0);
+        *max = (*max).max(running);
         job
     }
 
@@ -346,6 +361,7 @@ impl FakeUpstream {
                 next_id: 0,
                 estimate_secs: None,
                 durations: HashMap::new(),
+                max_running: HashMap::new(),
             }),
             origin: format!("http://{addr}"),
             webhooks: reqwest::Client::builder()
@@ -402,6 +418,16 @@ impl FakeUpstream {
 
     pub fn set_job_duration(&self, duration: Duration) {
         self.state.lock().job_duration = duration;
+    }
+
+    /// The most jobs this provider had running at once (as it sees them).
+    pub fn max_running(&self, provider: &str) -> usize {
+        self.state
+            .lock()
+            .max_running
+            .get(provider)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Sets how long jobs take at one provider only.

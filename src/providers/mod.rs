@@ -142,6 +142,8 @@ pub struct Providers {
     live: Vec<&'static str>,
     /// Health of each provider, as this replica has seen it.
     pub circuits: Arc<circuit::Circuits>,
+    /// Most jobs running at once per provider; absent means unlimited (the sandbox).
+    limits: BTreeMap<&'static str, i64>,
 }
 
 impl Providers {
@@ -181,6 +183,20 @@ impl Providers {
             Arc::new(sandbox::Sandbox::new(&p.sandbox)),
             p.sandbox.enabled,
         );
+        let sections = [
+            (seedance_it::NAME, &p.seedance_it),
+            (apiframe::NAME, &p.apiframe),
+            (aigateway::NAME, &p.aigateway),
+            (seedanceapi::NAME, &p.seedanceapi),
+            (aimlapi::NAME, &p.aimlapi),
+        ];
+        for (name, section) in sections {
+            if section.enabled {
+                providers
+                    .limits
+                    .insert(name, i64::from(section.max_concurrent.unwrap_or(5).max(1)));
+            }
+        }
         Ok(providers)
     }
 
@@ -189,6 +205,11 @@ impl Providers {
             self.live.push(provider.name());
         }
         self.by_name.insert(provider.name(), provider);
+    }
+
+    /// Most jobs that may run at `provider` at once, if limited.
+    pub fn limit(&self, provider: &str) -> Option<i64> {
+        self.limits.get(provider).copied()
     }
 
     pub fn live_names(&self) -> impl Iterator<Item = &'static str> + '_ {

@@ -6,7 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use super::{now_ms, Backend, Db, Tx};
+use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
 use crate::domain::video::{JobError, Video, VideoStatus};
@@ -44,6 +44,7 @@ fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
         completed_at_ms: row.try_get("completed_at")?,
         expires_at_ms: row.try_get("expires_at")?,
         attempts: row.try_get("attempts")?,
+        slot_provider: row.try_get("slot_provider")?,
         callback_token: row.try_get("callback_token")?,
         fallbacks: row
             .try_get::<Option<String>, _>("fallbacks")?
@@ -211,8 +212,12 @@ impl Db {
         Ok(Some((videos, has_more)))
     }
 
-    /// Leases up to `limit` due jobs to `owner` until `lease_until`. On PostgreSQL rows locked
-    /// by another replica's claim are skipped; SQLite has a single writer.
+    /// Leases up to `limit` due jobs to `owner` until `lease_until`, fairly across tenants: a
+    /// queued job's turn is its tenant's running jobs plus its place in its tenant's line, and
+    /// the lowest turn goes first (then the oldest). A tenant that queues a thousand jobs thus
+    /// delays another tenant's single job by at most one slot's turn. The conditional update makes each claim exclusive across replicas (a window
+    /// function cannot be combined with `SKIP LOCKED`; a concurrent claim waits for the other's
+    /// short transaction and then skips what it took).
     pub async fn claim_due_jobs(
         &self,
         owner: &str,
@@ -220,27 +225,47 @@ impl Db {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Video>, sqlx::Error> {
-        let lock = match self.backend() {
-            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
-            Backend::Sqlite => "",
-        };
-        let sql = format!(
-            "UPDATE videos SET lease_owner = $1, lease_until = $2 \
-             WHERE seq IN (SELECT seq FROM videos WHERE {RUNNING} AND next_run_at <= $3 \
-               AND (lease_until IS NULL OR lease_until < $3) ORDER BY next_run_at LIMIT $4{lock}) \
-             AND {RUNNING} AND (lease_until IS NULL OR lease_until < $3) \
-             RETURNING *"
+        let pick = format!(
+            "SELECT seq FROM ( \
+                 SELECT v.seq, ROW_NUMBER() OVER (PARTITION BY v.tenant_id, v.status ORDER BY v.seq) \
+                   + CASE WHEN v.status = 'queued' THEN COALESCE(r.running, 0) ELSE 0 END AS turn \
+                 FROM videos v LEFT JOIN (SELECT tenant_id, COUNT(*) AS running FROM videos \
+                   WHERE status = 'in_progress' GROUP BY tenant_id) r ON r.tenant_id = v.tenant_id \
+                 WHERE v.{RUNNING} AND v.next_run_at <= $1 \
+                   AND (v.lease_until IS NULL OR v.lease_until < $1)) due \
+             ORDER BY turn, seq LIMIT $2"
         );
-        let mut tx = self.begin().await?;
-        let rows = sqlx::query(&sql)
-            .bind(owner)
-            .bind(lease_until)
+        let order: Vec<i64> = sqlx::query(&pick)
             .bind(now)
             .bind(limit)
-            .fetch_all(&mut *tx)
-            .await?;
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+        if order.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..order.len()).map(|i| format!("${}", i + 4)).collect();
+        let claim = format!(
+            "UPDATE videos SET lease_owner = $1, lease_until = $2 \
+             WHERE seq IN ({}) AND {RUNNING} AND (lease_until IS NULL OR lease_until < $3) \
+             RETURNING *",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&claim).bind(owner).bind(lease_until).bind(now);
+        for seq in &order {
+            query = query.bind(*seq);
+        }
+        let mut tx = self.begin().await?;
+        let rows = query.fetch_all(&mut *tx).await?;
         tx.commit().await?;
-        rows.iter().map(video_from_row).collect()
+        let mut claimed = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>("seq")?, video_from_row(r)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        claimed.sort_by_key(|(seq, _)| order.iter().position(|s| s == seq));
+        Ok(claimed.into_iter().map(|(_, video)| video).collect())
     }
 
     /// The job whose provider callback URL carries `token`.
@@ -263,6 +288,97 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+
+    /// Takes a slot at `provider` for a leased job, if fewer than `limit` are in use.
+    pub async fn acquire_slot(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        provider: &str,
+        limit: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO provider_slots (provider, in_use) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
+            .bind(provider)
+            .execute(&mut *tx)
+            .await?;
+        let taken = sqlx::query(
+            "UPDATE provider_slots SET in_use = in_use + 1 WHERE provider = $1 AND in_use < $2",
+        )
+        .bind(provider)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !taken {
+            return Ok(false);
+        }
+        let held = sqlx::query(&format!(
+            "UPDATE videos SET slot_provider = $1 WHERE id = $2 AND lease_owner = $3 AND slot_provider IS NULL AND {RUNNING}"
+        ))
+        .bind(provider)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !held {
+            return Ok(false); // Dropping the transaction gives the slot back.
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Gives back the slot a job holds, if any. Runs inside the transaction of the state change
+    /// that ends the job's claim on it.
+    pub async fn release_slot(tx: &mut Tx, id: &VideoId) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE provider_slots SET in_use = in_use - 1 \
+             WHERE provider = (SELECT slot_provider FROM videos WHERE id = $1) AND in_use > 0",
+        )
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE videos SET slot_provider = NULL WHERE id = $1 AND slot_provider IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives back a leased job's slot in a transaction of its own.
+    pub async fn release_slot_now(&self, id: &VideoId) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin().await?;
+        Self::release_slot(&mut tx, id).await?;
+        tx.commit().await
+    }
+
+    /// Slots in use at a provider (for the operator and tests).
+    pub async fn slots_in_use(&self, provider: &str) -> Result<i64, sqlx::Error> {
+        let row = sqlx::query("SELECT in_use FROM provider_slots WHERE provider = $1")
+            .bind(provider)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map(|n| n.unwrap_or(0))
+    }
+
+    /// Whether other jobs are already waiting in the queue for `provider`.
+    pub async fn others_waiting(&self, provider: &str, id: &VideoId) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT 1 FROM videos WHERE status = 'queued' AND provider = $1 AND id <> $2 LIMIT 1",
+        )
+        .bind(provider)
+        .bind(id.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.is_some())
     }
 
     /// Moves a leased, not yet submitted job to another provider, keeping the lease.
@@ -414,7 +530,11 @@ impl Db {
         .bind(cost.and_then(|c| c.micro_usd))
         .execute(&mut **tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        Self::release_slot(tx, id).await?;
+        Ok(true)
     }
 
     /// Moves a running job to `failed` or `canceled`. With `owner`, only while leased to it;
@@ -442,7 +562,11 @@ impl Db {
         .bind(tenant.map(TenantId::as_str))
         .execute(&mut **tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        Self::release_slot(tx, id).await?;
+        Ok(true)
     }
 
     /// Hides a finished video from every read.

@@ -1,7 +1,7 @@
 //! Persistence. One SQL dialect serves both backends through sqlx's `Any` driver: `$n`
 //! placeholders (SQLite accepts them too), `BIGINT` integers, `TEXT` strings and JSON, and
-//! times as unix milliseconds. Where the backends must differ (claiming work with
-//! `FOR UPDATE SKIP LOCKED`, write-transaction mode) the [`Backend`] says which to use.
+//! times as unix milliseconds. Where the backends must differ (the write-transaction mode)
+//! the [`Backend`] says which to use.
 //!
 //! Trade-off: the `Any` driver costs a little per row compared with the native drivers, in
 //! exchange for writing every query once and running the same tests on both backends.

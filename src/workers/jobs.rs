@@ -44,6 +44,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
             Vec::new()
         };
         let full_batch = claimed.len() as i64 == available && available > 0;
+        let claimed = hand_out_slots(&state, claimed).await;
         for job in claimed {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
@@ -82,6 +83,21 @@ pub async fn dispatch_now(
     let Some(job) = state.db.get_video_any(id).await? else {
         return Ok(None);
     };
+    // Jobs already waiting for this provider go first: leave this one to the queue.
+    if let Some(provider) = job
+        .provider
+        .as_deref()
+        .filter(|p| state.providers.limit(p).is_some())
+    {
+        if state.db.others_waiting(provider, id).await? {
+            state
+                .db
+                .reschedule(id, &state.instance_id, None, now_ms(), false)
+                .await?;
+            state.wake_workers();
+            return Ok(state.db.get_video_any(id).await?);
+        }
+    }
     advance(state, job).await?;
     Ok(state.db.get_video_any(id).await?)
 }
@@ -184,6 +200,14 @@ async fn submit(
         .as_deref()
         .map(|b| b.trim_end_matches('/'));
     loop {
+        if !take_slot(state, &mut job, &mut provider).await? {
+            // Every candidate is full: wait in the queue for a slot.
+            state
+                .db
+                .reschedule(&job.id, owner, None, next_queue_turn(now_ms()), false)
+                .await?;
+            return Ok(());
+        }
         let first_frame_url = match (
             &job.request.inputs.first_frame_url,
             &job.request.inputs.first_frame_upload,
@@ -256,6 +280,10 @@ async fn submit(
             _ if !job.request.routing.fallback => None,
             _ => next_candidate(state, &mut job),
         };
+        if job.slot_provider.take().is_some() {
+            state.db.release_slot_now(&job.id).await?;
+            state.wake_workers();
+        }
         if let Some(next) = next {
             tracing::info!(video = %job.id, from = provider.name(), to = next.name(), %error, "failing over to the next provider");
             if !state
@@ -304,6 +332,110 @@ fn record_health<T>(
         Err(_) => state.providers.circuits.record_failure(provider),
     }
     outcome
+}
+
+/// Gives free slots to claimed queued jobs in the claim's fair order, before their submits run
+/// concurrently: otherwise the jobs of a batch would race for a freed slot and the order would
+/// mean nothing. Once a provider has no room, later jobs for it get none in this round.
+async fn hand_out_slots(state: &AppState, mut claimed: Vec<Video>) -> Vec<Video> {
+    let mut full: Vec<String> = Vec::new();
+    for job in claimed
+        .iter_mut()
+        .filter(|j| j.status == VideoStatus::Queued)
+    {
+        let Some(provider) = job.provider.clone() else {
+            continue;
+        };
+        let Some(limit) = state.providers.limit(&provider) else {
+            continue;
+        };
+        if job.slot_provider.as_deref() == Some(provider.as_str()) || full.contains(&provider) {
+            continue;
+        }
+        if job.slot_provider.is_some() {
+            continue; // Holds a slot elsewhere; the submit step sorts it out.
+        }
+        match state
+            .db
+            .acquire_slot(&job.id, &state.instance_id, &provider, limit)
+            .await
+        {
+            Ok(true) => job.slot_provider = Some(provider),
+            Ok(false) => full.push(provider),
+            Err(error) => tracing::warn!(video = %job.id, %error, "taking a slot failed"),
+        }
+    }
+    claimed
+}
+
+/// How often jobs waiting for a slot look for one.
+const QUEUE_WAIT_MS: i64 = 500;
+
+/// The next instant on a shared grid at which waiting jobs look for slots again. All jobs that
+/// wait become due at the same instant and are claimed together, so the claim's fair order —
+/// not the moment each one happened to start waiting — decides who gets a freed slot.
+fn next_queue_turn(now: i64) -> i64 {
+    (now / QUEUE_WAIT_MS + 1) * QUEUE_WAIT_MS
+}
+
+/// Makes sure the job holds a slot at its provider (when the provider is limited). When the
+/// provider is full and the request allows fallback, the job moves to the next candidate that
+/// has room (the full one goes to the front of its fallbacks). False: every candidate is full.
+async fn take_slot(
+    state: &AppState,
+    job: &mut Video,
+    provider: &mut Arc<dyn Provider>,
+) -> anyhow::Result<bool> {
+    let owner = state.instance_id.as_ref();
+    if job.slot_provider.as_deref() == Some(provider.name()) {
+        return Ok(true);
+    }
+    if job.slot_provider.take().is_some() {
+        state.db.release_slot_now(&job.id).await?;
+    }
+    let Some(limit) = state.providers.limit(provider.name()) else {
+        return Ok(true);
+    };
+    if state
+        .db
+        .acquire_slot(&job.id, owner, provider.name(), limit)
+        .await?
+    {
+        job.slot_provider = Some(provider.name().to_string());
+        return Ok(true);
+    }
+    if !job.request.routing.fallback {
+        return Ok(false);
+    }
+    for (index, name) in job.fallbacks.clone().iter().enumerate() {
+        let Some(candidate) = state.providers.get(name).cloned() else {
+            continue;
+        };
+        if state.providers.circuits.check(name).is_err() {
+            continue;
+        }
+        let room = match state.providers.limit(name) {
+            None => true,
+            Some(limit) => state.db.acquire_slot(&job.id, owner, name, limit).await?,
+        };
+        if room {
+            job.fallbacks.remove(index);
+            job.fallbacks.insert(0, provider.name().to_string());
+            if state.providers.limit(name).is_some() {
+                job.slot_provider = Some(name.clone());
+            }
+            if !state
+                .db
+                .switch_provider(&job.id, owner, name, &job.fallbacks)
+                .await?
+            {
+                return Ok(false);
+            }
+            *provider = candidate;
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Takes the next configured candidate off the job's fallback list.

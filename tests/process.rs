@@ -639,3 +639,110 @@ async fn the_upstream_key_never_reaches_logs_errors_or_responses() {
     assert!(config.status.success());
     assert!(!String::from_utf8_lossy(&config.stdout).contains(key_at_fake));
 }
+
+#[tokio::test]
+async fn a_queue_waiting_for_a_full_provider_survives_a_sigkill() {
+    let fake = seedance_gateway::fake::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(1500));
+    let db = TestDatabase::create().await;
+    let base = fake.base_url("seedance-it");
+    let env = [
+        ("SEEDANCE_GW_PROVIDERS__SANDBOX__ENABLED", "false"),
+        ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__ENABLED", "true"),
+        (
+            "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__BASE_URL",
+            base.as_str(),
+        ),
+        (
+            "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__API_KEY",
+            seedance_gateway::fake::FAKE_KEY,
+        ),
+        (
+            "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__POLL_INTERVAL_MS",
+            "100",
+        ),
+        ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__MAX_CONCURRENT", "1"),
+        ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__TIMEOUT_SECS", "1"),
+        ("SEEDANCE_GW_WORKERS__LEASE_SECS", "11"),
+    ];
+    let mut first = Server::start(&db, &env).await;
+    let client = Client::new();
+    let admin = |path: String, body: Value| {
+        client
+            .post(format!("{}{path}", first.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let tenant: Value = admin("/admin/v1/tenants".into(), json!({"name": "t"}))
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let tenant = tenant["id"].as_str().expect("id").to_string();
+    admin(
+        format!("/admin/v1/tenants/{tenant}/grants"),
+        json!({"amount": 10000, "reason": "t"}),
+    )
+    .await
+    .expect("send");
+    let key: Value = admin(
+        format!("/admin/v1/tenants/{tenant}/keys"),
+        json!({"mode": "live"}),
+    )
+    .await
+    .expect("send")
+    .json()
+    .await
+    .expect("json");
+    let key = key["secret"].as_str().expect("secret").to_string();
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let video: Value = client
+            .post(format!("{}/v1/videos", first.base))
+            .bearer_auth(&key)
+            .json(
+                &json!({"model": "seedance-2.0-fast", "prompt": format!("clip {n}"), "seconds": 4}),
+            )
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        ids.push(video["id"].as_str().expect("id").to_string());
+    }
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+
+    let second = Server::start(&db, &env).await;
+    for id in &ids {
+        let video = wait_terminal(&client, &second.base, &key, id, Duration::from_secs(60)).await;
+        assert_eq!(video["status"], "completed", "{video}");
+    }
+    assert_eq!(
+        fake.max_running("seedance-it"),
+        1,
+        "the cap held across the restart"
+    );
+    let submits = fake
+        .calls("seedance-it")
+        .iter()
+        .filter(|c| c.op == "submit")
+        .count();
+    assert_eq!(submits, 4, "each queued job was submitted once");
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db.url.clone()),
+        max_connections: 2,
+    })
+    .await
+    .expect("db");
+    assert_eq!(
+        database.slots_in_use("seedance-it").await.expect("slots"),
+        0
+    );
+    assert!(database.audit_ledger().await.expect("audit").ok);
+}

@@ -218,12 +218,6 @@ async fn pinned_and_ordered_routing_follow_the_request() {
     let response = app.create_video(&key, body).await;
     assert_eq!(response.headers()["x-gateway-provider"], "aigateway");
     assert_eq!(response.headers()["x-gateway-route"], "cheapest");
-
-    let mut fastest = json!({"prompt": "x"});
-    fastest["routing"] = json!({"strategy": "fastest"});
-    let (status, error) = ask_quote(&app, &key, fastest).await;
-    assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert_eq!(error["error"]["param"], "routing.strategy");
 }
 
 #[tokio::test]
@@ -522,4 +516,40 @@ async fn a_failing_provider_is_left_out_while_its_circuit_is_open() {
         .expect("listed")
         .clone();
     assert_eq!(view["circuit"]["state"], "closed");
+}
+
+#[tokio::test]
+async fn fastest_routing_follows_observed_completion_times() {
+    let (fake, app) = all_providers(|_| {}).await;
+    fake.set_provider_job_duration("aimlapi", std::time::Duration::from_millis(1500));
+    fake.set_provider_job_duration("seedanceapi", std::time::Duration::from_millis(150));
+    let (_, key) = app.tenant_with_key("live", 100_000).await;
+    let body =
+        json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 10, "resolution": "1080p"});
+    let mut fastest = body.clone();
+    fastest["routing"] = json!({"strategy": "fastest"});
+    // Nothing observed yet: fastest falls back to cost order.
+    let (_, quote) = ask_quote(&app, &key, fastest.clone()).await;
+    assert_eq!(quote["route"], "fastest");
+    assert_eq!(quote["pick"], "aimlapi");
+
+    for provider in ["aimlapi", "seedanceapi"] {
+        let mut pinned = body.clone();
+        pinned["routing"] = json!({"providers": [provider]});
+        let created: Value = app
+            .create_video(&key, pinned)
+            .await
+            .json()
+            .await
+            .expect("json");
+        let done = app
+            .wait_terminal(&key, created["id"].as_str().expect("id"))
+            .await;
+        assert_eq!(done["status"], "completed");
+    }
+    let (_, quote) = ask_quote(&app, &key, fastest).await;
+    assert_eq!(quote["pick"], "seedanceapi", "{quote}");
+    assert_eq!(quote["candidates"][1]["provider"], "aimlapi");
+    let (_, cheapest) = ask_quote(&app, &key, body).await;
+    assert_eq!(cheapest["pick"], "aimlapi");
 }

@@ -384,6 +384,8 @@ pub struct Video {
     pub cost_charged: Option<Credits>,
     pub output_url: Option<String>,
     pub created_at_ms: i64,
+    /// When the current upstream accepted the job.
+    pub submitted_at_ms: Option<i64>,
     pub completed_at_ms: Option<i64>,
     pub expires_at_ms: Option<i64>,
     /// Transient upstream failures so far.

@@ -19,7 +19,7 @@ pub struct Created {
 }
 
 pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) -> Result<Created> {
-    let decision = routing::decide(state, principal.mode, &request)?;
+    let decision = routing::decide(state, principal.mode, &request).await?;
     let provider = decision.require_pick()?.provider;
     let route = decision.route;
     let price = routing::price(state, &request)?;
@@ -51,6 +51,7 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
         cost_charged: None,
         output_url: None,
         created_at_ms: now,
+        submitted_at_ms: None,
         completed_at_ms: None,
         expires_at_ms: None,
         attempts: 0,

@@ -45,7 +45,7 @@ pub struct Quote {
     pub seconds: String,
     /// What the caller would be charged (and held at submit).
     pub price: QuotePrice,
-    /// `cheapest`, `ordered`, `pinned` or `test-key`.
+    /// `cheapest`, `fastest`, `ordered`, `pinned` or `test-key`.
     pub route: &'static str,
     /// The provider a create would go to; null when none can serve the request.
     pub pick: Option<String>,
@@ -81,7 +81,7 @@ pub async fn quote(
     ApiJson(body): ApiJson<CreateVideoBody>,
 ) -> Result<Json<Quote>> {
     let request = body.into_new_video(&state.config.videos, false)?;
-    let decision = routing::decide(&state, principal.mode, &request)?;
+    let decision = routing::decide(&state, principal.mode, &request).await?;
     let price = routing::price(&state, &request)?;
     Ok(Json(Quote {
         object: "video.quote",

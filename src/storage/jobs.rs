@@ -41,6 +41,7 @@ fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
         cost_charged: row.try_get::<Option<i64>, _>("cost_charged")?.map(Credits),
         output_url: row.try_get("output_url")?,
         created_at_ms: row.try_get("created_at")?,
+        submitted_at_ms: row.try_get("submitted_at")?,
         completed_at_ms: row.try_get("completed_at")?,
         expires_at_ms: row.try_get("expires_at")?,
         attempts: row.try_get("attempts")?,
@@ -330,6 +331,38 @@ impl Db {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    /// Folds one job's time to completion into its provider's moving average.
+    pub async fn record_speed(
+        tx: &mut Tx,
+        provider: &str,
+        model: &str,
+        elapsed_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO provider_speed (provider, model, ewma_ms, samples) VALUES ($1, $2, $3, 1) \
+             ON CONFLICT (provider, model) DO UPDATE SET \
+               ewma_ms = provider_speed.ewma_ms + (excluded.ewma_ms - provider_speed.ewma_ms) / 8, \
+               samples = provider_speed.samples + 1",
+        )
+        .bind(provider)
+        .bind(model)
+        .bind(elapsed_ms.max(0))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The moving average time to completion of each provider for a model, in milliseconds.
+    pub async fn provider_speeds(&self, model: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        sqlx::query("SELECT provider, ewma_ms FROM provider_speed WHERE model = $1")
+            .bind(model)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
     }
 
     /// Gives back the slot a job holds, if any. Runs inside the transaction of the state change

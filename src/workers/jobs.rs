@@ -471,6 +471,10 @@ async fn complete(
     let mut tx = state.db.begin().await?;
     if Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at, cost).await? {
         let captured = ledger::capture(&mut tx, &job.id, charge).await?;
+        if let Some(provider) = job.provider.as_deref() {
+            let elapsed = now_ms() - job.submitted_at_ms.unwrap_or(job.created_at_ms);
+            Db::record_speed(&mut tx, provider, job.request.model.id(), elapsed).await?;
+        }
         if captured.is_none() {
             tracing::warn!(video = %job.id, "completed a job whose hold was already settled");
         }

@@ -7,9 +7,11 @@
 //! - `ordered`: the order of `routing.providers`, else the configuration order;
 //! - pinned: a request naming exactly one provider goes there.
 //!
+//! - `fastest`: lowest observed time to completion (a moving average per provider and model,
+//!   updated as jobs complete); providers not yet observed follow, cheapest first.
+//!
 //! Ties are broken by configuration order, so the same request always routes the same way.
-//! Test keys are always pinned to the sandbox. `fastest` needs observed completion times,
-//! which the gateway does not collect yet, so it is refused rather than silently replaced.
+//! Test keys are always pinned to the sandbox.
 
 pub mod catalog;
 
@@ -39,7 +41,8 @@ pub struct Decision {
     /// Eligible providers, best first.
     pub ranked: Vec<Candidate>,
     pub excluded: Vec<Exclusion>,
-    /// Why the first candidate was chosen: `cheapest`, `ordered`, `pinned` or `test-key`.
+    /// Why the first candidate was chosen: `cheapest`, `fastest`, `ordered`, `pinned` or
+    /// `test-key`.
     pub route: &'static str,
 }
 
@@ -73,19 +76,13 @@ impl Decision {
     }
 }
 
-pub fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<Decision> {
+pub async fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<Decision> {
     let wanted = &request.routing.providers;
     if let Some(unknown) = wanted.iter().find(|p| state.providers.get(p).is_none()) {
         return Err(Error::invalid(
             "routing.providers",
             format!("unknown provider `{unknown}`"),
         ));
-    }
-    if request.routing.strategy == Strategy::Fastest {
-        return Err(Error::UnsupportedCapability {
-            message: "routing.strategy `fastest` is not available on this gateway yet; use cheapest or ordered".into(),
-            param: Some("routing.strategy".into()),
-        });
     }
     if mode == Mode::Test {
         return Ok(Decision {
@@ -98,7 +95,8 @@ pub fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<Decisi
         });
     }
     let pricing = &state.config.pricing;
-    let cheapest = request.routing.strategy == Strategy::Cheapest && wanted.len() != 1;
+    let strategy = request.routing.strategy;
+    let cheapest = strategy == Strategy::Cheapest && wanted.len() != 1;
     let has_upload = request.inputs.first_frame_upload.is_some();
     let mut ranked = Vec::new();
     let mut excluded = Vec::new();
@@ -145,6 +143,16 @@ pub fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<Decisi
     }
     let route = if wanted.len() == 1 {
         "pinned"
+    } else if strategy == Strategy::Fastest {
+        let speeds = state.db.provider_speeds(request.model.id()).await?;
+        let speed = |p: &str| speeds.iter().find(|(n, _)| n == p).map(|(_, ms)| *ms);
+        ranked.sort_by_key(|c| {
+            (
+                speed(c.provider).unwrap_or(i64::MAX),
+                c.upstream_cost.unwrap_or(i64::MAX),
+            )
+        });
+        "fastest"
     } else if cheapest {
         // Stable sort: equal costs keep configuration order.
         ranked.sort_by_key(|c| c.upstream_cost.unwrap_or(i64::MAX));

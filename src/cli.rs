@@ -98,6 +98,35 @@ pub enum Command {
     /// Inspect the ledger.
     #[command(subcommand)]
     Ledger(LedgerCommand),
+    /// Set or show a tenant's or key's routing policy.
+    #[command(subcommand)]
+    Routing(RoutingCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutingCommand {
+    /// Set the policy of a tenant (`--tenant`) or of an API key (`--key`).
+    Set {
+        #[arg(long, conflicts_with = "key", required_unless_present = "key")]
+        tenant: Option<String>,
+        #[arg(long)]
+        key: Option<String>,
+        /// cheapest, fastest or ordered.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Allowed providers, comma-separated, in order for `ordered`.
+        #[arg(long, value_delimiter = ',')]
+        providers: Option<Vec<String>>,
+        #[arg(long)]
+        fallback: Option<bool>,
+        #[arg(long)]
+        resubmit_failed: Option<bool>,
+    },
+    /// Show a tenant's policy.
+    Show {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +227,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             format,
         } => bootstrap(&config, &tenant_name, credits, format).await,
         Command::Tenants(command) => tenants(&config, command).await,
+        Command::Routing(command) => routing(&config, command).await,
         Command::Keys(command) => keys(&config, command).await,
         Command::Credits(CreditsCommand::Grant {
             tenant,
@@ -415,6 +445,59 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 .ok_or_else(|| anyhow::anyhow!("`{key_id}` is not a key id (key_…)"))?;
             admin::revoke_key(&db, &id).await?;
             println!("revoked {key_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn routing(config: &Config, command: RoutingCommand) -> anyhow::Result<()> {
+    use crate::http::admin::RoutingPolicyBody;
+    let db = open_db(config).await?;
+    match command {
+        RoutingCommand::Set {
+            tenant,
+            key,
+            strategy,
+            providers,
+            fallback,
+            resubmit_failed,
+        } => {
+            let level = RoutingPolicyBody {
+                strategy,
+                providers,
+                fallback,
+                resubmit_failed,
+            }
+            .into_level()?;
+            let (scope, id) = match (tenant, key) {
+                (Some(tenant), _) => (
+                    "tenant",
+                    admin::tenant(&db, &tenant_arg(&tenant)?)
+                        .await?
+                        .id
+                        .to_string(),
+                ),
+                (None, Some(key)) => {
+                    let id = ApiKeyId::parse(&key)
+                        .ok_or_else(|| anyhow::anyhow!("`{key}` is not a key id (key_…)"))?;
+                    let key = db
+                        .get_api_key(&id)
+                        .await?
+                        .ok_or_else(|| anyhow::anyhow!("no such key {key}"))?;
+                    ("key", key.id.to_string())
+                }
+                (None, None) => anyhow::bail!("give --tenant or --key"),
+            };
+            db.put_routing_policy(scope, &id, &level).await?;
+            println!("{scope} {id}: {}", serde_json::to_string(&level)?);
+        }
+        RoutingCommand::Show { tenant } => {
+            let tenant = admin::tenant(&db, &tenant_arg(&tenant)?).await?;
+            let level = db
+                .routing_policy("tenant", tenant.id.as_str())
+                .await?
+                .unwrap_or_default();
+            println!("{}", serde_json::to_string_pretty(&level)?);
         }
     }
     Ok(())

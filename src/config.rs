@@ -59,6 +59,14 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingConfig {
+    /// The operator's default strategy: `cheapest`, `fastest` or `ordered`.
+    pub strategy: crate::domain::video::Strategy,
+    /// The providers tenants may use, in order for `ordered`; unset allows every enabled one.
+    pub providers: Option<Vec<String>>,
+    /// Whether a failing provider may hand a job to the next candidate.
+    pub fallback: bool,
+    /// Whether a job that fails upstream is resubmitted to the next candidate.
+    pub resubmit_failed: bool,
     /// Consecutive failures that open a provider's circuit.
     pub circuit_failure_threshold: u32,
     /// How long an open circuit keeps a provider out before a probe, in seconds.
@@ -68,6 +76,10 @@ pub struct RoutingConfig {
 impl Default for RoutingConfig {
     fn default() -> Self {
         RoutingConfig {
+            strategy: crate::domain::video::Strategy::Cheapest,
+            providers: None,
+            fallback: true,
+            resubmit_failed: false,
             circuit_failure_threshold: 5,
             circuit_cooldown_secs: 30,
         }

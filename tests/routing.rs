@@ -553,3 +553,136 @@ async fn fastest_routing_follows_observed_completion_times() {
     let (_, cheapest) = ask_quote(&app, &key, body).await;
     assert_eq!(cheapest["pick"], "aimlapi");
 }
+
+async fn key_id_of(app: &TestApp, tenant: &str) -> String {
+    let keys: Value = app
+        .admin_get(&format!("/admin/v1/tenants/{tenant}/keys"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    keys["data"][0]["id"].as_str().expect("key id").to_string()
+}
+
+#[tokio::test]
+async fn tenant_and_key_policies_narrow_what_a_request_may_use() {
+    let (_fake, app) = all_providers(|_| {}).await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    let put = app
+        .client
+        .put(app.url(&format!("/admin/v1/tenants/{tenant}/routing")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"strategy": "ordered", "providers": ["seedanceapi", "aimlapi"]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(put.status(), StatusCode::OK);
+    let body = json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5});
+    let response = app.create_video(&key, body.clone()).await;
+    assert_eq!(response.headers()["x-gateway-provider"], "seedanceapi");
+    assert_eq!(response.headers()["x-gateway-route"], "ordered");
+
+    // The request may choose its strategy within the allowed set...
+    let mut cheapest = body.clone();
+    cheapest["routing"] = json!({"strategy": "cheapest"});
+    let (_, quote) = ask_quote(&app, &key, cheapest).await;
+    assert_eq!(quote["pick"], "aimlapi");
+    let aigateway = quote["excluded"]
+        .as_array()
+        .expect("excluded")
+        .iter()
+        .find(|e| e["provider"] == "aigateway")
+        .expect("excluded")
+        .clone();
+    assert!(
+        aigateway["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("routing policy"),
+        "{aigateway}"
+    );
+
+    // ...but cannot widen it.
+    let mut escape = body.clone();
+    escape["routing"] = json!({"providers": ["aigateway"]});
+    let response = app.create_video(&key, escape).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // A key's policy narrows its tenant's further.
+    let key_id = key_id_of(&app, &tenant).await;
+    let put = app
+        .client
+        .put(app.url(&format!("/admin/v1/keys/{key_id}/routing")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"providers": ["aimlapi", "aigateway"]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(put.status(), StatusCode::OK);
+    let response = app.create_video(&key, body).await;
+    assert_eq!(response.headers()["x-gateway-provider"], "aimlapi");
+    assert_eq!(
+        response.headers()["x-gateway-route"],
+        "pinned",
+        "only aimlapi is in both lists"
+    );
+
+    let bad = app
+        .client
+        .put(app.url(&format!("/admin/v1/tenants/{tenant}/routing")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"providers": ["nowhere"]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_job_that_fails_upstream_is_resubmitted_when_the_tenant_asks_and_charged_once() {
+    let (fake, app) = all_providers(|_| {}).await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    let put = app
+        .client
+        .put(app.url(&format!("/admin/v1/tenants/{tenant}/routing")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"resubmit_failed": true}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(put.status(), StatusCode::OK);
+    fake.fail_next_jobs("aigateway", 1);
+    let created: Value = app
+        .create_video(
+            &key,
+            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    assert_eq!(created["provider"], "aigateway");
+    let done = app.wait_terminal(&key, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["provider"], "aimlapi");
+    assert_eq!(done["cost"]["charged"], 250);
+    assert_eq!(
+        common::ledger_kinds(&app.db, id).await,
+        vec!["hold", "capture"]
+    );
+    let admin: Value = app
+        .admin_get(&format!("/admin/v1/videos/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let outcomes: Vec<&str> = admin["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .map(|a| a["outcome"].as_str().expect("o"))
+        .collect();
+    assert_eq!(outcomes, vec!["accepted", "failed", "accepted"]);
+    app.assert_ledger_consistent().await;
+}

@@ -310,6 +310,14 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Cheapest => "cheapest",
+            Strategy::Fastest => "fastest",
+            Strategy::Ordered => "ordered",
+        }
+    }
+
     pub fn parse(raw: &str) -> Option<Strategy> {
         match raw {
             "cheapest" => Some(Strategy::Cheapest),
@@ -322,21 +330,27 @@ impl Strategy {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingRequest {
-    pub strategy: Strategy,
+    /// `None`: the caller's policy decides.
+    pub strategy: Option<Strategy>,
     /// Allowed providers (empty: any the tenant may use), in preference order for `ordered`.
     pub providers: Vec<String>,
     /// Whether another candidate may take the job when its provider cannot.
     pub fallback: bool,
     pub max_cost: Option<Credits>,
+    /// Resubmit the job to the next candidate if it fails upstream (set from the policy at
+    /// create, never by the request).
+    #[serde(default)]
+    pub resubmit: bool,
 }
 
 impl Default for RoutingRequest {
     fn default() -> Self {
         RoutingRequest {
-            strategy: Strategy::default(),
+            strategy: None,
             providers: Vec::new(),
             fallback: true,
             max_cost: None,
+            resubmit: false,
         }
     }
 }

@@ -19,7 +19,10 @@ pub struct Created {
 }
 
 pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) -> Result<Created> {
-    let decision = routing::decide(state, principal.mode, &request).await?;
+    let mut request = request;
+    let decision = routing::decide(state, principal, &request).await?;
+    request.routing.fallback = decision.fallback;
+    request.routing.resubmit = decision.resubmit;
     let provider = decision.require_pick()?.provider;
     let route = decision.route;
     let price = routing::price(state, &request)?;

@@ -462,3 +462,152 @@ pub async fn reset_circuit(
     state.providers.circuits.reset(provider.name());
     Ok(Json(provider_object(&state, provider.name())))
 }
+
+/// Every provider name the gateway knows, enabled or not.
+pub const PROVIDER_NAMES: [&str; 6] = [
+    "seedance-it",
+    "apiframe",
+    "aigateway",
+    "seedanceapi",
+    "aimlapi",
+    "sandbox",
+];
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"strategy": "ordered", "providers": ["seedanceapi", "aimlapi"], "fallback": true, "resubmit_failed": false}))]
+pub struct RoutingPolicyBody {
+    /// `cheapest`, `fastest` or `ordered`; null inherits.
+    pub strategy: Option<String>,
+    /// Providers allowed (in order for `ordered`); null inherits, and a list can only narrow
+    /// what the level above allows.
+    pub providers: Option<Vec<String>>,
+    /// Whether a failing provider may hand a job to the next candidate; null inherits.
+    pub fallback: Option<bool>,
+    /// Whether a job that fails upstream is resubmitted to the next candidate; null inherits.
+    pub resubmit_failed: Option<bool>,
+}
+
+impl RoutingPolicyBody {
+    pub fn into_level(self) -> Result<crate::domain::routing::policy::PolicyLevel> {
+        let strategy = self
+            .strategy
+            .as_deref()
+            .map(|s| {
+                crate::domain::video::Strategy::parse(s).ok_or_else(|| {
+                    Error::invalid("strategy", "strategy must be cheapest, fastest or ordered")
+                })
+            })
+            .transpose()?;
+        if let Some(unknown) = self
+            .providers
+            .iter()
+            .flatten()
+            .find(|p| !PROVIDER_NAMES.contains(&p.as_str()))
+        {
+            return Err(Error::invalid(
+                "providers",
+                format!("unknown provider `{unknown}`"),
+            ));
+        }
+        Ok(crate::domain::routing::policy::PolicyLevel {
+            strategy,
+            providers: self.providers,
+            fallback: self.fallback,
+            resubmit: self.resubmit_failed,
+        })
+    }
+
+    fn from_level(level: crate::domain::routing::policy::PolicyLevel) -> Self {
+        RoutingPolicyBody {
+            strategy: level.strategy.map(|s| s.as_str().to_string()),
+            providers: level.providers,
+            fallback: level.fallback,
+            resubmit_failed: level.resubmit,
+        }
+    }
+}
+
+async fn policy_scope(state: &AppState, scope: &str, id: &str) -> Result<String> {
+    match scope {
+        "tenant" => Ok(admin::tenant(&state.db, &tenant_id(id)?)
+            .await?
+            .id
+            .to_string()),
+        _ => {
+            let key = ApiKeyId::parse(id).ok_or(Error::NotFound("API key"))?;
+            Ok(state
+                .db
+                .get_api_key(&key)
+                .await?
+                .ok_or(Error::NotFound("API key"))?
+                .id
+                .to_string())
+        }
+    }
+}
+
+/// Set a tenant's routing policy
+#[utoipa::path(
+    put, path = "/admin/v1/tenants/{tenant_id}/routing", tag = "admin", request_body = RoutingPolicyBody,
+    params(("tenant_id" = String, Path)),
+    responses((status = 200, body = RoutingPolicyBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn put_tenant_routing(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RoutingPolicyBody>,
+) -> Result<Json<RoutingPolicyBody>> {
+    let scope_id = policy_scope(&state, "tenant", &id).await?;
+    let level = body.into_level()?;
+    state
+        .db
+        .put_routing_policy("tenant", &scope_id, &level)
+        .await?;
+    Ok(Json(RoutingPolicyBody::from_level(level)))
+}
+
+/// Set an API key's routing policy
+#[utoipa::path(
+    put, path = "/admin/v1/keys/{key_id}/routing", tag = "admin", request_body = RoutingPolicyBody,
+    params(("key_id" = String, Path)),
+    responses((status = 200, body = RoutingPolicyBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn put_key_routing(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RoutingPolicyBody>,
+) -> Result<Json<RoutingPolicyBody>> {
+    let scope_id = policy_scope(&state, "key", &id).await?;
+    let level = body.into_level()?;
+    state
+        .db
+        .put_routing_policy("key", &scope_id, &level)
+        .await?;
+    Ok(Json(RoutingPolicyBody::from_level(level)))
+}
+
+/// Read a tenant's routing policy
+#[utoipa::path(
+    get, path = "/admin/v1/tenants/{tenant_id}/routing", tag = "admin",
+    params(("tenant_id" = String, Path)),
+    responses((status = 200, body = RoutingPolicyBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn get_tenant_routing(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<RoutingPolicyBody>> {
+    let scope_id = policy_scope(&state, "tenant", &id).await?;
+    let level = state
+        .db
+        .routing_policy("tenant", &scope_id)
+        .await?
+        .unwrap_or_default();
+    Ok(Json(RoutingPolicyBody::from_level(level)))
+}

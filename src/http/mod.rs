@@ -61,6 +61,14 @@ pub fn router(state: AppState) -> Router {
         .route("/ledger/audit", get(admin::audit))
         .route("/providers", get(admin::list_providers))
         .route(
+            "/tenants/{tenant_id}/routing",
+            get(admin::get_tenant_routing).put(admin::put_tenant_routing),
+        )
+        .route(
+            "/keys/{key_id}/routing",
+            axum::routing::put(admin::put_key_routing),
+        )
+        .route(
             "/providers/{name}/circuit/reset",
             post(admin::reset_circuit),
         )

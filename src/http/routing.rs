@@ -81,7 +81,7 @@ pub async fn quote(
     ApiJson(body): ApiJson<CreateVideoBody>,
 ) -> Result<Json<Quote>> {
     let request = body.into_new_video(&state.config.videos, false)?;
-    let decision = routing::decide(&state, principal.mode, &request).await?;
+    let decision = routing::decide(&state, &principal, &request).await?;
     let price = routing::price(&state, &request)?;
     Ok(Json(Quote {
         object: "video.quote",

@@ -414,6 +414,38 @@ impl Db {
         Ok(row.is_some())
     }
 
+    /// Queues a leased job that failed upstream again, at another provider, and gives back its
+    /// slot, in one transaction.
+    pub async fn requeue_elsewhere(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        provider: &str,
+        fallbacks: &[String],
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE videos SET status = 'queued', provider = $1, fallbacks = $2, upstream_id = NULL, \
+             submitted_at = NULL, progress = 0, next_run_at = $3, updated_at = $3, \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = $4 AND lease_owner = $5 AND status = 'in_progress'",
+        )
+        .bind(provider)
+        .bind(serde_json::to_string(fallbacks).ok())
+        .bind(now)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        Self::release_slot(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Moves a leased, not yet submitted job to another provider, keeping the lease.
     pub async fn switch_provider(
         &self,

@@ -166,3 +166,58 @@ impl Db {
         Ok(row.is_some())
     }
 }
+
+impl Db {
+    /// The routing policy the operator set for a tenant (`scope` `tenant`) or key (`key`).
+    pub async fn routing_policy(
+        &self,
+        scope: &str,
+        id: &str,
+    ) -> Result<Option<crate::domain::routing::policy::PolicyLevel>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT strategy, providers, fallback, resubmit FROM routing_policies WHERE scope = $1 AND scope_id = $2",
+        )
+        .bind(scope)
+        .bind(id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let strategy: Option<String> = row.try_get(0)?;
+        let providers: Option<String> = row.try_get(1)?;
+        let fallback: Option<i64> = row.try_get(2)?;
+        let resubmit: Option<i64> = row.try_get(3)?;
+        Ok(Some(crate::domain::routing::policy::PolicyLevel {
+            strategy: strategy
+                .as_deref()
+                .and_then(crate::domain::video::Strategy::parse),
+            providers: providers.and_then(|p| serde_json::from_str(&p).ok()),
+            fallback: fallback.map(|f| f != 0),
+            resubmit: resubmit.map(|r| r != 0),
+        }))
+    }
+
+    pub async fn put_routing_policy(
+        &self,
+        scope: &str,
+        id: &str,
+        level: &crate::domain::routing::policy::PolicyLevel,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO routing_policies (scope, scope_id, strategy, providers, fallback, resubmit, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (scope, scope_id) DO UPDATE SET strategy = excluded.strategy, \
+               providers = excluded.providers, fallback = excluded.fallback, \
+               resubmit = excluded.resubmit, updated_at = excluded.updated_at",
+        )
+        .bind(scope)
+        .bind(id)
+        .bind(level.strategy.map(|s| s.as_str()))
+        .bind(level.providers.as_ref().and_then(|p| serde_json::to_string(p).ok()))
+        .bind(level.fallback.map(i64::from))
+        .bind(level.resubmit.map(i64::from))
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

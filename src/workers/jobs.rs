@@ -147,14 +147,16 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
                     complete(state, &job, owner, &video_url, seconds, cost.as_ref()).await?;
                 }
                 Ok(UpstreamStatus::Failed { code, message }) => {
-                    end(
-                        &state.db,
-                        &job,
-                        owner,
-                        VideoStatus::Failed,
-                        JobError { code, message },
-                    )
-                    .await?;
+                    if !resubmit(state, &job, &code, &message).await? {
+                        end(
+                            &state.db,
+                            &job,
+                            owner,
+                            VideoStatus::Failed,
+                            JobError { code, message },
+                        )
+                        .await?;
+                    }
                 }
                 Ok(UpstreamStatus::Canceled) => {
                     let error = JobError {
@@ -436,6 +438,46 @@ async fn take_slot(
         }
     }
     Ok(false)
+}
+
+/// When the job's policy asks for it and a candidate remains, sends a job that failed
+/// upstream to the next candidate: it is queued again there, with the same hold, so it is
+/// still charged once, at most the reserved price. False when it was not resubmitted.
+async fn resubmit(
+    state: &AppState,
+    job: &Video,
+    code: &str,
+    message: &str,
+) -> anyhow::Result<bool> {
+    if !job.request.routing.resubmit {
+        return Ok(false);
+    }
+    let mut job = job.clone();
+    let Some(next) = next_candidate(state, &mut job) else {
+        return Ok(false);
+    };
+    let started = now_ms();
+    let from = job.provider.clone().unwrap_or_default();
+    let attempt = Attempt {
+        video: &job.id,
+        provider: &from,
+        operation: "generate",
+        started_at: started,
+        duration_ms: 0,
+    };
+    state
+        .db
+        .record_attempt(&attempt, "failed", Some(&format!("{code}: {message}")))
+        .await?;
+    tracing::info!(video = %job.id, from = %from, to = next.name(), %code, "resubmitting a job that failed upstream");
+    let moved = state
+        .db
+        .requeue_elsewhere(&job.id, &state.instance_id, next.name(), &job.fallbacks)
+        .await?;
+    if moved {
+        state.wake_workers();
+    }
+    Ok(moved)
 }
 
 /// Takes the next configured candidate off the job's fallback list.

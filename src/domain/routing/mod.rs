@@ -14,12 +14,15 @@
 //! Test keys are always pinned to the sandbox.
 
 pub mod catalog;
+pub mod policy;
 
 use crate::app::AppState;
 use crate::domain::billing::{Credits, Mode};
+use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, Strategy};
 use crate::error::{Error, Result};
 use crate::providers::sandbox;
+use policy::{Policy, PolicyLevel};
 
 /// A provider that can take the job, with what it would cost upstream.
 #[derive(Debug, Clone)]
@@ -44,6 +47,10 @@ pub struct Decision {
     /// Why the first candidate was chosen: `cheapest`, `fastest`, `ordered`, `pinned` or
     /// `test-key`.
     pub route: &'static str,
+    /// Whether the job may move to the next candidate (policy and request agree).
+    pub fallback: bool,
+    /// Whether a job that fails upstream is resubmitted to the next candidate.
+    pub resubmit: bool,
 }
 
 impl Decision {
@@ -76,7 +83,32 @@ impl Decision {
     }
 }
 
-pub async fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<Decision> {
+/// The routing policy in force for a caller: operator default, then tenant, then key.
+pub async fn policy_for(state: &AppState, principal: &Principal) -> Result<Policy> {
+    let operator = PolicyLevel {
+        strategy: Some(state.config.routing.strategy),
+        providers: state.config.routing.providers.clone(),
+        fallback: Some(state.config.routing.fallback),
+        resubmit: Some(state.config.routing.resubmit_failed),
+    };
+    let tenant = state
+        .db
+        .routing_policy("tenant", principal.tenant_id.as_str())
+        .await?
+        .unwrap_or_default();
+    let key = state
+        .db
+        .routing_policy("key", principal.key_id.as_str())
+        .await?
+        .unwrap_or_default();
+    Ok(Policy::resolve(&[&operator, &tenant, &key]))
+}
+
+pub async fn decide(
+    state: &AppState,
+    principal: &Principal,
+    request: &NewVideo,
+) -> Result<Decision> {
     let wanted = &request.routing.providers;
     if let Some(unknown) = wanted.iter().find(|p| state.providers.get(p).is_none()) {
         return Err(Error::invalid(
@@ -84,7 +116,7 @@ pub async fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<
             format!("unknown provider `{unknown}`"),
         ));
     }
-    if mode == Mode::Test {
+    if principal.mode == Mode::Test {
         return Ok(Decision {
             ranked: vec![Candidate {
                 provider: sandbox::NAME,
@@ -92,17 +124,33 @@ pub async fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<
             }],
             excluded: Vec::new(),
             route: "test-key",
+            fallback: false,
+            resubmit: false,
         });
     }
+    let policy = policy_for(state, principal).await?;
     let pricing = &state.config.pricing;
-    let strategy = request.routing.strategy;
-    let cheapest = strategy == Strategy::Cheapest && wanted.len() != 1;
+    let strategy = request.routing.strategy.unwrap_or(policy.strategy);
+    let allowed_count = if wanted.is_empty() {
+        policy.providers.as_ref().map(Vec::len)
+    } else {
+        Some(wanted.iter().filter(|w| policy.allows(w)).count())
+    };
+    let pinned = allowed_count == Some(1);
+    let cheapest = strategy == Strategy::Cheapest && !pinned;
     let has_upload = request.inputs.first_frame_upload.is_some();
     let mut ranked = Vec::new();
     let mut excluded = Vec::new();
     let mut exclude =
         |provider: &'static str, reason: String| excluded.push(Exclusion { provider, reason });
     for name in state.providers.live_names() {
+        if !policy.allows(name) {
+            exclude(
+                name,
+                "is not allowed by this caller's routing policy".into(),
+            );
+            continue;
+        }
         if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
             exclude(name, "is not in routing.providers".into());
             continue;
@@ -141,7 +189,12 @@ pub async fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<
             });
         }
     }
-    let route = if wanted.len() == 1 {
+    let preference: &[String] = if !wanted.is_empty() {
+        wanted
+    } else {
+        policy.providers.as_deref().unwrap_or_default()
+    };
+    let route = if pinned {
         "pinned"
     } else if strategy == Strategy::Fastest {
         let speeds = state.db.provider_speeds(request.model.id()).await?;
@@ -158,20 +211,20 @@ pub async fn decide(state: &AppState, mode: Mode, request: &NewVideo) -> Result<
         ranked.sort_by_key(|c| c.upstream_cost.unwrap_or(i64::MAX));
         "cheapest"
     } else {
-        if !wanted.is_empty() {
-            ranked.sort_by_key(|c| {
-                wanted
-                    .iter()
-                    .position(|w| w == c.provider)
-                    .unwrap_or(usize::MAX)
-            });
-        }
+        ranked.sort_by_key(|c| {
+            preference
+                .iter()
+                .position(|w| w == c.provider)
+                .unwrap_or(usize::MAX)
+        });
         "ordered"
     };
     Ok(Decision {
         ranked,
         excluded,
         route,
+        fallback: policy.fallback && request.routing.fallback,
+        resubmit: policy.resubmit,
     })
 }
 

@@ -79,13 +79,13 @@ pub struct RoutingBody {
 impl RoutingBody {
     fn into_routing(self) -> Result<RoutingRequest, Error> {
         let strategy = match self.strategy.as_deref() {
-            None => Strategy::default(),
-            Some(raw) => Strategy::parse(raw).ok_or_else(|| {
+            None => None,
+            Some(raw) => Some(Strategy::parse(raw).ok_or_else(|| {
                 Error::invalid(
                     "routing.strategy",
                     "routing.strategy must be cheapest, fastest or ordered",
                 )
-            })?,
+            })?),
         };
         let providers = self.providers.unwrap_or_default();
         if providers.len() > 16 || providers.iter().any(|p| p.is_empty() || p.len() > 64) {
@@ -118,6 +118,7 @@ impl RoutingBody {
             providers,
             fallback: fallback.unwrap_or(true),
             max_cost,
+            resubmit: false,
         })
     }
 }

@@ -1,0 +1,102 @@
+//! Routing policy at three levels: the operator's default (`[routing]` in the configuration),
+//! the tenant's, and the API key's, each set by the operator. A level's unset fields inherit
+//! from the level above; its `providers` list can only narrow the allowed set, never widen it.
+//! A request's own `routing` narrows further: it may pick a strategy and name providers, but a
+//! provider its policy does not allow is left out with that reason.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::video::Strategy;
+
+/// One level's settings; `None` inherits.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyLevel {
+    pub strategy: Option<Strategy>,
+    /// Allowed providers, in preference order for `ordered`.
+    pub providers: Option<Vec<String>>,
+    pub fallback: Option<bool>,
+    /// Resubmit a job that failed upstream to the next candidate.
+    pub resubmit: Option<bool>,
+}
+
+/// The policy in force for one caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub strategy: Strategy,
+    /// `None`: every enabled provider.
+    pub providers: Option<Vec<String>>,
+    pub fallback: bool,
+    pub resubmit: bool,
+}
+
+impl Policy {
+    /// Layers levels from the top (operator) down (key).
+    pub fn resolve(levels: &[&PolicyLevel]) -> Policy {
+        let mut policy = Policy {
+            strategy: Strategy::Cheapest,
+            providers: None,
+            fallback: true,
+            resubmit: false,
+        };
+        for level in levels {
+            if let Some(strategy) = level.strategy {
+                policy.strategy = strategy;
+            }
+            if let Some(fallback) = level.fallback {
+                policy.fallback = fallback;
+            }
+            if let Some(resubmit) = level.resubmit {
+                policy.resubmit = resubmit;
+            }
+            if let Some(list) = &level.providers {
+                policy.providers = Some(match &policy.providers {
+                    None => list.clone(),
+                    Some(allowed) => list
+                        .iter()
+                        .filter(|p| allowed.contains(p))
+                        .cloned()
+                        .collect(),
+                });
+            }
+        }
+        policy
+    }
+
+    pub fn allows(&self, provider: &str) -> bool {
+        self.providers
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| p == provider))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lower_levels_narrow_and_override() {
+        let operator = PolicyLevel {
+            providers: Some(vec!["a".into(), "b".into(), "c".into()]),
+            ..Default::default()
+        };
+        let tenant = PolicyLevel {
+            strategy: Some(Strategy::Ordered),
+            providers: Some(vec!["c".into(), "b".into(), "z".into()]),
+            resubmit: Some(true),
+            ..Default::default()
+        };
+        let key = PolicyLevel {
+            fallback: Some(false),
+            ..Default::default()
+        };
+        let policy = Policy::resolve(&[&operator, &tenant, &key]);
+        assert_eq!(policy.strategy, Strategy::Ordered);
+        assert_eq!(
+            policy.providers,
+            Some(vec!["c".to_string(), "b".to_string()]),
+            "z is not widened in"
+        );
+        assert!(!policy.fallback && policy.resubmit);
+        assert!(policy.allows("b") && !policy.allows("a"));
+    }
+}

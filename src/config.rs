@@ -67,6 +67,8 @@ pub struct RoutingConfig {
     pub fallback: bool,
     /// Whether a job that fails upstream is resubmitted to the next candidate.
     pub resubmit_failed: bool,
+    /// The provider the savings report compares against (e.g. the one used before the gateway).
+    pub baseline_provider: Option<String>,
     /// Consecutive failures that open a provider's circuit.
     pub circuit_failure_threshold: u32,
     /// How long an open circuit keeps a provider out before a probe, in seconds.
@@ -80,6 +82,7 @@ impl Default for RoutingConfig {
             providers: None,
             fallback: true,
             resubmit_failed: false,
+            baseline_provider: None,
             circuit_failure_threshold: 5,
             circuit_cooldown_secs: 30,
         }
@@ -439,6 +442,22 @@ impl Config {
                     )));
                 }
             }
+        }
+        let known = |p: &str| crate::providers::ALL_NAMES.contains(&p);
+        if let Some(baseline) = self
+            .routing
+            .baseline_provider
+            .as_deref()
+            .filter(|b| !known(b))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "routing.baseline_provider: unknown provider `{baseline}`"
+            )));
+        }
+        if let Some(unknown) = self.routing.providers.iter().flatten().find(|p| !known(p)) {
+            return Err(ConfigError::Invalid(format!(
+                "routing.providers: unknown provider `{unknown}`"
+            )));
         }
         if self.workers.lease_secs == 0
             || self.workers.batch_size == 0

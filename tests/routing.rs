@@ -686,3 +686,54 @@ async fn a_job_that_fails_upstream_is_resubmitted_when_the_tenant_asks_and_charg
     assert_eq!(outcomes, vec!["accepted", "failed", "accepted"]);
     app.assert_ledger_consistent().await;
 }
+
+#[tokio::test]
+async fn the_savings_report_compares_what_was_paid_with_the_dearest_and_the_baseline() {
+    let (_fake, app) =
+        all_providers(|config| config.routing.baseline_provider = Some("seedance-it".into())).await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    for _ in 0..2 {
+        let created: Value = app
+            .create_video(
+                &key,
+                json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5}),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        let done = app
+            .wait_terminal(&key, created["id"].as_str().expect("id"))
+            .await;
+        assert_eq!(done["provider"], "aigateway");
+    }
+    let report: Value = app
+        .admin_get("/admin/v1/reports/savings")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(report["baseline_provider"], "seedance-it");
+    let row = report["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|r| r["tenant_id"] == tenant.as_str())
+        .expect("row")
+        .clone();
+    assert_eq!(row["jobs"], 2);
+    // aigateway $0.01155/s × 5 s × 2; the dearest eligible and the baseline: seedance.it.com 242 credits × 2.
+    assert_eq!(row["paid_micro_usd"], 115_500);
+    assert_eq!(row["most_expensive_micro_usd"], 4_840_000);
+    assert_eq!(row["saved_vs_most_expensive_micro_usd"], 4_724_500);
+    assert_eq!(row["baseline_micro_usd"], 4_840_000);
+    assert_eq!(row["saved_vs_baseline_micro_usd"], 4_724_500);
+    let today = seedance_gateway::domain::reports::date_of_day(
+        seedance_gateway::storage::now_ms() / 86_400_000,
+    );
+    assert_eq!(row["date"], today.as_str());
+    let bad = app
+        .admin_get("/admin/v1/reports/savings?from=2026-02-30")
+        .await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}

@@ -5,6 +5,7 @@ pub mod admin;
 pub mod billing;
 pub mod ids;
 pub mod provider_webhooks;
+pub mod reports;
 pub mod routing;
 pub mod tenants;
 pub mod video;

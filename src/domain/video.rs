@@ -410,6 +410,10 @@ pub struct Video {
     pub fallbacks: Vec<String>,
     /// The provider whose concurrency slot this job holds.
     pub slot_provider: Option<String>,
+    /// Upstream cost at the most expensive eligible provider and at the baseline provider,
+    /// in micro-USD, as routed at create (for the savings report).
+    pub cost_ceiling_micro: Option<i64>,
+    pub cost_baseline_micro: Option<i64>,
     /// What the upstream reported it charged, as written, and in micro-USD.
     pub upstream_cost: Option<String>,
     pub upstream_cost_micro_usd: Option<i64>,

@@ -22,6 +22,12 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
     let mut request = request;
     let decision = routing::decide(state, principal, &request).await?;
     request.routing.fallback = decision.fallback;
+    let baseline_cost = state
+        .config
+        .routing
+        .baseline_provider
+        .as_deref()
+        .and_then(|b| routing::catalog::upstream_cost(b, &request, &state.config.pricing).ok());
     request.routing.resubmit = decision.resubmit;
     let provider = decision.require_pick()?.provider;
     let route = decision.route;
@@ -60,6 +66,8 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
         attempts: 0,
         callback_token: Some(crate::domain::ids::random_token(32)),
         slot_provider: None,
+        cost_ceiling_micro: decision.ranked.iter().filter_map(|c| c.upstream_cost).max(),
+        cost_baseline_micro: baseline_cost,
         fallbacks: decision
             .ranked
             .iter()

@@ -503,7 +503,7 @@ impl RoutingPolicyBody {
             .providers
             .iter()
             .flatten()
-            .find(|p| !PROVIDER_NAMES.contains(&p.as_str()))
+            .find(|p| !crate::providers::ALL_NAMES.contains(&p.as_str()))
         {
             return Err(Error::invalid(
                 "providers",
@@ -610,4 +610,93 @@ pub async fn get_tenant_routing(
         .await?
         .unwrap_or_default();
     Ok(Json(RoutingPolicyBody::from_level(level)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SavingsParams {
+    /// First UTC day, `YYYY-MM-DD` (default: 30 days ago).
+    pub from: Option<String>,
+    /// Last UTC day, inclusive (default: today).
+    pub to: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SavingsDay {
+    pub tenant_id: String,
+    /// UTC day, `YYYY-MM-DD`.
+    pub date: String,
+    /// Completed live jobs.
+    pub jobs: i64,
+    /// What the gateway paid upstream (the providers' reported dollars where given, else the
+    /// catalog estimate at the provider that did the job), in micro-USD.
+    pub paid_micro_usd: i64,
+    /// What the most expensive eligible provider would have cost.
+    pub most_expensive_micro_usd: i64,
+    pub saved_vs_most_expensive_micro_usd: i64,
+    /// What `routing.baseline_provider` would have cost (jobs it could be priced for).
+    pub baseline_micro_usd: Option<i64>,
+    pub saved_vs_baseline_micro_usd: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SavingsReport {
+    pub object: &'static str,
+    pub baseline_provider: Option<String>,
+    pub data: Vec<SavingsDay>,
+}
+
+/// Savings report
+///
+/// Per tenant and UTC day, the upstream cost the gateway paid for completed live jobs against
+/// the most expensive eligible provider and against the configured baseline provider.
+#[utoipa::path(
+    get, path = "/admin/v1/reports/savings", tag = "admin", params(SavingsParams),
+    responses((status = 200, body = SavingsReport), (status = 400, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn savings(
+    State(state): State<AppState>,
+    _: Operator,
+    crate::http::extract::ApiQuery(params): crate::http::extract::ApiQuery<SavingsParams>,
+) -> Result<Json<SavingsReport>> {
+    use crate::domain::reports::{date_of_day, day_of_date};
+    let today = crate::storage::now_ms().div_euclid(86_400_000);
+    let day = |param: &str, value: Option<&str>, default: i64| match value {
+        None => Ok(default),
+        Some(text) => day_of_date(text).ok_or_else(|| {
+            Error::invalid(param, format!("{param} must be a date like 2026-11-21"))
+        }),
+    };
+    let from = day("from", params.from.as_deref(), today - 30)?;
+    let to = day("to", params.to.as_deref(), today)?;
+    if to < from {
+        return Err(Error::invalid("to", "to is before from"));
+    }
+    let rows = state
+        .db
+        .savings_report(from * 86_400_000, (to + 1) * 86_400_000)
+        .await?;
+    let data = rows
+        .into_iter()
+        .map(|r| {
+            let baseline = (r.jobs_with_baseline > 0).then_some(r.baseline_micro_usd);
+            SavingsDay {
+                tenant_id: r.tenant_id,
+                date: date_of_day(r.day),
+                jobs: r.jobs,
+                paid_micro_usd: r.paid_micro_usd,
+                most_expensive_micro_usd: r.ceiling_micro_usd,
+                saved_vs_most_expensive_micro_usd: r.ceiling_micro_usd - r.paid_micro_usd,
+                baseline_micro_usd: baseline,
+                saved_vs_baseline_micro_usd: baseline.map(|b| b - r.paid_micro_usd),
+            }
+        })
+        .collect();
+    Ok(Json(SavingsReport {
+        object: "savings_report",
+        baseline_provider: state.config.routing.baseline_provider.clone(),
+        data,
+    }))
 }

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/keys/{key_id}/revoke", post(admin::revoke_key))
         .route("/ledger/audit", get(admin::audit))
         .route("/providers", get(admin::list_providers))
+        .route("/reports/savings", get(admin::savings))
         .route(
             "/tenants/{tenant_id}/routing",
             get(admin::get_tenant_routing).put(admin::put_tenant_routing),

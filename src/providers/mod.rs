@@ -18,6 +18,16 @@ use std::time::Duration;
 use crate::domain::ids::VideoId;
 use crate::domain::video::NewVideo;
 
+/// Every provider name the gateway knows, enabled or not.
+pub const ALL_NAMES: [&str; 6] = [
+    "seedance-it",
+    "apiframe",
+    "aigateway",
+    "seedanceapi",
+    "aimlapi",
+    "sandbox",
+];
+
 /// What a provider is asked to generate.
 pub struct SubmitRequest<'a> {
     pub video_id: &'a VideoId,

@@ -46,6 +46,8 @@ fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
         expires_at_ms: row.try_get("expires_at")?,
         attempts: row.try_get("attempts")?,
         slot_provider: row.try_get("slot_provider")?,
+        cost_ceiling_micro: row.try_get("cost_ceiling_micro")?,
+        cost_baseline_micro: row.try_get("cost_baseline_micro")?,
         callback_token: row.try_get("callback_token")?,
         fallbacks: row
             .try_get::<Option<String>, _>("fallbacks")?
@@ -78,6 +80,19 @@ pub struct AttemptRow {
     pub duration_ms: i64,
 }
 
+/// One tenant-day of the savings report, in micro-USD.
+#[derive(Debug, Clone)]
+pub struct SavingsRow {
+    pub tenant_id: String,
+    /// Days since the unix epoch (UTC).
+    pub day: i64,
+    pub jobs: i64,
+    pub paid_micro_usd: i64,
+    pub ceiling_micro_usd: i64,
+    pub baseline_micro_usd: i64,
+    pub jobs_with_baseline: i64,
+}
+
 /// Which page of a tenant's videos to read.
 pub struct ListQuery<'a> {
     pub tenant: &'a TenantId,
@@ -103,8 +118,8 @@ impl Db {
         sqlx::query(
             "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
              progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token, \
-             lease_owner, lease_until, fallbacks) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16)",
+             lease_owner, lease_until, fallbacks, cost_ceiling_micro, cost_baseline_micro) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(video.id.as_str())
         .bind(video.tenant_id.as_str())
@@ -122,6 +137,8 @@ impl Db {
         .bind(lease_owner)
         .bind(lease_until)
         .bind(serde_json::to_string(&video.fallbacks).ok())
+        .bind(video.cost_ceiling_micro)
+        .bind(video.cost_baseline_micro)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -352,6 +369,57 @@ impl Db {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// The catalog's estimate of a completed job's upstream cost, for the savings report.
+    pub async fn record_estimate(
+        tx: &mut Tx,
+        id: &VideoId,
+        micro_usd: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE videos SET upstream_estimate_micro = $1 WHERE id = $2")
+            .bind(micro_usd)
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Upstream spending per tenant and day (UTC) of completed live jobs: what was paid (the
+    /// upstream's own reported dollars where given, else the catalog estimate) against the most
+    /// expensive eligible provider and the baseline provider.
+    pub async fn savings_report(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<SavingsRow>, sqlx::Error> {
+        sqlx::query(
+            "SELECT tenant_id, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
+               CAST(COALESCE(SUM(COALESCE(upstream_cost_micro_usd, upstream_estimate_micro)), 0) AS BIGINT) AS paid, \
+               CAST(COALESCE(SUM(cost_ceiling_micro), 0) AS BIGINT) AS ceiling, \
+               CAST(COALESCE(SUM(cost_baseline_micro), 0) AS BIGINT) AS baseline, \
+               CAST(SUM(CASE WHEN cost_baseline_micro IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS with_baseline \
+             FROM videos WHERE status = 'completed' AND mode = 'live' \
+               AND completed_at >= $1 AND completed_at < $2 \
+             GROUP BY tenant_id, completed_at / 86400000 ORDER BY day, tenant_id",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SavingsRow {
+                tenant_id: r.try_get("tenant_id")?,
+                day: r.try_get("day")?,
+                jobs: r.try_get("jobs")?,
+                paid_micro_usd: r.try_get("paid")?,
+                ceiling_micro_usd: r.try_get("ceiling")?,
+                baseline_micro_usd: r.try_get("baseline")?,
+                jobs_with_baseline: r.try_get("with_baseline")?,
+            })
+        })
+        .collect()
     }
 
     /// The moving average time to completion of each provider for a model, in milliseconds.

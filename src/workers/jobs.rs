@@ -516,6 +516,13 @@ async fn complete(
         if let Some(provider) = job.provider.as_deref() {
             let elapsed = now_ms() - job.submitted_at_ms.unwrap_or(job.created_at_ms);
             Db::record_speed(&mut tx, provider, job.request.model.id(), elapsed).await?;
+            if let Ok(estimate) = crate::domain::routing::catalog::upstream_cost(
+                provider,
+                &job.request,
+                &state.config.pricing,
+            ) {
+                Db::record_estimate(&mut tx, &job.id, estimate).await?;
+            }
         }
         if captured.is_none() {
             tracing::warn!(video = %job.id, "completed a job whose hold was already settled");

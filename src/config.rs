@@ -221,6 +221,11 @@ pub struct UpstreamConfig {
     /// Most jobs running at this provider at once, across all replicas (default 5, the
     /// seeds' "5-10 jobs in parallel per account"). More wait in the gateway's queue.
     pub max_concurrent: Option<u32>,
+    /// Most submits per minute to this provider, across all replicas (unset: no limit beyond
+    /// `max_concurrent`). Bursts up to `submit_burst` pass at once.
+    pub submits_per_minute: Option<u32>,
+    /// Submits allowed back to back before the rate applies (default 1).
+    pub submit_burst: Option<u32>,
 }
 
 impl UpstreamConfig {

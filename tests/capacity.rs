@@ -153,3 +153,60 @@ async fn canceling_a_running_job_frees_its_slot() {
     }
     assert_eq!(app.db.slots_in_use("seedance-it").await.expect("slots"), 1);
 }
+
+#[tokio::test]
+async fn submits_keep_to_the_providers_rate_across_the_queue() {
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(200));
+    let base = fake.base_url("seedance-it");
+    let app = TestApp::spawn_with(move |config| {
+        config.providers.sandbox.enabled = false;
+        config.workers.tick_ms = 20;
+        let upstream = &mut config.providers.seedance_it;
+        upstream.enabled = true;
+        upstream.base_url = Some(base);
+        upstream.api_key = Some(Secret::new(FAKE_KEY));
+        upstream.poll_interval_ms = Some(50);
+        upstream.max_concurrent = Some(10);
+        // One submit every 500 ms, two back to back.
+        upstream.submits_per_minute = Some(120);
+        upstream.submit_burst = Some(2);
+    })
+    .await;
+    let (_, key) = app.tenant_with_key("live", 100_000).await;
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let video: Value = app
+            .create_video(
+                &key,
+                json!({"model": "seedance-2.0-fast", "prompt": format!("clip {n}"), "seconds": 4}),
+            )
+            .await
+            .json()
+            .await
+            .expect("json");
+        ids.push(video["id"].as_str().expect("id").to_string());
+    }
+    for id in &ids {
+        let done =
+            common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(30)).await;
+        assert_eq!(done["status"], "completed");
+    }
+    let times: Vec<u64> = fake
+        .calls("seedance-it")
+        .iter()
+        .filter(|c| c.op == "submit")
+        .map(|c| c.at_ms)
+        .collect();
+    assert_eq!(times.len(), 5);
+    // GCRA with a burst of two: the n-th submit is no earlier than (n - 1) × 500 ms after the first.
+    for (n, at) in times.iter().enumerate().skip(2) {
+        assert!(
+            at - times[0] >= (n as u64 - 1) * 500 - 50,
+            "submit {n} came {} ms after the first: {times:?}",
+            at - times[0]
+        );
+    }
+}

@@ -68,6 +68,8 @@ pub struct Call {
     /// The credential header as received.
     pub auth: Option<String>,
     pub body: Value,
+    /// When the call arrived, in milliseconds since the fake started.
+    pub at_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -138,6 +140,7 @@ pub struct FakeState {
     /// `http://host:port` of the running server, for output URLs.
     pub origin: String,
     pub webhooks: reqwest::Client,
+    started: Instant,
 }
 
 impl FakeState {
@@ -156,6 +159,7 @@ impl FakeState {
         auth: Option<&str>,
         body: Value,
     ) {
+        let at_ms = self.started.elapsed().as_millis() as u64;
         self.lock().calls.push(Call {
             provider: provider.into(),
             op: op.into(),
@@ -163,6 +167,7 @@ impl FakeState {
             path: path.into(),
             auth: auth.map(str::to_string),
             body,
+            at_ms,
         });
     }
 
@@ -367,6 +372,7 @@ impl FakeUpstream {
             webhooks: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
+            started: Instant::now(),
         });
         let shutdown = tokio_util::sync::CancellationToken::new();
         let app = router(state.clone());

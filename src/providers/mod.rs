@@ -154,6 +154,8 @@ pub struct Providers {
     pub circuits: Arc<circuit::Circuits>,
     /// Most jobs running at once per provider; absent means unlimited (the sandbox).
     limits: BTreeMap<&'static str, i64>,
+    /// Submit rates: (milliseconds between submits, burst), per provider that has one.
+    rates: BTreeMap<&'static str, (i64, i64)>,
 }
 
 impl Providers {
@@ -205,6 +207,12 @@ impl Providers {
                 providers
                     .limits
                     .insert(name, i64::from(section.max_concurrent.unwrap_or(5).max(1)));
+                if let Some(per_minute) = section.submits_per_minute.filter(|n| *n > 0) {
+                    let burst = i64::from(section.submit_burst.unwrap_or(1).max(1));
+                    providers
+                        .rates
+                        .insert(name, (60_000 / i64::from(per_minute), burst));
+                }
             }
         }
         Ok(providers)
@@ -215,6 +223,11 @@ impl Providers {
             self.live.push(provider.name());
         }
         self.by_name.insert(provider.name(), provider);
+    }
+
+    /// The submit rate of `provider`, if limited: (milliseconds between submits, burst).
+    pub fn rate(&self, provider: &str) -> Option<(i64, i64)> {
+        self.rates.get(provider).copied()
     }
 
     /// Most jobs that may run at `provider` at once, if limited.

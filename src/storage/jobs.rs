@@ -433,6 +433,32 @@ impl Db {
             .collect()
     }
 
+    /// Takes one submit from `provider`'s rate (GCRA: one submit every `interval_ms`, bursts of
+    /// `burst`), atomically in one conditional update. False: wait.
+    pub async fn take_submit_token(
+        &self,
+        provider: &str,
+        interval_ms: i64,
+        burst: i64,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        sqlx::query("INSERT INTO provider_rate (provider, tat) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
+            .bind(provider)
+            .execute(self.pool())
+            .await?;
+        let done = sqlx::query(
+            "UPDATE provider_rate SET tat = (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 \
+             WHERE provider = $3 AND (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 - $1 <= $4",
+        )
+        .bind(now)
+        .bind(interval_ms)
+        .bind(provider)
+        .bind(interval_ms * burst.max(1))
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Gives back the slot a job holds, if any. Runs inside the transaction of the state change
     /// that ends the job's claim on it.
     pub async fn release_slot(tx: &mut Tx, id: &VideoId) -> Result<(), sqlx::Error> {

@@ -202,7 +202,9 @@ async fn submit(
         .as_deref()
         .map(|b| b.trim_end_matches('/'));
     loop {
-        if !take_slot(state, &mut job, &mut provider).await? {
+        if !take_slot(state, &mut job, &mut provider).await?
+            || !within_rate(state, &mut job, provider.as_ref()).await?
+        {
             // Every candidate is full: wait in the queue for a slot.
             state
                 .db
@@ -478,6 +480,29 @@ async fn resubmit(
         state.wake_workers();
     }
     Ok(moved)
+}
+
+/// Takes a submit from the provider's rate, if it has one. When the rate is spent the job gives
+/// its slot back and waits in the queue like a job whose provider is full.
+async fn within_rate(
+    state: &AppState,
+    job: &mut Video,
+    provider: &dyn Provider,
+) -> anyhow::Result<bool> {
+    let Some((interval_ms, burst)) = state.providers.rate(provider.name()) else {
+        return Ok(true);
+    };
+    if state
+        .db
+        .take_submit_token(provider.name(), interval_ms, burst, now_ms())
+        .await?
+    {
+        return Ok(true);
+    }
+    if job.slot_provider.take().is_some() {
+        state.db.release_slot_now(&job.id).await?;
+    }
+    Ok(false)
 }
 
 /// Takes the next configured candidate off the job's fallback list.

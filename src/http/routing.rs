@@ -143,6 +143,13 @@ pub struct ModelCapabilitiesObject {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"object": "list", "data": [{
+    "id": "seedance-2.0-fast", "object": "model", "owned_by": "bytedance", "price_per_second": 50,
+    "capabilities": {"seconds": [4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15], "resolutions": ["480p", "720p", "1080p"],
+        "aspect_ratios": ["21:9", "16:9", "4:3", "1:1", "3:4", "9:16", "adaptive"], "first_frame": true, "last_frame": true,
+        "max_reference_images": 9, "max_reference_videos": 3, "max_reference_audio": 3,
+        "generate_audio": true, "seed": true, "camera_fixed": true},
+    "providers": ["seedance-it", "aigateway", "seedanceapi", "aimlapi"]}]}))]
 pub struct ModelList {
     pub object: &'static str,
     pub data: Vec<ModelObject>,

@@ -1,6 +1,7 @@
 //! A circuit breaker per provider. After `failure_threshold` consecutive failures of calls
 //! another provider might not have had (unavailable, rate limited, 5xx, timeouts, malformed
-//! answers — not a 400, which is the request's fault), the circuit opens: routing leaves the
+//! answers — not a 400, which is the request's fault), or when at least half of its last 20
+//! calls failed (with 10 or more seen), the circuit opens: routing leaves the
 //! provider out, with that reason, for `cooldown_secs`. Then it is half-open: the next job is
 //! the probe; a success closes the circuit, a failure opens it again.
 //!
@@ -22,10 +23,30 @@ enum State {
     HalfOpen,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Circuit {
     state: State,
     consecutive_failures: u32,
+    /// The last calls' outcomes, newest last (true: failed).
+    recent: std::collections::VecDeque<bool>,
+}
+
+/// Calls remembered for the error rate, and how many must be seen before it counts.
+const WINDOW: usize = 20;
+const MIN_SAMPLES: usize = 10;
+
+impl Circuit {
+    fn remember(&mut self, failed: bool) {
+        if self.recent.len() == WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(failed);
+    }
+
+    fn error_rate_too_high(&self) -> bool {
+        let failures = self.recent.iter().filter(|f| **f).count();
+        self.recent.len() >= MIN_SAMPLES && failures * 2 >= self.recent.len()
+    }
 }
 
 /// What the operator sees of one circuit.
@@ -34,6 +55,8 @@ pub struct CircuitView {
     /// `closed`, `open` or `half_open`.
     pub state: &'static str,
     pub consecutive_failures: u32,
+    /// Share of the last 20 calls that failed.
+    pub recent_error_rate_percent: u32,
     /// Seconds until an open circuit becomes half-open.
     pub reopens_in_secs: Option<u64>,
 }
@@ -64,6 +87,7 @@ impl Circuits {
         let circuit = map.entry(provider.to_string()).or_insert(Circuit {
             state: State::Closed,
             consecutive_failures: 0,
+            recent: std::collections::VecDeque::with_capacity(WINDOW),
         });
         if let State::Open { until } = circuit.state {
             if Instant::now() >= until {
@@ -87,6 +111,7 @@ impl Circuits {
 
     pub fn record_success(&self, provider: &str) {
         self.with(provider, |c| {
+            c.remember(false);
             c.state = State::Closed;
             c.consecutive_failures = 0;
         });
@@ -96,7 +121,11 @@ impl Circuits {
         let (threshold, cooldown) = (self.failure_threshold, self.cooldown);
         self.with(provider, |c| {
             c.consecutive_failures = c.consecutive_failures.saturating_add(1);
-            if c.state == State::HalfOpen || c.consecutive_failures >= threshold {
+            c.remember(true);
+            if c.state == State::HalfOpen
+                || c.consecutive_failures >= threshold
+                || c.error_rate_too_high()
+            {
                 if !matches!(c.state, State::Open { .. }) {
                     tracing::warn!(
                         provider,
@@ -112,11 +141,20 @@ impl Circuits {
     }
 
     pub fn reset(&self, provider: &str) {
-        self.record_success(provider);
+        self.with(provider, |c| {
+            c.state = State::Closed;
+            c.consecutive_failures = 0;
+            c.recent.clear();
+        });
     }
 
     pub fn view(&self, provider: &str) -> CircuitView {
         self.with(provider, |c| CircuitView {
+            recent_error_rate_percent: if c.recent.is_empty() {
+                0
+            } else {
+                (c.recent.iter().filter(|f| **f).count() * 100 / c.recent.len()) as u32
+            },
             state: match c.state {
                 State::Closed => "closed",
                 State::Open { .. } => "open",
@@ -154,6 +192,26 @@ mod tests {
         assert!(circuits.check("p").is_err());
         circuits.reset("p");
         assert_eq!(circuits.view("p").state, "closed");
+    }
+
+    #[test]
+    fn a_high_error_rate_opens_it_without_consecutive_failures() {
+        let circuits = Circuits::new(5, Duration::from_secs(60));
+        for _ in 0..5 {
+            circuits.record_success("p");
+            circuits.record_failure("p");
+        }
+        assert!(
+            circuits.check("p").is_err(),
+            "5 of the last 10 calls failed"
+        );
+        let healthy = Circuits::new(5, Duration::from_secs(60));
+        for _ in 0..6 {
+            healthy.record_success("p");
+            healthy.record_success("p");
+            healthy.record_failure("p");
+        }
+        assert!(healthy.check("p").is_ok(), "a third failing is tolerated");
     }
 
     #[test]

@@ -243,6 +243,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 Credits(amount),
                 &reason,
                 "cli",
+                None,
             )
             .await?;
             println!(
@@ -336,6 +337,7 @@ async fn bootstrap(
                     Credits(credits),
                     "bootstrap demo credit",
                     "bootstrap",
+                    None,
                 )
                 .await?;
             }

@@ -111,6 +111,7 @@ pub async fn grant_credits(
     amount: Credits,
     reason: &str,
     actor: &str,
+    idempotency: Option<&crate::domain::idempotency::Claim>,
 ) -> Result<Granted> {
     tenant(db, tenant_id).await?;
     if amount.0 <= 0 || amount.0 > 1_000_000_000_000 {
@@ -127,6 +128,9 @@ pub async fn grant_credits(
         ));
     }
     let mut tx = db.begin().await?;
+    if let Some(claim) = idempotency {
+        crate::domain::idempotency::insert(&mut tx, claim, None).await?;
+    }
     let txn_id = ledger::grant(&mut tx, tenant_id, mode, amount, reason, actor).await?;
     tx.commit().await?;
     Ok(Granted {

@@ -18,7 +18,12 @@ pub struct Created {
     pub route: &'static str,
 }
 
-pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) -> Result<Created> {
+pub async fn create(
+    state: &AppState,
+    principal: &Principal,
+    request: NewVideo,
+    idempotency: Option<&crate::domain::idempotency::Claim>,
+) -> Result<Created> {
     let mut request = request;
     let decision = routing::decide(state, principal, &request).await?;
     request.routing.fallback = decision.fallback;
@@ -80,6 +85,9 @@ pub async fn create(state: &AppState, principal: &Principal, request: NewVideo) 
     let mut tx = state.db.begin().await?;
     let lease_until = now + (state.config.workers.lease_secs * 1000) as i64;
     crate::storage::Db::insert_video(&mut tx, &video, now, &state.instance_id, lease_until).await?;
+    if let Some(claim) = idempotency {
+        crate::domain::idempotency::insert(&mut tx, claim, Some(video.id.as_str())).await?;
+    }
     match ledger::hold(
         &mut tx,
         &video.tenant_id,

@@ -293,7 +293,8 @@ pub struct GrantObject {
 /// Grant credits to a tenant
 #[utoipa::path(
     post, path = "/admin/v1/tenants/{tenant_id}/grants", tag = "admin", request_body = GrantBody,
-    params(("tenant_id" = String, Path)),
+    params(("tenant_id" = String, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h; another body with the same key is 409")),
     responses((status = 201, body = GrantObject), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("admin_token" = []))
 )]
@@ -301,8 +302,11 @@ pub async fn grant(
     State(state): State<AppState>,
     _: Operator,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<GrantBody>,
-) -> Result<(axum::http::StatusCode, Json<GrantObject>)> {
+) -> Result<axum::response::Response> {
+    use crate::domain::idempotency::{self, Claim, IdempotencyKey, Outcome};
+    use axum::response::IntoResponse;
     let tenant = tenant_id(&id)?;
     let mode = match body.mode.as_deref() {
         None => Mode::Live,
@@ -310,23 +314,60 @@ pub async fn grant(
             Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))?
         }
     };
-    let actor = body.actor.unwrap_or_else(|| "admin-api".into());
+    let actor = body.actor.clone().unwrap_or_else(|| "admin-api".into());
     if actor.len() > 200 {
         return Err(Error::invalid(
             "actor",
             "actor must be at most 200 characters",
         ));
     }
-    let granted = admin::grant_credits(
+    let claim = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(Claim {
+            scope: "admin".into(),
+            key: IdempotencyKey::parse(value.to_str().unwrap_or(""))?,
+            hash: idempotency::request_hash(&(
+                "grant",
+                tenant.as_str(),
+                mode.as_str(),
+                body.amount,
+                &body.reason,
+                &actor,
+            )),
+        }),
+    };
+    if let Some(claim) = &claim {
+        if let Outcome::Replay(answer) = idempotency::check(&state.db, claim).await? {
+            return Ok(crate::http::videos::replay(answer));
+        }
+    }
+    let granted = match admin::grant_credits(
         &state.db,
         &tenant,
         mode,
         Credits(body.amount),
         &body.reason,
         &actor,
+        claim.as_ref(),
     )
-    .await?;
-    Ok((
+    .await
+    {
+        Ok(granted) => granted,
+        Err(Error::Conflict("idempotency_race", _)) => {
+            let claim = claim
+                .as_ref()
+                .ok_or_else(|| Error::Internal(anyhow::anyhow!("race without a key")))?;
+            return match idempotency::check(&state.db, claim).await? {
+                Outcome::Replay(answer) => Ok(crate::http::videos::replay(answer)),
+                Outcome::Proceed => Err(Error::Conflict(
+                    "idempotency_in_progress",
+                    "retry shortly".into(),
+                )),
+            };
+        }
+        Err(error) => return Err(error),
+    };
+    let response = (
         axum::http::StatusCode::CREATED,
         Json(GrantObject {
             object: "credit_grant",
@@ -337,7 +378,12 @@ pub async fn grant(
             available: granted.balance.available.0,
             held: granted.balance.held.0,
         }),
-    ))
+    )
+        .into_response();
+    match &claim {
+        Some(claim) => crate::http::videos::remember(&state, claim, response).await,
+        None => Ok(response),
+    }
 }
 
 /// Audit the ledger

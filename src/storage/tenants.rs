@@ -221,3 +221,99 @@ impl Db {
         Ok(())
     }
 }
+
+/// An idempotency key as stored.
+pub struct IdempotencyRow {
+    pub request_hash: String,
+    pub answer: Option<crate::domain::idempotency::StoredAnswer>,
+}
+
+impl Db {
+    /// The live (unexpired) row for a key; an expired one is removed.
+    pub async fn idempotency_row(
+        &self,
+        scope: &str,
+        key: &str,
+        now: i64,
+    ) -> Result<Option<IdempotencyRow>, sqlx::Error> {
+        sqlx::query(
+            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        let row = sqlx::query(
+            "SELECT request_hash, status_code, response_body, response_headers FROM idempotency_keys \
+             WHERE scope = $1 AND key = $2",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: Option<i64> = row.try_get(1)?;
+        let body: Option<String> = row.try_get(2)?;
+        let headers: Option<String> = row.try_get(3)?;
+        let answer = match (status, body) {
+            (Some(status), Some(body)) => Some(crate::domain::idempotency::StoredAnswer {
+                status: u16::try_from(status).unwrap_or(500),
+                body,
+                headers: headers
+                    .and_then(|h| serde_json::from_str(&h).ok())
+                    .unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        Ok(Some(IdempotencyRow {
+            request_hash: row.try_get(0)?,
+            answer,
+        }))
+    }
+
+    pub async fn insert_idempotency_key(
+        tx: &mut Tx,
+        scope: &str,
+        key: &str,
+        hash: &str,
+        video_id: Option<&str>,
+        now: i64,
+        ttl_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO idempotency_keys (scope, key, request_hash, video_id, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(scope)
+        .bind(key)
+        .bind(hash)
+        .bind(video_id)
+        .bind(now)
+        .bind(now + ttl_ms)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Stores the answer of a key's first request, if the key exists and has none yet.
+    pub async fn store_idempotent_answer(
+        &self,
+        scope: &str,
+        key: &str,
+        answer: &crate::domain::idempotency::StoredAnswer,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE idempotency_keys SET status_code = $1, response_body = $2, response_headers = $3 \
+             WHERE scope = $4 AND key = $5 AND status_code IS NULL",
+        )
+        .bind(i64::from(answer.status))
+        .bind(&answer.body)
+        .bind(serde_json::to_string(&answer.headers).ok())
+        .bind(scope)
+        .bind(key)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

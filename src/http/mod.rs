@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod extract;
 pub mod files;
 pub mod health;
@@ -44,6 +45,8 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/videos/quote", post(routing::quote))
         .route("/models", get(routing::models))
+        .route("/balance", get(billing::balance))
+        .route("/ledger", get(billing::entries))
         .route("/videos/{video_id}/cancel", post(videos::cancel_video))
         .route("/videos/{video_id}/content", get(videos::video_content));
     let admin = Router::new()

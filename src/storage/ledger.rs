@@ -239,3 +239,65 @@ impl Db {
         .collect()
     }
 }
+
+/// One journal entry as a tenant sees it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EntryView {
+    /// Position in the journal; pass it as `after` to page on.
+    pub id: i64,
+    pub txn_id: String,
+    /// `available` or `holds`.
+    pub account: String,
+    /// `grant`, `hold`, `capture` or `void`.
+    pub kind: String,
+    /// Credits; negative leaves the account.
+    pub amount: i64,
+    pub video_id: Option<String>,
+    pub memo: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+impl Db {
+    /// A page of a tenant's journal entries for one mode, newest first, after `before` (an
+    /// entry id). Returns the page and whether more follow.
+    pub async fn tenant_entries(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<(Vec<EntryView>, bool), sqlx::Error> {
+        let rows = sqlx::query(
+            "SELECT seq, txn_id, account_id, kind, amount, video_id, memo, created_at FROM ledger_entries \
+             WHERE tenant_id = $1 AND mode = $2 AND account_id LIKE $3 AND ($4 IS NULL OR seq < $4) \
+             ORDER BY seq DESC LIMIT $5",
+        )
+        .bind(tenant.as_str())
+        .bind(mode.as_str())
+        .bind(format!("{tenant}:%"))
+        .bind(before)
+        .bind(limit + 1)
+        .fetch_all(self.pool())
+        .await?;
+        let has_more = rows.len() as i64 > limit;
+        let entries = rows
+            .iter()
+            .take(limit as usize)
+            .map(|r| {
+                let account: String = r.try_get("account_id")?;
+                Ok(EntryView {
+                    id: r.try_get("seq")?,
+                    txn_id: r.try_get("txn_id")?,
+                    account: account.rsplit(':').next().unwrap_or_default().to_string(),
+                    kind: r.try_get("kind")?,
+                    amount: r.try_get("amount")?,
+                    video_id: r.try_get("video_id")?,
+                    memo: r.try_get("memo")?,
+                    created_at: r.try_get::<i64, _>("created_at")? / 1000,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        Ok((entries, has_more))
+    }
+}

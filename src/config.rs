@@ -147,6 +147,9 @@ pub struct WorkersConfig {
     pub batch_size: u32,
     /// Most upstream calls the worker has in flight at once.
     pub concurrency: usize,
+    /// A job still running this long after it was created is failed (`timeout`) and its hold
+    /// voided, so credits are never held forever, in seconds.
+    pub hold_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -316,6 +319,7 @@ impl Default for WorkersConfig {
             lease_secs: 60,
             batch_size: 64,
             concurrency: 64,
+            hold_timeout_secs: 24 * 3600,
         }
     }
 }

@@ -118,3 +118,36 @@ async fn two_hundred_parallel_creates_against_a_balance_for_fifty_accept_exactly
     );
     app.assert_ledger_consistent().await;
 }
+
+#[tokio::test]
+async fn a_job_past_its_hold_timeout_fails_and_releases_its_credits() {
+    let app = TestApp::spawn_with(|c| {
+        c.providers.sandbox.delay_ms = 120_000;
+        c.workers.hold_timeout_secs = 1;
+    })
+    .await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let created: Value = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    let done = app.wait_terminal(&key, id).await;
+    assert_eq!(done["status"], "failed");
+    assert_eq!(done["error"]["code"], "timeout");
+    assert_eq!(
+        common::ledger_kinds(&app.db, id).await,
+        vec!["hold", "void"]
+    );
+    let balance = app.balance(&tenant).await;
+    assert_eq!(
+        (
+            balance["test_available"].as_i64(),
+            balance["test_held"].as_i64()
+        ),
+        (Some(1000), Some(0))
+    );
+    app.assert_ledger_consistent().await;
+}

@@ -747,6 +747,24 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Running jobs created before `created_before`, oldest first.
+    pub async fn overdue_jobs(
+        &self,
+        created_before: i64,
+        limit: i64,
+    ) -> Result<Vec<Video>, sqlx::Error> {
+        sqlx::query(&format!(
+            "SELECT * FROM videos WHERE {RUNNING} AND created_at < $1 ORDER BY created_at LIMIT $2"
+        ))
+        .bind(created_before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(video_from_row)
+        .collect()
+    }
+
     /// Counts of jobs by status (for tests and the operator).
     pub async fn count_running_jobs(&self) -> Result<i64, sqlx::Error> {
         sqlx::query(&format!("SELECT COUNT(*) FROM videos WHERE {RUNNING}"))

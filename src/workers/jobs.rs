@@ -17,6 +17,53 @@ use crate::providers::{Provider, ProviderError, ReportedCost, SubmitRequest, Ups
 use crate::storage::jobs::Attempt;
 use crate::storage::{now_ms, Db};
 
+/// How often the worker looks for jobs past their hold timeout.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Fails jobs that have run longer than `workers.hold_timeout_secs`, voiding their holds in
+/// the same transaction, and asks their upstreams to cancel.
+async fn expire_overdue(state: &AppState) -> anyhow::Result<()> {
+    let cutoff = now_ms() - (state.config.workers.hold_timeout_secs * 1000) as i64;
+    for job in state.db.overdue_jobs(cutoff, 100).await? {
+        let error = JobError {
+            code: "timeout".into(),
+            message: "the job did not finish in time; its credits were released".into(),
+        };
+        let mut tx = state.db.begin().await?;
+        let ended = Db::mark_ended(
+            &mut tx,
+            &job.id,
+            VideoStatus::Failed,
+            Some(&error),
+            None,
+            None,
+        )
+        .await?;
+        if ended {
+            ledger::void(&mut tx, &job.id).await?;
+        }
+        tx.commit().await?;
+        if !ended {
+            continue;
+        }
+        tracing::warn!(video = %job.id, "job timed out; hold voided");
+        if let (Some(provider), Some(upstream_id)) = (
+            job.provider
+                .as_deref()
+                .and_then(|p| state.providers.get(p))
+                .cloned(),
+            job.upstream_id.clone(),
+        ) {
+            crate::workers::spawn_detached("upstream-cancel", async move {
+                if let Err(error) = provider.cancel(&upstream_id).await {
+                    tracing::debug!(%error, "cancel of a timed-out job failed");
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Transient upstream failures tolerated before a job is failed.
 const MAX_ATTEMPTS: i64 = 8;
 
@@ -25,6 +72,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
     let slots = Arc::new(Semaphore::new(workers.concurrency));
     let tick = Duration::from_millis(workers.tick_ms.max(10));
     let lease_ms = (workers.lease_secs * 1000) as i64;
+    let mut last_sweep = std::time::Instant::now() - SWEEP_EVERY;
     while !shutdown.is_cancelled() {
         let available = slots.available_permits().min(workers.batch_size as usize) as i64;
         let claimed = if available > 0 {
@@ -44,6 +92,12 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
             Vec::new()
         };
         let full_batch = claimed.len() as i64 == available && available > 0;
+        if last_sweep.elapsed() >= SWEEP_EVERY {
+            last_sweep = std::time::Instant::now();
+            if let Err(error) = expire_overdue(&state).await {
+                tracing::warn!(error = ?error, "expiring overdue jobs failed; retrying later");
+            }
+        }
         let claimed = hand_out_slots(&state, claimed).await;
         for job in claimed {
             let Ok(permit) = slots.clone().acquire_owned().await else {

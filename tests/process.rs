@@ -746,3 +746,128 @@ async fn a_queue_waiting_for_a_full_provider_survives_a_sigkill() {
     );
     assert!(database.audit_ledger().await.expect("audit").ok);
 }
+
+#[tokio::test]
+async fn jobs_the_upstream_finished_while_the_gateway_was_down_are_captured_once() {
+    let fake = seedance_gateway::fake::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(800));
+    fake.set_estimate_secs(1);
+    let db = TestDatabase::create().await;
+    let base = fake.base_url("seedance-it");
+    let env = [
+        ("SEEDANCE_GW_PROVIDERS__SANDBOX__ENABLED", "false"),
+        ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__ENABLED", "true"),
+        (
+            "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__BASE_URL",
+            base.as_str(),
+        ),
+        (
+            "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__API_KEY",
+            seedance_gateway::fake::FAKE_KEY,
+        ),
+        (
+            "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__POLL_INTERVAL_MS",
+            "60000",
+        ),
+        ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__TIMEOUT_SECS", "1"),
+        ("SEEDANCE_GW_WORKERS__LEASE_SECS", "11"),
+    ];
+    let mut first = Server::start(&db, &env).await;
+    let client = Client::new();
+    let admin = |path: String, body: Value| {
+        client
+            .post(format!("{}{path}", first.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let tenant: Value = admin("/admin/v1/tenants".into(), json!({"name": "t"}))
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let tenant = tenant["id"].as_str().expect("id").to_string();
+    admin(
+        format!("/admin/v1/tenants/{tenant}/grants"),
+        json!({"amount": 10000, "reason": "t"}),
+    )
+    .await
+    .expect("send");
+    let key: Value = admin(
+        format!("/admin/v1/tenants/{tenant}/keys"),
+        json!({"mode": "live"}),
+    )
+    .await
+    .expect("send")
+    .json()
+    .await
+    .expect("json");
+    let key = key["secret"].as_str().expect("secret").to_string();
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let video: Value = client
+            .post(format!("{}/v1/videos", first.base))
+            .bearer_auth(&key)
+            .json(
+                &json!({"model": "seedance-2.0-fast", "prompt": format!("clip {n}"), "seconds": 4}),
+            )
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            video["status"], "in_progress",
+            "accepted upstream before the crash"
+        );
+        ids.push(video["id"].as_str().expect("id").to_string());
+    }
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    // The upstream finishes every job while the gateway is down.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+
+    let second = Server::start(&db, &env).await;
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db.url.clone()),
+        max_connections: 2,
+    })
+    .await
+    .expect("db");
+    for id in &ids {
+        let video = wait_terminal(&client, &second.base, &key, id, Duration::from_secs(60)).await;
+        assert_eq!(video["status"], "completed", "{video}");
+        assert_eq!(video["cost"]["charged"], 200);
+        let entries = database
+            .entries_for_video(&seedance_gateway::domain::ids::VideoId::parse(id).expect("id"))
+            .await
+            .expect("entries");
+        let captures = entries
+            .iter()
+            .filter(|(kind, account, _)| kind == "capture" && account.ends_with(":holds"))
+            .count();
+        assert_eq!(captures, 1, "{id} captured exactly once: {entries:?}");
+    }
+    assert_eq!(
+        fake.calls("seedance-it")
+            .iter()
+            .filter(|c| c.op == "submit")
+            .count(),
+        4,
+        "nothing was resubmitted"
+    );
+    let tenant_id = seedance_gateway::domain::ids::TenantId::parse(&tenant).expect("tenant id");
+    let balance = seedance_gateway::domain::billing::ledger::balance(
+        &database,
+        &tenant_id,
+        seedance_gateway::domain::billing::Mode::Live,
+    )
+    .await
+    .expect("balance");
+    assert_eq!((balance.available.0, balance.held.0), (10_000 - 4 * 200, 0));
+    assert!(database.audit_ledger().await.expect("audit").ok);
+}

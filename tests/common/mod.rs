@@ -112,6 +112,16 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// Stops the app and starts a new one on the same database and storage (a restart).
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let app = App::build(self.config.clone()).await.expect("app rebuilds");
+        self.base = format!("http://{}", app.local_addr());
+        self.db = app.state().db.clone();
+        self.shutdown = app.shutdown_token();
+        self.handle = Some(tokio::spawn(app.run()));
+    }
+
     /// Asks the app to drain and waits for it to stop.
     pub async fn stop(&mut self) {
         self.shutdown.cancel();

@@ -737,3 +737,117 @@ async fn the_savings_report_compares_what_was_paid_with_the_dearest_and_the_base
         .await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
 }
+
+async fn put_prices(app: &TestApp, tenant: &str, body: Value) -> StatusCode {
+    app.client
+        .put(app.url(&format!("/admin/v1/tenants/{tenant}/prices")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("send")
+        .status()
+}
+
+#[tokio::test]
+async fn a_tenant_price_list_sets_the_quote_the_hold_and_the_charge() {
+    let (_fake, app) = all_providers(|_| {}).await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    let status = put_prices(&app, &tenant, json!({"kind": "fixed", "rules": [
+        {"model": "seedance-2.0-fast", "credits_per_second": 40},
+        {"model": "seedance-2.0-fast", "resolution": "1080p", "credits_per_second": 70},
+        {"model": "seedance-2.0-fast", "resolution": "1080p", "input_mode": "image", "credits_per_second": 90}
+    ]}))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for (body, expected) in [
+        (
+            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5}),
+            200,
+        ),
+        (
+            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5, "resolution": "1080p"}),
+            350,
+        ),
+        (
+            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5, "resolution": "1080p", "image_url": "https://img.example.com/a.png"}),
+            450,
+        ),
+        (
+            json!({"prompt": "x", "model": "seedance-2.0", "seconds": 5}),
+            300,
+        ),
+    ] {
+        let (_, quote) = ask_quote(&app, &key, body.clone()).await;
+        assert_eq!(quote["price"]["credits"], expected, "{body}");
+        let created: Value = app
+            .create_video(&key, body.clone())
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(created["cost"]["reserved"], expected);
+        let done = app
+            .wait_terminal(&key, created["id"].as_str().expect("id"))
+            .await;
+        assert_eq!(
+            done["cost"]["charged"], expected,
+            "the charge equals the quote"
+        );
+    }
+    assert_eq!(
+        put_prices(
+            &app,
+            &tenant,
+            json!({"kind": "fixed", "rules": [{"model": "sora-2", "credits_per_second": 1}]})
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        put_prices(
+            &app,
+            &tenant,
+            json!({"kind": "cost_plus", "markup_percent": "-5"})
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        put_prices(&app, &tenant, json!({"kind": "flat"})).await,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
+async fn cost_plus_prices_the_upstream_cost_with_a_markup_rounded_up_once() {
+    let (_fake, app) = all_providers(|_| {}).await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    assert_eq!(
+        put_prices(
+            &app,
+            &tenant,
+            json!({"kind": "cost_plus", "markup_percent": "25"})
+        )
+        .await,
+        StatusCode::OK
+    );
+    // Cheapest: aigateway, $0.05775 for 5 s; × 1.25 = 7.21875 credits → 8.
+    let body = json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5});
+    let (_, quote) = ask_quote(&app, &key, body.clone()).await;
+    assert_eq!(quote["price"]["credits"], 8);
+    // Pinned to seedance.it.com: 242 credits upstream × 1.25 = 302.5 → 303.
+    let mut pinned = body.clone();
+    pinned["routing"] = json!({"providers": ["seedance-it"]});
+    let created: Value = app
+        .create_video(&key, pinned)
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(created["cost"]["reserved"], 303);
+    let done = app
+        .wait_terminal(&key, created["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["cost"]["charged"], 303);
+}

@@ -36,7 +36,7 @@ pub async fn create(
     request.routing.resubmit = decision.resubmit;
     let provider = decision.require_pick()?.provider;
     let route = decision.route;
-    let price = routing::price(state, &request)?;
+    let price = routing::price(state, principal, &request, &decision).await?;
     let tenant = state
         .db
         .get_tenant(&principal.tenant_id)

@@ -746,3 +746,116 @@ pub async fn savings(
         data,
     }))
 }
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[schema(example = json!({"kind": "fixed", "rules": [
+    {"model": "seedance-2.0-fast", "credits_per_second": 40},
+    {"model": "seedance-2.0-fast", "resolution": "1080p", "credits_per_second": 70},
+    {"model": "seedance-2.0", "resolution": "1080p", "input_mode": "reference_video", "credits_per_second": 120}
+]}))]
+pub enum PricesBody {
+    /// Credits per second by model, optionally by resolution and input mode (`text`, `image`,
+    /// `reference_video`); the most specific matching rule wins, else the operator's price.
+    Fixed {
+        #[schema(value_type = Vec<Object>)]
+        rules: Vec<PriceRuleBody>,
+    },
+    /// Upstream cost at the chosen provider × (1 + markup), rounded up once.
+    CostPlus {
+        /// Markup in percent as a decimal string, e.g. `"25"` or `"12.5"`.
+        markup_percent: String,
+    },
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PriceRuleBody {
+    pub model: String,
+    pub resolution: Option<String>,
+    pub input_mode: Option<crate::domain::billing::pricing::InputMode>,
+    pub credits_per_second: i64,
+}
+
+impl PricesBody {
+    fn into_prices(self) -> Result<crate::domain::billing::pricing::TenantPrices> {
+        use crate::domain::billing::pricing::{PriceRule, TenantPrices};
+        match self {
+            PricesBody::Fixed { rules } => {
+                if rules.is_empty() || rules.len() > 200 {
+                    return Err(Error::invalid("rules", "give 1 to 200 rules"));
+                }
+                let rules = rules
+                    .into_iter()
+                    .map(|r| {
+                        let model =
+                            crate::domain::video::Model::parse(&r.model).ok_or_else(|| {
+                                Error::invalid(
+                                    "rules.model",
+                                    format!("unknown model `{}`", r.model),
+                                )
+                            })?;
+                        let resolution = r
+                            .resolution
+                            .as_deref()
+                            .map(|x| {
+                                crate::domain::video::Resolution::parse(x).ok_or_else(|| {
+                                    Error::invalid(
+                                        "rules.resolution",
+                                        "resolution must be 480p, 720p or 1080p",
+                                    )
+                                })
+                            })
+                            .transpose()?;
+                        if r.credits_per_second < 0 {
+                            return Err(Error::invalid(
+                                "rules.credits_per_second",
+                                "credits_per_second must not be negative",
+                            ));
+                        }
+                        Ok(PriceRule {
+                            model,
+                            resolution,
+                            input_mode: r.input_mode,
+                            credits_per_second: r.credits_per_second,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(TenantPrices::Fixed { rules })
+            }
+            PricesBody::CostPlus { markup_percent } => {
+                // Percent with up to two decimals → basis points, exactly.
+                let micros = crate::providers::upstream::usd_to_micros(&markup_percent)
+                    .filter(|m| *m >= 0 && m % 10_000 == 0 && *m <= 10_000 * 1_000_000)
+                    .ok_or_else(|| Error::invalid("markup_percent", "markup_percent must be a percentage like \"25\" or \"12.5\" (at most two decimals)"))?;
+                Ok(TenantPrices::CostPlus {
+                    markup_bps: micros / 10_000,
+                })
+            }
+        }
+    }
+}
+
+/// Set a tenant's prices
+///
+/// A fixed price list or cost-plus. Quotes and holds use it at once; jobs already running keep
+/// the price they reserved.
+#[utoipa::path(
+    put, path = "/admin/v1/tenants/{tenant_id}/prices", tag = "admin", request_body = PricesBody,
+    params(("tenant_id" = String, Path)),
+    responses((status = 200, body = PricesBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn put_prices(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<PricesBody>,
+) -> Result<Json<serde_json::Value>> {
+    let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
+    let prices = body.into_prices()?;
+    state.db.put_tenant_prices(&tenant.id, &prices).await?;
+    Ok(Json(
+        serde_json::to_value(&prices).map_err(|e| Error::Internal(e.into()))?,
+    ))
+}

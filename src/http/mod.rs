@@ -65,6 +65,10 @@ pub fn router(state: AppState) -> Router {
         .route("/providers", get(admin::list_providers))
         .route("/reports/savings", get(admin::savings))
         .route(
+            "/tenants/{tenant_id}/prices",
+            axum::routing::put(admin::put_prices),
+        )
+        .route(
             "/tenants/{tenant_id}/routing",
             get(admin::get_tenant_routing).put(admin::put_tenant_routing),
         )

@@ -22,7 +22,7 @@ use crate::http::{admin, billing, files, health, provider_webhooks, routing, vid
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::create_key, admin::list_keys,
         admin::revoke_key, admin::grant, admin::audit, admin::get_video,
         admin::list_providers, admin::reset_circuit, admin::put_tenant_routing, admin::get_tenant_routing,
-        admin::put_key_routing, admin::savings,
+        admin::put_key_routing, admin::savings, admin::put_prices,
         health::healthz, health::readyz, files::upload, provider_webhooks::receive,
     ),
     modifiers(&SecuritySchemes),

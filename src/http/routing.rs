@@ -82,7 +82,7 @@ pub async fn quote(
 ) -> Result<Json<Quote>> {
     let request = body.into_new_video(&state.config.videos, false)?;
     let decision = routing::decide(&state, &principal, &request).await?;
-    let price = routing::price(&state, &request)?;
+    let price = routing::price(&state, &principal, &request, &decision).await?;
     Ok(Json(Quote {
         object: "video.quote",
         model: request.model.id(),
@@ -119,7 +119,8 @@ pub struct ModelObject {
     /// Always `model`.
     pub object: &'static str,
     pub owned_by: &'static str,
-    /// The caller's price per second of video, in credits.
+    /// The caller's price per second of video, in credits (null under cost-plus pricing,
+    /// which follows the upstream cost: ask for a quote).
     pub price_per_second: Option<i64>,
     /// What some enabled provider can do with this model (the union over providers).
     pub capabilities: ModelCapabilitiesObject,
@@ -164,7 +165,26 @@ pub struct ModelList {
     responses((status = 200, body = ModelList), (status = 401, body = ErrorBody)),
     security(("api_key" = []))
 )]
-pub async fn models(State(state): State<AppState>, Caller(principal): Caller) -> Json<ModelList> {
+pub async fn models(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+) -> Result<Json<ModelList>> {
+    use crate::domain::billing::pricing::TenantPrices;
+    let prices = state.db.tenant_prices(&principal.tenant_id).await?;
+    let price_per_second = |model: Model| match &prices {
+        None => crate::domain::billing::pricing::credits_per_second(&state.config.pricing, model)
+            .map(|c| c.0),
+        Some(TenantPrices::Fixed { rules }) => rules
+            .iter()
+            .find(|r| r.model == model && r.resolution.is_none() && r.input_mode.is_none())
+            .map(|r| r.credits_per_second)
+            .or_else(|| {
+                crate::domain::billing::pricing::credits_per_second(&state.config.pricing, model)
+                    .map(|c| c.0)
+            }),
+        // Cost-plus prices follow the upstream cost: see the quote.
+        Some(TenantPrices::CostPlus { .. }) => None,
+    };
     let names: Vec<&'static str> = match principal.mode {
         crate::domain::billing::Mode::Test => vec![crate::providers::sandbox::NAME],
         crate::domain::billing::Mode::Live => state.providers.live_names().collect(),
@@ -200,11 +220,7 @@ pub async fn models(State(state): State<AppState>, Caller(principal): Caller) ->
             id: model.id(),
             object: "model",
             owned_by: "bytedance",
-            price_per_second: crate::domain::billing::pricing::credits_per_second(
-                &state.config.pricing,
-                model,
-            )
-            .map(|c| c.0),
+            price_per_second: price_per_second(model),
             capabilities: ModelCapabilitiesObject {
                 seconds,
                 resolutions,
@@ -233,8 +249,8 @@ pub async fn models(State(state): State<AppState>, Caller(principal): Caller) ->
             providers: offers.iter().map(|(n, _)| n.to_string()).collect(),
         });
     }
-    Json(ModelList {
+    Ok(Json(ModelList {
         object: "list",
         data,
-    })
+    }))
 }

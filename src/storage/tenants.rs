@@ -317,3 +317,57 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// The prices the operator set for a tenant, if any.
+    pub async fn tenant_prices(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Option<crate::domain::billing::pricing::TenantPrices>, sqlx::Error> {
+        use crate::domain::billing::pricing::TenantPrices;
+        let row =
+            sqlx::query("SELECT kind, rules, markup_bps FROM tenant_prices WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_optional(self.pool())
+                .await?;
+        let Some(row) = row else { return Ok(None) };
+        let kind: String = row.try_get(0)?;
+        let rules: Option<String> = row.try_get(1)?;
+        let markup: Option<i64> = row.try_get(2)?;
+        Ok(match kind.as_str() {
+            "cost_plus" => Some(TenantPrices::CostPlus {
+                markup_bps: markup.unwrap_or(0),
+            }),
+            _ => Some(TenantPrices::Fixed {
+                rules: rules
+                    .and_then(|r| serde_json::from_str(&r).ok())
+                    .unwrap_or_default(),
+            }),
+        })
+    }
+
+    pub async fn put_tenant_prices(
+        &self,
+        tenant: &TenantId,
+        prices: &crate::domain::billing::pricing::TenantPrices,
+    ) -> Result<(), sqlx::Error> {
+        use crate::domain::billing::pricing::TenantPrices;
+        let (kind, rules, markup) = match prices {
+            TenantPrices::Fixed { rules } => ("fixed", serde_json::to_string(rules).ok(), None),
+            TenantPrices::CostPlus { markup_bps } => ("cost_plus", None, Some(*markup_bps)),
+        };
+        sqlx::query(
+            "INSERT INTO tenant_prices (tenant_id, kind, rules, markup_bps, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id) DO UPDATE SET kind = excluded.kind, rules = excluded.rules, \
+               markup_bps = excluded.markup_bps, updated_at = excluded.updated_at",
+        )
+        .bind(tenant.as_str())
+        .bind(kind)
+        .bind(rules)
+        .bind(markup)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

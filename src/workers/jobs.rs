@@ -581,12 +581,10 @@ async fn complete(
     cost: Option<&ReportedCost>,
 ) -> anyhow::Result<()> {
     let charge = match seconds {
-        Some(generated) if generated < job.request.seconds.get() => {
-            pricing::price_for_seconds(&state.config.pricing, job.request.model, generated.max(0))
-                .map(|c| c.min(job.cost_reserved))
-                .unwrap_or(job.cost_reserved)
+        Some(generated) => {
+            pricing::pro_rata(job.cost_reserved, generated, job.request.seconds.get())
         }
-        _ => job.cost_reserved,
+        None => job.cost_reserved,
     };
     let expires_at = now_ms() + state.config.videos.retention_secs * 1000;
     let mut tx = state.db.begin().await?;

@@ -1,11 +1,77 @@
-//! The tenant price of a request, in credits. First cut: a configured price per second of
-//! video for each model (`pricing.credits_per_second`); test-key jobs cost the same, drawn
-//! from the tenant's separate test balance.
+//! The tenant's price of a request, in credits. Three sources, in order:
+//!
+//! - a **fixed price list** set for the tenant: credits per second for a model, optionally
+//!   narrowed to a resolution and an input mode (`text`, `image`, `reference_video`); the most
+//!   specific matching rule wins;
+//! - **cost-plus** for the tenant: the upstream cost at the chosen provider × (1 + markup),
+//!   converted at `pricing.credits_per_usd` and rounded up once;
+//! - otherwise the operator's `pricing.credits_per_second` for the model.
+//!
+//! The quote and the hold use the same function, so the charge equals the quote. A job that
+//! comes back shorter than asked is charged pro rata, rounded up, never more than its hold.
+
+use serde::{Deserialize, Serialize};
 
 use crate::config::PricingConfig;
 use crate::domain::billing::Credits;
-use crate::domain::video::{Model, NewVideo};
+use crate::domain::video::{Model, NewVideo, Resolution};
 use crate::error::Error;
+
+/// How a request uses its inputs, for price lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InputMode {
+    Text,
+    Image,
+    ReferenceVideo,
+}
+
+impl InputMode {
+    pub fn of(video: &NewVideo) -> InputMode {
+        let inputs = &video.inputs;
+        if !inputs.reference_video_urls.is_empty() {
+            InputMode::ReferenceVideo
+        } else if inputs.has_first_frame() || !inputs.reference_image_urls.is_empty() {
+            InputMode::Image
+        } else {
+            InputMode::Text
+        }
+    }
+}
+
+/// One rule of a fixed price list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PriceRule {
+    pub model: Model,
+    pub resolution: Option<Resolution>,
+    pub input_mode: Option<InputMode>,
+    pub credits_per_second: i64,
+}
+
+impl PriceRule {
+    fn matches(&self, video: &NewVideo, mode: InputMode) -> bool {
+        self.model == video.model
+            && self.resolution.is_none_or(|r| r == video.resolution)
+            && self.input_mode.is_none_or(|m| m == mode)
+    }
+
+    fn specificity(&self) -> u8 {
+        u8::from(self.resolution.is_some()) + u8::from(self.input_mode.is_some())
+    }
+}
+
+/// A tenant's own prices.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TenantPrices {
+    Fixed {
+        rules: Vec<PriceRule>,
+    },
+    /// Markup in basis points (2500 = 25%).
+    CostPlus {
+        markup_bps: i64,
+    },
+}
 
 pub fn credits_per_second(config: &PricingConfig, model: Model) -> Option<Credits> {
     config
@@ -15,46 +81,150 @@ pub fn credits_per_second(config: &PricingConfig, model: Model) -> Option<Credit
         .map(Credits)
 }
 
-/// The price of generating `seconds` of `model`.
-pub fn price_for_seconds(
-    config: &PricingConfig,
-    model: Model,
-    seconds: i64,
-) -> Result<Credits, Error> {
-    let rate = credits_per_second(config, model).ok_or_else(|| Error::UnsupportedCapability {
+fn operator_rate(config: &PricingConfig, model: Model) -> Result<Credits, Error> {
+    credits_per_second(config, model).ok_or_else(|| Error::UnsupportedCapability {
         message: format!(
             "model {} has no price configured on this gateway",
             model.id()
         ),
         param: Some("model".into()),
-    })?;
+    })
+}
+
+fn times(rate: Credits, seconds: i64) -> Result<Credits, Error> {
     rate.0
         .checked_mul(seconds)
         .map(Credits)
         .ok_or_else(|| Error::invalid("seconds", "price overflow"))
 }
 
-pub fn price(config: &PricingConfig, video: &NewVideo) -> Result<Credits, Error> {
-    price_for_seconds(config, video.model, video.seconds.get())
+/// The price of a request for a tenant with `prices` (or none), given the upstream cost at
+/// the chosen provider in micro-USD (needed for cost-plus).
+pub fn price(
+    config: &PricingConfig,
+    prices: Option<&TenantPrices>,
+    video: &NewVideo,
+    upstream_cost_micro: Option<i64>,
+) -> Result<Credits, Error> {
+    let seconds = video.seconds.get();
+    match prices {
+        None => times(operator_rate(config, video.model)?, seconds),
+        Some(TenantPrices::Fixed { rules }) => {
+            let mode = InputMode::of(video);
+            let rule = rules
+                .iter()
+                .filter(|r| r.matches(video, mode))
+                .max_by_key(|r| r.specificity());
+            match rule {
+                Some(rule) => times(Credits(rule.credits_per_second), seconds),
+                None => times(operator_rate(config, video.model)?, seconds),
+            }
+        }
+        Some(TenantPrices::CostPlus { markup_bps }) => {
+            let cost = upstream_cost_micro.ok_or_else(|| Error::UnsupportedCapability {
+                message:
+                    "the chosen provider cannot be priced, so a cost-plus price cannot be computed"
+                        .into(),
+                param: None,
+            })?;
+            cost_plus(cost, *markup_bps, config.credits_per_usd)
+        }
+    }
+}
+
+/// ceil(cost × (1 + markup) × credits_per_usd), all in integers: one rounding, up.
+pub fn cost_plus(cost_micro: i64, markup_bps: i64, credits_per_usd: i64) -> Result<Credits, Error> {
+    let numerator =
+        i128::from(cost_micro) * i128::from(10_000 + markup_bps) * i128::from(credits_per_usd);
+    let denominator: i128 = 10_000 * 1_000_000;
+    let credits = (numerator + denominator - 1).div_euclid(denominator);
+    i64::try_from(credits)
+        .map(Credits)
+        .map_err(|_| Error::invalid("seconds", "price overflow"))
+}
+
+/// What a job that generated `generated` of its `requested` seconds is charged: its hold pro
+/// rata, rounded up, never more than the hold.
+pub fn pro_rata(reserved: Credits, generated: i64, requested: i64) -> Credits {
+    if generated >= requested || requested <= 0 {
+        return reserved;
+    }
+    let generated = generated.max(0);
+    Credits(
+        ((i128::from(reserved.0) * i128::from(generated) + i128::from(requested) - 1)
+            / i128::from(requested)) as i64,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn video(model: &str, seconds: i64, resolution: &str, inputs: serde_json::Value) -> NewVideo {
+        serde_json::from_value(serde_json::json!({
+            "model": model, "prompt": "x", "seconds": seconds, "resolution": resolution,
+            "aspect_ratio": "16:9", "inputs": inputs, "generate_audio": null, "seed": null,
+            "camera_fixed": null, "user": null, "metadata": {}, "webhook_url": null
+        }))
+        .expect("video")
+    }
+
     #[test]
-    fn price_is_rate_times_seconds() {
+    fn the_operator_price_is_rate_times_seconds() {
         let config = PricingConfig::default();
+        let v = video("seedance-2.0-fast", 10, "720p", serde_json::json!({}));
+        assert_eq!(price(&config, None, &v, None).ok(), Some(Credits(500)));
+    }
+
+    #[test]
+    fn the_most_specific_rule_of_a_price_list_wins() {
+        let config = PricingConfig::default();
+        let rules = serde_json::from_value(serde_json::json!({"kind": "fixed", "rules": [
+            {"model": "seedance-2.0-fast", "resolution": null, "input_mode": null, "credits_per_second": 40},
+            {"model": "seedance-2.0-fast", "resolution": "1080p", "input_mode": null, "credits_per_second": 70},
+            {"model": "seedance-2.0-fast", "resolution": "1080p", "input_mode": "reference_video", "credits_per_second": 90}
+        ]}))
+        .expect("rules");
+        let text_720 = video("seedance-2.0-fast", 5, "720p", serde_json::json!({}));
+        let text_1080 = video("seedance-2.0-fast", 5, "1080p", serde_json::json!({}));
+        let refs_1080 = video(
+            "seedance-2.0-fast",
+            5,
+            "1080p",
+            serde_json::json!({"reference_video_urls": ["https://v.example.com/a.mp4"]}),
+        );
+        let mini = video("seedance-2.0-mini", 5, "720p", serde_json::json!({}));
         assert_eq!(
-            price_for_seconds(&config, Model::Fast, 10).ok(),
-            Some(Credits(500))
+            price(&config, Some(&rules), &text_720, None).ok(),
+            Some(Credits(200))
+        );
+        assert_eq!(
+            price(&config, Some(&rules), &text_1080, None).ok(),
+            Some(Credits(350))
+        );
+        assert_eq!(
+            price(&config, Some(&rules), &refs_1080, None).ok(),
+            Some(Credits(450))
+        );
+        assert_eq!(
+            price(&config, Some(&rules), &mini, None).ok(),
+            Some(Credits(175)),
+            "falls back to the operator's price"
         );
     }
 
     #[test]
-    fn an_unpriced_model_is_refused() {
-        let mut config = PricingConfig::default();
-        config.credits_per_second.remove("seedance-2.0-mini");
-        assert!(price_for_seconds(&config, Model::Mini, 5).is_err());
+    fn cost_plus_rounds_up_once() {
+        // $0.05775 × 1.25 = $0.0721875 → 7.21875 credits → 8.
+        assert_eq!(cost_plus(57_750, 2_500, 100).ok(), Some(Credits(8)));
+        assert_eq!(cost_plus(2_420_000, 0, 100).ok(), Some(Credits(242)));
+        assert_eq!(cost_plus(2_420_001, 0, 100).ok(), Some(Credits(243)));
+    }
+
+    #[test]
+    fn a_shorter_video_is_charged_pro_rata_and_never_more() {
+        assert_eq!(pro_rata(Credits(300), 3, 5), Credits(180));
+        assert_eq!(pro_rata(Credits(301), 3, 5), Credits(181));
+        assert_eq!(pro_rata(Credits(300), 9, 5), Credits(300));
     }
 }

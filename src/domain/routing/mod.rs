@@ -228,9 +228,23 @@ pub async fn decide(
     })
 }
 
-/// The tenant's price for a request, checked against the request's `max_cost_credits`.
-pub fn price(state: &AppState, request: &NewVideo) -> Result<Credits> {
-    let price = crate::domain::billing::pricing::price(&state.config.pricing, request)?;
+/// The caller's price for a request routed as `decision` says (its tenant's price list or
+/// cost-plus at the picked provider, else the operator's price), checked against the
+/// request's `max_cost_credits`.
+pub async fn price(
+    state: &AppState,
+    principal: &Principal,
+    request: &NewVideo,
+    decision: &Decision,
+) -> Result<Credits> {
+    let prices = state.db.tenant_prices(&principal.tenant_id).await?;
+    let upstream = decision.pick().and_then(|c| c.upstream_cost);
+    let price = crate::domain::billing::pricing::price(
+        &state.config.pricing,
+        prices.as_ref(),
+        request,
+        upstream,
+    )?;
     if let Some(max) = request.routing.max_cost {
         if price > max {
             return Err(Error::UnsupportedCapability {

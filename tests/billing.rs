@@ -151,3 +151,80 @@ async fn a_job_past_its_hold_timeout_fails_and_releases_its_credits() {
     );
     app.assert_ledger_consistent().await;
 }
+
+#[tokio::test]
+async fn usage_groups_jobs_and_its_totals_reconcile_with_the_journal() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 10_000).await;
+    let jobs = [
+        json!({"prompt": "a", "seconds": 4, "user": "alice", "model": "seedance-2.0-fast"}),
+        json!({"prompt": "b", "seconds": 5, "user": "alice", "model": "seedance-2.0-fast"}),
+        json!({"prompt": "c", "seconds": 6, "user": "bob", "model": "seedance-2.0"}),
+        json!({"prompt": "d [sandbox:fail]", "seconds": 8, "user": "bob", "model": "seedance-2.0"}),
+    ];
+    for body in jobs {
+        let created: Value = app
+            .create_video(&key, body)
+            .await
+            .json()
+            .await
+            .expect("json");
+        app.wait_terminal(&key, created["id"].as_str().expect("id"))
+            .await;
+    }
+    let (status, usage) = app.get_json(&key, "/v1/usage?group_by=user,model").await;
+    assert_eq!(status, StatusCode::OK, "{usage}");
+    let rows: Vec<(String, String, i64, i64, i64, i64)> = usage["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|r| {
+            (
+                r["group"]["user"].as_str().expect("user").to_string(),
+                r["group"]["model"].as_str().expect("model").to_string(),
+                r["jobs"].as_i64().expect("n"),
+                r["completed"].as_i64().expect("n"),
+                r["seconds"].as_i64().expect("n"),
+                r["charged_credits"].as_i64().expect("n"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("alice".into(), "seedance-2.0-fast".into(), 2, 2, 9, 450),
+            ("bob".into(), "seedance-2.0".into(), 2, 1, 6, 360),
+        ]
+    );
+    assert_eq!(usage["totals"]["charged_credits"], 810);
+    // The journal captured exactly what usage says was charged: a capture takes the hold out
+    // of `holds` and returns any unused part to `available`, so the charge is what it removes.
+    let (_, ledger) = app.get_json(&key, "/v1/ledger?limit=100").await;
+    let charged_in_journal: i64 = ledger["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter(|e| e["kind"] == "capture")
+        .map(|e| -e["amount"].as_i64().expect("n"))
+        .sum();
+    assert_eq!(charged_in_journal, 810);
+    let balance = app.balance(&tenant).await;
+    assert_eq!(balance["test_available"].as_i64(), Some(10_000 - 810));
+
+    let csv = app
+        .client
+        .get(app.url("/v1/usage?group_by=model"))
+        .bearer_auth(&key)
+        .header("accept", "text/csv")
+        .send()
+        .await
+        .expect("send");
+    assert!(csv.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/csv"));
+    let text = csv.text().await.expect("text");
+    assert_eq!(text, "model,jobs,completed,seconds,charged_credits\nseedance-2.0,2,1,6,360\nseedance-2.0-fast,2,2,9,450\n");
+    let (status, _) = app.get_json(&key, "/v1/usage?group_by=colour").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

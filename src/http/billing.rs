@@ -103,3 +103,199 @@ pub async fn entries(
         data,
     }))
 }
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UsageParams {
+    /// Comma-separated: `day`, `key`, `user`, `model`, `provider` (default `day`).
+    pub group_by: Option<String>,
+    /// First UTC day, `YYYY-MM-DD` (default: 30 days ago).
+    pub from: Option<String>,
+    /// Last UTC day, inclusive (default: today).
+    pub to: Option<String>,
+    /// `json` (default) or `csv`; `Accept: text/csv` also selects CSV.
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageEntry {
+    /// The values of the `group_by` fields, by name (`day` as `YYYY-MM-DD`).
+    pub group: std::collections::BTreeMap<String, String>,
+    /// Settled jobs (completed, failed or canceled).
+    pub jobs: i64,
+    pub completed: i64,
+    /// Seconds of completed video.
+    pub seconds: i64,
+    /// Credits charged (failed and canceled jobs are not charged).
+    pub charged_credits: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageReport {
+    pub object: &'static str,
+    /// `live` or `test`, after the calling key.
+    pub mode: &'static str,
+    pub from: String,
+    pub to: String,
+    pub group_by: Vec<&'static str>,
+    pub data: Vec<UsageEntry>,
+    /// The sums over `data`; `charged_credits` equals the credits the journal captured.
+    pub totals: UsageTotals,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UsageTotals {
+    pub jobs: i64,
+    pub completed: i64,
+    pub seconds: i64,
+    pub charged_credits: i64,
+}
+
+/// The caller's usage
+///
+/// Settled jobs grouped by day, key, end user, model and/or provider, with the credits
+/// charged; as JSON, or CSV with `format=csv` or `Accept: text/csv`.
+#[utoipa::path(
+    get, path = "/v1/usage", tag = "billing", params(UsageParams),
+    responses(
+        (status = 200, body = UsageReport, content_type = "application/json"),
+        (status = 200, description = "The same as CSV", content_type = "text/csv"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)
+    ),
+    security(("api_key" = []))
+)]
+pub async fn usage(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    headers: axum::http::HeaderMap,
+    ApiQuery(params): ApiQuery<UsageParams>,
+) -> Result<axum::response::Response> {
+    use crate::domain::reports::{date_of_day, day_of_date};
+    use crate::storage::jobs::UsageGroup;
+    use axum::response::IntoResponse;
+    let mut groups = Vec::new();
+    for name in params
+        .group_by
+        .as_deref()
+        .unwrap_or("day")
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        let group = UsageGroup::parse(name).ok_or_else(|| {
+            Error::invalid(
+                "group_by",
+                format!("cannot group by `{name}`; use day, key, user, model or provider"),
+            )
+        })?;
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    let today = crate::storage::now_ms().div_euclid(86_400_000);
+    let day = |param: &str, value: Option<&str>, default: i64| match value {
+        None => Ok(default),
+        Some(text) => day_of_date(text).ok_or_else(|| {
+            Error::invalid(param, format!("{param} must be a date like 2026-11-21"))
+        }),
+    };
+    let from = day("from", params.from.as_deref(), today - 30)?;
+    let to = day("to", params.to.as_deref(), today)?;
+    if to < from {
+        return Err(Error::invalid("to", "to is before from"));
+    }
+    let csv = match params.format.as_deref() {
+        Some("csv") => true,
+        Some("json") => false,
+        Some(_) => return Err(Error::invalid("format", "format must be json or csv")),
+        None => headers
+            .get(axum::http::header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/csv")),
+    };
+    let rows = state
+        .db
+        .usage(
+            &principal.tenant_id,
+            principal.mode,
+            from * 86_400_000,
+            (to + 1) * 86_400_000,
+            &groups,
+        )
+        .await?;
+    let data: Vec<UsageEntry> = rows
+        .into_iter()
+        .map(|row| UsageEntry {
+            group: groups
+                .iter()
+                .zip(row.groups)
+                .map(|(g, value)| {
+                    let value = match g {
+                        UsageGroup::Day => value.parse().map(date_of_day).unwrap_or(value),
+                        _ => value,
+                    };
+                    (g.name().to_string(), value)
+                })
+                .collect(),
+            jobs: row.jobs,
+            completed: row.completed,
+            seconds: row.seconds,
+            charged_credits: row.charged,
+        })
+        .collect();
+    let totals = UsageTotals {
+        jobs: data.iter().map(|d| d.jobs).sum(),
+        completed: data.iter().map(|d| d.completed).sum(),
+        seconds: data.iter().map(|d| d.seconds).sum(),
+        charged_credits: data.iter().map(|d| d.charged_credits).sum(),
+    };
+    if csv {
+        let mut text = String::new();
+        let mut header: Vec<&str> = groups.iter().map(|g| g.name()).collect();
+        header.extend(["jobs", "completed", "seconds", "charged_credits"]);
+        text.push_str(&header.join(","));
+        text.push('\n');
+        for entry in &data {
+            let mut fields: Vec<String> = groups
+                .iter()
+                .map(|g| csv_field(entry.group.get(g.name()).map(String::as_str).unwrap_or("")))
+                .collect();
+            fields.extend(
+                [
+                    entry.jobs,
+                    entry.completed,
+                    entry.seconds,
+                    entry.charged_credits,
+                ]
+                .map(|n| n.to_string()),
+            );
+            text.push_str(&fields.join(","));
+            text.push('\n');
+        }
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            text,
+        )
+            .into_response());
+    }
+    Ok(Json(UsageReport {
+        object: "usage",
+        mode: principal.mode.as_str(),
+        from: date_of_day(from),
+        to: date_of_day(to),
+        group_by: groups.iter().map(|g| g.name()).collect(),
+        data,
+        totals,
+    })
+    .into_response())
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(value: &str) -> String {
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}

@@ -47,6 +47,7 @@ pub fn router(state: AppState) -> Router {
         .route("/models", get(routing::models))
         .route("/balance", get(billing::balance))
         .route("/ledger", get(billing::entries))
+        .route("/usage", get(billing::usage))
         .route("/videos/{video_id}/cancel", post(videos::cancel_video))
         .route("/videos/{video_id}/content", get(videos::video_content));
     let admin = Router::new()

@@ -18,7 +18,7 @@ use crate::http::{admin, billing, files, health, provider_webhooks, routing, vid
     paths(
         videos::create_video, videos::list_videos, videos::get_video, videos::delete_video,
         videos::cancel_video, videos::video_content, routing::quote, routing::models,
-        billing::balance, billing::entries,
+        billing::balance, billing::entries, billing::usage,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::create_key, admin::list_keys,
         admin::revoke_key, admin::grant, admin::audit, admin::get_video,
         admin::list_providers, admin::reset_circuit, admin::put_tenant_routing, admin::get_tenant_routing,

@@ -80,6 +80,62 @@ pub struct AttemptRow {
     pub duration_ms: i64,
 }
 
+/// What a usage report groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    Day,
+    Key,
+    User,
+    Model,
+    Provider,
+}
+
+impl UsageGroup {
+    pub fn parse(raw: &str) -> Option<UsageGroup> {
+        match raw {
+            "day" => Some(UsageGroup::Day),
+            "key" => Some(UsageGroup::Key),
+            "user" => Some(UsageGroup::User),
+            "model" => Some(UsageGroup::Model),
+            "provider" => Some(UsageGroup::Provider),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UsageGroup::Day => "day",
+            UsageGroup::Key => "key",
+            UsageGroup::User => "user",
+            UsageGroup::Model => "model",
+            UsageGroup::Provider => "provider",
+        }
+    }
+
+    /// The SQL expression, always text so that every group reads back the same way.
+    fn column(self) -> &'static str {
+        match self {
+            UsageGroup::Day => "CAST(completed_at / 86400000 AS TEXT)",
+            UsageGroup::Key => "COALESCE(api_key_id, '')",
+            UsageGroup::User => "COALESCE(user_id, '')",
+            UsageGroup::Model => "model",
+            UsageGroup::Provider => "COALESCE(provider, '')",
+        }
+    }
+}
+
+/// One row of a usage report.
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    pub groups: Vec<String>,
+    /// Settled jobs (completed, failed or canceled).
+    pub jobs: i64,
+    pub completed: i64,
+    /// Seconds of completed video.
+    pub seconds: i64,
+    pub charged: i64,
+}
+
 /// One tenant-day of the savings report, in micro-USD.
 #[derive(Debug, Clone)]
 pub struct SavingsRow {
@@ -118,8 +174,8 @@ impl Db {
         sqlx::query(
             "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
              progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token, \
-             lease_owner, lease_until, fallbacks, cost_ceiling_micro, cost_baseline_micro) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $18)",
+             lease_owner, lease_until, fallbacks, cost_ceiling_micro, cost_baseline_micro, seconds) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
         )
         .bind(video.id.as_str())
         .bind(video.tenant_id.as_str())
@@ -139,6 +195,7 @@ impl Db {
         .bind(serde_json::to_string(&video.fallbacks).ok())
         .bind(video.cost_ceiling_micro)
         .bind(video.cost_baseline_micro)
+        .bind(video.request.seconds.get())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -383,6 +440,65 @@ impl Db {
             .execute(&mut **tx)
             .await?;
         Ok(())
+    }
+
+    /// A tenant's settled jobs in one mode between two instants, grouped.
+    pub async fn usage(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+        from_ms: i64,
+        to_ms: i64,
+        groups: &[UsageGroup],
+    ) -> Result<Vec<UsageRow>, sqlx::Error> {
+        let columns: Vec<String> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| format!("{} AS g{i}", g.column()))
+            .collect();
+        let names: Vec<String> = (0..groups.len()).map(|i| format!("g{i}")).collect();
+        let select = if columns.is_empty() {
+            String::new()
+        } else {
+            format!("{}, ", columns.join(", "))
+        };
+        let group_by = if names.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " GROUP BY {} ORDER BY {}",
+                names.join(", "),
+                names.join(", ")
+            )
+        };
+        let sql = format!(
+            "SELECT {select}COUNT(*) AS jobs, \
+               CAST(COALESCE(SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS completed, \
+               CAST(COALESCE(SUM(CASE WHEN status = 'completed' THEN seconds ELSE 0 END), 0) AS BIGINT) AS seconds, \
+               CAST(COALESCE(SUM(cost_charged), 0) AS BIGINT) AS charged \
+             FROM videos WHERE tenant_id = $1 AND mode = $2 AND completed_at >= $3 AND completed_at < $4 \
+               AND status IN ('completed', 'failed', 'canceled'){group_by}"
+        );
+        sqlx::query(&sql)
+            .bind(tenant.as_str())
+            .bind(mode.as_str())
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(UsageRow {
+                    groups: (0..groups.len())
+                        .map(|i| r.try_get::<String, _>(i))
+                        .collect::<Result<_, _>>()?,
+                    jobs: r.try_get("jobs")?,
+                    completed: r.try_get("completed")?,
+                    seconds: r.try_get("seconds")?,
+                    charged: r.try_get("charged")?,
+                })
+            })
+            .collect()
     }
 
     /// Upstream spending per tenant and day (UTC) of completed live jobs: what was paid (the

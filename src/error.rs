@@ -32,6 +32,13 @@ pub enum Error {
     InsufficientCredits { needed: Credits, available: Credits },
     #[error("{1}")]
     Conflict(&'static str, String),
+    /// A limit was reached (429): the code says which, `retry_after` when it will pass.
+    #[error("{message}")]
+    QuotaExceeded {
+        code: &'static str,
+        message: String,
+        retry_after_secs: Option<u64>,
+    },
     #[error("the request body is larger than this gateway accepts (server.max_body_bytes)")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -106,6 +113,7 @@ impl Error {
                 "insufficient_credits",
             ),
             Conflict(code, _) => (StatusCode::CONFLICT, "conflict_error", code),
+            QuotaExceeded { code, .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", code),
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
@@ -179,6 +187,15 @@ impl IntoResponse for Error {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Error::QuotaExceeded {
+            retry_after_secs: Some(secs),
+            ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
         }
         response
     }

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod billing;
+pub mod end_users;
 pub mod idempotency;
 pub mod ids;
 pub mod provider_webhooks;

@@ -83,15 +83,34 @@ pub async fn create(
         upstream_cost_micro_usd: None,
     };
     let mut tx = state.db.begin().await?;
+    // An end user's limits are checked, and the paying account chosen, in this transaction.
+    let (source, floor) = match &video.request.user {
+        Some(user) => {
+            let admission = crate::domain::end_users::Admission {
+                tenant: &video.tenant_id,
+                tenant_floor: floor,
+                mode: video.mode,
+                user,
+                price,
+                now,
+            };
+            crate::domain::end_users::admit(&mut tx, &state.db, &admission).await?
+        }
+        None => (
+            ledger::available_account(&video.tenant_id, video.mode),
+            floor,
+        ),
+    };
     let lease_until = now + (state.config.workers.lease_secs * 1000) as i64;
     crate::storage::Db::insert_video(&mut tx, &video, now, &state.instance_id, lease_until).await?;
     if let Some(claim) = idempotency {
         crate::domain::idempotency::insert(&mut tx, claim, Some(video.id.as_str())).await?;
     }
-    match ledger::hold(
+    match ledger::hold_from(
         &mut tx,
         &video.tenant_id,
         video.mode,
+        &source,
         floor,
         &video.id,
         price,

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod billing;
+pub mod end_users;
 pub mod extract;
 pub mod files;
 pub mod health;
@@ -48,6 +49,11 @@ pub fn router(state: AppState) -> Router {
         .route("/balance", get(billing::balance))
         .route("/ledger", get(billing::entries))
         .route("/usage", get(billing::usage))
+        .route(
+            "/end_users/{user_id}",
+            get(end_users::get).put(end_users::put),
+        )
+        .route("/end_users/{user_id}/wallet", post(end_users::wallet))
         .route("/videos/{video_id}/cancel", post(videos::cancel_video))
         .route("/videos/{video_id}/content", get(videos::video_content));
     let admin = Router::new()

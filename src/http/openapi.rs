@@ -6,7 +6,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{admin, billing, files, health, provider_webhooks, routing, videos};
+use crate::http::{admin, billing, end_users, files, health, provider_webhooks, routing, videos};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,6 +19,7 @@ use crate::http::{admin, billing, files, health, provider_webhooks, routing, vid
         videos::create_video, videos::list_videos, videos::get_video, videos::delete_video,
         videos::cancel_video, videos::video_content, routing::quote, routing::models,
         billing::balance, billing::entries, billing::usage,
+        end_users::get, end_users::put, end_users::wallet,
         admin::create_tenant, admin::list_tenants, admin::get_tenant, admin::create_key, admin::list_keys,
         admin::revoke_key, admin::grant, admin::audit, admin::get_video,
         admin::list_providers, admin::reset_circuit, admin::put_tenant_routing, admin::get_tenant_routing,
@@ -29,6 +30,7 @@ use crate::http::{admin, billing, files, health, provider_webhooks, routing, vid
     tags(
         (name = "videos", description = "Create and follow video jobs"),
         (name = "billing", description = "The caller's balance and journal"),
+        (name = "end_users", description = "The caller's end users: limits and wallets"),
         (name = "admin", description = "Operator API (admin token)"),
         (name = "operations", description = "Probes"),
     )

@@ -138,16 +138,18 @@ impl Db {
         tenant: &TenantId,
         mode: Mode,
         amount: Credits,
+        source: &str,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO holds (video_id, tenant_id, mode, amount, state, created_at) \
-             VALUES ($1, $2, $3, $4, 'pending', $5)",
+            "INSERT INTO holds (video_id, tenant_id, mode, amount, state, created_at, source_account) \
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
         )
         .bind(video.as_str())
         .bind(tenant.as_str())
         .bind(mode.as_str())
         .bind(amount.0)
         .bind(now_ms())
+        .bind(source)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -163,7 +165,7 @@ impl Db {
         let row = sqlx::query(
             "UPDATE holds SET state = $1, captured = $2, resolved_at = $3 \
              WHERE video_id = $4 AND state = 'pending' \
-             RETURNING tenant_id, mode, amount",
+             RETURNING tenant_id, mode, amount, source_account",
         )
         .bind(state)
         .bind(captured)
@@ -177,6 +179,7 @@ impl Db {
             tenant: TenantId::from_db(row.try_get("tenant_id")?),
             mode: Mode::parse(&mode).unwrap_or(Mode::Test),
             amount: row.try_get("amount")?,
+            source: row.try_get("source_account")?,
         }))
     }
 
@@ -289,7 +292,10 @@ impl Db {
                 Ok(EntryView {
                     id: r.try_get("seq")?,
                     txn_id: r.try_get("txn_id")?,
-                    account: account.rsplit(':').next().unwrap_or_default().to_string(),
+                    account: account
+                        .strip_prefix(&format!("{tenant}:{}:", mode.as_str()))
+                        .unwrap_or(&account)
+                        .to_string(),
                     kind: r.try_get("kind")?,
                     amount: r.try_get("amount")?,
                     video_id: r.try_get("video_id")?,

@@ -14,7 +14,7 @@
 //! `voided` exactly once: the second capture or void of the same hold is a no-op.
 
 use crate::domain::billing::{Credits, Mode};
-use crate::domain::ids::{TenantId, TxnId, VideoId};
+use crate::domain::ids::{EndUserId, TenantId, TxnId, VideoId};
 use crate::storage::{Db, Tx};
 
 pub fn available_account(tenant: &TenantId, mode: Mode) -> String {
@@ -23,6 +23,11 @@ pub fn available_account(tenant: &TenantId, mode: Mode) -> String {
 
 pub fn holds_account(tenant: &TenantId, mode: Mode) -> String {
     format!("{tenant}:{}:holds", mode.as_str())
+}
+
+/// An end user's prepaid wallet, funded from its tenant's balance.
+pub fn wallet_account(tenant: &TenantId, mode: Mode, user: &EndUserId) -> String {
+    format!("{tenant}:{}:wallet:{}", mode.as_str(), user.as_str())
 }
 
 pub fn grants_account(mode: Mode) -> String {
@@ -123,9 +128,9 @@ pub async fn grant(
     .await
 }
 
-/// Reserves `amount` for a job. Refused when it would take the available balance below
-/// `floor`; the check and the debit are one conditional update, so concurrent holds cannot
-/// overdraw.
+/// Reserves `amount` for a job from the tenant's available balance. Refused when it would take
+/// the balance below `floor`; the check and the debit are one conditional update, so
+/// concurrent holds cannot overdraw.
 pub async fn hold(
     tx: &mut Tx,
     tenant: &TenantId,
@@ -135,15 +140,29 @@ pub async fn hold(
     amount: Credits,
 ) -> Result<(), LedgerError> {
     let available = available_account(tenant, mode);
-    if !Db::debit_above_floor(tx, &available, amount.0, floor.0).await? {
-        let current = Db::account_balance(tx, &available).await?;
+    hold_from(tx, tenant, mode, &available, floor, video, amount).await
+}
+
+/// Reserves `amount` for a job from `source` (the tenant's balance or an end-user wallet); the
+/// hold remembers its source, so a refund or void goes back there.
+pub async fn hold_from(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    mode: Mode,
+    source: &str,
+    floor: Credits,
+    video: &VideoId,
+    amount: Credits,
+) -> Result<(), LedgerError> {
+    if !Db::debit_above_floor(tx, source, amount.0, floor.0).await? {
+        let current = Db::account_balance(tx, source).await?;
         return Err(LedgerError::Insufficient {
             needed: amount,
             available: Credits(current - floor.0),
         });
     }
     let held = holds_account(tenant, mode);
-    Db::insert_hold(tx, video, tenant, mode, amount).await?;
+    Db::insert_hold(tx, video, tenant, mode, amount, source).await?;
     let posting = Posting {
         kind: "hold",
         tenant: Some(tenant),
@@ -152,13 +171,13 @@ pub async fn hold(
         memo: None,
         actor: None,
     };
-    // The debit of `available` already happened above; record it and credit `holds`.
+    // The debit of the source already happened above; record it and credit `holds`.
     Db::post_prebalanced(
         tx,
         &posting,
         &[
             Entry {
-                account: &available,
+                account: source,
                 amount: -amount.0,
             },
             Entry {
@@ -166,10 +185,57 @@ pub async fn hold(
                 amount: amount.0,
             },
         ],
-        &available,
+        source,
     )
     .await?;
     Ok(())
+}
+
+/// Moves credits between two accounts of one tenant (a wallet funding or withdrawal): the
+/// debit is refused below `floor`.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the posting.
+pub async fn transfer(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    mode: Mode,
+    from: &str,
+    to: &str,
+    floor: Credits,
+    amount: Credits,
+    kind: &str,
+    memo: Option<&str>,
+) -> Result<TxnId, LedgerError> {
+    if !Db::debit_above_floor(tx, from, amount.0, floor.0).await? {
+        let current = Db::account_balance(tx, from).await?;
+        return Err(LedgerError::Insufficient {
+            needed: amount,
+            available: Credits(current - floor.0),
+        });
+    }
+    let posting = Posting {
+        kind,
+        tenant: Some(tenant),
+        mode,
+        video: None,
+        memo,
+        actor: None,
+    };
+    Ok(Db::post_prebalanced(
+        tx,
+        &posting,
+        &[
+            Entry {
+                account: from,
+                amount: -amount.0,
+            },
+            Entry {
+                account: to,
+                amount: amount.0,
+            },
+        ],
+        from,
+    )
+    .await?)
 }
 
 /// Settles a job's hold for `charge` (at most the hold). Returns the amount captured, or
@@ -184,7 +250,10 @@ pub async fn capture(
     };
     let charge = Credits(charge.0.clamp(0, hold.amount));
     let held = holds_account(&hold.tenant, hold.mode);
-    let available = available_account(&hold.tenant, hold.mode);
+    let available = hold
+        .source
+        .clone()
+        .unwrap_or_else(|| available_account(&hold.tenant, hold.mode));
     let revenue = revenue_account(hold.mode);
     Db::ensure_account(tx, &revenue, None, hold.mode, "revenue").await?;
     let posting = Posting {
@@ -221,7 +290,10 @@ pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, sqlx::Error> {
         return Ok(false);
     };
     let held = holds_account(&hold.tenant, hold.mode);
-    let available = available_account(&hold.tenant, hold.mode);
+    let available = hold
+        .source
+        .clone()
+        .unwrap_or_else(|| available_account(&hold.tenant, hold.mode));
     let posting = Posting {
         kind: "void",
         tenant: Some(&hold.tenant),
@@ -266,6 +338,9 @@ pub struct HoldRow {
     pub tenant: TenantId,
     pub mode: Mode,
     pub amount: i64,
+    /// The account the hold was taken from; `None` for holds from before sources were kept
+    /// (the tenant's available balance).
+    pub source: Option<String>,
 }
 
 pub fn new_txn_id() -> TxnId {

@@ -1,0 +1,209 @@
+//! A tenant's end users — the `user` of a create. The tenant sets, per end user, limits
+//! (credits per UTC day and month, concurrent jobs) and whether the user's prepaid wallet pays
+//! for the user's jobs (`first`: the wallet, then the tenant's balance; `only`: the wallet
+//! alone). The limits are checked and the paying account chosen inside the transaction that
+//! creates the job, with the end user's row locked, so concurrent creates cannot exceed them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::billing::ledger::{self, LedgerError};
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{EndUserId, TenantId, TxnId};
+use crate::domain::reports::{date_of_day, day_of_date};
+use crate::error::{Error, Result};
+use crate::storage::{Db, Tx};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalletMode {
+    None,
+    First,
+    Only,
+}
+
+impl WalletMode {
+    pub fn parse(raw: &str) -> Option<WalletMode> {
+        match raw {
+            "none" => Some(WalletMode::None),
+            "first" => Some(WalletMode::First),
+            "only" => Some(WalletMode::Only),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalletMode::None => "none",
+            WalletMode::First => "first",
+            WalletMode::Only => "only",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EndUser {
+    pub tenant_id: TenantId,
+    pub id: EndUserId,
+    pub credits_per_day: Option<i64>,
+    pub credits_per_month: Option<i64>,
+    pub max_concurrent: Option<i64>,
+    pub wallet_mode: WalletMode,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The start of the UTC day and month containing `now`, in unix milliseconds.
+pub fn day_and_month_start(now: i64) -> (i64, i64) {
+    let today = now.div_euclid(DAY_MS);
+    let date = date_of_day(today);
+    let first = format!("{}-01", &date[..7]);
+    let month = day_of_date(&first).unwrap_or(today);
+    (today * DAY_MS, month * DAY_MS)
+}
+
+/// A job asking to be admitted for an end user.
+pub struct Admission<'a> {
+    pub tenant: &'a TenantId,
+    pub tenant_floor: Credits,
+    pub mode: Mode,
+    pub user: &'a EndUserId,
+    pub price: Credits,
+    pub now: i64,
+}
+
+/// Checks an end user's limits for a job and returns the account to hold its price from and
+/// that account's floor. Runs in the job's creating transaction.
+pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(String, Credits)> {
+    let Admission {
+        tenant,
+        tenant_floor,
+        mode,
+        user,
+        price,
+        now,
+    } = *admission;
+    let end_user = Db::lock_end_user(tx, db.backend(), tenant, user).await?;
+    if let Some(max) = end_user.max_concurrent {
+        if Db::end_user_running(tx, tenant, user).await? >= max {
+            return Err(Error::QuotaExceeded {
+                code: "end_user_concurrency_exceeded",
+                message: format!(
+                    "end user {} already has {max} videos running",
+                    user.as_str()
+                ),
+                retry_after_secs: None,
+            });
+        }
+    }
+    let (day_start, month_start) = day_and_month_start(now);
+    if let Some(limit) = end_user.credits_per_day {
+        let spent = Db::end_user_spend(tx, tenant, user, mode, day_start).await?;
+        if spent + price.0 > limit {
+            return Err(Error::QuotaExceeded {
+                code: "end_user_daily_credits_exceeded",
+                message: format!(
+                    "end user {} has used {spent} of {limit} credits today; this video costs {price}",
+                    user.as_str()
+                ),
+                retry_after_secs: Some(((day_start + DAY_MS - now) / 1000).max(1) as u64),
+            });
+        }
+    }
+    if let Some(limit) = end_user.credits_per_month {
+        let spent = Db::end_user_spend(tx, tenant, user, mode, month_start).await?;
+        if spent + price.0 > limit {
+            return Err(Error::QuotaExceeded {
+                code: "end_user_monthly_credits_exceeded",
+                message: format!(
+                    "end user {} has used {spent} of {limit} credits this month; this video costs {price}",
+                    user.as_str()
+                ),
+                retry_after_secs: None,
+            });
+        }
+    }
+    let wallet = ledger::wallet_account(tenant, mode, user);
+    let available = ledger::available_account(tenant, mode);
+    Ok(match end_user.wallet_mode {
+        WalletMode::None => (available, tenant_floor),
+        WalletMode::Only => (wallet, Credits::ZERO),
+        WalletMode::First => {
+            if Db::account_balance(tx, &wallet).await? >= price.0 {
+                (wallet, Credits::ZERO)
+            } else {
+                (available, tenant_floor)
+            }
+        }
+    })
+}
+
+/// Moves `amount` between the tenant's balance and an end user's wallet: positive funds the
+/// wallet (within the tenant's floor), negative gives credits back (never below zero).
+pub async fn move_wallet(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    tenant_floor: Credits,
+    mode: Mode,
+    user: &EndUserId,
+    amount: i64,
+    memo: Option<&str>,
+) -> Result<TxnId> {
+    if amount == 0 || amount.abs() > 1_000_000_000_000 {
+        return Err(Error::invalid(
+            "amount",
+            "amount must be a non-zero number of credits",
+        ));
+    }
+    let wallet = ledger::wallet_account(tenant, mode, user);
+    Db::ensure_account(tx, &wallet, Some(tenant), mode, "wallet").await?;
+    let available = ledger::available_account(tenant, mode);
+    let outcome = if amount > 0 {
+        ledger::transfer(
+            tx,
+            tenant,
+            mode,
+            &available,
+            &wallet,
+            tenant_floor,
+            Credits(amount),
+            "wallet_fund",
+            memo,
+        )
+        .await
+    } else {
+        ledger::transfer(
+            tx,
+            tenant,
+            mode,
+            &wallet,
+            &available,
+            Credits::ZERO,
+            Credits(-amount),
+            "wallet_withdraw",
+            memo,
+        )
+        .await
+    };
+    match outcome {
+        Ok(txn) => Ok(txn),
+        Err(LedgerError::Insufficient { needed, available }) => {
+            Err(Error::InsufficientCredits { needed, available })
+        }
+        Err(LedgerError::Db(e)) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_and_months_start_at_utc_midnight() {
+        // 2026-11-21T05:00:00Z
+        let now = 1_795_237_200_000;
+        let (day, month) = day_and_month_start(now);
+        assert_eq!(date_of_day(day / DAY_MS), "2026-11-21");
+        assert_eq!(date_of_day(month / DAY_MS), "2026-11-01");
+        assert_eq!(day % DAY_MS, 0);
+    }
+}

@@ -1,0 +1,251 @@
+//! `/v1/end_users/{user_id}`: a tenant's own end users — limits, wallet, spend.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::domain::billing::{ledger, Credits, Mode};
+use crate::domain::end_users::{self, EndUser, WalletMode};
+use crate::domain::idempotency::{self, Claim, IdempotencyKey, Outcome};
+use crate::domain::ids::EndUserId;
+use crate::domain::tenants::Principal;
+use crate::error::{Error, ErrorBody, Result};
+use crate::http::auth::Caller;
+use crate::http::extract::ApiJson;
+use crate::storage::{now_ms, Db};
+
+fn user_id(raw: &str) -> Result<EndUserId> {
+    EndUserId::parse(raw).ok_or_else(|| {
+        Error::invalid(
+            "user_id",
+            "user ids are 1-128 characters of letters, digits and - _ . @ :",
+        )
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"credits_per_day": 2000, "credits_per_month": 30000, "max_concurrent": 2, "wallet_mode": "first"}))]
+pub struct EndUserBody {
+    /// Most credits the user's jobs may use per UTC day; null for no limit.
+    pub credits_per_day: Option<i64>,
+    pub credits_per_month: Option<i64>,
+    /// Most of the user's jobs running at once; null for no limit.
+    pub max_concurrent: Option<i64>,
+    /// `none` (the tenant pays, default), `first` (the wallet, then the tenant) or `only`.
+    pub wallet_mode: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndUserObject {
+    pub id: String,
+    pub object: &'static str,
+    pub credits_per_day: Option<i64>,
+    pub credits_per_month: Option<i64>,
+    pub max_concurrent: Option<i64>,
+    pub wallet_mode: &'static str,
+    /// Credits in the user's wallet (for the calling key's mode).
+    pub wallet_balance: i64,
+    pub running_jobs: i64,
+    /// Credits the user's jobs used (or hold) today and this month, UTC.
+    pub spent_today: i64,
+    pub spent_this_month: i64,
+}
+
+async fn object(
+    state: &AppState,
+    principal: &Principal,
+    user: &EndUserId,
+) -> Result<EndUserObject> {
+    let end_user = state
+        .db
+        .get_end_user(&principal.tenant_id, user)
+        .await?
+        .unwrap_or(EndUser {
+            tenant_id: principal.tenant_id.clone(),
+            id: user.clone(),
+            credits_per_day: None,
+            credits_per_month: None,
+            max_concurrent: None,
+            wallet_mode: WalletMode::None,
+        });
+    let (day, month) = end_users::day_and_month_start(now_ms());
+    let mut tx = state.db.begin().await?;
+    let running = Db::end_user_running(&mut tx, &principal.tenant_id, user).await?;
+    let today =
+        Db::end_user_spend(&mut tx, &principal.tenant_id, user, principal.mode, day).await?;
+    let this_month =
+        Db::end_user_spend(&mut tx, &principal.tenant_id, user, principal.mode, month).await?;
+    tx.commit().await?;
+    let wallet = state
+        .db
+        .read_account_balance(&ledger::wallet_account(
+            &principal.tenant_id,
+            principal.mode,
+            user,
+        ))
+        .await?;
+    Ok(EndUserObject {
+        id: user.as_str().to_string(),
+        object: "end_user",
+        credits_per_day: end_user.credits_per_day,
+        credits_per_month: end_user.credits_per_month,
+        max_concurrent: end_user.max_concurrent,
+        wallet_mode: end_user.wallet_mode.as_str(),
+        wallet_balance: wallet,
+        running_jobs: running,
+        spent_today: today,
+        spent_this_month: this_month,
+    })
+}
+
+/// Retrieve an end user
+#[utoipa::path(
+    get, path = "/v1/end_users/{user_id}", tag = "end_users",
+    params(("user_id" = String, Path)),
+    responses((status = 200, body = EndUserObject), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(raw): Path<String>,
+) -> Result<Json<EndUserObject>> {
+    let user = user_id(&raw)?;
+    Ok(Json(object(&state, &principal, &user).await?))
+}
+
+/// Set an end user's limits and wallet mode
+///
+/// Replaces the settings: a field left out has no limit.
+#[utoipa::path(
+    put, path = "/v1/end_users/{user_id}", tag = "end_users", request_body = EndUserBody,
+    params(("user_id" = String, Path)),
+    responses((status = 200, body = EndUserObject), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn put(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(raw): Path<String>,
+    ApiJson(body): ApiJson<EndUserBody>,
+) -> Result<Json<EndUserObject>> {
+    let user = user_id(&raw)?;
+    for (param, value) in [
+        ("credits_per_day", body.credits_per_day),
+        ("credits_per_month", body.credits_per_month),
+        ("max_concurrent", body.max_concurrent),
+    ] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(Error::invalid(
+                param,
+                format!("{param} must not be negative"),
+            ));
+        }
+    }
+    let wallet_mode = match body.wallet_mode.as_deref() {
+        None => WalletMode::None,
+        Some(raw) => WalletMode::parse(raw).ok_or_else(|| {
+            Error::invalid("wallet_mode", "wallet_mode must be none, first or only")
+        })?,
+    };
+    state
+        .db
+        .put_end_user(&EndUser {
+            tenant_id: principal.tenant_id.clone(),
+            id: user.clone(),
+            credits_per_day: body.credits_per_day,
+            credits_per_month: body.credits_per_month,
+            max_concurrent: body.max_concurrent,
+            wallet_mode,
+        })
+        .await?;
+    Ok(Json(object(&state, &principal, &user).await?))
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": 500, "memo": "monthly allowance"}))]
+pub struct WalletBody {
+    /// Credits to move: positive funds the wallet from the tenant's balance, negative returns
+    /// credits from the wallet to the tenant.
+    pub amount: i64,
+    pub memo: Option<String>,
+}
+
+/// Fund or drain an end user's wallet
+#[utoipa::path(
+    post, path = "/v1/end_users/{user_id}/wallet", tag = "end_users", request_body = WalletBody,
+    params(("user_id" = String, Path),
+           ("Idempotency-Key" = Option<String>, Header, description = "Replays the first answer for 24 h")),
+    responses((status = 200, body = EndUserObject), (status = 400, body = ErrorBody), (status = 402, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("api_key" = []))
+)]
+pub async fn wallet(
+    State(state): State<AppState>,
+    Caller(principal): Caller,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<WalletBody>,
+) -> Result<Response> {
+    let user = user_id(&raw)?;
+    if body.memo.as_ref().is_some_and(|m| m.len() > 500) {
+        return Err(Error::invalid(
+            "memo",
+            "memo must be at most 500 characters",
+        ));
+    }
+    let claim = match headers.get("idempotency-key") {
+        None => None,
+        Some(value) => Some(Claim {
+            scope: principal.tenant_id.to_string(),
+            key: IdempotencyKey::parse(value.to_str().unwrap_or(""))?,
+            hash: idempotency::request_hash(&(
+                "wallet",
+                principal.mode.as_str(),
+                user.as_str(),
+                &body,
+            )),
+        }),
+    };
+    if let Some(claim) = &claim {
+        if let Outcome::Replay(answer) = idempotency::check(&state.db, claim).await? {
+            return Ok(crate::http::videos::replay(answer));
+        }
+    }
+    let tenant = crate::domain::admin::tenant(&state.db, &principal.tenant_id).await?;
+    let floor = match principal.mode {
+        Mode::Live => tenant.credit_floor,
+        Mode::Test => Credits::ZERO,
+    };
+    let mut tx = state.db.begin().await?;
+    if let Some(claim) = &claim {
+        if let Err(error) = idempotency::insert(&mut tx, claim, None).await {
+            drop(tx);
+            return match (error, idempotency::check(&state.db, claim).await?) {
+                (_, Outcome::Replay(answer)) => Ok(crate::http::videos::replay(answer)),
+                (error, Outcome::Proceed) => Err(error),
+            };
+        }
+    }
+    end_users::move_wallet(
+        &mut tx,
+        &principal.tenant_id,
+        floor,
+        principal.mode,
+        &user,
+        body.amount,
+        body.memo.as_deref(),
+    )
+    .await?;
+    tx.commit().await?;
+    let response = Json(object(&state, &principal, &user).await?).into_response();
+    match &claim {
+        Some(claim) => crate::http::videos::remember(&state, claim, response).await,
+        None => Ok(response),
+    }
+}

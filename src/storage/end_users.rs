@@ -1,0 +1,128 @@
+//! SQL for end users: their settings, and what they have spent and are running.
+
+use sqlx::Row;
+
+use super::{now_ms, Backend, Db, Tx};
+use crate::domain::billing::Mode;
+use crate::domain::end_users::{EndUser, WalletMode};
+use crate::domain::ids::{EndUserId, TenantId};
+
+fn end_user_from_row(tenant: &TenantId, row: &sqlx::any::AnyRow) -> Result<EndUser, sqlx::Error> {
+    let mode: String = row.try_get("wallet_mode")?;
+    Ok(EndUser {
+        tenant_id: tenant.clone(),
+        id: EndUserId::from_db(row.try_get("user_id")?),
+        credits_per_day: row.try_get("credits_per_day")?,
+        credits_per_month: row.try_get("credits_per_month")?,
+        max_concurrent: row.try_get("max_concurrent")?,
+        wallet_mode: WalletMode::parse(&mode).unwrap_or(WalletMode::None),
+    })
+}
+
+impl Db {
+    /// The end user, created with no limits on first mention, and locked for the rest of the
+    /// transaction on PostgreSQL (SQLite's write transaction already excludes other writers),
+    /// so that limit checks and the job they admit are one atomic step.
+    pub async fn lock_end_user(
+        tx: &mut Tx,
+        backend: Backend,
+        tenant: &TenantId,
+        user: &EndUserId,
+    ) -> Result<EndUser, sqlx::Error> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO end_users (tenant_id, user_id, wallet_mode, created_at, updated_at) \
+             VALUES ($1, $2, 'none', $3, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(user.as_str())
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+        let lock = match backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT * FROM end_users WHERE tenant_id = $1 AND user_id = $2{lock}"
+        ))
+        .bind(tenant.as_str())
+        .bind(user.as_str())
+        .fetch_one(&mut **tx)
+        .await?;
+        end_user_from_row(tenant, &row)
+    }
+
+    pub async fn get_end_user(
+        &self,
+        tenant: &TenantId,
+        user: &EndUserId,
+    ) -> Result<Option<EndUser>, sqlx::Error> {
+        sqlx::query("SELECT * FROM end_users WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant.as_str())
+            .bind(user.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| end_user_from_row(tenant, &r))
+            .transpose()
+    }
+
+    pub async fn put_end_user(&self, user: &EndUser) -> Result<(), sqlx::Error> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO end_users (tenant_id, user_id, credits_per_day, credits_per_month, max_concurrent, wallet_mode, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+             ON CONFLICT (tenant_id, user_id) DO UPDATE SET credits_per_day = excluded.credits_per_day, \
+               credits_per_month = excluded.credits_per_month, max_concurrent = excluded.max_concurrent, \
+               wallet_mode = excluded.wallet_mode, updated_at = excluded.updated_at",
+        )
+        .bind(user.tenant_id.as_str())
+        .bind(user.id.as_str())
+        .bind(user.credits_per_day)
+        .bind(user.credits_per_month)
+        .bind(user.max_concurrent)
+        .bind(user.wallet_mode.as_str())
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Credits an end user's jobs created since `since` have spent or hold: charged for settled
+    /// jobs, reserved for running ones.
+    pub async fn end_user_spend(
+        tx: &mut Tx,
+        tenant: &TenantId,
+        user: &EndUserId,
+        mode: Mode,
+        since: i64,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query(
+            "SELECT CAST(COALESCE(SUM(COALESCE(cost_charged, cost_reserved)), 0) AS BIGINT) FROM videos \
+             WHERE tenant_id = $1 AND user_id = $2 AND mode = $3 AND created_at >= $4",
+        )
+        .bind(tenant.as_str())
+        .bind(user.as_str())
+        .bind(mode.as_str())
+        .bind(since)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)
+    }
+
+    /// An end user's running jobs.
+    pub async fn end_user_running(
+        tx: &mut Tx,
+        tenant: &TenantId,
+        user: &EndUserId,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query(
+            "SELECT COUNT(*) FROM videos WHERE tenant_id = $1 AND user_id = $2 AND status IN ('queued', 'in_progress')",
+        )
+        .bind(tenant.as_str())
+        .bind(user.as_str())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)
+    }
+}

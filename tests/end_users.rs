@@ -1,0 +1,238 @@
+//! End users: limits enforced in the creating transaction, wallets that pay for their jobs.
+
+mod common;
+
+use common::TestApp;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+async fn put_user(app: &TestApp, key: &str, user: &str, body: Value) -> Value {
+    let response = app
+        .client
+        .put(app.url(&format!("/v1/end_users/{user}")))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.expect("json")
+}
+
+async fn move_wallet(app: &TestApp, key: &str, user: &str, amount: i64) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .post(app.url(&format!("/v1/end_users/{user}/wallet")))
+        .bearer_auth(key)
+        .json(&json!({"amount": amount}))
+        .send()
+        .await
+        .expect("send");
+    let status = response.status();
+    (status, response.json().await.expect("json"))
+}
+
+async fn parallel_creates(
+    app: &TestApp,
+    key: &str,
+    user: &str,
+    n: usize,
+) -> Vec<(StatusCode, Option<String>)> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let client = app.client.clone();
+        let url = app.url("/v1/videos");
+        let key = key.to_string();
+        let user = user.to_string();
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"prompt": format!("job {i}"), "seconds": 4, "user": user}))
+                .send()
+                .await
+                .expect("send");
+            let status = response.status();
+            let retry = response
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap_or("").to_string());
+            (status, retry)
+        }));
+    }
+    let mut out = Vec::new();
+    for task in tasks {
+        out.push(task.await.expect("task"));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_wallet_only_user_pays_from_the_wallet_and_gets_refunds_back_there() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    put_user(&app, &key, "alice", json!({"wallet_mode": "only"})).await;
+    let (status, user) = move_wallet(&app, &key, "alice", 500).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user["wallet_balance"], 500);
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(500)
+    );
+
+    let done: Value = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "alice"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    app.wait_terminal(&key, done["id"].as_str().expect("id"))
+        .await;
+    let failed: Value = app
+        .create_video(
+            &key,
+            json!({"prompt": "[sandbox:fail]", "seconds": 4, "user": "alice"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    app.wait_terminal(&key, failed["id"].as_str().expect("id"))
+        .await;
+    let (_, user) = app.get_json(&key, "/v1/end_users/alice").await;
+    assert_eq!(
+        user["wallet_balance"], 260,
+        "charged 240 from the wallet; the failed job's hold went back to it"
+    );
+    assert_eq!(user["spent_today"], 240);
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(500),
+        "the tenant's own balance was untouched"
+    );
+
+    // The wallet alone pays: 260 does not cover a 10 s video (600).
+    let response = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 10, "user": "alice"}))
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYMENT_REQUIRED);
+    let (status, _) = move_wallet(&app, &key, "alice", -300).await;
+    assert_eq!(
+        status,
+        StatusCode::PAYMENT_REQUIRED,
+        "a wallet never goes below zero"
+    );
+    let (status, user) = move_wallet(&app, &key, "alice", -260).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user["wallet_balance"], 0);
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(760)
+    );
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn two_hundred_parallel_creates_against_a_wallet_for_fifty_accept_exactly_fifty() {
+    let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
+    let (tenant, key) = app.tenant_with_key("test", 100_000).await;
+    put_user(&app, &key, "bob", json!({"wallet_mode": "only"})).await;
+    move_wallet(&app, &key, "bob", 12_000).await;
+    let results = parallel_creates(&app, &key, "bob", 200).await;
+    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let refused = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::PAYMENT_REQUIRED)
+        .count();
+    assert_eq!((accepted, refused), (50, 150));
+    let (_, user) = app.get_json(&key, "/v1/end_users/bob").await;
+    assert_eq!(user["wallet_balance"], 0);
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(100_000 - 12_000)
+    );
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn a_daily_cap_holds_exactly_under_parallel_load() {
+    let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
+    let (_, key) = app.tenant_with_key("test", 1_000_000).await;
+    put_user(&app, &key, "carol", json!({"credits_per_day": 12_000})).await;
+    let results = parallel_creates(&app, &key, "carol", 200).await;
+    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    let limited: Vec<_> = results
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert_eq!((accepted, limited.len()), (50, 150));
+    assert!(limited.iter().all(|(_, retry)| retry
+        .as_deref()
+        .and_then(|r| r.parse::<u64>().ok())
+        .is_some_and(|s| s > 0)));
+    let response = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "carol"}))
+        .await;
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "end_user_daily_credits_exceeded");
+    let (_, user) = app.get_json(&key, "/v1/end_users/carol").await;
+    assert_eq!(user["spent_today"], 12_000);
+    // Another end user of the same tenant is not limited by carol's cap.
+    let other = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "dave"}))
+        .await;
+    assert_eq!(other.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_jobs_per_end_user_are_capped() {
+    let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
+    let (_, key) = app.tenant_with_key("test", 100_000).await;
+    put_user(&app, &key, "erin", json!({"max_concurrent": 2})).await;
+    let results = parallel_creates(&app, &key, "erin", 20).await;
+    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
+    assert_eq!(accepted, 2);
+    let response = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "erin"}))
+        .await;
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "end_user_concurrency_exceeded");
+}
+
+#[tokio::test]
+async fn a_wallet_first_user_falls_back_to_the_tenant_and_users_are_per_tenant() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    put_user(&app, &key, "frank", json!({"wallet_mode": "first"})).await;
+    move_wallet(&app, &key, "frank", 300).await;
+    for _ in 0..2 {
+        let created: Value = app
+            .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "frank"}))
+            .await
+            .json()
+            .await
+            .expect("json");
+        app.wait_terminal(&key, created["id"].as_str().expect("id"))
+            .await;
+    }
+    let (_, user) = app.get_json(&key, "/v1/end_users/frank").await;
+    assert_eq!(
+        user["wallet_balance"], 60,
+        "the first job came from the wallet"
+    );
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(1000 - 300 - 240),
+        "the second from the tenant"
+    );
+
+    let (_, other_key) = app.tenant_with_key("test", 1000).await;
+    let (_, theirs) = app.get_json(&other_key, "/v1/end_users/frank").await;
+    assert_eq!(
+        theirs["wallet_balance"], 0,
+        "another tenant's frank is someone else"
+    );
+    assert_eq!(theirs["wallet_mode"], "none");
+    let (status, _) = app.get_json(&key, "/v1/end_users/bad%20id").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

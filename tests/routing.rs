@@ -851,3 +851,74 @@ async fn cost_plus_prices_the_upstream_cost_with_a_markup_rounded_up_once() {
         .await;
     assert_eq!(done["cost"]["charged"], 303);
 }
+
+#[tokio::test]
+async fn the_margin_report_and_cost_mismatch_flags_use_what_the_upstream_reported() {
+    // The catalog says AI/ML API Fast costs $0.05/s; the fake reports $0.10/s.
+    let (_fake, app) = all_providers(|config| {
+        config.pricing.upstream_usd_per_second.insert(
+            "aimlapi".into(),
+            [("seedance-2.0-fast".to_string(), "0.05".to_string())]
+                .into_iter()
+                .collect(),
+        );
+    })
+    .await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    let created: Value = app
+        .create_video(&key, json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5, "routing": {"providers": ["aimlapi"]}}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    app.wait_terminal(&key, id).await;
+
+    let margin: Value = app
+        .admin_get("/admin/v1/reports/margin")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let row = margin["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|r| r["tenant_id"] == tenant.as_str())
+        .expect("row")
+        .clone();
+    assert_eq!(row["provider"], "aimlapi");
+    assert_eq!(row["revenue_credits"], 250);
+    assert_eq!(row["revenue_micro_usd"], 2_500_000);
+    assert_eq!(
+        row["upstream_cost_micro_usd"], 500_000,
+        "the reported cost, not the estimate"
+    );
+    assert_eq!(row["margin_micro_usd"], 2_000_000);
+
+    let flagged: Value = app
+        .admin_get("/admin/v1/reports/cost_mismatches")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let job = flagged["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|j| j["video_id"] == id)
+        .expect("flagged")
+        .clone();
+    assert_eq!(job["reported_micro_usd"], 500_000);
+    assert_eq!(job["estimated_micro_usd"], 250_000);
+    let lenient: Value = app
+        .admin_get("/admin/v1/reports/cost_mismatches?threshold_percent=150")
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        lenient["data"].as_array().expect("data").is_empty(),
+        "a 100% difference is under 150%"
+    );
+}

@@ -417,6 +417,8 @@ pub struct Video {
     /// What the upstream reported it charged, as written, and in micro-USD.
     pub upstream_cost: Option<String>,
     pub upstream_cost_micro_usd: Option<i64>,
+    /// The catalog's estimate of the upstream cost at the provider that did the job.
+    pub upstream_estimate_micro: Option<i64>,
 }
 
 #[cfg(test)]

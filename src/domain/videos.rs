@@ -81,6 +81,7 @@ pub async fn create(
             .collect(),
         upstream_cost: None,
         upstream_cost_micro_usd: None,
+        upstream_estimate_micro: None,
     };
     let mut tx = state.db.begin().await?;
     // An end user's limits are checked, and the paying account chosen, in this transaction.

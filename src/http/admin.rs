@@ -707,23 +707,9 @@ pub async fn savings(
     _: Operator,
     crate::http::extract::ApiQuery(params): crate::http::extract::ApiQuery<SavingsParams>,
 ) -> Result<Json<SavingsReport>> {
-    use crate::domain::reports::{date_of_day, day_of_date};
-    let today = crate::storage::now_ms().div_euclid(86_400_000);
-    let day = |param: &str, value: Option<&str>, default: i64| match value {
-        None => Ok(default),
-        Some(text) => day_of_date(text).ok_or_else(|| {
-            Error::invalid(param, format!("{param} must be a date like 2026-11-21"))
-        }),
-    };
-    let from = day("from", params.from.as_deref(), today - 30)?;
-    let to = day("to", params.to.as_deref(), today)?;
-    if to < from {
-        return Err(Error::invalid("to", "to is before from"));
-    }
-    let rows = state
-        .db
-        .savings_report(from * 86_400_000, (to + 1) * 86_400_000)
-        .await?;
+    use crate::domain::reports::date_of_day;
+    let (from, to) = report_window(&params)?;
+    let rows = state.db.savings_report(from, to).await?;
     let data = rows
         .into_iter()
         .map(|r| {
@@ -858,4 +844,159 @@ pub async fn put_prices(
     Ok(Json(
         serde_json::to_value(&prices).map_err(|e| Error::Internal(e.into()))?,
     ))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MarginDay {
+    pub tenant_id: String,
+    pub provider: String,
+    /// UTC day, `YYYY-MM-DD`.
+    pub date: String,
+    pub jobs: i64,
+    /// Credits charged to the tenant.
+    pub revenue_credits: i64,
+    /// The same in micro-USD at `pricing.credits_per_usd` (rounded down).
+    pub revenue_micro_usd: i64,
+    /// What the gateway paid upstream (reported where given, else the catalog estimate).
+    pub upstream_cost_micro_usd: i64,
+    pub margin_micro_usd: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MarginReport {
+    pub object: &'static str,
+    pub data: Vec<MarginDay>,
+}
+
+fn report_window(params: &SavingsParams) -> Result<(i64, i64)> {
+    use crate::domain::reports::day_of_date;
+    let today = crate::storage::now_ms().div_euclid(86_400_000);
+    let day = |param: &str, value: Option<&str>, default: i64| match value {
+        None => Ok(default),
+        Some(text) => day_of_date(text).ok_or_else(|| {
+            Error::invalid(param, format!("{param} must be a date like 2026-11-21"))
+        }),
+    };
+    let from = day("from", params.from.as_deref(), today - 30)?;
+    let to = day("to", params.to.as_deref(), today)?;
+    if to < from {
+        return Err(Error::invalid("to", "to is before from"));
+    }
+    Ok((from * 86_400_000, (to + 1) * 86_400_000))
+}
+
+/// Margin report
+///
+/// Per tenant, provider and UTC day: credits charged against the upstream cost, for completed
+/// live jobs.
+#[utoipa::path(
+    get, path = "/admin/v1/reports/margin", tag = "admin", params(SavingsParams),
+    responses((status = 200, body = MarginReport), (status = 400, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn margin(
+    State(state): State<AppState>,
+    _: Operator,
+    crate::http::extract::ApiQuery(params): crate::http::extract::ApiQuery<SavingsParams>,
+) -> Result<Json<MarginReport>> {
+    let (from, to) = report_window(&params)?;
+    let per_usd = state.config.pricing.credits_per_usd;
+    let data = state
+        .db
+        .margin_report(from, to)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let revenue_micro =
+                (i128::from(r.revenue_credits) * 1_000_000 / i128::from(per_usd)) as i64;
+            MarginDay {
+                tenant_id: r.tenant_id,
+                provider: r.provider,
+                date: crate::domain::reports::date_of_day(r.day),
+                jobs: r.jobs,
+                revenue_credits: r.revenue_credits,
+                revenue_micro_usd: revenue_micro,
+                upstream_cost_micro_usd: r.cost_micro_usd,
+                margin_micro_usd: revenue_micro - r.cost_micro_usd,
+            }
+        })
+        .collect();
+    Ok(Json(MarginReport {
+        object: "margin_report",
+        data,
+    }))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct MismatchParams {
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Flag jobs whose reported cost differs from the estimate by more than this (default 10).
+    pub threshold_percent: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CostMismatch {
+    pub video_id: String,
+    pub tenant_id: String,
+    pub provider: Option<String>,
+    /// What the upstream reported, as written.
+    pub reported: Option<String>,
+    pub reported_micro_usd: Option<i64>,
+    pub estimated_micro_usd: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CostMismatchList {
+    pub object: &'static str,
+    pub threshold_percent: i64,
+    pub data: Vec<CostMismatch>,
+}
+
+/// Jobs whose upstream cost differs from the catalog
+///
+/// Flags completed jobs whose upstream-reported cost differs from the price catalog's estimate
+/// by more than `threshold_percent`: a provider changed its prices, or bills differently.
+#[utoipa::path(
+    get, path = "/admin/v1/reports/cost_mismatches", tag = "admin", params(MismatchParams),
+    responses((status = 200, body = CostMismatchList), (status = 400, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn cost_mismatches(
+    State(state): State<AppState>,
+    _: Operator,
+    crate::http::extract::ApiQuery(params): crate::http::extract::ApiQuery<MismatchParams>,
+) -> Result<Json<CostMismatchList>> {
+    let threshold = params.threshold_percent.unwrap_or(10);
+    if !(0..=10_000).contains(&threshold) {
+        return Err(Error::invalid(
+            "threshold_percent",
+            "threshold_percent must be from 0 to 10000",
+        ));
+    }
+    let (from, to) = report_window(&SavingsParams {
+        from: params.from,
+        to: params.to,
+    })?;
+    let data = state
+        .db
+        .cost_mismatches(from, to, threshold, 500)
+        .await?
+        .into_iter()
+        .map(|v| CostMismatch {
+            video_id: v.id.to_string(),
+            tenant_id: v.tenant_id.to_string(),
+            provider: v.provider.clone(),
+            reported: v.upstream_cost.clone(),
+            reported_micro_usd: v.upstream_cost_micro_usd,
+            estimated_micro_usd: v.upstream_estimate_micro,
+        })
+        .collect();
+    Ok(Json(CostMismatchList {
+        object: "list",
+        threshold_percent: threshold,
+        data,
+    }))
 }

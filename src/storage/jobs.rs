@@ -43,6 +43,7 @@ fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
         created_at_ms: row.try_get("created_at")?,
         submitted_at_ms: row.try_get("submitted_at")?,
         completed_at_ms: row.try_get("completed_at")?,
+        upstream_estimate_micro: row.try_get("upstream_estimate_micro")?,
         expires_at_ms: row.try_get("expires_at")?,
         attempts: row.try_get("attempts")?,
         slot_provider: row.try_get("slot_provider")?,
@@ -134,6 +135,17 @@ pub struct UsageRow {
     /// Seconds of completed video.
     pub seconds: i64,
     pub charged: i64,
+}
+
+/// One tenant-provider-day of the margin report.
+#[derive(Debug, Clone)]
+pub struct MarginRow {
+    pub tenant_id: String,
+    pub provider: String,
+    pub day: i64,
+    pub jobs: i64,
+    pub revenue_credits: i64,
+    pub cost_micro_usd: i64,
 }
 
 /// One tenant-day of the savings report, in micro-USD.
@@ -499,6 +511,64 @@ impl Db {
                 })
             })
             .collect()
+    }
+
+    /// Revenue against upstream cost per tenant, provider and UTC day for completed live jobs:
+    /// (tenant, provider, day, jobs, credits charged, upstream micro-USD).
+    pub async fn margin_report(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<MarginRow>, sqlx::Error> {
+        sqlx::query(
+            "SELECT tenant_id, COALESCE(provider, '') AS provider, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
+               CAST(COALESCE(SUM(cost_charged), 0) AS BIGINT) AS revenue, \
+               CAST(COALESCE(SUM(COALESCE(upstream_cost_micro_usd, upstream_estimate_micro)), 0) AS BIGINT) AS cost \
+             FROM videos WHERE status = 'completed' AND mode = 'live' AND completed_at >= $1 AND completed_at < $2 \
+             GROUP BY tenant_id, COALESCE(provider, ''), completed_at / 86400000 ORDER BY day, tenant_id, provider",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(MarginRow {
+                tenant_id: r.try_get("tenant_id")?,
+                provider: r.try_get("provider")?,
+                day: r.try_get("day")?,
+                jobs: r.try_get("jobs")?,
+                revenue_credits: r.try_get("revenue")?,
+                cost_micro_usd: r.try_get("cost")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Completed jobs whose upstream-reported cost differs from the catalog's estimate by more
+    /// than `threshold_percent`, newest first.
+    pub async fn cost_mismatches(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        threshold_percent: i64,
+        limit: i64,
+    ) -> Result<Vec<Video>, sqlx::Error> {
+        sqlx::query(
+            "SELECT * FROM videos WHERE status = 'completed' AND completed_at >= $1 AND completed_at < $2 \
+               AND upstream_cost_micro_usd IS NOT NULL AND upstream_estimate_micro IS NOT NULL \
+               AND ABS(upstream_cost_micro_usd - upstream_estimate_micro) * 100 > $3 * upstream_estimate_micro \
+             ORDER BY completed_at DESC LIMIT $4",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(threshold_percent)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(video_from_row)
+        .collect()
     }
 
     /// Upstream spending per tenant and day (UTC) of completed live jobs: what was paid (the

@@ -228,3 +228,180 @@ async fn usage_groups_jobs_and_its_totals_reconcile_with_the_journal() {
     let (status, _) = app.get_json(&key, "/v1/usage?group_by=colour").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn promotional_credit_is_spent_first_and_returned_where_it_came_from() {
+    let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 300).await;
+    let (tenant, key) = app.tenant_with_key("live", 0).await;
+    let path = format!("/admin/v1/tenants/{tenant}/grants");
+    let grant = |amount: i64, credit_type: &str| {
+        app.admin_post(
+            &path,
+            json!({"amount": amount, "reason": "launch", "credit_type": credit_type}),
+        )
+    };
+    assert_eq!(grant(1000, "paid").await.status(), StatusCode::CREATED);
+    assert_eq!(
+        grant(300, "promotional").await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(grant(5, "free").await.status(), StatusCode::BAD_REQUEST);
+
+    // A 300-credit job (5 s of seedance-2.0) is paid entirely from promotional credit.
+    let first: Value = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 5}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let (_, balance) = app.get_json(&key, "/v1/balance").await;
+    assert_eq!(
+        (
+            balance["promotional"].as_i64(),
+            balance["available"].as_i64(),
+            balance["held"].as_i64()
+        ),
+        (Some(0), Some(1000), Some(300))
+    );
+    app.wait_terminal(&key, first["id"].as_str().expect("id"))
+        .await;
+
+    // More promotional credit, then a job that needs both and fails: each part goes home.
+    grant(100, "promotional").await;
+    let failed: Value = app
+        .create_video(&key, json!({"prompt": "[sandbox:fail]", "seconds": 5}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let (_, during) = app.get_json(&key, "/v1/balance").await;
+    assert_eq!(
+        (during["promotional"].as_i64(), during["available"].as_i64()),
+        (Some(0), Some(800))
+    );
+    app.wait_terminal(&key, failed["id"].as_str().expect("id"))
+        .await;
+    let (_, after) = app.get_json(&key, "/v1/balance").await;
+    assert_eq!(
+        (
+            after["promotional"].as_i64(),
+            after["available"].as_i64(),
+            after["held"].as_i64()
+        ),
+        (Some(100), Some(1000), Some(0))
+    );
+
+    // Not enough of both together: 402, and nothing moved.
+    let response = app
+        .create_video(
+            &key,
+            json!({"prompt": "x", "seconds": 15, "model": "seedance-2.0"}),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "900 fits in 1000 paid + 100 promotional"
+    );
+    let response = app
+        .create_video(
+            &key,
+            json!({"prompt": "x", "seconds": 15, "model": "seedance-2.0"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::PAYMENT_REQUIRED);
+    let (_, last) = app.get_json(&key, "/v1/balance").await;
+    assert_eq!(
+        (last["promotional"].as_i64(), last["available"].as_i64()),
+        (Some(0), Some(200))
+    );
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn operator_adjustments_are_journaled_and_respect_the_floor() {
+    let app = TestApp::spawn().await;
+    let (tenant, _) = app.tenant_with_key("live", 1000).await;
+    let path = format!("/admin/v1/tenants/{tenant}/adjustments");
+    let adjust = |amount: i64| {
+        app.admin_post(
+            &path,
+            json!({"amount": amount, "reason": "correction", "actor": "ops"}),
+        )
+    };
+    assert_eq!(adjust(-300).await.status(), StatusCode::CREATED);
+    assert_eq!(adjust(200).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        adjust(-901).await.status(),
+        StatusCode::PAYMENT_REQUIRED,
+        "a prepaid tenant never goes below zero"
+    );
+    assert_eq!(adjust(0).await.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(app.balance(&tenant).await["available"].as_i64(), Some(900));
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn refunds_never_exceed_the_charge_even_when_sent_concurrently() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let created: Value = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 5}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    app.wait_terminal(&key, &id).await;
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(700)
+    );
+
+    let partial = app
+        .admin_post(
+            &format!("/admin/v1/videos/{id}/refund"),
+            json!({"amount": 100, "reason": "glitch"}),
+        )
+        .await;
+    assert_eq!(partial.status(), StatusCode::CREATED);
+    let too_much = app
+        .admin_post(
+            &format!("/admin/v1/videos/{id}/refund"),
+            json!({"amount": 201, "reason": "glitch"}),
+        )
+        .await;
+    assert_eq!(too_much.status(), StatusCode::BAD_REQUEST);
+
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let client = app.client.clone();
+        let url = app.url(&format!("/admin/v1/videos/{id}/refund"));
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(common::ADMIN_TOKEN)
+                .json(&json!({"reason": "the rest"}))
+                .send()
+                .await
+                .expect("send")
+                .status()
+        }));
+    }
+    let mut succeeded = 0;
+    for task in tasks {
+        if task.await.expect("task") == StatusCode::CREATED {
+            succeeded += 1;
+        }
+    }
+    assert_eq!(
+        succeeded, 1,
+        "only one refund of the remaining 200 can succeed"
+    );
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(1000),
+        "refunded exactly the 300 charged"
+    );
+    app.assert_ledger_consistent().await;
+}

@@ -104,11 +104,20 @@ pub struct Granted {
 }
 
 /// Credits a tenant, with the reason and who did it recorded in the journal.
+/// What an operator grants: paid credit, or promotional credit (kept apart, consumed first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditType {
+    Paid,
+    Promotional,
+}
+
+#[allow(clippy::too_many_arguments)] // Each is a distinct, required part of a grant.
 pub async fn grant_credits(
     db: &Db,
     tenant_id: &TenantId,
     mode: Mode,
     amount: Credits,
+    credit_type: CreditType,
     reason: &str,
     actor: &str,
     idempotency: Option<&crate::domain::idempotency::Claim>,
@@ -131,7 +140,9 @@ pub async fn grant_credits(
     if let Some(claim) = idempotency {
         crate::domain::idempotency::insert(&mut tx, claim, None).await?;
     }
-    let txn_id = ledger::grant(&mut tx, tenant_id, mode, amount, reason, actor).await?;
+    let promotional = credit_type == CreditType::Promotional;
+    let txn_id =
+        ledger::grant(&mut tx, tenant_id, mode, amount, promotional, reason, actor).await?;
     tx.commit().await?;
     Ok(Granted {
         txn_id,
@@ -145,4 +156,130 @@ pub async fn issue_admin_token(db: &Db) -> Result<String> {
     db.insert_admin_token(&crate::domain::ids::random_token(16), &generated.hash)
         .await?;
     Ok(generated.secret)
+}
+
+/// Corrects a tenant's paid balance by `amount` (positive credits it, negative debits it, down
+/// to the tenant's floor), with the reason and who did it in the journal.
+pub async fn adjust_credits(
+    db: &Db,
+    tenant_id: &TenantId,
+    mode: Mode,
+    amount: i64,
+    reason: &str,
+    actor: &str,
+    idempotency: Option<&crate::domain::idempotency::Claim>,
+) -> Result<Granted> {
+    let tenant = tenant(db, tenant_id).await?;
+    if amount == 0 || amount.abs() > 1_000_000_000_000 {
+        return Err(Error::invalid(
+            "amount",
+            "amount must be a non-zero number of credits",
+        ));
+    }
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(Error::invalid(
+            "reason",
+            "reason is required (up to 500 characters)",
+        ));
+    }
+    let floor = match mode {
+        Mode::Live => tenant.credit_floor,
+        Mode::Test => Credits::ZERO,
+    };
+    let grants = ledger::grants_account(mode);
+    let available = ledger::available_account(tenant_id, mode);
+    let mut tx = db.begin().await?;
+    if let Some(claim) = idempotency {
+        crate::domain::idempotency::insert(&mut tx, claim, None).await?;
+    }
+    Db::ensure_account(&mut tx, &grants, None, mode, "grants").await?;
+    let (from, to, floor) = if amount > 0 {
+        (grants.as_str(), available.as_str(), Credits(i64::MIN / 2))
+    } else {
+        (available.as_str(), grants.as_str(), floor)
+    };
+    let posting = ledger::Transfer {
+        kind: "adjustment",
+        memo: Some(reason),
+        actor: Some(actor),
+    };
+    let txn_id = match ledger::transfer_with(
+        &mut tx,
+        tenant_id,
+        mode,
+        from,
+        to,
+        floor,
+        Credits(amount.abs()),
+        &posting,
+    )
+    .await
+    {
+        Ok(txn) => txn,
+        Err(ledger::LedgerError::Insufficient { needed, available }) => {
+            return Err(Error::InsufficientCredits { needed, available })
+        }
+        Err(ledger::LedgerError::Db(e)) => return Err(e.into()),
+    };
+    tx.commit().await?;
+    Ok(Granted {
+        txn_id,
+        balance: ledger::balance(db, tenant_id, mode).await?,
+    })
+}
+
+/// Gives back up to what a completed job was charged, to the account that paid for it. All
+/// refunds of one job together never exceed its charge.
+pub async fn refund_video(
+    db: &Db,
+    video: &crate::domain::ids::VideoId,
+    amount: Option<i64>,
+    reason: &str,
+    actor: &str,
+    idempotency: Option<&crate::domain::idempotency::Claim>,
+) -> Result<(TxnId, Credits)> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(Error::invalid(
+            "reason",
+            "reason is required (up to 500 characters)",
+        ));
+    }
+    let job = db
+        .get_video_any(video)
+        .await?
+        .ok_or(Error::NotFound("video"))?;
+    let charged = job.cost_charged.unwrap_or(Credits::ZERO).0;
+    let mut tx = db.begin().await?;
+    if let Some(claim) = idempotency {
+        crate::domain::idempotency::insert(&mut tx, claim, None).await?;
+    }
+    let source = Db::hold_source(&mut tx, db.backend(), video).await?;
+    let refunded = Db::refunded_for_video(&mut tx, video).await?;
+    let left = charged - refunded;
+    let amount = amount.unwrap_or(left);
+    if amount <= 0 || amount > left {
+        return Err(Error::invalid("amount", format!("this video can be refunded 1 to {left} credits (charged {charged}, refunded {refunded})")));
+    }
+    let source = source.unwrap_or_else(|| ledger::available_account(&job.tenant_id, job.mode));
+    let revenue = ledger::revenue_account(job.mode);
+    let posting = ledger::Transfer {
+        kind: "refund",
+        memo: Some(reason),
+        actor: Some(actor),
+    };
+    let txn_id = ledger::transfer_for_video(
+        &mut tx,
+        &job.tenant_id,
+        job.mode,
+        &revenue,
+        &source,
+        Credits(amount),
+        video,
+        &posting,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((txn_id, Credits(amount)))
 }

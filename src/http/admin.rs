@@ -49,6 +49,8 @@ pub struct BalanceObject {
     pub available: i64,
     /// Credits reserved by running jobs (live mode).
     pub held: i64,
+    /// Promotional credit (live mode), consumed before `available`.
+    pub promotional: i64,
     /// The same for test keys.
     pub test_available: i64,
     pub test_held: i64,
@@ -67,6 +69,7 @@ async fn tenant_object(state: &AppState, tenant: &Tenant) -> Result<TenantObject
         balance: BalanceObject {
             available: live.available.0,
             held: live.held.0,
+            promotional: live.promotional.0,
             test_available: test.available.0,
             test_held: test.held.0,
         },
@@ -277,6 +280,8 @@ pub struct GrantBody {
     pub mode: Option<String>,
     /// Who granted it; defaults to `admin-api`.
     pub actor: Option<String>,
+    /// `paid` (default) or `promotional`: promotional credit is kept apart and consumed first.
+    pub credit_type: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -314,6 +319,16 @@ pub async fn grant(
             Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))?
         }
     };
+    let credit_type = match body.credit_type.as_deref() {
+        None | Some("paid") => admin::CreditType::Paid,
+        Some("promotional") => admin::CreditType::Promotional,
+        Some(_) => {
+            return Err(Error::invalid(
+                "credit_type",
+                "credit_type must be paid or promotional",
+            ))
+        }
+    };
     let actor = body.actor.clone().unwrap_or_else(|| "admin-api".into());
     if actor.len() > 200 {
         return Err(Error::invalid(
@@ -333,6 +348,7 @@ pub async fn grant(
                 body.amount,
                 &body.reason,
                 &actor,
+                body.credit_type.as_deref(),
             )),
         }),
     };
@@ -346,6 +362,7 @@ pub async fn grant(
         &tenant,
         mode,
         Credits(body.amount),
+        credit_type,
         &body.reason,
         &actor,
         claim.as_ref(),
@@ -999,4 +1016,181 @@ pub async fn cost_mismatches(
         threshold_percent: threshold,
         data,
     }))
+}
+
+/// The operator's idempotency claim for a money call, from its `Idempotency-Key` header.
+fn operator_claim(
+    headers: &axum::http::HeaderMap,
+    request: &impl Serialize,
+) -> Result<Option<crate::domain::idempotency::Claim>> {
+    use crate::domain::idempotency::{request_hash, Claim, IdempotencyKey};
+    headers
+        .get("idempotency-key")
+        .map(|value| {
+            Ok(Claim {
+                scope: "admin".into(),
+                key: IdempotencyKey::parse(value.to_str().unwrap_or(""))?,
+                hash: request_hash(request),
+            })
+        })
+        .transpose()
+}
+
+/// Runs an operator money call once per idempotency key: replays a stored answer, waits out a
+/// concurrent first use, and stores the answer of the first.
+async fn once(
+    state: &AppState,
+    claim: Option<crate::domain::idempotency::Claim>,
+    run: impl std::future::Future<Output = Result<axum::response::Response>>,
+) -> Result<axum::response::Response> {
+    use crate::domain::idempotency::{self, Outcome};
+    if let Some(claim) = &claim {
+        if let Outcome::Replay(answer) = idempotency::check(&state.db, claim).await? {
+            return Ok(crate::http::videos::replay(answer));
+        }
+    }
+    match (run.await, &claim) {
+        (Ok(response), Some(claim)) => crate::http::videos::remember(state, claim, response).await,
+        (Ok(response), None) => Ok(response),
+        (Err(Error::Conflict("idempotency_race", _)), Some(claim)) => {
+            match idempotency::check(&state.db, claim).await? {
+                Outcome::Replay(answer) => Ok(crate::http::videos::replay(answer)),
+                Outcome::Proceed => Err(Error::Conflict(
+                    "idempotency_in_progress",
+                    "retry shortly".into(),
+                )),
+            }
+        }
+        (Err(error), _) => Err(error),
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": -250, "reason": "duplicate grant on 2026-11-20", "actor": "ops@example.com"}))]
+pub struct AdjustmentBody {
+    /// Credits to add (positive) or take (negative) from the tenant's paid balance.
+    pub amount: i64,
+    pub reason: String,
+    /// `live` (default) or `test`.
+    pub mode: Option<String>,
+    pub actor: Option<String>,
+}
+
+/// Adjust a tenant's balance
+///
+/// A correction by the operator, with its reason and actor in the journal. A debit cannot take
+/// the balance below the tenant's floor.
+#[utoipa::path(
+    post, path = "/admin/v1/tenants/{tenant_id}/adjustments", tag = "admin", request_body = AdjustmentBody,
+    params(("tenant_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = GrantObject), (status = 400, body = ErrorBody), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn adjust(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<AdjustmentBody>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let tenant = tenant_id(&id)?;
+    let mode = match body.mode.as_deref() {
+        None => Mode::Live,
+        Some(raw) => {
+            Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))?
+        }
+    };
+    let actor = body.actor.clone().unwrap_or_else(|| "admin-api".into());
+    let claim = operator_claim(&headers, &("adjustment", tenant.as_str(), &body))?;
+    let run = async {
+        let adjusted = admin::adjust_credits(
+            &state.db,
+            &tenant,
+            mode,
+            body.amount,
+            &body.reason,
+            &actor,
+            claim.as_ref(),
+        )
+        .await?;
+        Ok((
+            axum::http::StatusCode::CREATED,
+            Json(GrantObject {
+                object: "credit_adjustment",
+                txn_id: adjusted.txn_id.to_string(),
+                tenant_id: tenant.to_string(),
+                mode: mode.as_str(),
+                amount: body.amount,
+                available: adjusted.balance.available.0,
+                held: adjusted.balance.held.0,
+            }),
+        )
+            .into_response())
+    };
+    once(&state, claim.clone(), run).await
+}
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"amount": 100, "reason": "artifacts in the last second"}))]
+pub struct RefundBody {
+    /// Credits to give back; default: all that is left of the charge.
+    pub amount: Option<i64>,
+    pub reason: String,
+    pub actor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundObject {
+    pub object: &'static str,
+    pub txn_id: String,
+    pub video_id: String,
+    pub amount: i64,
+}
+
+/// Refund a video
+///
+/// Gives credits back to whoever paid for a completed video (the tenant's balance or the end
+/// user's wallet). All refunds of one video together never exceed what it was charged.
+#[utoipa::path(
+    post, path = "/admin/v1/videos/{video_id}/refund", tag = "admin", request_body = RefundBody,
+    params(("video_id" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = RefundObject), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn refund(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+    ApiJson(body): ApiJson<RefundBody>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let video = crate::domain::ids::VideoId::parse(&id).ok_or(Error::NotFound("video"))?;
+    let actor = body.actor.clone().unwrap_or_else(|| "admin-api".into());
+    let claim = operator_claim(&headers, &("refund", video.as_str(), &body))?;
+    let run = async {
+        let (txn, amount) = admin::refund_video(
+            &state.db,
+            &video,
+            body.amount,
+            &body.reason,
+            &actor,
+            claim.as_ref(),
+        )
+        .await?;
+        Ok((
+            axum::http::StatusCode::CREATED,
+            Json(RefundObject {
+                object: "refund",
+                txn_id: txn.to_string(),
+                video_id: video.to_string(),
+                amount: amount.0,
+            }),
+        )
+            .into_response())
+    };
+    once(&state, claim.clone(), run).await
 }

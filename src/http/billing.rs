@@ -14,7 +14,7 @@ use crate::http::extract::ApiQuery;
 use crate::storage::ledger::EntryView;
 
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"object": "balance", "mode": "live", "available": 9750, "held": 250, "credit_floor": 0, "unit": "credits"}))]
+#[schema(example = json!({"object": "balance", "mode": "live", "available": 9750, "held": 250, "promotional": 500, "credit_floor": 0, "unit": "credits"}))]
 pub struct BalanceView {
     pub object: &'static str,
     /// `live` or `test`, after the calling key.
@@ -23,6 +23,8 @@ pub struct BalanceView {
     pub available: i64,
     /// Credits reserved by running jobs.
     pub held: i64,
+    /// Promotional (granted) credit, spent before `available`.
+    pub promotional: i64,
     /// The lowest `available` may go (negative for postpaid tenants).
     pub credit_floor: i64,
     pub unit: &'static str,
@@ -49,6 +51,7 @@ pub async fn balance(
         mode: principal.mode.as_str(),
         available: balance.available.0,
         held: balance.held.0,
+        promotional: balance.promotional.0,
         credit_floor: floor,
         unit: "credits",
     }))

@@ -71,6 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route("/ledger/audit", get(admin::audit))
         .route("/providers", get(admin::list_providers))
         .route("/reports/savings", get(admin::savings))
+        .route("/tenants/{tenant_id}/adjustments", post(admin::adjust))
+        .route("/videos/{video_id}/refund", post(admin::refund))
         .route("/reports/margin", get(admin::margin))
         .route("/reports/cost_mismatches", get(admin::cost_mismatches))
         .route(

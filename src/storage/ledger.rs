@@ -49,21 +49,21 @@ impl Db {
         posting: &Posting<'_>,
         entries: &[Entry<'_>],
     ) -> Result<TxnId, sqlx::Error> {
-        Self::post_prebalanced(tx, posting, entries, "").await
+        Self::post_prebalanced(tx, posting, entries, &[]).await
     }
 
-    /// As [`Db::post`], but the balance of `already_applied` was updated by the caller.
+    /// As [`Db::post`], but the balances of `already_applied` were updated by the caller.
     pub async fn post_prebalanced(
         tx: &mut Tx,
         posting: &Posting<'_>,
         entries: &[Entry<'_>],
-        already_applied: &str,
+        already_applied: &[&str],
     ) -> Result<TxnId, sqlx::Error> {
         debug_assert_eq!(entries.iter().map(|e| e.amount).sum::<i64>(), 0);
         let txn = new_txn_id();
         let now = now_ms();
         for entry in entries {
-            if entry.account != already_applied {
+            if !already_applied.contains(&entry.account) {
                 sqlx::query("UPDATE ledger_accounts SET balance = balance + $1, updated_at = $2 WHERE id = $3")
                     .bind(entry.amount)
                     .bind(now)
@@ -90,6 +90,31 @@ impl Db {
             .await?;
         }
         Ok(txn)
+    }
+
+    /// Debits as much of `max` as the account holds (never below zero) and returns what it
+    /// took. Optimistic: a concurrent change makes it read and try again.
+    pub async fn take_up_to(tx: &mut Tx, account: &str, max: i64) -> Result<i64, sqlx::Error> {
+        for _ in 0..16 {
+            let balance = Self::account_balance(tx, account).await?;
+            let take = balance.clamp(0, max.max(0));
+            if take == 0 {
+                return Ok(0);
+            }
+            let done = sqlx::query("UPDATE ledger_accounts SET balance = balance - $1, updated_at = $2 WHERE id = $3 AND balance = $4")
+                .bind(take)
+                .bind(now_ms())
+                .bind(account)
+                .bind(balance)
+                .execute(&mut **tx)
+                .await?;
+            if done.rows_affected() == 1 {
+                return Ok(take);
+            }
+        }
+        Err(sqlx::Error::Protocol(
+            "the promotional balance kept changing; try again".into(),
+        ))
     }
 
     /// Debits `amount` from an account only if its balance stays at or above `floor`.
@@ -139,10 +164,11 @@ impl Db {
         mode: Mode,
         amount: Credits,
         source: &str,
+        promo_part: i64,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO holds (video_id, tenant_id, mode, amount, state, created_at, source_account) \
-             VALUES ($1, $2, $3, $4, 'pending', $5, $6)",
+            "INSERT INTO holds (video_id, tenant_id, mode, amount, state, created_at, source_account, promo_part) \
+             VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)",
         )
         .bind(video.as_str())
         .bind(tenant.as_str())
@@ -150,6 +176,7 @@ impl Db {
         .bind(amount.0)
         .bind(now_ms())
         .bind(source)
+        .bind(promo_part)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -165,7 +192,7 @@ impl Db {
         let row = sqlx::query(
             "UPDATE holds SET state = $1, captured = $2, resolved_at = $3 \
              WHERE video_id = $4 AND state = 'pending' \
-             RETURNING tenant_id, mode, amount, source_account",
+             RETURNING tenant_id, mode, amount, source_account, promo_part",
         )
         .bind(state)
         .bind(captured)
@@ -179,8 +206,42 @@ impl Db {
             tenant: TenantId::from_db(row.try_get("tenant_id")?),
             mode: Mode::parse(&mode).unwrap_or(Mode::Test),
             amount: row.try_get("amount")?,
+            promo_part: row.try_get("promo_part")?,
             source: row.try_get("source_account")?,
         }))
+    }
+
+    /// Credits already refunded for a video.
+    pub async fn refunded_for_video(tx: &mut Tx, video: &VideoId) -> Result<i64, sqlx::Error> {
+        sqlx::query(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries \
+             WHERE video_id = $1 AND kind = 'refund' AND amount > 0",
+        )
+        .bind(video.as_str())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)
+    }
+
+    /// The account a video's hold was taken from, locking the hold for the rest of the
+    /// transaction on PostgreSQL (SQLite's write transaction already excludes other writers),
+    /// so that concurrent refunds of one video are serialized.
+    pub async fn hold_source(
+        tx: &mut Tx,
+        backend: super::Backend,
+        video: &VideoId,
+    ) -> Result<Option<String>, sqlx::Error> {
+        let lock = match backend {
+            super::Backend::Postgres => " FOR UPDATE",
+            super::Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT source_account FROM holds WHERE video_id = $1{lock}"
+        ))
+        .bind(video.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
     }
 
     /// Checks the journal: it sums to zero, every transaction balances, and every cached

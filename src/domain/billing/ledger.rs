@@ -25,6 +25,11 @@ pub fn holds_account(tenant: &TenantId, mode: Mode) -> String {
     format!("{tenant}:{}:holds", mode.as_str())
 }
 
+/// A tenant's promotional (granted) credit, kept apart from paid credit and consumed first.
+pub fn promotional_account(tenant: &TenantId, mode: Mode) -> String {
+    format!("{tenant}:{}:promotional", mode.as_str())
+}
+
 /// An end user's prepaid wallet, funded from its tenant's balance.
 pub fn wallet_account(tenant: &TenantId, mode: Mode, user: &EndUserId) -> String {
     format!("{tenant}:{}:wallet:{}", mode.as_str(), user.as_str())
@@ -56,8 +61,11 @@ pub struct Posting<'a> {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Balance {
+    /// Paid credit available to new jobs.
     pub available: Credits,
     pub held: Credits,
+    /// Promotional (granted) credit, consumed before paid credit.
+    pub promotional: Credits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,12 +105,19 @@ pub async fn grant(
     tenant: &TenantId,
     mode: Mode,
     amount: Credits,
+    promotional: bool,
     memo: &str,
     actor: &str,
 ) -> Result<TxnId, sqlx::Error> {
     let grants = grants_account(mode);
     Db::ensure_account(tx, &grants, None, mode, "grants").await?;
-    let available = available_account(tenant, mode);
+    let available = if promotional {
+        let account = promotional_account(tenant, mode);
+        Db::ensure_account(tx, &account, Some(tenant), mode, "promotional").await?;
+        account
+    } else {
+        available_account(tenant, mode)
+    };
     let posting = Posting {
         kind: "grant",
         tenant: Some(tenant),
@@ -154,15 +169,24 @@ pub async fn hold_from(
     video: &VideoId,
     amount: Credits,
 ) -> Result<(), LedgerError> {
-    if !Db::debit_above_floor(tx, source, amount.0, floor.0).await? {
+    // From the tenant's own balance, promotional credit goes first, then paid credit.
+    let promotional = promotional_account(tenant, mode);
+    let from_promo = if source == available_account(tenant, mode) {
+        Db::take_up_to(tx, &promotional, amount.0).await?
+    } else {
+        0
+    };
+    let rest = amount.0 - from_promo;
+    if rest > 0 && !Db::debit_above_floor(tx, source, rest, floor.0).await? {
+        // The caller rolls the transaction back, returning any promotional part taken.
         let current = Db::account_balance(tx, source).await?;
         return Err(LedgerError::Insufficient {
             needed: amount,
-            available: Credits(current - floor.0),
+            available: Credits(current - floor.0 + from_promo),
         });
     }
     let held = holds_account(tenant, mode);
-    Db::insert_hold(tx, video, tenant, mode, amount, source).await?;
+    Db::insert_hold(tx, video, tenant, mode, amount, source, from_promo).await?;
     let posting = Posting {
         kind: "hold",
         tenant: Some(tenant),
@@ -171,24 +195,115 @@ pub async fn hold_from(
         memo: None,
         actor: None,
     };
-    // The debit of the source already happened above; record it and credit `holds`.
-    Db::post_prebalanced(
+    let mut entries = Vec::new();
+    if from_promo > 0 {
+        entries.push(Entry {
+            account: &promotional,
+            amount: -from_promo,
+        });
+    }
+    if rest > 0 {
+        entries.push(Entry {
+            account: source,
+            amount: -rest,
+        });
+    }
+    entries.push(Entry {
+        account: &held,
+        amount: amount.0,
+    });
+    // The debits already happened above; record them and credit `holds`.
+    Db::post_prebalanced(tx, &posting, &entries, &[source, promotional.as_str()]).await?;
+    Ok(())
+}
+
+/// What a transfer is, for the journal.
+pub struct Transfer<'a> {
+    pub kind: &'a str,
+    pub memo: Option<&'a str>,
+    pub actor: Option<&'a str>,
+}
+
+/// As [`transfer`], with the actor recorded.
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the posting.
+pub async fn transfer_with(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    mode: Mode,
+    from: &str,
+    to: &str,
+    floor: Credits,
+    amount: Credits,
+    what: &Transfer<'_>,
+) -> Result<TxnId, LedgerError> {
+    if !Db::debit_above_floor(tx, from, amount.0, floor.0).await? {
+        let current = Db::account_balance(tx, from).await?;
+        return Err(LedgerError::Insufficient {
+            needed: amount,
+            available: Credits(current - floor.0),
+        });
+    }
+    let posting = Posting {
+        kind: what.kind,
+        tenant: Some(tenant),
+        mode,
+        video: None,
+        memo: what.memo,
+        actor: what.actor,
+    };
+    Ok(Db::post_prebalanced(
         tx,
         &posting,
         &[
             Entry {
-                account: source,
+                account: from,
                 amount: -amount.0,
             },
             Entry {
-                account: &held,
+                account: to,
                 amount: amount.0,
             },
         ],
-        source,
+        &[from],
     )
-    .await?;
-    Ok(())
+    .await?)
+}
+
+/// Moves credits for one video (a refund from revenue back to the account that paid).
+#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the posting.
+pub async fn transfer_for_video(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    mode: Mode,
+    from: &str,
+    to: &str,
+    amount: Credits,
+    video: &VideoId,
+    what: &Transfer<'_>,
+) -> Result<TxnId, sqlx::Error> {
+    let posting = Posting {
+        kind: what.kind,
+        tenant: Some(tenant),
+        mode,
+        video: Some(video),
+        memo: what.memo,
+        actor: what.actor,
+    };
+    Db::post(
+        tx,
+        &posting,
+        &[
+            Entry {
+                account: from,
+                amount: -amount.0,
+            },
+            Entry {
+                account: to,
+                amount: amount.0,
+            },
+        ],
+    )
+    .await
 }
 
 /// Moves credits between two accounts of one tenant (a wallet funding or withdrawal): the
@@ -205,37 +320,12 @@ pub async fn transfer(
     kind: &str,
     memo: Option<&str>,
 ) -> Result<TxnId, LedgerError> {
-    if !Db::debit_above_floor(tx, from, amount.0, floor.0).await? {
-        let current = Db::account_balance(tx, from).await?;
-        return Err(LedgerError::Insufficient {
-            needed: amount,
-            available: Credits(current - floor.0),
-        });
-    }
-    let posting = Posting {
+    let what = Transfer {
         kind,
-        tenant: Some(tenant),
-        mode,
-        video: None,
         memo,
         actor: None,
     };
-    Ok(Db::post_prebalanced(
-        tx,
-        &posting,
-        &[
-            Entry {
-                account: from,
-                amount: -amount.0,
-            },
-            Entry {
-                account: to,
-                amount: amount.0,
-            },
-        ],
-        from,
-    )
-    .await?)
+    transfer_with(tx, tenant, mode, from, to, floor, amount, &what).await
 }
 
 /// Settles a job's hold for `charge` (at most the hold). Returns the amount captured, or
@@ -274,10 +364,19 @@ pub async fn capture(
             amount: charge.0,
         },
     ];
-    if hold.amount > charge.0 {
+    // The unused part goes back to paid credit first, then to promotional credit.
+    let (to_paid, to_promo) = hold.refund_split(hold.amount - charge.0);
+    let promotional = promotional_account(&hold.tenant, hold.mode);
+    if to_paid > 0 {
         entries.push(Entry {
             account: &available,
-            amount: hold.amount - charge.0,
+            amount: to_paid,
+        });
+    }
+    if to_promo > 0 {
+        entries.push(Entry {
+            account: &promotional,
+            amount: to_promo,
         });
     }
     Db::post(tx, &posting, &entries).await?;
@@ -302,21 +401,25 @@ pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, sqlx::Error> {
         memo: None,
         actor: None,
     };
-    Db::post(
-        tx,
-        &posting,
-        &[
-            Entry {
-                account: &held,
-                amount: -hold.amount,
-            },
-            Entry {
-                account: &available,
-                amount: hold.amount,
-            },
-        ],
-    )
-    .await?;
+    let promotional = promotional_account(&hold.tenant, hold.mode);
+    let (to_paid, to_promo) = hold.refund_split(hold.amount);
+    let mut entries = vec![Entry {
+        account: &held,
+        amount: -hold.amount,
+    }];
+    if to_paid > 0 {
+        entries.push(Entry {
+            account: &available,
+            amount: to_paid,
+        });
+    }
+    if to_promo > 0 {
+        entries.push(Entry {
+            account: &promotional,
+            amount: to_promo,
+        });
+    }
+    Db::post(tx, &posting, &entries).await?;
     Ok(true)
 }
 
@@ -327,9 +430,13 @@ pub async fn balance(db: &Db, tenant: &TenantId, mode: Mode) -> Result<Balance, 
     let held = db
         .read_account_balance(&holds_account(tenant, mode))
         .await?;
+    let promotional = db
+        .read_account_balance(&promotional_account(tenant, mode))
+        .await?;
     Ok(Balance {
         available: Credits(available),
         held: Credits(held),
+        promotional: Credits(promotional),
     })
 }
 
@@ -338,9 +445,21 @@ pub struct HoldRow {
     pub tenant: TenantId,
     pub mode: Mode,
     pub amount: i64,
+    /// The part taken from promotional credit.
+    pub promo_part: i64,
     /// The account the hold was taken from; `None` for holds from before sources were kept
     /// (the tenant's available balance).
     pub source: Option<String>,
+}
+
+impl HoldRow {
+    /// Splits credits going back from this hold: to its paid source first (up to the paid
+    /// part), the rest to promotional credit.
+    pub fn refund_split(&self, refund: i64) -> (i64, i64) {
+        let paid_part = self.amount - self.promo_part;
+        let to_paid = refund.clamp(0, paid_part);
+        (to_paid, refund.max(0) - to_paid)
+    }
 }
 
 pub fn new_txn_id() -> TxnId {

@@ -234,8 +234,32 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
+    /// Stops the app and, unless the test already failed, checks the ledger invariants — the
+    /// journal sums to zero, every transaction balances, every cached balance equals its
+    /// entries — after every test.
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if std::thread::panicking() {
+            return;
+        }
+        let url = self.database.url.clone();
+        let audit = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let db = Db::connect(&seedance_gateway::config::DatabaseConfig {
+                    url: Secret::new(url),
+                    max_connections: 1,
+                })
+                .await
+                .expect("audit connection");
+                let report = db.audit_ledger().await.expect("audit");
+                db.close().await;
+                report
+            })
+        })
+        .join()
+        .expect("audit thread");
+        assert!(audit.ok, "ledger invariants broken at the end of the test: {audit:?}");
     }
 }
 

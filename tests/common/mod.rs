@@ -244,7 +244,10 @@ impl Drop for TestApp {
         }
         let url = self.database.url.clone();
         let audit = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
             runtime.block_on(async move {
                 let db = Db::connect(&seedance_gateway::config::DatabaseConfig {
                     url: Secret::new(url),
@@ -259,7 +262,10 @@ impl Drop for TestApp {
         })
         .join()
         .expect("audit thread");
-        assert!(audit.ok, "ledger invariants broken at the end of the test: {audit:?}");
+        assert!(
+            audit.ok,
+            "ledger invariants broken at the end of the test: {audit:?}"
+        );
     }
 }
 

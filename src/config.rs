@@ -53,7 +53,16 @@ pub struct Config {
     pub videos: VideosConfig,
     pub storage: StorageConfig,
     pub routing: RoutingConfig,
+    pub security: SecurityConfig,
     pub providers: ProvidersConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    /// Hosts exempt from the SSRF guard: exact names, `.suffix` for a domain and its
+    /// subdomains, or literal IPs. For internal deployments and tests only.
+    pub url_allowlist: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -9,6 +9,7 @@ pub mod ids;
 pub mod provider_webhooks;
 pub mod reports;
 pub mod routing;
+pub mod ssrf;
 pub mod tenants;
 pub mod video;
 pub mod videos;

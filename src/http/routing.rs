@@ -81,6 +81,7 @@ pub async fn quote(
     ApiJson(body): ApiJson<CreateVideoBody>,
 ) -> Result<Json<Quote>> {
     let request = body.into_new_video(&state.config.videos, false)?;
+    crate::domain::ssrf::check_request(&request, &state.config.security.url_allowlist).await?;
     let decision = routing::decide(&state, &principal, &request).await?;
     let price = routing::price(&state, &principal, &request, &decision).await?;
     Ok(Json(Quote {

@@ -79,6 +79,7 @@ pub async fn create_video(
     let CreateInput { body, upload } = input;
     // Validate first, so bad input never leaves a stored file behind.
     let mut request = body.into_new_video(&state.config.videos, upload.is_some())?;
+    crate::domain::ssrf::check_request(&request, &state.config.security.url_allowlist).await?;
     let claim = match request_headers.get("idempotency-key") {
         None => None,
         Some(value) => {

@@ -351,6 +351,7 @@ async fn bootstrap(
         &tenant.id,
         Mode::Test,
         Some("bootstrap test key".into()),
+        admin::KeyOptions::default(),
     )
     .await?;
     let balance = ledger::balance(&db, &tenant.id, Mode::Test).await?;
@@ -424,7 +425,14 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
     let db = open_db(config).await?;
     match command {
         KeysCommand::Create { tenant, mode, name } => {
-            let issued = admin::create_key(&db, &tenant_arg(&tenant)?, mode.into(), name).await?;
+            let issued = admin::create_key(
+                &db,
+                &tenant_arg(&tenant)?,
+                mode.into(),
+                name,
+                admin::KeyOptions::default(),
+            )
+            .await?;
             println!("{}\t{}", issued.key.id, issued.secret);
         }
         KeysCommand::List { tenant } => {

@@ -55,11 +55,20 @@ pub struct IssuedKey {
     pub secret: String,
 }
 
+/// What a new key may do and for how long.
+#[derive(Debug, Clone, Default)]
+pub struct KeyOptions {
+    /// `None`: every scope.
+    pub scopes: Option<Vec<crate::domain::tenants::Scope>>,
+    pub expires_at_ms: Option<i64>,
+}
+
 pub async fn create_key(
     db: &Db,
     tenant_id: &TenantId,
     mode: Mode,
     name: Option<String>,
+    options: KeyOptions,
 ) -> Result<IssuedKey> {
     tenant(db, tenant_id).await?;
     let name = name.unwrap_or_else(|| format!("{} key", mode.as_str()));
@@ -67,6 +76,12 @@ pub async fn create_key(
         return Err(Error::invalid(
             "name",
             "name must be at most 200 characters",
+        ));
+    }
+    if options.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+        return Err(Error::invalid(
+            "expires_in_secs",
+            "a key must expire in the future",
         ));
     }
     let generated = generate_api_key(mode);
@@ -79,12 +94,49 @@ pub async fn create_key(
         created_at_ms: now_ms(),
         revoked_at_ms: None,
         last_used_at_ms: None,
+        scopes: options.scopes,
+        expires_at_ms: options.expires_at_ms,
     };
     db.insert_api_key(&key, &generated.hash).await?;
     Ok(IssuedKey {
         key,
         secret: generated.secret,
     })
+}
+
+/// Replaces a key with a new one of the same tenant, mode, name and scopes; the old key keeps
+/// working for `overlap_secs` (so clients can switch without an outage), then expires.
+pub async fn rotate_key(db: &Db, id: &ApiKeyId, overlap_secs: i64) -> Result<IssuedKey> {
+    if !(0..=30 * 24 * 3600).contains(&overlap_secs) {
+        return Err(Error::invalid(
+            "overlap_secs",
+            "overlap_secs must be from 0 to 2592000 (30 days)",
+        ));
+    }
+    let old = db
+        .get_api_key(id)
+        .await?
+        .ok_or(Error::NotFound("API key"))?;
+    if old.revoked_at_ms.is_some() || old.expires_at_ms.is_some_and(|at| at <= now_ms()) {
+        return Err(Error::Conflict(
+            "key_inactive",
+            "a revoked or expired key cannot be rotated".into(),
+        ));
+    }
+    let issued = create_key(
+        db,
+        &old.tenant_id,
+        old.mode,
+        Some(old.name.clone()),
+        KeyOptions {
+            scopes: old.scopes.clone(),
+            expires_at_ms: old.expires_at_ms,
+        },
+    )
+    .await?;
+    db.expire_api_key(id, now_ms() + overlap_secs * 1000)
+        .await?;
+    Ok(issued)
 }
 
 pub async fn revoke_key(db: &Db, id: &ApiKeyId) -> Result<ApiKey> {

@@ -53,6 +53,48 @@ pub struct ApiKey {
     pub created_at_ms: i64,
     pub revoked_at_ms: Option<i64>,
     pub last_used_at_ms: Option<i64>,
+    /// `None`: every scope.
+    pub scopes: Option<Vec<Scope>>,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// Create, cancel and delete videos.
+    #[serde(rename = "videos:write")]
+    VideosWrite,
+    /// Read videos, their content, quotes and models.
+    #[serde(rename = "videos:read")]
+    VideosRead,
+    /// Read the balance, journal, usage and end users.
+    #[serde(rename = "billing:read")]
+    BillingRead,
+    /// Set end users' limits and move their wallets.
+    #[serde(rename = "end_users:write")]
+    EndUsersWrite,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::VideosWrite,
+        Scope::VideosRead,
+        Scope::BillingRead,
+        Scope::EndUsersWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::VideosWrite => "videos:write",
+            Scope::VideosRead => "videos:read",
+            Scope::BillingRead => "billing:read",
+            Scope::EndUsersWrite => "end_users:write",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Scope> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
 }
 
 /// The caller of a tenant-facing request, once its key has been checked.
@@ -61,6 +103,20 @@ pub struct Principal {
     pub tenant_id: TenantId,
     pub key_id: ApiKeyId,
     pub mode: Mode,
+    /// `None`: every scope.
+    pub scopes: Option<Vec<Scope>>,
+}
+
+impl Principal {
+    /// 403 unless the key has `scope`.
+    pub fn require(&self, scope: Scope) -> Result<(), crate::error::Error> {
+        match &self.scopes {
+            Some(scopes) if !scopes.contains(&scope) => Err(crate::error::Error::Forbidden(
+                format!("this API key lacks the {} scope", scope.as_str()),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// A freshly generated secret: the clear text (shown once) and what is stored.

@@ -154,6 +154,11 @@ pub struct CreateKeyBody {
     /// `live` (default) or `test`.
     pub mode: Option<String>,
     pub name: Option<String>,
+    /// Scopes the key has (default: all): `videos:write`, `videos:read`, `billing:read`,
+    /// `end_users:write`.
+    pub scopes: Option<Vec<String>>,
+    /// Seconds until the key stops working (default: never).
+    pub expires_in_secs: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -168,6 +173,10 @@ pub struct ApiKeyObject {
     pub created_at: i64,
     pub revoked_at: Option<i64>,
     pub last_used_at: Option<i64>,
+    /// Scopes; null means all.
+    pub scopes: Option<Vec<&'static str>>,
+    /// Unix seconds after which the key stops working.
+    pub expires_at: Option<i64>,
 }
 
 impl From<&ApiKey> for ApiKeyObject {
@@ -182,6 +191,11 @@ impl From<&ApiKey> for ApiKeyObject {
             created_at: key.created_at_ms / 1000,
             revoked_at: key.revoked_at_ms.map(|t| t / 1000),
             last_used_at: key.last_used_at_ms.map(|t| t / 1000),
+            scopes: key
+                .scopes
+                .as_ref()
+                .map(|s| s.iter().map(|s| s.as_str()).collect()),
+            expires_at: key.expires_at_ms.map(|t| t / 1000),
         }
     }
 }
@@ -213,7 +227,31 @@ pub async fn create_key(
             Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))?
         }
     };
-    let issued = admin::create_key(&state.db, &tenant_id(&id)?, mode, body.name).await?;
+    let scopes = body
+        .scopes
+        .map(|list| {
+            list.iter()
+                .map(|s| {
+                    crate::domain::tenants::Scope::parse(s)
+                        .ok_or_else(|| Error::invalid("scopes", format!("unknown scope `{s}`")))
+                })
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
+    let expires_at_ms = match body.expires_in_secs {
+        Some(secs) if !(1..=10 * 365 * 86_400).contains(&secs) => {
+            return Err(Error::invalid(
+                "expires_in_secs",
+                "expires_in_secs must be from 1 to 10 years",
+            ))
+        }
+        other => other.map(|secs| crate::storage::now_ms() + secs * 1000),
+    };
+    let options = admin::KeyOptions {
+        scopes,
+        expires_at_ms,
+    };
+    let issued = admin::create_key(&state.db, &tenant_id(&id)?, mode, body.name, options).await?;
     Ok((
         axum::http::StatusCode::CREATED,
         Json(CreatedKey {
@@ -1193,4 +1231,38 @@ pub async fn refund(
             .into_response())
     };
     once(&state, claim.clone(), run).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateKeyBody {
+    /// Seconds the old key keeps working (default 86400).
+    pub overlap_secs: Option<i64>,
+}
+
+/// Rotate an API key
+///
+/// Issues a new key with the same tenant, mode, name and scopes; the old one keeps working
+/// for the overlap period, then expires.
+#[utoipa::path(
+    post, path = "/admin/v1/keys/{key_id}/rotate", tag = "admin", request_body = RotateKeyBody,
+    params(("key_id" = String, Path)),
+    responses((status = 201, body = CreatedKey), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn rotate_key(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RotateKeyBody>,
+) -> Result<(axum::http::StatusCode, Json<CreatedKey>)> {
+    let id = ApiKeyId::parse(&id).ok_or(Error::NotFound("API key"))?;
+    let issued = admin::rotate_key(&state.db, &id, body.overlap_secs.unwrap_or(86_400)).await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(CreatedKey {
+            key: ApiKeyObject::from(&issued.key),
+            secret: issued.secret,
+        }),
+    ))
 }

@@ -40,6 +40,7 @@ pub async fn balance(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<BalanceView>> {
+    principal.require(crate::domain::tenants::Scope::BillingRead)?;
     let tenant = crate::domain::admin::tenant(&state.db, &principal.tenant_id).await?;
     let balance = ledger::balance(&state.db, &principal.tenant_id, principal.mode).await?;
     let floor = match principal.mode {
@@ -90,6 +91,7 @@ pub async fn entries(
     Caller(principal): Caller,
     ApiQuery(params): ApiQuery<LedgerParams>,
 ) -> Result<Json<LedgerPage>> {
+    principal.require(crate::domain::tenants::Scope::BillingRead)?;
     let limit = params.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(Error::invalid("limit", "limit must be from 1 to 100"));
@@ -174,6 +176,7 @@ pub async fn usage(
     headers: axum::http::HeaderMap,
     ApiQuery(params): ApiQuery<UsageParams>,
 ) -> Result<axum::response::Response> {
+    principal.require(crate::domain::tenants::Scope::BillingRead)?;
     use crate::domain::reports::{date_of_day, day_of_date};
     use crate::storage::jobs::UsageGroup;
     use axum::response::IntoResponse;

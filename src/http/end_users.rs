@@ -115,6 +115,7 @@ pub async fn get(
     Caller(principal): Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<EndUserObject>> {
+    principal.require(crate::domain::tenants::Scope::BillingRead)?;
     let user = user_id(&raw)?;
     Ok(Json(object(&state, &principal, &user).await?))
 }
@@ -134,6 +135,7 @@ pub async fn put(
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<EndUserBody>,
 ) -> Result<Json<EndUserObject>> {
+    principal.require(crate::domain::tenants::Scope::EndUsersWrite)?;
     let user = user_id(&raw)?;
     for (param, value) in [
         ("credits_per_day", body.credits_per_day),
@@ -192,6 +194,7 @@ pub async fn wallet(
     headers: HeaderMap,
     ApiJson(body): ApiJson<WalletBody>,
 ) -> Result<Response> {
+    principal.require(crate::domain::tenants::Scope::EndUsersWrite)?;
     let user = user_id(&raw)?;
     if body.memo.as_ref().is_some_and(|m| m.len() > 500) {
         return Err(Error::invalid(

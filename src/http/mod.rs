@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tenants/{tenant_id}/grants", post(admin::grant))
         .route("/keys/{key_id}/revoke", post(admin::revoke_key))
+        .route("/keys/{key_id}/rotate", post(admin::rotate_key))
         .route("/ledger/audit", get(admin::audit))
         .route("/providers", get(admin::list_providers))
         .route("/reports/savings", get(admin::savings))

@@ -80,6 +80,7 @@ pub async fn quote(
     Caller(principal): Caller,
     ApiJson(body): ApiJson<CreateVideoBody>,
 ) -> Result<Json<Quote>> {
+    principal.require(crate::domain::tenants::Scope::VideosRead)?;
     let request = body.into_new_video(&state.config.videos, false)?;
     crate::domain::ssrf::check_request(&request, &state.config.security.url_allowlist).await?;
     let decision = routing::decide(&state, &principal, &request).await?;
@@ -170,6 +171,7 @@ pub async fn models(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<ModelList>> {
+    principal.require(crate::domain::tenants::Scope::VideosRead)?;
     use crate::domain::billing::pricing::TenantPrices;
     let prices = state.db.tenant_prices(&principal.tenant_id).await?;
     let price_per_second = |model: Model| match &prices {

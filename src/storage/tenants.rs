@@ -6,7 +6,7 @@ use sqlx::Row;
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId};
-use crate::domain::tenants::{ApiKey, BillingKind, Principal, Tenant};
+use crate::domain::tenants::{ApiKey, BillingKind, Principal, Scope, Tenant};
 
 fn tenant_from_row(row: &AnyRow) -> Result<Tenant, sqlx::Error> {
     let kind: String = row.try_get("billing_kind")?;
@@ -17,6 +17,10 @@ fn tenant_from_row(row: &AnyRow) -> Result<Tenant, sqlx::Error> {
         credit_floor: Credits(row.try_get("credit_floor")?),
         created_at_ms: row.try_get("created_at")?,
     })
+}
+
+fn parse_scopes(raw: Option<String>) -> Option<Vec<Scope>> {
+    raw.and_then(|r| serde_json::from_str(&r).ok())
 }
 
 fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
@@ -30,6 +34,8 @@ fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
         created_at_ms: row.try_get("created_at")?,
         revoked_at_ms: row.try_get("revoked_at")?,
         last_used_at_ms: row.try_get("last_used_at")?,
+        scopes: parse_scopes(row.try_get("scopes")?),
+        expires_at_ms: row.try_get("expires_at")?,
     })
 }
 
@@ -69,8 +75,8 @@ impl Db {
 
     pub async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, mode, key_hash, display_prefix, name, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, tenant_id, mode, key_hash, display_prefix, name, created_at, scopes, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(key.id.as_str())
         .bind(key.tenant_id.as_str())
@@ -79,6 +85,8 @@ impl Db {
         .bind(&key.display_prefix)
         .bind(&key.name)
         .bind(key.created_at_ms)
+        .bind(key.scopes.as_ref().and_then(|s| serde_json::to_string(s).ok()))
+        .bind(key.expires_at_ms)
         .execute(self.pool())
         .await?;
         Ok(())
@@ -120,9 +128,11 @@ impl Db {
         hash: &str,
     ) -> Result<Option<Principal>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT id, tenant_id, mode FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL",
+            "SELECT id, tenant_id, mode, scopes FROM api_keys \
+             WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(hash)
+        .bind(now_ms())
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -131,7 +141,18 @@ impl Db {
             key_id: ApiKeyId::from_db(row.try_get("id")?),
             tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
             mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+            scopes: parse_scopes(row.try_get("scopes")?),
         }))
+    }
+
+    /// Makes a key expire at `at` unless it already expires sooner.
+    pub async fn expire_api_key(&self, id: &ApiKeyId, at: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2 AND (expires_at IS NULL OR expires_at > $1)")
+            .bind(at)
+            .bind(id.as_str())
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 
     /// Records use of a key at most once a minute per key, to keep the hot path write-free.

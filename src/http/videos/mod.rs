@@ -76,6 +76,7 @@ pub async fn create_video(
     request_headers: HeaderMap,
     input: CreateInput,
 ) -> Result<Response> {
+    principal.require(crate::domain::tenants::Scope::VideosWrite)?;
     let CreateInput { body, upload } = input;
     // Validate first, so bad input never leaves a stored file behind.
     let mut request = body.into_new_video(&state.config.videos, upload.is_some())?;
@@ -230,6 +231,7 @@ pub async fn get_video(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
+    principal.require(crate::domain::tenants::Scope::VideosRead)?;
     let video = videos::get(&state, &principal, &parse_id(&id)?).await?;
     Ok(video_response(&state, &video, HeaderMap::new()))
 }
@@ -262,6 +264,7 @@ pub async fn list_videos(
     Caller(principal): Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<VideoList>> {
+    principal.require(crate::domain::tenants::Scope::VideosRead)?;
     let limit = params.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(Error::invalid("limit", "limit must be from 1 to 100"));
@@ -320,6 +323,7 @@ pub async fn cancel_video(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
+    principal.require(crate::domain::tenants::Scope::VideosWrite)?;
     let video = videos::cancel(&state, &principal, &parse_id(&id)?).await?;
     Ok(video_response(&state, &video, HeaderMap::new()))
 }
@@ -338,6 +342,7 @@ pub async fn delete_video(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<VideoDeleted>> {
+    principal.require(crate::domain::tenants::Scope::VideosWrite)?;
     let id = parse_id(&id)?;
     videos::delete(&state, &principal, &id).await?;
     Ok(Json(VideoDeleted {
@@ -375,6 +380,7 @@ pub async fn video_content(
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<ContentParams>,
 ) -> Result<Response> {
+    principal.require(crate::domain::tenants::Scope::VideosRead)?;
     let video = videos::get(&state, &principal, &parse_id(&id)?).await?;
     if video.status != VideoStatus::Completed {
         return Err(Error::Conflict(

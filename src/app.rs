@@ -26,6 +26,10 @@ pub struct AppState {
     /// This replica's name in job leases.
     pub instance_id: Arc<str>,
     pub draining: Arc<AtomicBool>,
+    /// Request-rate state: in process, or shared in Redis.
+    pub limiter: Arc<crate::domain::limits::Limiter>,
+    /// Tenants' own request rates, cached for a few seconds.
+    pub tenant_rates: Arc<crate::domain::limits::RateCache>,
 }
 
 impl AppState {
@@ -59,6 +63,12 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
         let providers = Providers::from_config(&config)?;
+        let limiter = match &config.limits.redis_url {
+            Some(url) => crate::domain::limits::Limiter::redis(url.expose())
+                .await
+                .context("connecting to Redis for rate limits")?,
+            None => crate::domain::limits::Limiter::memory(),
+        };
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -66,6 +76,8 @@ impl App {
             wake: Arc::new(Notify::new()),
             instance_id: format!("{}-{}", hostname(), crate::domain::ids::random_token(8)).into(),
             draining: Arc::new(AtomicBool::new(false)),
+            limiter: Arc::new(limiter),
+            tenant_rates: Arc::default(),
         };
         Ok(App {
             state,

@@ -54,7 +54,37 @@ pub struct Config {
     pub storage: StorageConfig,
     pub routing: RoutingConfig,
     pub security: SecurityConfig,
+    pub limits: LimitsConfig,
     pub providers: ProvidersConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Redis for rate-limit state shared by every replica (`REDIS_URL` overrides); unset keeps
+    /// the state in process.
+    pub redis_url: Option<Secret>,
+    /// Requests per minute per tenant (an operator can set another rate per tenant).
+    pub tenant_requests_per_minute: u32,
+    pub tenant_burst: u32,
+    /// Requests per minute per API key; unset: only the tenant's rate applies.
+    pub key_requests_per_minute: Option<u32>,
+    pub key_burst: u32,
+    /// Failed authentications per minute per client address before it is throttled.
+    pub failed_auth_per_minute: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            redis_url: None,
+            tenant_requests_per_minute: 1200,
+            tenant_burst: 200,
+            key_requests_per_minute: None,
+            key_burst: 50,
+            failed_auth_per_minute: 30,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -406,6 +436,9 @@ impl Config {
         );
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(("database.url", url));
+        }
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            figment = figment.merge(("limits.redis_url", url));
         }
         let config: Config = figment
             .extract()

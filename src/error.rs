@@ -32,6 +32,15 @@ pub enum Error {
     InsufficientCredits { needed: Credits, available: Credits },
     #[error("{1}")]
     Conflict(&'static str, String),
+    /// A request rate was exceeded (429), with the rate's headers.
+    #[error("{message}")]
+    RateLimited {
+        code: &'static str,
+        message: String,
+        retry_after_secs: u64,
+        /// Requests per minute, for the `RateLimit` headers.
+        limit: u32,
+    },
     /// A limit was reached (429): the code says which, `retry_after` when it will pass.
     #[error("{message}")]
     QuotaExceeded {
@@ -113,7 +122,9 @@ impl Error {
                 "insufficient_credits",
             ),
             Conflict(code, _) => (StatusCode::CONFLICT, "conflict_error", code),
-            QuotaExceeded { code, .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", code),
+            QuotaExceeded { code, .. } | RateLimited { code, .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", code)
+            }
             PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "invalid_request_error",
@@ -187,6 +198,23 @@ impl IntoResponse for Error {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if let Error::RateLimited {
+            retry_after_secs,
+            limit,
+            ..
+        } = &self
+        {
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            if let Ok(policy) = HeaderValue::from_str(&format!("{limit};w=60")) {
+                headers.insert("ratelimit-policy", policy);
+            }
+            if let Ok(state) = HeaderValue::from_str(&format!(
+                "limit={limit}, remaining=0, reset={retry_after_secs}"
+            )) {
+                headers.insert("ratelimit", state);
+            }
         }
         if let Error::QuotaExceeded {
             retry_after_secs: Some(secs),

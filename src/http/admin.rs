@@ -1266,3 +1266,49 @@ pub async fn rotate_key(
         }),
     ))
 }
+
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"requests_per_minute": 600, "burst": 50}))]
+pub struct TenantLimitsBody {
+    /// Requests per minute for this tenant's keys together.
+    pub requests_per_minute: i64,
+    /// Requests allowed back to back.
+    pub burst: i64,
+}
+
+/// Set a tenant's request rate
+///
+/// Replaces `limits.tenant_requests_per_minute` for this tenant, on every replica within a
+/// few seconds.
+#[utoipa::path(
+    put, path = "/admin/v1/tenants/{tenant_id}/limits", tag = "admin", request_body = TenantLimitsBody,
+    params(("tenant_id" = String, Path)),
+    responses((status = 200, body = TenantLimitsBody), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn put_limits(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<TenantLimitsBody>,
+) -> Result<Json<TenantLimitsBody>> {
+    let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
+    if !(1..=1_000_000).contains(&body.requests_per_minute) || !(1..=100_000).contains(&body.burst)
+    {
+        return Err(Error::invalid(
+            "requests_per_minute",
+            "requests_per_minute must be 1-1000000 and burst 1-100000",
+        ));
+    }
+    state
+        .db
+        .put_tenant_rate(&tenant.id, body.requests_per_minute, body.burst)
+        .await?;
+    state
+        .tenant_rates
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(tenant.id.as_str());
+    Ok(Json(body))
+}

@@ -30,24 +30,15 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let token = bearer(parts).ok_or(Error::Unauthorized(
-            "missing_api_key",
-            "send an API key as `Authorization: Bearer sgw_…`".into(),
-        ))?;
-        let invalid = || {
-            Error::Unauthorized(
-                "invalid_api_key",
-                "the API key is invalid or revoked".into(),
-            )
+        let principal = match authenticate(parts, state).await {
+            Ok(principal) => principal,
+            Err(refusal) => {
+                // Too many failures from one address are throttled before they are answered.
+                crate::domain::limits::failed_auth(state, &client_address(parts)).await?;
+                return Err(refusal);
+            }
         };
-        if !looks_like_api_key(token) {
-            return Err(invalid());
-        }
-        let principal = state
-            .db
-            .principal_by_key_hash(&hash_secret(token))
-            .await?
-            .ok_or_else(invalid)?;
+        crate::domain::limits::admit_request(state, &principal).await?;
         let db = state.db.clone();
         let key = principal.key_id.clone();
         crate::workers::spawn_detached("key-last-used", async move {
@@ -57,6 +48,36 @@ impl FromRequestParts<AppState> for Caller {
         });
         Ok(Caller(principal))
     }
+}
+
+/// The calling client's address, as the server saw it.
+fn client_address(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, Error> {
+    let token = bearer(parts).ok_or(Error::Unauthorized(
+        "missing_api_key",
+        "send an API key as `Authorization: Bearer sgw_…`".into(),
+    ))?;
+    let invalid = || {
+        Error::Unauthorized(
+            "invalid_api_key",
+            "the API key is invalid, expired or revoked".into(),
+        )
+    };
+    if !looks_like_api_key(token) {
+        return Err(invalid());
+    }
+    state
+        .db
+        .principal_by_key_hash(&hash_secret(token))
+        .await?
+        .ok_or_else(invalid)
 }
 
 impl FromRequestParts<AppState> for Operator {

@@ -73,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/providers", get(admin::list_providers))
         .route("/reports/savings", get(admin::savings))
         .route("/tenants/{tenant_id}/adjustments", post(admin::adjust))
+        .route(
+            "/tenants/{tenant_id}/limits",
+            axum::routing::put(admin::put_limits),
+        )
         .route("/videos/{video_id}/refund", post(admin::refund))
         .route("/reports/margin", get(admin::margin))
         .route("/reports/cost_mismatches", get(admin::cost_mismatches))

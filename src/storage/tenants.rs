@@ -392,3 +392,36 @@ impl Db {
         Ok(())
     }
 }
+
+impl Db {
+    /// The request rate the operator set for a tenant: (per minute, burst).
+    pub async fn tenant_rate(&self, tenant: &TenantId) -> Result<Option<(i64, i64)>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT requests_per_minute, burst FROM tenant_limits WHERE tenant_id = $1",
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+    }
+
+    pub async fn put_tenant_rate(
+        &self,
+        tenant: &TenantId,
+        per_minute: i64,
+        burst: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO tenant_limits (tenant_id, requests_per_minute, burst, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id) DO UPDATE SET requests_per_minute = excluded.requests_per_minute, \
+               burst = excluded.burst, updated_at = excluded.updated_at",
+        )
+        .bind(tenant.as_str())
+        .bind(per_minute)
+        .bind(burst)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}

@@ -69,6 +69,9 @@ pub fn test_config(db: &TestDatabase) -> Config {
     config.storage.dir = db.dir.path().join("storage");
     // Tests run without DNS: the example hosts they use are admitted by the allowlist.
     config.security.url_allowlist = vec![".example.com".into()];
+    // Request rates are exercised by their own tests; the others must not trip over them.
+    config.limits.tenant_requests_per_minute = 1_000_000;
+    config.limits.tenant_burst = 100_000;
     config
 }
 

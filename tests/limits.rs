@@ -1,0 +1,132 @@
+//! Request rates: burst then spacing, 429 with its headers, failed-auth throttling, and one
+//! Redis-backed limit shared by two running gateways.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{TestApp, ADMIN_TOKEN};
+use reqwest::StatusCode;
+use serde_json::json;
+
+async fn set_rate(app: &TestApp, tenant: &str, per_minute: i64, burst: i64) {
+    let response = app
+        .client
+        .put(app.url(&format!("/admin/v1/tenants/{tenant}/limits")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"requests_per_minute": per_minute, "burst": burst}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_tenant_gets_its_burst_then_one_request_per_interval() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 0).await;
+    set_rate(&app, &tenant, 60, 3).await;
+    for _ in 0..3 {
+        assert_eq!(app.get_json(&key, "/v1/videos").await.0, StatusCode::OK);
+    }
+    let limited = app
+        .client
+        .get(app.url("/v1/videos"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(limited.headers()["retry-after"], "1");
+    assert_eq!(limited.headers()["ratelimit-policy"], "60;w=60");
+    assert!(limited.headers()["ratelimit"]
+        .to_str()
+        .expect("ascii")
+        .contains("remaining=0"));
+    let body: serde_json::Value = limited.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "rate_limited");
+    tokio::time::sleep(Duration::from_millis(1050)).await;
+    assert_eq!(
+        app.get_json(&key, "/v1/videos").await.0,
+        StatusCode::OK,
+        "one more after an interval"
+    );
+    assert_eq!(
+        app.get_json(&key, "/v1/videos").await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another tenant is not affected.
+    let (_, other) = app.tenant_with_key("test", 0).await;
+    assert_eq!(app.get_json(&other, "/v1/videos").await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn repeated_failed_authentication_is_throttled() {
+    let app = TestApp::spawn_with(|c| c.limits.failed_auth_per_minute = 5).await;
+    let mut statuses = Vec::new();
+    for _ in 0..8 {
+        let response = app
+            .client
+            .get(app.url("/v1/videos"))
+            .bearer_auth(format!("sgw_test_{}", "x".repeat(40)))
+            .send()
+            .await
+            .expect("send");
+        statuses.push(response.status());
+    }
+    assert_eq!(&statuses[..5], &[StatusCode::UNAUTHORIZED; 5]);
+    assert!(
+        statuses[5..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_backed_limit_is_shared_by_two_gateways() {
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let first = TestApp::spawn_with({
+        let redis = redis.clone();
+        move |c| c.limits.redis_url = Some(seedance_gateway::config::Secret::new(redis))
+    })
+    .await;
+    let (tenant, key) = first.tenant_with_key("test", 0).await;
+    set_rate(&first, &tenant, 60, 4).await;
+    // A second gateway on the same database and Redis.
+    let mut config = first.config.clone();
+    config.server.listen = "127.0.0.1:0".parse().expect("addr");
+    let second = seedance_gateway::App::build(config)
+        .await
+        .expect("second gateway");
+    let second_base = format!("http://{}", second.local_addr());
+    let stop = second.shutdown_token();
+    tokio::spawn(second.run());
+
+    let mut allowed = 0;
+    for n in 0..8 {
+        let base = if n % 2 == 0 {
+            first.base.clone()
+        } else {
+            second_base.clone()
+        };
+        let status = first
+            .client
+            .get(format!("{base}/v1/videos"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("send")
+            .status();
+        if status == StatusCode::OK {
+            allowed += 1;
+        } else {
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+    assert_eq!(
+        allowed, 4,
+        "the burst of four is shared, not four per gateway"
+    );
+    stop.cancel();
+}

@@ -30,6 +30,8 @@ pub struct AppState {
     pub limiter: Arc<crate::domain::limits::Limiter>,
     /// Tenants' own request rates, cached for a few seconds.
     pub tenant_rates: Arc<crate::domain::limits::RateCache>,
+    /// The JWT issuers internal teams authenticate with.
+    pub jwt: Arc<crate::domain::jwt::Issuers>,
 }
 
 impl AppState {
@@ -69,6 +71,9 @@ impl App {
                 .context("connecting to Redis for rate limits")?,
             None => crate::domain::limits::Limiter::memory(),
         };
+        let jwt = crate::domain::jwt::Issuers::from_config(&config.auth)
+            .await
+            .context("loading the JWT issuers")?;
         let state = AppState {
             config: Arc::new(config),
             db,
@@ -78,6 +83,7 @@ impl App {
             draining: Arc::new(AtomicBool::new(false)),
             limiter: Arc::new(limiter),
             tenant_rates: Arc::default(),
+            jwt: Arc::new(jwt),
         };
         Ok(App {
             state,

@@ -6,6 +6,7 @@ pub mod billing;
 pub mod end_users;
 pub mod idempotency;
 pub mod ids;
+pub mod jwt;
 pub mod limits;
 pub mod provider_webhooks;
 pub mod reports;

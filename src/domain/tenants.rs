@@ -105,6 +105,8 @@ pub struct Principal {
     pub mode: Mode,
     /// `None`: every scope.
     pub scopes: Option<Vec<Scope>>,
+    /// The end user a JWT speaks for: the caller can act only as this user.
+    pub end_user: Option<crate::domain::ids::EndUserId>,
 }
 
 impl Principal {

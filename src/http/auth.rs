@@ -70,6 +70,25 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, Erro
             "the API key is invalid, expired or revoked".into(),
         )
     };
+    if crate::domain::jwt::looks_like_jwt(token) && !state.jwt.is_empty() {
+        let identity = state.jwt.verify(token)?;
+        let tenant = identity.tenant.ok_or_else(|| {
+            Error::Unauthorized("invalid_token", "the token names no tenant".into())
+        })?;
+        if state.db.get_tenant(&tenant).await?.is_none() {
+            return Err(Error::Unauthorized(
+                "invalid_token",
+                "the token's tenant does not exist".into(),
+            ));
+        }
+        return Ok(Principal {
+            tenant_id: tenant,
+            key_id: identity.key_id,
+            mode: identity.mode,
+            scopes: identity.scopes,
+            end_user: identity.end_user,
+        });
+    }
     if !looks_like_api_key(token) {
         return Err(invalid());
     }
@@ -101,6 +120,14 @@ impl FromRequestParts<AppState> for Operator {
         {
             return Ok(Operator);
         }
+        if crate::domain::jwt::looks_like_jwt(token) && !state.jwt.is_empty() {
+            if let Ok(identity) = state.jwt.verify(token) {
+                if identity.admin {
+                    return Ok(Operator);
+                }
+            }
+        }
+        crate::domain::limits::failed_auth(state, &client_address(parts)).await?;
         Err(Error::Unauthorized(
             "invalid_admin_token",
             "the admin token is invalid".into(),

@@ -142,6 +142,7 @@ impl Db {
             tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
             mode: Mode::parse(&mode).unwrap_or(Mode::Test),
             scopes: parse_scopes(row.try_get("scopes")?),
+            end_user: None,
         }))
     }
 

@@ -81,6 +81,17 @@ pub async fn create_video(
     // Validate first, so bad input never leaves a stored file behind.
     let mut request = body.into_new_video(&state.config.videos, upload.is_some())?;
     crate::domain::ssrf::check_request(&request, &state.config.security.url_allowlist).await?;
+    if let Some(end_user) = &principal.end_user {
+        // A token that speaks for one end user can only create that user's videos.
+        match &request.user {
+            Some(user) if user != end_user => {
+                return Err(Error::Forbidden(
+                    "this token may only create videos for its own end user".into(),
+                ))
+            }
+            _ => request.user = Some(end_user.clone()),
+        }
+    }
     let claim = match request_headers.get("idempotency-key") {
         None => None,
         Some(value) => {

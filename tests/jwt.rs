@@ -1,0 +1,252 @@
+//! JWT authentication: pinned algorithms, iss/aud/exp checks, key selection, claims.
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::TestApp;
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use reqwest::StatusCode;
+use seedance_gateway::config::{JwtIssuerConfig, Secret};
+use serde_json::{json, Value};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+const HS_SECRET: &str = "hs-secret-for-tests-0123456789abcdef";
+
+fn issuer(name: &str, algorithm: &str) -> JwtIssuerConfig {
+    JwtIssuerConfig {
+        issuer: name.into(),
+        audience: "seedance-gateway".into(),
+        algorithm: algorithm.into(),
+        secret: None,
+        public_key_pem: None,
+        public_key_file: None,
+        jwks_file: None,
+        jwks_url: None,
+        tenant_claim: Some("team".into()),
+        user_claim: Some("end_user".into()),
+        admin_claim: Some("roles".into()),
+        admin_value: Some("gateway-admin".into()),
+        mode: Some("test".into()),
+        leeway_secs: Some(5),
+    }
+}
+
+async fn app_with_issuers() -> TestApp {
+    TestApp::spawn_with(|config| {
+        let mut hs = issuer("https://hs.idp.example.com", "HS256");
+        hs.secret = Some(Secret::new(HS_SECRET));
+        let mut rs = issuer("https://rs.idp.example.com", "RS256");
+        rs.public_key_file = Some(format!("{FIXTURES}/jwt-rs256-public.pem").into());
+        let mut es = issuer("https://es.idp.example.com", "ES256");
+        es.public_key_file = Some(format!("{FIXTURES}/jwt-es256-public.pem").into());
+        let mut jwks = issuer("https://jwks.idp.example.com", "RS256");
+        jwks.jwks_file = Some(format!("{FIXTURES}/jwt-rs256-jwks.json").into());
+        config.auth.jwt_issuers = vec![hs, rs, es, jwks];
+    })
+    .await
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn claims(iss: &str, tenant: &str) -> Value {
+    json!({"iss": iss, "aud": "seedance-gateway", "sub": "svc-render", "team": tenant, "exp": now() + 600, "nbf": now() - 10})
+}
+
+fn hs(claims: &Value) -> String {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(HS_SECRET.as_bytes()),
+    )
+    .expect("sign")
+}
+
+fn rs(claims: &Value, kid: Option<&str>) -> String {
+    let pem = std::fs::read(format!("{FIXTURES}/jwt-rs256-private.pem")).expect("key");
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = kid.map(str::to_string);
+    encode(
+        &header,
+        claims,
+        &EncodingKey::from_rsa_pem(&pem).expect("rsa"),
+    )
+    .expect("sign")
+}
+
+fn es(claims: &Value) -> String {
+    let pem = std::fs::read(format!("{FIXTURES}/jwt-es256-private.pem")).expect("key");
+    encode(
+        &Header::new(Algorithm::ES256),
+        claims,
+        &EncodingKey::from_ec_pem(&pem).expect("ec"),
+    )
+    .expect("sign")
+}
+
+async fn status(app: &TestApp, token: &str) -> StatusCode {
+    app.client
+        .get(app.url("/v1/videos"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send")
+        .status()
+}
+
+#[tokio::test]
+async fn valid_tokens_of_each_kind_authenticate_their_tenant() {
+    let app = app_with_issuers().await;
+    let (tenant, _) = app.tenant_with_key("test", 1000).await;
+    assert_eq!(
+        status(&app, &hs(&claims("https://hs.idp.example.com", &tenant))).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(
+            &app,
+            &rs(&claims("https://rs.idp.example.com", &tenant), None)
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(&app, &es(&claims("https://es.idp.example.com", &tenant))).await,
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(
+            &app,
+            &rs(&claims("https://jwks.idp.example.com", &tenant), Some("k1"))
+        )
+        .await,
+        StatusCode::OK
+    );
+    let created = app
+        .create_video(
+            &hs(&claims("https://hs.idp.example.com", &tenant)),
+            json!({"prompt": "x", "seconds": 4}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn forged_expired_misdirected_and_confused_tokens_are_refused() {
+    let app = app_with_issuers().await;
+    let (tenant, _) = app.tenant_with_key("test", 1000).await;
+    let good = claims("https://hs.idp.example.com", &tenant);
+    let b64 = |v: &Value| {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
+    };
+    let none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&good)
+    );
+    let mut expired = good.clone();
+    expired["exp"] = json!(now() - 3600);
+    let mut not_yet = good.clone();
+    not_yet["nbf"] = json!(now() + 3600);
+    let mut wrong_aud = good.clone();
+    wrong_aud["aud"] = json!("someone-else");
+    let mut unknown_iss = good.clone();
+    unknown_iss["iss"] = json!("https://evil.example.com");
+    let wrong_key = encode(
+        &Header::new(Algorithm::HS256),
+        &good,
+        &EncodingKey::from_secret(b"not-the-secret"),
+    )
+    .expect("sign");
+    // HS/RS confusion: an HS256 token for the RS256 issuer, keyed with its public key.
+    let public_pem = std::fs::read(format!("{FIXTURES}/jwt-rs256-public.pem")).expect("pem");
+    let confused = encode(
+        &Header::new(Algorithm::HS256),
+        &claims("https://rs.idp.example.com", &tenant),
+        &EncodingKey::from_secret(&public_pem),
+    )
+    .expect("sign");
+    let unknown_kid = rs(&claims("https://jwks.idp.example.com", &tenant), Some("k9"));
+    let no_kid = rs(&claims("https://jwks.idp.example.com", &tenant), None);
+    let mut no_tenant = good.clone();
+    no_tenant["team"] = json!("ten_doesnotexist");
+    let tokens = [
+        ("alg none", none),
+        ("expired", hs(&expired)),
+        ("not yet valid", hs(&not_yet)),
+        ("wrong audience", hs(&wrong_aud)),
+        ("unknown issuer", hs(&unknown_iss)),
+        ("wrong key", wrong_key),
+        ("HS/RS confusion", confused),
+        ("unknown kid", unknown_kid),
+        ("missing kid", no_kid),
+        ("unknown tenant", hs(&no_tenant)),
+    ];
+    for (what, token) in tokens {
+        assert_eq!(
+            status(&app, &token).await,
+            StatusCode::UNAUTHORIZED,
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn claims_map_to_scopes_the_end_user_and_the_operator_role() {
+    let app = app_with_issuers().await;
+    let (tenant, _) = app.tenant_with_key("test", 1000).await;
+    let mut scoped = claims("https://hs.idp.example.com", &tenant);
+    scoped["scope"] = json!("videos:read");
+    let reader = hs(&scoped);
+    assert_eq!(status(&app, &reader).await, StatusCode::OK);
+    assert_eq!(
+        app.create_video(&reader, json!({"prompt": "x"}))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let mut user = claims("https://hs.idp.example.com", &tenant);
+    user["end_user"] = json!("customer-7");
+    let as_user = hs(&user);
+    let created: Value = app
+        .create_video(&as_user, json!({"prompt": "x", "seconds": 4}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(created["user"], "customer-7");
+    let other = app
+        .create_video(
+            &as_user,
+            json!({"prompt": "x", "seconds": 4, "user": "customer-8"}),
+        )
+        .await;
+    assert_eq!(other.status(), StatusCode::FORBIDDEN);
+
+    let plain = hs(&claims("https://hs.idp.example.com", &tenant));
+    let admin_denied = app
+        .client
+        .get(app.url("/admin/v1/tenants"))
+        .bearer_auth(&plain)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(admin_denied.status(), StatusCode::UNAUTHORIZED);
+    let mut operator = claims("https://hs.idp.example.com", &tenant);
+    operator["roles"] = json!(["viewer", "gateway-admin"]);
+    let admin = app
+        .client
+        .get(app.url("/admin/v1/tenants"))
+        .bearer_auth(hs(&operator))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(admin.status(), StatusCode::OK);
+}

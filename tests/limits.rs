@@ -130,3 +130,91 @@ async fn a_redis_backed_limit_is_shared_by_two_gateways() {
     );
     stop.cancel();
 }
+
+async fn set_quotas(app: &TestApp, tenant: &str, body: serde_json::Value) {
+    let response = app
+        .client
+        .put(app.url(&format!("/admin/v1/tenants/{tenant}/quotas")))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_tenants_concurrency_cap_holds_under_parallel_load() {
+    let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
+    let (tenant, key) = app.tenant_with_key("test", 100_000).await;
+    set_quotas(&app, &tenant, json!({"max_concurrent": 3})).await;
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let client = app.client.clone();
+        let url = app.url("/v1/videos");
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(key)
+                .json(&json!({"prompt": format!("{n}"), "seconds": 4}))
+                .send()
+                .await
+                .expect("send")
+                .status()
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            StatusCode::OK => accepted += 1,
+            other => assert_eq!(other, StatusCode::TOO_MANY_REQUESTS),
+        }
+    }
+    assert_eq!(accepted, 3);
+    let body: serde_json::Value = app
+        .create_video(&key, json!({"prompt": "x"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(body["error"]["code"], "tenant_concurrency_exceeded");
+}
+
+#[tokio::test]
+async fn a_tenants_daily_video_seconds_and_credits_are_capped() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 100_000).await;
+    set_quotas(
+        &app,
+        &tenant,
+        json!({"video_seconds_per_day": 12, "credits_per_day": 100_000}),
+    )
+    .await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.create_video(&key, json!({"prompt": "x", "seconds": 4}))
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+    let limited = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4}))
+        .await;
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    let body: serde_json::Value = limited.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "tenant_daily_seconds_exceeded");
+    set_quotas(&app, &tenant, json!({"credits_per_day": 800})).await;
+    let over_credits: serde_json::Value = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        over_credits["error"]["code"], "tenant_daily_credits_exceeded",
+        "720 used + 240 > 800"
+    );
+}

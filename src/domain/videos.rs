@@ -84,7 +84,18 @@ pub async fn create(
         upstream_estimate_micro: None,
     };
     let mut tx = state.db.begin().await?;
-    // An end user's limits are checked, and the paying account chosen, in this transaction.
+    // The tenant's caps, then the end user's limits (which choose the paying account), are
+    // checked in this transaction.
+    crate::domain::end_users::admit_tenant(
+        &mut tx,
+        &state.db,
+        &video.tenant_id,
+        video.mode,
+        price,
+        video.request.seconds.get(),
+        now,
+    )
+    .await?;
     let (source, floor) = match &video.request.user {
         Some(user) => {
             let admission = crate::domain::end_users::Admission {

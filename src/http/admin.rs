@@ -1312,3 +1312,39 @@ pub async fn put_limits(
         .remove(tenant.id.as_str());
     Ok(Json(body))
 }
+
+/// Set a tenant's caps
+///
+/// Concurrent jobs, credits per UTC day and month, seconds of video per UTC day; a field left
+/// out has no cap. Checked in the transaction that creates each job, so they hold exactly
+/// under parallel load and across replicas.
+#[utoipa::path(
+    put, path = "/admin/v1/tenants/{tenant_id}/quotas", tag = "admin",
+    request_body = crate::storage::end_users::TenantQuotas,
+    params(("tenant_id" = String, Path)),
+    responses((status = 200, body = crate::storage::end_users::TenantQuotas), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn put_quotas(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<crate::storage::end_users::TenantQuotas>,
+) -> Result<Json<crate::storage::end_users::TenantQuotas>> {
+    let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
+    for (param, value) in [
+        ("max_concurrent", body.max_concurrent),
+        ("credits_per_day", body.credits_per_day),
+        ("credits_per_month", body.credits_per_month),
+        ("video_seconds_per_day", body.video_seconds_per_day),
+    ] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(Error::invalid(
+                param,
+                format!("{param} must not be negative"),
+            ));
+        }
+    }
+    state.db.put_tenant_quotas(&tenant.id, &body).await?;
+    Ok(Json(body))
+}

@@ -77,6 +77,10 @@ pub fn router(state: AppState) -> Router {
             "/tenants/{tenant_id}/limits",
             axum::routing::put(admin::put_limits),
         )
+        .route(
+            "/tenants/{tenant_id}/quotas",
+            axum::routing::put(admin::put_quotas),
+        )
         .route("/videos/{video_id}/refund", post(admin::refund))
         .route("/reports/margin", get(admin::margin))
         .route("/reports/cost_mismatches", get(admin::cost_mismatches))

@@ -24,7 +24,7 @@ use crate::http::{admin, billing, end_users, files, health, provider_webhooks, r
         admin::revoke_key, admin::grant, admin::audit, admin::get_video,
         admin::list_providers, admin::reset_circuit, admin::put_tenant_routing, admin::get_tenant_routing,
         admin::put_key_routing, admin::savings, admin::put_prices,
-        admin::margin, admin::cost_mismatches, admin::adjust, admin::refund, admin::rotate_key, admin::put_limits,
+        admin::margin, admin::cost_mismatches, admin::adjust, admin::refund, admin::rotate_key, admin::put_limits, admin::put_quotas,
         health::healthz, health::readyz, files::upload, provider_webhooks::receive,
     ),
     modifiers(&SecuritySchemes),

@@ -126,3 +126,95 @@ impl Db {
         .try_get(0)
     }
 }
+
+/// A tenant's caps (each `None` when not set).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TenantQuotas {
+    pub max_concurrent: Option<i64>,
+    pub credits_per_day: Option<i64>,
+    pub credits_per_month: Option<i64>,
+    pub video_seconds_per_day: Option<i64>,
+}
+
+impl Db {
+    /// The tenant's caps, locked for the rest of the transaction on PostgreSQL, so that the
+    /// checks and the job they admit are one atomic step.
+    pub async fn lock_tenant_quotas(
+        tx: &mut Tx,
+        backend: Backend,
+        tenant: &TenantId,
+    ) -> Result<Option<TenantQuotas>, sqlx::Error> {
+        let lock = match backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        };
+        let row = sqlx::query(&format!(
+            "SELECT max_concurrent, credits_per_day, credits_per_month, video_seconds_per_day \
+             FROM tenant_quotas WHERE tenant_id = $1{lock}"
+        ))
+        .bind(tenant.as_str())
+        .fetch_optional(&mut **tx)
+        .await?;
+        row.map(|r| {
+            Ok(TenantQuotas {
+                max_concurrent: r.try_get(0)?,
+                credits_per_day: r.try_get(1)?,
+                credits_per_month: r.try_get(2)?,
+                video_seconds_per_day: r.try_get(3)?,
+            })
+        })
+        .transpose()
+    }
+
+    pub async fn put_tenant_quotas(
+        &self,
+        tenant: &TenantId,
+        quotas: &TenantQuotas,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO tenant_quotas (tenant_id, max_concurrent, credits_per_day, credits_per_month, video_seconds_per_day, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO UPDATE SET \
+               max_concurrent = excluded.max_concurrent, credits_per_day = excluded.credits_per_day, \
+               credits_per_month = excluded.credits_per_month, video_seconds_per_day = excluded.video_seconds_per_day, \
+               updated_at = excluded.updated_at",
+        )
+        .bind(tenant.as_str())
+        .bind(quotas.max_concurrent)
+        .bind(quotas.credits_per_day)
+        .bind(quotas.credits_per_month)
+        .bind(quotas.video_seconds_per_day)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// A tenant's spend (charged, or held while running) and seconds of video (completed or
+    /// running) for jobs created since `since`, in one mode.
+    pub async fn tenant_spend(
+        tx: &mut Tx,
+        tenant: &TenantId,
+        mode: Mode,
+        since: i64,
+    ) -> Result<(i64, i64), sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(COALESCE(cost_charged, cost_reserved)), 0) AS BIGINT), \
+                    CAST(COALESCE(SUM(CASE WHEN status IN ('failed', 'canceled') THEN 0 ELSE seconds END), 0) AS BIGINT) \
+             FROM videos WHERE tenant_id = $1 AND mode = $2 AND created_at >= $3",
+        )
+        .bind(tenant.as_str())
+        .bind(mode.as_str())
+        .bind(since)
+        .fetch_one(&mut **tx)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?))
+    }
+
+    pub async fn tenant_running(tx: &mut Tx, tenant: &TenantId) -> Result<i64, sqlx::Error> {
+        sqlx::query("SELECT COUNT(*) FROM videos WHERE tenant_id = $1 AND status IN ('queued', 'in_progress')")
+            .bind(tenant.as_str())
+            .fetch_one(&mut **tx)
+            .await?
+            .try_get(0)
+    }
+}

@@ -661,13 +661,7 @@ pub async fn put_tenant_routing(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RoutingPolicyBody>,
 ) -> Result<Json<RoutingPolicyBody>> {
-    let scope_id = policy_scope(&state, "tenant", &id).await?;
-    let level = body.into_level()?;
-    state
-        .db
-        .put_routing_policy("tenant", &scope_id, &level)
-        .await?;
-    Ok(Json(RoutingPolicyBody::from_level(level)))
+    set_policy(&state, "tenant", &id, body).await
 }
 
 /// Set an API key's routing policy
@@ -683,11 +677,21 @@ pub async fn put_key_routing(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RoutingPolicyBody>,
 ) -> Result<Json<RoutingPolicyBody>> {
-    let scope_id = policy_scope(&state, "key", &id).await?;
+    set_policy(&state, "key", &id, body).await
+}
+
+/// Stores the routing policy of a tenant or a key (`scope`).
+async fn set_policy(
+    state: &AppState,
+    scope: &str,
+    id: &str,
+    body: RoutingPolicyBody,
+) -> Result<Json<RoutingPolicyBody>> {
+    let scope_id = policy_scope(state, scope, id).await?;
     let level = body.into_level()?;
     state
         .db
-        .put_routing_policy("key", &scope_id, &level)
+        .put_routing_policy(scope, &scope_id, &level)
         .await?;
     Ok(Json(RoutingPolicyBody::from_level(level)))
 }

@@ -47,6 +47,18 @@ fn every_route_and_error_response_is_described() {
         );
     }
     assert!(create["requestBody"]["content"]["multipart/form-data"].is_object());
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("path item") {
+            if path.starts_with("/v1/") {
+                for status in ["401", "403", "429"] {
+                    assert!(
+                        operation["responses"][status].is_object(),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+            }
+        }
+    }
     assert!(doc["components"]["schemas"]["ErrorBody"]["example"].is_object());
     assert!(doc["components"]["securitySchemes"]["api_key"].is_object());
 }

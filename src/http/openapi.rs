@@ -27,7 +27,7 @@ use crate::http::{admin, billing, end_users, files, health, provider_webhooks, r
         admin::margin, admin::cost_mismatches, admin::adjust, admin::refund, admin::rotate_key, admin::put_limits, admin::put_quotas,
         health::healthz, health::readyz, files::upload, provider_webhooks::receive,
     ),
-    modifiers(&SecuritySchemes),
+    modifiers(&SecuritySchemes, &CommonResponses),
     tags(
         (name = "videos", description = "Create and follow video jobs"),
         (name = "billing", description = "The caller's balance and journal"),
@@ -56,6 +56,62 @@ impl Modify for SecuritySchemes {
             "admin_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Declares the answers every authenticated route can give: 401 (no or bad credentials), 403
+/// (a scope the key lacks) and 429 (a rate or cap) on `/v1`, 401 on `/admin/v1`, each with the
+/// error envelope.
+struct CommonResponses;
+
+impl Modify for CommonResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+        let error = |description: &str| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new()
+                            .schema(Some(Ref::from_schema_name("ErrorBody")))
+                            .build(),
+                    )
+                    .build(),
+            )
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let codes: &[(&str, &str)] = if path.starts_with("/v1/") {
+                &[
+                    ("401", "Missing, invalid, expired or revoked credentials"),
+                    ("403", "The key or token lacks the scope this route needs"),
+                    (
+                        "429",
+                        "A request rate or cap was reached (Retry-After, RateLimit headers)",
+                    ),
+                ]
+            } else if path.starts_with("/admin/v1/") {
+                &[("401", "Missing or invalid operator credentials")]
+            } else {
+                &[]
+            };
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for (code, description) in codes {
+                    operation
+                        .responses
+                        .responses
+                        .entry((*code).to_string())
+                        .or_insert_with(|| error(description));
+                }
+            }
+        }
     }
 }
 

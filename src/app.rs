@@ -32,11 +32,32 @@ pub struct AppState {
     pub tenant_rates: Arc<crate::domain::limits::RateCache>,
     /// The JWT issuers internal teams authenticate with.
     pub jwt: Arc<crate::domain::jwt::Issuers>,
+    /// When this replica last recorded each key's use, so the hot path writes it at most once
+    /// a minute per key instead of on every request.
+    pub key_uses: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
 
 impl AppState {
     pub fn wake_workers(&self) {
         self.wake.notify_one();
+    }
+
+    /// Whether a key's last-used time is due to be written (at most once a minute per key).
+    pub fn key_use_due(&self, key: &str) -> bool {
+        let mut uses = self.key_uses.lock().unwrap_or_else(|p| p.into_inner());
+        let now = std::time::Instant::now();
+        match uses.get(key) {
+            Some(at) if now.duration_since(*at) < std::time::Duration::from_secs(60) => false,
+            _ => {
+                if uses.len() > 100_000 {
+                    uses.retain(|_, at| {
+                        now.duration_since(*at) < std::time::Duration::from_secs(60)
+                    });
+                }
+                uses.insert(key.to_string(), now);
+                true
+            }
+        }
     }
 
     pub fn is_draining(&self) -> bool {
@@ -84,6 +105,7 @@ impl App {
             limiter: Arc::new(limiter),
             tenant_rates: Arc::default(),
             jwt: Arc::new(jwt),
+            key_uses: Arc::default(),
         };
         Ok(App {
             state,

@@ -17,6 +17,16 @@ use crate::http::auth::Operator;
 use crate::http::extract::ApiJson;
 use crate::storage::ledger::AuditReport;
 
+/// A `mode` field: `live` (the default) or `test`.
+fn parse_mode(raw: Option<&str>) -> Result<Mode> {
+    match raw {
+        None => Ok(Mode::Live),
+        Some(raw) => {
+            Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))
+        }
+    }
+}
+
 fn tenant_id(raw: &str) -> Result<TenantId> {
     TenantId::parse(raw).ok_or(Error::NotFound("tenant"))
 }
@@ -221,12 +231,7 @@ pub async fn create_key(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<CreateKeyBody>,
 ) -> Result<(axum::http::StatusCode, Json<CreatedKey>)> {
-    let mode = match body.mode.as_deref() {
-        None => Mode::Live,
-        Some(raw) => {
-            Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))?
-        }
-    };
+    let mode = parse_mode(body.mode.as_deref())?;
     let scopes = body
         .scopes
         .map(|list| {
@@ -351,12 +356,7 @@ pub async fn grant(
     use crate::domain::idempotency::{self, Claim, IdempotencyKey, Outcome};
     use axum::response::IntoResponse;
     let tenant = tenant_id(&id)?;
-    let mode = match body.mode.as_deref() {
-        None => Mode::Live,
-        Some(raw) => {
-            Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))?
-        }
-    };
+    let mode = parse_mode(body.mode.as_deref())?;
     let credit_type = match body.credit_type.as_deref() {
         None | Some("paid") => admin::CreditType::Paid,
         Some("promotional") => admin::CreditType::Promotional,
@@ -1138,12 +1138,7 @@ pub async fn adjust(
 ) -> Result<axum::response::Response> {
     use axum::response::IntoResponse;
     let tenant = tenant_id(&id)?;
-    let mode = match body.mode.as_deref() {
-        None => Mode::Live,
-        Some(raw) => {
-            Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))?
-        }
-    };
+    let mode = parse_mode(body.mode.as_deref())?;
     let actor = body.actor.clone().unwrap_or_else(|| "admin-api".into());
     let claim = operator_claim(&headers, &("adjustment", tenant.as_str(), &body))?;
     let run = async {

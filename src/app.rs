@@ -35,11 +35,21 @@ pub struct AppState {
     /// When this replica last recorded each key's use, so the hot path writes it at most once
     /// a minute per key instead of on every request.
     pub key_uses: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
+    /// Wakes the webhook sender when messages are written to the outbox.
+    pub outbox: Arc<Notify>,
+    /// Archived outputs: a local directory or S3-compatible storage.
+    pub objects: crate::storage::objects::Objects,
+    /// This replica's Prometheus registry.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {
     pub fn wake_workers(&self) {
         self.wake.notify_one();
+    }
+
+    pub fn wake_outbox(&self) {
+        self.outbox.notify_one();
     }
 
     /// Whether a key's last-used time is due to be written (at most once a minute per key).
@@ -85,7 +95,9 @@ impl App {
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding {}", config.server.listen))?;
-        let providers = Providers::from_config(&config)?;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let objects = crate::storage::objects::Objects::from_config(&config.storage)?;
+        let providers = Providers::from_config(&config, &metrics)?;
         let limiter = match &config.limits.redis_url {
             Some(url) => crate::domain::limits::Limiter::redis(url.expose())
                 .await
@@ -106,6 +118,9 @@ impl App {
             tenant_rates: Arc::default(),
             jwt: Arc::new(jwt),
             key_uses: Arc::default(),
+            metrics,
+            outbox: Arc::new(Notify::new()),
+            objects,
         };
         Ok(App {
             state,
@@ -142,6 +157,18 @@ impl App {
                 crate::workers::jobs::run(state.clone(), shutdown.clone()),
             )
         });
+        let sender = (state.config.workers.enabled && state.config.webhooks.enabled).then(|| {
+            crate::workers::spawn(
+                "webhooks",
+                crate::workers::webhooks::run(state.clone(), shutdown.clone()),
+            )
+        });
+        let archiver = (state.config.workers.enabled && state.config.storage.archive).then(|| {
+            crate::workers::spawn(
+                "archive",
+                crate::workers::archive::run(state.clone(), shutdown.clone()),
+            )
+        });
         let router = crate::http::router(state.clone());
         tracing::info!(address = %listener.local_addr()?, instance = %state.instance_id, "seedance-gateway listening");
         let draining = state.draining.clone();
@@ -151,18 +178,21 @@ impl App {
             draining.store(true, Ordering::Relaxed);
         };
         let grace = Duration::from_secs(state.config.server.shutdown_grace_secs);
-        let server = axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(graceful);
-        let server = tokio::spawn(async move { server.await });
+        let limits = crate::http::server::ConnectionLimits {
+            header_read_timeout: Duration::from_secs(
+                state.config.server.header_read_timeout_secs.max(1),
+            ),
+            max_connections: state.config.server.max_connections,
+            metrics: state.metrics.clone(),
+        };
+        let server = crate::http::server::serve(listener, router, limits, graceful);
+        let server = tokio::spawn(server);
         shutdown.cancelled().await;
         match tokio::time::timeout(grace, server).await {
-            Ok(joined) => joined.context("server task")?.context("serving")?,
+            Ok(joined) => joined.context("server task")?,
             Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
         }
-        if let Some(worker) = worker {
+        for worker in [worker, sender, archiver].into_iter().flatten() {
             let _ = tokio::time::timeout(grace, worker).await;
         }
         state.db.close().await;

@@ -52,6 +52,7 @@ pub struct Config {
     pub pricing: PricingConfig,
     pub videos: VideosConfig,
     pub storage: StorageConfig,
+    pub webhooks: WebhooksConfig,
     pub routing: RoutingConfig,
     pub security: SecurityConfig,
     pub limits: LimitsConfig,
@@ -177,8 +178,14 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest accepted request body, in bytes (JSON and multipart alike).
     pub max_body_bytes: usize,
-    /// Time a request may take before it is answered 408, in seconds.
+    /// Time a request may take before it is answered 408, in seconds (body included, so a
+    /// client trickling its body is cut off too).
     pub request_timeout_secs: u64,
+    /// Time a client has to send a request's headers (also between keep-alive requests)
+    /// before the connection is closed, in seconds.
+    pub header_read_timeout_secs: u64,
+    /// Most connections open at once; further ones are closed at accept.
+    pub max_connections: usize,
     /// Time given to in-flight requests after SIGTERM, in seconds.
     pub shutdown_grace_secs: u64,
 }
@@ -262,8 +269,57 @@ pub struct VideosConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Directory for uploaded inputs and archived outputs.
+    /// Directory for uploaded inputs, and for archived outputs with the local backend.
     pub dir: PathBuf,
+    /// Whether completed outputs are copied to the gateway's storage.
+    pub archive: bool,
+    /// Where archived outputs go: `local` (under `dir`) or `s3`.
+    pub backend: StorageBackend,
+    /// Largest output the archiver copies, in bytes; a larger one stays at the upstream.
+    pub max_output_bytes: u64,
+    /// Time one copy may take, in seconds.
+    pub archive_timeout_secs: u64,
+    /// How often expired outputs and those of deleted videos are removed, in seconds.
+    pub sweep_interval_secs: u64,
+    /// S3-compatible object storage, used when `backend = "s3"`.
+    pub s3: S3Config,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    Local,
+    S3,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Endpoint of an S3-compatible service; unset for AWS.
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub access_key_id: Option<Secret>,
+    pub secret_access_key: Option<Secret>,
+    /// Object key prefix, e.g. `gateway/`.
+    pub prefix: String,
+    /// Allow a plain-http endpoint (a local S3-compatible server).
+    pub allow_http: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Whether this replica sends tenant webhooks (messages are still written to the outbox).
+    pub enabled: bool,
+    /// Time one delivery attempt may take, in seconds.
+    pub timeout_secs: u64,
+    /// Waits before each retry, in seconds; after the last, a message is marked failed.
+    pub retry_schedule_secs: Vec<u64>,
+    /// How long a rotated secret keeps signing alongside the new one, in seconds.
+    pub secret_overlap_secs: i64,
+    /// Redirects followed per attempt (each target checked by the SSRF guard).
+    pub max_redirects: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -367,6 +423,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             max_body_bytes: 20 * 1024 * 1024,
             request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            max_connections: 10_000,
             shutdown_grace_secs: 20,
         }
     }
@@ -433,6 +491,25 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             dir: PathBuf::from("data/storage"),
+            archive: true,
+            backend: StorageBackend::Local,
+            max_output_bytes: 2 * 1024 * 1024 * 1024,
+            archive_timeout_secs: 600,
+            sweep_interval_secs: 30,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            enabled: true,
+            timeout_secs: 10,
+            // About 28 hours in all, as the Standard Webhooks guidance suggests.
+            retry_schedule_secs: vec![5, 300, 1800, 7200, 18_000, 36_000, 36_000],
+            secret_overlap_secs: 24 * 3600,
+            max_redirects: 3,
         }
     }
 }

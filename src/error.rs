@@ -28,6 +28,9 @@ pub enum Error {
     Forbidden(String),
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// Existed, but no longer (expired content).
+    #[error("{1}")]
+    Gone(&'static str, String),
     #[error("insufficient credits: this request needs {needed}, {available} available")]
     InsufficientCredits { needed: Credits, available: Credits },
     #[error("{1}")]
@@ -116,6 +119,7 @@ impl Error {
             Unauthorized(code, _) => (StatusCode::UNAUTHORIZED, "authentication_error", code),
             Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", "forbidden"),
             NotFound(_) => (StatusCode::NOT_FOUND, "not_found_error", "not_found"),
+            Gone(code, _) => (StatusCode::GONE, "not_found_error", code),
             InsufficientCredits { .. } => (
                 StatusCode::PAYMENT_REQUIRED,
                 "billing_error",
@@ -175,6 +179,10 @@ impl From<sqlx::Error> for Error {
     }
 }
 
+/// The `code` of an error response, left on the response for the metrics middleware.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let (status, kind, code) = self.status_and_code();
@@ -194,6 +202,7 @@ impl IntoResponse for Error {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(code));
         if matches!(self, Error::Draining) {
             response
                 .headers_mut()

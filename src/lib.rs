@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod fake;
 pub mod http;
+pub mod metrics;
 pub mod providers;
 pub mod storage;
 pub mod telemetry;

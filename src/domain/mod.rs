@@ -15,3 +15,4 @@ pub mod ssrf;
 pub mod tenants;
 pub mod video;
 pub mod videos;
+pub mod webhooks;

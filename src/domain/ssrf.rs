@@ -201,6 +201,105 @@ pub async fn check_request(
     Ok(())
 }
 
+/// Checks what can be known of a URL without DNS: scheme, literal addresses and local names.
+/// Used on every redirect hop; names are checked again by [`GuardedResolver`] when they are
+/// resolved for the connection, so a name that re-resolves to an internal address (DNS
+/// rebinding) is refused too.
+pub fn check_without_dns(url: &Url, allowlist: &[String]) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{} is not http or https", url.scheme()));
+    }
+    let host = url.host().ok_or("no host")?;
+    let host_text = match &host {
+        Host::Domain(d) => d.trim_end_matches('.').to_ascii_lowercase(),
+        Host::Ipv4(ip) => ip.to_string(),
+        Host::Ipv6(ip) => ip.to_string(),
+    };
+    if allowed(&host_text, allowlist) {
+        return Ok(());
+    }
+    match host {
+        Host::Ipv4(ip) => forbidden_v4(ip).map_or(Ok(()), |why| Err(why.to_owned())),
+        Host::Ipv6(ip) => forbidden_v6(ip).map_or(Ok(()), |why| Err(why.to_owned())),
+        Host::Domain(_) => {
+            if local_name(&host_text) {
+                Err("a local or internal name".to_owned())
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+fn local_name(host: &str) -> bool {
+    host.is_empty()
+        || host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "localhost.localdomain"
+        || host.ends_with(".internal")
+        || host == "metadata"
+}
+
+/// A DNS resolver for outgoing requests that refuses names resolving to any forbidden
+/// address (unless the name is allowlisted), at connection time.
+pub struct GuardedResolver {
+    allowlist: std::sync::Arc<Vec<String>>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allowlist = self.allowlist.clone();
+        Box::pin(async move {
+            let host = name.as_str().trim_end_matches('.').to_ascii_lowercase();
+            let allowed_host = allowed(&host, &allowlist);
+            if !allowed_host && local_name(&host) {
+                return Err(format!("{host} is a local or internal name").into());
+            }
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if !allowed_host {
+                if let Some(bad) = found.iter().find(|a| forbidden_ip(a.ip()).is_some()) {
+                    return Err(
+                        format!("{host} resolves to a forbidden address {}", bad.ip()).into(),
+                    );
+                }
+            }
+            let addresses: reqwest::dns::Addrs = Box::new(found.into_iter());
+            Ok(addresses)
+        })
+    }
+}
+
+/// An HTTP client for calls to tenant-supplied URLs (webhooks, archived outputs): every
+/// connection goes through [`GuardedResolver`], every redirect hop through
+/// [`check_without_dns`], at most `max_redirects` of them.
+pub fn guarded_client(
+    allowlist: &[String],
+    timeout: Duration,
+    max_redirects: usize,
+) -> reqwest::Result<reqwest::Client> {
+    let allowlist = std::sync::Arc::new(allowlist.to_vec());
+    let for_redirects = allowlist.clone();
+    reqwest::Client::builder()
+        .dns_resolver(std::sync::Arc::new(GuardedResolver { allowlist }))
+        .redirect(reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max_redirects {
+                return attempt.error("too many redirects");
+            }
+            match check_without_dns(attempt.url(), &for_redirects) {
+                Ok(()) => attempt.follow(),
+                Err(why) => {
+                    let message = format!("redirect to a forbidden target: {why}");
+                    attempt.error(message)
+                }
+            }
+        }))
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .user_agent(concat!("seedance-gateway/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

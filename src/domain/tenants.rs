@@ -73,14 +73,18 @@ pub enum Scope {
     /// Set end users' limits and move their wallets.
     #[serde(rename = "end_users:write")]
     EndUsersWrite,
+    /// Manage webhook endpoints and secrets, read the delivery log, redeliver.
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
         Scope::VideosWrite,
         Scope::VideosRead,
         Scope::BillingRead,
         Scope::EndUsersWrite,
+        Scope::WebhooksWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +93,7 @@ impl Scope {
             Scope::VideosRead => "videos:read",
             Scope::BillingRead => "billing:read",
             Scope::EndUsersWrite => "end_users:write",
+            Scope::WebhooksWrite => "webhooks:write",
         }
     }
 

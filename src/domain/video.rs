@@ -402,6 +402,9 @@ pub struct Video {
     pub submitted_at_ms: Option<i64>,
     pub completed_at_ms: Option<i64>,
     pub expires_at_ms: Option<i64>,
+    /// The copy of the output in the gateway's storage: `pending`, `stored`, `failed`,
+    /// `expired` or `deleted`; `None` when no copy was made.
+    pub archive_state: Option<String>,
     /// Transient upstream failures so far.
     pub attempts: i64,
     /// Secret part of this job's provider callback URL.

@@ -68,6 +68,7 @@ pub async fn create(
         submitted_at_ms: None,
         completed_at_ms: None,
         expires_at_ms: None,
+        archive_state: None,
         attempts: 0,
         callback_token: Some(crate::domain::ids::random_token(32)),
         slot_provider: None,
@@ -217,11 +218,13 @@ pub async fn cancel(state: &AppState, principal: &Principal, id: &VideoId) -> Re
         Some(&principal.tenant_id),
     )
     .await?;
+    let voided = ended && ledger::void(&mut tx, id).await?;
     if ended {
-        ledger::void(&mut tx, id).await?;
+        crate::domain::webhooks::enqueue(&mut tx, id, VideoStatus::Canceled).await?;
     }
     tx.commit().await?;
     if ended {
+        after_terminal(state, &video, VideoStatus::Canceled, 0, voided);
         if let (Some(provider), Some(upstream_id)) = (
             video
                 .provider
@@ -250,9 +253,46 @@ pub async fn delete(state: &AppState, principal: &Principal, id: &VideoId) -> Re
             Err(other) => return Err(other),
         }
     }
-    if state.db.soft_delete_video(&principal.tenant_id, id).await? {
-        Ok(())
-    } else {
-        Err(Error::NotFound("video"))
+    if !state.db.soft_delete_video(&principal.tenant_id, id).await? {
+        return Err(Error::NotFound("video"));
     }
+    // The stored copy goes with it. A copy still in progress is dropped by the archiver when
+    // it finds the video no longer pending; a failed removal here is retried by its sweep.
+    match video.archive_state.as_deref() {
+        Some("stored") => {
+            let key = crate::workers::archive::object_key(id.as_str());
+            match state.objects.delete(&key).await {
+                Ok(()) => state.db.set_archive_state(id.as_str(), "deleted").await?,
+                Err(error) => {
+                    tracing::warn!(video = %id, error = ?error, "removing the stored output failed; the sweep retries")
+                }
+            }
+        }
+        Some("pending") => state.db.set_archive_state(id.as_str(), "deleted").await?,
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Called once a job's terminal transaction has committed: counts it, and wakes the webhook
+/// sender and the archiver (which find their work in the database, so a wake that is missed
+/// by a crash only delays them).
+pub fn after_terminal(
+    state: &AppState,
+    video: &Video,
+    status: VideoStatus,
+    captured: i64,
+    voided: bool,
+) {
+    let metrics = &state.metrics;
+    metrics.job_finished(video.provider.as_deref(), status.as_str());
+    if captured > 0 {
+        metrics.credits_captured.inc_by(captured as u64);
+    }
+    if voided {
+        metrics
+            .credits_voided
+            .inc_by(video.cost_reserved.0.max(0) as u64);
+    }
+    state.wake_outbox();
 }

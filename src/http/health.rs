@@ -43,3 +43,63 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         ),
     }
 }
+
+/// Prometheus metrics
+///
+/// The text exposition format. Gauges about shared state (jobs, queue, holds) are read from
+/// the database, so every replica reports the same values; counters are this replica's.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4", body = String))
+)]
+pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    let metrics = &state.metrics;
+    match state.db.job_gauges().await {
+        Ok(gauges) => {
+            metrics.jobs.clear();
+            for (provider, status, count) in gauges.running {
+                metrics
+                    .jobs
+                    .get_or_create(&crate::metrics::JobLabels {
+                        provider,
+                        state: status,
+                    })
+                    .set(count);
+            }
+            metrics.queue_depth.set(gauges.queued);
+            let age = gauges.oldest_queued_ms.map_or(0, |oldest| {
+                (crate::storage::now_ms() - oldest).max(0) / 1000
+            });
+            metrics.queue_oldest_age_seconds.set(age);
+            metrics.credits_held.set(gauges.credits_held);
+        }
+        Err(error) => tracing::warn!(%error, "reading job gauges for /metrics failed"),
+    }
+    match state.db.pending_webhook_deliveries().await {
+        Ok(pending) => {
+            metrics.webhook_outbox_pending.set(pending);
+        }
+        Err(error) => tracing::warn!(%error, "reading the webhook outbox for /metrics failed"),
+    }
+    for name in state.providers.names() {
+        let view = state.providers.circuits.view(name);
+        let value = match view.state {
+            "closed" => 0,
+            "half_open" => 1,
+            _ => 2,
+        };
+        metrics
+            .circuit_state
+            .get_or_create(&crate::metrics::ProviderLabels {
+                provider: name.to_owned(),
+            })
+            .set(value);
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics.encode(),
+    )
+}

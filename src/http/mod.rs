@@ -11,7 +11,9 @@ pub mod health;
 pub mod openapi;
 pub mod provider_webhooks;
 pub mod routing;
+pub mod server;
 pub mod videos;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -55,7 +57,38 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/end_users/{user_id}/wallet", post(end_users::wallet))
         .route("/videos/{video_id}/cancel", post(videos::cancel_video))
-        .route("/videos/{video_id}/content", get(videos::video_content));
+        .route("/videos/{video_id}/content", get(videos::video_content))
+        .route(
+            "/webhook_endpoints",
+            post(webhooks::create_endpoint).get(webhooks::list_endpoints),
+        )
+        .route(
+            "/webhook_endpoints/{endpoint_id}",
+            get(webhooks::get_endpoint),
+        )
+        .route(
+            "/webhook_endpoints/{endpoint_id}/disable",
+            post(webhooks::disable_endpoint),
+        )
+        .route(
+            "/webhook_endpoints/{endpoint_id}/enable",
+            post(webhooks::enable_endpoint),
+        )
+        .route(
+            "/webhook_endpoints/{endpoint_id}/rotate_secret",
+            post(webhooks::rotate_endpoint),
+        )
+        .route("/webhook_secret", get(webhooks::get_request_secret))
+        .route(
+            "/webhook_secret/rotate",
+            post(webhooks::rotate_request_secret),
+        )
+        .route("/webhook_messages", get(webhooks::list_messages))
+        .route("/webhook_messages/{message_id}", get(webhooks::get_message))
+        .route(
+            "/webhook_messages/{message_id}/redeliver",
+            post(webhooks::redeliver),
+        );
     let admin = Router::new()
         .route(
             "/tenants",
@@ -100,12 +133,21 @@ pub fn router(state: AppState) -> Router {
             "/providers/{name}/circuit/reset",
             post(admin::reset_circuit),
         )
-        .route("/videos/{video_id}", get(admin::get_video));
+        .route("/videos/{video_id}", get(admin::get_video))
+        .route(
+            "/tenants/{tenant_id}/webhook_endpoints",
+            post(webhooks::admin_create_endpoint).get(webhooks::admin_list_endpoints),
+        )
+        .route(
+            "/tenants/{tenant_id}/webhook_endpoints/{endpoint_id}",
+            post(webhooks::admin_endpoint_action),
+        );
     Router::new()
         .nest("/v1", v1)
         .nest("/admin/v1", admin)
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route("/openapi.json", get(openapi::openapi_json))
         .route("/docs", get(openapi::docs))
         .route("/files/uploads/{name}", get(files::upload))
@@ -113,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(state.clone(), measure))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(
             ServiceBuilder::new()
@@ -143,7 +186,7 @@ async fn guard(
     request: Request,
     next: Next,
 ) -> Response<axum::body::Body> {
-    let probe = matches!(request.uri().path(), "/healthz" | "/readyz");
+    let probe = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
     if state.is_draining() && !probe {
         return Error::Draining.into_response();
     }
@@ -152,6 +195,44 @@ async fn guard(
         Ok(response) => response,
         Err(_) => Error::Timeout.into_response(),
     }
+}
+
+/// Counts and times every request by method, route template and status.
+async fn measure(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response<axum::body::Body> {
+    let started = std::time::Instant::now();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| route_label(path.as_str()));
+    let method = request.method().as_str().to_owned();
+    let response = next.run(request).await;
+    let labels = crate::metrics::HttpLabels {
+        method,
+        route,
+        status: response.status().as_u16(),
+    };
+    let metrics = &state.metrics;
+    metrics.http_requests.get_or_create(&labels).inc();
+    metrics
+        .http_duration
+        .get_or_create(&labels)
+        .observe(started.elapsed().as_secs_f64());
+    if response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {
+        if let Some(crate::error::ErrorCode(code)) = response.extensions().get() {
+            metrics.rate_limited(code);
+        }
+    }
+    response
+}
+
+/// A route template as a metric label: `/v1/videos/{video_id}` becomes `/v1/videos/:video_id`,
+/// which every text-format parser reads (braces inside label values trip some).
+fn route_label(template: &str) -> String {
+    template.replace('{', ":").replace('}', "")
 }
 
 async fn not_found() -> Error {

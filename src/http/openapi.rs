@@ -6,7 +6,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::http::{admin, billing, end_users, files, health, provider_webhooks, routing, videos};
+use crate::http::{
+    admin, billing, end_users, files, health, provider_webhooks, routing, videos, webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -25,15 +27,21 @@ use crate::http::{admin, billing, end_users, files, health, provider_webhooks, r
         admin::list_providers, admin::reset_circuit, admin::put_tenant_routing, admin::get_tenant_routing,
         admin::put_key_routing, admin::savings, admin::put_prices,
         admin::margin, admin::cost_mismatches, admin::adjust, admin::refund, admin::rotate_key, admin::put_limits, admin::put_quotas,
-        health::healthz, health::readyz, files::upload, provider_webhooks::receive,
+        webhooks::create_endpoint, webhooks::list_endpoints, webhooks::get_endpoint,
+        webhooks::disable_endpoint, webhooks::enable_endpoint, webhooks::rotate_endpoint,
+        webhooks::get_request_secret, webhooks::rotate_request_secret, webhooks::list_messages,
+        webhooks::get_message, webhooks::redeliver, webhooks::admin_create_endpoint,
+        webhooks::admin_list_endpoints, webhooks::admin_endpoint_action,
+        health::healthz, health::readyz, health::metrics, files::upload, provider_webhooks::receive,
     ),
     modifiers(&SecuritySchemes, &CommonResponses),
     tags(
         (name = "videos", description = "Create and follow video jobs"),
         (name = "billing", description = "The caller's balance and journal"),
         (name = "end_users", description = "The caller's end users: limits and wallets"),
+        (name = "webhooks", description = "Signed notifications of finished videos (Standard Webhooks)"),
         (name = "admin", description = "Operator API (admin token)"),
-        (name = "operations", description = "Probes"),
+        (name = "operations", description = "Probes and metrics"),
     )
 )]
 pub struct ApiDoc;

@@ -6,6 +6,7 @@ pub mod aimlapi;
 pub mod apiframe;
 pub mod capabilities;
 pub mod circuit;
+pub mod metered;
 pub mod sandbox;
 pub mod seedance_it;
 pub mod seedanceapi;
@@ -156,10 +157,15 @@ pub struct Providers {
     limits: BTreeMap<&'static str, i64>,
     /// Submit rates: (milliseconds between submits, burst), per provider that has one.
     rates: BTreeMap<&'static str, (i64, i64)>,
+    /// Where upstream calls are counted; each inserted provider is wrapped to record them.
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Providers {
-    pub fn from_config(config: &crate::config::Config) -> anyhow::Result<Providers> {
+    pub fn from_config(
+        config: &crate::config::Config,
+        metrics: &Arc<crate::metrics::Metrics>,
+    ) -> anyhow::Result<Providers> {
         // The sandbox always exists, because test keys run there; live keys reach it only
         // when it is enabled.
         let mut providers = Providers {
@@ -167,6 +173,7 @@ impl Providers {
                 config.routing.circuit_failure_threshold,
                 Duration::from_secs(config.routing.circuit_cooldown_secs),
             )),
+            metrics: Some(metrics.clone()),
             ..Providers::default()
         };
         let p = &config.providers;
@@ -219,6 +226,10 @@ impl Providers {
     }
 
     pub fn insert(&mut self, provider: Arc<dyn Provider>, live: bool) {
+        let provider: Arc<dyn Provider> = match &self.metrics {
+            Some(metrics) => Arc::new(metered::Metered::new(provider, metrics.clone())),
+            None => provider,
+        };
         if live {
             self.live.push(provider.name());
         }

@@ -45,6 +45,7 @@ fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
         completed_at_ms: row.try_get("completed_at")?,
         upstream_estimate_micro: row.try_get("upstream_estimate_micro")?,
         expires_at_ms: row.try_get("expires_at")?,
+        archive_state: row.try_get("archive_state")?,
         attempts: row.try_get("attempts")?,
         slot_provider: row.try_get("slot_provider")?,
         cost_ceiling_micro: row.try_get("cost_ceiling_micro")?,
@@ -957,5 +958,174 @@ impl Db {
             .fetch_one(self.pool())
             .await?
             .try_get(0)
+    }
+}
+
+/// Shared state the metrics endpoint reports: jobs by provider and state, the queue and the
+/// credits on hold.
+#[derive(Debug, Default)]
+pub struct JobGauges {
+    pub running: Vec<(String, String, i64)>,
+    pub queued: i64,
+    pub oldest_queued_ms: Option<i64>,
+    pub credits_held: i64,
+}
+
+impl Db {
+    pub async fn job_gauges(&self) -> Result<JobGauges, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT COALESCE(provider, 'none') AS provider, status, COUNT(*) AS n \
+             FROM videos WHERE {RUNNING} GROUP BY provider, status"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut gauges = JobGauges::default();
+        for row in rows {
+            gauges.running.push((
+                row.try_get("provider")?,
+                row.try_get("status")?,
+                row.try_get("n")?,
+            ));
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM videos WHERE status = 'queued'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        gauges.queued = row.try_get("n")?;
+        gauges.oldest_queued_ms = row.try_get("oldest")?;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS held FROM holds WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        gauges.credits_held = row.try_get("held")?;
+        Ok(gauges)
+    }
+}
+
+/// A completed output waiting to be copied to the gateway's storage.
+#[derive(Debug, Clone)]
+pub struct ArchiveTask {
+    pub video_id: String,
+    pub output_url: String,
+    pub attempts: i64,
+}
+
+impl Db {
+    /// Marks a just-completed job's output for copying, in the completion's transaction.
+    pub async fn queue_archive(tx: &mut Tx, video: &VideoId) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE videos SET archive_state = 'pending', archive_next_at = $1 WHERE id = $2",
+        )
+        .bind(now_ms())
+        .bind(video.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes up to `limit` due copies; each is pushed `lease_ms` into the future first, so
+    /// another replica does not take it while this one copies.
+    pub async fn claim_archive_tasks(
+        &self,
+        now: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<ArchiveTask>, sqlx::Error> {
+        let due: Vec<(String, i64)> = sqlx::query(
+            "SELECT id, archive_next_at FROM videos WHERE archive_state = 'pending' \
+             AND archive_next_at <= $1 ORDER BY archive_next_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("archive_next_at")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+        let mut claimed = Vec::new();
+        for (id, due_at) in due {
+            let row = sqlx::query(
+                "UPDATE videos SET archive_next_at = $1 WHERE id = $2 AND archive_state = 'pending' \
+                 AND archive_next_at = $3 RETURNING output_url, archive_attempts",
+            )
+            .bind(now + lease_ms)
+            .bind(&id)
+            .bind(due_at)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(row) = row {
+                let output_url: Option<String> = row.try_get("output_url")?;
+                claimed.push(ArchiveTask {
+                    video_id: id,
+                    output_url: output_url.unwrap_or_default(),
+                    attempts: row.try_get("archive_attempts")?,
+                });
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Records the outcome of a copy: `stored` (with its key and size), `pending` again at
+    /// `retry_at`, or `failed`. A video deleted meanwhile keeps its `deleted` state.
+    pub async fn finish_archive(
+        &self,
+        video: &str,
+        state: &str,
+        key: Option<&str>,
+        bytes: Option<i64>,
+        retry_at: Option<i64>,
+    ) -> Result<bool, sqlx::Error> {
+        Ok(sqlx::query(
+            "UPDATE videos SET archive_state = $1, archive_key = $2, archive_bytes = $3, \
+             archive_attempts = archive_attempts + 1, archive_next_at = $4 \
+             WHERE id = $5 AND archive_state = 'pending'",
+        )
+        .bind(state)
+        .bind(key)
+        .bind(bytes)
+        .bind(retry_at)
+        .bind(video)
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Stored outputs past their `expires_at`, or of deleted videos, whose files must go.
+    pub async fn archives_to_remove(
+        &self,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String, bool)>, sqlx::Error> {
+        sqlx::query(
+            "SELECT id, archive_key, deleted_at FROM videos WHERE archive_state = 'stored' \
+             AND (expires_at < $1 OR deleted_at IS NOT NULL) LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            let deleted: Option<i64> = r.try_get("deleted_at")?;
+            Ok((
+                r.try_get("id")?,
+                r.try_get::<Option<String>, _>("archive_key")?
+                    .unwrap_or_default(),
+                deleted.is_some(),
+            ))
+        })
+        .collect()
+    }
+
+    pub async fn set_archive_state(&self, video: &str, state: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE videos SET archive_state = $1 WHERE id = $2")
+            .bind(state)
+            .bind(video)
+            .execute(self.pool())
+            .await?;
+        Ok(())
     }
 }

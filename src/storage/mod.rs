@@ -10,7 +10,9 @@ pub mod end_users;
 pub mod files;
 pub mod jobs;
 pub mod ledger;
+pub mod objects;
 pub mod tenants;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -39,13 +39,15 @@ async fn expire_overdue(state: &AppState) -> anyhow::Result<()> {
             None,
         )
         .await?;
+        let voided = ended && ledger::void(&mut tx, &job.id).await?;
         if ended {
-            ledger::void(&mut tx, &job.id).await?;
+            crate::domain::webhooks::enqueue(&mut tx, &job.id, VideoStatus::Failed).await?;
         }
         tx.commit().await?;
         if !ended {
             continue;
         }
+        crate::domain::videos::after_terminal(state, &job, VideoStatus::Failed, 0, voided);
         tracing::warn!(video = %job.id, "job timed out; hold voided");
         if let (Some(provider), Some(upstream_id)) = (
             job.provider
@@ -168,7 +170,7 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
             code: "upstream_unavailable".into(),
             message: "the provider of this job is no longer configured".into(),
         };
-        return end(&state.db, &job, owner, VideoStatus::Failed, error).await;
+        return end(state, &job, owner, VideoStatus::Failed, error).await;
     };
     match (job.status, job.upstream_id.as_deref()) {
         (VideoStatus::Queued, _) | (VideoStatus::InProgress, None) => {
@@ -203,7 +205,7 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
                 Ok(UpstreamStatus::Failed { code, message }) => {
                     if !resubmit(state, &job, &code, &message).await? {
                         end(
-                            &state.db,
+                            state,
                             &job,
                             owner,
                             VideoStatus::Failed,
@@ -217,7 +219,7 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
                         code: "upstream_canceled".into(),
                         message: "the upstream canceled this job".into(),
                     };
-                    end(&state.db, &job, owner, VideoStatus::Failed, error).await?;
+                    end(state, &job, owner, VideoStatus::Failed, error).await?;
                 }
                 Err(ProviderError::Transient {
                     message,
@@ -360,14 +362,14 @@ async fn submit(
                     code: "upstream_rejected".into(),
                     message,
                 };
-                end(&state.db, &job, owner, VideoStatus::Failed, error).await
+                end(state, &job, owner, VideoStatus::Failed, error).await
             }
             ProviderError::Unavailable(_) => {
                 let error = JobError {
                     code: "upstream_unavailable".into(),
                     message: "no upstream could take this job".into(),
                 };
-                end(&state.db, &job, owner, VideoStatus::Failed, error).await
+                end(state, &job, owner, VideoStatus::Failed, error).await
             }
             ProviderError::Transient {
                 message,
@@ -588,8 +590,16 @@ async fn complete(
     };
     let expires_at = now_ms() + state.config.videos.retention_secs * 1000;
     let mut tx = state.db.begin().await?;
-    if Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at, cost).await? {
+    let completed =
+        Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at, cost).await?;
+    let mut charged = 0;
+    if completed {
         let captured = ledger::capture(&mut tx, &job.id, charge).await?;
+        charged = captured.map_or(0, |c| c.0);
+        crate::domain::webhooks::enqueue(&mut tx, &job.id, VideoStatus::Completed).await?;
+        if state.config.storage.archive {
+            Db::queue_archive(&mut tx, &job.id).await?;
+        }
         if let Some(provider) = job.provider.as_deref() {
             let elapsed = now_ms() - job.submitted_at_ms.unwrap_or(job.created_at_ms);
             Db::record_speed(&mut tx, provider, job.request.model.id(), elapsed).await?;
@@ -606,22 +616,30 @@ async fn complete(
         }
     }
     tx.commit().await?;
+    if completed {
+        crate::domain::videos::after_terminal(state, job, VideoStatus::Completed, charged, false);
+    }
     Ok(())
 }
 
 /// Ends a job without output and voids its hold, in one transaction.
 async fn end(
-    db: &Db,
+    state: &AppState,
     job: &Video,
     owner: &str,
     status: VideoStatus,
     error: JobError,
 ) -> anyhow::Result<()> {
-    let mut tx = db.begin().await?;
-    if Db::mark_ended(&mut tx, &job.id, status, Some(&error), Some(owner), None).await? {
-        ledger::void(&mut tx, &job.id).await?;
+    let mut tx = state.db.begin().await?;
+    let ended = Db::mark_ended(&mut tx, &job.id, status, Some(&error), Some(owner), None).await?;
+    let voided = ended && ledger::void(&mut tx, &job.id).await?;
+    if ended {
+        crate::domain::webhooks::enqueue(&mut tx, &job.id, status).await?;
     }
     tx.commit().await?;
+    if ended {
+        crate::domain::videos::after_terminal(state, job, status, 0, voided);
+    }
     Ok(())
 }
 
@@ -639,7 +657,7 @@ async fn retry_later(
             message: "the upstream kept failing; the job was given up".into(),
         };
         tracing::warn!(video = %job.id, %message, "giving up after repeated upstream failures");
-        return end(&state.db, job, owner, VideoStatus::Failed, error).await;
+        return end(state, job, owner, VideoStatus::Failed, error).await;
     }
     let delay = retry_after.unwrap_or_else(|| backoff(attempts));
     tracing::info!(video = %job.id, %message, delay_ms = delay.as_millis() as u64, "upstream call failed; retrying later");

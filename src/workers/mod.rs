@@ -2,7 +2,9 @@
 //! after a crash; every task is spawned through [`spawn`], which logs failures and stops on
 //! shutdown.
 
+pub mod archive;
 pub mod jobs;
+pub mod webhooks;
 
 use std::future::Future;
 

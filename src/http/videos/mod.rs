@@ -379,8 +379,11 @@ pub struct ContentParams {
     params(("video_id" = String, Path, description = "The video's id"), ContentParams),
     responses(
         (status = 200, description = "The MP4", content_type = "video/mp4", body = Vec<u8>),
-        (status = 302, description = "Redirect to the upstream's copy"),
+        (status = 206, description = "The requested byte range of the MP4 (`Range: bytes=…`)", content_type = "video/mp4", body = Vec<u8>),
+        (status = 302, description = "Redirect to the upstream's copy, while the gateway's own copy is pending"),
         (status = 404, body = ErrorBody),
+        (status = 410, description = "The content has expired (`expires_at`)", body = ErrorBody),
+        (status = 416, description = "The range starts beyond the end of the file"),
         (status = 409, description = "Not completed yet", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -390,6 +393,8 @@ pub async fn video_content(
     Caller(principal): Caller,
     Path(id): Path<String>,
     ApiQuery(params): ApiQuery<ContentParams>,
+    method: axum::http::Method,
+    request_headers: HeaderMap,
 ) -> Result<Response> {
     principal.require(crate::domain::tenants::Scope::VideosRead)?;
     let video = videos::get(&state, &principal, &parse_id(&id)?).await?;
@@ -413,6 +418,22 @@ pub async fn video_content(
             ))
         }
     };
+    if video
+        .expires_at_ms
+        .is_some_and(|at| at <= crate::storage::now_ms())
+        || video.archive_state.as_deref() == Some("expired")
+    {
+        return Err(Error::Gone(
+            "video_expired",
+            format!("the content of video {} has expired", video.id),
+        ));
+    }
+    if !thumbnail && video.archive_state.as_deref() == Some("stored") {
+        let key = crate::workers::archive::object_key(video.id.as_str());
+        if let Some(size) = state.objects.size(&key).await? {
+            return stored_content(&state, &video, &key, size, &method, &request_headers).await;
+        }
+    }
     let output = video.output_url.as_deref().unwrap_or_default();
     if output == sandbox::OUTPUT_URL {
         let (bytes, content_type, extension) = if thumbnail {
@@ -430,8 +451,93 @@ pub async fn video_content(
         return Ok(response);
     }
     if thumbnail {
-        return Err(Error::NotFound("thumbnail"));
+        return Err(Error::NotFound(
+            "thumbnail (this video's provider returns no last frame)",
+        ));
     }
     let location = HeaderValue::from_str(output).map_err(|_| Error::NotFound("video content"))?;
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+}
+
+/// A single byte range of a `Range` header, resolved against the file size: `Some(Ok(..))`
+/// to serve, `Some(Err(()))` when it cannot be satisfied, `None` to ignore the header (absent,
+/// malformed or several ranges — serving the whole file is then correct).
+fn byte_range(headers: &HeaderMap, size: u64) -> Option<std::result::Result<(u64, u64), ()>> {
+    let value = headers.get(header::RANGE)?.to_str().ok()?.trim();
+    let spec = value.strip_prefix("bytes=")?.trim();
+    if spec.contains(',') {
+        return None;
+    }
+    let (first, last) = spec.split_once('-')?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().ok()?;
+        if suffix == 0 {
+            return Some(Err(()));
+        }
+        (size.saturating_sub(suffix), size.saturating_sub(1))
+    } else {
+        let start: u64 = first.parse().ok()?;
+        let end = if last.is_empty() {
+            size.saturating_sub(1)
+        } else {
+            let end: u64 = last.parse().ok()?;
+            if end < start {
+                return None;
+            }
+            end.min(size.saturating_sub(1))
+        };
+        (start, end)
+    };
+    if size == 0 || range.0 >= size {
+        return Some(Err(()));
+    }
+    Some(Ok(range))
+}
+
+/// Serves an archived output from storage as a stream, honouring `Range` and `HEAD`.
+async fn stored_content(
+    state: &AppState,
+    video: &Video,
+    key: &str,
+    size: u64,
+    method: &axum::http::Method,
+    request_headers: &HeaderMap,
+) -> Result<Response> {
+    let (status, start, end) = match byte_range(request_headers, size) {
+        None => (StatusCode::OK, 0, size.saturating_sub(1)),
+        Some(Ok((start, end))) => (StatusCode::PARTIAL_CONTENT, start, end),
+        Some(Err(())) => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return Ok(response);
+        }
+    };
+    let length = if size == 0 { 0 } else { end - start + 1 };
+    let body = if *method == axum::http::Method::HEAD || length == 0 {
+        Body::empty()
+    } else {
+        let stream = state
+            .objects
+            .read(key, start, end + 1)
+            .await
+            .map_err(Error::Internal)?;
+        Body::from_stream(stream)
+    };
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    if status == StatusCode::PARTIAL_CONTENT {
+        if let Ok(value) = HeaderValue::from_str(&format!("bytes {start}-{end}/{size}")) {
+            headers.insert(header::CONTENT_RANGE, value);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&format!("inline; filename=\"{}.mp4\"", video.id)) {
+        headers.insert(header::CONTENT_DISPOSITION, value);
+    }
+    Ok(response)
 }

@@ -1,0 +1,285 @@
+//! The benchmark harness of seedance-gateway:
+//!
+//! ```text
+//! cargo run --release -p bench -- [--quick] [--backend sqlite|postgres|both] [--scenarios 1,2,3,4,5]
+//! ```
+//!
+//! It builds the gateway (`cargo build --release --bin seedance-gateway`), then for each
+//! backend and scenario starts the fake upstream and the gateway as child processes on
+//! loopback ports (the gateway pinned to one core, this load generator and the fake to the
+//! other), drives load with its own HTTP/1.1 client, and prints markdown tables with every
+//! target judged PASS or FAIL. See `bench/README.md`.
+
+mod db;
+mod http;
+mod load;
+mod procs;
+mod report;
+mod scenarios;
+mod stack;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use clap::{Parser, ValueEnum};
+
+use crate::report::Report;
+use crate::scenarios::{RequestScenarios, Settings};
+use crate::stack::{Backend, Env};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench",
+    about = "Benchmark seedance-gateway against its fake upstreams"
+)]
+struct Args {
+    /// Short runs and small batches: a smoke run of under a minute per backend.
+    #[arg(long)]
+    quick: bool,
+    #[arg(long, value_enum, default_value_t = BackendArg::Both)]
+    backend: BackendArg,
+    /// Scenarios to run: 1 POST, 2 GET, 3 the same straight to the fake, 4 batch (and the
+    /// 30-150 s poll schedule), 5 in-flight jobs. Comma-separated; default all.
+    #[arg(long, value_delimiter = ',', default_values_t = vec![1, 2, 3, 4, 5])]
+    scenarios: Vec<u8>,
+    /// Connections of the closed-loop runs (open-loop runs use at least 64).
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Do not give the bench tenant caps (they are checked on every create; see the README).
+    #[arg(long)]
+    no_quotas: bool,
+    /// Keep one fake upstream for all POST runs instead of a fresh one per run.
+    #[arg(long)]
+    reuse_fake: bool,
+    /// The gateway's log filter (`log.filter`); `info` logs every request, as shipped.
+    #[arg(long, default_value = "info")]
+    gateway_log: String,
+    /// Use target/release/seedance-gateway as it is, without running cargo build first.
+    #[arg(long)]
+    no_build: bool,
+    /// Keep the temporary directory (configurations, logs, SQLite files).
+    #[arg(long)]
+    keep_temp: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ is inside the workspace")
+        .to_path_buf()
+}
+
+/// Builds the gateway and returns the binary's path.
+fn build_gateway(root: &Path, build: bool) -> anyhow::Result<PathBuf> {
+    if build {
+        eprintln!("bench: cargo build --release --bin seedance-gateway");
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--release", "--bin", "seedance-gateway"])
+            .current_dir(root)
+            .status()?;
+        anyhow::ensure!(status.success(), "building the gateway failed ({status})");
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target.join("release").join("seedance-gateway");
+    anyhow::ensure!(binary.exists(), "{} not found", binary.display());
+    Ok(binary)
+}
+
+fn git_head(root: &Path) -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn git_dirty(root: &Path) -> bool {
+    Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .current_dir(root)
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let root = workspace_root();
+    let binary = match build_gateway(&root, !args.no_build) {
+        Ok(binary) => binary,
+        Err(error) => {
+            eprintln!("bench: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Pin before the runtime starts: its threads inherit this thread's affinity.
+    let pinning = procs::Pinning::plan_and_pin_self();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(args, root, binary, pinning))
+}
+
+async fn run(args: Args, root: PathBuf, binary: PathBuf, pinning: procs::Pinning) -> ExitCode {
+    let started = Instant::now();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let machine_cores = std::fs::read_to_string("/proc/cpuinfo")
+        .map(|t| t.lines().filter(|l| l.starts_with("processor")).count())
+        .unwrap_or(cores);
+    let dir = std::env::temp_dir().join(format!("seedance-bench-{}", std::process::id()));
+    if let Err(error) = std::fs::create_dir_all(&dir) {
+        eprintln!("bench: create {}: {error}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let pg_server = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let backends: Vec<Backend> = match args.backend {
+        BackendArg::Sqlite => vec![Backend::Sqlite],
+        BackendArg::Postgres => vec![Backend::Postgres],
+        BackendArg::Both => vec![Backend::Sqlite, Backend::Postgres],
+    };
+    let uses_postgres = backends.contains(&Backend::Postgres);
+    let settings = Settings::new(
+        args.quick,
+        args.connections,
+        !args.no_quotas,
+        !args.reuse_fake,
+    );
+    let report = Mutex::new(Report {
+        quick: args.quick,
+        ..Report::default()
+    });
+    {
+        let mut r = report.lock().expect("report");
+        let dirty = if git_dirty(&root) {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        };
+        r.header = vec![
+            format!("commit {}{dirty}", git_head(&root)),
+            format!("cores: {machine_cores} on the machine, {cores} available to the harness before pinning"),
+            format!("pinning: {}", pinning.note),
+            format!(
+                "mode: {}; backends: {}; scenarios: {:?}",
+                if args.quick { "quick" } else { "full" },
+                backends.iter().map(|b| b.name()).collect::<Vec<_>>().join(", "),
+                args.scenarios
+            ),
+            format!(
+                "PostgreSQL: {} (server not pinned)",
+                db::redact(&pg_server)
+            ),
+            format!("gateway log filter: {}; tenant caps: {}; load generator: {} closed-loop connections, 64 for open loop", args.gateway_log, if settings.quotas { "set (checked on every create)" } else { "none" }, args.connections),
+            format!("temporary directory: {}", dir.display()),
+        ];
+    }
+    let mut failed = false;
+    let interrupted = {
+        let work = async {
+            for backend in backends {
+                let mut env = Env::new(
+                    binary.clone(),
+                    dir.clone(),
+                    backend,
+                    pg_server.clone(),
+                    pinning.clone(),
+                    args.gateway_log.clone(),
+                );
+                let outcome = run_backend(&mut env, &args, &settings, &report).await;
+                if let Err(error) = env.drop_database().await {
+                    eprintln!("bench: dropping the PostgreSQL database: {error:#}");
+                }
+                if let Err(error) = outcome {
+                    failed = true;
+                    eprintln!("bench: [{}] {error:#}", backend.name());
+                    report.lock().expect("report").notes.push(format!(
+                        "[{}] run stopped by an error: {error:#}",
+                        backend.name()
+                    ));
+                }
+            }
+        };
+        tokio::select! {
+            () = work => false,
+            _ = tokio::signal::ctrl_c() => true,
+        }
+    };
+    // An interrupted run's children were stopped as the work was dropped; its database too.
+    if interrupted {
+        eprintln!("bench: interrupted; cleaning up");
+        if uses_postgres {
+            let name = format!("bench_{}", std::process::id());
+            if let Err(error) = db::pg_drop(&pg_server, &name).await {
+                eprintln!("bench: dropping {name}: {error:#}");
+            }
+        }
+    }
+    let mut r = report.lock().expect("report");
+    r.header.push(format!(
+        "total time: {:.0} s{}",
+        started.elapsed().as_secs_f64(),
+        if interrupted { " (interrupted)" } else { "" }
+    ));
+    println!("{}", r.render());
+    if !args.keep_temp && !failed && !interrupted {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        eprintln!("bench: logs kept in {}", dir.display());
+    }
+    if failed || interrupted {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn run_backend(
+    env: &mut Env,
+    args: &Args,
+    settings: &Settings,
+    report: &Mutex<Report>,
+) -> anyhow::Result<()> {
+    let has = |n: u8| args.scenarios.contains(&n);
+    let name = env.backend.name();
+    let which = RequestScenarios {
+        post: has(1) || (has(3) && !has(2)),
+        get: has(2) || (has(3) && !has(1)),
+        direct: has(3),
+    };
+    if which.post || which.get {
+        eprintln!("bench: [{name}] scenarios 1-3: requests");
+        scenarios::requests(env, settings, which, report).await?;
+    }
+    if has(4) {
+        eprintln!("bench: [{name}] scenario 4: batch");
+        scenarios::batch(env, settings, report).await?;
+        eprintln!("bench: [{name}] scenario 4b: poll schedule of 30-150 s jobs");
+        scenarios::schedule(env, settings, report).await?;
+    }
+    if has(5) {
+        eprintln!("bench: [{name}] scenario 5: in-flight jobs");
+        scenarios::inflight(env, settings, report).await?;
+    }
+    Ok(())
+}

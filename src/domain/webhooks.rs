@@ -1,0 +1,398 @@
+//! Webhooks to tenants, signed per the Standard Webhooks specification
+//! (`../reference/standard-webhooks`): every message carries `webhook-id` (stable across
+//! retries), `webhook-timestamp` and `webhook-signature: v1,<base64 HMAC-SHA256 of
+//! "id.timestamp.body">`, keyed with the base64 part of a `whsec_` secret. While a rotated
+//! secret overlaps, both signatures are sent, space-separated, so receivers verifying with
+//! either the old or the new secret accept the message.
+//!
+//! Delivery is at least once from a durable outbox: [`enqueue`] writes one message per target
+//! in the same transaction that gives the job its terminal state, so a committed terminal
+//! state always has its messages and a rolled-back one has none. The sender
+//! (`workers::webhooks`) leases due messages, renders the payload once (stored, so every retry
+//! sends the same bytes), and retries on the configured schedule with jitter, honouring
+//! `Retry-After`; 410 Gone disables the endpoint.
+//!
+//! Secrets are stored as issued: the gateway must know the key to sign with it. They are shown
+//! to the tenant when created or rotated and never logged.
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+
+use crate::app::AppState;
+use crate::domain::ids::{random_token, TenantId};
+use crate::domain::video::VideoStatus;
+use crate::error::{Error, Result};
+use crate::storage::{now_ms, Db, Tx};
+
+pub const EVENTS: [&str; 3] = ["video.completed", "video.failed", "video.canceled"];
+
+/// The event a terminal status announces.
+pub fn event_for(status: VideoStatus) -> Option<&'static str> {
+    match status {
+        VideoStatus::Completed => Some("video.completed"),
+        VideoStatus::Failed => Some("video.failed"),
+        VideoStatus::Canceled => Some("video.canceled"),
+        _ => None,
+    }
+}
+
+/// Writes the outbox messages for a job that has just ended, inside its transaction.
+pub async fn enqueue(
+    tx: &mut Tx,
+    video: &crate::domain::ids::VideoId,
+    status: VideoStatus,
+) -> std::result::Result<u64, sqlx::Error> {
+    match event_for(status) {
+        Some(event) => Db::enqueue_webhooks(tx, video.as_str(), event).await,
+        None => Ok(0),
+    }
+}
+
+pub fn message_id() -> String {
+    format!("msg_{}", random_token(27))
+}
+
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
+    format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
+/// `v1,<signature>` of `id.timestamp.body` with one `whsec_` secret.
+pub fn sign(secret: &str, id: &str, timestamp: i64, body: &str) -> Option<String> {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap_or(secret))
+        .ok()?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body.as_bytes());
+    Some(format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    ))
+}
+
+/// The `webhook-signature` header value: one signature per secret in force.
+pub fn signature_header(secrets: &[&str], id: &str, timestamp: i64, body: &str) -> String {
+    secrets
+        .iter()
+        .filter_map(|secret| sign(secret, id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// RFC 3339 UTC time with milliseconds, for payload timestamps.
+pub fn rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// A tenant's webhook endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub url: String,
+    pub description: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_expires_at: Option<i64>,
+    pub disabled_at: Option<i64>,
+    pub disabled_reason: Option<String>,
+    pub created_at: i64,
+}
+
+impl Endpoint {
+    /// The secrets messages are signed with now: the current one, and the previous one while
+    /// its overlap lasts.
+    pub fn signing_secrets(&self, now: i64) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let (Some(previous), Some(until)) = (&self.previous_secret, self.previous_expires_at) {
+            if now < until {
+                secrets.push(previous.as_str());
+            }
+        }
+        secrets
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageState {
+    Pending,
+    Delivered,
+    Failed,
+    Canceled,
+}
+
+impl MessageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Pending => "pending",
+            MessageState::Delivered => "delivered",
+            MessageState::Failed => "failed",
+            MessageState::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> MessageState {
+        match raw {
+            "delivered" => MessageState::Delivered,
+            "failed" => MessageState::Failed,
+            "canceled" => MessageState::Canceled,
+            _ => MessageState::Pending,
+        }
+    }
+}
+
+/// One outbox message: an event for one target.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub endpoint_id: Option<String>,
+    pub url: Option<String>,
+    pub event_type: String,
+    pub video_id: String,
+    pub payload: Option<String>,
+    pub event_at: i64,
+    pub state: MessageState,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// One delivery attempt, as logged.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub attempted_at: i64,
+    pub status: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    /// The start of the response body, for the tenant's debugging.
+    pub response: Option<String>,
+}
+
+/// What a create or update of an endpoint asks for.
+pub struct EndpointRequest {
+    pub url: String,
+    pub events: Option<Vec<String>>,
+    pub description: Option<String>,
+}
+
+pub async fn create_endpoint(
+    state: &AppState,
+    tenant: &TenantId,
+    request: EndpointRequest,
+) -> Result<Endpoint> {
+    check_target(state, &request.url).await?;
+    let events = match request.events {
+        None => EVENTS.iter().map(|e| (*e).to_owned()).collect(),
+        Some(events) if events.is_empty() => {
+            return Err(Error::invalid(
+                "events",
+                "events must name at least one event",
+            ))
+        }
+        Some(events) => {
+            for event in &events {
+                if !EVENTS.contains(&event.as_str()) {
+                    return Err(Error::invalid(
+                        "events",
+                        format!("unknown event `{event}`; use {}", EVENTS.join(", ")),
+                    ));
+                }
+            }
+            let mut events = events;
+            events.sort();
+            events.dedup();
+            events
+        }
+    };
+    let description = request.description.unwrap_or_default();
+    if description.chars().count() > 256 {
+        return Err(Error::invalid(
+            "description",
+            "description is at most 256 characters",
+        ));
+    }
+    let existing = state.db.webhook_endpoints(tenant).await?;
+    if existing.len() >= 20 {
+        return Err(Error::invalid(
+            "url",
+            "a tenant has at most 20 webhook endpoints",
+        ));
+    }
+    let endpoint = Endpoint {
+        id: format!("we_{}", random_token(24)),
+        tenant_id: tenant.clone(),
+        url: request.url,
+        description,
+        events,
+        secret: new_secret(),
+        previous_secret: None,
+        previous_expires_at: None,
+        disabled_at: None,
+        disabled_reason: None,
+        created_at: now_ms(),
+    };
+    state.db.insert_webhook_endpoint(&endpoint).await?;
+    Ok(endpoint)
+}
+
+/// A target URL must be http(s), at most 2048 characters, and pass the SSRF guard.
+pub async fn check_target(state: &AppState, url: &str) -> Result<()> {
+    if url.len() > 2048 {
+        return Err(Error::invalid("url", "url is at most 2048 characters"));
+    }
+    crate::domain::ssrf::check_url(url, "url", &state.config.security.url_allowlist).await
+}
+
+pub async fn endpoint(state: &AppState, tenant: &TenantId, id: &str) -> Result<Endpoint> {
+    state
+        .db
+        .webhook_endpoint(tenant, id)
+        .await?
+        .ok_or(Error::NotFound("webhook endpoint"))
+}
+
+pub async fn set_disabled(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &str,
+    disabled: bool,
+) -> Result<Endpoint> {
+    endpoint(state, tenant, id).await?;
+    state
+        .db
+        .set_webhook_endpoint_disabled(id, disabled.then_some("disabled by the tenant"))
+        .await?;
+    endpoint(state, tenant, id).await
+}
+
+/// Issues a new secret; the old one keeps signing alongside it for `overlap_secs`.
+pub async fn rotate(
+    state: &AppState,
+    tenant: &TenantId,
+    id: &str,
+    overlap_secs: Option<i64>,
+) -> Result<Endpoint> {
+    endpoint(state, tenant, id).await?;
+    let overlap = overlap_secs.unwrap_or(state.config.webhooks.secret_overlap_secs);
+    if !(0..=7 * 86_400).contains(&overlap) {
+        return Err(Error::invalid(
+            "overlap_secs",
+            "overlap_secs must be 0-604800",
+        ));
+    }
+    state
+        .db
+        .rotate_webhook_endpoint_secret(id, &new_secret(), now_ms() + overlap * 1000)
+        .await?;
+    endpoint(state, tenant, id).await
+}
+
+/// The secret per-request `webhook_url` deliveries are signed with (created on first use).
+pub async fn request_secret(
+    state: &AppState,
+    tenant: &TenantId,
+) -> Result<(String, Option<String>, Option<i64>)> {
+    Ok(state
+        .db
+        .tenant_webhook_secret(tenant, &new_secret())
+        .await?)
+}
+
+pub async fn rotate_request_secret(
+    state: &AppState,
+    tenant: &TenantId,
+    overlap_secs: Option<i64>,
+) -> Result<(String, Option<String>, Option<i64>)> {
+    request_secret(state, tenant).await?;
+    let overlap = overlap_secs.unwrap_or(state.config.webhooks.secret_overlap_secs);
+    if !(0..=7 * 86_400).contains(&overlap) {
+        return Err(Error::invalid(
+            "overlap_secs",
+            "overlap_secs must be 0-604800",
+        ));
+    }
+    state
+        .db
+        .rotate_tenant_webhook_secret(tenant, &new_secret(), now_ms() + overlap * 1000)
+        .await?;
+    request_secret(state, tenant).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_the_standard_webhooks_example() {
+        // The example in the Standard Webhooks specification.
+        let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        let id = "msg_p5jXN8AQM9LWM0D4loKWxJek";
+        let body = r#"{"test": 2432232314}"#;
+        let signature = sign(secret, id, 1_614_265_330, body).expect("signs");
+        assert_eq!(signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn both_secrets_sign_while_a_rotation_overlaps() {
+        let endpoint = Endpoint {
+            id: "we_1".into(),
+            tenant_id: TenantId::from_db("ten_1".into()),
+            url: "https://hooks.example.com/".into(),
+            description: String::new(),
+            events: vec![],
+            secret: new_secret(),
+            previous_secret: Some(new_secret()),
+            previous_expires_at: Some(2_000),
+            disabled_at: None,
+            disabled_reason: None,
+            created_at: 0,
+        };
+        assert_eq!(endpoint.signing_secrets(1_000).len(), 2);
+        assert_eq!(endpoint.signing_secrets(2_000).len(), 1);
+        let header = signature_header(&endpoint.signing_secrets(1_000), "msg_1", 5, "{}");
+        assert_eq!(header.split(' ').count(), 2);
+        assert!(header.split(' ').all(|s| s.starts_with("v1,")));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_614_265_330_123), "2021-02-25T15:02:10.123Z");
+        assert_eq!(rfc3339(1_709_164_800_000), "2024-02-29T00:00:00.000Z");
+    }
+}

@@ -1,0 +1,86 @@
+//! Counts and times every upstream call. [`Providers`](super::Providers) wraps each adapter
+//! in [`Metered`], so no adapter has to remember to record its own calls.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{
+    capabilities, CancelOutcome, Provider, ProviderError, Submission, SubmitRequest,
+    UpstreamStatus, WebhookError,
+};
+use crate::metrics::Metrics;
+
+pub struct Metered {
+    inner: Arc<dyn Provider>,
+    metrics: Arc<Metrics>,
+}
+
+impl Metered {
+    pub fn new(inner: Arc<dyn Provider>, metrics: Arc<Metrics>) -> Metered {
+        Metered { inner, metrics }
+    }
+
+    fn record<T>(
+        &self,
+        operation: &'static str,
+        started: Instant,
+        result: &Result<T, ProviderError>,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok",
+            Err(ProviderError::Rejected(_)) => "rejected",
+            Err(ProviderError::Unavailable(_)) => "unavailable",
+            Err(ProviderError::Transient { .. }) => "transient",
+        };
+        self.metrics
+            .observe_upstream(self.inner.name(), operation, outcome, started.elapsed());
+    }
+}
+
+#[async_trait::async_trait]
+impl Provider for Metered {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+
+    fn capabilities(&self) -> &capabilities::Capabilities {
+        self.inner.capabilities()
+    }
+
+    async fn submit(&self, request: SubmitRequest<'_>) -> Result<Submission, ProviderError> {
+        let started = Instant::now();
+        let result = self.inner.submit(request).await;
+        self.record("submit", started, &result);
+        result
+    }
+
+    async fn poll(&self, upstream_id: &str) -> Result<UpstreamStatus, ProviderError> {
+        let started = Instant::now();
+        let result = self.inner.poll(upstream_id).await;
+        self.record("poll", started, &result);
+        result
+    }
+
+    async fn cancel(&self, upstream_id: &str) -> Result<CancelOutcome, ProviderError> {
+        let started = Instant::now();
+        let result = self.inner.cancel(upstream_id).await;
+        self.record("cancel", started, &result);
+        result
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.inner.poll_interval()
+    }
+
+    fn webhook_job_id(
+        &self,
+        headers: &http::HeaderMap,
+        body: &[u8],
+    ) -> Result<String, WebhookError> {
+        self.inner.webhook_job_id(headers, body)
+    }
+
+    fn min_poll_interval(&self) -> Duration {
+        self.inner.min_poll_interval()
+    }
+}

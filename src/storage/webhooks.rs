@@ -1,0 +1,467 @@
+//! SQL for tenant webhooks: endpoints, the outbox of messages with leased claims (so each
+//! message is sent by one replica at a time), and the attempt log.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::{now_ms, Db, Tx};
+use crate::domain::ids::TenantId;
+use crate::domain::webhooks::{Attempt, Endpoint, Message, MessageState};
+
+fn endpoint_from_row(row: &AnyRow) -> Result<Endpoint, sqlx::Error> {
+    let events: String = row.try_get("events")?;
+    Ok(Endpoint {
+        id: row.try_get("id")?,
+        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        url: row.try_get("url")?,
+        description: row.try_get("description")?,
+        events: events
+            .split(',')
+            .filter(|e| !e.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        secret: row.try_get("secret")?,
+        previous_secret: row.try_get("previous_secret")?,
+        previous_expires_at: row.try_get("previous_expires_at")?,
+        disabled_at: row.try_get("disabled_at")?,
+        disabled_reason: row.try_get("disabled_reason")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn message_from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
+    let state: String = row.try_get("state")?;
+    Ok(Message {
+        id: row.try_get("id")?,
+        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        endpoint_id: row.try_get("endpoint_id")?,
+        url: row.try_get("url")?,
+        event_type: row.try_get("event_type")?,
+        video_id: row.try_get("video_id")?,
+        payload: row.try_get("payload")?,
+        event_at: row.try_get("event_at")?,
+        state: MessageState::parse(&state),
+        attempts: row.try_get("attempts")?,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        last_status: row.try_get("last_status")?,
+        last_error: row.try_get("last_error")?,
+        delivered_at: row.try_get("delivered_at")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+impl Db {
+    pub async fn insert_webhook_endpoint(&self, endpoint: &Endpoint) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO webhook_endpoints (id, tenant_id, url, description, events, secret, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&endpoint.id)
+        .bind(endpoint.tenant_id.as_str())
+        .bind(&endpoint.url)
+        .bind(&endpoint.description)
+        .bind(endpoint.events.join(","))
+        .bind(&endpoint.secret)
+        .bind(endpoint.created_at)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn webhook_endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, sqlx::Error> {
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id")
+            .bind(tenant.as_str())
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(endpoint_from_row)
+            .collect()
+    }
+
+    /// The endpoint, only if it belongs to `tenant`.
+    pub async fn webhook_endpoint(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<Endpoint>, sqlx::Error> {
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(endpoint_from_row)
+            .transpose()
+    }
+
+    pub async fn webhook_endpoint_by_id(&self, id: &str) -> Result<Option<Endpoint>, sqlx::Error> {
+        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(endpoint_from_row)
+            .transpose()
+    }
+
+    pub async fn set_webhook_endpoint_disabled(
+        &self,
+        id: &str,
+        reason: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        let at = reason.map(|_| now_ms());
+        sqlx::query(
+            "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2 WHERE id = $3",
+        )
+        .bind(at)
+        .bind(reason)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn rotate_webhook_endpoint_secret(
+        &self,
+        id: &str,
+        secret: &str,
+        previous_expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE webhook_endpoints SET previous_secret = secret, previous_expires_at = $1, secret = $2 \
+             WHERE id = $3",
+        )
+        .bind(previous_expires_at)
+        .bind(secret)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The tenant's secret for per-request `webhook_url` deliveries: (current, previous while
+    /// it overlaps), created on first use.
+    pub async fn tenant_webhook_secret(
+        &self,
+        tenant: &TenantId,
+        fresh: &str,
+    ) -> Result<(String, Option<String>, Option<i64>), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO tenant_webhook_secrets (tenant_id, secret, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id) DO NOTHING",
+        )
+        .bind(tenant.as_str())
+        .bind(fresh)
+        .bind(now_ms())
+        .execute(self.pool())
+        .await?;
+        let row = sqlx::query(
+            "SELECT secret, previous_secret, previous_expires_at FROM tenant_webhook_secrets WHERE tenant_id = $1",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(self.pool())
+        .await?;
+        Ok((
+            row.try_get("secret")?,
+            row.try_get("previous_secret")?,
+            row.try_get("previous_expires_at")?,
+        ))
+    }
+
+    pub async fn rotate_tenant_webhook_secret(
+        &self,
+        tenant: &TenantId,
+        secret: &str,
+        previous_expires_at: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE tenant_webhook_secrets SET previous_secret = secret, previous_expires_at = $1, secret = $2 \
+             WHERE tenant_id = $3",
+        )
+        .bind(previous_expires_at)
+        .bind(secret)
+        .bind(tenant.as_str())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Writes one outbox message per target of a job's terminal event, in the job's
+    /// transaction: every enabled endpoint of the tenant subscribed to `event`, and the
+    /// request's own `webhook_url`. Returns how many were written.
+    pub async fn enqueue_webhooks(
+        tx: &mut Tx,
+        video_id: &str,
+        event: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let now = now_ms();
+        let Some(row) = sqlx::query("SELECT tenant_id, request FROM videos WHERE id = $1")
+            .bind(video_id)
+            .fetch_optional(&mut **tx)
+            .await?
+        else {
+            return Ok(0);
+        };
+        let tenant: String = row.try_get("tenant_id")?;
+        let request: String = row.try_get("request")?;
+        let webhook_url = serde_json::from_str::<serde_json::Value>(&request)
+            .ok()
+            .and_then(|r| {
+                r.get("webhook_url")
+                    .and_then(|u| u.as_str())
+                    .map(str::to_owned)
+            });
+        let endpoints: Vec<(String, String)> = sqlx::query(
+            "SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL",
+        )
+        .bind(&tenant)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("events")?)))
+        .collect::<Result<_, sqlx::Error>>()?;
+        let mut targets: Vec<(Option<String>, Option<String>)> = endpoints
+            .into_iter()
+            .filter(|(_, events)| events.split(',').any(|e| e == event))
+            .map(|(id, _)| (Some(id), None))
+            .collect();
+        if let Some(url) = webhook_url {
+            targets.push((None, Some(url)));
+        }
+        let mut written = 0;
+        for (endpoint, url) in targets {
+            written += sqlx::query(
+                "INSERT INTO webhook_messages (id, tenant_id, endpoint_id, url, event_type, video_id, \
+                 event_at, state, next_attempt_at, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7, $7)",
+            )
+            .bind(crate::domain::webhooks::message_id())
+            .bind(&tenant)
+            .bind(endpoint)
+            .bind(url)
+            .bind(event)
+            .bind(video_id)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected();
+        }
+        Ok(written)
+    }
+
+    /// Leases up to `limit` due messages to `owner` until `lease_until`.
+    pub async fn claim_webhook_messages(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Message>, sqlx::Error> {
+        let ids: Vec<String> = sqlx::query(
+            "SELECT id FROM webhook_messages WHERE state = 'pending' AND next_attempt_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get::<String, _>(0))
+        .collect::<Result<_, _>>()?;
+        let mut claimed = Vec::new();
+        for id in ids {
+            let row = sqlx::query(
+                "UPDATE webhook_messages SET lease_owner = $1, lease_until = $2 \
+                 WHERE id = $3 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $4) \
+                 RETURNING *",
+            )
+            .bind(owner)
+            .bind(lease_until)
+            .bind(&id)
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?;
+            if let Some(row) = row {
+                claimed.push(message_from_row(&row)?);
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Stores the payload rendered at the first attempt, unless one is already stored; returns
+    /// the payload every attempt must send.
+    pub async fn fix_webhook_payload(
+        &self,
+        id: &str,
+        payload: &str,
+    ) -> Result<String, sqlx::Error> {
+        sqlx::query("UPDATE webhook_messages SET payload = $1 WHERE id = $2 AND payload IS NULL")
+            .bind(payload)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        let row = sqlx::query("SELECT payload FROM webhook_messages WHERE id = $1")
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row
+            .try_get::<Option<String>, _>("payload")?
+            .unwrap_or_else(|| payload.to_owned()))
+    }
+
+    /// Records an attempt and the message's next state, if `owner` still holds its lease.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_webhook_attempt(
+        &self,
+        owner: &str,
+        message_id: &str,
+        tenant: &TenantId,
+        attempt: &Attempt,
+        state: MessageState,
+        next_attempt_at: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let delivered_at = (state == MessageState::Delivered).then_some(attempt.attempted_at);
+        let updated = sqlx::query(
+            "UPDATE webhook_messages SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
+             last_status = $3, last_error = $4, delivered_at = COALESCE($5, delivered_at), \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = $6 AND lease_owner = $7 AND state = 'pending'",
+        )
+        .bind(state.as_str())
+        .bind(next_attempt_at)
+        .bind(attempt.status)
+        .bind(attempt.error.as_deref())
+        .bind(delivered_at)
+        .bind(message_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if updated {
+            sqlx::query(
+                "INSERT INTO webhook_attempts (id, message_id, tenant_id, attempted_at, status, latency_ms, error, response) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(crate::domain::ids::random_token(24))
+            .bind(message_id)
+            .bind(tenant.as_str())
+            .bind(attempt.attempted_at)
+            .bind(attempt.status)
+            .bind(attempt.latency_ms)
+            .bind(attempt.error.as_deref())
+            .bind(attempt.response.as_deref())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Ends a message without sending it (its endpoint was disabled or removed).
+    pub async fn cancel_webhook_message(&self, id: &str, reason: &str) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE webhook_messages SET state = 'canceled', last_error = $1, lease_owner = NULL, \
+             lease_until = NULL WHERE id = $2 AND state = 'pending'",
+        )
+        .bind(reason)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    pub async fn webhook_messages(
+        &self,
+        tenant: &TenantId,
+        video_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<Message>, sqlx::Error> {
+        let rows = match video_id {
+            Some(video) => {
+                sqlx::query(
+                    "SELECT * FROM webhook_messages WHERE tenant_id = $1 AND video_id = $2 \
+                     ORDER BY created_at DESC, id LIMIT $3",
+                )
+                .bind(tenant.as_str())
+                .bind(video)
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "SELECT * FROM webhook_messages WHERE tenant_id = $1 \
+                     ORDER BY created_at DESC, id LIMIT $2",
+                )
+                .bind(tenant.as_str())
+                .bind(limit)
+                .fetch_all(self.pool())
+                .await?
+            }
+        };
+        rows.iter().map(message_from_row).collect()
+    }
+
+    pub async fn webhook_message(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<Option<Message>, sqlx::Error> {
+        sqlx::query("SELECT * FROM webhook_messages WHERE id = $1 AND tenant_id = $2")
+            .bind(id)
+            .bind(tenant.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .as_ref()
+            .map(message_from_row)
+            .transpose()
+    }
+
+    pub async fn webhook_attempts(&self, message_id: &str) -> Result<Vec<Attempt>, sqlx::Error> {
+        sqlx::query(
+            "SELECT * FROM webhook_attempts WHERE message_id = $1 ORDER BY attempted_at, id",
+        )
+        .bind(message_id)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Attempt {
+                attempted_at: row.try_get("attempted_at")?,
+                status: row.try_get("status")?,
+                latency_ms: row.try_get("latency_ms")?,
+                error: row.try_get("error")?,
+                response: row.try_get("response")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Puts a message back in the queue for another round of attempts (same id, same payload).
+    pub async fn redeliver_webhook_message(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<bool, sqlx::Error> {
+        Ok(sqlx::query(
+            "UPDATE webhook_messages SET state = 'pending', attempts = 0, next_attempt_at = $1, \
+             lease_owner = NULL, lease_until = NULL WHERE id = $2 AND tenant_id = $3",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(tenant.as_str())
+        .execute(self.pool())
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    pub async fn pending_webhook_deliveries(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query("SELECT COUNT(*) FROM webhook_messages WHERE state = 'pending'")
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)
+    }
+}

@@ -130,8 +130,6 @@ pub struct LoadResult {
     pub outcome: Outcome,
     /// The measured time (without warm-up).
     pub elapsed: Duration,
-    /// Open loop: the intended rate.
-    pub target_rate: Option<u64>,
     /// Open loop: requests due but never sent (the run stopped early or ran out of time).
     pub not_sent: u64,
     /// Open loop: the server fell more than a second behind the schedule (more than a second
@@ -231,7 +229,6 @@ pub async fn closed_loop(
     Ok(LoadResult {
         outcome,
         elapsed: duration,
-        target_rate: None,
         not_sent: 0,
         overloaded: false,
     })
@@ -305,7 +302,6 @@ pub async fn open_loop(
     Ok(LoadResult {
         outcome,
         elapsed,
-        target_rate: Some(rate),
         not_sent: not_sent + dropped.load(Ordering::Relaxed),
         overloaded,
     })

@@ -59,6 +59,10 @@ struct Args {
     /// Use target/release/seedance-gateway as it is, without running cargo build first.
     #[arg(long)]
     no_build: bool,
+    /// Scenario 5: how long creating in-flight jobs may take before the run moves on with
+    /// what it has (default 60 s, quick 10 s). About 200 s reaches 100,000 on SQLite.
+    #[arg(long)]
+    inflight_secs: Option<u64>,
     /// Keep the temporary directory (configurations, logs, SQLite files).
     #[arg(long)]
     keep_temp: bool,
@@ -159,16 +163,16 @@ async fn run(args: Args, root: PathBuf, binary: PathBuf, pinning: procs::Pinning
         BackendArg::Both => vec![Backend::Sqlite, Backend::Postgres],
     };
     let uses_postgres = backends.contains(&Backend::Postgres);
-    let settings = Settings::new(
+    let mut settings = Settings::new(
         args.quick,
         args.connections,
         !args.no_quotas,
         !args.reuse_fake,
     );
-    let report = Mutex::new(Report {
-        quick: args.quick,
-        ..Report::default()
-    });
+    if let Some(secs) = args.inflight_secs {
+        settings.inflight_create_limit = std::time::Duration::from_secs(secs);
+    }
+    let report = Mutex::new(Report::default());
     {
         let mut r = report.lock().expect("report");
         let dirty = if git_dirty(&root) {
@@ -267,19 +271,33 @@ async fn run_backend(
         get: has(2) || (has(3) && !has(1)),
         direct: has(3),
     };
+    let mut timings = Vec::new();
+    let step = |label: &'static str| {
+        eprintln!("bench: [{name}] {label}");
+        (label, Instant::now())
+    };
     if which.post || which.get {
-        eprintln!("bench: [{name}] scenarios 1-3: requests");
+        let (label, t) = step("scenarios 1-3: requests");
         scenarios::requests(env, settings, which, report).await?;
+        timings.push(format!("{label} {:.0} s", t.elapsed().as_secs_f64()));
     }
     if has(4) {
-        eprintln!("bench: [{name}] scenario 4: batch");
+        let (label, t) = step("scenario 4: batch");
         scenarios::batch(env, settings, report).await?;
-        eprintln!("bench: [{name}] scenario 4b: poll schedule of 30-150 s jobs");
+        timings.push(format!("{label} {:.0} s", t.elapsed().as_secs_f64()));
+        let (label, t) = step("scenario 4b: poll schedule of 30-150 s jobs");
         scenarios::schedule(env, settings, report).await?;
+        timings.push(format!("{label} {:.0} s", t.elapsed().as_secs_f64()));
     }
     if has(5) {
-        eprintln!("bench: [{name}] scenario 5: in-flight jobs");
+        let (label, t) = step("scenario 5: in-flight jobs");
         scenarios::inflight(env, settings, report).await?;
+        timings.push(format!("{label} {:.0} s", t.elapsed().as_secs_f64()));
     }
+    report
+        .lock()
+        .expect("report")
+        .header
+        .push(format!("{name} timings: {}", timings.join(", ")));
     Ok(())
 }

@@ -210,10 +210,10 @@ impl Drop for Child {
 pub struct Usage {
     /// Resident set size now, in KiB.
     pub rss_kb: u64,
-    /// Highest resident set size over the process's life, in KiB.
-    pub hwm_kb: u64,
     /// User plus system CPU time, in seconds.
     pub cpu_secs: f64,
+    /// Context switches (voluntary and not) summed over the process's live threads.
+    pub ctx_switches: u64,
 }
 
 /// Reads `/proc/<pid>/status` and `/proc/<pid>/stat`; `None` once the process is gone.
@@ -237,9 +237,26 @@ pub fn usage(pid: u32) -> Option<Usage> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     Some(Usage {
         rss_kb: field("VmRSS:"),
-        hwm_kb: field("VmHWM:"),
         cpu_secs: ticks as f64 / hz,
+        ctx_switches: context_switches(pid),
     })
+}
+
+fn context_switches(pid: u32) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("status")).ok())
+        .flat_map(|status| {
+            status
+                .lines()
+                .filter(|l| l.contains("ctxt_switches:"))
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
 }
 
 /// Samples a process's RSS every 100 ms and keeps the highest value since the last reset.
@@ -293,12 +310,13 @@ pub struct PhaseUsage {
     pub rss_peak_kb: u64,
     pub rss_end_kb: u64,
     pub cpu_secs: f64,
+    pub ctx_switches: u64,
 }
 
 /// Measures a phase: call [`PhaseMeter::finish`] at its end.
 pub struct PhaseMeter {
     pid: u32,
-    cpu_start: f64,
+    start: Usage,
 }
 
 impl PhaseMeter {
@@ -308,7 +326,7 @@ impl PhaseMeter {
         }
         PhaseMeter {
             pid,
-            cpu_start: usage(pid).map_or(0.0, |u| u.cpu_secs),
+            start: usage(pid).unwrap_or_default(),
         }
     }
 
@@ -317,7 +335,8 @@ impl PhaseMeter {
         PhaseUsage {
             rss_peak_kb: sampler.map_or(now.rss_kb, |s| s.peak_kb()),
             rss_end_kb: now.rss_kb,
-            cpu_secs: (now.cpu_secs - self.cpu_start).max(0.0),
+            cpu_secs: (now.cpu_secs - self.start.cpu_secs).max(0.0),
+            ctx_switches: now.ctx_switches.saturating_sub(self.start.ctx_switches),
         }
     }
 }

@@ -37,7 +37,6 @@ const LONG_JOB_MS: u64 = 24 * 3600 * 1000;
 /// Durations and sizes, full or `--quick`.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub quick: bool,
     pub conns: usize,
     pub quotas: bool,
     pub warmup: Duration,
@@ -50,6 +49,8 @@ pub struct Settings {
     pub batch_jobs: u64,
     pub batch_job_ms: u64,
     pub batch_cap: u32,
+    /// The whole batch (creates and completion) is cut off after this.
+    pub batch_limit: Duration,
     pub scale: u64,
     pub schedule_step_s: u64,
     pub schedule_jobs_per_step: u64,
@@ -62,44 +63,44 @@ impl Settings {
     pub fn new(quick: bool, conns: usize, quotas: bool, fresh_fake: bool) -> Settings {
         if quick {
             Settings {
-                quick,
                 conns,
                 quotas,
-                warmup: Duration::from_millis(300),
-                closed: Duration::from_millis(1500),
-                open: Duration::from_secs(1),
+                warmup: Duration::from_millis(200),
+                closed: Duration::from_secs(1),
+                open: Duration::from_millis(800),
                 rates: vec![200, 1000, 5000],
                 fresh_fake,
                 get_jobs: 100,
                 batch_jobs: 500,
                 batch_job_ms: 200,
                 batch_cap: 10,
+                batch_limit: Duration::from_secs(30),
                 scale: 30,
                 schedule_step_s: 30,
                 schedule_jobs_per_step: 4,
-                inflight_jobs: 5_000,
-                inflight_create_limit: Duration::from_secs(20),
-                inflight_observe: Duration::from_secs(12),
+                inflight_jobs: 2_000,
+                inflight_create_limit: Duration::from_secs(10),
+                inflight_observe: Duration::from_secs(10),
             }
         } else {
             Settings {
-                quick,
                 conns,
                 quotas,
                 warmup: Duration::from_secs(1),
-                closed: Duration::from_secs(8),
-                open: Duration::from_secs(4),
+                closed: Duration::from_secs(5),
+                open: Duration::from_secs(3),
                 rates: vec![200, 1000, 5000],
                 fresh_fake,
                 get_jobs: 1000,
                 batch_jobs: 10_000,
                 batch_job_ms: 200,
                 batch_cap: 10,
+                batch_limit: Duration::from_secs(180),
                 scale: 10,
                 schedule_step_s: 10,
                 schedule_jobs_per_step: 8,
                 inflight_jobs: 100_000,
-                inflight_create_limit: Duration::from_secs(150),
+                inflight_create_limit: Duration::from_secs(60),
                 inflight_observe: Duration::from_secs(20),
             }
         }
@@ -439,6 +440,7 @@ async fn get_targets(
         "no video could be created for the GET scenario: {}",
         done.outcome.sample_error.as_deref().unwrap_or("-")
     );
+    drain(&gw.db_url, Duration::from_secs(60)).await?;
     if !wait_terminal(&gw.db_url, done.ids.len(), Duration::from_secs(60)).await? {
         anyhow::bail!("the GET scenario's short jobs did not complete within 60 s");
     }
@@ -492,28 +494,34 @@ pub async fn batch(
     let sampler = RssSampler::start(gw.pid());
     let meter = PhaseMeter::start(gw.pid(), Some(&sampler));
     let concurrency = (s.batch_cap as u64) * upstreams.len() as u64;
-    let ideal_ms = s.batch_jobs * job_ms / concurrency;
     let t0 = wall_ms();
+    let cutoff = Instant::now() + s.batch_limit;
     let created = load::create_jobs(
         gw.addr,
         s.conns,
         s.batch_jobs,
-        Instant::now() + Duration::from_secs(120),
+        cutoff,
         gateway_post(&gw, None),
     )
     .await?;
-    let limit = Duration::from_millis(ideal_ms * 6 + 30_000);
+    let ideal_ms = created.ids.len() as u64 * job_ms / concurrency;
+    let limit = cutoff.saturating_duration_since(Instant::now());
     let finished = wait_terminal(&gw.db_url, created.ids.len(), limit).await?;
+    let stopped = wall_ms();
     let usage = meter.finish(Some(&sampler));
     let jobs = db::jobs(&gw.db_url).await?;
     let (calls, _) = fake.calls().await?;
     let completed: Vec<&db::JobRow> = jobs.iter().filter(|j| j.status == "completed").collect();
     let failed = jobs.iter().filter(|j| j.status == "failed").count();
-    let last = completed
-        .iter()
-        .filter_map(|j| j.completed_at)
-        .max()
-        .unwrap_or(t0);
+    let last = if finished {
+        completed
+            .iter()
+            .filter_map(|j| j.completed_at)
+            .max()
+            .unwrap_or(t0)
+    } else {
+        stopped
+    };
     let mut delays: Vec<f64> = completed
         .iter()
         .filter_map(|j| {
@@ -539,13 +547,14 @@ pub async fn batch(
     let max_running = max_overlap(&jobs);
     let row = BatchRow {
         backend,
-        jobs: s.batch_jobs,
         created: created.ids.len(),
         completed: completed.len(),
         failed,
         providers: upstreams.len(),
         cap: s.batch_cap,
         job_ms,
+        concurrency,
+        finished,
         create_s: created.elapsed.as_secs_f64(),
         wall_s: (last - t0) as f64 / 1000.0,
         ideal_s: ideal_ms as f64 / 1000.0,
@@ -560,7 +569,8 @@ pub async fn batch(
     let mut r = report.lock().expect("report");
     if !finished {
         r.notes.push(format!(
-            "[{backend}] scenario 4: only {} of {} jobs finished within {limit:?}",
+            "[{backend}] scenario 4: cut off after {:?}: {} of {} jobs had finished",
+            s.batch_limit,
             completed.len() + failed,
             created.ids.len()
         ));
@@ -654,6 +664,9 @@ pub async fn schedule(
                 duration_of.insert(id, seconds);
             }
         }
+        // Creates under concurrency may leave their submit to the worker: the fake must see
+        // every submit of this group before its job duration changes.
+        drain(&gw.db_url, Duration::from_secs(30)).await?;
     }
     let finished = wait_terminal(
         &gw.db_url,
@@ -734,6 +747,7 @@ pub async fn inflight(
     let gw = Gateway::start(env, &fake, &spec).await?;
     let sampler = RssSampler::start(gw.pid());
     let meter = PhaseMeter::start(gw.pid(), Some(&sampler));
+    let rss_base_kb = crate::procs::usage(gw.pid()).map_or(0, |u| u.rss_kb);
     fake.mark_clock().await?;
     let created = load::create_jobs(
         gw.addr,
@@ -750,6 +764,7 @@ pub async fn inflight(
     let usage = meter.finish(Some(&sampler));
     let jobs = db::jobs(&gw.db_url).await?;
     let in_progress = jobs.iter().filter(|j| j.status == "in_progress").count() as i64;
+    let queued = jobs.iter().filter(|j| j.status == "queued").count() as i64;
     let (calls, offset) = fake.calls().await?;
     let offset = offset.ok_or_else(|| anyhow::anyhow!("the fake's clock marker is missing"))?;
     let observed = calls
@@ -784,10 +799,12 @@ pub async fn inflight(
         create_rate: created.ids.len() as f64 / created.elapsed.as_secs_f64().max(1e-9),
         create_failures: created.outcome.failure_summary(),
         in_progress,
+        queued,
         window_s: (window_end - window_start) as f64 / 1000.0,
         observed_polls: observed,
         expected_polls: expected,
         usage,
+        rss_base_kb,
         requests: created.outcome.answered_all,
     });
     note_log(&mut r, backend, "scenario 5", &gw);

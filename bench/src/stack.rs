@@ -375,7 +375,6 @@ pub struct Gateway {
     pub addr: SocketAddr,
     pub admin: Client,
     pub key: String,
-    pub tenant: String,
     pub db_url: String,
 }
 
@@ -447,23 +446,18 @@ impl Gateway {
             .await
             .context("the gateway did not become ready")?;
         let mut admin = Client::new(addr);
-        let (tenant, key) = setup_tenant(&mut admin, spec.quotas).await?;
+        let key = setup_tenant(&mut admin, spec.quotas).await?;
         Ok(Gateway {
             child,
             addr,
             admin,
             key,
-            tenant,
             db_url,
         })
     }
 
     pub fn pid(&self) -> u32 {
         self.child.pid
-    }
-
-    pub fn log_path(&self) -> PathBuf {
-        self.child.log.clone()
     }
 
     /// Stops the gateway (it drains, then exits).
@@ -531,7 +525,7 @@ pub struct LogProblems {
 /// Creates the bench tenant with credits (live), a live key and, when asked, caps high enough
 /// never to refuse. Request rates come from the configuration (see [`Gateway::start`]): the
 /// admin API's per-tenant rate is capped at 1,000,000/min, which a GET run can exceed.
-async fn setup_tenant(admin: &mut Client, quotas: bool) -> anyhow::Result<(String, String)> {
+async fn setup_tenant(admin: &mut Client, quotas: bool) -> anyhow::Result<String> {
     let auth = Some(ADMIN_TOKEN);
     let tenant = admin
         .json(
@@ -582,5 +576,5 @@ async fn setup_tenant(admin: &mut Client, quotas: bool) -> anyhow::Result<(Strin
             )
             .await?;
     }
-    Ok((tenant, key))
+    Ok(key)
 }

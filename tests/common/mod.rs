@@ -3,6 +3,8 @@
 //! `TEST_DATABASE_URL` — and talks HTTP to it.
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod receiver;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -40,7 +42,7 @@ impl TestDatabase {
     }
 }
 
-async fn fresh_postgres_database(server: &str) -> String {
+pub async fn fresh_postgres_database(server: &str) -> String {
     let name = format!(
         "gw_test_{}",
         seedance_gateway::domain::ids::random_token(12).to_lowercase()

@@ -1,0 +1,395 @@
+//! Three gateway processes on one PostgreSQL and one Redis, as replicas behind a load
+//! balancer: migrations applied by whichever starts first while the others wait; every job
+//! dispatched once, completed, captured once and announced by webhook; a shared rate limit
+//! across replicas; one replica killed with SIGKILL mid-run losing nothing (its leased work
+//! is taken over after the lease); SIGTERM draining another cleanly.
+//!
+//! Replicas need PostgreSQL, so this test always runs on it: `TEST_DATABASE_URL` when set,
+//! else the local server at 127.0.0.1:5432 (as on CI), in a fresh database.
+
+mod common;
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::receiver::Receiver;
+use common::ADMIN_TOKEN;
+use reqwest::{Client, StatusCode};
+use seedance_gateway::config::{DatabaseConfig, Secret};
+use seedance_gateway::fake::{FakeUpstream, FAKE_KEY};
+use seedance_gateway::storage::Db;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_seedance-gateway");
+const JOBS: usize = 24;
+
+struct Replica {
+    child: Child,
+    base: String,
+    log: std::path::PathBuf,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn spawn_replica(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    db: &str,
+    redis: &str,
+    n: usize,
+) -> Replica {
+    let port = free_port();
+    let log = dir.join(format!("replica-{n}.log"));
+    let mut command = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SEEDANCE_GW_") || key == "DATABASE_URL" || key == "REDIS_URL" {
+            command.env_remove(key);
+        }
+    }
+    let child = command
+        .arg("--config")
+        .arg(config)
+        .arg("serve")
+        .current_dir(dir)
+        .env("DATABASE_URL", db)
+        .env("REDIS_URL", redis)
+        .env("HOSTNAME", format!("replica-{n}"))
+        .env("SEEDANCE_GW_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("replica starts");
+    Replica {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+    }
+}
+
+async fn wait_ready(client: &Client, replica: &mut Replica) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(Some(status)) = replica.child.try_wait() {
+            panic!(
+                "replica exited with {status}: {}",
+                std::fs::read_to_string(&replica.log).unwrap_or_default()
+            );
+        }
+        if let Ok(r) = client.get(format!("{}/readyz", replica.base)).send().await {
+            if r.status() == StatusCode::OK {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replica not ready: {}",
+            std::fs::read_to_string(&replica.log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn admin(client: &Client, base: &str, path: &str, body: Value) -> Value {
+    let response = client
+        .post(format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("admin call");
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.expect("json")
+}
+
+#[tokio::test]
+async fn three_replicas_share_the_work_and_survive_a_sigkill() {
+    let server = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+    let db_url = common::fresh_postgres_database(&server).await;
+    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(1500));
+    let (receiver, hooks) = Receiver::start().await;
+    receiver
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[admin]
+token = "{ADMIN_TOKEN}"
+[workers]
+tick_ms = 50
+lease_secs = 12
+[storage]
+dir = "{storage}"
+archive = false
+[webhooks]
+retry_schedule_secs = [1, 1, 1, 1, 1, 1, 1, 1]
+[security]
+url_allowlist = ["127.0.0.1"]
+[providers.sandbox]
+enabled = false
+[providers.aigateway]
+enabled = true
+base_url = "{base}"
+api_key = "{FAKE_KEY}"
+poll_interval_ms = 200
+timeout_secs = 2
+max_concurrent = 6
+"#,
+            storage = dir.path().join("storage").display(),
+            base = fake.base_url("aigateway"),
+        ),
+    )
+    .expect("config");
+
+    // All three start at once on an empty database: one applies the migrations.
+    let mut replicas: Vec<Replica> = (0..3)
+        .map(|n| spawn_replica(dir.path(), &config, &db_url, &redis, n))
+        .collect();
+    let client = Client::new();
+    for replica in &mut replicas {
+        wait_ready(&client, replica).await;
+    }
+    let mut replicas = replicas.into_iter();
+    let (a, mut b, mut c) = (
+        replicas.next().expect("a"),
+        replicas.next().expect("b"),
+        replicas.next().expect("c"),
+    );
+
+    let tenant = admin(
+        &client,
+        &a.base,
+        "/admin/v1/tenants",
+        json!({"name": "acme"}),
+    )
+    .await;
+    let tenant_id = tenant["id"].as_str().expect("id").to_owned();
+    admin(
+        &client,
+        &a.base,
+        &format!("/admin/v1/tenants/{tenant_id}/grants"),
+        json!({"amount": 100_000, "reason": "test", "mode": "live"}),
+    )
+    .await;
+    let key = admin(
+        &client,
+        &a.base,
+        &format!("/admin/v1/tenants/{tenant_id}/keys"),
+        json!({"mode": "live"}),
+    )
+    .await["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let endpoint = client
+        .post(format!("{}/v1/webhook_endpoints", b.base))
+        .bearer_auth(&key)
+        .json(&json!({"url": format!("{hooks}/hooks/unstable")}))
+        .send()
+        .await
+        .expect("endpoint");
+    assert_eq!(endpoint.status(), StatusCode::OK);
+
+    // Jobs created round-robin across the replicas.
+    let bases = [a.base.clone(), b.base.clone(), c.base.clone()];
+    let mut ids = Vec::new();
+    for n in 0..JOBS {
+        let response = client
+            .post(format!("{}/v1/videos", bases[n % 3]))
+            .bearer_auth(&key)
+            .json(&json!({"prompt": format!("clip {n}"), "seconds": 5}))
+            .send()
+            .await
+            .expect("create");
+        assert_eq!(response.status(), StatusCode::OK);
+        let video: Value = response.json().await.expect("json");
+        ids.push(video["id"].as_str().expect("id").to_owned());
+    }
+    // Kill one replica without warning while it holds leased jobs and pending deliveries.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    b.child.kill().expect("SIGKILL");
+    b.child.wait().expect("reaped");
+
+    let deadline = Instant::now() + Duration::from_secs(90);
+    for id in &ids {
+        loop {
+            let video: Value = client
+                .get(format!("{}/v1/videos/{id}", a.base))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .expect("get")
+                .json()
+                .await
+                .expect("json");
+            if video["status"] == "completed" {
+                break;
+            }
+            assert!(
+                video["status"] == "queued" || video["status"] == "in_progress",
+                "{video}"
+            );
+            assert!(Instant::now() < deadline, "job never finished: {video}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // Every job was submitted upstream exactly once, and never more than the cap ran.
+    let submits = fake
+        .calls("aigateway")
+        .into_iter()
+        .filter(|call| call.op == "submit")
+        .count();
+    assert_eq!(submits, JOBS, "each job dispatched once");
+    assert!(
+        fake.max_running("aigateway") <= 6,
+        "the provider cap held across replicas"
+    );
+
+    // Captured once each; the ledger balances.
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db_url.clone()),
+        max_connections: 2,
+    })
+    .await
+    .expect("db");
+    for id in &ids {
+        let entries = database
+            .entries_for_video(&seedance_gateway::domain::ids::VideoId::parse(id).expect("id"))
+            .await
+            .expect("entries");
+        let captures = entries
+            .iter()
+            .filter(|(kind, account, _)| kind == "capture" && account.ends_with(":holds"))
+            .count();
+        assert_eq!(captures, 1, "{id}: {entries:?}");
+    }
+    let audit = database.audit_ledger().await.expect("audit");
+    assert!(audit.ok, "{audit:?}");
+
+    // Webhooks: one message per job, delivered once the receiver recovers, none lost.
+    receiver
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let delivered: HashSet<String> = receiver
+            .on("unstable")
+            .into_iter()
+            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .filter_map(|body| body["data"]["id"].as_str().map(str::to_owned))
+            .collect();
+        let pending: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM webhook_messages WHERE state <> 'delivered'")
+                .fetch_one(database.pool())
+                .await
+                .expect("count");
+        if ids.iter().all(|id| delivered.contains(id)) && pending == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "deliveries missing: {} of {JOBS} delivered, {pending} not",
+            delivered.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let per_video: Vec<(String, i64)> =
+        sqlx::query_as("SELECT video_id, COUNT(*) FROM webhook_messages GROUP BY video_id")
+            .fetch_all(database.pool())
+            .await
+            .expect("messages");
+    assert_eq!(per_video.len(), JOBS);
+    assert!(per_video.iter().all(|(_, n)| *n == 1), "{per_video:?}");
+    let mut ids_by_video: HashMap<String, HashSet<String>> = HashMap::new();
+    for r in receiver.on("unstable") {
+        let body: Value = serde_json::from_str(&r.body).expect("json");
+        ids_by_video
+            .entry(body["data"]["id"].as_str().expect("id").to_owned())
+            .or_default()
+            .insert(r.headers["webhook-id"].clone());
+    }
+    assert!(
+        ids_by_video.values().all(|ids| ids.len() == 1),
+        "one webhook-id per video across retries and replicas"
+    );
+
+    // A tenant rate limit is one budget across the surviving replicas (Redis).
+    let limits = client
+        .put(format!("{}/admin/v1/tenants/{tenant_id}/limits", a.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"requests_per_minute": 6, "burst": 6}))
+        .send()
+        .await
+        .expect("limits");
+    assert!(limits.status().is_success());
+    tokio::time::sleep(Duration::from_secs(6)).await; // the replicas' cached rates refresh
+    let mut allowed = 0;
+    for n in 0..20 {
+        let base = if n % 2 == 0 { &a.base } else { &c.base };
+        let status = client
+            .get(format!("{base}/v1/balance"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("balance")
+            .status();
+        if status == StatusCode::OK {
+            allowed += 1;
+        } else {
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        }
+    }
+    assert!(
+        (6..=7).contains(&allowed),
+        "{allowed} of 20 allowed: the burst of 6 is shared, not per replica"
+    );
+
+    // SIGTERM drains one replica: it exits cleanly and promptly.
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(c.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = c.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "SIGTERM did not stop the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "drained replica exited with {status}");
+    drop(a);
+}

@@ -101,6 +101,41 @@ pub enum Command {
     /// Set or show a tenant's or key's routing policy.
     #[command(subcommand)]
     Routing(RoutingCommand),
+    /// Set a tenant's request rate (all its keys together).
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+    /// Set a tenant's caps: concurrent jobs, credits per day and month, video seconds per day.
+    #[command(subcommand)]
+    Quotas(QuotasCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LimitsCommand {
+    Set {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        requests_per_minute: i64,
+        #[arg(long)]
+        burst: i64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuotasCommand {
+    /// Replaces the caps: one left out has no cap.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        max_concurrent: Option<i64>,
+        #[arg(long)]
+        credits_per_day: Option<i64>,
+        #[arg(long)]
+        credits_per_month: Option<i64>,
+        #[arg(long)]
+        video_seconds_per_day: Option<i64>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -228,6 +263,38 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => bootstrap(&config, &tenant_name, credits, format).await,
         Command::Tenants(command) => tenants(&config, command).await,
         Command::Routing(command) => routing(&config, command).await,
+        Command::Limits(LimitsCommand::Set {
+            tenant,
+            requests_per_minute,
+            burst,
+        }) => {
+            let db = open_db(&config).await?;
+            admin::set_tenant_rate(&db, &tenant_arg(&tenant)?, requests_per_minute, burst)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{tenant}: {requests_per_minute} requests per minute, burst {burst} (replicas pick it up within 5 s)");
+            Ok(())
+        }
+        Command::Quotas(QuotasCommand::Set {
+            tenant,
+            max_concurrent,
+            credits_per_day,
+            credits_per_month,
+            video_seconds_per_day,
+        }) => {
+            let db = open_db(&config).await?;
+            let quotas = crate::storage::end_users::TenantQuotas {
+                max_concurrent,
+                credits_per_day,
+                credits_per_month,
+                video_seconds_per_day,
+            };
+            admin::set_tenant_quotas(&db, &tenant_arg(&tenant)?, &quotas)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{tenant}: {}", serde_json::to_string(&quotas)?);
+            Ok(())
+        }
         Command::Keys(command) => keys(&config, command).await,
         Command::Credits(CreditsCommand::Grant {
             tenant,

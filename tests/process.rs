@@ -871,3 +871,78 @@ async fn jobs_the_upstream_finished_while_the_gateway_was_down_are_captured_once
     assert_eq!((balance.available.0, balance.held.0), (10_000 - 4 * 200, 0));
     assert!(database.audit_ledger().await.expect("audit").ok);
 }
+
+#[tokio::test]
+async fn the_cli_sets_tenant_rates_and_caps_that_the_gateway_enforces() {
+    let db = TestDatabase::create().await;
+    let server = Server::start(&db, &[("SEEDANCE_GW_PROVIDERS__SANDBOX__DELAY_MS", "3000")]).await;
+    let client = Client::new();
+    let (tenant, key) = tenant_and_key(&client, &server.base, 10_000).await;
+
+    let refused = run(gateway(db.dir.path())
+        .args([
+            "limits",
+            "set",
+            "--tenant",
+            &tenant,
+            "--requests-per-minute",
+            "60",
+            "--burst",
+            "0",
+        ])
+        .env("DATABASE_URL", &db.url));
+    assert!(!refused.status.success(), "a zero burst was accepted");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("burst"));
+    cli(
+        &db,
+        &[
+            "limits",
+            "set",
+            "--tenant",
+            &tenant,
+            "--requests-per-minute",
+            "600",
+            "--burst",
+            "50",
+        ],
+    );
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db.url.clone()),
+        max_connections: 1,
+    })
+    .await
+    .expect("db");
+    let tenant_id = seedance_gateway::domain::ids::TenantId::parse(&tenant).expect("id");
+    assert_eq!(
+        database.tenant_rate(&tenant_id).await.expect("rate"),
+        Some((600, 50))
+    );
+
+    let negative = run(gateway(db.dir.path())
+        .args(["quotas", "set", "--tenant", &tenant, "--max-concurrent=-1"])
+        .env("DATABASE_URL", &db.url));
+    assert!(!negative.status.success(), "a negative cap was accepted");
+    cli(
+        &db,
+        &[
+            "quotas",
+            "set",
+            "--tenant",
+            &tenant,
+            "--max-concurrent",
+            "1",
+        ],
+    );
+    let create = |n: u32| {
+        client
+            .post(format!("{}/v1/videos", server.base))
+            .bearer_auth(&key)
+            .json(&json!({"prompt": format!("clip {n}"), "seconds": 4}))
+            .send()
+    };
+    assert_eq!(create(1).await.expect("send").status(), StatusCode::OK);
+    let second = create(2).await.expect("send");
+    assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
+    let error: Value = second.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "tenant_concurrency_exceeded");
+}

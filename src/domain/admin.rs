@@ -335,3 +335,46 @@ pub async fn refund_video(
     tx.commit().await?;
     Ok((txn_id, Credits(amount)))
 }
+
+/// Sets a tenant's own request rate (shared by all its keys), after checking its bounds.
+pub async fn set_tenant_rate(
+    db: &Db,
+    tenant: &TenantId,
+    requests_per_minute: i64,
+    burst: i64,
+) -> Result<()> {
+    let tenant = self::tenant(db, tenant).await?;
+    if !(1..=1_000_000).contains(&requests_per_minute) || !(1..=100_000).contains(&burst) {
+        return Err(Error::invalid(
+            "requests_per_minute",
+            "requests_per_minute must be 1-1000000 and burst 1-100000",
+        ));
+    }
+    db.put_tenant_rate(&tenant.id, requests_per_minute, burst)
+        .await?;
+    Ok(())
+}
+
+/// Sets a tenant's caps (a `None` field has no cap), after checking none is negative.
+pub async fn set_tenant_quotas(
+    db: &Db,
+    tenant: &TenantId,
+    quotas: &crate::storage::end_users::TenantQuotas,
+) -> Result<()> {
+    let tenant = self::tenant(db, tenant).await?;
+    for (param, value) in [
+        ("max_concurrent", quotas.max_concurrent),
+        ("credits_per_day", quotas.credits_per_day),
+        ("credits_per_month", quotas.credits_per_month),
+        ("video_seconds_per_day", quotas.video_seconds_per_day),
+    ] {
+        if value.is_some_and(|v| v < 0) {
+            return Err(Error::invalid(
+                param,
+                format!("{param} must not be negative"),
+            ));
+        }
+    }
+    db.put_tenant_quotas(&tenant.id, quotas).await?;
+    Ok(())
+}

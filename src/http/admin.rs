@@ -1292,23 +1292,13 @@ pub async fn put_limits(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<TenantLimitsBody>,
 ) -> Result<Json<TenantLimitsBody>> {
-    let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
-    if !(1..=1_000_000).contains(&body.requests_per_minute) || !(1..=100_000).contains(&body.burst)
-    {
-        return Err(Error::invalid(
-            "requests_per_minute",
-            "requests_per_minute must be 1-1000000 and burst 1-100000",
-        ));
-    }
-    state
-        .db
-        .put_tenant_rate(&tenant.id, body.requests_per_minute, body.burst)
-        .await?;
+    let tenant = tenant_id(&id)?;
+    admin::set_tenant_rate(&state.db, &tenant, body.requests_per_minute, body.burst).await?;
     state
         .tenant_rates
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .remove(tenant.id.as_str());
+        .remove(tenant.as_str());
     Ok(Json(body))
 }
 
@@ -1330,20 +1320,6 @@ pub async fn put_quotas(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<crate::storage::end_users::TenantQuotas>,
 ) -> Result<Json<crate::storage::end_users::TenantQuotas>> {
-    let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
-    for (param, value) in [
-        ("max_concurrent", body.max_concurrent),
-        ("credits_per_day", body.credits_per_day),
-        ("credits_per_month", body.credits_per_month),
-        ("video_seconds_per_day", body.video_seconds_per_day),
-    ] {
-        if value.is_some_and(|v| v < 0) {
-            return Err(Error::invalid(
-                param,
-                format!("{param} must not be negative"),
-            ));
-        }
-    }
-    state.db.put_tenant_quotas(&tenant.id, &body).await?;
+    admin::set_tenant_quotas(&state.db, &tenant_id(&id)?, &body).await?;
     Ok(Json(body))
 }

@@ -96,17 +96,121 @@ async fn content(app: &TestApp, key: &str, id: &str, range: Option<&str>) -> req
     request.send().await.expect("content")
 }
 
+/// An S3-compatible server for the test: moto's server mode (PyPI `moto[server]`, pinned in
+/// tests/python/requirements.txt and installed when missing), with one bucket.
+struct S3Server {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_s3() -> S3Server {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let present = std::process::Command::new(&python)
+        .args(["-c", "import moto.server"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        let requirements = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/requirements.txt");
+        let installed = std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "-r", requirements])
+            .status()
+            .expect("pip runs");
+        assert!(installed.success(), "installing moto[server] failed");
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let child = std::process::Command::new(&python)
+        .args([
+            "-m",
+            "moto.server",
+            "-H",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("moto server starts");
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client.put(format!("{endpoint}/outputs")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "the S3 server did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    S3Server { child, endpoint }
+}
+
+/// The size of the stored object, from the bucket listing (moto refuses anonymous object
+/// reads, not listings); its bytes are checked through the gateway's content endpoint.
+async fn s3_object(s3: &S3Server, id: &str) -> Option<usize> {
+    let listing = reqwest::get(format!("{}/outputs", s3.endpoint))
+        .await
+        .expect("list")
+        .text()
+        .await
+        .expect("text");
+    let key = format!("<Key>gw/videos/{id}.mp4</Key>");
+    let rest = &listing[listing.find(&key)? + key.len()..];
+    let size = rest.split("<Size>").nth(1)?.split("</Size>").next()?;
+    size.parse().ok()
+}
+
 #[tokio::test]
 async fn an_archived_output_is_served_with_range_semantics_after_the_upstream_is_gone() {
+    serves_archived_outputs(None).await;
+}
+
+#[tokio::test]
+async fn the_same_on_s3_compatible_storage() {
+    let s3 = start_s3().await;
+    serves_archived_outputs(Some(&s3)).await;
+}
+
+async fn serves_archived_outputs(s3: Option<&S3Server>) {
     let fake = start_fake().await;
-    let app = app_with_fake(&fake, |_| {}).await;
+    let s3_endpoint = s3.map(|s| s.endpoint.clone());
+    let app = app_with_fake(&fake, move |config| {
+        if let Some(endpoint) = s3_endpoint {
+            config.storage.backend = seedance_gateway::config::StorageBackend::S3;
+            config.storage.s3.bucket = "outputs".into();
+            config.storage.s3.endpoint = Some(endpoint);
+            config.storage.s3.region = "us-east-1".into();
+            config.storage.s3.access_key_id = Some(Secret::new("test"));
+            config.storage.s3.secret_access_key = Some(Secret::new("test"));
+            config.storage.s3.prefix = "gw/".into();
+            config.storage.s3.allow_http = true;
+        }
+    })
+    .await;
     let (_, key) = app.tenant_with_key("live", 10_000).await;
     let id = completed(&app, &key).await;
     wait_archived(&app, &id).await;
-    assert_eq!(
-        std::fs::read(stored_file(&app, &id)).expect("stored"),
-        SANDBOX_MP4
-    );
+    match s3 {
+        Some(s3) => {
+            assert_eq!(s3_object(s3, &id).await, Some(SANDBOX_MP4.len()));
+            assert!(!stored_file(&app, &id).exists());
+        }
+        None => assert_eq!(
+            std::fs::read(stored_file(&app, &id)).expect("stored"),
+            SANDBOX_MP4
+        ),
+    }
     drop(fake); // the upstream and its URL are gone
     let size = SANDBOX_MP4.len();
 
@@ -192,6 +296,13 @@ async fn an_archived_output_is_served_with_range_semantics_after_the_upstream_is
         !stored_file(&app, &id).exists(),
         "the stored output outlived its video"
     );
+    if let Some(s3) = s3 {
+        assert_eq!(
+            s3_object(s3, &id).await,
+            None,
+            "the S3 object outlived its video"
+        );
+    }
     assert_eq!(archive_state(&app, &id).await.as_deref(), Some("deleted"));
 }
 

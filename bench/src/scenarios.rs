@@ -66,12 +66,12 @@ impl Settings {
                 conns,
                 quotas,
                 warmup: Duration::from_millis(200),
-                closed: Duration::from_secs(1),
-                open: Duration::from_millis(800),
+                closed: Duration::from_millis(800),
+                open: Duration::from_millis(500),
                 rates: vec![200, 1000, 5000],
                 fresh_fake,
-                get_jobs: 100,
-                batch_jobs: 500,
+                get_jobs: 50,
+                batch_jobs: 300,
                 batch_job_ms: 200,
                 batch_cap: 10,
                 batch_limit: Duration::from_secs(30),
@@ -79,8 +79,8 @@ impl Settings {
                 schedule_step_s: 30,
                 schedule_jobs_per_step: 4,
                 inflight_jobs: 2_000,
-                inflight_create_limit: Duration::from_secs(10),
-                inflight_observe: Duration::from_secs(10),
+                inflight_create_limit: Duration::from_secs(8),
+                inflight_observe: Duration::from_secs(8),
             }
         } else {
             Settings {

@@ -32,7 +32,9 @@ async fn a_backlog_waits_for_slots_and_another_tenant_is_not_starved() {
     let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("fake");
-    fake.set_job_duration(Duration::from_millis(600));
+    // Long enough that the whole backlog and the quiet tenant's job are queued before the
+    // first slot frees, even on a loaded machine.
+    fake.set_job_duration(Duration::from_millis(2000));
     let app = capped_gateway(&fake, 2).await;
     let (_, busy) = app.tenant_with_key("live", 100_000).await;
     let (_, quiet) = app.tenant_with_key("live", 100_000).await;

@@ -192,8 +192,13 @@ impl App {
             Ok(joined) => joined.context("server task")?,
             Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
         }
-        for worker in [worker, sender, archiver].into_iter().flatten() {
-            let _ = tokio::time::timeout(grace, worker).await;
+        // The workers were told to stop with the server; they share one grace period.
+        let workers = [worker, sender, archiver].into_iter().flatten();
+        if tokio::time::timeout(grace, futures::future::join_all(workers))
+            .await
+            .is_err()
+        {
+            tracing::warn!("background workers did not finish within the grace period");
         }
         state.db.close().await;
         tracing::info!("seedance-gateway stopped");

@@ -234,3 +234,64 @@ async fn connections_beyond_the_limit_are_closed_at_accept() {
     let scrape = scrape(&app).await;
     assert!(value(&scrape, "gateway_connections_rejected_total", &[]).unwrap_or(0.0) >= 1.0);
 }
+
+#[tokio::test]
+async fn readiness_fails_while_the_shared_rate_store_is_unreachable() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut redis = std::process::Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server runs (CI installs it)");
+    let url = format!("redis://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let app = TestApp::spawn_with(move |config| {
+        config.limits.redis_url = Some(seedance_gateway::config::Secret::new(url));
+    })
+    .await;
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::OK);
+    redis.kill().expect("stop redis");
+    redis.wait().expect("reaped");
+    let ready = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["status"], "redis unreachable");
+    // Liveness is unaffected: the process is fine, only not ready.
+    let live = app
+        .client
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(live.status(), StatusCode::OK);
+}

@@ -1,5 +1,5 @@
-//! Probes: `/healthz` says the process is up; `/readyz` says it can serve (database reachable,
-//! not draining).
+//! Probes: `/healthz` says the process is up; `/readyz` says it can serve (database and, when
+//! configured, Redis reachable; not draining).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -33,15 +33,26 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             Json(Health { status: "draining" }),
         );
     }
-    match tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await {
-        Ok(Ok(())) => (StatusCode::OK, Json(Health { status: "ok" })),
-        _ => (
+    let database = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await;
+    if !matches!(database, Ok(Ok(()))) {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(Health {
                 status: "database unreachable",
             }),
-        ),
+        );
     }
+    let limiter =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.limiter.ping()).await;
+    if !matches!(limiter, Ok(true)) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "redis unreachable",
+            }),
+        );
+    }
+    (StatusCode::OK, Json(Health { status: "ok" }))
 }
 
 /// Prometheus metrics

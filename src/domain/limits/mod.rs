@@ -106,6 +106,21 @@ impl Limiter {
         })))
     }
 
+    /// Whether the shared rate state answers (always, in process). Readiness depends on it:
+    /// without Redis every authenticated request would fail.
+    pub async fn ping(&self) -> bool {
+        match self {
+            Limiter::Memory(_) => true,
+            Limiter::Redis(redis) => {
+                let mut connection = redis.connection.clone();
+                redis::cmd("PING")
+                    .query_async::<String>(&mut connection)
+                    .await
+                    .is_ok()
+            }
+        }
+    }
+
     /// Takes one request from `key`'s allowance.
     pub async fn check(&self, key: &str, rate: Rate) -> Result<Decision, Error> {
         match self {

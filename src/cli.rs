@@ -235,7 +235,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             LogFormatArg::Json => LogFormat::Json,
         };
     }
-    crate::telemetry::init(config.log.format, &config.log.filter);
+    let _telemetry = crate::telemetry::init(&config.log);
     match cli.command {
         Command::Serve => serve(config).await,
         Command::CheckConfig => {

@@ -218,6 +218,10 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// A `tracing` filter directive; `RUST_LOG` wins when set.
     pub filter: String,
+    /// OTLP/HTTP collector to export traces to, e.g. `http://otel-collector:4318`; unset: off.
+    pub otlp_endpoint: Option<String>,
+    /// `service.name` of the exported traces.
+    pub otlp_service_name: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -444,6 +448,8 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             filter: "info".into(),
+            otlp_endpoint: None,
+            otlp_service_name: "seedance-gateway".into(),
         }
     }
 }

@@ -946,3 +946,76 @@ async fn the_cli_sets_tenant_rates_and_caps_that_the_gateway_enforces() {
     let error: Value = second.json().await.expect("json");
     assert_eq!(error["error"]["code"], "tenant_concurrency_exceeded");
 }
+
+#[tokio::test]
+async fn traces_are_exported_over_otlp_when_configured() {
+    use std::sync::{Arc, Mutex};
+    type Batches = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+    let received: Batches = Arc::default();
+    let sink = received.clone();
+    let collector = axum::Router::new().route(
+        "/v1/traces",
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let sink = sink.clone();
+                async move {
+                    let content_type = headers
+                        .get("content-type")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_owned();
+                    sink.lock()
+                        .expect("sink")
+                        .push((content_type, body.to_vec()));
+                    axum::http::StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, collector).await });
+
+    let db = TestDatabase::create().await;
+    let mut server = Server::start(
+        &db,
+        &[("SEEDANCE_GW_LOG__OTLP_ENDPOINT", endpoint.as_str())],
+    )
+    .await;
+    let client = Client::new();
+    let response = client
+        .get(format!("{}/v1/models", server.base))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(server.child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .expect("SIGTERM");
+    let status = server.child.wait().expect("exits");
+    assert!(status.success(), "{}", server.logs());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let batches = received.lock().expect("received").clone();
+        let found = batches.iter().any(|(content_type, body)| {
+            content_type == "application/x-protobuf"
+                && body.windows(16).any(|w| w == b"seedance-gateway")
+                && body.windows(12).any(|w| w == b"trace-me-123")
+        });
+        if found {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no span batch with the request reached the collector ({} batches): {}",
+            batches.len(),
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,6 +1,6 @@
 //! The harness's own database access: creating and dropping the PostgreSQL bench database,
-//! and reading the gateway's job rows afterwards — their millisecond timestamps (the API
-//! rounds `completed_at` to seconds) and upstream ids.
+//! and reading the gateway's job rows afterwards, with their millisecond timestamps (the API
+//! rounds `completed_at` to seconds).
 
 use std::collections::HashMap;
 
@@ -85,7 +85,6 @@ pub struct JobRow {
     pub created_at: i64,
     pub submitted_at: Option<i64>,
     pub completed_at: Option<i64>,
-    pub upstream_id: Option<String>,
     /// When the accepted submit was answered (its attempt's start plus duration).
     pub submit_answered_at: Option<i64>,
 }
@@ -113,8 +112,7 @@ pub async fn jobs(url: &str) -> anyhow::Result<Vec<JobRow>> {
         answered.insert(id, at);
     }
     let rows = sqlx::query(
-        "SELECT id, COALESCE(provider, ''), status, created_at, submitted_at, completed_at, upstream_id \
-         FROM videos",
+        "SELECT id, COALESCE(provider, ''), status, created_at, submitted_at, completed_at FROM videos",
     )
     .fetch_all(&mut conn)
     .await?;
@@ -129,7 +127,6 @@ pub async fn jobs(url: &str) -> anyhow::Result<Vec<JobRow>> {
             created_at: row.try_get(3)?,
             submitted_at: row.try_get(4)?,
             completed_at: row.try_get(5)?,
-            upstream_id: row.try_get(6)?,
         });
     }
     conn.close().await?;

@@ -326,6 +326,7 @@ pub async fn create_jobs(
 ) -> anyhow::Result<Created> {
     #[derive(serde::Deserialize)]
     struct Answer {
+        #[serde(alias = "job_id")]
         id: String,
     }
     let connections = connect_all(addr, conns.min(n.max(1) as usize)).await?;

@@ -87,21 +87,21 @@ impl Settings {
                 conns,
                 quotas,
                 warmup: Duration::from_secs(1),
-                closed: Duration::from_secs(5),
-                open: Duration::from_secs(3),
+                closed: Duration::from_secs(4),
+                open: Duration::from_millis(2500),
                 rates: vec![200, 1000, 5000],
                 fresh_fake,
-                get_jobs: 1000,
+                get_jobs: 500,
                 batch_jobs: 10_000,
                 batch_job_ms: 200,
                 batch_cap: 10,
-                batch_limit: Duration::from_secs(180),
+                batch_limit: Duration::from_secs(150),
                 scale: 10,
                 schedule_step_s: 10,
                 schedule_jobs_per_step: 8,
                 inflight_jobs: 100_000,
-                inflight_create_limit: Duration::from_secs(60),
-                inflight_observe: Duration::from_secs(20),
+                inflight_create_limit: Duration::from_secs(45),
+                inflight_observe: Duration::from_secs(15),
             }
         }
     }
@@ -363,17 +363,16 @@ pub async fn requests(
             });
         }
     }
+    if which.post {
+        note_deferred(report, backend, &gw.db_url).await?;
+    }
     if which.get {
         if s.fresh_fake {
             fake.restart().await?;
             gw.reset_circuit("seedance-it").await?;
         }
-        let (videos, upstream) = get_targets(&mut fake, &mut gw, s).await?;
+        let videos = get_targets(&mut fake, &mut gw, s).await?;
         let gw_paths: Vec<String> = videos.iter().map(|id| format!("/v1/videos/{id}")).collect();
-        let fake_paths: Vec<String> = upstream
-            .iter()
-            .map(|id| format!("/seedance-it/api/v1/jobs/{id}"))
-            .collect();
         for &load in &loads {
             let gateway = measure(
                 gw.pid(),
@@ -385,7 +384,12 @@ pub async fn requests(
                 ),
             )
             .await?;
-            let direct = if which.direct && !fake_paths.is_empty() {
+            let direct = if which.direct {
+                let fake_paths: Vec<String> = seed_direct(&mut fake, &gw, s.get_jobs)
+                    .await?
+                    .iter()
+                    .map(|id| format!("/seedance-it/api/v1/jobs/{id}"))
+                    .collect();
                 Some(
                     measure(
                         fake.pid(),
@@ -393,7 +397,7 @@ pub async fn requests(
                         run(
                             fake.addr,
                             load,
-                            get_paths(fake.addr, FAKE_KEY.into(), fake_paths.clone()),
+                            get_paths(fake.addr, FAKE_KEY.into(), fake_paths),
                         ),
                     )
                     .await?,
@@ -424,13 +428,13 @@ pub async fn requests(
     Ok(())
 }
 
-/// Creates the videos scenario 2 reads: half completed, half in flight, alternating. Returns
-/// their gateway paths' ids and the fake's ids for the same jobs.
+/// Creates the videos scenario 2 reads through the gateway: half completed, half in flight,
+/// alternating.
 async fn get_targets(
     fake: &mut Fake,
     gw: &mut Gateway,
     s: &Settings,
-) -> anyhow::Result<(Vec<String>, Vec<String>)> {
+) -> anyhow::Result<Vec<String>> {
     let deadline = || Instant::now() + Duration::from_secs(60);
     fake.set_durations(&[("seedance-it", 300)]).await?;
     let done =
@@ -447,22 +451,57 @@ async fn get_targets(
     fake.set_durations(&[("seedance-it", LONG_JOB_MS)]).await?;
     let running =
         load::create_jobs(gw.addr, 16, s.get_jobs, deadline(), gateway_post(gw, None)).await?;
-    let upstream: HashMap<String, Option<String>> = db::jobs(&gw.db_url)
-        .await?
-        .into_iter()
-        .map(|j| (j.id, j.upstream_id))
+    drain(&gw.db_url, Duration::from_secs(60)).await?;
+    Ok(interleave(done.ids, running.ids))
+}
+
+fn interleave(a: Vec<String>, b: Vec<String>) -> Vec<String> {
+    a.into_iter().zip(b).flat_map(|(x, y)| [x, y]).collect()
+}
+
+/// A fresh fake with jobs of its own for the direct reads, half completed and half running:
+/// its call log grows with every request (and is copied when it outgrows its allocation), so
+/// the direct GET runs do not start on the log of the runs before them.
+async fn seed_direct(fake: &mut Fake, gw: &Gateway, n: u64) -> anyhow::Result<Vec<String>> {
+    fake.restart().await?;
+    let deadline = || Instant::now() + Duration::from_secs(60);
+    fake.set_durations(&[("seedance-it", 1)]).await?;
+    let done = load::create_jobs(fake.addr, 16, n, deadline(), direct_post(fake, gw)).await?;
+    fake.set_durations(&[("seedance-it", LONG_JOB_MS)]).await?;
+    let running = load::create_jobs(fake.addr, 16, n, deadline(), direct_post(fake, gw)).await?;
+    anyhow::ensure!(
+        !done.ids.is_empty() && !running.ids.is_empty(),
+        "the fake did not take the direct GET scenario's jobs: {}",
+        done.outcome.sample_error.as_deref().unwrap_or("-")
+    );
+    Ok(interleave(done.ids, running.ids))
+}
+
+/// How many of the jobs created so far were submitted upstream by the worker, after their
+/// create had answered, rather than inside the create request.
+async fn note_deferred(
+    report: &std::sync::Mutex<Report>,
+    backend: &str,
+    db_url: &str,
+) -> anyhow::Result<()> {
+    let jobs = db::jobs(db_url).await?;
+    let mut waits: Vec<f64> = jobs
+        .iter()
+        .filter_map(|j| Some((j.submit_answered_at? - j.created_at) as f64))
         .collect();
-    let mut videos = Vec::new();
-    let mut upstream_ids = Vec::new();
-    for pair in done.ids.iter().zip(running.ids.iter()) {
-        for id in [pair.0, pair.1] {
-            videos.push(id.clone());
-            if let Some(Some(up)) = upstream.get(id) {
-                upstream_ids.push(up.clone());
-            }
-        }
+    waits.sort_by(f64::total_cmp);
+    let deferred: Vec<f64> = waits.iter().copied().filter(|w| *w > 50.0).collect();
+    if !deferred.is_empty() {
+        report.lock().expect("report").notes.push(format!(
+            "[{backend}] POST runs: {} of {} creates were answered `queued` and submitted upstream later by the worker (submit answered > 50 ms after the create; median {:.0} ms, p95 {:.0} ms, max {:.0} ms after it)",
+            deferred.len(),
+            waits.len(),
+            quantile(&deferred, 0.5),
+            quantile(&deferred, 0.95),
+            deferred.last().copied().unwrap_or(0.0),
+        ));
     }
-    Ok((videos, upstream_ids))
+    Ok(())
 }
 
 /// The four providers the batch runs on: their fakes all serve Seedance 2.0 Fast at 720p 16:9.
@@ -792,6 +831,13 @@ pub async fn inflight(
             "[{backend}] scenario 5 creates: first failure: {sample}"
         ));
     }
+    if queued > 0 {
+        r.notes.push(format!(
+            "[{backend}] scenario 5: {} jobs created in {:.0} s, but by the end of the window the worker had submitted only {in_progress} of them ({queued} still queued in the gateway): polling was only asked to follow those",
+            created.ids.len(),
+            created.elapsed.as_secs_f64(),
+        ));
+    }
     r.inflight.push(InflightRow {
         backend,
         jobs: s.inflight_jobs,
@@ -851,7 +897,6 @@ mod tests {
             created_at: 0,
             submitted_at: Some(start),
             completed_at: Some(end),
-            upstream_id: None,
             submit_answered_at: None,
         };
         let jobs = [

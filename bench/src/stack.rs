@@ -84,12 +84,18 @@ impl Env {
         self.counter
     }
 
+    /// A file of this run in the temporary directory, named by backend and process number.
+    fn file(&self, kind: &str, n: u32, extension: &str) -> PathBuf {
+        self.dir
+            .join(format!("{}-{kind}-{n}.{extension}", self.backend.name()))
+    }
+
     /// A new empty database for one gateway; returns its URL.
     async fn fresh_database(&mut self, n: u32) -> anyhow::Result<String> {
         match self.backend {
             Backend::Sqlite => Ok(format!(
                 "sqlite://{}?mode=rwc",
-                self.dir.join(format!("gateway-{n}.db")).display()
+                self.file("gateway", n, "db").display()
             )),
             Backend::Postgres => {
                 let name = format!("bench_{}", std::process::id());
@@ -174,7 +180,7 @@ impl Fake {
         let n = env.next();
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let log = env.dir.join(format!("fake-{n}.log"));
+        let log = env.file("fake", n, "log");
         let child = Self::spawn(&env.binary, env.pinning.harness, &log, port, job_ms)?;
         let mut fake = Fake {
             child,
@@ -406,7 +412,7 @@ impl Gateway {
         writeln!(
             config,
             "[storage]\ndir = {}",
-            toml_string(&env.dir.join(format!("storage-{n}")).display().to_string())
+            toml_string(&env.file("storage", n, "d").display().to_string())
         )?;
         // The limiter's interval is whole milliseconds, so any rate above 60,000/min runs at
         // 1,000 requests/s plus the burst: a huge burst is what makes the limit generous.
@@ -431,9 +437,9 @@ impl Gateway {
                 writeln!(config, "poll_interval_ms = {ms}")?;
             }
         }
-        let config_path = env.dir.join(format!("gateway-{n}.toml"));
+        let config_path = env.file("gateway", n, "toml");
         std::fs::write(&config_path, &config)?;
-        let log = env.dir.join(format!("gateway-{n}.log"));
+        let log = env.file("gateway", n, "log");
         let args = [
             "--config".to_string(),
             config_path.display().to_string(),

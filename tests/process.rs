@@ -1019,3 +1019,90 @@ async fn traces_are_exported_over_otlp_when_configured() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn webhook_deliveries_pending_at_a_sigkill_are_sent_after_restart() {
+    let (receiver, hooks) = common::receiver::Receiver::start().await;
+    receiver
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let db = TestDatabase::create().await;
+    let env = [
+        ("SEEDANCE_GW_PROVIDERS__SANDBOX__DELAY_MS", "200"),
+        ("SEEDANCE_GW_SECURITY__URL_ALLOWLIST", "[\"127.0.0.1\"]"),
+        (
+            "SEEDANCE_GW_WEBHOOKS__RETRY_SCHEDULE_SECS",
+            "[1, 1, 1, 1, 1, 1, 1, 1, 1, 1]",
+        ),
+    ];
+    let mut first = Server::start(&db, &env).await;
+    let client = Client::new();
+    let (_, key) = tenant_and_key(&client, &first.base, 10_000).await;
+    let endpoint = client
+        .post(format!("{}/v1/webhook_endpoints", first.base))
+        .bearer_auth(&key)
+        .json(&json!({"url": format!("{hooks}/hooks/unstable")}))
+        .send()
+        .await
+        .expect("endpoint");
+    assert_eq!(endpoint.status(), StatusCode::OK, "{}", first.logs());
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let video: Value = client
+            .post(format!("{}/v1/videos", first.base))
+            .bearer_auth(&key)
+            .json(&json!({"prompt": format!("clip {n}"), "seconds": 4}))
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("json");
+        ids.push(video["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids {
+        let video = wait_terminal(&client, &first.base, &key, id, Duration::from_secs(30)).await;
+        assert_eq!(video["status"], "completed");
+    }
+    // Every message has been tried and refused at least once; then the process dies.
+    receiver
+        .wait_for("unstable", 5, Duration::from_secs(15))
+        .await;
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    receiver
+        .failing
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+
+    let _second = Server::start(&db, &env).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let delivered: std::collections::HashSet<String> = receiver
+            .on("unstable")
+            .into_iter()
+            .filter(|r| r.at.elapsed() < Duration::from_secs(120))
+            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .filter_map(|body| body["data"]["id"].as_str().map(str::to_owned))
+            .collect();
+        let database = Db::connect(&DatabaseConfig {
+            url: Secret::new(db.url.clone()),
+            max_connections: 1,
+        })
+        .await
+        .expect("db");
+        let undelivered: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM webhook_messages WHERE state <> 'delivered'")
+                .fetch_one(database.pool())
+                .await
+                .expect("count");
+        database.close().await;
+        if undelivered == 0 && ids.iter().all(|id| delivered.contains(id)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{undelivered} messages undelivered after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

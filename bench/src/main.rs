@@ -182,7 +182,7 @@ async fn run(args: Args, root: PathBuf, binary: PathBuf, pinning: procs::Pinning
         };
         r.header = vec![
             format!("commit {}{dirty}", git_head(&root)),
-            format!("cores: {machine_cores} on the machine, {cores} available to the harness before pinning"),
+            format!("cores: {machine_cores} on the machine ({cores} left to the harness after pinning)"),
             format!("pinning: {}", pinning.note),
             format!(
                 "mode: {}; backends: {}; scenarios: {:?}",
@@ -229,7 +229,8 @@ async fn run(args: Args, root: PathBuf, binary: PathBuf, pinning: procs::Pinning
             _ = tokio::signal::ctrl_c() => true,
         }
     };
-    // An interrupted run's children were stopped as the work was dropped; its database too.
+    // An interrupted run's children were stopped as the work was dropped; its database is
+    // dropped here.
     if interrupted {
         eprintln!("bench: interrupted; cleaning up");
         if uses_postgres {

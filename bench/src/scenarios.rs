@@ -786,7 +786,6 @@ pub async fn inflight(
     let gw = Gateway::start(env, &fake, &spec).await?;
     let sampler = RssSampler::start(gw.pid());
     let meter = PhaseMeter::start(gw.pid(), Some(&sampler));
-    let rss_base_kb = crate::procs::usage(gw.pid()).map_or(0, |u| u.rss_kb);
     fake.mark_clock().await?;
     let created = load::create_jobs(
         gw.addr,
@@ -850,7 +849,6 @@ pub async fn inflight(
         observed_polls: observed,
         expected_polls: expected,
         usage,
-        rss_base_kb,
         requests: created.outcome.answered_all,
     });
     note_log(&mut r, backend, "scenario 5", &gw);

@@ -1,10 +1,11 @@
 //! Assembly: connect the database, apply migrations, build the providers, the router and the
 //! workers, and serve until shutdown. Tests build the same [`App`] on port 0.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -16,6 +17,9 @@ use crate::providers::Providers;
 use crate::storage::Db;
 
 /// Everything a request handler or worker needs; cheap to clone.
+/// How long a looked-up API key is trusted without asking the database again.
+pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
@@ -39,6 +43,11 @@ pub struct AppState {
     pub outbox: Arc<Notify>,
     /// Archived outputs: a local directory or S3-compatible storage.
     pub objects: crate::storage::objects::Objects,
+    /// API keys recently looked up, by hash, for at most [`KEY_CACHE_TTL`]: a request then
+    /// costs one database read fewer. Revocation reaches other replicas within that time and
+    /// this one at once (the revoke and rotate calls drop the key from it).
+    pub key_cache:
+        Arc<std::sync::Mutex<HashMap<String, (crate::domain::tenants::Principal, Instant)>>>,
     /// This replica's Prometheus registry.
     pub metrics: Arc<crate::metrics::Metrics>,
 }
@@ -46,6 +55,29 @@ pub struct AppState {
 impl AppState {
     pub fn wake_workers(&self) {
         self.wake.notify_one();
+    }
+
+    /// The cached principal of a key hash, if looked up less than [`KEY_CACHE_TTL`] ago.
+    pub fn cached_key(&self, hash: &str) -> Option<crate::domain::tenants::Principal> {
+        let cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache
+            .get(hash)
+            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            .map(|(principal, _)| principal.clone())
+    }
+
+    pub fn cache_key(&self, hash: String, principal: crate::domain::tenants::Principal) {
+        let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 50_000 {
+            cache.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
+        }
+        cache.insert(hash, (principal, Instant::now()));
+    }
+
+    /// Drops a key from this replica's cache (after a revoke or a rotation).
+    pub fn forget_key(&self, key: &crate::domain::ids::ApiKeyId) {
+        let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.retain(|_, (principal, _)| principal.key_id != *key);
     }
 
     pub fn wake_outbox(&self) {
@@ -120,6 +152,7 @@ impl App {
             key_uses: Arc::default(),
             metrics,
             outbox: Arc::new(Notify::new()),
+            key_cache: Arc::default(),
             objects,
         };
         Ok(App {

@@ -1106,3 +1106,49 @@ async fn webhook_deliveries_pending_at_a_sigkill_are_sent_after_restart() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test]
+async fn a_key_revoked_elsewhere_stops_working_within_the_key_cache_time() {
+    let db = TestDatabase::create().await;
+    let server = Server::start(&db, &[]).await;
+    let client = Client::new();
+    let (tenant, key) = tenant_and_key(&client, &server.base, 1_000).await;
+    let balance = |key: String| {
+        let client = client.clone();
+        let url = format!("{}/v1/balance", server.base);
+        async move {
+            client
+                .get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .expect("balance")
+                .status()
+        }
+    };
+    assert_eq!(balance(key.clone()).await, StatusCode::OK);
+    let keys: Value = client
+        .get(format!("{}/admin/v1/tenants/{tenant}/keys", server.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("json");
+    let key_id = keys["data"][0]["id"].as_str().expect("key id").to_owned();
+    // Revoked by another process (as another replica would): this gateway's cache holds the
+    // key for at most a second.
+    cli(&db, &["keys", "revoke", &key_id]);
+    let revoked_at = Instant::now();
+    loop {
+        if balance(key.clone()).await == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_millis(2_000),
+            "the revoked key still worked after 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -308,6 +308,7 @@ pub async fn revoke_key(
 ) -> Result<Json<ApiKeyObject>> {
     let id = ApiKeyId::parse(&id).ok_or(Error::NotFound("API key"))?;
     let key = admin::revoke_key(&state.db, &id).await?;
+    state.forget_key(&id);
     Ok(Json(ApiKeyObject::from(&key)))
 }
 
@@ -1257,6 +1258,7 @@ pub async fn rotate_key(
 ) -> Result<(axum::http::StatusCode, Json<CreatedKey>)> {
     let id = ApiKeyId::parse(&id).ok_or(Error::NotFound("API key"))?;
     let issued = admin::rotate_key(&state.db, &id, body.overlap_secs.unwrap_or(86_400)).await?;
+    state.forget_key(&id);
     Ok((
         axum::http::StatusCode::CREATED,
         Json(CreatedKey {

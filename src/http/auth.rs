@@ -94,11 +94,17 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Principal, Erro
     if !looks_like_api_key(token) {
         return Err(invalid());
     }
-    state
+    let hash = hash_secret(token);
+    if let Some(principal) = state.cached_key(&hash) {
+        return Ok(principal);
+    }
+    let principal = state
         .db
-        .principal_by_key_hash(&hash_secret(token))
+        .principal_by_key_hash(&hash)
         .await?
-        .ok_or_else(invalid)
+        .ok_or_else(invalid)?;
+    state.cache_key(hash, principal.clone());
+    Ok(principal)
 }
 
 impl FromRequestParts<AppState> for Operator {

@@ -258,22 +258,29 @@ impl Db {
         key: &str,
         now: i64,
     ) -> Result<Option<IdempotencyRow>, sqlx::Error> {
-        sqlx::query(
-            "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(now)
-        .execute(self.pool())
-        .await?;
+        // Read first: a fresh key (the usual case) then costs no write at all.
         let row = sqlx::query(
-            "SELECT request_hash, status_code, response_body, response_headers FROM idempotency_keys \
-             WHERE scope = $1 AND key = $2",
+            "SELECT request_hash, status_code, response_body, response_headers, expires_at \
+             FROM idempotency_keys WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
         .bind(key)
         .fetch_optional(self.pool())
         .await?;
+        let row = match row {
+            Some(row) if row.try_get::<i64, _>(4)? <= now => {
+                sqlx::query(
+                    "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3",
+                )
+                .bind(scope)
+                .bind(key)
+                .bind(now)
+                .execute(self.pool())
+                .await?;
+                None
+            }
+            other => other,
+        };
         let Some(row) = row else { return Ok(None) };
         let status: Option<i64> = row.try_get(1)?;
         let body: Option<String> = row.try_get(2)?;

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use crate::error::Error;
-use crate::storage::now_ms;
 
 /// A rate: `per_minute` requests on average, `burst` back to back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,9 +21,18 @@ pub struct Rate {
 }
 
 impl Rate {
-    fn interval_ms(self) -> i64 {
-        (60_000 / i64::from(self.per_minute.max(1))).max(1)
+    /// Time between requests in microseconds, so that rates far above 1,000 requests a
+    /// second stay exact.
+    fn interval_us(self) -> i64 {
+        (60_000_000 / i64::from(self.per_minute.max(1))).max(1)
     }
+}
+
+fn now_us() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
 }
 
 /// The outcome of one check.
@@ -37,9 +45,9 @@ pub struct Decision {
     pub retry_after_ms: i64,
 }
 
-/// GCRA on a theoretical arrival time: the new TAT and the decision.
+/// GCRA on a theoretical arrival time, in microseconds: the new TAT and the decision.
 pub fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (i64, Decision) {
-    let interval = rate.interval_ms();
+    let interval = rate.interval_us();
     let tolerance = interval * i64::from(rate.burst.max(1));
     let tat = tat.unwrap_or(now).max(now);
     let new_tat = tat + interval;
@@ -49,7 +57,7 @@ pub fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (i64, Decision) {
             Decision {
                 allowed: false,
                 remaining: 0,
-                retry_after_ms: new_tat - now - tolerance,
+                retry_after_ms: (new_tat - now - tolerance + 999) / 1000,
             },
         );
     }
@@ -66,16 +74,16 @@ pub fn gcra(tat: Option<i64>, now: i64, rate: Rate) -> (i64, Decision) {
 
 const SCRIPT: &str = r#"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local tolerance = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then tat = now end
 local new_tat = tat + interval
 if new_tat - now > tolerance then
-  return {0, 0, new_tat - now - tolerance}
+  return {0, 0, math.floor((new_tat - now - tolerance + 999) / 1000)}
 end
-redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now + 1000)
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
 return {1, math.floor((tolerance - (new_tat - now)) / interval), 0}
 "#;
 
@@ -125,7 +133,7 @@ impl Limiter {
     pub async fn check(&self, key: &str, rate: Rate) -> Result<Decision, Error> {
         match self {
             Limiter::Memory(state) => {
-                let now = now_ms();
+                let now = now_us();
                 let mut map = state.lock().unwrap_or_else(|p| p.into_inner());
                 if map.len() > 100_000 {
                     // Forget keys that are idle (their TAT is in the past).
@@ -137,11 +145,11 @@ impl Limiter {
             }
             Limiter::Redis(redis) => {
                 let RedisLimiter { connection, script } = redis.as_ref();
-                let interval = rate.interval_ms();
+                let interval = rate.interval_us();
                 let tolerance = interval * i64::from(rate.burst.max(1));
                 let mut connection = connection.clone();
                 let (allowed, remaining, retry): (i64, i64, i64) = script
-                    .key(format!("sgw:rate:{key}"))
+                    .key(format!("sgw:rate:us:{key}"))
                     .arg(interval)
                     .arg(tolerance)
                     .invoke_async(&mut connection)
@@ -271,7 +279,7 @@ mod tests {
             burst: 3,
         };
         let mut tat = None;
-        let now = 1_000_000;
+        let now = 1_000_000_000;
         for expected_remaining in [2, 1, 0] {
             let (next, decision) = gcra(tat, now, rate);
             assert!(decision.allowed);
@@ -282,7 +290,41 @@ mod tests {
         assert!(!refused.allowed);
         assert_eq!(refused.retry_after_ms, 1000);
         assert_eq!(Some(same), tat, "a refusal does not consume allowance");
-        let (_, later) = gcra(tat, now + 1000, rate);
+        let (_, later) = gcra(tat, now + 1_000_000, rate);
         assert!(later.allowed, "one interval later, one more request passes");
+    }
+
+    #[test]
+    fn rates_above_a_thousand_a_second_stay_exact() {
+        // 600,000 a minute = 10,000 a second: 100 µs apart, which milliseconds cannot express.
+        let rate = Rate {
+            per_minute: 600_000,
+            burst: 1,
+        };
+        let now = 5_000_000_000;
+        let (tat, first) = gcra(None, now, rate);
+        assert!(first.allowed);
+        assert!(
+            !gcra(Some(tat), now + 50, rate).1.allowed,
+            "50 µs later: too soon"
+        );
+        assert!(
+            gcra(Some(tat), now + 100, rate).1.allowed,
+            "100 µs later: allowed"
+        );
+        let passed = (0..10_000)
+            .scan(None, |tat, i| {
+                let (next, decision) = gcra(*tat, now + i * 100, rate);
+                if decision.allowed {
+                    *tat = Some(next);
+                }
+                Some(decision.allowed)
+            })
+            .filter(|allowed| *allowed)
+            .count();
+        assert_eq!(
+            passed, 10_000,
+            "a steady 10,000/s passes at a 10,000/s limit"
+        );
     }
 }

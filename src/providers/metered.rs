@@ -83,4 +83,8 @@ impl Provider for Metered {
     fn min_poll_interval(&self) -> Duration {
         self.inner.min_poll_interval()
     }
+
+    fn free_polls(&self) -> bool {
+        self.inner.free_polls()
+    }
 }

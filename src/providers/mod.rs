@@ -143,6 +143,11 @@ pub trait Provider: Send + Sync {
     fn min_poll_interval(&self) -> Duration {
         Duration::ZERO
     }
+    /// Whether polling costs nothing (no upstream call): such a provider is polled before
+    /// its estimate too, so progress shows while the job runs.
+    fn free_polls(&self) -> bool {
+        false
+    }
 }
 
 /// The enabled providers, by name.

@@ -158,6 +158,10 @@ impl Provider for Sandbox {
         Duration::from_millis((self.delay_ms / 4).clamp(50, 2000))
     }
 
+    fn free_polls(&self) -> bool {
+        true
+    }
+
     fn webhook_job_id(
         &self,
         _headers: &http::HeaderMap,

@@ -700,13 +700,19 @@ fn job_age(job: &Video) -> Duration {
 /// provider's rounding without delaying the result noticeably.
 fn first_poll_delay(provider: &dyn Provider, estimated: Option<Duration>) -> Duration {
     let wait = match estimated {
-        Some(estimate) => {
-            let margin = (estimate / 50).clamp(Duration::from_millis(500), Duration::from_secs(2));
-            estimate + margin
+        // Polls that cost nothing may come early, so progress shows.
+        Some(estimate) if provider.free_polls() => {
+            estimate.mul_f32(0.8).min(provider.poll_interval())
         }
+        Some(estimate) => just_after(estimate),
         None => provider.poll_interval(),
     };
     wait.max(provider.min_poll_interval())
+}
+
+/// The estimate plus a margin of 2%, between 0.5 s and 2 s.
+fn just_after(estimate: Duration) -> Duration {
+    estimate + (estimate / 50).clamp(Duration::from_millis(500), Duration::from_secs(2))
 }
 
 /// Exponential backoff with full jitter: up to 0.5 s × 2^attempt, capped at 60 s.
@@ -748,6 +754,19 @@ mod tests {
 
     #[test]
     fn the_first_poll_comes_just_after_the_estimate() {
+        assert_eq!(
+            just_after(Duration::from_secs(60)),
+            Duration::from_millis(61_200)
+        );
+        assert_eq!(
+            just_after(Duration::from_secs(5)),
+            Duration::from_millis(5_500)
+        );
+        assert_eq!(
+            just_after(Duration::from_secs(300)),
+            Duration::from_secs(302)
+        );
+        // The sandbox's polls are free: it is polled early, so progress shows.
         let provider = Sandbox::new(&SandboxConfig {
             enabled: true,
             delay_ms: 40_000,
@@ -755,15 +774,7 @@ mod tests {
         });
         assert_eq!(
             first_poll_delay(&provider, Some(Duration::from_secs(60))),
-            Duration::from_millis(61_200)
-        );
-        assert_eq!(
-            first_poll_delay(&provider, Some(Duration::from_secs(5))),
-            Duration::from_millis(5_500)
-        );
-        assert_eq!(
-            first_poll_delay(&provider, Some(Duration::from_secs(300))),
-            Duration::from_secs(302)
+            Duration::from_secs(2)
         );
         assert_eq!(first_poll_delay(&provider, None), Duration::from_secs(2));
     }

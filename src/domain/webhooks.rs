@@ -300,6 +300,18 @@ pub async fn set_disabled(
     endpoint(state, tenant, id).await
 }
 
+/// How long a rotated secret keeps signing: the request's `overlap_secs` or the default.
+fn overlap(state: &AppState, overlap_secs: Option<i64>) -> Result<i64> {
+    let overlap = overlap_secs.unwrap_or(state.config.webhooks.secret_overlap_secs);
+    if !(0..=7 * 86_400).contains(&overlap) {
+        return Err(Error::invalid(
+            "overlap_secs",
+            "overlap_secs must be 0-604800",
+        ));
+    }
+    Ok(overlap)
+}
+
 /// Issues a new secret; the old one keeps signing alongside it for `overlap_secs`.
 pub async fn rotate(
     state: &AppState,
@@ -308,13 +320,7 @@ pub async fn rotate(
     overlap_secs: Option<i64>,
 ) -> Result<Endpoint> {
     endpoint(state, tenant, id).await?;
-    let overlap = overlap_secs.unwrap_or(state.config.webhooks.secret_overlap_secs);
-    if !(0..=7 * 86_400).contains(&overlap) {
-        return Err(Error::invalid(
-            "overlap_secs",
-            "overlap_secs must be 0-604800",
-        ));
-    }
+    let overlap = overlap(state, overlap_secs)?;
     state
         .db
         .rotate_webhook_endpoint_secret(id, &new_secret(), now_ms() + overlap * 1000)
@@ -339,13 +345,7 @@ pub async fn rotate_request_secret(
     overlap_secs: Option<i64>,
 ) -> Result<(String, Option<String>, Option<i64>)> {
     request_secret(state, tenant).await?;
-    let overlap = overlap_secs.unwrap_or(state.config.webhooks.secret_overlap_secs);
-    if !(0..=7 * 86_400).contains(&overlap) {
-        return Err(Error::invalid(
-            "overlap_secs",
-            "overlap_secs must be 0-604800",
-        ));
-    }
+    let overlap = overlap(state, overlap_secs)?;
     state
         .db
         .rotate_tenant_webhook_secret(tenant, &new_secret(), now_ms() + overlap * 1000)

@@ -182,6 +182,83 @@ async fn a_tenants_concurrency_cap_holds_under_parallel_load() {
 }
 
 #[tokio::test]
+async fn failed_and_canceled_jobs_give_back_their_share_of_the_caps() {
+    let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 300).await;
+    let (tenant, key) = app.tenant_with_key("test", 100_000).await;
+    set_quotas(
+        &app,
+        &tenant,
+        json!({"video_seconds_per_day": 12, "max_concurrent": 2, "credits_per_month": 100_000}),
+    )
+    .await;
+    let create = |prompt: &'static str| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            let response = app
+                .create_video(&key, json!({"prompt": prompt, "seconds": 4}))
+                .await;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.expect("json");
+            (status, body)
+        }
+    };
+    // One job fails and one completes: only the completed one keeps its 4 seconds.
+    let (status, failed) = create("a [sandbox:fail] job").await;
+    assert_eq!(status, StatusCode::OK, "{failed}");
+    let (status, done) = create("a job").await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let key_ref = key.as_str();
+    assert_eq!(
+        app.wait_terminal(key_ref, failed["id"].as_str().unwrap())
+            .await["status"],
+        "failed"
+    );
+    assert_eq!(
+        app.wait_terminal(key_ref, done["id"].as_str().unwrap())
+            .await["status"],
+        "completed"
+    );
+    // 4 used: two more jobs fit (12), both running at once (the concurrency cap is 2).
+    let (status, third) = create("third").await;
+    assert_eq!(status, StatusCode::OK, "{third}");
+    let (status, fourth) = create("fourth").await;
+    assert_eq!(status, StatusCode::OK, "{fourth}");
+    let (status, refused) = create("fifth").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused["error"]["code"], "tenant_concurrency_exceeded");
+    // Canceling one frees a running place and its 4 seconds.
+    let canceled = app
+        .client
+        .post(app.url(&format!(
+            "/v1/videos/{}/cancel",
+            fourth["id"].as_str().unwrap()
+        )))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(canceled.status(), StatusCode::OK);
+    let (status, fifth) = create("fifth").await;
+    assert_eq!(status, StatusCode::OK, "{fifth}");
+    app.wait_terminal(key_ref, third["id"].as_str().unwrap())
+        .await;
+    app.wait_terminal(key_ref, fifth["id"].as_str().unwrap())
+        .await;
+    // 12 seconds used: the refused and canceled requests counted nothing.
+    let (status, over) = create("sixth").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(over["error"]["code"], "tenant_daily_seconds_exceeded");
+    assert!(
+        over["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("used 12 of 12"),
+        "{over}"
+    );
+}
+
+#[tokio::test]
 async fn a_tenants_daily_video_seconds_and_credits_are_capped() {
     let app = TestApp::spawn().await;
     let (tenant, key) = app.tenant_with_key("test", 100_000).await;

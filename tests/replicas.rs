@@ -151,7 +151,7 @@ lease_secs = 12
 dir = "{storage}"
 archive = false
 [webhooks]
-retry_schedule_secs = [1, 1, 1, 1, 1, 1, 1, 1]
+retry_schedule_secs = [{retries}]
 [security]
 url_allowlist = ["127.0.0.1"]
 [providers.sandbox]
@@ -166,6 +166,9 @@ max_concurrent = 6
 "#,
             storage = dir.path().join("storage").display(),
             base = fake.base_url("aigateway"),
+            // Retries every second for two minutes: however long the failing phase lasts on a
+            // slow machine, no message runs out of attempts before the receiver recovers.
+            retries = vec!["1"; 120].join(", "),
         ),
     )
     .expect("config");

@@ -50,7 +50,7 @@ pub struct EndUser {
     pub wallet_mode: WalletMode,
 }
 
-const DAY_MS: i64 = 86_400_000;
+pub const DAY_MS: i64 = 86_400_000;
 
 /// The start of the UTC day and month containing `now`, in unix milliseconds.
 pub fn day_and_month_start(now: i64) -> (i64, i64) {
@@ -193,59 +193,64 @@ pub async fn move_wallet(
     }
 }
 
-/// Checks a tenant's own caps for a job costing `price` with `seconds` of video, in the
-/// creating transaction (the tenant's caps row locked on PostgreSQL).
+/// Counts a job costing `price` with `seconds` of video in its tenant's running totals and
+/// checks the tenant's caps against them, in the creating transaction. The totals are counted
+/// even for a tenant without caps, so that caps set later hold from the first job.
 pub async fn admit_tenant(
     tx: &mut Tx,
-    db: &Db,
     tenant: &TenantId,
     mode: Mode,
     price: Credits,
     seconds: i64,
     now: i64,
 ) -> Result<()> {
-    let Some(quotas) = Db::lock_tenant_quotas(tx, db.backend(), tenant).await? else {
+    let today = now.div_euclid(DAY_MS);
+    let totals = Db::count_new_job(tx, tenant, mode, today, price.0, seconds).await?;
+    let Some(quotas) = Db::tenant_quotas_in(tx, tenant).await? else {
         return Ok(());
     };
-    if let Some(max) = quotas.max_concurrent {
-        if Db::tenant_running(tx, tenant).await? >= max {
-            return Err(Error::QuotaExceeded {
-                code: "tenant_concurrency_exceeded",
-                message: format!("this tenant already has {max} videos running"),
-                retry_after_secs: None,
-            });
-        }
+    if let Some(max) = quotas.max_concurrent.filter(|max| totals.running > *max) {
+        return Err(Error::QuotaExceeded {
+            code: "tenant_concurrency_exceeded",
+            message: format!("this tenant already has {max} videos running"),
+            retry_after_secs: None,
+        });
     }
     let (day_start, month_start) = day_and_month_start(now);
     let until_tomorrow = Some(((day_start + DAY_MS - now) / 1000).max(1) as u64);
-    if quotas.credits_per_day.is_some() || quotas.video_seconds_per_day.is_some() {
-        let (spent, used_seconds) = Db::tenant_spend(tx, tenant, mode, day_start).await?;
-        if let Some(limit) = quotas.credits_per_day.filter(|l| spent + price.0 > *l) {
-            return Err(Error::QuotaExceeded {
-                code: "tenant_daily_credits_exceeded",
-                message: format!("this tenant has used {spent} of {limit} credits today; this video costs {price}"),
-                retry_after_secs: until_tomorrow,
-            });
-        }
-        if let Some(limit) = quotas
-            .video_seconds_per_day
-            .filter(|l| used_seconds + seconds > *l)
-        {
-            return Err(Error::QuotaExceeded {
-                code: "tenant_daily_seconds_exceeded",
-                message: format!(
-                    "this tenant has used {used_seconds} of {limit} seconds of video today"
-                ),
-                retry_after_secs: until_tomorrow,
-            });
-        }
+    if let Some(limit) = quotas.credits_per_day.filter(|l| totals.day_credits > *l) {
+        let spent = totals.day_credits - price.0;
+        return Err(Error::QuotaExceeded {
+            code: "tenant_daily_credits_exceeded",
+            message: format!(
+                "this tenant has used {spent} of {limit} credits today; this video costs {price}"
+            ),
+            retry_after_secs: until_tomorrow,
+        });
+    }
+    if let Some(limit) = quotas
+        .video_seconds_per_day
+        .filter(|l| totals.day_seconds > *l)
+    {
+        let used_seconds = totals.day_seconds - seconds;
+        return Err(Error::QuotaExceeded {
+            code: "tenant_daily_seconds_exceeded",
+            message: format!(
+                "this tenant has used {used_seconds} of {limit} seconds of video today"
+            ),
+            retry_after_secs: until_tomorrow,
+        });
     }
     if let Some(limit) = quotas.credits_per_month {
-        let (spent, _) = Db::tenant_spend(tx, tenant, mode, month_start).await?;
-        if spent + price.0 > limit {
+        let spent =
+            Db::tenant_credits_since(tx, tenant, mode, month_start.div_euclid(DAY_MS)).await?;
+        if spent > limit {
             return Err(Error::QuotaExceeded {
                 code: "tenant_monthly_credits_exceeded",
-                message: format!("this tenant has used {spent} of {limit} credits this month"),
+                message: format!(
+                    "this tenant has used {} of {limit} credits this month",
+                    spent - price.0
+                ),
                 retry_after_secs: None,
             });
         }

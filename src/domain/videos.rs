@@ -89,7 +89,6 @@ pub async fn create(
     // checked in this transaction.
     crate::domain::end_users::admit_tenant(
         &mut tx,
-        &state.db,
         &video.tenant_id,
         video.mode,
         price,

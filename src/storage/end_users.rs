@@ -137,21 +137,16 @@ pub struct TenantQuotas {
 }
 
 impl Db {
-    /// The tenant's caps, locked for the rest of the transaction on PostgreSQL, so that the
-    /// checks and the job they admit are one atomic step.
-    pub async fn lock_tenant_quotas(
+    /// The tenant's caps, read in the creating transaction. They need no lock: the running
+    /// totals they are checked against are locked by [`Db::count_new_job`].
+    pub async fn tenant_quotas_in(
         tx: &mut Tx,
-        backend: Backend,
         tenant: &TenantId,
     ) -> Result<Option<TenantQuotas>, sqlx::Error> {
-        let lock = match backend {
-            Backend::Postgres => " FOR UPDATE",
-            Backend::Sqlite => "",
-        };
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(
             "SELECT max_concurrent, credits_per_day, credits_per_month, video_seconds_per_day \
-             FROM tenant_quotas WHERE tenant_id = $1{lock}"
-        ))
+             FROM tenant_quotas WHERE tenant_id = $1",
+        )
         .bind(tenant.as_str())
         .fetch_optional(&mut **tx)
         .await?;
@@ -189,32 +184,116 @@ impl Db {
         Ok(())
     }
 
-    /// A tenant's spend (charged, or held while running) and seconds of video (completed or
-    /// running) for jobs created since `since`, in one mode.
-    pub async fn tenant_spend(
+    /// Counts a new job in its tenant's running totals, in the creating transaction, and
+    /// returns the totals with it counted. Each total is one row that the increment locks
+    /// until commit, so concurrent creates of one tenant check their caps one after another.
+    pub async fn count_new_job(
         tx: &mut Tx,
         tenant: &TenantId,
         mode: Mode,
-        since: i64,
-    ) -> Result<(i64, i64), sqlx::Error> {
+        day: i64,
+        credits: i64,
+        seconds: i64,
+    ) -> Result<TenantTotals, sqlx::Error> {
+        let running: i64 = sqlx::query(
+            "INSERT INTO tenant_running (tenant_id, running) VALUES ($1, 1) \
+             ON CONFLICT (tenant_id) DO UPDATE SET running = tenant_running.running + 1 \
+             RETURNING running",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
         let row = sqlx::query(
-            "SELECT CAST(COALESCE(SUM(COALESCE(cost_charged, cost_reserved)), 0) AS BIGINT), \
-                    CAST(COALESCE(SUM(CASE WHEN status IN ('failed', 'canceled') THEN 0 ELSE seconds END), 0) AS BIGINT) \
-             FROM videos WHERE tenant_id = $1 AND mode = $2 AND created_at >= $3",
+            "INSERT INTO tenant_usage (tenant_id, mode, day, credits, seconds) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, mode, day) DO UPDATE SET \
+               credits = tenant_usage.credits + excluded.credits, seconds = tenant_usage.seconds + excluded.seconds \
+             RETURNING credits, seconds",
         )
         .bind(tenant.as_str())
         .bind(mode.as_str())
-        .bind(since)
+        .bind(day)
+        .bind(credits)
+        .bind(seconds)
         .fetch_one(&mut **tx)
         .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?))
+        Ok(TenantTotals {
+            running,
+            day_credits: row.try_get(0)?,
+            day_seconds: row.try_get(1)?,
+        })
     }
 
-    pub async fn tenant_running(tx: &mut Tx, tenant: &TenantId) -> Result<i64, sqlx::Error> {
-        sqlx::query("SELECT COUNT(*) FROM videos WHERE tenant_id = $1 AND status IN ('queued', 'in_progress')")
-            .bind(tenant.as_str())
-            .fetch_one(&mut **tx)
-            .await?
-            .try_get(0)
+    /// Takes a job that just reached a final state out of its tenant's running jobs, and
+    /// changes its day's totals by what its final state changed (a charge below the hold, or
+    /// the hold and seconds of a failed or canceled job). Called in the transaction that
+    /// ended the job, so a job leaves the totals exactly once.
+    pub async fn count_finished_job(
+        tx: &mut Tx,
+        finished: &FinishedJob,
+        credits_delta: i64,
+        seconds_delta: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE tenant_running SET running = running - 1 WHERE tenant_id = $1 AND running > 0",
+        )
+        .bind(finished.tenant_id.as_str())
+        .execute(&mut **tx)
+        .await?;
+        if credits_delta != 0 || seconds_delta != 0 {
+            sqlx::query(
+                "UPDATE tenant_usage SET credits = credits + $1, seconds = seconds + $2 \
+                 WHERE tenant_id = $3 AND mode = $4 AND day = $5",
+            )
+            .bind(credits_delta)
+            .bind(seconds_delta)
+            .bind(finished.tenant_id.as_str())
+            .bind(finished.mode.as_str())
+            .bind(
+                finished
+                    .created_at
+                    .div_euclid(crate::domain::end_users::DAY_MS),
+            )
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
     }
+
+    /// The credits a tenant's jobs of `mode` created since the UTC day `from_day` count.
+    pub async fn tenant_credits_since(
+        tx: &mut Tx,
+        tenant: &TenantId,
+        mode: Mode,
+        from_day: i64,
+    ) -> Result<i64, sqlx::Error> {
+        sqlx::query(
+            "SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM tenant_usage \
+             WHERE tenant_id = $1 AND mode = $2 AND day >= $3",
+        )
+        .bind(tenant.as_str())
+        .bind(mode.as_str())
+        .bind(from_day)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)
+    }
+}
+
+/// A tenant's running totals, with the job being created counted.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantTotals {
+    pub running: i64,
+    pub day_credits: i64,
+    pub day_seconds: i64,
+}
+
+/// What the running totals need to know of a job that reached a final state.
+#[derive(Debug, Clone)]
+pub struct FinishedJob {
+    pub tenant_id: TenantId,
+    pub mode: Mode,
+    pub created_at: i64,
+    pub cost_reserved: i64,
+    pub seconds: i64,
 }

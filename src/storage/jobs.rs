@@ -6,6 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::end_users::FinishedJob;
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
@@ -13,6 +14,19 @@ use crate::domain::video::{JobError, Video, VideoStatus};
 use crate::providers::ReportedCost;
 
 const RUNNING: &str = "status IN ('queued', 'in_progress')";
+/// What a job's final-state update returns for the tenant's running totals.
+const FINISHED: &str = "RETURNING tenant_id, mode, created_at, cost_reserved, seconds";
+
+fn finished_from_row(row: &AnyRow) -> Result<FinishedJob, sqlx::Error> {
+    let mode: String = row.try_get("mode")?;
+    Ok(FinishedJob {
+        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        mode: Mode::parse(&mode).unwrap_or(Mode::Live),
+        created_at: row.try_get("created_at")?,
+        cost_reserved: row.try_get("cost_reserved")?,
+        seconds: row.try_get("seconds")?,
+    })
+}
 
 fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
     let request: String = row.try_get("request")?;
@@ -864,7 +878,7 @@ impl Db {
             "UPDATE videos SET status = 'completed', progress = 100, output_url = $1, cost_charged = $2, \
              completed_at = $3, updated_at = $3, expires_at = $4, lease_owner = NULL, lease_until = NULL, \
              upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd) \
-             WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
+             WHERE id = $5 AND lease_owner = $6 AND {RUNNING} {FINISHED}"
         ))
         .bind(output_url)
         .bind(charged.0)
@@ -874,11 +888,13 @@ impl Db {
         .bind(owner)
         .bind(cost.map(|c| c.raw.as_str()))
         .bind(cost.and_then(|c| c.micro_usd))
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        if done.rows_affected() != 1 {
+        let Some(finished) = done.as_ref().map(finished_from_row).transpose()? else {
             return Ok(false);
-        }
+        };
+        // The day's credits now count the charge instead of the hold.
+        Self::count_finished_job(tx, &finished, charged.0 - finished.cost_reserved, 0).await?;
         Self::release_slot(tx, id).await?;
         Ok(true)
     }
@@ -897,7 +913,7 @@ impl Db {
         let done = sqlx::query(&format!(
             "UPDATE videos SET status = $1, error_code = $2, error_message = $3, cost_charged = 0, \
              completed_at = $4, updated_at = $4, lease_owner = NULL, lease_until = NULL \
-             WHERE id = $5 AND {RUNNING} AND ($6 IS NULL OR lease_owner = $6) AND ($7 IS NULL OR tenant_id = $7)"
+             WHERE id = $5 AND {RUNNING} AND ($6 IS NULL OR lease_owner = $6) AND ($7 IS NULL OR tenant_id = $7) {FINISHED}"
         ))
         .bind(status.as_str())
         .bind(error.map(|e| e.code.as_str()))
@@ -906,11 +922,13 @@ impl Db {
         .bind(id.as_str())
         .bind(owner)
         .bind(tenant.map(TenantId::as_str))
-        .execute(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-        if done.rows_affected() != 1 {
+        let Some(finished) = done.as_ref().map(finished_from_row).transpose()? else {
             return Ok(false);
-        }
+        };
+        // A failed or canceled job counts neither its hold nor its seconds.
+        Self::count_finished_job(tx, &finished, -finished.cost_reserved, -finished.seconds).await?;
         Self::release_slot(tx, id).await?;
         Ok(true)
     }

@@ -1,5 +1,9 @@
 //! Logging: human-readable lines by default, JSON with `--log-format json`; `RUST_LOG`
 //! overrides the configured filter. Request lines carry the request id from their span.
+//! Lines are written to stderr by a thread of their own, through a buffer flushed whenever it
+//! has caught up: a request only formats its line, and a busy gateway writes many lines per
+//! system call. When the writer falls behind, requests wait for it rather than lines being
+//! dropped; lines still buffered when the process is killed outright are lost.
 //!
 //! Traces: when `log.otlp_endpoint` is set, every span (each request, with its request id,
 //! method and path) is also exported over OTLP/HTTP (protobuf) to that collector, in batches
@@ -18,6 +22,8 @@ use crate::config::{LogConfig, LogFormat};
 #[derive(Default)]
 pub struct Telemetry {
     provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+    /// Flushes the log writer's buffer when dropped.
+    _log_writer: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
 impl Drop for Telemetry {
@@ -77,7 +83,14 @@ pub fn init(config: &LogConfig) -> Telemetry {
             .or_else(|_| EnvFilter::try_new(&config.filter))
             .unwrap_or_else(|_| EnvFilter::new("info"))
     };
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let (writer, log_writer) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
     let fmt = match config.format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt
@@ -107,5 +120,8 @@ pub fn init(config: &LogConfig) -> Telemetry {
     } else if provider.is_some() {
         tracing::info!("exporting traces over OTLP/HTTP");
     }
-    Telemetry { provider }
+    Telemetry {
+        provider,
+        _log_writer: Some(log_writer),
+    }
 }

@@ -113,8 +113,22 @@ pub async fn create(
             floor,
         ),
     };
+    // The job takes its provider's slot here, so the request can submit it at once; when the
+    // jobs already waiting need the free slots, it joins them in the worker's queue instead.
+    let mut video = video;
+    let inline = match state.providers.limit(provider) {
+        None => true,
+        Some(limit) => {
+            let taken = crate::storage::Db::take_slot_for_new_job(&mut tx, provider, limit).await?;
+            if taken {
+                video.slot_provider = Some(provider.to_string());
+            }
+            taken
+        }
+    };
     let lease_until = now + (state.config.workers.lease_secs * 1000) as i64;
-    crate::storage::Db::insert_video(&mut tx, &video, now, &state.instance_id, lease_until).await?;
+    let lease = inline.then_some((state.instance_id.as_ref(), lease_until));
+    crate::storage::Db::insert_video(&mut tx, &video, now, lease).await?;
     if let Some(claim) = idempotency {
         crate::domain::idempotency::insert(&mut tx, claim, Some(video.id.as_str())).await?;
     }
@@ -136,7 +150,11 @@ pub async fn create(
         Err(LedgerError::Db(e)) => return Err(e.into()),
     }
     tx.commit().await?;
-    let dispatched = match crate::workers::jobs::dispatch_now(state, &video.id).await {
+    if !inline {
+        state.wake_workers();
+        return Ok(Created { video, route });
+    }
+    let dispatched = match crate::workers::jobs::dispatch_now(state, video.clone()).await {
         Ok(dispatched) => dispatched,
         Err(error) => {
             // The job is stored and held; hand it to the worker.

@@ -14,6 +14,8 @@ use crate::domain::video::{JobError, Video, VideoStatus};
 use crate::providers::ReportedCost;
 
 const RUNNING: &str = "status IN ('queued', 'in_progress')";
+/// How many waiting jobs a create counts before it joins them in the queue.
+const WAITING_COUNTED: i64 = 256;
 /// What a job's final-state update returns for the tenant's running totals.
 const FINISHED: &str = "RETURNING tenant_id, mode, created_at, cost_reserved, seconds";
 
@@ -193,16 +195,15 @@ impl Db {
         tx: &mut Tx,
         video: &Video,
         next_run_at: i64,
-        lease_owner: &str,
-        lease_until: i64,
+        lease: Option<(&str, i64)>,
     ) -> Result<(), sqlx::Error> {
         let request =
             serde_json::to_string(&video.request).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sqlx::query(
             "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
              progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token, \
-             lease_owner, lease_until, fallbacks, cost_ceiling_micro, cost_baseline_micro, seconds) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+             lease_owner, lease_until, fallbacks, cost_ceiling_micro, cost_baseline_micro, seconds, slot_provider) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
         )
         .bind(video.id.as_str())
         .bind(video.tenant_id.as_str())
@@ -217,12 +218,13 @@ impl Db {
         .bind(video.created_at_ms)
         .bind(next_run_at)
         .bind(video.callback_token.as_deref())
-        .bind(lease_owner)
-        .bind(lease_until)
+        .bind(lease.map(|(owner, _)| owner))
+        .bind(lease.map(|(_, until)| until))
         .bind(serde_json::to_string(&video.fallbacks).ok())
         .bind(video.cost_ceiling_micro)
         .bind(video.cost_baseline_micro)
         .bind(video.request.seconds.get())
+        .bind(video.slot_provider.as_deref())
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -697,16 +699,37 @@ impl Db {
             .map(|n| n.unwrap_or(0))
     }
 
-    /// Whether other jobs are already waiting in the queue for `provider`.
-    pub async fn others_waiting(&self, provider: &str, id: &VideoId) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT 1 FROM videos WHERE status = 'queued' AND provider = $1 AND id <> $2 LIMIT 1",
+    /// Takes one of `provider`'s `limit` slots for a job being created, in its creating
+    /// transaction, unless the jobs already waiting for that provider need every free slot
+    /// (they go first). Waiting jobs are counted up to [`WAITING_COUNTED`]; with that many, the
+    /// new job waits too. One statement takes the slot, so the count stays exact.
+    pub async fn take_slot_for_new_job(
+        tx: &mut Tx,
+        provider: &str,
+        limit: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let waiting: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM videos WHERE status = 'queued' AND provider = $1 LIMIT $2) w",
         )
         .bind(provider)
-        .bind(id.as_str())
-        .fetch_optional(self.pool())
+        .bind(WAITING_COUNTED)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+        if waiting >= WAITING_COUNTED || waiting >= limit {
+            return Ok(false);
+        }
+        let taken = sqlx::query(
+            "INSERT INTO provider_slots (provider, in_use) VALUES ($1, 1) \
+             ON CONFLICT (provider) DO UPDATE SET in_use = provider_slots.in_use + 1 \
+             WHERE provider_slots.in_use + $2 < $3 RETURNING in_use",
+        )
+        .bind(provider)
+        .bind(waiting)
+        .bind(limit)
+        .fetch_optional(&mut **tx)
         .await?;
-        Ok(row.is_some())
+        Ok(taken.is_some())
     }
 
     /// Queues a leased job that failed upstream again, at another provider, and gives back its

@@ -129,33 +129,14 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
 }
 
 /// Submits a just-created job from the request that created it, so that the client learns at
-/// once when the upstream refuses it. The job was stored leased to this replica, so no worker
-/// can take it meanwhile. Returns the job as it stands afterwards; a transient failure leaves
-/// it queued for the worker.
-pub async fn dispatch_now(
-    state: &AppState,
-    id: &crate::domain::ids::VideoId,
-) -> anyhow::Result<Option<Video>> {
-    let Some(job) = state.db.get_video_any(id).await? else {
-        return Ok(None);
-    };
-    // Jobs already waiting for this provider go first: leave this one to the queue.
-    if let Some(provider) = job
-        .provider
-        .as_deref()
-        .filter(|p| state.providers.limit(p).is_some())
-    {
-        if state.db.others_waiting(provider, id).await? {
-            state
-                .db
-                .reschedule(id, &state.instance_id, None, now_ms(), false)
-                .await?;
-            state.wake_workers();
-            return Ok(state.db.get_video_any(id).await?);
-        }
-    }
+/// once when the upstream refuses it. The job was stored leased to this replica (holding its
+/// provider's slot where the provider has a limit), so no worker can take it meanwhile.
+/// Returns the job as it stands afterwards; a transient failure leaves it queued for the
+/// worker.
+pub async fn dispatch_now(state: &AppState, job: Video) -> anyhow::Result<Option<Video>> {
+    let id = job.id.clone();
     advance(state, job).await?;
-    Ok(state.db.get_video_any(id).await?)
+    Ok(state.db.get_video_any(&id).await?)
 }
 
 async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {

@@ -83,7 +83,7 @@ impl Db {
         .bind(user.max_concurrent)
         .bind(user.wallet_mode.as_str())
         .bind(now)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -179,7 +179,7 @@ impl Db {
         .bind(quotas.credits_per_month)
         .bind(quotas.video_seconds_per_day)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -389,7 +389,7 @@ impl Db {
         ))
         .bind(now_ms())
         .bind(id.as_str())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -647,7 +647,7 @@ impl Db {
     ) -> Result<bool, sqlx::Error> {
         sqlx::query("INSERT INTO provider_rate (provider, tat) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
             .bind(provider)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         let done = sqlx::query(
             "UPDATE provider_rate SET tat = (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 \
@@ -657,7 +657,7 @@ impl Db {
         .bind(interval_ms)
         .bind(provider)
         .bind(interval_ms * burst.max(1))
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -781,7 +781,7 @@ impl Db {
         .bind(now_ms())
         .bind(id.as_str())
         .bind(owner)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -803,7 +803,7 @@ impl Db {
         .bind(error)
         .bind(attempt.started_at)
         .bind(attempt.duration_ms)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -856,7 +856,7 @@ impl Db {
         .bind(owner)
         .bind(cost.map(|c| c.raw.as_str()))
         .bind(cost.and_then(|c| c.micro_usd))
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -881,7 +881,7 @@ impl Db {
         .bind(i64::from(count_attempt))
         .bind(id.as_str())
         .bind(owner)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -970,7 +970,7 @@ impl Db {
         .bind(now)
         .bind(id.as_str())
         .bind(tenant.as_str())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -1094,7 +1094,7 @@ impl Db {
             .bind(now + lease_ms)
             .bind(&id)
             .bind(due_at)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.writer())
             .await?;
             if let Some(row) = row {
                 let output_url: Option<String> = row.try_get("output_url")?;
@@ -1128,7 +1128,7 @@ impl Db {
         .bind(bytes)
         .bind(retry_at)
         .bind(video)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?
         .rows_affected()
             == 1)
@@ -1165,7 +1165,7 @@ impl Db {
         sqlx::query("UPDATE videos SET archive_state = $1 WHERE id = $2")
             .bind(state)
             .bind(video)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }

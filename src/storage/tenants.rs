@@ -87,7 +87,7 @@ impl Db {
         .bind(key.created_at_ms)
         .bind(key.scopes.as_ref().and_then(|s| serde_json::to_string(s).ok()))
         .bind(key.expires_at_ms)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -117,7 +117,7 @@ impl Db {
             sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(id.as_str())
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -151,7 +151,7 @@ impl Db {
         sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2 AND (expires_at IS NULL OR expires_at > $1)")
             .bind(at)
             .bind(id.as_str())
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -165,7 +165,7 @@ impl Db {
         .bind(now)
         .bind(id.as_str())
         .bind(now - 60_000)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -175,7 +175,7 @@ impl Db {
             .bind(id)
             .bind(hash)
             .bind(now_ms())
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         Ok(())
     }
@@ -238,7 +238,7 @@ impl Db {
         .bind(level.fallback.map(i64::from))
         .bind(level.resubmit.map(i64::from))
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -275,7 +275,7 @@ impl Db {
                 .bind(scope)
                 .bind(key)
                 .bind(now)
-                .execute(self.pool())
+                .execute(self.writer())
                 .await?;
                 None
             }
@@ -341,7 +341,7 @@ impl Db {
         .bind(serde_json::to_string(&answer.headers).ok())
         .bind(scope)
         .bind(key)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -395,7 +395,7 @@ impl Db {
         .bind(rules)
         .bind(markup)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -428,7 +428,7 @@ impl Db {
         .bind(per_minute)
         .bind(burst)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }

@@ -63,7 +63,7 @@ impl Db {
         .bind(endpoint.events.join(","))
         .bind(&endpoint.secret)
         .bind(endpoint.created_at)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -116,7 +116,7 @@ impl Db {
         .bind(at)
         .bind(reason)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -134,7 +134,7 @@ impl Db {
         .bind(previous_expires_at)
         .bind(secret)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -153,7 +153,7 @@ impl Db {
         .bind(tenant.as_str())
         .bind(fresh)
         .bind(now_ms())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         let row = sqlx::query(
             "SELECT secret, previous_secret, previous_expires_at FROM tenant_webhook_secrets WHERE tenant_id = $1",
@@ -181,7 +181,7 @@ impl Db {
         .bind(previous_expires_at)
         .bind(secret)
         .bind(tenant.as_str())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -279,7 +279,7 @@ impl Db {
             .bind(lease_until)
             .bind(&id)
             .bind(now)
-            .fetch_optional(self.pool())
+            .fetch_optional(self.writer())
             .await?;
             if let Some(row) = row {
                 claimed.push(message_from_row(&row)?);
@@ -298,7 +298,7 @@ impl Db {
         sqlx::query("UPDATE webhook_messages SET payload = $1 WHERE id = $2 AND payload IS NULL")
             .bind(payload)
             .bind(id)
-            .execute(self.pool())
+            .execute(self.writer())
             .await?;
         let row = sqlx::query("SELECT payload FROM webhook_messages WHERE id = $1")
             .bind(id)
@@ -367,7 +367,7 @@ impl Db {
         )
         .bind(reason)
         .bind(id)
-        .execute(self.pool())
+        .execute(self.writer())
         .await?;
         Ok(())
     }
@@ -452,7 +452,7 @@ impl Db {
         .bind(now_ms())
         .bind(id)
         .bind(tenant.as_str())
-        .execute(self.pool())
+        .execute(self.writer())
         .await?
         .rows_affected()
             == 1)

@@ -779,9 +779,8 @@ pub async fn inflight(
         upstreams: vec![upstream],
         webhooks: true,
         tick_ms: None,
-        // The caps are checked by scanning the tenant's jobs on every create (see the notes):
-        // with them, creating 100k jobs would take far longer than the run allows.
-        quotas: false,
+        // The caps are checked against running totals, so 100k jobs cost no more per create.
+        quotas: s.quotas,
     };
     let gw = Gateway::start(env, &fake, &spec).await?;
     let sampler = RssSampler::start(gw.pid());

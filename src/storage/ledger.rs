@@ -43,7 +43,7 @@ impl Db {
         Ok(())
     }
 
-    /// Writes a balanced posting: one entry row and one balance update per line.
+    /// Writes a balanced posting: one balance update per line, and its entry rows in one insert.
     pub async fn post(
         tx: &mut Tx,
         posting: &Posting<'_>,
@@ -71,23 +71,47 @@ impl Db {
                     .execute(&mut **tx)
                     .await?;
             }
-            sqlx::query(
-                "INSERT INTO ledger_entries \
-                 (txn_id, account_id, tenant_id, mode, kind, amount, video_id, memo, actor, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(txn.as_str())
-            .bind(entry.account)
-            .bind(posting.tenant.map(TenantId::as_str))
-            .bind(posting.mode.as_str())
-            .bind(posting.kind)
-            .bind(entry.amount)
-            .bind(posting.video.map(VideoId::as_str))
-            .bind(posting.memo)
-            .bind(posting.actor)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
+        }
+        // All the posting's lines in one statement.
+        let mut sql = String::from(
+            "INSERT INTO ledger_entries \
+             (txn_id, account_id, tenant_id, mode, kind, amount, video_id, memo, actor, created_at) VALUES ",
+        );
+        for n in 0..entries.len() {
+            let b = n * 10;
+            if n > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10
+            ));
+        }
+        let mut insert = sqlx::query(&sql);
+        for entry in entries {
+            insert = insert
+                .bind(txn.as_str())
+                .bind(entry.account)
+                .bind(posting.tenant.map(TenantId::as_str))
+                .bind(posting.mode.as_str())
+                .bind(posting.kind)
+                .bind(entry.amount)
+                .bind(posting.video.map(VideoId::as_str))
+                .bind(posting.memo)
+                .bind(posting.actor)
+                .bind(now);
+        }
+        if !entries.is_empty() {
+            insert.execute(&mut **tx).await?;
         }
         Ok(txn)
     }

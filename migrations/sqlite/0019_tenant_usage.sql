@@ -29,3 +29,7 @@ SELECT tenant_id, COUNT(*) FROM videos WHERE status IN ('queued', 'in_progress')
 
 -- Nothing reads a tenant's jobs by mode and day any more.
 DROP INDEX videos_tenant_mode_created;
+
+-- The worker reads the running jobs due for a poll, soonest first, without passing over the
+-- queued ones.
+CREATE INDEX videos_polls_due ON videos (next_run_at) WHERE status = 'in_progress';

@@ -316,12 +316,14 @@ impl Db {
         Ok(Some((videos, has_more)))
     }
 
-    /// Leases up to `limit` due jobs to `owner` until `lease_until`, fairly across tenants: a
-    /// queued job's turn is its tenant's running jobs plus its place in its tenant's line, and
-    /// the lowest turn goes first (then the oldest). A tenant that queues a thousand jobs thus
-    /// delays another tenant's single job by at most one slot's turn. The conditional update makes each claim exclusive across replicas (a window
-    /// function cannot be combined with `SKIP LOCKED`; a concurrent claim waits for the other's
-    /// short transaction and then skips what it took).
+    /// Leases up to `limit` due jobs to `owner` until `lease_until`. Running jobs due for a
+    /// poll come first, soonest due first, read from the due index without touching the
+    /// others. Queued jobs fill the rest fairly across tenants: a queued job's turn is its
+    /// tenant's running jobs plus its place in its tenant's line, and the lowest turn goes first
+    /// (then the oldest), so a tenant that queues a thousand jobs delays another tenant's single
+    /// job by at most one slot's turn. The conditional update makes each claim exclusive across
+    /// replicas (a window function cannot be combined with `SKIP LOCKED`; a concurrent claim
+    /// waits for the other's short transaction and then skips what it took).
     pub async fn claim_due_jobs(
         &self,
         owner: &str,
@@ -329,24 +331,48 @@ impl Db {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Video>, sqlx::Error> {
-        let pick = format!(
-            "SELECT seq FROM ( \
-                 SELECT v.seq, ROW_NUMBER() OVER (PARTITION BY v.tenant_id, v.status ORDER BY v.seq) \
-                   + CASE WHEN v.status = 'queued' THEN COALESCE(r.running, 0) ELSE 0 END AS turn \
-                 FROM videos v LEFT JOIN (SELECT tenant_id, COUNT(*) AS running FROM videos \
-                   WHERE status = 'in_progress' GROUP BY tenant_id) r ON r.tenant_id = v.tenant_id \
-                 WHERE v.{RUNNING} AND v.next_run_at <= $1 \
-                   AND (v.lease_until IS NULL OR v.lease_until < $1)) due \
-             ORDER BY turn, seq LIMIT $2"
-        );
-        let order: Vec<i64> = sqlx::query(&pick)
+        let mut order: Vec<i64> = sqlx::query(
+            "SELECT seq FROM videos WHERE status = 'in_progress' AND next_run_at <= $1 \
+               AND (lease_until IS NULL OR lease_until < $1) \
+             ORDER BY next_run_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+        let room = limit - order.len() as i64;
+        let any_queued = room > 0
+            && sqlx::query(
+                "SELECT 1 FROM videos WHERE status = 'queued' AND next_run_at <= $1 \
+                   AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
+            )
             .bind(now)
-            .bind(limit)
+            .fetch_optional(self.pool())
+            .await?
+            .is_some();
+        if any_queued {
+            let queued: Vec<i64> = sqlx::query(
+                "SELECT seq FROM ( \
+                     SELECT v.seq, ROW_NUMBER() OVER (PARTITION BY v.tenant_id ORDER BY v.seq) \
+                       + COALESCE(r.running, 0) AS turn \
+                     FROM videos v LEFT JOIN (SELECT tenant_id, COUNT(*) AS running FROM videos \
+                       WHERE status = 'in_progress' GROUP BY tenant_id) r ON r.tenant_id = v.tenant_id \
+                     WHERE v.status = 'queued' AND v.next_run_at <= $1 \
+                       AND (v.lease_until IS NULL OR v.lease_until < $1)) due \
+                 ORDER BY turn, seq LIMIT $2",
+            )
+            .bind(now)
+            .bind(room)
             .fetch_all(self.pool())
             .await?
             .iter()
             .map(|r| r.try_get::<i64, _>(0))
             .collect::<Result<_, _>>()?;
+            order.extend(queued);
+        }
         if order.is_empty() {
             return Ok(Vec::new());
         }

@@ -114,7 +114,16 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
                 drop(permit);
             });
         }
-        if !full_batch {
+        if full_batch || available == 0 {
+            // More jobs are likely due: claim again as soon as half the step permits are free,
+            // rather than a tick later (a tick per batch would cap the worker at
+            // `concurrency` steps per tick, however quick the steps).
+            let half = (workers.concurrency as u32).div_ceil(2);
+            tokio::select! {
+                _ = slots.acquire_many(half) => {}
+                () = shutdown.cancelled() => {}
+            }
+        } else {
             tokio::select! {
                 () = state.wake.notified() => {}
                 () = tokio::time::sleep(tick) => {}

@@ -493,7 +493,7 @@ async fn note_deferred(
     let deferred: Vec<f64> = waits.iter().copied().filter(|w| *w > 50.0).collect();
     if !deferred.is_empty() {
         report.lock().expect("report").notes.push(format!(
-            "[{backend}] POST runs: {} of {} creates were answered `queued` and submitted upstream later by the worker (submit answered > 50 ms after the create; median {:.0} ms, p95 {:.0} ms, max {:.0} ms after it)",
+            "[{backend}] POST runs: {} of {} creates had their upstream submit answered more than 50 ms after their job row was written (queued inside the request, or left to the worker; median {:.0} ms, p95 {:.0} ms, max {:.0} ms after it)",
             deferred.len(),
             waits.len(),
             quantile(&deferred, 0.5),

@@ -319,7 +319,7 @@ impl Report {
                     )
                 } else {
                     format!(
-                        "{} MB peak with {} jobs (not judged: fewer than 100k created in the time allowed; `--scenarios 5 --inflight-secs 240` gets there)",
+                        "{} MB peak with {} jobs (not judged: fewer than 100k created in the time allowed; raise `--inflight-secs`)",
                         mb(row.usage.rss_peak_kb),
                         row.created
                     )

@@ -204,8 +204,8 @@ pub async fn admit_tenant(
     seconds: i64,
     now: i64,
 ) -> Result<()> {
-    let today = now.div_euclid(DAY_MS);
-    let totals = Db::count_new_job(tx, tenant, mode, today, price.0, seconds).await?;
+    let (day_start, month_start) = day_and_month_start(now);
+    let totals = Db::count_new_job(tx, tenant, mode, day_start / DAY_MS, price.0, seconds).await?;
     let Some(quotas) = Db::tenant_quotas_in(tx, tenant).await? else {
         return Ok(());
     };
@@ -216,7 +216,6 @@ pub async fn admit_tenant(
             retry_after_secs: None,
         });
     }
-    let (day_start, month_start) = day_and_month_start(now);
     let until_tomorrow = Some(((day_start + DAY_MS - now) / 1000).max(1) as u64);
     if let Some(limit) = quotas.credits_per_day.filter(|l| totals.day_credits > *l) {
         let spent = totals.day_credits - price.0;
@@ -242,8 +241,7 @@ pub async fn admit_tenant(
         });
     }
     if let Some(limit) = quotas.credits_per_month {
-        let spent =
-            Db::tenant_credits_since(tx, tenant, mode, month_start.div_euclid(DAY_MS)).await?;
+        let spent = Db::tenant_credits_since(tx, tenant, mode, month_start / DAY_MS).await?;
         if spent > limit {
             return Err(Error::QuotaExceeded {
                 code: "tenant_monthly_credits_exceeded",

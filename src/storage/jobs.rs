@@ -23,7 +23,9 @@ fn finished_from_row(row: &AnyRow) -> Result<FinishedJob, sqlx::Error> {
     let mode: String = row.try_get("mode")?;
     Ok(FinishedJob {
         tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
-        mode: Mode::parse(&mode).unwrap_or(Mode::Live),
+        // A wrong mode would adjust another mode's totals: refuse it rather than guess.
+        mode: Mode::parse(&mode)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown mode {mode:?}").into()))?,
         created_at: row.try_get("created_at")?,
         cost_reserved: row.try_get("cost_reserved")?,
         seconds: row.try_get("seconds")?,

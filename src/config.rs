@@ -580,6 +580,14 @@ impl Config {
                 "database.url must start with sqlite: or postgres:".into(),
             ));
         }
+        if sqlite_in_memory(url) {
+            return Err(ConfigError::Invalid(
+                "database.url: an in-memory SQLite database is not supported (the gateway's \
+                 connections would each see a different empty database); give a file path, \
+                 e.g. sqlite://data/gateway.db?mode=rwc"
+                    .into(),
+            ));
+        }
         if self.pricing.credits_per_usd <= 0 {
             return Err(ConfigError::Invalid(
                 "pricing.credits_per_usd must be positive".into(),
@@ -703,4 +711,15 @@ fn describe_figment_error(error: figment::Error) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// Whether a SQLite URL names an in-memory database (`sqlite::memory:`, `sqlite://:memory:`,
+/// an empty path or `mode=memory`).
+fn sqlite_in_memory(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return false;
+    };
+    let rest = rest.trim_start_matches("//");
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    path.is_empty() || path == ":memory:" || query.split('&').any(|pair| pair == "mode=memory")
 }

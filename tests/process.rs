@@ -159,6 +159,27 @@ fn an_unknown_configuration_key_is_an_error_naming_it() {
         .arg("check-config")
         .env("SEEDANCE_GW_SERVER__LISTEN", "not-an-address"));
     assert!(!output.status.success());
+
+    for url in [
+        "sqlite::memory:",
+        "sqlite://:memory:",
+        "sqlite://x.db?mode=memory",
+    ] {
+        let output = run(gateway(dir.path())
+            .arg("check-config")
+            .env("DATABASE_URL", url));
+        assert!(!output.status.success(), "{url} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("in-memory"), "{url}: {stderr}");
+    }
+    let output = run(gateway(dir.path())
+        .arg("check-config")
+        .env("DATABASE_URL", "sqlite://memory.db?mode=rwc"));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]

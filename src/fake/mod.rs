@@ -15,7 +15,8 @@ pub mod apiframe;
 pub mod seedance_it;
 pub mod seedanceapi;
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -133,6 +134,32 @@ struct Inner {
     durations: HashMap<String, Duration>,
     /// The most jobs seen running at once, per provider.
     max_running: HashMap<String, usize>,
+    /// Per provider, the jobs still running by when they end, so a start counts the running
+    /// jobs without scanning every job the fake has seen.
+    running: HashMap<&'static str, Running>,
+}
+
+/// The running jobs of one provider: their end times, and which of them were canceled early.
+#[derive(Default)]
+struct Running {
+    ends: BinaryHeap<Reverse<(Instant, String)>>,
+    canceled: HashSet<String>,
+}
+
+impl Running {
+    fn start(&mut self, end: Instant, id: String) -> usize {
+        let now = Instant::now();
+        while let Some(Reverse((at, _))) = self.ends.peek() {
+            if *at > now {
+                break;
+            }
+            if let Some(Reverse((_, id))) = self.ends.pop() {
+                self.canceled.remove(&id);
+            }
+        }
+        self.ends.push(Reverse((end, id)));
+        self.ends.len() - self.canceled.len()
+    }
 }
 
 pub struct FakeState {
@@ -216,18 +243,12 @@ impl FakeState {
             model: model.to_string(),
             last_answered_poll: None,
         };
-        inner.jobs.insert(id, job.clone());
         let running = inner
-            .jobs
-            .values()
-            .filter(|j| {
-                j.provider == provider
-                    && !matches!(
-                        j.phase(),
-                        Phase::Completed | Phase::Failed | Phase::Canceled
-                    )
-            })
-            .count();
+            .running
+            .entry(provider)
+            .or_default()
+            .start(job.started + job.duration, id.clone());
+        inner.jobs.insert(id, job.clone());
         let max = inner.max_running.entry(provider.to_string()).or_insert(0);
         *max = (*max).max(running);
         job
@@ -249,6 +270,11 @@ impl FakeState {
             return Some(false);
         }
         job.canceled = true;
+        let provider = job.provider;
+        let id = job.id.clone();
+        if let Some(running) = inner.running.get_mut(provider) {
+            running.canceled.insert(id);
+        }
         Some(true)
     }
 
@@ -367,6 +393,7 @@ impl FakeUpstream {
                 estimate_secs: None,
                 durations: HashMap::new(),
                 max_running: HashMap::new(),
+                running: HashMap::new(),
             }),
             origin: format!("http://{addr}"),
             webhooks: reqwest::Client::builder()

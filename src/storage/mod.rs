@@ -64,6 +64,9 @@ impl Db {
             AnyPoolOptions::new()
                 .max_connections(connections)
                 .acquire_timeout(Duration::from_secs(10))
+                // A SQLite connection is a file handle that cannot drop, and testing it costs
+                // a round trip to its thread on every acquire; a PostgreSQL connection can.
+                .test_before_acquire(backend == Backend::Postgres)
                 .after_connect(move |conn, _meta| {
                     Box::pin(async move {
                         if backend == Backend::Sqlite {

@@ -16,12 +16,24 @@ use crate::config::Config;
 use crate::providers::Providers;
 use crate::storage::Db;
 
-/// Everything a request handler or worker needs; cheap to clone.
 /// How long a looked-up API key is trusted without asking the database again.
 pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
 
+/// Everything a request handler or worker needs. Cloning it (the router does, several times
+/// per request) is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct Shared {
     pub config: Arc<Config>,
     pub db: Db,
     pub providers: Arc<Providers>,
@@ -139,7 +151,7 @@ impl App {
         let jwt = crate::domain::jwt::Issuers::from_config(&config.auth)
             .await
             .context("loading the JWT issuers")?;
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             config: Arc::new(config),
             db,
             providers: Arc::new(providers),
@@ -154,7 +166,7 @@ impl App {
             outbox: Arc::new(Notify::new()),
             key_cache: Arc::default(),
             objects,
-        };
+        }));
         Ok(App {
             state,
             listener,

@@ -859,7 +859,8 @@ impl Db {
         .collect()
     }
 
-    /// Records the upstream's acceptance of a job and releases the lease.
+    /// Records the upstream's acceptance of a job and releases the lease. Returns the job as
+    /// stored, or `None` when it was no longer this owner's running job.
     pub async fn mark_submitted(
         &self,
         id: &VideoId,
@@ -868,13 +869,13 @@ impl Db {
         upstream_id: &str,
         next_run_at: i64,
         cost: Option<&ReportedCost>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Option<Video>, sqlx::Error> {
         let now = now_ms();
-        let done = sqlx::query(&format!(
+        let row = sqlx::query(&format!(
             "UPDATE videos SET status = 'in_progress', provider = $1, upstream_id = $2, submitted_at = $3, \
              updated_at = $3, next_run_at = $4, lease_owner = NULL, lease_until = NULL, \
              upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd) \
-             WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
+             WHERE id = $5 AND lease_owner = $6 AND {RUNNING} RETURNING *"
         ))
         .bind(provider)
         .bind(upstream_id)
@@ -884,9 +885,9 @@ impl Db {
         .bind(owner)
         .bind(cost.map(|c| c.raw.as_str()))
         .bind(cost.and_then(|c| c.micro_usd))
-        .execute(self.writer())
+        .fetch_optional(self.writer())
         .await?;
-        Ok(done.rows_affected() == 1)
+        row.map(|r| video_from_row(&r)).transpose()
     }
 
     /// Puts a leased job back to wait until `next_run_at`, recording its progress.

@@ -144,11 +144,15 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
 /// worker.
 pub async fn dispatch_now(state: &AppState, job: Video) -> anyhow::Result<Option<Video>> {
     let id = job.id.clone();
-    advance(state, job).await?;
-    Ok(state.db.get_video_any(&id).await?)
+    match advance(state, job).await? {
+        Some(submitted) => Ok(Some(submitted)),
+        None => Ok(state.db.get_video_any(&id).await?),
+    }
 }
 
-async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
+/// Takes a leased job one step further. Returns the job as stored when the step was an
+/// accepted submit (the common case of a create), so the caller need not read it back.
+async fn advance(state: &AppState, job: Video) -> anyhow::Result<Option<Video>> {
     let owner = state.instance_id.as_ref();
     let Some(provider) = job
         .provider
@@ -160,11 +164,12 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
             code: "upstream_unavailable".into(),
             message: "the provider of this job is no longer configured".into(),
         };
-        return end(state, &job, owner, VideoStatus::Failed, error).await;
+        end(state, &job, owner, VideoStatus::Failed, error).await?;
+        return Ok(None);
     };
     match (job.status, job.upstream_id.as_deref()) {
         (VideoStatus::Queued, _) | (VideoStatus::InProgress, None) => {
-            submit(state, job, provider).await?;
+            return submit(state, job, provider).await;
         }
         (VideoStatus::InProgress, Some(upstream_id)) => {
             match record_health(state, provider.name(), provider.poll(upstream_id).await) {
@@ -226,7 +231,7 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<()> {
             tracing::debug!(video = %job.id, status = status.as_str(), "claimed a job that is no longer running");
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Submits a job to its provider. A failure that another provider might not have — the
@@ -239,7 +244,7 @@ async fn submit(
     state: &AppState,
     mut job: Video,
     mut provider: Arc<dyn Provider>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<Video>> {
     let owner = state.instance_id.as_ref();
     let public = state
         .config
@@ -256,7 +261,7 @@ async fn submit(
                 .db
                 .reschedule(&job.id, owner, None, next_queue_turn(now_ms()), false)
                 .await?;
-            return Ok(());
+            return Ok(None);
         }
         let first_frame_url = match (
             &job.request.inputs.first_frame_url,
@@ -295,7 +300,7 @@ async fn submit(
                 state.db.record_attempt(&attempt, "accepted", None).await?;
                 let wait = first_poll_delay(provider.as_ref(), submission.estimated);
                 let next = now_ms() + wait.as_millis() as i64;
-                state
+                let submitted = state
                     .db
                     .mark_submitted(
                         &job.id,
@@ -306,7 +311,7 @@ async fn submit(
                         submission.cost.as_ref(),
                     )
                     .await?;
-                return Ok(());
+                return Ok(submitted);
             }
             Err(error) => error,
         };
@@ -341,12 +346,12 @@ async fn submit(
                 .switch_provider(&job.id, owner, next.name(), &job.fallbacks)
                 .await?
             {
-                return Ok(()); // No longer ours (canceled, or the lease was lost).
+                return Ok(None); // No longer ours (canceled, or the lease was lost).
             }
             provider = next;
             continue;
         }
-        return match error {
+        let ended = match error {
             ProviderError::Rejected(message) => {
                 let error = JobError {
                     code: "upstream_rejected".into(),
@@ -366,6 +371,7 @@ async fn submit(
                 retry_after,
             } => retry_later(state, &job, owner, &message, retry_after).await,
         };
+        return ended.map(|()| None);
     }
 }
 

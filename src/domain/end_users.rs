@@ -11,6 +11,7 @@ use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{EndUserId, TenantId, TxnId};
 use crate::domain::reports::{date_of_day, day_of_date};
 use crate::error::{Error, Result};
+use crate::storage::sql::Exec;
 use crate::storage::{Db, Tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +129,7 @@ pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(S
         WalletMode::None => (available, tenant_floor),
         WalletMode::Only => (wallet, Credits::ZERO),
         WalletMode::First => {
-            if Db::account_balance(tx, &wallet).await? >= price.0 {
+            if Db::account_balance(&mut Exec::Sqlx(tx), &wallet).await? >= price.0 {
                 (wallet, Credits::ZERO)
             } else {
                 (available, tenant_floor)
@@ -197,7 +198,7 @@ pub async fn move_wallet(
 /// checks the tenant's caps against them, in the creating transaction. The totals are counted
 /// even for a tenant without caps, so that caps set later hold from the first job.
 pub async fn admit_tenant(
-    tx: &mut Tx,
+    ex: &mut Exec<'_>,
     tenant: &TenantId,
     mode: Mode,
     price: Credits,
@@ -205,8 +206,8 @@ pub async fn admit_tenant(
     now: i64,
 ) -> Result<()> {
     let (day_start, month_start) = day_and_month_start(now);
-    let totals = Db::count_new_job(tx, tenant, mode, day_start / DAY_MS, price.0, seconds).await?;
-    let Some(quotas) = Db::tenant_quotas_in(tx, tenant).await? else {
+    let totals = Db::count_new_job(ex, tenant, mode, day_start / DAY_MS, price.0, seconds).await?;
+    let Some(quotas) = Db::tenant_quotas_in(ex, tenant).await? else {
         return Ok(());
     };
     if let Some(max) = quotas.max_concurrent.filter(|max| totals.running > *max) {
@@ -241,7 +242,7 @@ pub async fn admit_tenant(
         });
     }
     if let Some(limit) = quotas.credits_per_month {
-        let spent = Db::tenant_credits_since(tx, tenant, mode, month_start / DAY_MS).await?;
+        let spent = Db::tenant_credits_since(ex, tenant, mode, month_start / DAY_MS).await?;
         if spent > limit {
             return Err(Error::QuotaExceeded {
                 code: "tenant_monthly_credits_exceeded",

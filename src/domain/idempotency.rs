@@ -17,7 +17,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::storage::{now_ms, Db, Tx};
+use crate::storage::sql::Exec;
+use crate::storage::{now_ms, Db};
 
 pub const TTL_MS: i64 = 24 * 3600 * 1000;
 const WAIT: Duration = Duration::from_secs(15);
@@ -107,9 +108,13 @@ pub async fn check(db: &Db, claim: &Claim) -> Result<Outcome, Error> {
 /// Inserts the key in the transaction that creates the request's effects. A concurrent first
 /// use of the same key makes this fail with [`Error::Conflict`] `idempotency_race`; the caller
 /// then waits for that request's answer.
-pub async fn insert(tx: &mut Tx, claim: &Claim, video_id: Option<&str>) -> Result<(), Error> {
+pub async fn insert(
+    ex: &mut Exec<'_>,
+    claim: &Claim,
+    video_id: Option<&str>,
+) -> Result<(), Error> {
     match Db::insert_idempotency_key(
-        tx,
+        ex,
         &claim.scope,
         claim.key.as_str(),
         &claim.hash,

@@ -10,7 +10,7 @@ use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, Video, VideoStatus};
 use crate::error::{Error, Result};
 use crate::storage::jobs::ListQuery;
-use crate::storage::now_ms;
+use crate::storage::{now_ms, HotTx};
 
 /// A created job and the routing decision behind it.
 pub struct Created {
@@ -84,11 +84,16 @@ pub async fn create(
         upstream_cost_micro_usd: None,
         upstream_estimate_micro: None,
     };
-    let mut tx = state.db.begin().await?;
+    // The transaction runs in place on SQLite (see `storage::sql`), except for a create on
+    // behalf of an end user, whose admission runs on sqlx.
+    let mut tx = match video.request.user {
+        None => state.db.begin_hot().await?,
+        Some(_) => HotTx::Sqlx(state.db.begin().await?),
+    };
     // The tenant's caps, then the end user's limits (which choose the paying account), are
     // checked in this transaction.
     crate::domain::end_users::admit_tenant(
-        &mut tx,
+        &mut tx.exec(),
         &video.tenant_id,
         video.mode,
         price,
@@ -106,7 +111,10 @@ pub async fn create(
                 price,
                 now,
             };
-            crate::domain::end_users::admit(&mut tx, &state.db, &admission).await?
+            let HotTx::Sqlx(tx) = &mut tx else {
+                return Err(anyhow::anyhow!("an end user's create began in place").into());
+            };
+            crate::domain::end_users::admit(tx, &state.db, &admission).await?
         }
         None => (
             ledger::available_account(&video.tenant_id, video.mode),
@@ -119,7 +127,8 @@ pub async fn create(
     let inline = match state.providers.limit(provider) {
         None => true,
         Some(limit) => {
-            let taken = crate::storage::Db::take_slot_for_new_job(&mut tx, provider, limit).await?;
+            let taken =
+                crate::storage::Db::take_slot_for_new_job(&mut tx.exec(), provider, limit).await?;
             if taken {
                 video.slot_provider = Some(provider.to_string());
             }
@@ -128,12 +137,13 @@ pub async fn create(
     };
     let lease_until = now + (state.config.workers.lease_secs * 1000) as i64;
     let lease = inline.then_some((state.instance_id.as_ref(), lease_until));
-    crate::storage::Db::insert_video(&mut tx, &video, now, lease).await?;
+    crate::storage::Db::insert_video(&mut tx.exec(), &video, now, lease).await?;
     if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(&mut tx, claim, Some(video.id.as_str())).await?;
+        crate::domain::idempotency::insert(&mut tx.exec(), claim, Some(video.id.as_str()))
+            .await?;
     }
     match ledger::hold_from(
-        &mut tx,
+        &mut tx.exec(),
         &video.tenant_id,
         video.mode,
         &source,

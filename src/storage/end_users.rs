@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::sql::{self, Exec};
 use super::{now_ms, Backend, Db, Tx};
 use crate::domain::billing::Mode;
 use crate::domain::end_users::{EndUser, WalletMode};
@@ -140,22 +141,22 @@ impl Db {
     /// The tenant's caps, read in the creating transaction. They need no lock: the running
     /// totals they are checked against are locked by [`Db::count_new_job`].
     pub async fn tenant_quotas_in(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         tenant: &TenantId,
     ) -> Result<Option<TenantQuotas>, sqlx::Error> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT max_concurrent, credits_per_day, credits_per_month, video_seconds_per_day \
              FROM tenant_quotas WHERE tenant_id = $1",
         )
         .bind(tenant.as_str())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(ex)
         .await?;
         row.map(|r| {
             Ok(TenantQuotas {
-                max_concurrent: r.try_get(0)?,
-                credits_per_day: r.try_get(1)?,
-                credits_per_month: r.try_get(2)?,
-                video_seconds_per_day: r.try_get(3)?,
+                max_concurrent: r.at(0)?,
+                credits_per_day: r.at(1)?,
+                credits_per_month: r.at(2)?,
+                video_seconds_per_day: r.at(3)?,
             })
         })
         .transpose()
@@ -188,23 +189,23 @@ impl Db {
     /// returns the totals with it counted. Each total is one row that the increment locks
     /// until commit, so concurrent creates of one tenant check their caps one after another.
     pub async fn count_new_job(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         tenant: &TenantId,
         mode: Mode,
         day: i64,
         credits: i64,
         seconds: i64,
     ) -> Result<TenantTotals, sqlx::Error> {
-        let running: i64 = sqlx::query(
+        let running: i64 = sql::query(
             "INSERT INTO tenant_running (tenant_id, running) VALUES ($1, 1) \
              ON CONFLICT (tenant_id) DO UPDATE SET running = tenant_running.running + 1 \
              RETURNING running",
         )
         .bind(tenant.as_str())
-        .fetch_one(&mut **tx)
+        .fetch_one(ex)
         .await?
-        .try_get(0)?;
-        let row = sqlx::query(
+        .at(0)?;
+        let row = sql::query(
             "INSERT INTO tenant_usage (tenant_id, mode, day, credits, seconds) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant_id, mode, day) DO UPDATE SET \
                credits = tenant_usage.credits + excluded.credits, seconds = tenant_usage.seconds + excluded.seconds \
@@ -215,12 +216,12 @@ impl Db {
         .bind(day)
         .bind(credits)
         .bind(seconds)
-        .fetch_one(&mut **tx)
+        .fetch_one(ex)
         .await?;
         Ok(TenantTotals {
             running,
-            day_credits: row.try_get(0)?,
-            day_seconds: row.try_get(1)?,
+            day_credits: row.at(0)?,
+            day_seconds: row.at(1)?,
         })
     }
 
@@ -262,21 +263,21 @@ impl Db {
 
     /// The credits a tenant's jobs of `mode` created since the UTC day `from_day` count.
     pub async fn tenant_credits_since(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         tenant: &TenantId,
         mode: Mode,
         from_day: i64,
     ) -> Result<i64, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM tenant_usage \
              WHERE tenant_id = $1 AND mode = $2 AND day >= $3",
         )
         .bind(tenant.as_str())
         .bind(mode.as_str())
         .bind(from_day)
-        .fetch_one(&mut **tx)
+        .fetch_one(ex)
         .await?
-        .try_get(0)
+        .at(0)
     }
 }
 

@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::end_users::FinishedJob;
+use super::sql::{self, Exec, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
@@ -32,49 +33,49 @@ fn finished_from_row(row: &AnyRow) -> Result<FinishedJob, sqlx::Error> {
     })
 }
 
-fn video_from_row(row: &AnyRow) -> Result<Video, sqlx::Error> {
-    let request: String = row.try_get("request")?;
+fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
+    let request: String = row.col("request")?;
     let request = serde_json::from_str(&request).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-    let status: String = row.try_get("status")?;
-    let mode: String = row.try_get("mode")?;
-    let error_code: Option<String> = row.try_get("error_code")?;
-    let error_message: Option<String> = row.try_get("error_message")?;
+    let status: String = row.col("status")?;
+    let mode: String = row.col("mode")?;
+    let error_code: Option<String> = row.col("error_code")?;
+    let error_message: Option<String> = row.col("error_message")?;
     Ok(Video {
-        id: VideoId::from_db(row.try_get("id")?),
-        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        id: VideoId::from_db(row.col("id")?),
+        tenant_id: TenantId::from_db(row.col("tenant_id")?),
         api_key_id: row
-            .try_get::<Option<String>, _>("api_key_id")?
+            .col::<Option<String>>("api_key_id")?
             .map(ApiKeyId::from_db),
         mode: Mode::parse(&mode).unwrap_or(Mode::Test),
         request,
         status: VideoStatus::parse(&status).unwrap_or(VideoStatus::Failed),
-        progress: row.try_get("progress")?,
-        provider: row.try_get("provider")?,
-        upstream_id: row.try_get("upstream_id")?,
+        progress: row.col("progress")?,
+        provider: row.col("provider")?,
+        upstream_id: row.col("upstream_id")?,
         error: error_code.map(|code| JobError {
             code,
             message: error_message.unwrap_or_default(),
         }),
-        cost_reserved: Credits(row.try_get("cost_reserved")?),
-        cost_charged: row.try_get::<Option<i64>, _>("cost_charged")?.map(Credits),
-        output_url: row.try_get("output_url")?,
-        created_at_ms: row.try_get("created_at")?,
-        submitted_at_ms: row.try_get("submitted_at")?,
-        completed_at_ms: row.try_get("completed_at")?,
-        upstream_estimate_micro: row.try_get("upstream_estimate_micro")?,
-        expires_at_ms: row.try_get("expires_at")?,
-        archive_state: row.try_get("archive_state")?,
-        attempts: row.try_get("attempts")?,
-        slot_provider: row.try_get("slot_provider")?,
-        cost_ceiling_micro: row.try_get("cost_ceiling_micro")?,
-        cost_baseline_micro: row.try_get("cost_baseline_micro")?,
-        callback_token: row.try_get("callback_token")?,
+        cost_reserved: Credits(row.col("cost_reserved")?),
+        cost_charged: row.col::<Option<i64>>("cost_charged")?.map(Credits),
+        output_url: row.col("output_url")?,
+        created_at_ms: row.col("created_at")?,
+        submitted_at_ms: row.col("submitted_at")?,
+        completed_at_ms: row.col("completed_at")?,
+        upstream_estimate_micro: row.col("upstream_estimate_micro")?,
+        expires_at_ms: row.col("expires_at")?,
+        archive_state: row.col("archive_state")?,
+        attempts: row.col("attempts")?,
+        slot_provider: row.col("slot_provider")?,
+        cost_ceiling_micro: row.col("cost_ceiling_micro")?,
+        cost_baseline_micro: row.col("cost_baseline_micro")?,
+        callback_token: row.col("callback_token")?,
         fallbacks: row
-            .try_get::<Option<String>, _>("fallbacks")?
+            .col::<Option<String>>("fallbacks")?
             .and_then(|f| serde_json::from_str(&f).ok())
             .unwrap_or_default(),
-        upstream_cost: row.try_get("upstream_cost")?,
-        upstream_cost_micro_usd: row.try_get("upstream_cost_micro_usd")?,
+        upstream_cost: row.col("upstream_cost")?,
+        upstream_cost_micro_usd: row.col("upstream_cost_micro_usd")?,
     })
 }
 
@@ -194,14 +195,14 @@ impl Db {
     /// Stores a new job, leased to `lease_owner` until `lease_until`: the request that creates
     /// a job submits it itself, and the worker takes it over only if that lease expires.
     pub async fn insert_video(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         video: &Video,
         next_run_at: i64,
         lease: Option<(&str, i64)>,
     ) -> Result<(), sqlx::Error> {
         let request =
             serde_json::to_string(&video.request).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sqlx::query(
+        sql::query(
             "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
              progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token, \
              lease_owner, lease_until, fallbacks, cost_ceiling_micro, cost_baseline_micro, seconds, slot_provider) \
@@ -227,7 +228,7 @@ impl Db {
         .bind(video.cost_baseline_micro)
         .bind(video.request.seconds.get())
         .bind(video.slot_provider.as_deref())
-        .execute(&mut **tx)
+        .execute(ex)
         .await?;
         Ok(())
     }
@@ -238,10 +239,11 @@ impl Db {
         tenant: &TenantId,
         id: &VideoId,
     ) -> Result<Option<Video>, sqlx::Error> {
-        sqlx::query("SELECT * FROM videos WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL")
+        let mut reader = self.hot_reader()?;
+        sql::query("SELECT * FROM videos WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL")
             .bind(id.as_str())
             .bind(tenant.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut reader.exec()?)
             .await?
             .map(|r| video_from_row(&r))
             .transpose()
@@ -732,22 +734,22 @@ impl Db {
     /// (they go first). Waiting jobs are counted up to [`WAITING_COUNTED`]; with that many, the
     /// new job waits too. One statement takes the slot, so the count stays exact.
     pub async fn take_slot_for_new_job(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         provider: &str,
         limit: i64,
     ) -> Result<bool, sqlx::Error> {
-        let waiting: i64 = sqlx::query(
+        let waiting: i64 = sql::query(
             "SELECT COUNT(*) FROM (SELECT 1 FROM videos WHERE status = 'queued' AND provider = $1 LIMIT $2) w",
         )
         .bind(provider)
         .bind(WAITING_COUNTED)
-        .fetch_one(&mut **tx)
+        .fetch_one(ex)
         .await?
-        .try_get(0)?;
+        .at(0)?;
         if waiting >= WAITING_COUNTED || waiting >= limit {
             return Ok(false);
         }
-        let taken = sqlx::query(
+        let taken = sql::query(
             "INSERT INTO provider_slots (provider, in_use) VALUES ($1, 1) \
              ON CONFLICT (provider) DO UPDATE SET in_use = provider_slots.in_use + 1 \
              WHERE provider_slots.in_use + $2 < $3 RETURNING in_use",
@@ -755,7 +757,7 @@ impl Db {
         .bind(provider)
         .bind(waiting)
         .bind(limit)
-        .fetch_optional(&mut **tx)
+        .fetch_optional(ex)
         .await?;
         Ok(taken.is_some())
     }
@@ -820,7 +822,8 @@ impl Db {
         outcome: &str,
         error: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        let mut writer = self.hot_writer().await?;
+        sql::query(
             "INSERT INTO job_attempts (video_id, provider, operation, outcome, error, started_at, duration_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -831,7 +834,7 @@ impl Db {
         .bind(error)
         .bind(attempt.started_at)
         .bind(attempt.duration_ms)
-        .execute(self.writer())
+        .execute(&mut writer.exec())
         .await?;
         Ok(())
     }
@@ -871,7 +874,8 @@ impl Db {
         cost: Option<&ReportedCost>,
     ) -> Result<Option<Video>, sqlx::Error> {
         let now = now_ms();
-        let row = sqlx::query(&format!(
+        let mut writer = self.hot_writer().await?;
+        let row = sql::query(format!(
             "UPDATE videos SET status = 'in_progress', provider = $1, upstream_id = $2, submitted_at = $3, \
              updated_at = $3, next_run_at = $4, lease_owner = NULL, lease_until = NULL, \
              upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd) \
@@ -885,7 +889,7 @@ impl Db {
         .bind(owner)
         .bind(cost.map(|c| c.raw.as_str()))
         .bind(cost.and_then(|c| c.micro_usd))
-        .fetch_optional(self.writer())
+        .fetch_optional(&mut writer.exec())
         .await?;
         row.map(|r| video_from_row(&r)).transpose()
     }

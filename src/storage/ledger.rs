@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::sql::{self, Exec};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::ledger::{new_txn_id, Entry, HoldRow, Posting};
 use crate::domain::billing::{Credits, Mode};
@@ -49,12 +50,12 @@ impl Db {
         posting: &Posting<'_>,
         entries: &[Entry<'_>],
     ) -> Result<TxnId, sqlx::Error> {
-        Self::post_prebalanced(tx, posting, entries, &[]).await
+        Self::post_prebalanced(&mut Exec::Sqlx(tx), posting, entries, &[]).await
     }
 
     /// As [`Db::post`], but the balances of `already_applied` were updated by the caller.
     pub async fn post_prebalanced(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         posting: &Posting<'_>,
         entries: &[Entry<'_>],
         already_applied: &[&str],
@@ -64,11 +65,11 @@ impl Db {
         let now = now_ms();
         for entry in entries {
             if !already_applied.contains(&entry.account) {
-                sqlx::query("UPDATE ledger_accounts SET balance = balance + $1, updated_at = $2 WHERE id = $3")
+                sql::query("UPDATE ledger_accounts SET balance = balance + $1, updated_at = $2 WHERE id = $3")
                     .bind(entry.amount)
                     .bind(now)
                     .bind(entry.account)
-                    .execute(&mut **tx)
+                    .execute(ex)
                     .await?;
             }
         }
@@ -96,7 +97,7 @@ impl Db {
                 b + 10
             ));
         }
-        let mut insert = sqlx::query(&sql);
+        let mut insert = sql::query(sql);
         for entry in entries {
             insert = insert
                 .bind(txn.as_str())
@@ -111,28 +112,32 @@ impl Db {
                 .bind(now);
         }
         if !entries.is_empty() {
-            insert.execute(&mut **tx).await?;
+            insert.execute(ex).await?;
         }
         Ok(txn)
     }
 
     /// Debits as much of `max` as the account holds (never below zero) and returns what it
     /// took. Optimistic: a concurrent change makes it read and try again.
-    pub async fn take_up_to(tx: &mut Tx, account: &str, max: i64) -> Result<i64, sqlx::Error> {
+    pub async fn take_up_to(
+        ex: &mut Exec<'_>,
+        account: &str,
+        max: i64,
+    ) -> Result<i64, sqlx::Error> {
         for _ in 0..16 {
-            let balance = Self::account_balance(tx, account).await?;
+            let balance = Self::account_balance(ex, account).await?;
             let take = balance.clamp(0, max.max(0));
             if take == 0 {
                 return Ok(0);
             }
-            let done = sqlx::query("UPDATE ledger_accounts SET balance = balance - $1, updated_at = $2 WHERE id = $3 AND balance = $4")
+            let done = sql::query("UPDATE ledger_accounts SET balance = balance - $1, updated_at = $2 WHERE id = $3 AND balance = $4")
                 .bind(take)
                 .bind(now_ms())
                 .bind(account)
                 .bind(balance)
-                .execute(&mut **tx)
+                .execute(ex)
                 .await?;
-            if done.rows_affected() == 1 {
+            if done == 1 {
                 return Ok(take);
             }
         }
@@ -143,12 +148,12 @@ impl Db {
 
     /// Debits `amount` from an account only if its balance stays at or above `floor`.
     pub async fn debit_above_floor(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         account: &str,
         amount: i64,
         floor: i64,
     ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
+        let done = sql::query(
             "UPDATE ledger_accounts SET balance = balance - $1, updated_at = $2 \
              WHERE id = $3 AND balance - $1 >= $4",
         )
@@ -156,17 +161,17 @@ impl Db {
         .bind(now_ms())
         .bind(account)
         .bind(floor)
-        .execute(&mut **tx)
+        .execute(ex)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
-    pub async fn account_balance(tx: &mut Tx, account: &str) -> Result<i64, sqlx::Error> {
-        let row = sqlx::query("SELECT balance FROM ledger_accounts WHERE id = $1")
+    pub async fn account_balance(ex: &mut Exec<'_>, account: &str) -> Result<i64, sqlx::Error> {
+        let row = sql::query("SELECT balance FROM ledger_accounts WHERE id = $1")
             .bind(account)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(ex)
             .await?;
-        row.map(|r| r.try_get::<i64, _>(0))
+        row.map(|r| r.at::<i64>(0))
             .transpose()
             .map(|b| b.unwrap_or(0))
     }
@@ -182,7 +187,7 @@ impl Db {
     }
 
     pub async fn insert_hold(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         video: &VideoId,
         tenant: &TenantId,
         mode: Mode,
@@ -190,7 +195,7 @@ impl Db {
         source: &str,
         promo_part: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO holds (video_id, tenant_id, mode, amount, state, created_at, source_account, promo_part) \
              VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)",
         )
@@ -201,7 +206,7 @@ impl Db {
         .bind(now_ms())
         .bind(source)
         .bind(promo_part)
-        .execute(&mut **tx)
+        .execute(ex)
         .await?;
         Ok(())
     }

@@ -14,9 +14,11 @@
 
 pub mod end_users;
 pub mod files;
+pub mod inline;
 pub mod jobs;
 pub mod ledger;
 pub mod objects;
+pub mod sql;
 pub mod tenants;
 pub mod webhooks;
 
@@ -49,6 +51,61 @@ pub struct Db {
     backend: Backend,
     /// Stops the SQLite checkpointer when the last clone of this handle is dropped.
     _checkpointer: Option<Arc<DropGuard>>,
+    /// SQLite called in place for the hot paths; `None` on PostgreSQL.
+    inline: Option<Arc<inline::Inline>>,
+}
+
+/// A transaction for the hot paths: in place on SQLite, sqlx's on PostgreSQL. Dropped without
+/// [`HotTx::commit`], it rolls back.
+pub enum HotTx {
+    Inline(inline::Writer),
+    Sqlx(Tx),
+}
+
+impl HotTx {
+    pub fn exec(&mut self) -> sql::Exec<'_> {
+        match self {
+            HotTx::Inline(writer) => writer.exec(),
+            HotTx::Sqlx(tx) => sql::Exec::Sqlx(tx),
+        }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            HotTx::Inline(mut writer) => writer.commit(),
+            HotTx::Sqlx(tx) => tx.commit().await,
+        }
+    }
+}
+
+/// A connection for one hot-path write outside a transaction.
+pub enum HotWrite {
+    Inline(inline::Writer),
+    Pool(AnyPool),
+}
+
+impl HotWrite {
+    pub fn exec(&mut self) -> sql::Exec<'_> {
+        match self {
+            HotWrite::Inline(writer) => writer.exec(),
+            HotWrite::Pool(pool) => sql::Exec::Pool(pool),
+        }
+    }
+}
+
+/// A connection for hot-path reads.
+pub enum HotRead {
+    Inline(inline::Reader),
+    Pool(AnyPool),
+}
+
+impl HotRead {
+    pub fn exec(&mut self) -> Result<sql::Exec<'_>, sqlx::Error> {
+        match self {
+            HotRead::Inline(reader) => reader.exec(),
+            HotRead::Pool(pool) => Ok(sql::Exec::Pool(pool)),
+        }
+    }
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -92,6 +149,16 @@ impl Db {
                 .context("connecting to the database")?,
             Backend::Postgres => pool.clone(),
         };
+        let inline = match backend {
+            Backend::Sqlite => {
+                let options = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .context("parsing database.url")?;
+                let inline = inline::Inline::open(options.get_filename(), SQLITE_PRAGMAS)
+                    .context("opening the SQLite database")?;
+                Some(Arc::new(inline))
+            }
+            Backend::Postgres => None,
+        };
         let checkpointer = (backend == Backend::Sqlite).then(|| {
             let stop = CancellationToken::new();
             tokio::spawn(checkpoint_sqlite(pool.clone(), stop.clone()));
@@ -102,6 +169,7 @@ impl Db {
             writer,
             backend,
             _checkpointer: checkpointer,
+            inline,
         })
     }
 
@@ -138,6 +206,39 @@ impl Db {
         match self.backend {
             Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
             Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Starts a hot-path transaction (see [`sql`]): in place on SQLite, where it queues for
+    /// the writer like [`Db::begin`] and takes the write lock up front.
+    pub async fn begin_hot(&self) -> Result<HotTx, sqlx::Error> {
+        match &self.inline {
+            Some(inline) => {
+                let token = self.writer.acquire().await?;
+                let mut writer = inline.writer(token).await;
+                writer.begin()?;
+                Ok(HotTx::Inline(writer))
+            }
+            None => Ok(HotTx::Sqlx(self.begin().await?)),
+        }
+    }
+
+    /// A connection for one hot-path write outside a transaction.
+    pub async fn hot_writer(&self) -> Result<HotWrite, sqlx::Error> {
+        match &self.inline {
+            Some(inline) => {
+                let token = self.writer.acquire().await?;
+                Ok(HotWrite::Inline(inline.writer(token).await))
+            }
+            None => Ok(HotWrite::Pool(self.writer.clone())),
+        }
+    }
+
+    /// A connection for hot-path reads.
+    pub fn hot_reader(&self) -> Result<HotRead, sqlx::Error> {
+        match &self.inline {
+            Some(inline) => Ok(HotRead::Inline(inline.reader()?)),
+            None => Ok(HotRead::Pool(self.pool.clone())),
         }
     }
 

@@ -3,19 +3,20 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::sql::{self, Exec, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId};
 use crate::domain::tenants::{ApiKey, BillingKind, Principal, Scope, Tenant};
 
-fn tenant_from_row(row: &AnyRow) -> Result<Tenant, sqlx::Error> {
-    let kind: String = row.try_get("billing_kind")?;
+fn tenant_from_row(row: &impl Get) -> Result<Tenant, sqlx::Error> {
+    let kind: String = row.col("billing_kind")?;
     Ok(Tenant {
-        id: TenantId::from_db(row.try_get("id")?),
-        name: row.try_get("name")?,
+        id: TenantId::from_db(row.col("id")?),
+        name: row.col("name")?,
         billing_kind: BillingKind::parse(&kind).unwrap_or(BillingKind::Prepaid),
-        credit_floor: Credits(row.try_get("credit_floor")?),
-        created_at_ms: row.try_get("created_at")?,
+        credit_floor: Credits(row.col("credit_floor")?),
+        created_at_ms: row.col("created_at")?,
     })
 }
 
@@ -56,9 +57,10 @@ impl Db {
     }
 
     pub async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, sqlx::Error> {
-        sqlx::query("SELECT * FROM tenants WHERE id = $1")
+        let mut reader = self.hot_reader()?;
+        sql::query("SELECT * FROM tenants WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut reader.exec()?)
             .await?
             .map(|r| tenant_from_row(&r))
             .transpose()
@@ -302,7 +304,7 @@ impl Db {
     }
 
     pub async fn insert_idempotency_key(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         scope: &str,
         key: &str,
         hash: &str,
@@ -310,7 +312,7 @@ impl Db {
         now: i64,
         ttl_ms: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO idempotency_keys (scope, key, request_hash, video_id, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -320,7 +322,7 @@ impl Db {
         .bind(video_id)
         .bind(now)
         .bind(now + ttl_ms)
-        .execute(&mut **tx)
+        .execute(ex)
         .await?;
         Ok(())
     }
@@ -354,15 +356,16 @@ impl Db {
         tenant: &TenantId,
     ) -> Result<Option<crate::domain::billing::pricing::TenantPrices>, sqlx::Error> {
         use crate::domain::billing::pricing::TenantPrices;
+        let mut reader = self.hot_reader()?;
         let row =
-            sqlx::query("SELECT kind, rules, markup_bps FROM tenant_prices WHERE tenant_id = $1")
+            sql::query("SELECT kind, rules, markup_bps FROM tenant_prices WHERE tenant_id = $1")
                 .bind(tenant.as_str())
-                .fetch_optional(self.pool())
+                .fetch_optional(&mut reader.exec()?)
                 .await?;
         let Some(row) = row else { return Ok(None) };
-        let kind: String = row.try_get(0)?;
-        let rules: Option<String> = row.try_get(1)?;
-        let markup: Option<i64> = row.try_get(2)?;
+        let kind: String = row.at(0)?;
+        let rules: Option<String> = row.at(1)?;
+        let markup: Option<i64> = row.at(2)?;
         Ok(match kind.as_str() {
             "cost_plus" => Some(TenantPrices::CostPlus {
                 markup_bps: markup.unwrap_or(0),

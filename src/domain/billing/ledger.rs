@@ -15,6 +15,7 @@
 
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{EndUserId, TenantId, TxnId, VideoId};
+use crate::storage::sql::Exec;
 use crate::storage::{Db, Tx};
 
 pub fn available_account(tenant: &TenantId, mode: Mode) -> String {
@@ -155,13 +156,22 @@ pub async fn hold(
     amount: Credits,
 ) -> Result<(), LedgerError> {
     let available = available_account(tenant, mode);
-    hold_from(tx, tenant, mode, &available, floor, video, amount).await
+    hold_from(
+        &mut Exec::Sqlx(tx),
+        tenant,
+        mode,
+        &available,
+        floor,
+        video,
+        amount,
+    )
+    .await
 }
 
 /// Reserves `amount` for a job from `source` (the tenant's balance or an end-user wallet); the
 /// hold remembers its source, so a refund or void goes back there.
 pub async fn hold_from(
-    tx: &mut Tx,
+    ex: &mut Exec<'_>,
     tenant: &TenantId,
     mode: Mode,
     source: &str,
@@ -172,21 +182,21 @@ pub async fn hold_from(
     // From the tenant's own balance, promotional credit goes first, then paid credit.
     let promotional = promotional_account(tenant, mode);
     let from_promo = if source == available_account(tenant, mode) {
-        Db::take_up_to(tx, &promotional, amount.0).await?
+        Db::take_up_to(ex, &promotional, amount.0).await?
     } else {
         0
     };
     let rest = amount.0 - from_promo;
-    if rest > 0 && !Db::debit_above_floor(tx, source, rest, floor.0).await? {
+    if rest > 0 && !Db::debit_above_floor(ex, source, rest, floor.0).await? {
         // The caller rolls the transaction back, returning any promotional part taken.
-        let current = Db::account_balance(tx, source).await?;
+        let current = Db::account_balance(ex, source).await?;
         return Err(LedgerError::Insufficient {
             needed: amount,
             available: Credits(current - floor.0 + from_promo),
         });
     }
     let held = holds_account(tenant, mode);
-    Db::insert_hold(tx, video, tenant, mode, amount, source, from_promo).await?;
+    Db::insert_hold(ex, video, tenant, mode, amount, source, from_promo).await?;
     let posting = Posting {
         kind: "hold",
         tenant: Some(tenant),
@@ -213,7 +223,7 @@ pub async fn hold_from(
         amount: amount.0,
     });
     // The debits already happened above; record them and credit `holds`.
-    Db::post_prebalanced(tx, &posting, &entries, &[source, promotional.as_str()]).await?;
+    Db::post_prebalanced(ex, &posting, &entries, &[source, promotional.as_str()]).await?;
     Ok(())
 }
 
@@ -236,8 +246,8 @@ pub async fn transfer_with(
     amount: Credits,
     what: &Transfer<'_>,
 ) -> Result<TxnId, LedgerError> {
-    if !Db::debit_above_floor(tx, from, amount.0, floor.0).await? {
-        let current = Db::account_balance(tx, from).await?;
+    if !Db::debit_above_floor(&mut Exec::Sqlx(tx), from, amount.0, floor.0).await? {
+        let current = Db::account_balance(&mut Exec::Sqlx(tx), from).await?;
         return Err(LedgerError::Insufficient {
             needed: amount,
             available: Credits(current - floor.0),
@@ -252,7 +262,7 @@ pub async fn transfer_with(
         actor: what.actor,
     };
     Ok(Db::post_prebalanced(
-        tx,
+        &mut Exec::Sqlx(tx),
         &posting,
         &[
             Entry {

@@ -1,0 +1,260 @@
+//! One statement API over the two ways the gateway runs SQL: sqlx (PostgreSQL, and SQLite off
+//! the hot path) and SQLite called in place ([`super::inline`]). The statements of a video's
+//! create, its hold and its upstream submit, and the reads of `GET /v1/videos/{id}`, are
+//! written once against [`Stmt`] and run on either.
+//!
+//! Trade-off: sqlx runs every SQLite statement on the connection's own thread, and on a busy
+//! core each of those round trips costs two context switches, several times the work of the
+//! statement itself. A create is about fifteen statements. Running them in place, on the
+//! request's thread, makes a create several times cheaper on SQLite, at the price of this
+//! second, narrower statement layer. It stays small: two argument types (integers and text,
+//! both nullable), and rows decoded by name or position into those same types.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use rusqlite::types::Value;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row as _};
+
+use super::Tx;
+
+/// A statement argument.
+#[derive(Debug, Clone)]
+pub enum Arg {
+    Int(Option<i64>),
+    Text(Option<String>),
+}
+
+impl From<i64> for Arg {
+    fn from(v: i64) -> Arg {
+        Arg::Int(Some(v))
+    }
+}
+
+impl From<Option<i64>> for Arg {
+    fn from(v: Option<i64>) -> Arg {
+        Arg::Int(v)
+    }
+}
+
+impl From<&str> for Arg {
+    fn from(v: &str) -> Arg {
+        Arg::Text(Some(v.to_string()))
+    }
+}
+
+impl From<Option<&str>> for Arg {
+    fn from(v: Option<&str>) -> Arg {
+        Arg::Text(v.map(str::to_string))
+    }
+}
+
+impl From<String> for Arg {
+    fn from(v: String) -> Arg {
+        Arg::Text(Some(v))
+    }
+}
+
+impl From<Option<String>> for Arg {
+    fn from(v: Option<String>) -> Arg {
+        Arg::Text(v)
+    }
+}
+
+/// Where a statement runs.
+pub enum Exec<'c> {
+    /// In a sqlx transaction.
+    Sqlx(&'c mut Tx),
+    /// On a sqlx pool, outside a transaction.
+    Pool(&'c AnyPool),
+    /// On a SQLite connection, in place (in a transaction or not, as its owner decided).
+    Inline(&'c mut rusqlite::Connection),
+}
+
+/// A statement with `$n` placeholders and its arguments.
+pub struct Stmt {
+    sql: Cow<'static, str>,
+    args: Vec<Arg>,
+}
+
+pub fn query(sql: impl Into<Cow<'static, str>>) -> Stmt {
+    Stmt {
+        sql: sql.into(),
+        args: Vec::new(),
+    }
+}
+
+impl Stmt {
+    pub fn bind(mut self, arg: impl Into<Arg>) -> Stmt {
+        self.args.push(arg.into());
+        self
+    }
+
+    fn sqlx(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let mut query = sqlx::query(&self.sql);
+        for arg in &self.args {
+            query = match arg {
+                Arg::Int(v) => query.bind(*v),
+                Arg::Text(v) => query.bind(v.as_deref()),
+            };
+        }
+        query
+    }
+
+    /// Runs the statement; the number of rows it changed.
+    pub async fn execute(self, exec: &mut Exec<'_>) -> Result<u64, sqlx::Error> {
+        match exec {
+            Exec::Sqlx(tx) => Ok(self.sqlx().execute(&mut ***tx).await?.rows_affected()),
+            Exec::Pool(pool) => Ok(self.sqlx().execute(*pool).await?.rows_affected()),
+            Exec::Inline(conn) => super::inline::execute(conn, &self.sql, &self.args),
+        }
+    }
+
+    pub async fn fetch_all(self, exec: &mut Exec<'_>) -> Result<Vec<Row>, sqlx::Error> {
+        let rows = match exec {
+            Exec::Sqlx(tx) => self.sqlx().fetch_all(&mut ***tx).await?,
+            Exec::Pool(pool) => self.sqlx().fetch_all(*pool).await?,
+            Exec::Inline(conn) => return super::inline::fetch(conn, &self.sql, &self.args),
+        };
+        Ok(rows.into_iter().map(Row::Any).collect())
+    }
+
+    pub async fn fetch_optional(self, exec: &mut Exec<'_>) -> Result<Option<Row>, sqlx::Error> {
+        Ok(match exec {
+            Exec::Sqlx(tx) => self.sqlx().fetch_optional(&mut ***tx).await?.map(Row::Any),
+            Exec::Pool(pool) => self.sqlx().fetch_optional(*pool).await?.map(Row::Any),
+            Exec::Inline(conn) => super::inline::fetch(conn, &self.sql, &self.args)?
+                .into_iter()
+                .next(),
+        })
+    }
+
+    pub async fn fetch_one(self, exec: &mut Exec<'_>) -> Result<Row, sqlx::Error> {
+        self.fetch_optional(exec)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+    }
+}
+
+/// A row from either executor.
+pub enum Row {
+    Any(AnyRow),
+    Inline(InlineRow),
+}
+
+/// A row read in place: its column names (shared by the rows of one statement) and values.
+pub struct InlineRow {
+    pub(super) names: Arc<[String]>,
+    pub(super) values: Vec<Value>,
+}
+
+/// A column type both executors decode.
+pub trait Col: Sized {
+    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(row: &AnyRow, index: I) -> Result<Self, sqlx::Error>;
+    fn from_value(value: &Value) -> Result<Self, sqlx::Error>;
+}
+
+fn mismatch(expected: &str, value: &Value) -> sqlx::Error {
+    sqlx::Error::Decode(format!("expected {expected}, found {:?}", value.data_type()).into())
+}
+
+impl Col for i64 {
+    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(row: &AnyRow, index: I) -> Result<i64, sqlx::Error> {
+        row.try_get(index)
+    }
+    fn from_value(value: &Value) -> Result<i64, sqlx::Error> {
+        match value {
+            Value::Integer(v) => Ok(*v),
+            other => Err(mismatch("an integer", other)),
+        }
+    }
+}
+
+impl Col for Option<i64> {
+    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(
+        row: &AnyRow,
+        index: I,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        row.try_get(index)
+    }
+    fn from_value(value: &Value) -> Result<Option<i64>, sqlx::Error> {
+        match value {
+            Value::Null => Ok(None),
+            other => i64::from_value(other).map(Some),
+        }
+    }
+}
+
+impl Col for String {
+    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(
+        row: &AnyRow,
+        index: I,
+    ) -> Result<String, sqlx::Error> {
+        row.try_get(index)
+    }
+    fn from_value(value: &Value) -> Result<String, sqlx::Error> {
+        match value {
+            Value::Text(v) => Ok(v.clone()),
+            other => Err(mismatch("text", other)),
+        }
+    }
+}
+
+impl Col for Option<String> {
+    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(
+        row: &AnyRow,
+        index: I,
+    ) -> Result<Option<String>, sqlx::Error> {
+        row.try_get(index)
+    }
+    fn from_value(value: &Value) -> Result<Option<String>, sqlx::Error> {
+        match value {
+            Value::Null => Ok(None),
+            other => String::from_value(other).map(Some),
+        }
+    }
+}
+
+/// Reading a row's columns by name, whichever executor produced it.
+pub trait Get {
+    fn col<T: Col>(&self, name: &str) -> Result<T, sqlx::Error>;
+}
+
+impl Get for AnyRow {
+    fn col<T: Col>(&self, name: &str) -> Result<T, sqlx::Error> {
+        T::from_any(self, name)
+    }
+}
+
+impl Get for Row {
+    fn col<T: Col>(&self, name: &str) -> Result<T, sqlx::Error> {
+        match self {
+            Row::Any(row) => T::from_any(row, name),
+            Row::Inline(row) => {
+                let index = row
+                    .names
+                    .iter()
+                    .position(|n| n == name)
+                    .ok_or_else(|| sqlx::Error::ColumnNotFound(name.to_string()))?;
+                T::from_value(&row.values[index])
+            }
+        }
+    }
+}
+
+impl Row {
+    /// A column by position.
+    pub fn at<T: Col>(&self, index: usize) -> Result<T, sqlx::Error> {
+        match self {
+            Row::Any(row) => T::from_any(row, index),
+            Row::Inline(row) => {
+                let value = row.values.get(index).ok_or(sqlx::Error::ColumnIndexOutOfBounds {
+                    index,
+                    len: row.values.len(),
+                })?;
+                T::from_value(value)
+            }
+        }
+    }
+}

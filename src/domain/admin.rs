@@ -190,7 +190,12 @@ pub async fn grant_credits(
     }
     let mut tx = db.begin().await?;
     if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(&mut crate::storage::sql::Exec::Sqlx(&mut tx), claim, None).await?;
+        crate::domain::idempotency::insert(
+            &mut crate::storage::sql::Exec::Sqlx(&mut tx),
+            claim,
+            None,
+        )
+        .await?;
     }
     let promotional = credit_type == CreditType::Promotional;
     let txn_id =
@@ -243,7 +248,12 @@ pub async fn adjust_credits(
     let available = ledger::available_account(tenant_id, mode);
     let mut tx = db.begin().await?;
     if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(&mut crate::storage::sql::Exec::Sqlx(&mut tx), claim, None).await?;
+        crate::domain::idempotency::insert(
+            &mut crate::storage::sql::Exec::Sqlx(&mut tx),
+            claim,
+            None,
+        )
+        .await?;
     }
     Db::ensure_account(&mut tx, &grants, None, mode, "grants").await?;
     let (from, to, floor) = if amount > 0 {
@@ -305,7 +315,12 @@ pub async fn refund_video(
     let charged = job.cost_charged.unwrap_or(Credits::ZERO).0;
     let mut tx = db.begin().await?;
     if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(&mut crate::storage::sql::Exec::Sqlx(&mut tx), claim, None).await?;
+        crate::domain::idempotency::insert(
+            &mut crate::storage::sql::Exec::Sqlx(&mut tx),
+            claim,
+            None,
+        )
+        .await?;
     }
     let source = Db::hold_source(&mut tx, db.backend(), video).await?;
     let refunded = Db::refunded_for_video(&mut tx, video).await?;

@@ -108,11 +108,7 @@ pub async fn check(db: &Db, claim: &Claim) -> Result<Outcome, Error> {
 /// Inserts the key in the transaction that creates the request's effects. A concurrent first
 /// use of the same key makes this fail with [`Error::Conflict`] `idempotency_race`; the caller
 /// then waits for that request's answer.
-pub async fn insert(
-    ex: &mut Exec<'_>,
-    claim: &Claim,
-    video_id: Option<&str>,
-) -> Result<(), Error> {
+pub async fn insert(ex: &mut Exec<'_>, claim: &Claim, video_id: Option<&str>) -> Result<(), Error> {
     match Db::insert_idempotency_key(
         ex,
         &claim.scope,

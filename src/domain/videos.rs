@@ -139,8 +139,7 @@ pub async fn create(
     let lease = inline.then_some((state.instance_id.as_ref(), lease_until));
     crate::storage::Db::insert_video(&mut tx.exec(), &video, now, lease).await?;
     if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(&mut tx.exec(), claim, Some(video.id.as_str()))
-            .await?;
+        crate::domain::idempotency::insert(&mut tx.exec(), claim, Some(video.id.as_str())).await?;
     }
     match ledger::hold_from(
         &mut tx.exec(),

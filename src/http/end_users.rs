@@ -227,7 +227,9 @@ pub async fn wallet(
     };
     let mut tx = state.db.begin().await?;
     if let Some(claim) = &claim {
-        if let Err(error) = idempotency::insert(&mut crate::storage::sql::Exec::Sqlx(&mut tx), claim, None).await {
+        if let Err(error) =
+            idempotency::insert(&mut crate::storage::sql::Exec::Sqlx(&mut tx), claim, None).await
+        {
             drop(tx);
             return match (error, idempotency::check(&state.db, claim).await?) {
                 (_, Outcome::Replay(answer)) => Ok(crate::http::videos::replay(answer)),

@@ -43,11 +43,7 @@ impl Inline {
 
     /// A read connection, returned to the set when the guard drops.
     pub fn reader(self: &Arc<Self>) -> Result<Reader, sqlx::Error> {
-        let idle = self
-            .readers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop();
+        let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
             None => open(&self.path, READER_PRAGMAS)?,

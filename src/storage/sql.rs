@@ -249,10 +249,13 @@ impl Row {
         match self {
             Row::Any(row) => T::from_any(row, index),
             Row::Inline(row) => {
-                let value = row.values.get(index).ok_or(sqlx::Error::ColumnIndexOutOfBounds {
-                    index,
-                    len: row.values.len(),
-                })?;
+                let value = row
+                    .values
+                    .get(index)
+                    .ok_or(sqlx::Error::ColumnIndexOutOfBounds {
+                        index,
+                        len: row.values.len(),
+                    })?;
                 T::from_value(value)
             }
         }

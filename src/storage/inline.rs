@@ -258,3 +258,67 @@ fn error(e: rusqlite::Error) -> sqlx::Error {
         })),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::sql;
+
+    fn connection() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let conn = open(&dir.path().join("t.db"), "PRAGMA journal_mode = WAL;").expect("open");
+        conn.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY, n BIGINT, note TEXT)")
+            .expect("schema");
+        (dir, conn)
+    }
+
+    #[tokio::test]
+    async fn placeholders_bind_by_number_and_rows_decode_by_name_and_position() {
+        let (_dir, mut conn) = connection();
+        let mut exec = Exec::Inline(&mut conn);
+        // `$2` comes first and `$1` twice: binding by position would swap or miss them.
+        let changed = sql::query("INSERT INTO t (n, id, note) VALUES ($2, $1, $1 || '-' || $3)")
+            .bind("a")
+            .bind(7_i64)
+            .bind(None::<&str>)
+            .execute(&mut exec)
+            .await
+            .expect("insert");
+        assert_eq!(changed, 1);
+        let row = sql::query("SELECT id, n, note FROM t WHERE id = $1")
+            .bind("a")
+            .fetch_one(&mut exec)
+            .await
+            .expect("row");
+        assert_eq!(row.at::<String>(0).expect("id"), "a");
+        assert_eq!(sql::Get::col::<i64>(&row, "n").expect("n"), 7);
+        assert_eq!(
+            sql::Get::col::<Option<String>>(&row, "note").expect("note"),
+            None
+        );
+        assert!(row.at::<i64>(0).is_err(), "text decoded as an integer");
+        assert!(sql::Get::col::<i64>(&row, "missing").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_unique_violation_reads_as_one_and_a_missing_argument_is_an_error() {
+        let (_dir, mut conn) = connection();
+        let mut exec = Exec::Inline(&mut conn);
+        let insert = || {
+            sql::query("INSERT INTO t (id, n) VALUES ($1, $2)")
+                .bind("a")
+                .bind(1_i64)
+        };
+        insert().execute(&mut exec).await.expect("first insert");
+        let error = insert().execute(&mut exec).await.expect_err("duplicate");
+        assert!(crate::storage::is_unique_violation(&error), "{error:?}");
+        let outcome = sql::query("SELECT * FROM t WHERE id = $2")
+            .bind("a")
+            .fetch_all(&mut exec)
+            .await;
+        assert!(
+            matches!(&outcome, Err(sqlx::Error::Protocol(m)) if m.contains("$2")),
+            "a statement ran without its argument"
+        );
+    }
+}

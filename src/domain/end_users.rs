@@ -74,7 +74,11 @@ pub struct Admission<'a> {
 
 /// Checks an end user's limits for a job and returns the account to hold its price from and
 /// that account's floor. Runs in the job's creating transaction.
-pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(String, Credits)> {
+pub async fn admit(
+    ex: &mut Exec<'_>,
+    db: &Db,
+    admission: &Admission<'_>,
+) -> Result<(String, Credits)> {
     let Admission {
         tenant,
         tenant_floor,
@@ -83,9 +87,9 @@ pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(S
         price,
         now,
     } = *admission;
-    let end_user = Db::lock_end_user(tx, db.backend(), tenant, user).await?;
+    let end_user = Db::lock_end_user(ex, db.backend(), tenant, user).await?;
     if let Some(max) = end_user.max_concurrent {
-        if Db::end_user_running(tx, tenant, user).await? >= max {
+        if Db::end_user_running(ex, tenant, user).await? >= max {
             return Err(Error::QuotaExceeded {
                 code: "end_user_concurrency_exceeded",
                 message: format!(
@@ -98,7 +102,7 @@ pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(S
     }
     let (day_start, month_start) = day_and_month_start(now);
     if let Some(limit) = end_user.credits_per_day {
-        let spent = Db::end_user_spend(tx, tenant, user, mode, day_start).await?;
+        let spent = Db::end_user_spend(ex, tenant, user, mode, day_start).await?;
         if spent + price.0 > limit {
             return Err(Error::QuotaExceeded {
                 code: "end_user_daily_credits_exceeded",
@@ -111,7 +115,7 @@ pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(S
         }
     }
     if let Some(limit) = end_user.credits_per_month {
-        let spent = Db::end_user_spend(tx, tenant, user, mode, month_start).await?;
+        let spent = Db::end_user_spend(ex, tenant, user, mode, month_start).await?;
         if spent + price.0 > limit {
             return Err(Error::QuotaExceeded {
                 code: "end_user_monthly_credits_exceeded",
@@ -129,7 +133,7 @@ pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(S
         WalletMode::None => (available, tenant_floor),
         WalletMode::Only => (wallet, Credits::ZERO),
         WalletMode::First => {
-            if Db::account_balance(&mut Exec::Sqlx(tx), &wallet).await? >= price.0 {
+            if Db::account_balance(ex, &wallet).await? >= price.0 {
                 (wallet, Credits::ZERO)
             } else {
                 (available, tenant_floor)

@@ -10,7 +10,7 @@ use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, Video, VideoStatus};
 use crate::error::{Error, Result};
 use crate::storage::jobs::ListQuery;
-use crate::storage::{now_ms, HotTx};
+use crate::storage::now_ms;
 
 /// A created job and the routing decision behind it.
 pub struct Created {
@@ -84,12 +84,8 @@ pub async fn create(
         upstream_cost_micro_usd: None,
         upstream_estimate_micro: None,
     };
-    // The transaction runs in place on SQLite (see `storage::sql`), except for a create on
-    // behalf of an end user, whose admission runs on sqlx.
-    let mut tx = match video.request.user {
-        None => state.db.begin_hot().await?,
-        Some(_) => HotTx::Sqlx(state.db.begin().await?),
-    };
+    // On SQLite the transaction runs in place (see `storage::sql`).
+    let mut tx = state.db.begin_hot().await?;
     // The tenant's caps, then the end user's limits (which choose the paying account), are
     // checked in this transaction.
     crate::domain::end_users::admit_tenant(
@@ -111,10 +107,7 @@ pub async fn create(
                 price,
                 now,
             };
-            let HotTx::Sqlx(tx) = &mut tx else {
-                return Err(anyhow::anyhow!("an end user's create began in place").into());
-            };
-            crate::domain::end_users::admit(tx, &state.db, &admission).await?
+            crate::domain::end_users::admit(&mut tx.exec(), &state.db, &admission).await?
         }
         None => (
             ledger::available_account(&video.tenant_id, video.mode),

@@ -75,11 +75,12 @@ async fn object(
         });
     let (day, month) = end_users::day_and_month_start(now_ms());
     let mut tx = state.db.begin().await?;
-    let running = Db::end_user_running(&mut tx, &principal.tenant_id, user).await?;
+    let mut ex = crate::storage::sql::Exec::Sqlx(&mut tx);
+    let running = Db::end_user_running(&mut ex, &principal.tenant_id, user).await?;
     let today =
-        Db::end_user_spend(&mut tx, &principal.tenant_id, user, principal.mode, day).await?;
+        Db::end_user_spend(&mut ex, &principal.tenant_id, user, principal.mode, day).await?;
     let this_month =
-        Db::end_user_spend(&mut tx, &principal.tenant_id, user, principal.mode, month).await?;
+        Db::end_user_spend(&mut ex, &principal.tenant_id, user, principal.mode, month).await?;
     tx.commit().await?;
     let wallet = state
         .db

@@ -1,21 +1,19 @@
 //! SQL for end users: their settings, and what they have spent and are running.
 
-use sqlx::Row;
-
-use super::sql::{self, Exec};
+use super::sql::{self, Exec, Get};
 use super::{now_ms, Backend, Db, Tx};
 use crate::domain::billing::Mode;
 use crate::domain::end_users::{EndUser, WalletMode};
 use crate::domain::ids::{EndUserId, TenantId};
 
-fn end_user_from_row(tenant: &TenantId, row: &sqlx::any::AnyRow) -> Result<EndUser, sqlx::Error> {
-    let mode: String = row.try_get("wallet_mode")?;
+fn end_user_from_row(tenant: &TenantId, row: &impl Get) -> Result<EndUser, sqlx::Error> {
+    let mode: String = row.col("wallet_mode")?;
     Ok(EndUser {
         tenant_id: tenant.clone(),
-        id: EndUserId::from_db(row.try_get("user_id")?),
-        credits_per_day: row.try_get("credits_per_day")?,
-        credits_per_month: row.try_get("credits_per_month")?,
-        max_concurrent: row.try_get("max_concurrent")?,
+        id: EndUserId::from_db(row.col("user_id")?),
+        credits_per_day: row.col("credits_per_day")?,
+        credits_per_month: row.col("credits_per_month")?,
+        max_concurrent: row.col("max_concurrent")?,
         wallet_mode: WalletMode::parse(&mode).unwrap_or(WalletMode::None),
     })
 }
@@ -25,31 +23,31 @@ impl Db {
     /// transaction on PostgreSQL (SQLite's write transaction already excludes other writers),
     /// so that limit checks and the job they admit are one atomic step.
     pub async fn lock_end_user(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         backend: Backend,
         tenant: &TenantId,
         user: &EndUserId,
     ) -> Result<EndUser, sqlx::Error> {
         let now = now_ms();
-        sqlx::query(
+        sql::query(
             "INSERT INTO end_users (tenant_id, user_id, wallet_mode, created_at, updated_at) \
              VALUES ($1, $2, 'none', $3, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING",
         )
         .bind(tenant.as_str())
         .bind(user.as_str())
         .bind(now)
-        .execute(&mut **tx)
+        .execute(ex)
         .await?;
         let lock = match backend {
             Backend::Postgres => " FOR UPDATE",
             Backend::Sqlite => "",
         };
-        let row = sqlx::query(&format!(
+        let row = sql::query(format!(
             "SELECT * FROM end_users WHERE tenant_id = $1 AND user_id = $2{lock}"
         ))
         .bind(tenant.as_str())
         .bind(user.as_str())
-        .fetch_one(&mut **tx)
+        .fetch_one(ex)
         .await?;
         end_user_from_row(tenant, &row)
     }
@@ -92,13 +90,13 @@ impl Db {
     /// Credits an end user's jobs created since `since` have spent or hold: charged for settled
     /// jobs, reserved for running ones.
     pub async fn end_user_spend(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         tenant: &TenantId,
         user: &EndUserId,
         mode: Mode,
         since: i64,
     ) -> Result<i64, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT CAST(COALESCE(SUM(COALESCE(cost_charged, cost_reserved)), 0) AS BIGINT) FROM videos \
              WHERE tenant_id = $1 AND user_id = $2 AND mode = $3 AND created_at >= $4",
         )
@@ -106,25 +104,25 @@ impl Db {
         .bind(user.as_str())
         .bind(mode.as_str())
         .bind(since)
-        .fetch_one(&mut **tx)
+        .fetch_one(ex)
         .await?
-        .try_get(0)
+        .at(0)
     }
 
     /// An end user's running jobs.
     pub async fn end_user_running(
-        tx: &mut Tx,
+        ex: &mut Exec<'_>,
         tenant: &TenantId,
         user: &EndUserId,
     ) -> Result<i64, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT COUNT(*) FROM videos WHERE tenant_id = $1 AND user_id = $2 AND status IN ('queued', 'in_progress')",
         )
         .bind(tenant.as_str())
         .bind(user.as_str())
-        .fetch_one(&mut **tx)
+        .fetch_one(ex)
         .await?
-        .try_get(0)
+        .at(0)
     }
 }
 

@@ -171,21 +171,6 @@ impl Col for i64 {
     }
 }
 
-impl Col for Option<i64> {
-    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(
-        row: &AnyRow,
-        index: I,
-    ) -> Result<Option<i64>, sqlx::Error> {
-        row.try_get(index)
-    }
-    fn from_value(value: &Value) -> Result<Option<i64>, sqlx::Error> {
-        match value {
-            Value::Null => Ok(None),
-            other => i64::from_value(other).map(Some),
-        }
-    }
-}
-
 impl Col for String {
     fn from_any<I: sqlx::ColumnIndex<AnyRow>>(
         row: &AnyRow,
@@ -201,17 +186,21 @@ impl Col for String {
     }
 }
 
-impl Col for Option<String> {
+impl<T: Col> Col for Option<T> {
     fn from_any<I: sqlx::ColumnIndex<AnyRow>>(
         row: &AnyRow,
         index: I,
-    ) -> Result<Option<String>, sqlx::Error> {
-        row.try_get(index)
+    ) -> Result<Option<T>, sqlx::Error> {
+        use sqlx::ValueRef as _;
+        if row.try_get_raw(&index)?.is_null() {
+            return Ok(None);
+        }
+        T::from_any(row, index).map(Some)
     }
-    fn from_value(value: &Value) -> Result<Option<String>, sqlx::Error> {
+    fn from_value(value: &Value) -> Result<Option<T>, sqlx::Error> {
         match value {
             Value::Null => Ok(None),
-            other => String::from_value(other).map(Some),
+            other => T::from_value(other).map(Some),
         }
     }
 }

@@ -129,7 +129,9 @@ impl App {
     /// Connects, migrates and binds. The server starts with [`App::run`].
     pub async fn build(config: Config) -> anyhow::Result<App> {
         let db = Db::connect(&config.database).await?;
+        db.check_integrity().await?;
         db.migrate().await?;
+        tracing::info!(database = db.location(), "database opened");
         std::fs::create_dir_all(&config.storage.dir).with_context(|| {
             format!(
                 "creating storage directory {}",

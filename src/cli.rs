@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, LogFormat};
 use crate::domain::admin::{self, NewTenant};
-use crate::domain::billing::{ledger, Credits, Mode};
+use crate::domain::billing::{self, ledger, Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId};
 use crate::domain::tenants::BillingKind;
 use crate::storage::Db;
@@ -81,7 +81,7 @@ pub enum Command {
         #[arg(long, default_value = "demo")]
         tenant_name: String,
         /// Credits granted to the demo tenant, in both live and test mode.
-        #[arg(long, default_value_t = 10_000)]
+        #[arg(long, default_value_t = 10_000, allow_hyphen_values = true)]
         credits: i64,
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
         format: OutputFormat,
@@ -202,7 +202,8 @@ pub enum CreditsCommand {
     Grant {
         #[arg(long)]
         tenant: String,
-        #[arg(long)]
+        /// Credits to grant: a positive integer of at most 10^15.
+        #[arg(long, allow_hyphen_values = true)]
         amount: i64,
         #[arg(long)]
         reason: String,
@@ -307,7 +308,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 &db,
                 &tenant_arg(&tenant)?,
                 mode.into(),
-                Credits(amount),
+                cli_amount(billing::positive_amount("amount", amount))?,
                 admin::CreditType::Paid,
                 &reason,
                 "cli",
@@ -337,6 +338,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Held until the process exits: one serving process per SQLite file.
+    let _serving = crate::storage::claim_for_serving(&config.database)?;
     let app = crate::App::build(config).await?;
     let shutdown = app.shutdown_token();
     tokio::spawn(async move {
@@ -367,6 +370,11 @@ async fn wait_for_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// An amount refused at the command line exits non-zero with the field and the bound.
+fn cli_amount(amount: crate::error::Result<Credits>) -> anyhow::Result<Credits> {
+    amount.map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 async fn bootstrap(
@@ -402,7 +410,7 @@ async fn bootstrap(
                     &db,
                     &tenant.id,
                     mode,
-                    Credits(credits),
+                    cli_amount(billing::positive_amount("credits", credits))?,
                     admin::CreditType::Paid,
                     "bootstrap demo credit",
                     "bootstrap",
@@ -465,7 +473,7 @@ async fn tenants(config: &Config, command: TenantsCommand) -> anyhow::Result<()>
                     } else {
                         BillingKind::Prepaid
                     },
-                    credit_floor: Credits(credit_floor),
+                    credit_floor: cli_amount(billing::amount("credit-floor", credit_floor))?,
                 },
             )
             .await?;

@@ -588,9 +588,10 @@ impl Config {
                     .into(),
             ));
         }
-        if self.pricing.credits_per_usd <= 0 {
+        let bounded = |v: i64| (0..=crate::domain::billing::MAX_AMOUNT).contains(&v);
+        if self.pricing.credits_per_usd <= 0 || !bounded(self.pricing.credits_per_usd) {
             return Err(ConfigError::Invalid(
-                "pricing.credits_per_usd must be positive".into(),
+                "pricing.credits_per_usd must be a positive integer of at most 10^15".into(),
             ));
         }
         for (model, price) in &self.pricing.credits_per_second {
@@ -599,9 +600,9 @@ impl Config {
                     "pricing.credits_per_second: `{model}` is not a model id; use seedance-2.0, seedance-2.0-fast or seedance-2.0-mini"
                 )));
             }
-            if *price < 0 {
+            if !bounded(*price) {
                 return Err(ConfigError::Invalid(format!(
-                    "pricing.credits_per_second.{model} must not be negative"
+                    "pricing.credits_per_second.{model} must be an integer from 0 to 10^15"
                 )));
             }
         }

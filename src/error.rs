@@ -63,6 +63,12 @@ pub enum Error {
     UpstreamUnavailable(String),
     #[error("the gateway is shutting down")]
     Draining,
+    /// The database is unreachable, locked by another process or damaged: retry later (503).
+    #[error("the gateway's database is unavailable ({reason}); retry shortly")]
+    DatabaseUnavailable {
+        reason: &'static str,
+        cause: anyhow::Error,
+    },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -155,6 +161,11 @@ impl Error {
                 "upstream_unavailable",
             ),
             Draining => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "draining"),
+            DatabaseUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "database_unavailable",
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -175,7 +186,34 @@ impl Error {
 
 impl From<sqlx::Error> for Error {
     fn from(error: sqlx::Error) -> Self {
-        Error::Internal(anyhow::Error::new(error).context("database"))
+        match crate::storage::unavailability(&error) {
+            Some(kind) => Error::DatabaseUnavailable {
+                reason: kind.reason(),
+                cause: anyhow::Error::new(error),
+            },
+            None => Error::Internal(anyhow::Error::new(error).context("database")),
+        }
+    }
+}
+
+impl Error {
+    /// An internal error whose cause is an unavailable database becomes that 503, whichever
+    /// path wrapped it.
+    fn classified(self) -> Error {
+        let Error::Internal(cause) = self else {
+            return self;
+        };
+        let kind = cause
+            .chain()
+            .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+            .find_map(crate::storage::unavailability);
+        match kind {
+            Some(kind) => Error::DatabaseUnavailable {
+                reason: kind.reason(),
+                cause,
+            },
+            None => Error::Internal(cause),
+        }
     }
 }
 
@@ -185,11 +223,16 @@ pub struct ErrorCode(pub &'static str);
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        let (status, kind, code) = self.status_and_code();
-        let message = match &self {
+        let this = self.classified();
+        let (status, kind, code) = this.status_and_code();
+        let message = match &this {
             Error::Internal(cause) => {
                 tracing::error!(error = ?cause, "internal error");
                 "the gateway failed to handle this request; it has been logged".to_string()
+            }
+            Error::DatabaseUnavailable { cause, reason } => {
+                tracing::warn!(error = %format!("{cause:#}"), reason, "database unavailable");
+                this.to_string()
             }
             other => other.to_string(),
         };
@@ -198,12 +241,12 @@ impl IntoResponse for Error {
                 kind,
                 code,
                 message,
-                param: self.param(),
+                param: this.param(),
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
         response.extensions_mut().insert(ErrorCode(code));
-        if matches!(self, Error::Draining) {
+        if matches!(this, Error::Draining | Error::DatabaseUnavailable { .. }) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -212,7 +255,7 @@ impl IntoResponse for Error {
             retry_after_secs,
             limit,
             ..
-        } = &self
+        } = &this
         {
             let headers = response.headers_mut();
             headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
@@ -228,7 +271,7 @@ impl IntoResponse for Error {
         if let Error::QuotaExceeded {
             retry_after_secs: Some(secs),
             ..
-        } = &self
+        } = &this
         {
             response
                 .headers_mut()

@@ -250,3 +250,53 @@ async fn claims_map_to_scopes_the_end_user_and_the_operator_role() {
         .expect("send");
     assert_eq!(admin.status(), StatusCode::OK);
 }
+
+/// An HS256 token signed by hand, with any header.
+fn hs_with_header(header: &Value, claims: &Value) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let b64 = |v: &Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(serde_json::to_vec(v).expect("json"))
+    };
+    let signing_input = format!("{}.{}", b64(header), b64(claims));
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(HS_SECRET.as_bytes()).expect("hmac key");
+    mac.update(signing_input.as_bytes());
+    let signature =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+#[tokio::test]
+async fn a_token_with_critical_extensions_is_refused() {
+    let app = app_with_issuers().await;
+    let (tenant, _) = app.tenant_with_key("test", 1000).await;
+    let claims = claims("https://hs.idp.example.com", &tenant);
+    // The same hand-signed token without `crit` is accepted: only the extension is refused.
+    let plain = hs_with_header(&json!({"alg": "HS256", "typ": "JWT"}), &claims);
+    assert_eq!(status(&app, &plain).await, StatusCode::OK);
+    for crit in [json!(["exp-ext"]), json!(["b64"]), json!([])] {
+        let token = hs_with_header(
+            &json!({"alg": "HS256", "typ": "JWT", "crit": crit, "exp-ext": true, "b64": false}),
+            &claims,
+        );
+        let response = app
+            .client
+            .get(app.url("/v1/videos"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "crit {crit}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "invalid_token");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("crit"),
+            "{body}"
+        );
+    }
+}

@@ -382,7 +382,10 @@ async fn jobs_in_flight_at_a_sigkill_finish_after_restart_and_are_charged_once()
     )
     .await
     .expect("balance");
-    assert_eq!((balance.available.0, balance.held.0), (10_000 - 8 * 300, 0));
+    assert_eq!(
+        (balance.available.get(), balance.held.get()),
+        (10_000 - 8 * 300, 0)
+    );
     let audit = database.audit_ledger().await.expect("audit");
     assert!(audit.ok, "{audit:?}");
 }
@@ -889,7 +892,10 @@ async fn jobs_the_upstream_finished_while_the_gateway_was_down_are_captured_once
     )
     .await
     .expect("balance");
-    assert_eq!((balance.available.0, balance.held.0), (10_000 - 4 * 200, 0));
+    assert_eq!(
+        (balance.available.get(), balance.held.get()),
+        (10_000 - 4 * 200, 0)
+    );
     assert!(database.audit_ledger().await.expect("audit").ok);
 }
 

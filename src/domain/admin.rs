@@ -19,13 +19,13 @@ pub async fn create_tenant(db: &Db, new: NewTenant) -> Result<Tenant> {
     if name.is_empty() || name.len() > 200 {
         return Err(Error::invalid("name", "name must be 1-200 characters"));
     }
-    if new.credit_floor.0 > 0 {
+    if new.credit_floor.is_positive() {
         return Err(Error::invalid(
             "credit_floor",
             "credit_floor must be zero or negative",
         ));
     }
-    if new.billing_kind == BillingKind::Prepaid && new.credit_floor.0 != 0 {
+    if new.billing_kind == BillingKind::Prepaid && new.credit_floor != Credits::ZERO {
         return Err(Error::invalid(
             "credit_floor",
             "a prepaid tenant's credit_floor is 0; make it postpaid to allow a negative floor",
@@ -175,10 +175,10 @@ pub async fn grant_credits(
     idempotency: Option<&crate::domain::idempotency::Claim>,
 ) -> Result<Granted> {
     tenant(db, tenant_id).await?;
-    if amount.0 <= 0 || amount.0 > 1_000_000_000_000 {
+    if !amount.is_positive() {
         return Err(Error::invalid(
             "amount",
-            "amount must be a positive number of credits (at most 10^12)",
+            "amount must be a positive integer of at most 10^15 credits",
         ));
     }
     let reason = reason.trim();
@@ -227,12 +227,8 @@ pub async fn adjust_credits(
     idempotency: Option<&crate::domain::idempotency::Claim>,
 ) -> Result<Granted> {
     let tenant = tenant(db, tenant_id).await?;
-    if amount == 0 || amount.abs() > 1_000_000_000_000 {
-        return Err(Error::invalid(
-            "amount",
-            "amount must be a non-zero number of credits",
-        ));
-    }
+    // Positive credits the tenant, negative debits it.
+    let amount = crate::domain::billing::non_zero_amount("amount", amount)?;
     let reason = reason.trim();
     if reason.is_empty() || reason.len() > 500 {
         return Err(Error::invalid(
@@ -256,8 +252,13 @@ pub async fn adjust_credits(
         .await?;
     }
     Db::ensure_account(&mut tx, &grants, None, mode, "grants").await?;
-    let (from, to, floor) = if amount > 0 {
-        (grants.as_str(), available.as_str(), Credits(i64::MIN / 2))
+    let (from, to, floor) = if amount.is_positive() {
+        // The grants account is the system's source: it has no floor.
+        (
+            grants.as_str(),
+            available.as_str(),
+            Credits::from_stored(i64::MIN / 2),
+        )
     } else {
         (available.as_str(), grants.as_str(), floor)
     };
@@ -266,24 +267,17 @@ pub async fn adjust_credits(
         memo: Some(reason),
         actor: Some(actor),
     };
-    let txn_id = match ledger::transfer_with(
+    let txn_id = ledger::transfer_with(
         &mut tx,
         tenant_id,
         mode,
         from,
         to,
         floor,
-        Credits(amount.abs()),
+        amount.checked_abs()?,
         &posting,
     )
-    .await
-    {
-        Ok(txn) => txn,
-        Err(ledger::LedgerError::Insufficient { needed, available }) => {
-            return Err(Error::InsufficientCredits { needed, available })
-        }
-        Err(ledger::LedgerError::Db(e)) => return Err(e.into()),
-    };
+    .await?;
     tx.commit().await?;
     Ok(Granted {
         txn_id,
@@ -308,11 +302,14 @@ pub async fn refund_video(
             "reason is required (up to 500 characters)",
         ));
     }
+    let requested = amount
+        .map(|a| crate::domain::billing::positive_amount("amount", a))
+        .transpose()?;
     let job = db
         .get_video_any(video)
         .await?
         .ok_or(Error::NotFound("video"))?;
-    let charged = job.cost_charged.unwrap_or(Credits::ZERO).0;
+    let charged = job.cost_charged.unwrap_or(Credits::ZERO);
     let mut tx = db.begin().await?;
     if let Some(claim) = idempotency {
         crate::domain::idempotency::insert(
@@ -323,10 +320,10 @@ pub async fn refund_video(
         .await?;
     }
     let source = Db::hold_source(&mut tx, db.backend(), video).await?;
-    let refunded = Db::refunded_for_video(&mut tx, video).await?;
-    let left = charged - refunded;
-    let amount = amount.unwrap_or(left);
-    if amount <= 0 || amount > left {
+    let refunded = Credits::from_stored(Db::refunded_for_video(&mut tx, video).await?);
+    let left = charged.checked_sub(refunded)?;
+    let amount = requested.unwrap_or(left);
+    if !amount.is_positive() || amount > left {
         return Err(Error::invalid("amount", format!("this video can be refunded 1 to {left} credits (charged {charged}, refunded {refunded})")));
     }
     let source = source.unwrap_or_else(|| ledger::available_account(&job.tenant_id, job.mode));
@@ -342,13 +339,13 @@ pub async fn refund_video(
         job.mode,
         &revenue,
         &source,
-        Credits(amount),
+        amount,
         video,
         &posting,
     )
     .await?;
     tx.commit().await?;
-    Ok((txn_id, Credits(amount)))
+    Ok((txn_id, amount))
 }
 
 /// Sets a tenant's own request rate (shared by all its keys), after checking its bounds.
@@ -383,10 +380,10 @@ pub async fn set_tenant_quotas(
         ("credits_per_month", quotas.credits_per_month),
         ("video_seconds_per_day", quotas.video_seconds_per_day),
     ] {
-        if value.is_some_and(|v| v < 0) {
+        if value.is_some_and(|v| !(0..=crate::domain::billing::MAX_AMOUNT).contains(&v)) {
             return Err(Error::invalid(
                 param,
-                format!("{param} must not be negative"),
+                format!("{param} must be an integer from 0 to 10^15"),
             ));
         }
     }

@@ -6,7 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::billing::ledger::{self, LedgerError};
+use crate::domain::billing::ledger;
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{EndUserId, TenantId, TxnId};
 use crate::domain::reports::{date_of_day, day_of_date};
@@ -103,7 +103,7 @@ pub async fn admit(
     let (day_start, month_start) = day_and_month_start(now);
     if let Some(limit) = end_user.credits_per_day {
         let spent = Db::end_user_spend(ex, tenant, user, mode, day_start).await?;
-        if spent + price.0 > limit {
+        if spent.saturating_add(price.get()) > limit {
             return Err(Error::QuotaExceeded {
                 code: "end_user_daily_credits_exceeded",
                 message: format!(
@@ -116,7 +116,7 @@ pub async fn admit(
     }
     if let Some(limit) = end_user.credits_per_month {
         let spent = Db::end_user_spend(ex, tenant, user, mode, month_start).await?;
-        if spent + price.0 > limit {
+        if spent.saturating_add(price.get()) > limit {
             return Err(Error::QuotaExceeded {
                 code: "end_user_monthly_credits_exceeded",
                 message: format!(
@@ -133,7 +133,7 @@ pub async fn admit(
         WalletMode::None => (available, tenant_floor),
         WalletMode::Only => (wallet, Credits::ZERO),
         WalletMode::First => {
-            if Db::account_balance(ex, &wallet).await? >= price.0 {
+            if Db::account_balance(ex, &wallet).await? >= price.get() {
                 (wallet, Credits::ZERO)
             } else {
                 (available, tenant_floor)
@@ -153,16 +153,12 @@ pub async fn move_wallet(
     amount: i64,
     memo: Option<&str>,
 ) -> Result<TxnId> {
-    if amount == 0 || amount.abs() > 1_000_000_000_000 {
-        return Err(Error::invalid(
-            "amount",
-            "amount must be a non-zero number of credits",
-        ));
-    }
+    // Positive funds the wallet from the tenant's balance, negative withdraws into it.
+    let amount = crate::domain::billing::non_zero_amount("amount", amount)?;
     let wallet = ledger::wallet_account(tenant, mode, user);
     Db::ensure_account(tx, &wallet, Some(tenant), mode, "wallet").await?;
     let available = ledger::available_account(tenant, mode);
-    let outcome = if amount > 0 {
+    let outcome = if amount.is_positive() {
         ledger::transfer(
             tx,
             tenant,
@@ -170,7 +166,7 @@ pub async fn move_wallet(
             &available,
             &wallet,
             tenant_floor,
-            Credits(amount),
+            amount,
             "wallet_fund",
             memo,
         )
@@ -183,19 +179,13 @@ pub async fn move_wallet(
             &wallet,
             &available,
             Credits::ZERO,
-            Credits(-amount),
+            amount.checked_abs()?,
             "wallet_withdraw",
             memo,
         )
         .await
     };
-    match outcome {
-        Ok(txn) => Ok(txn),
-        Err(LedgerError::Insufficient { needed, available }) => {
-            Err(Error::InsufficientCredits { needed, available })
-        }
-        Err(LedgerError::Db(e)) => Err(e.into()),
-    }
+    Ok(outcome?)
 }
 
 /// Counts a job costing `price` with `seconds` of video in its tenant's running totals and
@@ -210,7 +200,8 @@ pub async fn admit_tenant(
     now: i64,
 ) -> Result<()> {
     let (day_start, month_start) = day_and_month_start(now);
-    let totals = Db::count_new_job(ex, tenant, mode, day_start / DAY_MS, price.0, seconds).await?;
+    let totals =
+        Db::count_new_job(ex, tenant, mode, day_start / DAY_MS, price.get(), seconds).await?;
     let Some(quotas) = Db::tenant_quotas_in(ex, tenant).await? else {
         return Ok(());
     };
@@ -223,7 +214,7 @@ pub async fn admit_tenant(
     }
     let until_tomorrow = Some(((day_start + DAY_MS - now) / 1000).max(1) as u64);
     if let Some(limit) = quotas.credits_per_day.filter(|l| totals.day_credits > *l) {
-        let spent = totals.day_credits - price.0;
+        let spent = totals.day_credits.saturating_sub(price.get());
         return Err(Error::QuotaExceeded {
             code: "tenant_daily_credits_exceeded",
             message: format!(
@@ -252,7 +243,7 @@ pub async fn admit_tenant(
                 code: "tenant_monthly_credits_exceeded",
                 message: format!(
                     "this tenant has used {} of {limit} credits this month",
-                    spent - price.0
+                    spent.saturating_sub(price.get())
                 ),
                 retry_after_secs: None,
             });

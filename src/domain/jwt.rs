@@ -106,6 +106,24 @@ impl Issuers {
     pub fn verify(&self, token: &str) -> Result<Identity, Error> {
         let header = decode_header(token)
             .map_err(|_| refused("malformed header or unsupported algorithm"))?;
+        // RFC 7515 §4.1.11: a token whose `crit` names an extension the recipient does not
+        // understand must be rejected. The gateway understands none, so any `crit` is refused
+        // (the header parser above would silently ignore it).
+        let raw_header = token
+            .split('.')
+            .next()
+            .and_then(|h| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(h.trim_end_matches('='))
+                    .ok()
+            })
+            .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+            .ok_or_else(|| refused("malformed header"))?;
+        if raw_header.get("crit").is_some() {
+            return Err(refused(
+                "critical header extensions (crit) are not supported",
+            ));
+        }
         // The issuer is read unverified only to choose the key; the signature check below
         // then binds it.
         let payload = token

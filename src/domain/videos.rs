@@ -2,7 +2,7 @@
 //! cancel and delete, always scoped to the caller's tenant.
 
 use crate::app::AppState;
-use crate::domain::billing::ledger::{self, LedgerError};
+use crate::domain::billing::ledger;
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::VideoId;
 use crate::domain::routing;
@@ -134,7 +134,7 @@ pub async fn create(
     if let Some(claim) = idempotency {
         crate::domain::idempotency::insert(&mut tx.exec(), claim, Some(video.id.as_str())).await?;
     }
-    match ledger::hold_from(
+    ledger::hold_from(
         &mut tx.exec(),
         &video.tenant_id,
         video.mode,
@@ -143,14 +143,7 @@ pub async fn create(
         &video.id,
         price,
     )
-    .await
-    {
-        Ok(()) => {}
-        Err(LedgerError::Insufficient { needed, available }) => {
-            return Err(Error::InsufficientCredits { needed, available });
-        }
-        Err(LedgerError::Db(e)) => return Err(e.into()),
-    }
+    .await?;
     tx.commit().await?;
     if !inline {
         state.wake_workers();
@@ -311,7 +304,7 @@ pub fn after_terminal(
     if voided {
         metrics
             .credits_voided
-            .inc_by(video.cost_reserved.0.max(0) as u64);
+            .inc_by(video.cost_reserved.get().max(0) as u64);
     }
     state.wake_outbox();
 }

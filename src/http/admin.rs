@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::domain::admin::{self, NewTenant};
 use crate::domain::billing::ledger;
-use crate::domain::billing::{Credits, Mode};
+use crate::domain::billing::Mode;
 use crate::domain::ids::{ApiKeyId, TenantId};
 use crate::domain::tenants::{ApiKey, BillingKind, Tenant};
 use crate::error::{Error, ErrorBody, Result};
@@ -74,14 +74,14 @@ async fn tenant_object(state: &AppState, tenant: &Tenant) -> Result<TenantObject
         object: "tenant",
         name: tenant.name.clone(),
         billing_kind: tenant.billing_kind.as_str(),
-        credit_floor: tenant.credit_floor.0,
+        credit_floor: tenant.credit_floor.get(),
         created_at: tenant.created_at_ms / 1000,
         balance: BalanceObject {
-            available: live.available.0,
-            held: live.held.0,
-            promotional: live.promotional.0,
-            test_available: test.available.0,
-            test_held: test.held.0,
+            available: live.available.get(),
+            held: live.held.get(),
+            promotional: live.promotional.get(),
+            test_available: test.available.get(),
+            test_held: test.held.get(),
         },
     })
 }
@@ -108,7 +108,10 @@ pub async fn create_tenant(
         NewTenant {
             name: body.name,
             billing_kind,
-            credit_floor: Credits(body.credit_floor.unwrap_or(0)),
+            credit_floor: crate::domain::billing::amount(
+                "credit_floor",
+                body.credit_floor.unwrap_or(0),
+            )?,
         },
     )
     .await?;
@@ -400,7 +403,7 @@ pub async fn grant(
         &state.db,
         &tenant,
         mode,
-        Credits(body.amount),
+        crate::domain::billing::positive_amount("amount", body.amount)?,
         credit_type,
         &body.reason,
         &actor,
@@ -431,8 +434,8 @@ pub async fn grant(
             tenant_id: tenant.to_string(),
             mode: mode.as_str(),
             amount: body.amount,
-            available: granted.balance.available.0,
-            held: granted.balance.held.0,
+            available: granted.balance.available.get(),
+            held: granted.balance.held.get(),
         }),
     )
         .into_response();
@@ -853,17 +856,15 @@ impl PricesBody {
                                 })
                             })
                             .transpose()?;
-                        if r.credits_per_second < 0 {
-                            return Err(Error::invalid(
-                                "rules.credits_per_second",
-                                "credits_per_second must not be negative",
-                            ));
-                        }
+                        let rate = crate::domain::billing::non_negative_amount(
+                            "rules.credits_per_second",
+                            r.credits_per_second,
+                        )?;
                         Ok(PriceRule {
                             model,
                             resolution,
                             input_mode: r.input_mode,
-                            credits_per_second: r.credits_per_second,
+                            credits_per_second: rate.get(),
                         })
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -1161,8 +1162,8 @@ pub async fn adjust(
                 tenant_id: tenant.to_string(),
                 mode: mode.as_str(),
                 amount: body.amount,
-                available: adjusted.balance.available.0,
-                held: adjusted.balance.held.0,
+                available: adjusted.balance.available.get(),
+                held: adjusted.balance.held.get(),
             }),
         )
             .into_response())
@@ -1225,7 +1226,7 @@ pub async fn refund(
                 object: "refund",
                 txn_id: txn.to_string(),
                 video_id: video.to_string(),
-                amount: amount.0,
+                amount: amount.get(),
             }),
         )
             .into_response())

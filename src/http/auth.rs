@@ -32,11 +32,14 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let principal = match authenticate(parts, state).await {
             Ok(principal) => principal,
-            Err(refusal) => {
+            Err(refusal @ Error::Unauthorized(..)) => {
                 // Too many failures from one address are throttled before they are answered.
+                // Only a credential that was checked and refused counts: a lookup that could
+                // not run (the database is unavailable) is no evidence against the caller.
                 crate::domain::limits::failed_auth(state, &client_address(parts)).await?;
                 return Err(refusal);
             }
+            Err(other) => return Err(other),
         };
         crate::domain::limits::admit_request(state, &principal).await?;
         if state.key_use_due(principal.key_id.as_str()) {

@@ -143,10 +143,10 @@ pub async fn put(
         ("credits_per_month", body.credits_per_month),
         ("max_concurrent", body.max_concurrent),
     ] {
-        if value.is_some_and(|v| v < 0) {
+        if value.is_some_and(|v| !(0..=crate::domain::billing::MAX_AMOUNT).contains(&v)) {
             return Err(Error::invalid(
                 param,
-                format!("{param} must not be negative"),
+                format!("{param} must be an integer from 0 to 10^15"),
             ));
         }
     }

@@ -33,14 +33,21 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             Json(Health { status: "draining" }),
         );
     }
-    let database = tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping()).await;
-    if !matches!(database, Ok(Ok(()))) {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(Health {
-                status: "database unreachable",
-            }),
-        );
+    let database =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.db.ping_write()).await;
+    let database_down = match database {
+        _ if crate::storage::corruption_seen() => {
+            Some(crate::storage::Unavailable::Corrupt.reason())
+        }
+        Ok(Ok(())) => None,
+        Ok(Err(error)) => Some(
+            crate::storage::unavailability(&error)
+                .map_or("database unreachable", |kind| kind.reason()),
+        ),
+        Err(_) => Some("database cannot take writes"),
+    };
+    if let Some(status) = database_down {
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status }));
     }
     let limiter =
         tokio::time::timeout(std::time::Duration::from_secs(2), state.limiter.ping()).await;

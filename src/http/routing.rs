@@ -90,7 +90,7 @@ pub async fn quote(
         model: request.model.id(),
         seconds: request.seconds.get().to_string(),
         price: QuotePrice {
-            credits: price.0,
+            credits: price.get(),
             unit: "credits",
         },
         route: decision.route,
@@ -176,14 +176,14 @@ pub async fn models(
     let prices = state.db.tenant_prices(&principal.tenant_id).await?;
     let price_per_second = |model: Model| match &prices {
         None => crate::domain::billing::pricing::credits_per_second(&state.config.pricing, model)
-            .map(|c| c.0),
+            .map(|c| c.get()),
         Some(TenantPrices::Fixed { rules }) => rules
             .iter()
             .find(|r| r.model == model && r.resolution.is_none() && r.input_mode.is_none())
             .map(|r| r.credits_per_second)
             .or_else(|| {
                 crate::domain::billing::pricing::credits_per_second(&state.config.pricing, model)
-                    .map(|c| c.0)
+                    .map(|c| c.get())
             }),
         // Cost-plus prices follow the upstream cost: see the quote.
         Some(TenantPrices::CostPlus { .. }) => None,

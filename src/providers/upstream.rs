@@ -209,34 +209,7 @@ pub fn common_error_text(body: &[u8]) -> Option<String> {
 
 /// Parses a decimal amount of US dollars (as the provider wrote it) into micro-USD, exactly.
 pub fn usd_to_micros(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() && fraction.is_empty() {
-        return None;
-    }
-    if !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let whole: i64 = if whole.is_empty() {
-        0
-    } else {
-        whole.parse().ok()?
-    };
-    // Round half up at the sixth decimal.
-    let mut micros_text: String = fraction.chars().take(6).collect();
-    while micros_text.len() < 6 {
-        micros_text.push('0');
-    }
-    let mut micros: i64 = micros_text.parse().ok()?;
-    if fraction.as_bytes().get(6).is_some_and(|d| *d >= b'5') {
-        micros += 1;
-    }
-    let total = whole.checked_mul(1_000_000)?.checked_add(micros)?;
-    Some(if negative { -total } else { total })
+    crate::domain::billing::MicroUsd::parse_usd(text).map(crate::domain::billing::MicroUsd::get)
 }
 
 #[cfg(test)]

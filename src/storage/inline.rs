@@ -65,6 +65,33 @@ impl Inline {
     }
 }
 
+impl Inline {
+    /// Whether the database can take a write now: takes and releases the write lock on a
+    /// connection of its own, waiting at most one second for it. Another process holding the
+    /// lock (or a damaged file) fails here; the gateway's own transactions last milliseconds.
+    pub fn probe_write(&self) -> Result<(), sqlx::Error> {
+        let conn = open(&self.path, "PRAGMA busy_timeout = 1000;")?;
+        conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
+            .map_err(error)
+    }
+
+    /// SQLite's `PRAGMA quick_check`: `Ok(())` when the file is sound, else what it found.
+    pub fn quick_check(&self) -> Result<Result<(), String>, sqlx::Error> {
+        let conn = open(&self.path, READER_PRAGMAS)?;
+        let mut statement = conn.prepare("PRAGMA quick_check(5)").map_err(error)?;
+        let found: Vec<String> = statement
+            .query_map([], |row| row.get::<_, String>(0))
+            .map_err(error)?
+            .collect::<Result<_, _>>()
+            .map_err(error)?;
+        Ok(if found.len() == 1 && found[0] == "ok" {
+            Ok(())
+        } else {
+            Err(found.join("; "))
+        })
+    }
+}
+
 const READER_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;";
 
 fn open(path: &Path, pragmas: &str) -> Result<Connection, sqlx::Error> {

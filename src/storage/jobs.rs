@@ -56,8 +56,10 @@ fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
             code,
             message: error_message.unwrap_or_default(),
         }),
-        cost_reserved: Credits(row.col("cost_reserved")?),
-        cost_charged: row.col::<Option<i64>>("cost_charged")?.map(Credits),
+        cost_reserved: Credits::from_stored(row.col("cost_reserved")?),
+        cost_charged: row
+            .col::<Option<i64>>("cost_charged")?
+            .map(Credits::from_stored),
         output_url: row.col("output_url")?,
         created_at_ms: row.col("created_at")?,
         submitted_at_ms: row.col("submitted_at")?,
@@ -217,7 +219,7 @@ impl Db {
         .bind(request)
         .bind(video.status.as_str())
         .bind(video.provider.as_deref())
-        .bind(video.cost_reserved.0)
+        .bind(video.cost_reserved.get())
         .bind(video.created_at_ms)
         .bind(next_run_at)
         .bind(video.callback_token.as_deref())
@@ -937,7 +939,7 @@ impl Db {
              WHERE id = $5 AND lease_owner = $6 AND {RUNNING} {FINISHED}"
         ))
         .bind(output_url)
-        .bind(charged.0)
+        .bind(charged.get())
         .bind(now)
         .bind(expires_at)
         .bind(id.as_str())
@@ -950,7 +952,13 @@ impl Db {
             return Ok(false);
         };
         // The day's credits now count the charge instead of the hold.
-        Self::count_finished_job(tx, &finished, charged.0 - finished.cost_reserved, 0).await?;
+        Self::count_finished_job(
+            tx,
+            &finished,
+            charged.get().saturating_sub(finished.cost_reserved),
+            0,
+        )
+        .await?;
         Self::release_slot(tx, id).await?;
         Ok(true)
     }

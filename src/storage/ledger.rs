@@ -202,7 +202,7 @@ impl Db {
         .bind(video.as_str())
         .bind(tenant.as_str())
         .bind(mode.as_str())
-        .bind(amount.0)
+        .bind(amount.get())
         .bind(now_ms())
         .bind(source)
         .bind(promo_part)

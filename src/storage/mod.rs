@@ -53,6 +53,10 @@ pub struct Db {
     _checkpointer: Option<Arc<DropGuard>>,
     /// SQLite called in place for the hot paths; `None` on PostgreSQL.
     inline: Option<Arc<inline::Inline>>,
+    /// The SQLite file; `None` on PostgreSQL.
+    sqlite_path: Option<std::path::PathBuf>,
+    /// Where the database is, for messages: a file path or host/database, never a password.
+    location: Arc<str>,
 }
 
 /// A transaction for the hot paths: in place on SQLite, sqlx's on PostgreSQL. Dropped without
@@ -122,6 +126,21 @@ impl Db {
             Backend::Postgres
         };
         let options = AnyConnectOptions::from_str(url).context("parsing database.url")?;
+        let location: Arc<str> = describe_url(url).into();
+        let sqlite_path = match backend {
+            Backend::Sqlite => Some(
+                sqlx::sqlite::SqliteConnectOptions::from_str(url)
+                    .context("parsing database.url")?
+                    .get_filename()
+                    .to_path_buf(),
+            ),
+            Backend::Postgres => None,
+        };
+        // One connection first, bounded in time, so that a final cause (refused, unknown
+        // host, not a database) is reported as itself at once instead of as a pool timeout.
+        probe_connection(&options, backend)
+            .await
+            .with_context(|| format!("connecting to the database at {location}"))?;
         let pool_with = |connections: u32| {
             AnyPoolOptions::new()
                 .max_connections(connections)
@@ -141,12 +160,12 @@ impl Db {
         let pool = pool_with(config.max_connections.max(1))
             .connect_with(options.clone())
             .await
-            .context("connecting to the database")?;
+            .with_context(|| format!("connecting to the database at {location}"))?;
         let writer = match backend {
             Backend::Sqlite => pool_with(1)
                 .connect_with(options)
                 .await
-                .context("connecting to the database")?,
+                .with_context(|| format!("connecting to the database at {location}"))?,
             Backend::Postgres => pool.clone(),
         };
         let inline = match backend {
@@ -170,7 +189,14 @@ impl Db {
             backend,
             _checkpointer: checkpointer,
             inline,
+            sqlite_path,
+            location,
         })
+    }
+
+    /// Where the database is (a file path, or host:port/database), never with a password.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// Applies pending migrations. On PostgreSQL the migrator holds an advisory lock, so
@@ -180,10 +206,30 @@ impl Db {
             Backend::Sqlite => &MIGRATE_SQLITE,
             Backend::Postgres => &MIGRATE_POSTGRES,
         };
+        // SQLite has no lock of its own around migrations: two processes starting on one
+        // file at once (`serve` and `bootstrap`) would both apply them. A lock file beside
+        // the database serializes them; the second finds them applied.
+        let _guard = match &self.sqlite_path {
+            Some(path) => {
+                let lock_path = sibling(path, "-migrate.lock");
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock_path)
+                    .with_context(|| format!("opening {}", lock_path.display()))?;
+                let file = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                    .await
+                    .context("waiting for the migration lock")?
+                    .with_context(|| format!("locking {}", lock_path.display()))?;
+                Some(file)
+            }
+            None => None,
+        };
         migrator
             .run(&self.pool)
             .await
-            .context("applying database migrations")
+            .with_context(|| format!("applying database migrations to {}", self.location))
     }
 
     /// The pool for reads (and, on PostgreSQL, writes).
@@ -247,6 +293,35 @@ impl Db {
             .execute(&self.pool)
             .await
             .map(|_| ())
+    }
+
+    /// Whether the database can take a write now (readiness): on SQLite, takes and releases
+    /// the write lock beside the gateway's writer; on PostgreSQL, a round trip.
+    pub async fn ping_write(&self) -> Result<(), sqlx::Error> {
+        match &self.inline {
+            Some(inline) => {
+                let inline = inline.clone();
+                tokio::task::spawn_blocking(move || inline.probe_write())
+                    .await
+                    .map_err(|_| sqlx::Error::WorkerCrashed)?
+            }
+            None => self.ping().await,
+        }
+    }
+
+    /// On SQLite, refuses a damaged file before anything is served (`PRAGMA quick_check`,
+    /// which reads every page: seconds for a database of gigabytes).
+    pub async fn check_integrity(&self) -> anyhow::Result<()> {
+        let Some(inline) = self.inline.clone() else {
+            return Ok(());
+        };
+        let verdict = tokio::task::spawn_blocking(move || inline.quick_check())
+            .await
+            .context("checking the SQLite file")?
+            .context("checking the SQLite file")?;
+        verdict.map_err(|found| {
+            anyhow::anyhow!("the SQLite database is damaged (PRAGMA quick_check: {found}); restore it from a backup")
+        })
     }
 
     pub async fn close(&self) {
@@ -316,6 +391,166 @@ pub fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// Claims a SQLite file for one serving process: a second `serve` on the same file is
+/// refused while the first runs (the lock is released when the returned file is dropped
+/// or the process dies). Other commands (`bootstrap`, `keys`, ...) may still open it.
+/// On PostgreSQL any number of replicas may serve.
+pub fn claim_for_serving(config: &DatabaseConfig) -> anyhow::Result<Option<std::fs::File>> {
+    let url = config.url.expose();
+    if !url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    ensure_sqlite_parent_dir(url)?;
+    let options =
+        sqlx::sqlite::SqliteConnectOptions::from_str(url).context("parsing database.url")?;
+    let path = options.get_filename();
+    let lock_path = sibling(path, "-serve.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&lock_path).unwrap_or_default();
+            anyhow::bail!(
+                "another `seedance-gateway serve` (pid {}) is already serving {}; one process \
+                 per SQLite file (use PostgreSQL for replicas)",
+                holder.trim(),
+                path.display()
+            );
+        }
+        Err(std::fs::TryLockError::Error(e)) => {
+            return Err(e).with_context(|| format!("locking {}", lock_path.display()))
+        }
+    }
+    use std::io::{Seek, Write};
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(Some(file))
+}
+
+/// `path` with `suffix` appended to its file name.
+fn sibling(path: &std::path::Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    std::path::PathBuf::from(name)
+}
+
+/// A database URL as it may be shown: SQLite's file path, or PostgreSQL's host, port and
+/// database without user or password.
+pub fn describe_url(url: &str) -> String {
+    if let Some(rest) = url.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or_default();
+        let absolute = std::path::Path::new(path)
+            .canonicalize()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|_| path.to_string());
+        return format!("sqlite file {absolute}");
+    }
+    match url::Url::parse(url) {
+        Ok(parsed) => format!(
+            "postgres {}:{}{}",
+            parsed.host_str().unwrap_or("localhost"),
+            parsed.port().unwrap_or(5432),
+            parsed.path()
+        ),
+        Err(_) => "the configured database".to_string(),
+    }
+}
+
+/// Opens and closes one connection (on SQLite, with the gateway's pragmas) within five
+/// seconds, so that start-up fails with the real cause.
+async fn probe_connection(options: &AnyConnectOptions, backend: Backend) -> anyhow::Result<()> {
+    use sqlx::{ConnectOptions, Connection};
+    let attempt = async {
+        let mut conn = options.connect().await?;
+        if backend == Backend::Sqlite {
+            conn.execute(SQLITE_PRAGMAS).await?;
+            // Reading the schema fails at once on a file that is not a database.
+            conn.execute("SELECT count(*) FROM sqlite_master").await?;
+        }
+        conn.close().await
+    };
+    match tokio::time::timeout(Duration::from_secs(5), attempt).await {
+        Ok(outcome) => outcome.map_err(anyhow::Error::new),
+        Err(_) => anyhow::bail!("no answer within 5 s"),
+    }
+}
+
+/// Why the database could not serve a statement, when the cause is the database being
+/// unreachable, locked or damaged rather than the statement: the request may be retried
+/// later (503), while any other database error is the gateway's bug (500).
+pub fn unavailability(error: &sqlx::Error) -> Option<Unavailable> {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Some(Unavailable::Unreachable),
+        sqlx::Error::Database(db) => {
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                let code = pg.code();
+                // 08: connection exception; 53: insufficient resources; 57P0x: shutting down
+                // or starting; 40001/40P01: serialization failure, deadlock.
+                return (code.starts_with("08")
+                    || code.starts_with("53")
+                    || code.starts_with("57P0")
+                    || code == "40001"
+                    || code == "40P01")
+                    .then_some(Unavailable::Unreachable);
+            }
+            // SQLite: the primary result code is the low byte of the extended one.
+            let code = db.code()?.parse::<i64>().ok()? & 0xff;
+            match code {
+                5 | 6 => Some(Unavailable::Locked),
+                11 | 26 => {
+                    CORRUPTION_SEEN.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Some(Unavailable::Corrupt)
+                }
+                10 | 13 | 14 => Some(Unavailable::Unreachable),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Set once any statement of this process found the database file malformed: readiness then
+/// stays 503 until the file is repaired and the gateway restarted.
+static CORRUPTION_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether a statement of this process has found the database file malformed.
+pub fn corruption_seen() -> bool {
+    CORRUPTION_SEEN.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The kinds of [`unavailability`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unavailable {
+    /// Connection refused, reset or timed out; the pool is exhausted; disk I/O failed.
+    Unreachable,
+    /// Another process holds SQLite's write lock.
+    Locked,
+    /// SQLite reports a malformed database file.
+    Corrupt,
+}
+
+impl Unavailable {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Unavailable::Unreachable => "database unreachable",
+            Unavailable::Locked => "database locked by another process",
+            Unavailable::Corrupt => "database disk image is malformed",
+        }
+    }
 }
 
 /// True when a database error is a unique-constraint violation.

@@ -15,7 +15,7 @@ fn tenant_from_row(row: &impl Get) -> Result<Tenant, sqlx::Error> {
         id: TenantId::from_db(row.col("id")?),
         name: row.col("name")?,
         billing_kind: BillingKind::parse(&kind).unwrap_or(BillingKind::Prepaid),
-        credit_floor: Credits(row.col("credit_floor")?),
+        credit_floor: Credits::from_stored(row.col("credit_floor")?),
         created_at_ms: row.col("created_at")?,
     })
 }
@@ -49,7 +49,7 @@ impl Db {
         .bind(tenant.id.as_str())
         .bind(&tenant.name)
         .bind(tenant.billing_kind.as_str())
-        .bind(tenant.credit_floor.0)
+        .bind(tenant.credit_floor.get())
         .bind(tenant.created_at_ms)
         .execute(&mut **tx)
         .await?;

@@ -591,7 +591,7 @@ async fn complete(
     let mut charged = 0;
     if completed {
         let captured = ledger::capture(&mut tx, &job.id, charge).await?;
-        charged = captured.map_or(0, |c| c.0);
+        charged = captured.map_or(0, |c| c.get());
         crate::domain::webhooks::enqueue(&mut tx, &job.id, VideoStatus::Completed).await?;
         if state.config.storage.archive {
             Db::queue_archive(&mut tx, &job.id).await?;

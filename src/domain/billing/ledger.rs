@@ -13,7 +13,7 @@
 //! Like a TigerBeetle pending transfer, a hold row moves from `pending` to `posted` or
 //! `voided` exactly once: the second capture or void of the same hold is a no-op.
 
-use crate::domain::billing::{Credits, Mode};
+use crate::domain::billing::{Credits, Mode, MoneyError};
 use crate::domain::ids::{EndUserId, TenantId, TxnId, VideoId};
 use crate::storage::sql::Exec;
 use crate::storage::{Db, Tx};
@@ -75,6 +75,35 @@ pub enum LedgerError {
     Insufficient { needed: Credits, available: Credits },
     #[error(transparent)]
     Db(#[from] sqlx::Error),
+    /// A stored amount the arithmetic cannot carry (never from a bounded input).
+    #[error(transparent)]
+    Money(#[from] MoneyError),
+}
+
+impl From<LedgerError> for crate::error::Error {
+    fn from(error: LedgerError) -> Self {
+        match error {
+            LedgerError::Insufficient { needed, available } => {
+                crate::error::Error::InsufficientCredits { needed, available }
+            }
+            LedgerError::Db(e) => e.into(),
+            LedgerError::Money(e) => e.into(),
+        }
+    }
+}
+
+/// The two entries of moving `amount` from one account to another.
+fn pair<'a>(from: &'a str, to: &'a str, amount: Credits) -> Result<[Entry<'a>; 2], MoneyError> {
+    Ok([
+        Entry {
+            account: from,
+            amount: amount.checked_neg()?.get(),
+        },
+        Entry {
+            account: to,
+            amount: amount.get(),
+        },
+    ])
 }
 
 /// Creates the accounts of a new tenant, both modes.
@@ -109,7 +138,7 @@ pub async fn grant(
     promotional: bool,
     memo: &str,
     actor: &str,
-) -> Result<TxnId, sqlx::Error> {
+) -> Result<TxnId, LedgerError> {
     let grants = grants_account(mode);
     Db::ensure_account(tx, &grants, None, mode, "grants").await?;
     let available = if promotional {
@@ -127,21 +156,7 @@ pub async fn grant(
         memo: Some(memo),
         actor: Some(actor),
     };
-    Db::post(
-        tx,
-        &posting,
-        &[
-            Entry {
-                account: &grants,
-                amount: -amount.0,
-            },
-            Entry {
-                account: &available,
-                amount: amount.0,
-            },
-        ],
-    )
-    .await
+    Ok(Db::post(tx, &posting, &pair(&grants, &available, amount)?).await?)
 }
 
 /// Reserves `amount` for a job from the tenant's available balance. Refused when it would take
@@ -182,21 +197,21 @@ pub async fn hold_from(
     // From the tenant's own balance, promotional credit goes first, then paid credit.
     let promotional = promotional_account(tenant, mode);
     let from_promo = if source == available_account(tenant, mode) {
-        Db::take_up_to(ex, &promotional, amount.0).await?
+        Credits::from_stored(Db::take_up_to(ex, &promotional, amount.get()).await?)
     } else {
-        0
+        Credits::ZERO
     };
-    let rest = amount.0 - from_promo;
-    if rest > 0 && !Db::debit_above_floor(ex, source, rest, floor.0).await? {
+    let rest = amount.checked_sub(from_promo)?;
+    if rest.is_positive() && !Db::debit_above_floor(ex, source, rest.get(), floor.get()).await? {
         // The caller rolls the transaction back, returning any promotional part taken.
-        let current = Db::account_balance(ex, source).await?;
+        let current = Credits::from_stored(Db::account_balance(ex, source).await?);
         return Err(LedgerError::Insufficient {
             needed: amount,
-            available: Credits(current - floor.0 + from_promo),
+            available: current.checked_sub(floor)?.checked_add(from_promo)?,
         });
     }
     let held = holds_account(tenant, mode);
-    Db::insert_hold(ex, video, tenant, mode, amount, source, from_promo).await?;
+    Db::insert_hold(ex, video, tenant, mode, amount, source, from_promo.get()).await?;
     let posting = Posting {
         kind: "hold",
         tenant: Some(tenant),
@@ -206,21 +221,21 @@ pub async fn hold_from(
         actor: None,
     };
     let mut entries = Vec::new();
-    if from_promo > 0 {
+    if from_promo.is_positive() {
         entries.push(Entry {
             account: &promotional,
-            amount: -from_promo,
+            amount: from_promo.checked_neg()?.get(),
         });
     }
-    if rest > 0 {
+    if rest.is_positive() {
         entries.push(Entry {
             account: source,
-            amount: -rest,
+            amount: rest.checked_neg()?.get(),
         });
     }
     entries.push(Entry {
         account: &held,
-        amount: amount.0,
+        amount: amount.get(),
     });
     // The debits already happened above; record them and credit `holds`.
     Db::post_prebalanced(ex, &posting, &entries, &[source, promotional.as_str()]).await?;
@@ -246,11 +261,14 @@ pub async fn transfer_with(
     amount: Credits,
     what: &Transfer<'_>,
 ) -> Result<TxnId, LedgerError> {
-    if !Db::debit_above_floor(&mut Exec::Sqlx(tx), from, amount.0, floor.0).await? {
-        let current = Db::account_balance(&mut Exec::Sqlx(tx), from).await?;
+    if !amount.is_positive() {
+        return Err(MoneyError::OutOfRange.into());
+    }
+    if !Db::debit_above_floor(&mut Exec::Sqlx(tx), from, amount.get(), floor.get()).await? {
+        let current = Credits::from_stored(Db::account_balance(&mut Exec::Sqlx(tx), from).await?);
         return Err(LedgerError::Insufficient {
             needed: amount,
-            available: Credits(current - floor.0),
+            available: current.checked_sub(floor)?,
         });
     }
     let posting = Posting {
@@ -264,16 +282,7 @@ pub async fn transfer_with(
     Ok(Db::post_prebalanced(
         &mut Exec::Sqlx(tx),
         &posting,
-        &[
-            Entry {
-                account: from,
-                amount: -amount.0,
-            },
-            Entry {
-                account: to,
-                amount: amount.0,
-            },
-        ],
+        &pair(from, to, amount)?,
         &[from],
     )
     .await?)
@@ -290,7 +299,7 @@ pub async fn transfer_for_video(
     amount: Credits,
     video: &VideoId,
     what: &Transfer<'_>,
-) -> Result<TxnId, sqlx::Error> {
+) -> Result<TxnId, LedgerError> {
     let posting = Posting {
         kind: what.kind,
         tenant: Some(tenant),
@@ -299,21 +308,7 @@ pub async fn transfer_for_video(
         memo: what.memo,
         actor: what.actor,
     };
-    Db::post(
-        tx,
-        &posting,
-        &[
-            Entry {
-                account: from,
-                amount: -amount.0,
-            },
-            Entry {
-                account: to,
-                amount: amount.0,
-            },
-        ],
-    )
-    .await
+    Ok(Db::post(tx, &posting, &pair(from, to, amount)?).await?)
 }
 
 /// Moves credits between two accounts of one tenant (a wallet funding or withdrawal): the
@@ -344,11 +339,16 @@ pub async fn capture(
     tx: &mut Tx,
     video: &VideoId,
     charge: Credits,
-) -> Result<Option<Credits>, sqlx::Error> {
-    let Some(hold) = Db::settle_hold(tx, video, "posted", Some(charge.0)).await? else {
+) -> Result<Option<Credits>, LedgerError> {
+    let Some(hold) = Db::settle_hold(tx, video, "posted", Some(charge.get())).await? else {
         return Ok(None);
     };
-    let charge = Credits(charge.0.clamp(0, hold.amount));
+    let held_amount = Credits::from_stored(hold.amount);
+    let charge = if charge.is_negative() {
+        Credits::ZERO
+    } else {
+        charge.min(held_amount)
+    };
     let held = holds_account(&hold.tenant, hold.mode);
     let available = hold
         .source
@@ -367,15 +367,15 @@ pub async fn capture(
     let mut entries = vec![
         Entry {
             account: &held,
-            amount: -hold.amount,
+            amount: held_amount.checked_neg()?.get(),
         },
         Entry {
             account: &revenue,
-            amount: charge.0,
+            amount: charge.get(),
         },
     ];
     // The unused part goes back to paid credit first, then to promotional credit.
-    let (to_paid, to_promo) = hold.refund_split(hold.amount - charge.0);
+    let (to_paid, to_promo) = hold.refund_split(held_amount.checked_sub(charge)?.get());
     let promotional = promotional_account(&hold.tenant, hold.mode);
     if to_paid > 0 {
         entries.push(Entry {
@@ -394,7 +394,7 @@ pub async fn capture(
 }
 
 /// Releases a job's hold in full. Returns false when it was already settled.
-pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, sqlx::Error> {
+pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, LedgerError> {
     let Some(hold) = Db::settle_hold(tx, video, "voided", None).await? else {
         return Ok(false);
     };
@@ -415,7 +415,7 @@ pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, sqlx::Error> {
     let (to_paid, to_promo) = hold.refund_split(hold.amount);
     let mut entries = vec![Entry {
         account: &held,
-        amount: -hold.amount,
+        amount: Credits::from_stored(hold.amount).checked_neg()?.get(),
     }];
     if to_paid > 0 {
         entries.push(Entry {
@@ -444,9 +444,9 @@ pub async fn balance(db: &Db, tenant: &TenantId, mode: Mode) -> Result<Balance, 
         .read_account_balance(&promotional_account(tenant, mode))
         .await?;
     Ok(Balance {
-        available: Credits(available),
-        held: Credits(held),
-        promotional: Credits(promotional),
+        available: Credits::from_stored(available),
+        held: Credits::from_stored(held),
+        promotional: Credits::from_stored(promotional),
     })
 }
 

@@ -78,7 +78,7 @@ pub fn credits_per_second(config: &PricingConfig, model: Model) -> Option<Credit
         .credits_per_second
         .get(model.id())
         .copied()
-        .map(Credits)
+        .map(Credits::from_stored)
 }
 
 fn operator_rate(config: &PricingConfig, model: Model) -> Result<Credits, Error> {
@@ -92,10 +92,8 @@ fn operator_rate(config: &PricingConfig, model: Model) -> Result<Credits, Error>
 }
 
 fn times(rate: Credits, seconds: i64) -> Result<Credits, Error> {
-    rate.0
-        .checked_mul(seconds)
-        .map(Credits)
-        .ok_or_else(|| Error::invalid("seconds", "price overflow"))
+    rate.checked_mul(seconds)
+        .map_err(|_| Error::invalid("seconds", "price overflow"))
 }
 
 /// The price of a request for a tenant with `prices` (or none), given the upstream cost at
@@ -116,7 +114,7 @@ pub fn price(
                 .filter(|r| r.matches(video, mode))
                 .max_by_key(|r| r.specificity());
             match rule {
-                Some(rule) => times(Credits(rule.credits_per_second), seconds),
+                Some(rule) => times(Credits::from_stored(rule.credits_per_second), seconds),
                 None => times(operator_rate(config, video.model)?, seconds),
             }
         }
@@ -139,8 +137,9 @@ pub fn cost_plus(cost_micro: i64, markup_bps: i64, credits_per_usd: i64) -> Resu
     let denominator: i128 = 10_000 * 1_000_000;
     let credits = (numerator + denominator - 1).div_euclid(denominator);
     i64::try_from(credits)
-        .map(Credits)
-        .map_err(|_| Error::invalid("seconds", "price overflow"))
+        .ok()
+        .and_then(|c| Credits::new(c).ok())
+        .ok_or_else(|| Error::invalid("seconds", "price overflow"))
 }
 
 /// What a job that generated `generated` of its `requested` seconds is charged: its hold pro
@@ -150,10 +149,10 @@ pub fn pro_rata(reserved: Credits, generated: i64, requested: i64) -> Credits {
         return reserved;
     }
     let generated = generated.max(0);
-    Credits(
-        ((i128::from(reserved.0) * i128::from(generated) + i128::from(requested) - 1)
-            / i128::from(requested)) as i64,
-    )
+    let charge = (i128::from(reserved.get()) * i128::from(generated) + i128::from(requested) - 1)
+        / i128::from(requested);
+    // At most `reserved`, since generated < requested.
+    Credits::from_stored(i64::try_from(charge).unwrap_or(reserved.get()))
 }
 
 #[cfg(test)]
@@ -173,7 +172,10 @@ mod tests {
     fn the_operator_price_is_rate_times_seconds() {
         let config = PricingConfig::default();
         let v = video("seedance-2.0-fast", 10, "720p", serde_json::json!({}));
-        assert_eq!(price(&config, None, &v, None).ok(), Some(Credits(500)));
+        assert_eq!(
+            price(&config, None, &v, None).ok(),
+            Some(Credits::from_stored(500))
+        );
     }
 
     #[test]
@@ -196,19 +198,19 @@ mod tests {
         let mini = video("seedance-2.0-mini", 5, "720p", serde_json::json!({}));
         assert_eq!(
             price(&config, Some(&rules), &text_720, None).ok(),
-            Some(Credits(200))
+            Some(Credits::from_stored(200))
         );
         assert_eq!(
             price(&config, Some(&rules), &text_1080, None).ok(),
-            Some(Credits(350))
+            Some(Credits::from_stored(350))
         );
         assert_eq!(
             price(&config, Some(&rules), &refs_1080, None).ok(),
-            Some(Credits(450))
+            Some(Credits::from_stored(450))
         );
         assert_eq!(
             price(&config, Some(&rules), &mini, None).ok(),
-            Some(Credits(175)),
+            Some(Credits::from_stored(175)),
             "falls back to the operator's price"
         );
     }
@@ -216,15 +218,33 @@ mod tests {
     #[test]
     fn cost_plus_rounds_up_once() {
         // $0.05775 × 1.25 = $0.0721875 → 7.21875 credits → 8.
-        assert_eq!(cost_plus(57_750, 2_500, 100).ok(), Some(Credits(8)));
-        assert_eq!(cost_plus(2_420_000, 0, 100).ok(), Some(Credits(242)));
-        assert_eq!(cost_plus(2_420_001, 0, 100).ok(), Some(Credits(243)));
+        assert_eq!(
+            cost_plus(57_750, 2_500, 100).ok(),
+            Some(Credits::from_stored(8))
+        );
+        assert_eq!(
+            cost_plus(2_420_000, 0, 100).ok(),
+            Some(Credits::from_stored(242))
+        );
+        assert_eq!(
+            cost_plus(2_420_001, 0, 100).ok(),
+            Some(Credits::from_stored(243))
+        );
     }
 
     #[test]
     fn a_shorter_video_is_charged_pro_rata_and_never_more() {
-        assert_eq!(pro_rata(Credits(300), 3, 5), Credits(180));
-        assert_eq!(pro_rata(Credits(301), 3, 5), Credits(181));
-        assert_eq!(pro_rata(Credits(300), 9, 5), Credits(300));
+        assert_eq!(
+            pro_rata(Credits::from_stored(300), 3, 5),
+            Credits::from_stored(180)
+        );
+        assert_eq!(
+            pro_rata(Credits::from_stored(301), 3, 5),
+            Credits::from_stored(181)
+        );
+        assert_eq!(
+            pro_rata(Credits::from_stored(300), 9, 5),
+            Credits::from_stored(300)
+        );
     }
 }

@@ -97,12 +97,15 @@ impl RoutingBody {
         let max_cost = self
             .max_cost_credits
             .map(|v| {
-                v.as_int().filter(|n| *n >= 0).map(Credits).ok_or_else(|| {
-                    Error::invalid(
-                        "routing.max_cost_credits",
-                        "routing.max_cost_credits must be a non-negative integer",
-                    )
-                })
+                v.as_int()
+                    .and_then(|n| Credits::new(n).ok())
+                    .filter(|c| !c.is_negative())
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "routing.max_cost_credits",
+                            "routing.max_cost_credits must be an integer from 0 to 10^15",
+                        )
+                    })
             })
             .transpose()?;
         let fallback = self
@@ -577,14 +580,26 @@ impl CreateVideoBody {
         if metadata.len() > 16 {
             return Err(Error::invalid("metadata", "metadata holds at most 16 keys"));
         }
-        if let Some((key, _)) = metadata
-            .iter()
-            .find(|(k, v)| k.is_empty() || k.len() > 64 || v.len() > 512)
-        {
-            return Err(Error::invalid(
-                "metadata",
-                format!("metadata key `{}` is empty or too long (keys up to 64, values up to 512 characters)", key.chars().take(64).collect::<String>()),
-            ));
+        for (key, value) in &metadata {
+            let shown: String = key.chars().take(64).collect();
+            if key.is_empty() {
+                return Err(Error::invalid(
+                    "metadata",
+                    "metadata keys must not be empty",
+                ));
+            }
+            if key.chars().count() > 64 {
+                return Err(Error::invalid(
+                    "metadata",
+                    format!("metadata key `{shown}…` is longer than 64 characters"),
+                ));
+            }
+            if value.chars().count() > 512 {
+                return Err(Error::invalid(
+                    format!("metadata.{key}"),
+                    format!("the value of metadata key `{key}` is longer than 512 characters"),
+                ));
+            }
         }
 
         Ok(NewVideo {

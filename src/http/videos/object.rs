@@ -94,8 +94,8 @@ impl From<&Video> for VideoObject {
                 message: e.message.clone(),
             }),
             cost: VideoCost {
-                reserved: video.cost_reserved.0,
-                charged: video.cost_charged.map(|c| c.0),
+                reserved: video.cost_reserved.get(),
+                charged: video.cost_charged.map(|c| c.get()),
                 unit: "credits",
             },
             provider: video.provider.clone(),

@@ -129,9 +129,9 @@ pub enum QuotasCommand {
         tenant: String,
         #[arg(long)]
         max_concurrent: Option<i64>,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         credits_per_day: Option<i64>,
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         credits_per_month: Option<i64>,
         #[arg(long)]
         video_seconds_per_day: Option<i64>,
@@ -172,6 +172,7 @@ pub enum TenantsCommand {
         /// Billed afterwards, allowed down to --credit-floor.
         #[arg(long)]
         postpaid: bool,
+        /// The lowest the balance may go (zero or negative; postpaid only below zero).
         #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
         credit_floor: i64,
     },
@@ -383,6 +384,7 @@ async fn bootstrap(
     credits: i64,
     format: OutputFormat,
 ) -> anyhow::Result<()> {
+    let credits = cli_amount(billing::positive_amount("credits", credits))?;
     let db = open_db(config).await?;
     let admin_token = match &config.admin.token {
         Some(_) => None,
@@ -410,7 +412,7 @@ async fn bootstrap(
                     &db,
                     &tenant.id,
                     mode,
-                    cli_amount(billing::positive_amount("credits", credits))?,
+                    credits,
                     admin::CreditType::Paid,
                     "bootstrap demo credit",
                     "bootstrap",

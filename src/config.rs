@@ -196,6 +196,9 @@ pub struct DatabaseConfig {
     /// `sqlite://path?mode=rwc` or `postgres://...`. `DATABASE_URL` overrides it.
     pub url: Secret,
     pub max_connections: u32,
+    /// How long a request waits for a database connection before it is answered 503
+    /// `database_unavailable`, in seconds.
+    pub acquire_timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -439,6 +442,7 @@ impl Default for DatabaseConfig {
         DatabaseConfig {
             url: Secret::new("sqlite://data/gateway.db?mode=rwc"),
             max_connections: 16,
+            acquire_timeout_secs: 5,
         }
     }
 }

@@ -17,12 +17,10 @@ const HUGE: i64 = 1_000_000_000_000_000_000; // 10^18
 async fn money_snapshot(app: &TestApp) -> Vec<String> {
     let pool = app.db.pool();
     let mut lines = Vec::new();
-    for row in sqlx::query(
-        "SELECT id, CAST(balance AS TEXT) AS b FROM ledger_accounts ORDER BY id",
-    )
-    .fetch_all(pool)
-    .await
-    .expect("accounts")
+    for row in sqlx::query("SELECT id, CAST(balance AS TEXT) AS b FROM ledger_accounts ORDER BY id")
+        .fetch_all(pool)
+        .await
+        .expect("accounts")
     {
         lines.push(format!(
             "account {} {}",
@@ -373,7 +371,9 @@ async fn the_database_refuses_non_integer_money() {
         .bind(&account)
         .execute(app.db.pool())
         .await;
-    let refusal = overflow.expect_err("an overflowing balance was stored").to_string();
+    let refusal = overflow
+        .expect_err("an overflowing balance was stored")
+        .to_string();
     let expected = if app.database.is_postgres() {
         "out of range"
     } else {
@@ -386,16 +386,16 @@ async fn the_database_refuses_non_integer_money() {
         .await;
     if app.database.is_postgres() {
         // PostgreSQL rounds a numeric literal into BIGINT; what matters is the stored type.
-        sqlx::query(
-            "UPDATE ledger_accounts SET balance = CAST($2 AS BIGINT) WHERE id = $1",
-        )
-        .bind(&account)
-        .bind(before.parse::<i64>().expect("integer"))
-        .execute(app.db.pool())
-        .await
-        .expect("restore");
+        sqlx::query("UPDATE ledger_accounts SET balance = CAST($2 AS BIGINT) WHERE id = $1")
+            .bind(&account)
+            .bind(before.parse::<i64>().expect("integer"))
+            .execute(app.db.pool())
+            .await
+            .expect("restore");
     } else {
-        let refusal = real.expect_err("a REAL balance was stored on SQLite").to_string();
+        let refusal = real
+            .expect_err("a REAL balance was stored on SQLite")
+            .to_string();
         assert!(refusal.contains("hold integers only"), "{refusal}");
     }
     let after: String =

@@ -265,6 +265,60 @@ fn the_configuration_reference_documents_every_key() {
     );
 }
 
+/// The reference's "Complete example" block is loadable, sets every key the defaults have,
+/// and sets each to its default value.
+#[test]
+fn the_documented_complete_example_is_the_defaults() {
+    let reference = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .expect("docs/configuration.md");
+    let section = reference
+        .split("## Complete example")
+        .nth(1)
+        .expect("a Complete example section");
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block");
+    let example: toml::Value = toml::from_str(block).expect("the example is TOML");
+    let loaded: seedance_gateway::Config =
+        toml::from_str(block).expect("the example loads as a configuration");
+    let mut loaded = toml::Value::try_from(loaded).expect("loaded as TOML");
+    let defaults =
+        toml::Value::try_from(seedance_gateway::Config::default()).expect("defaults as TOML");
+    // The example shows a token; the default has none.
+    if let Some(admin) = loaded.get_mut("admin").and_then(|a| a.as_table_mut()) {
+        admin.remove("token");
+    }
+    fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(table) = value {
+            for (key, child) in table {
+                let path = format!("{prefix}.{key}");
+                out.push(path.clone());
+                keys(&path, child, out);
+            }
+        }
+    }
+    let (mut documented, mut expected) = (Vec::new(), Vec::new());
+    keys("", &example, &mut documented);
+    keys("", &defaults, &mut expected);
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|k| !documented.contains(k))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the complete example leaves out {missing:?}"
+    );
+    assert_eq!(
+        loaded, defaults,
+        "the complete example differs from the defaults"
+    );
+}
+
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_sigterm_drains_cleanly() {
     let db = TestDatabase::create().await;
@@ -345,6 +399,7 @@ async fn jobs_in_flight_at_a_sigkill_finish_after_restart_and_are_charged_once()
     let database = Db::connect(&DatabaseConfig {
         url: Secret::new(db.url.clone()),
         max_connections: 2,
+        ..Default::default()
     })
     .await
     .expect("db");
@@ -761,6 +816,7 @@ async fn a_queue_waiting_for_a_full_provider_survives_a_sigkill() {
     let database = Db::connect(&DatabaseConfig {
         url: Secret::new(db.url.clone()),
         max_connections: 2,
+        ..Default::default()
     })
     .await
     .expect("db");
@@ -859,6 +915,7 @@ async fn jobs_the_upstream_finished_while_the_gateway_was_down_are_captured_once
     let database = Db::connect(&DatabaseConfig {
         url: Secret::new(db.url.clone()),
         max_connections: 2,
+        ..Default::default()
     })
     .await
     .expect("db");
@@ -936,6 +993,7 @@ async fn the_cli_sets_tenant_rates_and_caps_that_the_gateway_enforces() {
     let database = Db::connect(&DatabaseConfig {
         url: Secret::new(db.url.clone()),
         max_connections: 1,
+        ..Default::default()
     })
     .await
     .expect("db");
@@ -1114,6 +1172,7 @@ async fn webhook_deliveries_pending_at_a_sigkill_are_sent_after_restart() {
         let database = Db::connect(&DatabaseConfig {
             url: Secret::new(db.url.clone()),
             max_connections: 1,
+            ..Default::default()
         })
         .await
         .expect("db");

@@ -281,6 +281,7 @@ max_concurrent = 6
     let database = Db::connect(&DatabaseConfig {
         url: Secret::new(db_url.clone()),
         max_connections: 2,
+        ..Default::default()
     })
     .await
     .expect("db");

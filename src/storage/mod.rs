@@ -141,10 +141,11 @@ impl Db {
         probe_connection(&options, backend)
             .await
             .with_context(|| format!("connecting to the database at {location}"))?;
+        let acquire_timeout_secs = config.acquire_timeout_secs.clamp(1, 600);
         let pool_with = |connections: u32| {
             AnyPoolOptions::new()
                 .max_connections(connections)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(acquire_timeout_secs))
                 // A SQLite connection is a file handle that cannot drop, and testing it costs
                 // a round trip to its thread on every acquire; a PostgreSQL connection can.
                 .test_before_acquire(backend == Backend::Postgres)
@@ -335,7 +336,7 @@ impl Db {
 /// the process; the last commits before a power loss may not), and an automatic checkpoint
 /// only once the WAL reaches 40,000 pages (160 MB): checkpoints are the job of
 /// [`checkpoint_sqlite`], and the automatic one is the safety net should it fall behind.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 10000; \
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 40000;";
 
 /// How often SQLite's WAL is copied back into the database file.

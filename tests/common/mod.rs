@@ -259,6 +259,7 @@ impl Drop for TestApp {
                 let db = Db::connect(&seedance_gateway::config::DatabaseConfig {
                     url: Secret::new(url),
                     max_connections: 1,
+                    ..Default::default()
                 })
                 .await
                 .expect("audit connection");

@@ -297,3 +297,46 @@ async fn content_of_an_unfinished_video_is_409() {
         .expect("send");
     assert_error(response, StatusCode::CONFLICT, "video_not_ready").await;
 }
+
+#[tokio::test]
+async fn metadata_errors_name_the_key_or_the_value_at_fault() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant_with_key("test", 10_000).await;
+    let long_value = "v".repeat(513);
+    let long_key = "k".repeat(65);
+    let cases = [
+        (
+            json!({"a": long_value}),
+            "metadata.a",
+            "value of metadata key `a`",
+        ),
+        (
+            json!({long_key.clone(): "v"}),
+            "metadata",
+            "longer than 64 characters",
+        ),
+        (json!({"": "v"}), "metadata", "must not be empty"),
+    ];
+    for (metadata, param, message) in cases {
+        let response = app
+            .create_video(
+                &key,
+                json!({"prompt": "x", "seconds": 4, "metadata": metadata}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+        assert_eq!(body["error"]["param"], param, "{body}");
+        let text = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(text.contains(message), "{body}");
+    }
+    // 512 characters of a multi-byte script are within the limit (characters, not bytes).
+    let response = app
+        .create_video(
+            &key,
+            json!({"prompt": "x", "seconds": 4, "metadata": {"a": "é".repeat(512)}}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}

@@ -85,7 +85,10 @@ async fn repeated_failed_authentication_is_throttled() {
 
 #[tokio::test]
 async fn a_redis_backed_limit_is_shared_by_two_gateways() {
-    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let Some(redis) = common::services::redis("a_redis_backed_limit_is_shared_by_two_gateways")
+    else {
+        return;
+    };
     let first = TestApp::spawn_with({
         let redis = redis.clone();
         move |c| c.limits.redis_url = Some(seedance_gateway::config::Secret::new(redis))

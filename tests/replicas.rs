@@ -4,8 +4,8 @@
 //! across replicas; one replica killed with SIGKILL mid-run losing nothing (its leased work
 //! is taken over after the lease); SIGTERM draining another cleanly.
 //!
-//! Replicas need PostgreSQL, so this test always runs on it: `TEST_DATABASE_URL` when set,
-//! else the local server at 127.0.0.1:5432 (as on CI), in a fresh database.
+//! Replicas need PostgreSQL and Redis, so this test always runs on them, found or started as
+//! [`common::services`] says, in a fresh database.
 
 mod common;
 
@@ -120,12 +120,14 @@ async fn admin(client: &Client, base: &str, path: &str, body: Value) -> Value {
 
 #[tokio::test]
 async fn three_replicas_share_the_work_and_survive_a_sigkill() {
-    let server = std::env::var("TEST_DATABASE_URL")
-        .ok()
-        .filter(|u| u.starts_with("postgres"))
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".into());
+    let test = "three_replicas_share_the_work_and_survive_a_sigkill";
+    let (Some(server), Some(redis)) = (
+        common::services::postgres_server(test),
+        common::services::redis(test),
+    ) else {
+        return;
+    };
     let db_url = common::fresh_postgres_database(&server).await;
-    let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let dir = tempfile::tempdir().expect("tempdir");
 
     let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
 pub mod receiver;
+pub mod services;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -142,9 +142,11 @@ fn start_private_postgres() -> Option<String> {
     let port = free_port()?;
     let dir = tempfile::tempdir().ok()?.keep();
     // PostgreSQL refuses to run as root: as root, run it as the `postgres` user.
-    let as_postgres = is_root()
-        .then_some("runuser -u postgres -- ")
-        .unwrap_or_default();
+    let as_postgres = if is_root() {
+        "runuser -u postgres -- "
+    } else {
+        ""
+    };
     if is_root() {
         Command::new("chown")
             .args(["-R", "postgres:postgres"])

@@ -37,7 +37,7 @@ fn cases() -> Vec<Case> {
             name: "seedance-it",
             slot: |c| &mut c.providers.seedance_it,
             t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5, "aspect_ratio": "16:9"}),
-            i2v: || json!({"model": "seedance-2.0", "prompt": "animate it", "seconds": 8, "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png"}),
+            i2v: || json!({"model": "seedance-2.0-fast", "prompt": "animate it", "seconds": 8, "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png"}),
             t2v_price: 250,
             cancels_upstream: true,
             t2v_path: "/api/v1/bytedance/seedance-2.0/fast/text-to-video",
@@ -57,7 +57,7 @@ fn cases() -> Vec<Case> {
             name: "aigateway",
             slot: |c| &mut c.providers.aigateway,
             t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5, "aspect_ratio": "4:3"}),
-            i2v: || json!({"model": "seedance-2.0", "prompt": "animate it", "seconds": 8, "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png"}),
+            i2v: || json!({"model": "seedance-2.0-fast", "prompt": "animate it", "seconds": 8, "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png"}),
             t2v_price: 250,
             cancels_upstream: true,
             t2v_path: "/v1/videos/generations",
@@ -169,30 +169,45 @@ async fn text_and_image_to_video_complete_and_download_on_every_provider() {
         assert_eq!(submits.len(), 1, "{}", case.name);
         assert_eq!(submits[0].path, case.t2v_path, "{}", case.name);
 
-        let created: Value = app
-            .create_video(&key, (case.i2v)())
-            .await
-            .json()
-            .await
-            .expect("json");
-        let done = app
-            .wait_terminal(&key, created["id"].as_str().expect("id"))
-            .await;
-        assert_eq!(done["status"], "completed", "{}: {done}", case.name);
-        let submit = fake
-            .calls(case.prefix)
-            .into_iter()
-            .rfind(|c| c.op == "submit")
-            .expect("submit");
-        assert!(
-            submit
-                .body
-                .to_string()
-                .contains("https://img.example.com/first.png"),
-            "{}: {:?}",
-            case.name,
-            submit.body
-        );
+        let response = app.create_video(&key, (case.i2v)()).await;
+        if case.name == "aigateway" {
+            // AIgateway documents no image field: a first frame is refused at create, and
+            // nothing more is sent upstream.
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+            let refused: Value = response.json().await.expect("json");
+            assert_eq!(refused["error"]["code"], "unsupported_capability");
+            assert!(
+                refused["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("aigateway") && m.contains("first frame")),
+                "{refused}"
+            );
+            let submits = fake
+                .calls(case.prefix)
+                .into_iter()
+                .filter(|c| c.op == "submit");
+            assert_eq!(submits.count(), 1);
+        } else {
+            let created: Value = response.json().await.expect("json");
+            let done = app
+                .wait_terminal(&key, created["id"].as_str().expect("id"))
+                .await;
+            assert_eq!(done["status"], "completed", "{}: {done}", case.name);
+            let submit = fake
+                .calls(case.prefix)
+                .into_iter()
+                .rfind(|c| c.op == "submit")
+                .expect("submit");
+            assert!(
+                submit
+                    .body
+                    .to_string()
+                    .contains("https://img.example.com/first.png"),
+                "{}: {:?}",
+                case.name,
+                submit.body
+            );
+        }
 
         let video = app
             .db

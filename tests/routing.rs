@@ -69,26 +69,30 @@ async fn the_cheapest_capable_provider_is_picked_at_its_exact_cost() {
     #[rustfmt::skip]
     let cases: Vec<(Value, &str, i64)> = vec![
         (json!({"model": "seedance-2.0-fast", "seconds": 5, "resolution": "720p", "aspect_ratio": "16:9"}), "aigateway", 57_750),
-        (json!({"model": "seedance-2.0", "seconds": 10, "resolution": "720p", "aspect_ratio": "9:16"}), "aigateway", 115_500),
+        // AIgateway offers Fast only (its seed names one model).
+        (json!({"model": "seedance-2.0", "seconds": 10, "resolution": "720p", "aspect_ratio": "9:16"}), "aimlapi", 2_500_000),
         (json!({"model": "seedance-2.0-fast", "seconds": 5, "resolution": "480p", "aspect_ratio": "16:9"}), "aimlapi", 500_000),
         (json!({"model": "seedance-2.0", "seconds": 10, "resolution": "1080p", "aspect_ratio": "16:9"}), "aimlapi", 2_500_000),
         (json!({"model": "seedance-2.0-mini", "seconds": 6, "resolution": "480p", "aspect_ratio": "16:9"}), "seedanceapi", 860_000),
         (json!({"model": "seedance-2.0-mini", "seconds": 5, "resolution": "720p", "aspect_ratio": "1:1", "reference_video_urls": [vid]}), "seedanceapi", 940_000),
         (json!({"model": "seedance-2.0-fast", "seconds": 15, "resolution": "720p", "aspect_ratio": "21:9"}), "aigateway", 173_250),
-        (json!({"model": "seedance-2.0", "seconds": 4, "resolution": "720p", "aspect_ratio": "16:9", "image_url": img}), "aigateway", 46_200),
+        // AIgateway takes no image (none in its documents).
+        (json!({"model": "seedance-2.0", "seconds": 4, "resolution": "720p", "aspect_ratio": "16:9", "image_url": img}), "aimlapi", 1_000_000),
+        (json!({"model": "seedance-2.0-fast", "seconds": 4, "resolution": "720p", "aspect_ratio": "16:9", "image_url": img}), "aimlapi", 400_000),
         (json!({"model": "seedance-2.0-fast", "seconds": 5, "resolution": "720p", "aspect_ratio": "16:9", "image_url": img, "last_frame_url": img}), "aimlapi", 500_000),
         (json!({"model": "seedance-2.0-fast", "seconds": 5, "resolution": "720p", "aspect_ratio": "16:9", "generate_audio": true}), "aimlapi", 500_000),
         (json!({"model": "seedance-2.0", "seconds": 5, "resolution": "720p", "aspect_ratio": "16:9", "seed": 42}), "aimlapi", 1_250_000),
         (json!({"model": "seedance-2.0-fast", "seconds": 10, "resolution": "720p", "aspect_ratio": "16:9", "reference_image_urls": [img, img]}), "aimlapi", 1_000_000),
         (json!({"model": "seedance-2.0-mini", "seconds": 4, "resolution": "480p", "aspect_ratio": "9:16"}), "seedanceapi", 570_000),
         (json!({"model": "seedance-2.0-mini", "seconds": 15, "resolution": "720p", "aspect_ratio": "3:4"}), "seedanceapi", 4_620_000),
-        (json!({"model": "seedance-2.0-fast", "seconds": 15, "resolution": "1080p", "aspect_ratio": "9:16"}), "aimlapi", 1_500_000),
+        // AI/ML API's reference allows 1080p for the standard model only.
+        (json!({"model": "seedance-2.0-fast", "seconds": 15, "resolution": "1080p", "aspect_ratio": "9:16"}), "seedanceapi", 4_800_000),
         (json!({"model": "seedance-2.0", "seconds": 7, "resolution": "1080p", "aspect_ratio": "4:3"}), "aimlapi", 1_750_000),
         (json!({"model": "seedance-2.0-fast", "seconds": 4, "resolution": "720p", "aspect_ratio": "4:3"}), "aigateway", 46_200),
         (json!({"model": "seedance-2.0-fast", "seconds": 12, "resolution": "720p", "aspect_ratio": "3:4"}), "aigateway", 138_600),
         (json!({"model": "seedance-2.0-mini", "seconds": 9, "resolution": "480p", "aspect_ratio": "21:9", "reference_video_urls": [vid]}), "seedanceapi", 810_000),
         (json!({"model": "seedance-2.0", "seconds": 15, "resolution": "720p", "aspect_ratio": "16:9", "reference_audio_urls": [aud]}), "aimlapi", 3_750_000),
-        (json!({"model": "seedance-2.0-fast", "seconds": 10, "resolution": "1080p", "aspect_ratio": "16:9", "image_url": img}), "aimlapi", 1_000_000),
+        (json!({"model": "seedance-2.0-fast", "seconds": 10, "resolution": "1080p", "aspect_ratio": "16:9", "image_url": img}), "seedanceapi", 3_200_000),
         (json!({"model": "seedance-2.0-mini", "seconds": 10, "resolution": "720p", "aspect_ratio": "adaptive"}), "seedanceapi", 3_080_000),
     ];
     assert!(cases.len() >= 20);
@@ -208,7 +212,7 @@ async fn pinned_and_ordered_routing_follow_the_request() {
 
     let mut ordered = body.clone();
     ordered["routing"] = json!({"strategy": "ordered", "providers": ["seedanceapi", "aimlapi"]});
-    ordered["resolution"] = json!("1080p");
+    ordered["resolution"] = json!("480p");
     ordered["seconds"] = json!(10);
     let (_, quote) = ask_quote(&app, &key, ordered).await;
     assert_eq!(quote["route"], "ordered");
@@ -524,8 +528,9 @@ async fn fastest_routing_follows_observed_completion_times() {
     fake.set_provider_job_duration("aimlapi", std::time::Duration::from_millis(1500));
     fake.set_provider_job_duration("seedanceapi", std::time::Duration::from_millis(150));
     let (_, key) = app.tenant_with_key("live", 100_000).await;
+    // 480p: AIgateway (720p only) is out, AI/ML API is the cheaper of the two that serve it.
     let body =
-        json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 10, "resolution": "1080p"});
+        json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 10, "resolution": "480p"});
     let mut fastest = body.clone();
     fastest["routing"] = json!({"strategy": "fastest"});
     // Nothing observed yet: fastest falls back to cost order.

@@ -7,9 +7,10 @@
 //! Polling one job again sooner than AIgateway's 3 s answers 304. So that tests with short
 //! jobs still finish, the fake's interval is the shorter of 3 s and a quarter of the job's
 //! duration, counted from the last poll it answered in full. In-progress jobs report
-//! `processing` for the first half and `running` after; completed jobs of the fast model
-//! carry `result.url` and of the standard model `result.file_url`, so adapters meet both
-//! spellings the docs use.
+//! `processing` for the first half and `running` after; completed jobs carry `result.url`
+//! or, for ids ending in an odd digit, `result.file_url`, so adapters meet both spellings the
+//! docs use. Only the seed's one model (`bytedance/seedance-2.0-fast`) exists, and a body
+//! field neither the seed nor the docs name is refused.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,7 +30,18 @@ pub const PREFIX: &str = "aigateway";
 /// The signing secret of the fake account's webhooks (the gateway's `webhook_secret`).
 pub const WEBHOOK_SECRET: &str = "fake-aigateway-webhook-secret";
 
-const MODELS: [&str; 2] = ["bytedance/seedance-2.0", "bytedance/seedance-2.0-fast"];
+/// The seed names one model only; anything else is "Unknown model", as the seed's 404 says.
+const MODELS: [&str; 1] = ["bytedance/seedance-2.0-fast"];
+/// The fields the seed's request body and the async-jobs docs name; any other field is
+/// refused, so that an adapter sending something the real service may drop fails here.
+const FIELDS: [&str; 6] = [
+    "model",
+    "prompt",
+    "duration",
+    "aspect_ratio",
+    "resolution",
+    "webhook_url",
+];
 const RATIOS: [&str; 6] = ["16:9", "9:16", "1:1", "4:3", "3:4", "21:9"];
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(3);
 
@@ -81,7 +93,16 @@ fn unix_now() -> i64 {
 fn validate(body: &Value) -> Result<i64, (StatusCode, String)> {
     let bad = |message: &str| (StatusCode::BAD_REQUEST, message.to_string());
     if !body["model"].as_str().is_some_and(|m| MODELS.contains(&m)) {
-        return Err((StatusCode::NOT_FOUND, "Unknown model".into()));
+        return Err((
+            StatusCode::NOT_FOUND,
+            format!("Unknown model: {}", body["model"].as_str().unwrap_or("")),
+        ));
+    }
+    if let Some(unknown) = body
+        .as_object()
+        .and_then(|fields| fields.keys().find(|k| !FIELDS.contains(&k.as_str())))
+    {
+        return Err(bad(&format!("unknown field: {unknown}")));
     }
     if body["prompt"].as_str().is_none_or(str::is_empty) {
         return Err(bad("prompt is required"));
@@ -107,10 +128,8 @@ fn validate(body: &Value) -> Result<i64, (StatusCode, String)> {
     if !(body["resolution"].is_null() || body["resolution"].as_str() == Some("720p")) {
         return Err(bad("resolution is not supported for this model"));
     }
-    for field in ["image_url", "webhook_url"] {
-        if !(body[field].is_null() || body[field].is_string()) {
-            return Err(bad(&format!("{field} must be a URL")));
-        }
+    if !(body["webhook_url"].is_null() || body["webhook_url"].is_string()) {
+        return Err(bad("webhook_url must be a URL"));
     }
     Ok(duration)
 }
@@ -168,10 +187,16 @@ fn job_record(state: &FakeState, job: &FakeJob) -> Value {
     let mut record = json!({"id": job.id, "object": "job", "status": status, "model": job.model});
     match job.phase() {
         Phase::Completed => {
-            let url_field = if job.model.ends_with("-fast") {
-                "url"
-            } else {
+            // Both spellings of the docs, by job: ids ending in an even digit get `url`.
+            let url_field = if job
+                .id
+                .bytes()
+                .last()
+                .is_some_and(|b| b.is_ascii_digit() && (b - b'0') % 2 == 1)
+            {
                 "file_url"
+            } else {
+                "url"
             };
             record["result"] = json!({
                 url_field: state.output_url(job),
@@ -288,8 +313,8 @@ mod tests {
 
     #[test]
     fn submit_bodies_are_validated_as_documented() {
-        let ok = json!({"model": "bytedance/seedance-2.0", "prompt": "a boat", "duration": 15,
-            "aspect_ratio": "21:9", "image_url": "https://img.example.com/a.png"});
+        let ok = json!({"model": "bytedance/seedance-2.0-fast", "prompt": "a boat", "duration": 15,
+            "aspect_ratio": "21:9"});
         assert_eq!(validate(&ok), Ok(15));
         for (field, value, status) in [
             ("duration", json!(3), StatusCode::BAD_REQUEST),
@@ -299,6 +324,16 @@ mod tests {
                 "model",
                 json!("bytedance/seedance-2.0-mini"),
                 StatusCode::NOT_FOUND,
+            ),
+            (
+                "model",
+                json!("bytedance/seedance-2.0"),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                "image_url",
+                json!("https://img.example.com/a.png"),
+                StatusCode::BAD_REQUEST,
             ),
         ] {
             let mut bad = ok.clone();

@@ -85,13 +85,24 @@ fn validate(body: &Value) -> Result<(&'static str, i64), String> {
     let Some(duration) = duration.filter(|d| (4..=15).contains(d)) else {
         return bad("duration must be an integer from 4 to 15");
     };
+    // The API reference allows 1080p for the standard model only; Fast and Mini take
+    // 480p | 720p (the seed page's "1080p" for Fast is the narrower source's loser).
+    let standard = body["model"].as_str() == Some(STANDARD);
     let resolution_ok = match &body["resolution"] {
         Value::Null => true,
-        Value::String(r) => matches!(r.as_str(), "480p" | "720p" | "1080p"),
+        Value::String(r) => match r.as_str() {
+            "480p" | "720p" => true,
+            "1080p" => standard,
+            _ => false,
+        },
         _ => false,
     };
     if !resolution_ok {
-        return bad("resolution must be 480p, 720p or 1080p");
+        return bad(if standard {
+            "resolution must be 480p, 720p or 1080p"
+        } else {
+            "resolution must be 480p or 720p for this model"
+        });
     }
     let ratio_ok = match &body["aspect_ratio"] {
         Value::Null => true,

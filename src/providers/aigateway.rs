@@ -3,8 +3,9 @@
 //! (AIgateway's async-jobs docs), which this adapter follows.
 //!
 //! - `POST /v1/videos/generations` with a Bearer key and `{model, prompt, duration,
-//!   aspect_ratio, image_url?, webhook_url?}` → 202 `{id: "job_...", status: "queued", model,
-//!   created}`. Models `bytedance/seedance-2.0` and `bytedance/seedance-2.0-fast`; no mini.
+//!   aspect_ratio, webhook_url?}` → 202 `{id: "job_...", status: "queued", model, created}`.
+//!   One model: `bytedance/seedance-2.0-fast`, the only one the seed names (the standard
+//!   model is not offered there: asking for it is a 404 "Unknown model").
 //! - `GET /v1/jobs/{id}`: `queued`, `processing` / `running`, `completed` (with `result: {url
 //!   | file_url, duration, resolution}`), `failed`, `cancelled`; anything else is running.
 //!   Polling a job again within 3 s answers 304, read as "still running".
@@ -17,8 +18,9 @@
 //!   headers, which are accepted too. Deliveries older than 5 minutes are refused. Without a
 //!   configured secret no `webhook_url` is sent, since nothing could verify the callbacks.
 //! - Conservative capabilities: the seed documents no resolution parameter (its example
-//!   result even says 1920x1080), no last frame, references, audio, seed or fixed camera, so
-//!   only 720p and a first frame are offered.
+//!   result even says 1920x1080), no image field (its page is "Text To Video"), no last
+//!   frame, references, audio, seed or fixed camera, so only text-to-video at 720p is
+//!   offered, and no field the documents do not name is ever sent.
 //! - No cost is reported in any answer; the price is the catalog's.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -69,7 +71,7 @@ fn model_capabilities(model: Model) -> ModelCapabilities {
             AspectRatio::R3x4,
             AspectRatio::R21x9,
         ],
-        first_frame: true,
+        first_frame: false,
         last_frame: false,
         max_reference_images: 0,
         max_reference_videos: 0,
@@ -86,10 +88,7 @@ impl AiGateway {
         Ok(AiGateway {
             upstream: Upstream::new(NAME, config, DEFAULT_BASE, Auth::Bearer)?,
             capabilities: Capabilities {
-                models: vec![
-                    model_capabilities(Model::Standard),
-                    model_capabilities(Model::Fast),
-                ],
+                models: vec![model_capabilities(Model::Fast)],
             },
             poll_interval: configured.unwrap_or(Duration::from_secs(5)),
             // An operator who sets a shorter interval gets 304s, which read as "running".
@@ -105,8 +104,6 @@ pub struct SubmitBody<'a> {
     pub prompt: &'a str,
     pub duration: i64,
     pub aspect_ratio: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image_url: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook_url: Option<&'a str>,
 }
@@ -128,9 +125,8 @@ struct JobAnswer {
 /// AIgateway's model slug for a Seedance model.
 pub fn model_id(model: Model) -> Option<&'static str> {
     match model {
-        Model::Standard => Some("bytedance/seedance-2.0"),
         Model::Fast => Some("bytedance/seedance-2.0-fast"),
-        Model::Mini => None,
+        Model::Standard | Model::Mini => None,
     }
 }
 
@@ -149,7 +145,6 @@ pub fn submit_body<'a>(
         prompt: &video.prompt,
         duration: video.seconds.get(),
         aspect_ratio: video.aspect_ratio.as_str(),
-        image_url: request.first_frame_url.as_deref(),
         webhook_url: request.callback_url.as_deref().filter(|_| webhooks),
     })
 }
@@ -423,13 +418,12 @@ mod tests {
                     "duration": 5, "aspect_ratio": "16:9"}),
             ),
             (
-                "image to video, standard, with a webhook",
-                video(json!({"model": "seedance-2.0", "seconds": 15, "aspect_ratio": "21:9"})),
-                Some("https://img.example.com/a.png"),
+                "fifteen seconds, 21:9, with a webhook",
+                video(json!({"seconds": 15, "aspect_ratio": "21:9"})),
+                None,
                 Some(callback),
-                json!({"model": "bytedance/seedance-2.0", "prompt": "a boat",
-                    "duration": 15, "aspect_ratio": "21:9",
-                    "image_url": "https://img.example.com/a.png", "webhook_url": callback}),
+                json!({"model": "bytedance/seedance-2.0-fast", "prompt": "a boat",
+                    "duration": 15, "aspect_ratio": "21:9", "webhook_url": callback}),
             ),
             (
                 "portrait, four seconds",
@@ -440,11 +434,11 @@ mod tests {
                     "duration": 4, "aspect_ratio": "9:16", "webhook_url": callback}),
             ),
             (
-                "3:4, standard",
-                video(json!({"model": "seedance-2.0", "seconds": 10, "aspect_ratio": "3:4"})),
+                "3:4, ten seconds",
+                video(json!({"seconds": 10, "aspect_ratio": "3:4"})),
                 None,
                 None,
-                json!({"model": "bytedance/seedance-2.0", "prompt": "a boat",
+                json!({"model": "bytedance/seedance-2.0-fast", "prompt": "a boat",
                     "duration": 10, "aspect_ratio": "3:4"}),
             ),
         ];
@@ -467,6 +461,28 @@ mod tests {
         )
         .expect("body");
         assert!(sent.get("webhook_url").is_none(), "{sent}");
+    }
+
+    #[test]
+    fn a_first_frame_is_not_offered() {
+        let image = video(json!({"inputs": {"first_frame_url": "https://img.example.com/a.png"}}));
+        assert!(provider(None, None)
+            .capabilities()
+            .check(&image)
+            .is_err_and(|why| why.contains("first frame")));
+    }
+
+    #[test]
+    fn standard_is_refused_before_sending() {
+        let standard = video(json!({"model": "seedance-2.0"}));
+        assert!(matches!(
+            body(&standard, None, None, true),
+            Err(ProviderError::Rejected(_))
+        ));
+        assert!(provider(None, None)
+            .capabilities()
+            .check(&standard)
+            .is_err_and(|why| why.contains("seedance-2.0")));
     }
 
     #[test]

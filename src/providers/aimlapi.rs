@@ -11,7 +11,9 @@
 //! - No cancel and no webhook: jobs are polled, and a cancel is local.
 //! - `usd_spent` is a JSON number of dollars, converted exactly from its decimal text.
 //!
-//! All three models, 4-15 s (the seed's 10 s cap belongs to its older endpoint), 480p-1080p,
+//! All three models, 4-15 s (the seed's 10 s cap belongs to its older endpoint), 480p-1080p
+//! for the standard model and 480p-720p for Fast and Mini (the API reference; the seed page
+//! says 1080p for Fast, and where sources disagree the narrower claim is kept),
 //! every ratio but `adaptive`, first and last frame, 9 reference images, 3 videos, 3 audio
 //! clips, audio generation and seed.
 
@@ -45,7 +47,12 @@ fn model_capabilities(model: Model) -> ModelCapabilities {
     ModelCapabilities {
         model,
         durations: Durations::Range(4, 15),
-        resolutions: &[Resolution::P480, Resolution::P720, Resolution::P1080],
+        // The API reference allows 1080p for the standard model only, 480p | 720p for Fast
+        // and Mini; the seed page claims 1080p for Fast. The narrower claim is kept.
+        resolutions: match model {
+            Model::Standard => &[Resolution::P480, Resolution::P720, Resolution::P1080],
+            Model::Fast | Model::Mini => &[Resolution::P480, Resolution::P720],
+        },
         aspect_ratios: &[
             AspectRatio::R21x9,
             AspectRatio::R16x9,

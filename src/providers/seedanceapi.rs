@@ -12,9 +12,11 @@
 //!
 //! 2.0 and Fast make 5, 10 or 15 s at up to 1080p in 16:9, 9:16, 4:3, 3:4; Mini makes 4-15 s at
 //! 480p or 720p (the seed says Mini's 1080p is billed and sent as 720p, so it is not offered) and
-//! also 1:1, 21:9, adaptive. The first frame is `images[0]`; reference images follow it, at
-//! most four images in all. Reference videos and audio are documented as "Mini-compatible", so
-//! only Mini is declared to take them.
+//! also 1:1, 21:9, adaptive. The first frame is `images[0]`, the only image sent: the seed
+//! defines `images` as "for image-to-video" and has no field for reference images, so a
+//! request with reference images is not eligible here (merging them into `images` would turn
+//! the first reference into a first frame). Reference videos and audio are documented as
+//! "Mini-compatible", so only Mini is declared to take them.
 
 use std::time::Duration;
 
@@ -68,8 +70,9 @@ fn model_capabilities(model: Model) -> ModelCapabilities {
         },
         first_frame: true,
         last_frame: false,
-        // `images` holds at most four: the first frame and up to three references.
-        max_reference_images: 3,
+        // `images` is "for image-to-video: 1-4 image URLs", a first frame, not references:
+        // the API has no field for reference images, so requests with them go elsewhere.
+        max_reference_images: 0,
         max_reference_videos: if mini { 3 } else { 0 },
         max_reference_audio: if mini { 3 } else { 0 },
         audio: false,
@@ -133,12 +136,7 @@ pub fn model_id(model: Model) -> &'static str {
 pub fn submit_body<'a>(request: &'a SubmitRequest<'a>) -> SubmitBody<'a> {
     let video = request.video;
     let inputs = &video.inputs;
-    let images = request
-        .first_frame_url
-        .as_deref()
-        .into_iter()
-        .chain(inputs.reference_image_urls.iter().map(|u| u.as_str()))
-        .collect();
+    let images = request.first_frame_url.as_deref().into_iter().collect();
     SubmitBody {
         model: model_id(video.model),
         prompt: &video.prompt,
@@ -386,17 +384,13 @@ mod tests {
                        "images": ["https://img.example.com/a.png"], "callback_url": callback}),
             ),
             (
-                "first frame and reference images share images",
-                with(json!({"seconds": 10, "aspect_ratio": "4:3", "inputs": {
-                    "reference_image_urls": ["https://img.example.com/r1.png",
-                                             "https://img.example.com/r2.png"]}})),
+                "a first frame is the one image",
+                with(json!({"seconds": 10, "aspect_ratio": "4:3"})),
                 Some("https://img.example.com/a.png"),
                 None,
                 json!({"model": "seedance-2.0", "prompt": "a boat", "duration": 10,
                        "resolution": "720p", "aspect_ratio": "4:3",
-                       "images": ["https://img.example.com/a.png",
-                                  "https://img.example.com/r1.png",
-                                  "https://img.example.com/r2.png"]}),
+                       "images": ["https://img.example.com/a.png"]}),
             ),
             (
                 "mini with reference video and audio",
@@ -451,6 +445,13 @@ mod tests {
             .check(&with(json!({"inputs": {
                 "reference_video_urls": ["https://cdn.example.com/v.mp4"]}})))
             .is_err());
+        // No field for reference images: a request with them is not eligible, whatever model.
+        for model in ["seedance-2.0", "seedance-2.0-mini"] {
+            assert!(caps
+                .check(&with(json!({"model": model, "inputs": {
+                    "reference_image_urls": ["https://img.example.com/r1.png"]}})))
+                .is_err_and(|why| why.contains("reference images")));
+        }
     }
 
     fn provider() -> SeedanceApi {

@@ -7,7 +7,7 @@
 //! |-----------------|----------------------------------------------------------------------|
 //! | seedance.it.com | Fast table 194/242/387/484/726 credits for 4/5/8/10/15 s, ceil(48.4 × s) between; standard ceil(1.2 ×); 1 credit = $0.01 |
 //! | Apiframe        | credits/s: 480p 1, 720p 2, doubled with a reference video; × `pricing.apiframe_usd_per_credit` (unpublished: unset means unpriced) |
-//! | AIgateway       | $0.011 per second + 5% at top-up = $0.01155/s                        |
+//! | AIgateway       | Fast only: $0.011 per second + 5% at top-up = $0.01155/s             |
 //! | seedanceapi.org | 2.0 240/480/720 and Fast 160/320/480 credits for 5/10/15 s; Mini 480p ceil(14.25 × s), with reference video 9 × s, 720p ceil(30.75 × s), with reference video ceil(18.75 × s) |
 //! | AI/ML API       | Fast $0.10/s, standard $0.25/s; Mini unpublished (unpriced)           |
 //! | sandbox         | free                                                                 |
@@ -72,7 +72,10 @@ pub fn upstream_cost(
             } * if with_reference_video { 2 } else { 1 };
             Ok(per_second * seconds * per_credit)
         }
-        "aigateway" => Ok(11_550 * seconds),
+        "aigateway" => match request.model {
+            Model::Fast => Ok(11_550 * seconds),
+            _ => Err(format!("does not offer {}", request.model.id())),
+        },
         "seedanceapi" => {
             let credits = match request.model {
                 Model::Standard | Model::Fast => {

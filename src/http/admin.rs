@@ -824,6 +824,34 @@ pub struct PriceRuleBody {
 }
 
 impl PricesBody {
+    /// The prices as set, in the shape they are sent in: canonical model names, the markup
+    /// in percent.
+    fn from_prices(prices: crate::domain::billing::pricing::TenantPrices) -> PricesBody {
+        use crate::domain::billing::pricing::TenantPrices;
+        match prices {
+            TenantPrices::Fixed { rules } => PricesBody::Fixed {
+                rules: rules
+                    .into_iter()
+                    .map(|rule| PriceRuleBody {
+                        model: rule.model.id().to_owned(),
+                        resolution: rule.resolution.map(|r| r.as_str().to_owned()),
+                        input_mode: rule.input_mode,
+                        credits_per_second: rule.credits_per_second,
+                    })
+                    .collect(),
+            },
+            TenantPrices::CostPlus { markup_bps } => {
+                let (whole, hundredths) = (markup_bps / 100, markup_bps % 100);
+                let markup_percent = match hundredths {
+                    0 => whole.to_string(),
+                    h if h % 10 == 0 => format!("{whole}.{}", h / 10),
+                    h => format!("{whole}.{h:02}"),
+                };
+                PricesBody::CostPlus { markup_percent }
+            }
+        }
+    }
+
     fn into_prices(self) -> Result<crate::domain::billing::pricing::TenantPrices> {
         use crate::domain::billing::pricing::{PriceRule, TenantPrices};
         match self {
@@ -897,13 +925,11 @@ pub async fn put_prices(
     _: Operator,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PricesBody>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<PricesBody>> {
     let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
     let prices = body.into_prices()?;
     state.db.put_tenant_prices(&tenant.id, &prices).await?;
-    Ok(Json(
-        serde_json::to_value(&prices).map_err(|e| Error::Internal(e.into()))?,
-    ))
+    Ok(Json(PricesBody::from_prices(prices)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -376,8 +376,8 @@ pub struct ContentParams {
 /// the name and answers 400 `invalid_request` for any other.
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
-#[allow(dead_code)] // never built: it only names the accepted values in the OpenAPI document
-
+// Never built: it only names the accepted values in the OpenAPI document.
+#[allow(dead_code)]
 pub enum ContentVariant {
     Video,
     Thumbnail,

@@ -803,10 +803,7 @@ pub async fn savings(
 pub enum PricesBody {
     /// Credits per second by model, optionally by resolution and input mode (`text`, `image`,
     /// `reference_video`); the most specific matching rule wins, else the operator's price.
-    Fixed {
-        #[schema(value_type = Vec<Object>)]
-        rules: Vec<PriceRuleBody>,
-    },
+    Fixed { rules: Vec<PriceRuleBody> },
     /// Upstream cost at the chosen provider × (1 + markup), rounded up once.
     CostPlus {
         /// Markup in percent as a decimal string, e.g. `"25"` or `"12.5"`.
@@ -814,12 +811,19 @@ pub enum PricesBody {
     },
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+/// One rule of a fixed price list.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceRuleBody {
+    /// A model id, e.g. `seedance-2.0-fast`.
     pub model: String,
+    /// `480p`, `720p` or `1080p`; absent: any.
     pub resolution: Option<String>,
+    /// `text`, `image` or `reference_video`; absent: any.
+    #[schema(value_type = Option<String>, pattern = "^(text|image|reference_video)$")]
     pub input_mode: Option<crate::domain::billing::pricing::InputMode>,
+    /// Credits per second of video (0 or more).
+    #[schema(minimum = 0)]
     pub credits_per_second: i64,
 }
 

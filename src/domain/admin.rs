@@ -227,7 +227,7 @@ pub async fn adjust_credits(
     idempotency: Option<&crate::domain::idempotency::Claim>,
 ) -> Result<Granted> {
     let tenant = tenant(db, tenant_id).await?;
-    if amount == 0 || amount.abs() > 1_000_000_000_000 {
+    if amount == 0 || amount.unsigned_abs() > 1_000_000_000_000 {
         return Err(Error::invalid(
             "amount",
             "amount must be a non-zero number of credits",

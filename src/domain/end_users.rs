@@ -153,7 +153,7 @@ pub async fn move_wallet(
     amount: i64,
     memo: Option<&str>,
 ) -> Result<TxnId> {
-    if amount == 0 || amount.abs() > 1_000_000_000_000 {
+    if amount == 0 || amount.unsigned_abs() > 1_000_000_000_000 {
         return Err(Error::invalid(
             "amount",
             "amount must be a non-zero number of credits",

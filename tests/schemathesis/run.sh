@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs schemathesis against the OpenAPI document the gateway serves: one pass on the tenant
 # routes (`/v1`, with an API key), one on the operator routes (`/admin/v1`, with the admin
-# token) and one on the public routes (no credentials). Builds the gateway, starts it on a free port with a temporary SQLite database,
-# bootstraps a tenant, lifts its request rate, runs both passes, stops the gateway. Exits
-# non-zero when schemathesis reports any failure (or cannot run).
+# token) and one on the public routes (no credentials). Builds the gateway, starts it on a
+# free port with a temporary SQLite database, bootstraps a tenant, lifts its request rate,
+# runs the three passes, stops the gateway. Exits non-zero when schemathesis reports any
+# failure (or cannot run).
 #
 # Needs `schemathesis` (tests/python/requirements-schemathesis.txt). Knobs:
 #   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation and phase (default 50)

@@ -340,3 +340,26 @@ async fn metadata_errors_name_the_key_or_the_value_at_fault() {
         .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_most_negative_amount_is_400_and_moves_nothing() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1_000).await;
+    let wallet = app
+        .client
+        .post(app.url("/v1/end_users/alice/wallet"))
+        .bearer_auth(&key)
+        .json(&json!({"amount": i64::MIN}))
+        .send()
+        .await
+        .expect("send");
+    assert_error(wallet, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let adjustment = app
+        .admin_post(
+            &format!("/admin/v1/tenants/{tenant}/adjustments"),
+            json!({"amount": i64::MIN, "reason": "overflow", "mode": "test", "actor": "ops"}),
+        )
+        .await;
+    assert_error(adjustment, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_nothing_changed(&app, &key, &tenant, 1_000).await;
+}

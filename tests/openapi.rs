@@ -89,3 +89,46 @@ async fn the_document_and_docs_page_are_served() {
         .expect("text");
     assert!(docs.contains("/openapi.json"));
 }
+
+#[test]
+fn parameters_file_bodies_and_body_errors_are_described_as_served() {
+    let doc: Value =
+        serde_json::from_str(&seedance_gateway::http::openapi::document()).expect("json");
+    for parameter in doc["paths"]["/v1/webhook_messages"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+    {
+        assert_eq!(parameter["in"], "query", "{parameter}");
+        assert_eq!(parameter["required"], false, "{parameter}");
+    }
+    let binary = |path: &str, status: &str, content_type: &str| {
+        let schema =
+            &doc["paths"][path]["get"]["responses"][status]["content"][content_type]["schema"];
+        let name = schema["$ref"]
+            .as_str()
+            .and_then(|r| r.rsplit('/').next())
+            .unwrap_or_else(|| panic!("{path} {status} {content_type}: {schema}"));
+        let target = &doc["components"]["schemas"][name];
+        assert_eq!(target["type"], "string", "{path} {content_type}");
+        assert_eq!(target["format"], "binary", "{path} {content_type}");
+    };
+    binary("/v1/videos/{video_id}/content", "200", "video/mp4");
+    binary("/v1/videos/{video_id}/content", "200", "image/jpeg");
+    binary("/v1/videos/{video_id}/content", "206", "video/mp4");
+    binary("/files/uploads/{name}", "200", "image/png");
+    let usage = &doc["paths"]["/v1/usage"]["get"]["responses"]["200"]["content"];
+    assert!(usage["application/json"].is_object() && usage["text/csv"].is_object());
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let authenticated = path.starts_with("/v1/") || path.starts_with("/admin/v1/");
+            if authenticated && operation["requestBody"].is_object() {
+                for status in ["400", "401", "413", "415"] {
+                    assert!(
+                        operation["responses"][status].is_object(),
+                        "{method} {path} lacks {status}"
+                    );
+                }
+            }
+        }
+    }
+}

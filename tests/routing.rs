@@ -927,3 +927,34 @@ async fn the_margin_report_and_cost_mismatch_flags_use_what_the_upstream_reporte
         "a 100% difference is under 150%"
     );
 }
+
+#[tokio::test]
+async fn the_prices_answer_is_the_canonical_form_of_what_was_set() {
+    let app = TestApp::spawn().await;
+    let (tenant, _) = app.tenant_with_key("live", 0).await;
+    let put = |body: Value| {
+        app.client
+            .put(app.url(&format!("/admin/v1/tenants/{tenant}/prices")))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    for (sent, answered) in [
+        (
+            json!({"kind": "cost_plus", "markup_percent": "12.50"}),
+            json!({"kind": "cost_plus", "markup_percent": "12.5"}),
+        ),
+        (
+            json!({"kind": "cost_plus", "markup_percent": "0.05"}),
+            json!({"kind": "cost_plus", "markup_percent": "0.05"}),
+        ),
+        (
+            json!({"kind": "fixed", "rules": [{"model": "Seedance-2.0-Fast", "resolution": "1080p", "input_mode": "image", "credits_per_second": 90}]}),
+            json!({"kind": "fixed", "rules": [{"model": "seedance-2.0-fast", "resolution": "1080p", "input_mode": "image", "credits_per_second": 90}]}),
+        ),
+    ] {
+        let response = put(sent).await.expect("send");
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.json::<Value>().await.expect("json"), answered);
+    }
+}

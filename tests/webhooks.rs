@@ -346,3 +346,52 @@ async fn hostile_targets_are_refused_including_by_redirect() {
         "the localhost redirect was followed"
     );
 }
+
+#[tokio::test]
+async fn a_rotate_body_is_optional_json_and_whatever_its_schema_forbids_is_refused() {
+    let app = spawn_app().await;
+    let (_, key) = app.tenant_with_key("test", 0).await;
+    let rotate = |content_type: Option<&'static str>, body: &'static str| {
+        let mut request = app
+            .client
+            .post(app.url("/v1/webhook_secret/rotate"))
+            .bearer_auth(&key)
+            .body(body);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        async move {
+            let response = request.send().await.expect("request");
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    for (content_type, body) in [
+        (None, ""),
+        (Some("application/json"), ""),
+        (Some("application/json"), "null"),
+        (Some("application/json"), r#"{"overlap_secs": 60}"#),
+        (Some("application/json; charset=utf-8"), "{}"),
+    ] {
+        let (status, answer) = rotate(content_type, body).await;
+        assert_eq!(status, StatusCode::OK, "{body}: {answer}");
+        assert_eq!(answer["object"], "webhook_secret");
+    }
+    for body in [
+        r#"{"overlap_secs": 60, "unknown": 1}"#,
+        r#"{"overlap_secs": "60"}"#,
+        r#"{"overlap_secs": -1}"#,
+        r#"[]"#,
+        "{",
+    ] {
+        let (status, answer) = rotate(Some("application/json"), body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], "invalid_request", "{body}");
+    }
+    let (status, answer) = rotate(Some("text/plain"), r#"{"overlap_secs": 60}"#).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
+    assert_eq!(answer["error"]["code"], "unsupported_media_type");
+}

@@ -806,10 +806,7 @@ pub async fn savings(
 pub enum PricesBody {
     /// Credits per second by model, optionally by resolution and input mode (`text`, `image`,
     /// `reference_video`); the most specific matching rule wins, else the operator's price.
-    Fixed {
-        #[schema(value_type = Vec<Object>)]
-        rules: Vec<PriceRuleBody>,
-    },
+    Fixed { rules: Vec<PriceRuleBody> },
     /// Upstream cost at the chosen provider × (1 + markup), rounded up once.
     CostPlus {
         /// Markup in percent as a decimal string, e.g. `"25"` or `"12.5"`.
@@ -817,16 +814,51 @@ pub enum PricesBody {
     },
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+/// One rule of a fixed price list.
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PriceRuleBody {
+    /// A model id, e.g. `seedance-2.0-fast`.
     pub model: String,
+    /// `480p`, `720p` or `1080p`; absent: any.
     pub resolution: Option<String>,
+    /// `text`, `image` or `reference_video`; absent: any.
+    #[schema(value_type = Option<String>, pattern = "^(text|image|reference_video)$")]
     pub input_mode: Option<crate::domain::billing::pricing::InputMode>,
+    /// Credits per second of video (0 or more).
+    #[schema(minimum = 0)]
     pub credits_per_second: i64,
 }
 
 impl PricesBody {
+    /// The prices as set, in the shape they are sent in: canonical model names, the markup
+    /// in percent.
+    fn from_prices(prices: crate::domain::billing::pricing::TenantPrices) -> PricesBody {
+        use crate::domain::billing::pricing::TenantPrices;
+        match prices {
+            TenantPrices::Fixed { rules } => PricesBody::Fixed {
+                rules: rules
+                    .into_iter()
+                    .map(|rule| PriceRuleBody {
+                        model: rule.model.id().to_owned(),
+                        resolution: rule.resolution.map(|r| r.as_str().to_owned()),
+                        input_mode: rule.input_mode,
+                        credits_per_second: rule.credits_per_second,
+                    })
+                    .collect(),
+            },
+            TenantPrices::CostPlus { markup_bps } => {
+                let (whole, hundredths) = (markup_bps / 100, markup_bps % 100);
+                let markup_percent = match hundredths {
+                    0 => whole.to_string(),
+                    h if h % 10 == 0 => format!("{whole}.{}", h / 10),
+                    h => format!("{whole}.{h:02}"),
+                };
+                PricesBody::CostPlus { markup_percent }
+            }
+        }
+    }
+
     fn into_prices(self) -> Result<crate::domain::billing::pricing::TenantPrices> {
         use crate::domain::billing::pricing::{PriceRule, TenantPrices};
         match self {
@@ -898,13 +930,11 @@ pub async fn put_prices(
     _: Operator,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PricesBody>,
-) -> Result<Json<serde_json::Value>> {
+) -> Result<Json<PricesBody>> {
     let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
     let prices = body.into_prices()?;
     state.db.put_tenant_prices(&tenant.id, &prices).await?;
-    Ok(Json(
-        serde_json::to_value(&prices).map_err(|e| Error::Internal(e.into()))?,
-    ))
+    Ok(Json(PricesBody::from_prices(prices)))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -164,8 +164,10 @@ pub struct UsageTotals {
 #[utoipa::path(
     get, path = "/v1/usage", tag = "billing", params(UsageParams),
     responses(
-        (status = 200, body = UsageReport, content_type = "application/json"),
-        (status = 200, description = "The same as CSV", content_type = "text/csv"),
+        (status = 200, description = "The report as JSON, or as CSV (`format=csv` or `Accept: text/csv`)", content(
+            (UsageReport = "application/json"),
+            (String = "text/csv"),
+        )),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)
     ),
     security(("api_key" = []))

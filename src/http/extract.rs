@@ -1,9 +1,10 @@
 //! Extractors whose rejections speak the API's error envelope instead of axum's plain text.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
@@ -37,6 +38,49 @@ pub fn json_rejection(rejection: JsonRejection) -> Error {
         JsonRejection::JsonDataError(e) => Error::invalid_body(e.body_text()),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
         other => Error::invalid_body(other.body_text()),
+    }
+}
+
+/// An optional JSON body: `None` when the body is empty (or JSON `null`), else `T` with
+/// [`ApiJson`]'s rejections (a non-empty body must be sent as `application/json`).
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| {
+                let essence = value.split(';').next().unwrap_or_default().trim();
+                essence.eq_ignore_ascii_case("application/json")
+                    || essence.to_ascii_lowercase().ends_with("+json")
+            });
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::invalid_body(rejection.body_text())
+            }
+        })?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(None));
+        }
+        if !is_json {
+            return Err(Error::UnsupportedMediaType(
+                "send the body as application/json, or send none".into(),
+            ));
+        }
+        match axum::Json::<Option<T>>::from_bytes(&body) {
+            Ok(axum::Json(value)) => Ok(OptionalJson(value)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
     }
 }
 

@@ -17,7 +17,11 @@ use crate::error::Error;
     get, path = "/files/uploads/{name}", tag = "operations",
     params(("name" = String, Path, description = "32 random characters and the image's extension")),
     responses(
-        (status = 200, description = "The image", content_type = "image/png", body = Vec<u8>),
+        (status = 200, description = "The image", content(
+            (crate::http::openapi::Binary = "image/jpeg"),
+            (crate::http::openapi::Binary = "image/png"),
+            (crate::http::openapi::Binary = "image/webp"),
+        )),
         (status = 404, body = crate::error::ErrorBody),
     )
 )]

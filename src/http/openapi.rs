@@ -4,7 +4,7 @@
 use axum::response::Html;
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi};
+use utoipa::{Modify, OpenApi, ToSchema};
 
 use crate::http::{
     admin, billing, end_users, files, health, provider_webhooks, routing, videos, webhooks,
@@ -46,6 +46,12 @@ use crate::http::{
 )]
 pub struct ApiDoc;
 
+/// The raw bytes of a file (an MP4, an image): documented as a binary string, not as an array
+/// of numbers.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(pub Vec<u8>);
+
 struct SecuritySchemes;
 
 impl Modify for SecuritySchemes {
@@ -67,13 +73,17 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// Declares the answers every authenticated route can give: 401 (no or bad credentials), 403
-/// (a scope the key lacks) and 429 (a rate or cap) on `/v1`, 401 on `/admin/v1`, each with the
-/// error envelope.
+/// Declares, through one place, the error answers that do not depend on the handler, each with
+/// the error envelope: 401 (no or bad credentials), 403 (a scope the key lacks) and 429 (a rate
+/// or cap) on `/v1`; 401 on `/admin/v1`; and on every operation of either that takes a body,
+/// 400 (`invalid_request`: malformed or schema-violating), 413 (`request_too_large`) and 415
+/// (`unsupported_media_type`), or that takes query parameters, 400; and on every operation
+/// taking an `Idempotency-Key`, 409. A response an annotation already declares is kept.
 struct CommonResponses;
 
 impl Modify for CommonResponses {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::path::ParameterIn;
         use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         let error = |description: &str| {
             RefOr::T(
@@ -88,8 +98,28 @@ impl Modify for CommonResponses {
                     .build(),
             )
         };
+        const BAD_BODY: (&str, &str) = (
+            "400",
+            "The body or a parameter is malformed or violates its schema (`invalid_request`)",
+        );
+        const BAD_QUERY: (&str, &str) = (
+            "400",
+            "A parameter is malformed or violates its schema (`invalid_request`)",
+        );
+        const TOO_LARGE: (&str, &str) = (
+            "413",
+            "The body is larger than `server.max_body_bytes` (`request_too_large`)",
+        );
+        const MEDIA_TYPE: (&str, &str) = (
+            "415",
+            "The body's Content-Type is not one this route takes (`unsupported_media_type`)",
+        );
+        const IDEMPOTENCY: (&str, &str) = (
+            "409",
+            "The Idempotency-Key was used with a different request, or its first request is still being processed",
+        );
         for (path, item) in openapi.paths.paths.iter_mut() {
-            let codes: &[(&str, &str)] = if path.starts_with("/v1/") {
+            let auth: &[(&str, &str)] = if path.starts_with("/v1/") {
                 &[
                     ("401", "Missing, invalid, expired or revoked credentials"),
                     ("403", "The key or token lacks the scope this route needs"),
@@ -101,7 +131,7 @@ impl Modify for CommonResponses {
             } else if path.starts_with("/admin/v1/") {
                 &[("401", "Missing or invalid operator credentials")]
             } else {
-                &[]
+                continue;
             };
             let operations = [
                 &mut item.get,
@@ -111,11 +141,29 @@ impl Modify for CommonResponses {
                 &mut item.patch,
             ];
             for operation in operations.into_iter().flatten() {
+                let mut codes = auth.to_vec();
+                if operation.request_body.is_some() {
+                    codes.extend([BAD_BODY, TOO_LARGE, MEDIA_TYPE]);
+                } else if operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|parameter| matches!(parameter.parameter_in, ParameterIn::Query))
+                {
+                    codes.push(BAD_QUERY);
+                }
+                let idempotent = operation.parameters.iter().flatten().any(|parameter| {
+                    matches!(parameter.parameter_in, ParameterIn::Header)
+                        && parameter.name.eq_ignore_ascii_case("idempotency-key")
+                });
+                if idempotent {
+                    codes.push(IDEMPOTENCY);
+                }
                 for (code, description) in codes {
                     operation
                         .responses
                         .responses
-                        .entry((*code).to_string())
+                        .entry(code.to_string())
                         .or_insert_with(|| error(description));
                 }
             }

@@ -13,7 +13,7 @@ use crate::domain::tenants::Scope;
 use crate::domain::webhooks::{self, Endpoint, EndpointRequest, Message};
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::{Caller, Operator};
-use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::extract::{ApiJson, ApiQuery, OptionalJson};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,6 +82,7 @@ pub struct EndpointList {
 pub struct RotateBody {
     /// Seconds the previous secret keeps signing alongside the new one (0-604800; default
     /// `webhooks.secret_overlap_secs`).
+    #[schema(minimum = 0, maximum = 604800)]
     pub overlap_secs: Option<i64>,
 }
 
@@ -135,11 +136,13 @@ pub struct MessageList {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MessageQuery {
     /// Only the messages about this video.
     pub video_id: Option<String>,
     /// At most this many, newest first (1-100, default 20).
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
 }
 
@@ -283,7 +286,7 @@ pub async fn enable_endpoint(
 /// sent) for `overlap_secs`.
 #[utoipa::path(
     post, path = "/v1/webhook_endpoints/{endpoint_id}/rotate_secret", tag = "webhooks",
-    params(("endpoint_id" = String, Path)), request_body = RotateBody,
+    params(("endpoint_id" = String, Path)), request_body = Option<RotateBody>,
     responses((status = 200, body = EndpointObject), (status = 404, body = ErrorBody)),
     security(("api_key" = []))
 )]
@@ -291,21 +294,12 @@ pub async fn rotate_endpoint(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(id): Path<String>,
-    body: axum::body::Bytes,
+    OptionalJson(body): OptionalJson<RotateBody>,
 ) -> Result<Json<EndpointObject>> {
     principal.require(Scope::WebhooksWrite)?;
-    let overlap = rotate_body(&body)?.overlap_secs;
+    let overlap = body.unwrap_or_default().overlap_secs;
     let endpoint = webhooks::rotate(&state, &principal.tenant_id, &id, overlap).await?;
     Ok(Json(EndpointObject::new(endpoint, true)))
-}
-
-/// The optional body of a rotate call: empty, or JSON.
-fn rotate_body(body: &[u8]) -> Result<RotateBody> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(RotateBody::default());
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| Error::invalid_body(format!("the body is not a valid rotate request: {e}")))
 }
 
 fn secret_object(secret: (String, Option<String>, Option<i64>)) -> RequestSecret {
@@ -335,17 +329,17 @@ pub async fn get_request_secret(
 
 /// Rotate the secret for per-request `webhook_url` deliveries
 #[utoipa::path(
-    post, path = "/v1/webhook_secret/rotate", tag = "webhooks", request_body = RotateBody,
+    post, path = "/v1/webhook_secret/rotate", tag = "webhooks", request_body = Option<RotateBody>,
     responses((status = 200, body = RequestSecret)),
     security(("api_key" = []))
 )]
 pub async fn rotate_request_secret(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    body: axum::body::Bytes,
+    OptionalJson(body): OptionalJson<RotateBody>,
 ) -> Result<Json<RequestSecret>> {
     principal.require(Scope::WebhooksWrite)?;
-    let overlap = rotate_body(&body)?.overlap_secs;
+    let overlap = body.unwrap_or_default().overlap_secs;
     Ok(Json(secret_object(
         webhooks::rotate_request_secret(&state, &principal.tenant_id, overlap).await?,
     )))

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 
 use self::create::{CreateInput, CreateVideoBody};
 use self::object::{VideoDeleted, VideoList, VideoObject};
@@ -368,7 +368,19 @@ pub async fn delete_video(
 #[serde(deny_unknown_fields)]
 pub struct ContentParams {
     /// `video` (default) or `thumbnail` (the last frame, as JPEG).
+    #[param(inline, value_type = Option<ContentVariant>)]
     pub variant: Option<String>,
+}
+
+/// The file `GET /v1/videos/{video_id}/content` answers, for the document: the handler reads
+/// the name and answers 400 `invalid_request` for any other.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+// Never built: it only names the accepted values in the OpenAPI document.
+#[allow(dead_code)]
+pub enum ContentVariant {
+    Video,
+    Thumbnail,
 }
 
 /// Download a video's content
@@ -378,8 +390,11 @@ pub struct ContentParams {
     get, path = "/v1/videos/{video_id}/content", tag = "videos",
     params(("video_id" = String, Path, description = "The video's id"), ContentParams),
     responses(
-        (status = 200, description = "The MP4", content_type = "video/mp4", body = Vec<u8>),
-        (status = 206, description = "The requested byte range of the MP4 (`Range: bytes=…`)", content_type = "video/mp4", body = Vec<u8>),
+        (status = 200, description = "The MP4, or with `variant=thumbnail` the last frame as JPEG", content(
+            (crate::http::openapi::Binary = "video/mp4"),
+            (crate::http::openapi::Binary = "image/jpeg"),
+        )),
+        (status = 206, description = "The requested byte range of the MP4 (`Range: bytes=…`)", content_type = "video/mp4", body = crate::http::openapi::Binary),
         (status = 302, description = "Redirect to the upstream's copy, while the gateway's own copy is pending"),
         (status = 404, body = ErrorBody),
         (status = 410, description = "The content has expired (`expires_at`)", body = ErrorBody),

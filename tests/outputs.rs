@@ -46,7 +46,10 @@ async fn start_fake() -> FakeUpstream {
 
 async fn completed(app: &TestApp, key: &str) -> String {
     let response = app
-        .create_video(key, json!({"prompt": "a paper boat", "seconds": 5}))
+        .create_video(
+            key,
+            json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5}),
+        )
         .await;
     assert_eq!(response.status(), StatusCode::OK);
     let video: Value = response.json().await.expect("json");

@@ -441,3 +441,112 @@ async fn a_request_a_provider_cannot_serve_is_never_sent_to_it() {
         );
     }
 }
+
+/// A submit whose 2xx answer is cut off after the job was made upstream is never sent again
+/// blindly: where the provider de-duplicates (Apiframe's `Idempotency-Key`) it is repeated and
+/// one job exists; elsewhere it is sent once more at most (here to the same provider, the
+/// only one enabled), the video still finishes, is charged once, and the lost submit is listed
+/// for the operator as a possible orphan.
+#[tokio::test]
+async fn a_lost_submit_answer_makes_at_most_two_upstream_jobs_and_the_video_finishes() {
+    for case in cases() {
+        let fake = fake().await;
+        fake.inject(case.prefix, "submit", Fault::LostAnswer);
+        let app = gateway_for(&case, &fake, |_| {}).await;
+        let (tenant, key) = app.tenant_with_key("live", 10_000).await;
+        let created: Value = app
+            .create_video(&key, (case.t2v)())
+            .await
+            .json()
+            .await
+            .expect("json");
+        let id = created["id"].as_str().expect("id").to_string();
+        let done = app.wait_terminal(&key, &id).await;
+        assert_eq!(done["status"], "completed", "{}: {done}", case.name);
+        assert_eq!(done["cost"]["charged"], case.t2v_price, "{}", case.name);
+        let submits = fake
+            .calls(case.prefix)
+            .into_iter()
+            .filter(|c| c.op == "submit")
+            .count();
+        assert_eq!(
+            submits, 2,
+            "{}: one lost answer, one more submit",
+            case.name
+        );
+        let expected_jobs = if case.name == "apiframe" { 1 } else { 2 };
+        assert_eq!(fake.jobs_made(case.prefix), expected_jobs, "{}", case.name);
+
+        let report: Value = app
+            .admin_get("/admin/v1/reports/cost_mismatches")
+            .await
+            .json()
+            .await
+            .expect("report");
+        let orphans = report["possible_orphans"].as_array().expect("orphans");
+        if case.name == "apiframe" {
+            assert!(orphans.is_empty(), "{}: {report}", case.name);
+        } else {
+            assert_eq!(orphans.len(), 1, "{}: {report}", case.name);
+            assert_eq!(orphans[0]["video_id"], id.as_str());
+            assert_eq!(orphans[0]["provider"], case.name);
+            assert_eq!(orphans[0]["tenant_id"], tenant.as_str());
+        }
+        assert_eq!(ledger_kinds(&app.db, &id).await, vec!["hold", "capture"]);
+        app.assert_ledger_consistent().await;
+    }
+}
+
+/// With every provider enabled, a lost answer at the cheapest moves the job to the next one:
+/// two upstream jobs in all, the video finishes at the second, charged once.
+#[tokio::test]
+async fn a_lost_submit_answer_fails_over_once() {
+    let fake = fake().await;
+    let app = TestApp::spawn_with(|config| {
+        config.providers.sandbox.enabled = false;
+        config.pricing.apiframe_usd_per_credit = Some("0.01".into());
+        for case in cases() {
+            let upstream = (case.slot)(config);
+            upstream.enabled = true;
+            upstream.base_url = Some(fake.base_url(case.prefix));
+            upstream.api_key = Some(Secret::new(FAKE_KEY));
+            upstream.poll_interval_ms = Some(50);
+            upstream.timeout_secs = Some(2);
+        }
+    })
+    .await;
+    let (_, key) = app.tenant_with_key("live", 100_000).await;
+    let body = json!({"model": "seedance-2.0-fast", "prompt": "a boat", "seconds": 5});
+    let quote: Value = app
+        .client
+        .post(app.url("/v1/videos/quote"))
+        .bearer_auth(&key)
+        .json(&body)
+        .send()
+        .await
+        .expect("quote")
+        .json()
+        .await
+        .expect("json");
+    let first = quote["pick"].as_str().expect("pick").to_string();
+    let second = quote["candidates"][1]["provider"]
+        .as_str()
+        .expect("a second candidate")
+        .to_string();
+    fake.inject(&first, "submit", Fault::LostAnswer);
+    let created: Value = app
+        .create_video(&key, body)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    let done = app.wait_terminal(&key, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let made: usize = cases().iter().map(|c| fake.jobs_made(c.prefix)).sum();
+    assert_eq!(made, 2, "jobs made upstream");
+    assert_eq!(fake.jobs_made(&first), 1);
+    assert_eq!(fake.jobs_made(&second), 1);
+    assert_eq!(ledger_kinds(&app.db, &id).await, vec!["hold", "capture"]);
+    app.assert_ledger_consistent().await;
+}

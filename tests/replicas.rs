@@ -231,7 +231,9 @@ max_concurrent = 6
         let response = client
             .post(format!("{}/v1/videos", bases[n % 3]))
             .bearer_auth(&key)
-            .json(&json!({"prompt": format!("clip {n}"), "seconds": 5}))
+            .json(
+                &json!({"model": "seedance-2.0-fast", "prompt": format!("clip {n}"), "seconds": 5}),
+            )
             .send()
             .await
             .expect("create");

@@ -2,7 +2,8 @@
 //! `POST /v2/videos/generate` answering 202 `{jobId, status: "QUEUED"}`, `GET /v2/jobs/{id}`
 //! with upper-case statuses and `creditCost`, no cancel endpoint, `{"error": "..."}` errors
 //! (402 adds `creditsRequired` and `creditsAvailable`) and webhooks signed with
-//! `sha256(api key)`. It does not replay `Idempotency-Key`s: a repeated key makes a new job.
+//! `sha256(api key)`. A submit with an `Idempotency-Key` (an optional header of its OpenAPI)
+//! that the fake has seen answers with the job that key made, and makes no new one.
 
 use std::sync::Arc;
 
@@ -160,9 +161,20 @@ async fn submit(
         Ok(duration) => duration,
         Err(message) => return error(StatusCode::BAD_REQUEST, &message),
     };
+    let key = header_value(&headers, "idempotency-key").map(str::to_string);
+    if let Some(existing) = key.as_deref().and_then(|k| state.replay(PREFIX, k)) {
+        return (
+            StatusCode::ACCEPTED,
+            Json(json!({"jobId": existing, "status": "QUEUED"})),
+        )
+            .into_response();
+    }
     let callback = body["webhookUrl"].as_str().map(str::to_string);
     let model = body["model"].as_str().unwrap_or_default().to_string();
     let job = state.start_job(PREFIX, "apf_job_", &model, duration, body, callback);
+    if let Some(key) = &key {
+        state.remember(PREFIX, key, &job.id);
+    }
     (
         StatusCode::ACCEPTED,
         Json(json!({"jobId": job.id, "status": "QUEUED"})),

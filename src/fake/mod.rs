@@ -56,6 +56,39 @@ pub enum Fault {
     Malformed,
     /// Answer 200 with JSON cut off in the middle.
     Truncated,
+    /// Do the work (a submit creates its job upstream), then cut the answer off in the middle
+    /// of its JSON: the job exists, but its caller cannot read its id.
+    LostAnswer,
+}
+
+tokio::task_local! {
+    /// Set while a request whose answer must be lost (see [`Fault::LostAnswer`]) is handled.
+    static LOSE_ANSWER: std::cell::Cell<bool>;
+}
+
+/// Cuts off the answer of a request handled under [`Fault::LostAnswer`], after the handler
+/// did its work.
+async fn lose_answers(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (lose, response) = LOSE_ANSWER
+        .scope(std::cell::Cell::new(false), async {
+            let response = next.run(request).await;
+            (LOSE_ANSWER.with(|flag| flag.get()), response)
+        })
+        .await;
+    if !lose {
+        return response;
+    }
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap_or_default();
+    let cut = body.len() / 2;
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.slice(..cut),
+    )
+        .into_response()
 }
 
 /// One request the fake received.
@@ -137,6 +170,8 @@ struct Inner {
     /// Per provider, the jobs still running by when they end, so a start counts the running
     /// jobs without scanning every job the fake has seen.
     running: HashMap<&'static str, Running>,
+    /// Per provider, the job each idempotency key made.
+    idempotency: HashMap<(String, String), String>,
 }
 
 /// The running jobs of one provider: their end times, and which of them were canceled early.
@@ -175,6 +210,21 @@ impl FakeState {
         self.inner
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The job an idempotency key already made at a provider.
+    pub fn replay(&self, provider: &str, key: &str) -> Option<String> {
+        self.lock()
+            .idempotency
+            .get(&(provider.to_string(), key.to_string()))
+            .cloned()
+    }
+
+    /// Remembers the job an idempotency key made.
+    pub fn remember(&self, provider: &str, key: &str, job: &str) {
+        self.lock()
+            .idempotency
+            .insert((provider.to_string(), key.to_string()), job.to_string());
     }
 
     pub fn record(
@@ -356,6 +406,11 @@ pub async fn fault_response(fault: Fault, error_body: fn(u16) -> Value) -> Optio
             )
                 .into_response(),
         ),
+        Fault::LostAnswer => {
+            // The handler goes on; the answer it makes is cut off on the way out.
+            let _ = LOSE_ANSWER.try_with(|flag| flag.set(true));
+            None
+        }
         Fault::Truncated => Some(
             (
                 StatusCode::OK,
@@ -394,6 +449,7 @@ impl FakeUpstream {
                 durations: HashMap::new(),
                 max_running: HashMap::new(),
                 running: HashMap::new(),
+                idempotency: HashMap::new(),
             }),
             origin: format!("http://{addr}"),
             webhooks: reqwest::Client::builder()
@@ -453,6 +509,16 @@ impl FakeUpstream {
         self.state.lock().job_duration = duration;
     }
 
+    /// How many jobs this provider made, whatever became of them.
+    pub fn jobs_made(&self, provider: &str) -> usize {
+        self.state
+            .lock()
+            .jobs
+            .values()
+            .filter(|job| job.provider == provider)
+            .count()
+    }
+
     /// The most jobs this provider had running at once (as it sees them).
     pub fn max_running(&self, provider: &str) -> usize {
         self.state
@@ -499,6 +565,7 @@ pub fn router(state: Arc<FakeState>) -> Router {
         .route("/_fake/faults", post(control_fault))
         .route("/_fake/calls", get(control_calls))
         .route("/_fake/settings", post(control_settings))
+        .layer(axum::middleware::from_fn(lose_answers))
         .with_state(state)
 }
 

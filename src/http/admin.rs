@@ -1039,11 +1039,28 @@ pub struct CostMismatch {
     pub estimated_micro_usd: Option<i64>,
 }
 
+/// A submit whose answer was lost: the provider may hold, and bill, a job the gateway never
+/// saw. Reconcile it with the provider's invoice.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PossibleOrphan {
+    pub video_id: String,
+    pub tenant_id: String,
+    pub provider: String,
+    /// Unix seconds of the submit.
+    pub attempted_at: i64,
+    pub error: Option<String>,
+    /// The request as the gateway normalized it.
+    #[schema(value_type = Object)]
+    pub request: serde_json::Value,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CostMismatchList {
     pub object: &'static str,
     pub threshold_percent: i64,
     pub data: Vec<CostMismatch>,
+    /// Submits in the window whose answer was lost (see [`PossibleOrphan`]).
+    pub possible_orphans: Vec<PossibleOrphan>,
 }
 
 /// Jobs whose upstream cost differs from the catalog
@@ -1085,10 +1102,25 @@ pub async fn cost_mismatches(
             estimated_micro_usd: v.upstream_estimate_micro,
         })
         .collect();
+    let possible_orphans = state
+        .db
+        .possible_orphans(from, to, 500)
+        .await?
+        .into_iter()
+        .map(|o| PossibleOrphan {
+            video_id: o.video_id,
+            tenant_id: o.tenant_id,
+            provider: o.provider,
+            attempted_at: o.attempted_at_ms / 1000,
+            error: o.error,
+            request: o.request,
+        })
+        .collect();
     Ok(Json(CostMismatchList {
         object: "list",
         threshold_percent: threshold,
         data,
+        possible_orphans,
     }))
 }
 

@@ -293,6 +293,11 @@ impl Provider for Apiframe {
         NAME
     }
 
+    /// Submits carry `Idempotency-Key: <video id>`: a repeat returns the same job.
+    fn idempotent_submits(&self) -> bool {
+        true
+    }
+
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
     }

@@ -31,6 +31,7 @@ impl Metered {
             Err(ProviderError::Rejected(_)) => "rejected",
             Err(ProviderError::Unavailable(_)) => "unavailable",
             Err(ProviderError::Transient { .. }) => "transient",
+            Err(ProviderError::OutcomeUnknown(_)) => "unknown",
         };
         self.metrics
             .observe_upstream(self.inner.name(), operation, outcome, started.elapsed());
@@ -41,6 +42,10 @@ impl Metered {
 impl Provider for Metered {
     fn name(&self) -> &'static str {
         self.inner.name()
+    }
+
+    fn idempotent_submits(&self) -> bool {
+        self.inner.idempotent_submits()
     }
 
     fn capabilities(&self) -> &capabilities::Capabilities {

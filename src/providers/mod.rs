@@ -102,12 +102,18 @@ pub enum ProviderError {
     /// The gateway's credentials or account there are unusable (401/403/402).
     #[error("{0}")]
     Unavailable(String),
-    /// Worth retrying later (429, 5xx, timeouts, malformed answers).
+    /// Worth retrying later (429, 5xx, a connection that could not be opened, a malformed
+    /// error answer).
     #[error("{message}")]
     Transient {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// The request went out and its answer was lost (a timeout after sending, a connection
+    /// reset, an unreadable 2xx): the upstream may have acted on it. A poll may simply be
+    /// repeated; a submit may not, since the job may already exist there (see the job worker).
+    #[error("{0}")]
+    OutcomeUnknown(String),
 }
 
 /// Why a provider webhook was not accepted.
@@ -126,6 +132,12 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
     /// What this provider can serve, per model.
     fn capabilities(&self) -> &capabilities::Capabilities;
+    /// Whether a repeated submit of the same job makes no second upstream job (the provider
+    /// honours an idempotency key the adapter sends), so a submit whose answer was lost may
+    /// be sent again as it is.
+    fn idempotent_submits(&self) -> bool {
+        false
+    }
     async fn submit(&self, request: SubmitRequest<'_>) -> Result<Submission, ProviderError>;
     async fn poll(&self, upstream_id: &str) -> Result<UpstreamStatus, ProviderError>;
     async fn cancel(&self, upstream_id: &str) -> Result<CancelOutcome, ProviderError>;

@@ -7,7 +7,8 @@
 //! | 401, 403                                 | the provider is misconfigured            |
 //! | 402                                      | the gateway's account there is empty     |
 //! | 429                                      | transient, honouring `Retry-After`       |
-//! | 5xx, timeout, connection error, bad JSON | transient                                |
+//! | 5xx, no connection, bad error body       | transient                                |
+//! | timeout or reset after sending, unreadable 2xx | outcome unknown: it may have been done |
 //!
 //! A caller may take some other statuses as answers ([`Upstream::send_accepting`]): AIgateway
 //! answers 304 to a poll that comes too soon, meaning "nothing new".
@@ -47,11 +48,11 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// Parses the body, treating malformed or truncated JSON as a transient failure.
+    /// Parses the body. A success answer that cannot be read leaves the outcome unknown: the
+    /// upstream said it did something, but not what.
     pub fn json<T: DeserializeOwned>(&self, name: &str) -> Result<T, ProviderError> {
-        serde_json::from_slice(&self.body).map_err(|e| ProviderError::Transient {
-            message: format!("{name} sent a malformed answer ({e})"),
-            retry_after: None,
+        serde_json::from_slice(&self.body).map_err(|e| {
+            ProviderError::OutcomeUnknown(format!("{name} sent an unreadable answer ({e})"))
         })
     }
 }
@@ -116,23 +117,35 @@ impl Upstream {
         error_text: fn(&[u8]) -> Option<String>,
         also_ok: &[StatusCode],
     ) -> Result<Answer, ProviderError> {
-        let response = request.send().await.map_err(|e| ProviderError::Transient {
-            message: if e.is_timeout() {
-                format!("{} timed out", self.name)
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                // Nothing reached the upstream.
+                ProviderError::Transient {
+                    message: format!("{} could not be reached", self.name),
+                    retry_after: None,
+                }
+            } else if e.is_timeout() {
+                ProviderError::OutcomeUnknown(format!("{} timed out", self.name))
             } else {
-                format!("{} could not be reached", self.name)
-            },
-            retry_after: None,
+                ProviderError::OutcomeUnknown(format!(
+                    "{} dropped the connection before answering",
+                    self.name
+                ))
+            }
         })?;
         let status = response.status();
         let headers = response.headers().clone();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|_| ProviderError::Transient {
-                message: format!("{} broke off its answer", self.name),
-                retry_after: None,
-            })?;
+        let body = response.bytes().await.map_err(|_| {
+            let message = format!("{} broke off its answer", self.name);
+            if status.is_success() {
+                ProviderError::OutcomeUnknown(message)
+            } else {
+                ProviderError::Transient {
+                    message,
+                    retry_after: None,
+                }
+            }
+        })?;
         if status.is_success() || also_ok.contains(&status) {
             return Ok(Answer {
                 status,

@@ -90,13 +90,25 @@ pub struct Attempt<'a> {
     pub duration_ms: i64,
 }
 
+/// A submit whose answer was lost: the upstream may hold (and bill) a job the gateway never
+/// saw. Listed for the operator to reconcile with the provider's invoice.
+pub struct PossibleOrphan {
+    pub video_id: String,
+    pub tenant_id: String,
+    pub provider: String,
+    pub attempted_at_ms: i64,
+    pub error: Option<String>,
+    /// The normalized request that was sent.
+    pub request: serde_json::Value,
+}
+
 /// A recorded attempt, as read back.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AttemptRow {
     pub provider: String,
     /// `submit`.
     pub operation: String,
-    /// `accepted`, `rejected`, `unavailable` or `transient`.
+    /// `accepted`, `rejected`, `unavailable`, `transient` or `unknown` (the answer was lost).
     pub outcome: String,
     pub error: Option<String>,
     pub started_at_ms: i64,
@@ -617,6 +629,42 @@ impl Db {
         .await?
         .iter()
         .map(video_from_row)
+        .collect()
+    }
+
+    /// Submits whose answer was lost (the upstream may have made a job the gateway never saw,
+    /// and may bill it), oldest first: video, tenant, provider, when, and why.
+    pub async fn possible_orphans(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<PossibleOrphan>, sqlx::Error> {
+        sqlx::query(
+            "SELECT a.video_id, v.tenant_id, a.provider, a.started_at, a.error, v.request \
+             FROM job_attempts a JOIN videos v ON v.id = a.video_id \
+             WHERE a.operation = 'submit' AND a.outcome = 'unknown' \
+               AND a.started_at >= $1 AND a.started_at < $2 \
+             ORDER BY a.seq LIMIT $3",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|row| {
+            let request: String = row.try_get("request")?;
+            Ok(PossibleOrphan {
+                video_id: row.try_get("video_id")?,
+                tenant_id: row.try_get("tenant_id")?,
+                provider: row.try_get("provider")?,
+                attempted_at_ms: row.try_get("started_at")?,
+                error: row.try_get("error")?,
+                request: serde_json::from_str(&request)
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+            })
+        })
         .collect()
     }
 

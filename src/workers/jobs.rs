@@ -66,6 +66,9 @@ async fn expire_overdue(state: &AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The attempt outcome of a submit whose answer was lost (see [`submit`]).
+pub const UNKNOWN_OUTCOME: &str = "unknown";
+
 /// Transient upstream failures tolerated before a job is failed.
 const MAX_ATTEMPTS: i64 = 8;
 
@@ -315,10 +318,22 @@ async fn submit(
             }
             Err(error) => error,
         };
+        // A submit whose answer was lost may have made a job upstream. Sent again as it is
+        // only where the provider de-duplicates it; elsewhere it is sent once more at most.
+        let error = match error {
+            ProviderError::OutcomeUnknown(message) if provider.idempotent_submits() => {
+                ProviderError::Transient {
+                    message,
+                    retry_after: None,
+                }
+            }
+            other => other,
+        };
         let outcome = match &error {
             ProviderError::Rejected(_) => "rejected",
             ProviderError::Unavailable(_) => "unavailable",
             ProviderError::Transient { .. } => "transient",
+            ProviderError::OutcomeUnknown(_) => UNKNOWN_OUTCOME,
         };
         state
             .db
@@ -330,8 +345,26 @@ async fn submit(
         if let ProviderError::Unavailable(message) = &error {
             tracing::error!(provider = provider.name(), %message, "provider is misconfigured or out of credit");
         }
+        let mut lost_answers = 0;
+        if let ProviderError::OutcomeUnknown(message) = &error {
+            lost_answers = state
+                .db
+                .attempts_for_video(&job.id)
+                .await?
+                .iter()
+                .filter(|a| a.operation == "submit" && a.outcome == UNKNOWN_OUTCOME)
+                .count();
+            tracing::warn!(
+                video = %job.id,
+                provider = provider.name(),
+                %message,
+                "a submit's answer was lost: the job may exist upstream unseen (listed in the cost-mismatch report)"
+            );
+        }
         let next = match &error {
             ProviderError::Rejected(_) => None,
+            // One more submit at most after a lost answer, elsewhere when possible.
+            ProviderError::OutcomeUnknown(_) if lost_answers > 1 => None,
             _ if !job.request.routing.fallback => None,
             _ => next_candidate(state, &mut job),
         };
@@ -370,6 +403,20 @@ async fn submit(
                 message,
                 retry_after,
             } => retry_later(state, &job, owner, &message, retry_after).await,
+            // No other candidate: the one more submit goes to the same provider, later.
+            ProviderError::OutcomeUnknown(message) if lost_answers <= 1 => {
+                retry_later(state, &job, owner, &message, None).await
+            }
+            ProviderError::OutcomeUnknown(message) => {
+                let error = JobError {
+                    code: "upstream_outcome_unknown".into(),
+                    message: format!(
+                        "the upstream's answers to this job's submits were lost ({message}); \
+                         it was not sent again, and its credits were released"
+                    ),
+                };
+                end(state, &job, owner, VideoStatus::Failed, error).await
+            }
         };
         return ended.map(|()| None);
     }

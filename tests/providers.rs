@@ -258,10 +258,20 @@ async fn upstream_refusals_and_account_problems_reach_the_client_as_400_and_503(
         let fake = fake().await;
         let app = gateway_for(&case, &fake, |_| {}).await;
         let (tenant, key) = app.tenant_with_key("live", 10_000).await;
+        // A 400 about the client's own content (seedanceapi's fake answers INVALID_PROMPT) is
+        // the client's `invalid_request`. Any other 400 is taken as "this provider cannot serve
+        // that", the only provider here: a 400 `unsupported_capability` with its reason, and
+        // the provider is then left out of that shape of request for a while (so it comes last).
+        let content_refusal = case.name == "seedanceapi";
+        let refusal_code = if content_refusal {
+            "invalid_request"
+        } else {
+            "unsupported_capability"
+        };
         for (status, client_status, code) in [
-            (400, StatusCode::BAD_REQUEST, "invalid_request"),
             (401, StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
             (402, StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable"),
+            (400, StatusCode::BAD_REQUEST, refusal_code),
         ] {
             fake.inject(
                 case.prefix,
@@ -281,7 +291,31 @@ async fn upstream_refusals_and_account_problems_reach_the_client_as_400_and_503(
             let text = response.text().await.expect("text");
             assert!(text.contains(code), "{}: {text}", case.name);
             assert!(!text.contains(FAKE_KEY), "the upstream key leaked: {text}");
+            if status == 400 {
+                assert!(text.contains(&format!("{} refused", case.name)), "{text}");
+            }
         }
+        let quote: Value = app
+            .client
+            .post(app.url("/v1/videos/quote"))
+            .bearer_auth(&key)
+            .json(&(case.t2v)())
+            .send()
+            .await
+            .expect("quote")
+            .json()
+            .await
+            .expect("json");
+        let remembered = quote["excluded"].as_array().is_some_and(|e| {
+            e.iter().any(|x| {
+                x["provider"] == case.name
+                    && x["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("refused this kind of request recently"))
+            })
+        });
+        // A content refusal says nothing about the provider: it stays eligible.
+        assert_eq!(remembered, !content_refusal, "{}: {quote}", case.name);
         let balance = app.balance(&tenant).await;
         assert_eq!(
             (balance["available"].as_i64(), balance["held"].as_i64()),
@@ -394,6 +428,39 @@ async fn cancel_stops_the_job_upstream_or_locally_and_charges_nothing() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "{}: no upstream cancel",
+                case.name
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The cancel is among the job's attempts in the operator's view, with its outcome.
+        let expected = if case.cancels_upstream {
+            "accepted"
+        } else {
+            "unsupported"
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let view: Value = app
+                .admin_get(&format!("/admin/v1/videos/{id}"))
+                .await
+                .json()
+                .await
+                .expect("json");
+            let cancels: Vec<&Value> = view["attempts"]
+                .as_array()
+                .expect("attempts")
+                .iter()
+                .filter(|a| a["operation"] == "cancel")
+                .collect();
+            if let Some(cancel) = cancels.first() {
+                assert_eq!(cancels.len(), 1, "{}: {view}", case.name);
+                assert_eq!(cancel["outcome"], expected, "{}: {view}", case.name);
+                assert_eq!(cancel["provider"], case.name);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: no cancel attempt recorded: {view}",
                 case.name
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -548,5 +615,116 @@ async fn a_lost_submit_answer_fails_over_once() {
     assert_eq!(fake.jobs_made(&first), 1);
     assert_eq!(fake.jobs_made(&second), 1);
     assert_eq!(ledger_kinds(&app.db, &id).await, vec!["hold", "capture"]);
+    app.assert_ledger_consistent().await;
+}
+
+/// With every provider on, a provider that refuses a request its capabilities admit is a
+/// provider-side failure: the job moves on and finishes elsewhere, charged once, and routing
+/// leaves that provider out of that shape for a while. When every candidate refuses, the
+/// create is one 400 `unsupported_capability` naming each provider's reason.
+#[tokio::test]
+async fn a_provider_refusal_moves_the_job_on_and_is_remembered() {
+    let fake = fake().await;
+    let app = TestApp::spawn_with(|config| {
+        config.providers.sandbox.enabled = false;
+        config.pricing.apiframe_usd_per_credit = Some("0.01".into());
+        for case in cases() {
+            let upstream = (case.slot)(config);
+            upstream.enabled = true;
+            upstream.base_url = Some(fake.base_url(case.prefix));
+            upstream.api_key = Some(Secret::new(FAKE_KEY));
+            upstream.poll_interval_ms = Some(50);
+            upstream.timeout_secs = Some(2);
+        }
+    })
+    .await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    let quote = |body: Value| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            app.client
+                .post(app.url("/v1/videos/quote"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .expect("quote")
+                .json::<Value>()
+                .await
+                .expect("json")
+        }
+    };
+    let body = json!({"model": "seedance-2.0-fast", "prompt": "a boat", "seconds": 5});
+    let before = quote(body.clone()).await;
+    let first = before["pick"].as_str().expect("pick").to_string();
+    fake.inject(
+        &first,
+        "submit",
+        Fault::Status {
+            status: 404,
+            retry_after: None,
+        },
+    );
+    let response = app.create_video(&key, body.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let moved_to = response.headers()["x-gateway-provider"]
+        .to_str()
+        .expect("provider")
+        .to_string();
+    let created: Value = response.json().await.expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    let done = app.wait_terminal(&key, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(fake.jobs_made(&first), 0);
+    let made: usize = cases().iter().map(|c| fake.jobs_made(c.prefix)).sum();
+    assert_eq!(made, 1);
+    assert_eq!(ledger_kinds(&app.db, &id).await, vec!["hold", "capture"]);
+    let after = quote(body.clone()).await;
+    assert_ne!(after["pick"], first.as_str(), "{after}");
+    assert!(
+        after["excluded"]
+            .as_array()
+            .is_some_and(|e| e.iter().any(|x| x["provider"] == first.as_str()
+                && x["reason"].as_str().is_some_and(|r| r.contains("recently")))),
+        "{after}"
+    );
+    let _ = moved_to;
+
+    // Every candidate refuses another shape: one error with every provider's reason.
+    let other = json!({"model": "seedance-2.0-fast", "prompt": "a boat", "seconds": 10});
+    let candidates: Vec<String> = quote(other.clone()).await["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .map(|c| c["provider"].as_str().expect("name").to_string())
+        .collect();
+    assert!(candidates.len() >= 2, "{candidates:?}");
+    for name in &candidates {
+        fake.inject(
+            name,
+            "submit",
+            Fault::Status {
+                status: 422,
+                retry_after: None,
+            },
+        );
+    }
+    let available_before = app.balance(&tenant).await["available"].clone();
+    let response = app.create_video(&key, other).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let refused: Value = response.json().await.expect("json");
+    assert_eq!(
+        refused["error"]["code"], "unsupported_capability",
+        "{refused}"
+    );
+    let message = refused["error"]["message"].as_str().unwrap_or_default();
+    for name in &candidates {
+        assert!(
+            message.contains(&format!("{name} refused")),
+            "{name}: {message}"
+        );
+    }
+    assert_eq!(app.balance(&tenant).await["available"], available_before);
     app.assert_ledger_consistent().await;
 }

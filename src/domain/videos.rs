@@ -175,6 +175,12 @@ pub async fn create(
                 param: None,
             })
         }
+        (VideoStatus::Failed, Some(error)) if error.code == "upstream_unsupported" => {
+            Err(Error::UnsupportedCapability {
+                message: error.message.clone(),
+                param: None,
+            })
+        }
         (VideoStatus::Failed, Some(error)) if error.code == "upstream_unavailable" => {
             Err(Error::UpstreamUnavailable(error.message.clone()))
         }
@@ -237,20 +243,7 @@ pub async fn cancel(state: &AppState, principal: &Principal, id: &VideoId) -> Re
     tx.commit().await?;
     if ended {
         after_terminal(state, &video, VideoStatus::Canceled, 0, voided);
-        if let (Some(provider), Some(upstream_id)) = (
-            video
-                .provider
-                .as_deref()
-                .and_then(|p| state.providers.get(p))
-                .cloned(),
-            video.upstream_id.clone(),
-        ) {
-            crate::workers::spawn_detached("upstream-cancel", async move {
-                if let Err(error) = provider.cancel(&upstream_id).await {
-                    tracing::warn!(%error, provider = provider.name(), "upstream cancel failed; the job stays canceled here");
-                }
-            });
-        }
+        crate::workers::jobs::cancel_upstream(state, &video);
     }
     get(state, principal, id).await
 }

@@ -138,7 +138,7 @@ pub fn submit_body<'a>(
 ) -> Result<SubmitBody<'a>, ProviderError> {
     let video = request.video;
     let model = model_id(video.model).ok_or_else(|| {
-        ProviderError::Rejected(format!("{NAME} does not offer {}", video.model.id()))
+        ProviderError::Unsupported(format!("{NAME} does not offer {}", video.model.id()))
     })?;
     Ok(SubmitBody {
         model,

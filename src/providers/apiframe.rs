@@ -160,7 +160,7 @@ pub fn submit_body<'a>(request: &'a SubmitRequest<'a>) -> Result<SubmitBody<'a>,
     let resolution = match video.resolution {
         Resolution::P480 | Resolution::P720 => video.resolution.as_str(),
         Resolution::P1080 => {
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::Unsupported(format!(
                 "{NAME} does not offer {}",
                 video.resolution.as_str()
             )))

@@ -29,6 +29,7 @@ impl Metered {
         let outcome = match result {
             Ok(_) => "ok",
             Err(ProviderError::Rejected(_)) => "rejected",
+            Err(ProviderError::Unsupported(_)) => "unsupported",
             Err(ProviderError::Unavailable(_)) => "unavailable",
             Err(ProviderError::Transient { .. }) => "transient",
             Err(ProviderError::OutcomeUnknown(_)) => "unknown",

@@ -7,6 +7,7 @@ pub mod apiframe;
 pub mod capabilities;
 pub mod circuit;
 pub mod metered;
+pub mod refusals;
 pub mod sandbox;
 pub mod seedance_it;
 pub mod seedanceapi;
@@ -96,9 +97,14 @@ pub enum CancelOutcome {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
-    /// The upstream refused the request itself (HTTP 400): the client's fault.
+    /// The upstream refused the client's own content (moderation, an input it could not
+    /// fetch): the client's 400, whichever provider is asked.
     #[error("{0}")]
     Rejected(String),
+    /// The upstream cannot serve this kind of request (unknown model, a length, resolution or
+    /// ratio it does not make, a field it does not take): another provider may.
+    #[error("{0}")]
+    Unsupported(String),
     /// The gateway's credentials or account there are unusable (401/403/402).
     #[error("{0}")]
     Unavailable(String),
@@ -170,6 +176,8 @@ pub struct Providers {
     live: Vec<&'static str>,
     /// Health of each provider, as this replica has seen it.
     pub circuits: Arc<circuit::Circuits>,
+    /// Shapes of request each provider refused lately, kept out of routing for a while.
+    pub refusals: Arc<refusals::Refusals>,
     /// Most jobs running at once per provider; absent means unlimited (the sandbox).
     limits: BTreeMap<&'static str, i64>,
     /// Submit rates: (milliseconds between submits, burst), per provider that has one.

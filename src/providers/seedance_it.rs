@@ -138,7 +138,7 @@ impl Provider for SeedanceIt {
     async fn submit(&self, request: SubmitRequest<'_>) -> Result<Submission, ProviderError> {
         let path = submit_path(request.video.model, request.first_frame_url.is_some()).ok_or_else(
             || {
-                ProviderError::Rejected(format!(
+                ProviderError::Unsupported(format!(
                     "{NAME} does not offer {}",
                     request.video.model.id()
                 ))

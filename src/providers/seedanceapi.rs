@@ -200,11 +200,15 @@ fn envelope_failure(envelope: &Value) -> ProviderError {
     };
     let numeric = code.as_i64().unwrap_or(0);
     let message = format!("{NAME} answered without a task (code {label})");
-    if matches!(numeric, 400 | 404 | 413 | 422)
+    if label == "INVALID_PROMPT" || numeric == 413 {
+        // The prompt itself: no other provider would take it either.
+        ProviderError::Rejected(message)
+    } else if matches!(numeric, 400 | 404 | 422)
         || label.starts_with("INVALID_")
         || matches!(label.as_str(), "TOO_MANY_IMAGES" | "TASK_NOT_FOUND")
     {
-        ProviderError::Rejected(message)
+        // A duration, ratio or image count it does not take: another provider may.
+        ProviderError::Unsupported(message)
     } else if matches!(numeric, 401..=403)
         || matches!(label.as_str(), "INVALID_API_KEY" | "INSUFFICIENT_CREDITS")
     {
@@ -236,7 +240,7 @@ impl Provider for SeedanceApi {
     async fn submit(&self, request: SubmitRequest<'_>) -> Result<Submission, ProviderError> {
         // The gateway takes longer prompts than this provider; refuse before spending a call.
         if request.video.prompt.chars().count() > MAX_PROMPT_CHARS {
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::Unsupported(format!(
                 "{NAME} takes prompts of at most {MAX_PROMPT_CHARS} characters"
             )));
         }

@@ -3,7 +3,9 @@
 //!
 //! | upstream answer                          | meaning                                  |
 //! |------------------------------------------|------------------------------------------|
-//! | 400, 404, 413, 422                       | the request is refused: the client's 400 |
+//! | 400, 404, 422 about the client's content | refused: the client's 400 (moderation, an input it cannot fetch) |
+//! | 400, 404, 422 otherwise                  | unsupported there: another provider may serve it |
+//! | 413                                      | refused: the client's 400                |
 //! | 401, 403                                 | the provider is misconfigured            |
 //! | 402                                      | the gateway's account there is empty     |
 //! | 429                                      | transient, honouring `Retry-After`       |
@@ -159,13 +161,26 @@ impl Upstream {
             None => what,
         };
         Err(match status.as_u16() {
-            400 | 404 | 413 | 422 => {
+            413 => {
                 ProviderError::Rejected(with_detail(format!("{} refused the request", self.name)))
             }
-            401 | 403 => ProviderError::Unavailable(format!(
+            400 | 404 | 422 => {
+                let message = with_detail(format!("{} refused the request", self.name));
+                if about_client_content(detail.as_deref()) {
+                    ProviderError::Rejected(message)
+                } else {
+                    ProviderError::Unsupported(message)
+                }
+            }
+            // Some providers (AI/ML API) answer an empty account with 403: its text says so.
+            401 | 403 if !about_credit(detail.as_deref()) => ProviderError::Unavailable(format!(
                 "{} refused the gateway's credentials",
                 self.name
             )),
+            401 | 403 => ProviderError::Unavailable(with_detail(format!(
+                "the gateway's account at {} is out of credit",
+                self.name
+            ))),
             402 => ProviderError::Unavailable(format!(
                 "the gateway's account at {} is out of credit",
                 self.name
@@ -191,6 +206,53 @@ impl Upstream {
             .collect();
         cleaned.replace(self.key.expose(), "[redacted]")
     }
+}
+
+/// Whether an upstream's refusal is about the client's own content (moderation, an input it
+/// could not fetch), which no other provider would take either, rather than about what the
+/// provider offers (a model, length, resolution, ratio or field), which another may. An
+/// unexplained refusal counts as the provider's: trying the next candidate costs a refused
+/// call, while answering 400 could turn away a request another provider serves.
+pub fn about_client_content(detail: Option<&str>) -> bool {
+    const CONTENT: [&str; 14] = [
+        "moderat",
+        "safety",
+        "nsfw",
+        "sensitive",
+        "inappropriate",
+        "violat",
+        "policy",
+        "prompt",
+        "download",
+        "fetch",
+        "unreachable",
+        "inaccessible",
+        "could not load",
+        "cannot access",
+    ];
+    let Some(detail) = detail else {
+        return false;
+    };
+    let detail = detail.to_lowercase();
+    CONTENT.iter().any(|word| detail.contains(word))
+}
+
+/// Whether an upstream's 401/403 text is about the account's money rather than the key.
+fn about_credit(detail: Option<&str>) -> bool {
+    detail.is_some_and(|d| {
+        let d = d.to_lowercase();
+        [
+            "credit",
+            "balance",
+            "insufficient",
+            "quota",
+            "top up",
+            "billing",
+            "payment",
+        ]
+        .iter()
+        .any(|word| d.contains(word))
+    })
 }
 
 /// `Retry-After` as seconds (an HTTP date is read as "soon").
@@ -228,6 +290,29 @@ pub fn usd_to_micros(text: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_about_content_are_told_from_refusals_about_the_offer() {
+        for content in [
+            "Generation blocked by content moderation",
+            "INVALID_PROMPT: Prompt missing or invalid",
+            "could not download image_url",
+            "The image URL is unreachable",
+            "request violates our usage policy",
+        ] {
+            assert!(about_client_content(Some(content)), "{content}");
+        }
+        for offer in [
+            "Unknown model: bytedance/seedance-2.0",
+            "resolution must be 480p or 720p for this model",
+            "duration must be 5, 10, or 15",
+            "unknown field: image_url",
+            "Invalid request",
+        ] {
+            assert!(!about_client_content(Some(offer)), "{offer}");
+        }
+        assert!(!about_client_content(None));
+    }
 
     #[test]
     fn dollar_amounts_become_exact_micros() {

@@ -106,7 +106,7 @@ pub struct PossibleOrphan {
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct AttemptRow {
     pub provider: String,
-    /// `submit`.
+    /// `submit` or `cancel`.
     pub operation: String,
     /// `accepted`, `rejected`, `unavailable`, `transient` or `unknown` (the answer was lost).
     pub outcome: String,

@@ -49,22 +49,52 @@ async fn expire_overdue(state: &AppState) -> anyhow::Result<()> {
         }
         crate::domain::videos::after_terminal(state, &job, VideoStatus::Failed, 0, voided);
         tracing::warn!(video = %job.id, "job timed out; hold voided");
-        if let (Some(provider), Some(upstream_id)) = (
-            job.provider
-                .as_deref()
-                .and_then(|p| state.providers.get(p))
-                .cloned(),
-            job.upstream_id.clone(),
-        ) {
-            crate::workers::spawn_detached("upstream-cancel", async move {
-                if let Err(error) = provider.cancel(&upstream_id).await {
-                    tracing::debug!(%error, "cancel of a timed-out job failed");
-                }
-            });
-        }
+        cancel_upstream(state, &job);
     }
     Ok(())
 }
+
+/// Asks a job's provider, in the background, to stop the upstream job of a job that ended
+/// here (canceled, timed out), and records the call among the job's attempts. The job stays
+/// ended whatever the upstream answers.
+pub fn cancel_upstream(state: &AppState, job: &Video) {
+    let (Some(provider), Some(upstream_id)) = (
+        job.provider
+            .as_deref()
+            .and_then(|p| state.providers.get(p))
+            .cloned(),
+        job.upstream_id.clone(),
+    ) else {
+        return;
+    };
+    let db = state.db.clone();
+    let video = job.id.clone();
+    crate::workers::spawn_detached("upstream-cancel", async move {
+        let started = now_ms();
+        let outcome = provider.cancel(&upstream_id).await;
+        let (result, error) = match &outcome {
+            Ok(crate::providers::CancelOutcome::Canceled) => ("accepted", None),
+            Ok(crate::providers::CancelOutcome::Unsupported) => ("unsupported", None),
+            Err(error) => {
+                tracing::warn!(%error, provider = provider.name(), video = %video, "upstream cancel failed; the job stays ended here");
+                ("failed", Some(error.to_string()))
+            }
+        };
+        let attempt = Attempt {
+            video: &video,
+            provider: provider.name(),
+            operation: "cancel",
+            started_at: started,
+            duration_ms: now_ms() - started,
+        };
+        if let Err(error) = db.record_attempt(&attempt, result, error.as_deref()).await {
+            tracing::debug!(%error, "recording an upstream cancel failed");
+        }
+    });
+}
+
+/// The attempt outcome of a submit the provider could not serve (see [`submit`]).
+pub const UNSUPPORTED_OUTCOME: &str = "unsupported";
 
 /// The attempt outcome of a submit whose answer was lost (see [`submit`]).
 pub const UNKNOWN_OUTCOME: &str = "unknown";
@@ -331,6 +361,7 @@ async fn submit(
         };
         let outcome = match &error {
             ProviderError::Rejected(_) => "rejected",
+            ProviderError::Unsupported(_) => UNSUPPORTED_OUTCOME,
             ProviderError::Unavailable(_) => "unavailable",
             ProviderError::Transient { .. } => "transient",
             ProviderError::OutcomeUnknown(_) => UNKNOWN_OUTCOME,
@@ -339,8 +370,26 @@ async fn submit(
             .db
             .record_attempt(&attempt, outcome, Some(&error.to_string()))
             .await?;
-        if !matches!(error, ProviderError::Rejected(_)) {
+        if !matches!(
+            error,
+            ProviderError::Rejected(_) | ProviderError::Unsupported(_)
+        ) {
             state.providers.circuits.record_failure(provider.name());
+        }
+        if let ProviderError::Unsupported(reason) = &error {
+            // The declared capabilities were wrong for this shape: say so, and keep the
+            // provider out of it for a while.
+            tracing::warn!(
+                video = %job.id,
+                provider = provider.name(),
+                model = job.request.model.id(),
+                %reason,
+                "the provider refused a request its capabilities admit; trying the next candidate"
+            );
+            state
+                .providers
+                .refusals
+                .learn(provider.name(), &job.request, reason);
         }
         if let ProviderError::Unavailable(message) = &error {
             tracing::error!(provider = provider.name(), %message, "provider is misconfigured or out of credit");
@@ -385,6 +434,25 @@ async fn submit(
             continue;
         }
         let ended = match error {
+            ProviderError::Unsupported(_) => {
+                // Every candidate tried refused: one error with each provider's reason.
+                let reasons: Vec<String> = state
+                    .db
+                    .attempts_for_video(&job.id)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.operation == "submit" && a.outcome == UNSUPPORTED_OUTCOME)
+                    .filter_map(|a| a.error)
+                    .collect();
+                let error = JobError {
+                    code: "upstream_unsupported".into(),
+                    message: format!(
+                        "no provider would take this request: {}",
+                        reasons.join("; ")
+                    ),
+                };
+                end(state, &job, owner, VideoStatus::Failed, error).await
+            }
             ProviderError::Rejected(message) => {
                 let error = JobError {
                     code: "upstream_rejected".into(),
@@ -431,7 +499,7 @@ fn record_health<T>(
 ) -> Result<T, ProviderError> {
     match &outcome {
         Ok(_) => state.providers.circuits.record_success(provider),
-        Err(ProviderError::Rejected(_)) => {}
+        Err(ProviderError::Rejected(_) | ProviderError::Unsupported(_)) => {}
         Err(_) => state.providers.circuits.record_failure(provider),
     }
     outcome

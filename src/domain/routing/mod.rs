@@ -162,6 +162,10 @@ pub async fn decide(
             exclude(name, reason);
             continue;
         }
+        if let Err(reason) = state.providers.refusals.check(name, request) {
+            exclude(name, reason);
+            continue;
+        }
         if let Err(reason) = state.providers.circuits.check(name) {
             exclude(name, reason);
             continue;

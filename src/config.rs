@@ -371,6 +371,31 @@ pub struct UpstreamConfig {
     pub submits_per_minute: Option<u32>,
     /// Submits allowed back to back before the rate applies (default 1).
     pub submit_burst: Option<u32>,
+    /// Corrections of what this provider serves, per model id (see [`CapabilityOverride`]).
+    pub capabilities: BTreeMap<String, CapabilityOverride>,
+}
+
+/// An operator's correction of what one provider serves for one model
+/// (`providers.<name>.capabilities."<model id>"`), applied over the adapter's declared
+/// capabilities without a release. Each key left out keeps the declared value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapabilityOverride {
+    /// `false` takes the model away from this provider; `true` with durations, resolutions
+    /// and aspect ratios adds one it does not declare.
+    pub offered: Option<bool>,
+    /// The lengths it makes, in seconds (4-15).
+    pub durations: Option<Vec<i64>>,
+    pub resolutions: Option<Vec<String>>,
+    pub aspect_ratios: Option<Vec<String>>,
+    pub first_frame: Option<bool>,
+    pub last_frame: Option<bool>,
+    pub max_reference_images: Option<usize>,
+    pub max_reference_videos: Option<usize>,
+    pub max_reference_audio: Option<usize>,
+    pub audio: Option<bool>,
+    pub seed: Option<bool>,
+    pub camera_fixed: Option<bool>,
 }
 
 impl UpstreamConfig {

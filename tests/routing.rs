@@ -958,3 +958,122 @@ async fn the_prices_answer_is_the_canonical_form_of_what_was_set() {
         assert_eq!(response.json::<Value>().await.expect("json"), answered);
     }
 }
+
+/// An operator corrects a provider's capabilities in configuration, without a release:
+/// routing, quotes and the providers view all follow the corrected matrix, and a correction
+/// that names no model or an impossible value stops the start with the key at fault.
+#[tokio::test]
+async fn configured_capability_corrections_take_effect_everywhere() {
+    let (_fake, app) = all_providers(|config| {
+        let fast = seedance_gateway::config::CapabilityOverride {
+            resolutions: Some(vec!["480p".into(), "720p".into(), "1080p".into()]),
+            ..Default::default()
+        };
+        config
+            .providers
+            .aimlapi
+            .capabilities
+            .insert("seedance-2.0-fast".into(), fast);
+        let gone = seedance_gateway::config::CapabilityOverride {
+            offered: Some(false),
+            ..Default::default()
+        };
+        config
+            .providers
+            .aigateway
+            .capabilities
+            .insert("seedance-2.0-fast".into(), gone);
+    })
+    .await;
+    let (_, key) = app.tenant_with_key("live", 100_000).await;
+    // AI/ML API takes Fast at 1080p again (the operator knows better), and is the cheapest.
+    let (status, quote) = ask_quote(
+        &app,
+        &key,
+        json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 10, "resolution": "1080p"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{quote}");
+    assert_eq!(quote["pick"], "aimlapi", "{quote}");
+    // AIgateway no longer offers Fast, its only model.
+    let (_, quote) = ask_quote(
+        &app,
+        &key,
+        json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5}),
+    )
+    .await;
+    let excluded = quote["excluded"].as_array().expect("excluded");
+    assert!(
+        excluded
+            .iter()
+            .any(|e| e["provider"] == "aigateway"
+                && e["reason"] == "does not offer seedance-2.0-fast"),
+        "{quote}"
+    );
+    let providers: Value = app
+        .admin_get("/admin/v1/providers")
+        .await
+        .json()
+        .await
+        .expect("json");
+    let view = |name: &str| {
+        providers["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .find(|p| p["name"] == name)
+            .expect("listed")["capabilities"]["models"]
+            .clone()
+    };
+    assert_eq!(view("aigateway"), json!([]));
+    let aimlapi_fast = view("aimlapi")
+        .as_array()
+        .expect("models")
+        .iter()
+        .find(|m| m["model"] == "seedance-2.0-fast")
+        .expect("fast")
+        .clone();
+    assert_eq!(
+        aimlapi_fast["resolutions"],
+        json!(["480p", "720p", "1080p"])
+    );
+
+    // A correction the gateway cannot apply stops the start, naming the key.
+    for (model, fix, key_at_fault) in [
+        (
+            "seedance-3.0",
+            seedance_gateway::config::CapabilityOverride::default(),
+            "providers.aimlapi.capabilities",
+        ),
+        (
+            "seedance-2.0",
+            seedance_gateway::config::CapabilityOverride {
+                durations: Some(vec![3]),
+                ..Default::default()
+            },
+            "providers.aimlapi.capabilities.seedance-2.0.durations",
+        ),
+        (
+            "seedance-2.0",
+            seedance_gateway::config::CapabilityOverride {
+                resolutions: Some(vec!["4k".into()]),
+                ..Default::default()
+            },
+            "providers.aimlapi.capabilities.seedance-2.0.resolutions",
+        ),
+    ] {
+        let mut config = app.config.clone();
+        config.server.listen = "127.0.0.1:0".parse().expect("addr");
+        config.providers.aimlapi.capabilities.clear();
+        config
+            .providers
+            .aimlapi
+            .capabilities
+            .insert(model.into(), fix);
+        let error = match seedance_gateway::App::build(config).await {
+            Ok(_) => panic!("{model}: started"),
+            Err(error) => format!("{error:#}"),
+        };
+        assert!(error.contains(key_at_fault), "{error}");
+    }
+}

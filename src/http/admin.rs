@@ -511,6 +511,10 @@ pub struct ProviderObject {
     pub live: bool,
     /// This replica's circuit breaker for it.
     pub circuit: crate::providers::circuit::CircuitView,
+    /// What it serves, per model, as routing sees it (declared, with the operator's
+    /// `providers.<name>.capabilities` corrections applied).
+    #[schema(value_type = Object)]
+    pub capabilities: serde_json::Value,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -525,6 +529,11 @@ fn provider_object(state: &AppState, name: &str) -> ProviderObject {
         object: "provider",
         live: state.providers.live_names().any(|n| n == name),
         circuit: state.providers.circuits.view(name),
+        capabilities: state
+            .providers
+            .get(name)
+            .and_then(|p| serde_json::to_value(p.capabilities()).ok())
+            .unwrap_or_default(),
     }
 }
 

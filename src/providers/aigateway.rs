@@ -62,8 +62,8 @@ fn model_capabilities(model: Model) -> ModelCapabilities {
     ModelCapabilities {
         model,
         durations: Durations::Range(4, 15),
-        resolutions: &[Resolution::P720],
-        aspect_ratios: &[
+        resolutions: vec![Resolution::P720],
+        aspect_ratios: vec![
             AspectRatio::R16x9,
             AspectRatio::R9x16,
             AspectRatio::R1x1,
@@ -477,7 +477,7 @@ mod tests {
         let standard = video(json!({"model": "seedance-2.0"}));
         assert!(matches!(
             body(&standard, None, None, true),
-            Err(ProviderError::Rejected(_))
+            Err(ProviderError::Unsupported(_))
         ));
         assert!(provider(None, None)
             .capabilities()
@@ -490,7 +490,7 @@ mod tests {
         let mini = video(json!({"model": "seedance-2.0-mini"}));
         assert!(matches!(
             body(&mini, None, None, true),
-            Err(ProviderError::Rejected(_))
+            Err(ProviderError::Unsupported(_))
         ));
         assert!(provider(None, None)
             .capabilities()

@@ -50,10 +50,10 @@ fn model_capabilities(model: Model) -> ModelCapabilities {
         // The API reference allows 1080p for the standard model only, 480p | 720p for Fast
         // and Mini; the seed page claims 1080p for Fast. The narrower claim is kept.
         resolutions: match model {
-            Model::Standard => &[Resolution::P480, Resolution::P720, Resolution::P1080],
-            Model::Fast | Model::Mini => &[Resolution::P480, Resolution::P720],
+            Model::Standard => vec![Resolution::P480, Resolution::P720, Resolution::P1080],
+            Model::Fast | Model::Mini => vec![Resolution::P480, Resolution::P720],
         },
-        aspect_ratios: &[
+        aspect_ratios: vec![
             AspectRatio::R21x9,
             AspectRatio::R16x9,
             AspectRatio::R4x3,

@@ -51,8 +51,8 @@ fn model_capabilities(model: Model) -> ModelCapabilities {
     ModelCapabilities {
         model,
         durations: Durations::Range(4, 15),
-        resolutions: &[Resolution::P480, Resolution::P720],
-        aspect_ratios: ALL_RATIOS,
+        resolutions: vec![Resolution::P480, Resolution::P720],
+        aspect_ratios: ALL_RATIOS.to_vec(),
         first_frame: true,
         last_frame: true,
         max_reference_images: 9,
@@ -497,7 +497,7 @@ mod tests {
         };
         assert!(matches!(
             submit_body(&request),
-            Err(ProviderError::Rejected(_))
+            Err(ProviderError::Unsupported(_))
         ));
     }
 

@@ -1,5 +1,7 @@
 //! Counts and times every upstream call. [`Providers`](super::Providers) wraps each adapter
-//! in [`Metered`], so no adapter has to remember to record its own calls.
+//! in [`Metered`], so no adapter has to remember to record its own calls. The wrapper also
+//! carries the adapter's capabilities as the operator corrected them in configuration, so
+//! routing and every other reader see one matrix.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,11 +15,21 @@ use crate::metrics::Metrics;
 pub struct Metered {
     inner: Arc<dyn Provider>,
     metrics: Arc<Metrics>,
+    capabilities: capabilities::Capabilities,
 }
 
 impl Metered {
-    pub fn new(inner: Arc<dyn Provider>, metrics: Arc<Metrics>) -> Metered {
-        Metered { inner, metrics }
+    /// Wraps `inner`, serving `capabilities` (its own, or as corrected) in its place.
+    pub fn new(
+        inner: Arc<dyn Provider>,
+        metrics: Arc<Metrics>,
+        capabilities: capabilities::Capabilities,
+    ) -> Metered {
+        Metered {
+            inner,
+            metrics,
+            capabilities,
+        }
     }
 
     fn record<T>(
@@ -50,7 +62,7 @@ impl Provider for Metered {
     }
 
     fn capabilities(&self) -> &capabilities::Capabilities {
-        self.inner.capabilities()
+        &self.capabilities
     }
 
     async fn submit(&self, request: SubmitRequest<'_>) -> Result<Submission, ProviderError> {

@@ -203,25 +203,34 @@ impl Providers {
         };
         let p = &config.providers;
         if p.seedance_it.enabled {
-            providers.insert(
+            providers.insert_corrected(
                 Arc::new(seedance_it::SeedanceIt::new(&p.seedance_it)?),
-                true,
-            );
+                &p.seedance_it.capabilities,
+            )?;
         }
         if p.apiframe.enabled {
-            providers.insert(Arc::new(apiframe::Apiframe::new(&p.apiframe)?), true);
+            providers.insert_corrected(
+                Arc::new(apiframe::Apiframe::new(&p.apiframe)?),
+                &p.apiframe.capabilities,
+            )?;
         }
         if p.aigateway.enabled {
-            providers.insert(Arc::new(aigateway::AiGateway::new(&p.aigateway)?), true);
+            providers.insert_corrected(
+                Arc::new(aigateway::AiGateway::new(&p.aigateway)?),
+                &p.aigateway.capabilities,
+            )?;
         }
         if p.seedanceapi.enabled {
-            providers.insert(
+            providers.insert_corrected(
                 Arc::new(seedanceapi::SeedanceApi::new(&p.seedanceapi)?),
-                true,
-            );
+                &p.seedanceapi.capabilities,
+            )?;
         }
         if p.aimlapi.enabled {
-            providers.insert(Arc::new(aimlapi::AimlApi::new(&p.aimlapi)?), true);
+            providers.insert_corrected(
+                Arc::new(aimlapi::AimlApi::new(&p.aimlapi)?),
+                &p.aimlapi.capabilities,
+            )?;
         }
         providers.insert(
             Arc::new(sandbox::Sandbox::new(&p.sandbox)),
@@ -250,9 +259,36 @@ impl Providers {
         Ok(providers)
     }
 
+    /// Adds a live provider whose declared capabilities the operator may have corrected.
+    fn insert_corrected(
+        &mut self,
+        provider: Arc<dyn Provider>,
+        overrides: &std::collections::BTreeMap<String, crate::config::CapabilityOverride>,
+    ) -> anyhow::Result<()> {
+        let capabilities = provider
+            .capabilities()
+            .corrected(provider.name(), overrides)?;
+        self.add(provider, true, capabilities);
+        Ok(())
+    }
+
     pub fn insert(&mut self, provider: Arc<dyn Provider>, live: bool) {
+        let capabilities = provider.capabilities().clone();
+        self.add(provider, live, capabilities);
+    }
+
+    fn add(
+        &mut self,
+        provider: Arc<dyn Provider>,
+        live: bool,
+        capabilities: capabilities::Capabilities,
+    ) {
         let provider: Arc<dyn Provider> = match &self.metrics {
-            Some(metrics) => Arc::new(metered::Metered::new(provider, metrics.clone())),
+            Some(metrics) => Arc::new(metered::Metered::new(
+                provider,
+                metrics.clone(),
+                capabilities,
+            )),
             None => provider,
         };
         if live {

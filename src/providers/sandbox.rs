@@ -39,8 +39,8 @@ impl Sandbox {
             .map(|model| ModelCapabilities {
                 model,
                 durations: Durations::Range(4, 15),
-                resolutions: &Resolution::ALL,
-                aspect_ratios: ALL_RATIOS,
+                resolutions: Resolution::ALL.to_vec(),
+                aspect_ratios: ALL_RATIOS.to_vec(),
                 first_frame: true,
                 last_frame: true,
                 max_reference_images: 9,

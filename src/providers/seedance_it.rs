@@ -35,8 +35,8 @@ fn model_capabilities(model: Model) -> ModelCapabilities {
     ModelCapabilities {
         model,
         durations: Durations::Range(4, 15),
-        resolutions: &[Resolution::P720],
-        aspect_ratios: &[AspectRatio::R16x9, AspectRatio::R9x16, AspectRatio::R1x1],
+        resolutions: vec![Resolution::P720],
+        aspect_ratios: vec![AspectRatio::R16x9, AspectRatio::R9x16, AspectRatio::R1x1],
         first_frame: true,
         last_frame: false,
         max_reference_images: 0,

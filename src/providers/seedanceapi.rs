@@ -51,17 +51,17 @@ fn model_capabilities(model: Model) -> ModelCapabilities {
         durations: if mini {
             Durations::Range(4, 15)
         } else {
-            Durations::List(&[5, 10, 15])
+            Durations::List(vec![5, 10, 15])
         },
         resolutions: if mini {
-            &[Resolution::P480, Resolution::P720]
+            vec![Resolution::P480, Resolution::P720]
         } else {
-            &[Resolution::P480, Resolution::P720, Resolution::P1080]
+            vec![Resolution::P480, Resolution::P720, Resolution::P1080]
         },
         aspect_ratios: if mini {
-            ALL_RATIOS
+            ALL_RATIOS.to_vec()
         } else {
-            &[
+            vec![
                 AspectRatio::R16x9,
                 AspectRatio::R9x16,
                 AspectRatio::R4x3,
@@ -543,8 +543,14 @@ mod tests {
 
     #[test]
     fn an_envelope_without_data_is_classified_by_its_code() {
+        // What it does not take: another provider may.
         assert!(matches!(
             envelope_failure(&json!({"code": "TOO_MANY_IMAGES"})),
+            ProviderError::Unsupported(_)
+        ));
+        // The prompt itself: the client's.
+        assert!(matches!(
+            envelope_failure(&json!({"code": "INVALID_PROMPT"})),
             ProviderError::Rejected(_)
         ));
         assert!(matches!(

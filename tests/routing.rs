@@ -369,9 +369,33 @@ async fn a_failing_provider_hands_the_job_to_the_next_candidate_and_it_is_charge
 }
 
 #[tokio::test]
-async fn an_upstream_400_does_not_fail_over_and_fallback_can_be_refused() {
+async fn a_content_refusal_does_not_fail_over_a_capability_refusal_does() {
     let (fake, app) = all_providers(|_| {}).await;
     let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    // seedanceapi (the cheapest for Mini at 480p) refuses the prompt itself (its fake's 400 is
+    // INVALID_PROMPT): the client's 400, sent nowhere else.
+    let mini =
+        json!({"prompt": "x", "model": "seedance-2.0-mini", "seconds": 6, "resolution": "480p"});
+    let (_, quote) = ask_quote(&app, &key, mini.clone()).await;
+    assert_eq!(quote["pick"], "seedanceapi", "{quote}");
+    fake.inject(
+        "seedanceapi",
+        "submit",
+        Fault::Status {
+            status: 400,
+            retry_after: None,
+        },
+    );
+    let response = app.create_video(&key, mini).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let refused: Value = response.json().await.expect("json");
+    assert_eq!(refused["error"]["code"], "invalid_request", "{refused}");
+    assert!(
+        fake.calls("aimlapi").is_empty(),
+        "a refused request is not sent elsewhere"
+    );
+
+    // AIgateway refuses without saying why: taken as "cannot serve this", the job moves on.
     fake.inject(
         "aigateway",
         "submit",
@@ -383,15 +407,19 @@ async fn an_upstream_400_does_not_fail_over_and_fallback_can_be_refused() {
     let response = app
         .create_video(
             &key,
-            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5}),
+            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 6}),
         )
         .await;
-    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(
-        fake.calls("aimlapi").is_empty(),
-        "a refused request is not sent elsewhere"
-    );
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_ne!(response.headers()["x-gateway-provider"], "aigateway");
+    let created: Value = response.json().await.expect("json");
+    let done = app
+        .wait_terminal(&key, created["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let aimlapi_calls = fake.calls("aimlapi").len();
 
+    // A transient failure with fallback refused stays where it was sent.
     fake.inject(
         "aigateway",
         "submit",
@@ -416,7 +444,7 @@ async fn an_upstream_400_does_not_fail_over_and_fallback_can_be_refused() {
         done["provider"], "aigateway",
         "retried where it was sent, not failed over"
     );
-    assert!(fake.calls("aimlapi").is_empty());
+    assert_eq!(fake.calls("aimlapi").len(), aimlapi_calls);
     assert_eq!(app.balance(&tenant).await["held"].as_i64(), Some(0));
     app.assert_ledger_consistent().await;
 }
@@ -1076,4 +1104,45 @@ async fn configured_capability_corrections_take_effect_everywhere() {
         };
         assert!(error.contains(key_at_fault), "{error}");
     }
+}
+
+/// The sandbox costs nothing, so while it was live-eligible beside real providers, cheapest
+/// routing sent every live job there and charged the live balance for sandbox clips. With a
+/// real provider enabled, live keys never reach it; test keys still do.
+#[tokio::test]
+async fn live_keys_never_reach_the_sandbox_while_a_real_provider_is_enabled() {
+    let (_fake, app) = all_providers(|config| config.providers.sandbox.enabled = true).await;
+    let (tenant, live) = app.tenant_with_key("live", 100_000).await;
+    let body = json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 5});
+    let (_, quote) = ask_quote(&app, &live, body.clone()).await;
+    let names: Vec<&str> = quote["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .chain(quote["excluded"].as_array().expect("excluded"))
+        .map(|c| c["provider"].as_str().expect("name"))
+        .collect();
+    assert!(!names.contains(&"sandbox"), "{quote}");
+    assert!(names.len() >= 5, "{quote}");
+    let response = app.create_video(&live, body.clone()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_ne!(response.headers()["x-gateway-provider"], "sandbox");
+    let mut pinned = body.clone();
+    pinned["routing"] = json!({"providers": ["sandbox"]});
+    let response = app.create_video(&live, pinned).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    let key: Value = app
+        .admin_post(
+            &format!("/admin/v1/tenants/{tenant}/keys"),
+            json!({"mode": "test"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("key");
+    let test_key = key["secret"].as_str().expect("secret");
+    let response = app.create_video(test_key, body).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-gateway-provider"], "sandbox");
 }

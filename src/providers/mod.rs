@@ -234,8 +234,18 @@ impl Providers {
         }
         providers.insert(
             Arc::new(sandbox::Sandbox::new(&p.sandbox)),
-            p.sandbox.enabled,
+            p.sandbox.enabled && providers.live.is_empty(),
         );
+        if p.sandbox.enabled && !providers.live.is_empty() {
+            // The sandbox costs nothing, so cheapest routing would send every live job there:
+            // live keys would pay for sandbox clips. With a real provider enabled it serves
+            // test keys only.
+            tracing::warn!(
+                "providers.sandbox.enabled is true but real providers are enabled: live keys \
+                 are never routed to the sandbox (test keys still are); set \
+                 providers.sandbox.enabled = false to silence this"
+            );
+        }
         let sections = [
             (seedance_it::NAME, &p.seedance_it),
             (apiframe::NAME, &p.apiframe),

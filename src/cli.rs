@@ -1,6 +1,14 @@
 //! Command line: `serve`, `check-config`, `openapi`, `bootstrap`, and the operator commands
 //! (`tenants`, `keys`, `credits`, `ledger`) that mirror the admin API.
 
+/// `println!` for command output: a reader that goes away (`| head -1`) ends the command
+/// quietly instead of with a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        out_raw(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -241,20 +249,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve(config).await,
         Command::CheckConfig => {
-            print!("{}", config.to_masked_toml());
+            out_raw(&config.to_masked_toml());
             Ok(())
         }
         Command::Openapi => {
-            print!("{}", crate::http::openapi::document());
+            out_raw(&crate::http::openapi::document());
             Ok(())
         }
         Command::FakeUpstream { host, port, job_ms } => {
             let fake = crate::fake::FakeUpstream::start((host, port).into()).await?;
             fake.set_job_duration(std::time::Duration::from_millis(job_ms));
             for (prefix, _) in crate::fake::PROVIDERS {
-                println!("{prefix}: {}", fake.base_url(prefix));
+                out!("{prefix}: {}", fake.base_url(prefix));
             }
-            println!("API key for every provider: {}", crate::fake::FAKE_KEY);
+            out!("API key for every provider: {}", crate::fake::FAKE_KEY);
             wait_for_signal().await;
             Ok(())
         }
@@ -274,7 +282,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             admin::set_tenant_rate(&db, &tenant_arg(&tenant)?, requests_per_minute, burst)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{tenant}: {requests_per_minute} requests per minute, burst {burst} (replicas pick it up within 5 s)");
+            out!("{tenant}: {requests_per_minute} requests per minute, burst {burst} (replicas pick it up within 5 s)");
             Ok(())
         }
         Command::Quotas(QuotasCommand::Set {
@@ -294,7 +302,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             admin::set_tenant_quotas(&db, &tenant_arg(&tenant)?, &quotas)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{tenant}: {}", serde_json::to_string(&quotas)?);
+            out!("{tenant}: {}", serde_json::to_string(&quotas)?);
             Ok(())
         }
         Command::Keys(command) => keys(&config, command).await,
@@ -316,7 +324,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 None,
             )
             .await?;
-            println!(
+            out!(
                 "granted {amount} credits ({}) to {tenant}: available {}, held {} [{}]",
                 Mode::from(mode).as_str(),
                 granted.balance.available,
@@ -328,7 +336,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ledger(LedgerCommand::Audit) => {
             let db = open_db(&config).await?;
             let report = db.audit_ledger().await?;
-            println!("{}", serde_json::to_string_pretty(&report)?);
+            out!("{}", serde_json::to_string_pretty(&report)?);
             if report.ok {
                 Ok(())
             } else {
@@ -370,6 +378,23 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Writes command output; a closed pipe ends the process quietly (exit 0), any other write
+/// error too, with a line on stderr.
+fn out_raw(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: writing the output: {error}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
     }
 }
 
@@ -435,24 +460,24 @@ async fn bootstrap(
     match format {
         OutputFormat::Env => {
             if let Some(token) = &admin_token {
-                println!("export SGW_ADMIN_TOKEN={token}");
+                out!("export SGW_ADMIN_TOKEN={token}");
             }
-            println!("export SGW_TENANT={}", tenant.id);
-            println!("export SGW_API_KEY={}", key.secret);
+            out!("export SGW_TENANT={}", tenant.id);
+            out!("export SGW_API_KEY={}", key.secret);
         }
         OutputFormat::Text => {
             match &admin_token {
                 Some(token) => {
-                    println!("admin token: {token}   (shown once; use it for /admin/v1)")
+                    out!("admin token: {token}   (shown once; use it for /admin/v1)")
                 }
-                None => println!("admin token: the one configured in admin.token"),
+                None => out!("admin token: the one configured in admin.token"),
             }
-            println!("tenant:      {} ({})", tenant.id, tenant.name);
-            println!(
+            out!("tenant:      {} ({})", tenant.id, tenant.name);
+            out!(
                 "test key:    {}   (shown once; runs on the sandbox)",
                 key.secret
             );
-            println!("test balance: {} credits available", balance.available);
+            out!("test balance: {} credits available", balance.available);
         }
     }
     Ok(())
@@ -479,12 +504,12 @@ async fn tenants(config: &Config, command: TenantsCommand) -> anyhow::Result<()>
                 },
             )
             .await?;
-            println!("{}", tenant.id);
+            out!("{}", tenant.id);
         }
         TenantsCommand::List => {
             for tenant in db.list_tenants().await? {
                 let live = ledger::balance(&db, &tenant.id, Mode::Live).await?;
-                println!(
+                out!(
                     "{}\t{}\t{}\tavailable {}\theld {}",
                     tenant.id,
                     tenant.name,
@@ -510,7 +535,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 admin::KeyOptions::default(),
             )
             .await?;
-            println!("{}\t{}", issued.key.id, issued.secret);
+            out!("{}\t{}", issued.key.id, issued.secret);
         }
         KeysCommand::List { tenant } => {
             for key in db.list_api_keys(&tenant_arg(&tenant)?).await? {
@@ -519,7 +544,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
                 } else {
                     "active"
                 };
-                println!(
+                out!(
                     "{}\t{}\t{}…\t{}\t{}",
                     key.id,
                     key.mode.as_str(),
@@ -533,7 +558,7 @@ async fn keys(config: &Config, command: KeysCommand) -> anyhow::Result<()> {
             let id = ApiKeyId::parse(&key_id)
                 .ok_or_else(|| anyhow::anyhow!("`{key_id}` is not a key id (key_…)"))?;
             admin::revoke_key(&db, &id).await?;
-            println!("revoked {key_id}");
+            out!("revoked {key_id}");
         }
     }
     Ok(())
@@ -578,7 +603,7 @@ async fn routing(config: &Config, command: RoutingCommand) -> anyhow::Result<()>
                 (None, None) => anyhow::bail!("give --tenant or --key"),
             };
             db.put_routing_policy(scope, &id, &level).await?;
-            println!("{scope} {id}: {}", serde_json::to_string(&level)?);
+            out!("{scope} {id}: {}", serde_json::to_string(&level)?);
         }
         RoutingCommand::Show { tenant } => {
             let tenant = admin::tenant(&db, &tenant_arg(&tenant)?).await?;
@@ -586,7 +611,7 @@ async fn routing(config: &Config, command: RoutingCommand) -> anyhow::Result<()>
                 .routing_policy("tenant", tenant.id.as_str())
                 .await?
                 .unwrap_or_default();
-            println!("{}", serde_json::to_string_pretty(&level)?);
+            out!("{}", serde_json::to_string_pretty(&level)?);
         }
     }
     Ok(())

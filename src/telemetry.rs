@@ -90,7 +90,11 @@ pub fn init(config: &LogConfig) -> Telemetry {
             64 * 1024,
             std::io::stderr(),
         ));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(writer);
+    // Colour only on a terminal: a file or a pipe gets plain text.
+    let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(colour);
     let fmt = match config.format {
         LogFormat::Text => fmt.boxed(),
         LogFormat::Json => fmt

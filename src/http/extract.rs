@@ -20,10 +20,40 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Error> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
-        }
+        json_body(req, state).await.map(ApiJson)
+    }
+}
+
+/// A JSON body. Without a `Content-Type` the body is read as JSON (what curl and most
+/// clients mean); another declared type is a 415 that names it.
+pub async fn json_body<T, S>(req: Request, state: &S) -> Result<T, Error>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    let declared = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
+    let Some(declared) = declared else {
+        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Error::PayloadTooLarge
+            } else {
+                Error::invalid_body(rejection.body_text())
+            }
+        })?;
+        return axum::Json::<T>::from_bytes(&body)
+            .map(|axum::Json(value)| value)
+            .map_err(json_rejection);
+    };
+    match axum::Json::<T>::from_request(req, state).await {
+        Ok(axum::Json(value)) => Ok(value),
+        Err(JsonRejection::MissingJsonContentType(_)) => Err(Error::UnsupportedMediaType(format!(
+            "send the body as application/json (received Content-Type `{}`)",
+            declared.chars().take(100).collect::<String>()
+        ))),
+        Err(rejection) => Err(json_rejection(rejection)),
     }
 }
 

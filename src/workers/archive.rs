@@ -103,7 +103,13 @@ async fn archive(
         }
         Err(error) => {
             let attempts = task.attempts + 1;
-            tracing::info!(video = %task.video_id, attempts, error = %error, "copying the output failed");
+            tracing::warn!(
+                video = %task.video_id,
+                attempts,
+                error = %error,
+                "copying the output failed (an output URL on a private or loopback address is \
+                 refused unless security.url_allowlist names its host)"
+            );
             if attempts >= MAX_ATTEMPTS {
                 state.metrics.archive_copy("failed");
                 state

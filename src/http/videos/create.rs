@@ -20,7 +20,6 @@ use crate::domain::video::{
     Strategy, VideoInputs,
 };
 use crate::error::Error;
-use crate::http::extract::json_rejection;
 
 /// A number given as a JSON number or a string (multipart sends everything as text).
 #[derive(Debug, Clone, Deserialize)]
@@ -205,14 +204,14 @@ impl FromRequest<AppState> for CreateInput {
             })?;
             read_multipart(multipart, &state.config.videos).await
         } else if content_type.starts_with("application/json") || content_type.is_empty() {
-            let axum::Json(body) = axum::Json::<CreateVideoBody>::from_request(req, state)
-                .await
-                .map_err(json_rejection)?;
+            // No Content-Type at all is read as JSON.
+            let body = crate::http::extract::json_body::<CreateVideoBody, _>(req, state).await?;
             Ok(CreateInput { body, upload: None })
         } else {
-            Err(Error::UnsupportedMediaType(
-                "send application/json or multipart/form-data".into(),
-            ))
+            Err(Error::UnsupportedMediaType(format!(
+                "send application/json or multipart/form-data (received Content-Type `{}`)",
+                content_type.chars().take(100).collect::<String>()
+            )))
         }
     }
 }

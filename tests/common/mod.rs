@@ -13,7 +13,7 @@ use seedance_gateway::config::{Config, Secret};
 use seedance_gateway::storage::Db;
 use seedance_gateway::App;
 use serde_json::{json, Value};
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 use tokio_util::sync::CancellationToken;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
@@ -229,7 +229,7 @@ impl TestApp {
             .clone()
     }
 
-    /// The ledger invariants: the journal sums to zero, transactions balance, caches match.
+    /// Every money invariant the audit checks (see `storage::audit`).
     pub async fn assert_ledger_consistent(&self) {
         let report = self.db.audit_ledger().await.expect("audit");
         assert!(report.ok, "ledger audit failed: {report:?}");
@@ -241,9 +241,9 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
-    /// Stops the app and, unless the test already failed, checks the ledger invariants — the
-    /// journal sums to zero, every transaction balances, every cached balance equals its
-    /// entries — after every test.
+    /// Stops the app and, unless the test already failed, runs the full money audit
+    /// (`Db::audit_ledger`: the journal, holds, charges, refunds, running totals and modes)
+    /// after every test.
     fn drop(&mut self) {
         self.shutdown.cancel();
         if std::thread::panicking() {
@@ -309,16 +309,42 @@ pub async fn wait_terminal(
     }
 }
 
-/// The journal rows of one video as (kind, amount on the tenant's available account).
-pub async fn ledger_kinds(db: &Db, video: &str) -> Vec<String> {
-    let id = seedance_gateway::domain::ids::VideoId::parse(video).expect("video id");
-    let mut kinds: Vec<String> = db
-        .entries_for_video(&id)
-        .await
-        .expect("entries")
+/// The journal transactions of one video, in order, as (kind, net change to what the tenant
+/// can spend: its available, promotional and wallet accounts, not its holds). Exact: a
+/// repeated capture or void shows as a second transaction.
+pub async fn ledger_postings(db: &Db, video: &str) -> Vec<(String, i64)> {
+    let rows = sqlx::query(
+        "SELECT txn_id, kind, account_id, amount FROM ledger_entries WHERE video_id = $1 ORDER BY seq",
+    )
+    .bind(video)
+    .fetch_all(db.pool())
+    .await
+    .expect("entries");
+    let mut postings: Vec<(String, String, i64)> = Vec::new();
+    for row in rows {
+        let txn: String = row.get(0);
+        let kind: String = row.get(1);
+        let account: String = row.get(2);
+        let amount: i64 = row.get(3);
+        let spendable = !account.starts_with("system:") && !account.ends_with(":holds");
+        let change = if spendable { amount } else { 0 };
+        match postings.iter_mut().find(|(t, _, _)| *t == txn) {
+            Some(posting) => posting.2 += change,
+            None => postings.push((txn, kind, change)),
+        }
+    }
+    postings
         .into_iter()
-        .map(|(kind, _, _)| kind)
-        .collect();
-    kinds.dedup();
-    kinds
+        .map(|(_, kind, change)| (kind, change))
+        .collect()
+}
+
+/// The kinds of a video's journal transactions, in order, one per transaction (see
+/// [`ledger_postings`]).
+pub async fn ledger_kinds(db: &Db, video: &str) -> Vec<String> {
+    ledger_postings(db, video)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect()
 }

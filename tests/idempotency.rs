@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ledger_kinds, TestApp};
+use common::{assert_postings, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -108,8 +108,9 @@ async fn a_hundred_concurrent_duplicates_make_one_job_and_identical_answers() {
         .as_str()
         .expect("id")
         .to_string();
-    assert_eq!(ledger_kinds(&app.db, &id).await[0], "hold");
+    assert_postings(&app.db, &id, &[("hold", -300)]).await;
     app.wait_terminal(&key, &id).await;
+    assert_postings(&app.db, &id, &[("hold", -300), ("capture", 0)]).await;
     let balance = app.balance(&tenant).await;
     assert_eq!(
         (

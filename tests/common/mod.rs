@@ -339,6 +339,39 @@ pub async fn ledger_postings(db: &Db, video: &str) -> Vec<(String, i64)> {
         .collect()
 }
 
+/// Asserts a video's journal, transaction by transaction: each (kind, change to what the
+/// tenant can spend), in order (see [`ledger_postings`]).
+pub async fn assert_postings(db: &Db, video: &str, expected: &[(&str, i64)]) {
+    let expected: Vec<(String, i64)> = expected
+        .iter()
+        .map(|(kind, change)| (kind.to_string(), *change))
+        .collect();
+    assert_eq!(
+        ledger_postings(db, video).await,
+        expected,
+        "the journal of {video}"
+    );
+}
+
+/// Checks `check` every 10 ms until it holds or `limit` has passed, and says whether it held.
+/// To show that something did not happen, give a limit well past the time it would take.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The kinds of a video's journal transactions, in order, one per transaction (see
 /// [`ledger_postings`]).
 pub async fn ledger_kinds(db: &Db, video: &str) -> Vec<String> {

@@ -378,20 +378,28 @@ async fn refunds_never_exceed_the_charge_even_when_sent_concurrently() {
         let client = app.client.clone();
         let url = app.url(&format!("/admin/v1/videos/{id}/refund"));
         tasks.push(tokio::spawn(async move {
-            client
+            let response = client
                 .post(url)
                 .bearer_auth(common::ADMIN_TOKEN)
                 .json(&json!({"reason": "the rest"}))
                 .send()
                 .await
-                .expect("send")
-                .status()
+                .expect("send");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("json"))
         }));
     }
     let mut succeeded = 0;
     for task in tasks {
-        if task.await.expect("task") == StatusCode::CREATED {
+        let (status, body) = task.await.expect("task");
+        if status == StatusCode::CREATED {
             succeeded += 1;
+            assert_eq!(body["amount"], 200, "{body}");
+        } else {
+            // Every other refund finds nothing left to give back.
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+            assert_eq!(body["error"]["param"], "amount", "{body}");
         }
     }
     assert_eq!(

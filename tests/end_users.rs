@@ -32,12 +32,14 @@ async fn move_wallet(app: &TestApp, key: &str, user: &str, amount: i64) -> (Stat
     (status, response.json().await.expect("json"))
 }
 
-async fn parallel_creates(
-    app: &TestApp,
-    key: &str,
-    user: &str,
-    n: usize,
-) -> Vec<(StatusCode, Option<String>)> {
+/// What one create answered: its status, `Retry-After` and error code.
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    code: Option<String>,
+}
+
+async fn parallel_creates(app: &TestApp, key: &str, user: &str, n: usize) -> Vec<Answer> {
     let mut tasks = Vec::new();
     for i in 0..n {
         let client = app.client.clone();
@@ -53,11 +55,17 @@ async fn parallel_creates(
                 .await
                 .expect("send");
             let status = response.status();
-            let retry = response
+            let retry_after = response
                 .headers()
                 .get("retry-after")
                 .map(|v| v.to_str().unwrap_or("").to_string());
-            (status, retry)
+            let body: Value = response.json().await.expect("json");
+            let code = body["error"]["code"].as_str().map(str::to_string);
+            Answer {
+                status,
+                retry_after,
+                code,
+            }
         }));
     }
     let mut out = Vec::new();
@@ -65,6 +73,25 @@ async fn parallel_creates(
         out.push(task.await.expect("task"));
     }
     out
+}
+
+/// Counts the accepted creates and the refused ones, each refused with exactly `status` and
+/// `code`; any other answer fails the test.
+fn tally(answers: &[Answer], status: StatusCode, code: &str) -> (usize, usize) {
+    let mut counts = (0, 0);
+    for answer in answers {
+        if answer.status == StatusCode::OK {
+            counts.0 += 1;
+        } else {
+            assert_eq!(
+                (answer.status, answer.code.as_deref()),
+                (status, Some(code)),
+                "a create was refused for another reason"
+            );
+            counts.1 += 1;
+        }
+    }
+    counts
 }
 
 #[tokio::test]
@@ -139,12 +166,14 @@ async fn two_hundred_parallel_creates_against_a_wallet_for_fifty_accept_exactly_
     put_user(&app, &key, "bob", json!({"wallet_mode": "only"})).await;
     move_wallet(&app, &key, "bob", 12_000).await;
     let results = parallel_creates(&app, &key, "bob", 200).await;
-    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    let refused = results
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::PAYMENT_REQUIRED)
-        .count();
-    assert_eq!((accepted, refused), (50, 150));
+    assert_eq!(
+        tally(
+            &results,
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_credits"
+        ),
+        (50, 150)
+    );
     let (_, user) = app.get_json(&key, "/v1/end_users/bob").await;
     assert_eq!(user["wallet_balance"], 0);
     assert_eq!(
@@ -160,16 +189,22 @@ async fn a_daily_cap_holds_exactly_under_parallel_load() {
     let (_, key) = app.tenant_with_key("test", 1_000_000).await;
     put_user(&app, &key, "carol", json!({"credits_per_day": 12_000})).await;
     let results = parallel_creates(&app, &key, "carol", 200).await;
-    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    let limited: Vec<_> = results
+    assert_eq!(
+        tally(
+            &results,
+            StatusCode::TOO_MANY_REQUESTS,
+            "end_user_daily_credits_exceeded"
+        ),
+        (50, 150)
+    );
+    assert!(results
         .iter()
-        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
-        .collect();
-    assert_eq!((accepted, limited.len()), (50, 150));
-    assert!(limited.iter().all(|(_, retry)| retry
-        .as_deref()
-        .and_then(|r| r.parse::<u64>().ok())
-        .is_some_and(|s| s > 0)));
+        .filter(|a| a.status != StatusCode::OK)
+        .all(|a| a
+            .retry_after
+            .as_deref()
+            .and_then(|r| r.parse::<u64>().ok())
+            .is_some_and(|s| s > 0)));
     let response = app
         .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "carol"}))
         .await;
@@ -190,8 +225,14 @@ async fn concurrent_jobs_per_end_user_are_capped() {
     let (_, key) = app.tenant_with_key("test", 100_000).await;
     put_user(&app, &key, "erin", json!({"max_concurrent": 2})).await;
     let results = parallel_creates(&app, &key, "erin", 20).await;
-    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    assert_eq!(accepted, 2);
+    assert_eq!(
+        tally(
+            &results,
+            StatusCode::TOO_MANY_REQUESTS,
+            "end_user_concurrency_exceeded"
+        ),
+        (2, 18)
+    );
     let response = app
         .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "erin"}))
         .await;

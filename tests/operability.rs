@@ -137,16 +137,15 @@ async fn metrics_count_requests_jobs_credits_and_limits() {
         ),
         Some(1.0)
     );
-    let charged = done["cost_credits"].as_f64().or_else(|| {
-        done.get("usage")
-            .and_then(|u| u.get("credits_charged"))
-            .and_then(serde_json::Value::as_f64)
-    });
+    let charged = done["cost"]["charged"]
+        .as_f64()
+        .expect("a completed video's charge");
+    assert!(charged > 0.0, "{done}");
     let captured = value(&scrape, "gateway_credits_captured_total", &[]).expect("captured");
-    assert!(captured > 0.0, "credits captured counted");
-    if let Some(charged) = charged {
-        assert_eq!(captured, charged);
-    }
+    assert_eq!(
+        captured, charged,
+        "the credits captured are the video's charge"
+    );
     assert_eq!(value(&scrape, "gateway_credits_held", &[]), Some(0.0));
     assert_eq!(value(&scrape, "gateway_queue_depth", &[]), Some(0.0));
     assert!(

@@ -439,6 +439,15 @@ impl FakeUpstream {
             .push_back(fault);
     }
 
+    /// Faults queued for `op` at `provider` that no call has met yet.
+    pub fn faults_pending(&self, provider: &str, op: &str) -> usize {
+        self.state
+            .lock()
+            .faults
+            .get(&(provider.to_string(), op.to_string()))
+            .map_or(0, VecDeque::len)
+    }
+
     pub fn calls(&self, provider: &str) -> Vec<Call> {
         self.state
             .lock()

@@ -159,7 +159,7 @@ async fn a_wallet_only_user_pays_from_the_wallet_and_gets_refunds_back_there() {
     app.assert_ledger_consistent().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_parallel_creates_against_a_wallet_for_fifty_accept_exactly_fifty() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
     let (tenant, key) = app.tenant_with_key("test", 100_000).await;
@@ -183,7 +183,7 @@ async fn two_hundred_parallel_creates_against_a_wallet_for_fifty_accept_exactly_
     app.assert_ledger_consistent().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_daily_cap_holds_exactly_under_parallel_load() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
     let (_, key) = app.tenant_with_key("test", 1_000_000).await;
@@ -219,7 +219,7 @@ async fn a_daily_cap_holds_exactly_under_parallel_load() {
     assert_eq!(other.status(), StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_jobs_per_end_user_are_capped() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
     let (_, key) = app.tenant_with_key("test", 100_000).await;

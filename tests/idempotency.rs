@@ -70,7 +70,7 @@ async fn the_same_key_with_another_body_is_a_conflict() {
     assert_eq!(video_count(&app, &key).await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_duplicates_make_one_job_and_identical_answers() {
     let app = TestApp::spawn().await;
     let (tenant, key) = app.tenant_with_key("test", 10_000).await;

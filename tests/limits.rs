@@ -83,7 +83,7 @@ async fn repeated_failed_authentication_is_throttled() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_backed_limit_is_shared_by_two_gateways() {
     let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let first = TestApp::spawn_with({
@@ -143,7 +143,7 @@ async fn set_quotas(app: &TestApp, tenant: &str, body: serde_json::Value) {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenants_concurrency_cap_holds_under_parallel_load() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
     let (tenant, key) = app.tenant_with_key("test", 100_000).await;
@@ -154,21 +154,29 @@ async fn a_tenants_concurrency_cap_holds_under_parallel_load() {
         let url = app.url("/v1/videos");
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
-            client
+            let response = client
                 .post(url)
                 .bearer_auth(key)
                 .json(&json!({"prompt": format!("{n}"), "seconds": 4}))
                 .send()
                 .await
-                .expect("send")
-                .status()
+                .expect("send");
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.expect("json");
+            (status, body["error"]["code"].clone())
         }));
     }
     let mut accepted = 0;
     for task in tasks {
         match task.await.expect("task") {
-            StatusCode::OK => accepted += 1,
-            other => assert_eq!(other, StatusCode::TOO_MANY_REQUESTS),
+            (StatusCode::OK, _) => accepted += 1,
+            (status, code) => assert_eq!(
+                (status, code),
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!("tenant_concurrency_exceeded")
+                )
+            ),
         }
     }
     assert_eq!(accepted, 3);

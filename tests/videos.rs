@@ -223,7 +223,7 @@ async fn insufficient_credits_is_402_and_changes_nothing() {
     app.assert_ledger_consistent().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_never_overdraw_the_balance() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 5000).await;
     // 5 s at 60 credits/s = 300 per job; 1000 credits cover exactly 3.

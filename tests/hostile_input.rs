@@ -6,6 +6,9 @@ use common::TestApp;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+/// A create body with a URL in one field.
+type WithUrl = fn(&str) -> Value;
+
 #[tokio::test]
 async fn internal_and_disguised_urls_are_refused_on_every_url_field() {
     let app = TestApp::spawn().await;
@@ -23,7 +26,7 @@ async fn internal_and_disguised_urls_are_refused_on_every_url_field() {
         "http://metadata.google.internal/computeMetadata/v1/",
     ];
     // Every field that takes a URL, and the parameter the refusal names.
-    let fields: [(&str, fn(&str) -> Value, &str); 8] = [
+    let fields: [(&str, WithUrl, &str); 8] = [
         ("image_url", |u| json!({"image_url": u}), "image_url"),
         (
             "first_frame_url",

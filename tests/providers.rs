@@ -451,3 +451,79 @@ async fn a_request_a_provider_cannot_serve_is_never_sent_to_it() {
         );
     }
 }
+
+#[tokio::test]
+async fn test_keys_never_reach_a_paid_upstream_even_when_one_is_enabled() {
+    for case in cases() {
+        let fake = fake().await;
+        // The paid upstream is enabled and the sandbox is not offered to live keys.
+        let app = gateway_for(&case, &fake, |_| {}).await;
+        let (tenant, key) = app.tenant_with_key("test", 10_000).await;
+        let response = app.create_video(&key, (case.t2v)()).await;
+        assert_eq!(response.status(), StatusCode::OK, "{}", case.name);
+        assert_eq!(response.headers()["x-gateway-provider"], "sandbox");
+        let created: Value = response.json().await.expect("json");
+        let done = app
+            .wait_terminal(&key, created["id"].as_str().expect("id"))
+            .await;
+        assert_eq!(done["status"], "completed", "{}: {done}", case.name);
+        assert_eq!(done["mode"], "test");
+        assert_eq!(
+            fake.calls(case.prefix).len(),
+            0,
+            "{}: a test key reached the paid upstream",
+            case.name
+        );
+        let balance = app.balance(&tenant).await;
+        assert_eq!(
+            (balance["available"].as_i64(), balance["held"].as_i64()),
+            (Some(10_000), Some(0)),
+            "{}: the live balance paid for a test key",
+            case.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_that_keeps_failing_ends_the_job_failed_with_its_hold_voided() {
+    let case = &cases()[0];
+    let fake = fake().await;
+    let app = gateway_for(case, &fake, |_| {}).await;
+    let (tenant, key) = app.tenant_with_key("live", 10_000).await;
+    // Every poll fails, each asking to be retried at once: the job runs out of attempts.
+    for _ in 0..20 {
+        fake.inject(
+            case.prefix,
+            "poll",
+            Fault::Status {
+                status: 503,
+                retry_after: Some(0),
+            },
+        );
+    }
+    let response = app.create_video(&key, (case.t2v)()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let created: Value = response.json().await.expect("json");
+    let id = created["id"].as_str().expect("id");
+    let done = app.wait_terminal(&key, id).await;
+    assert_eq!(done["status"], "failed", "{done}");
+    assert_eq!(done["error"]["code"], "upstream_unavailable");
+    assert_eq!(done["cost"]["charged"], 0);
+    let polls = fake
+        .calls(case.prefix)
+        .iter()
+        .filter(|c| c.op == "poll")
+        .count();
+    assert_eq!(polls, 8, "given up after its attempts, not before");
+    common::assert_postings(
+        &app.db,
+        id,
+        &[("hold", -case.t2v_price), ("void", case.t2v_price)],
+    )
+    .await;
+    let balance = app.balance(&tenant).await;
+    assert_eq!(
+        (balance["available"].as_i64(), balance["held"].as_i64()),
+        (Some(10_000), Some(0))
+    );
+}

@@ -277,3 +277,60 @@ async fn a_wallet_first_user_falls_back_to_the_tenant_and_users_are_per_tenant()
     let (status, _) = app.get_json(&key, "/v1/end_users/bad%20id").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn an_operator_refund_of_a_wallet_paid_video_goes_back_into_the_wallet() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    put_user(&app, &key, "dora", json!({"wallet_mode": "only"})).await;
+    let (status, _) = move_wallet(&app, &key, "dora", 500).await;
+    assert_eq!(status, StatusCode::OK);
+    let created: Value = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "dora"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(app.wait_terminal(&key, &id).await["status"], "completed");
+    let path = format!("/admin/v1/videos/{id}/refund");
+    let refund = |body: Value| app.admin_post(&path, body);
+    assert_eq!(
+        refund(json!({"amount": 100, "reason": "glitch"}))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let (_, user) = app.get_json(&key, "/v1/end_users/dora").await;
+    assert_eq!(user["wallet_balance"], 500 - 240 + 100);
+    assert_eq!(
+        refund(json!({"reason": "the rest"})).await.status(),
+        StatusCode::CREATED
+    );
+    let (_, user) = app.get_json(&key, "/v1/end_users/dora").await;
+    assert_eq!(
+        user["wallet_balance"], 500,
+        "all 240 came back to the wallet"
+    );
+    let over = refund(json!({"amount": 1, "reason": "more"})).await;
+    assert_eq!(over.status(), StatusCode::BAD_REQUEST);
+    let body: Value = over.json().await.expect("json");
+    assert_eq!(body["error"]["param"], "amount");
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(500),
+        "the tenant's own balance got none of it"
+    );
+    common::assert_postings(
+        &app.db,
+        &id,
+        &[
+            ("hold", -240),
+            ("capture", 0),
+            ("refund", 100),
+            ("refund", 140),
+        ],
+    )
+    .await;
+    app.assert_ledger_consistent().await;
+}

@@ -294,3 +294,34 @@ async fn readiness_fails_while_the_shared_rate_store_is_unreachable() {
         .expect("healthz");
     assert_eq!(live.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_request_whose_body_outlasts_the_request_timeout_gets_408() {
+    let app = TestApp::spawn_with(|config| config.server.request_timeout_secs = 1).await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let address = app.base.trim_start_matches("http://").to_owned();
+    let mut slow = TcpStream::connect(&address).await.expect("connect");
+    // Headers at once, then a tenth of the promised body, and nothing more.
+    let head = format!(
+        "POST /v1/videos HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"prompt\":"
+    );
+    slow.write_all(head.as_bytes()).await.expect("write");
+    let started = std::time::Instant::now();
+    let mut buffer = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buffer)).await;
+    let n = read.expect("no answer within 10 s").expect("read");
+    let answer = String::from_utf8_lossy(&buffer[..n]).to_string();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "answered before the timeout: {answer}"
+    );
+    let (_, list) = app.get_json(&key, "/v1/videos").await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(1000)
+    );
+}

@@ -325,3 +325,42 @@ async fn a_request_whose_body_outlasts_the_request_timeout_gets_408() {
         Some(1000)
     );
 }
+
+#[tokio::test]
+async fn a_request_arriving_while_the_gateway_drains_gets_503_with_retry_after_5() {
+    let mut app = TestApp::spawn().await;
+    let (_, key) = app.tenant_with_key("test", 1000).await;
+    // A connection that has begun its request before the drain finishes it after; the drain
+    // must not close a connection hyper has not read yet, so a lost race is tried again.
+    let mut answer = String::new();
+    for _ in 0..3 {
+        let address = app.base.trim_start_matches("http://").to_owned();
+        let mut stream = TcpStream::connect(&address).await.expect("connect");
+        stream
+            .write_all(b"GET /v1/videos HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        app.begin_drain();
+        let draining = common::eventually(Duration::from_secs(5), || {
+            let started = app.is_draining();
+            async move { started }
+        })
+        .await;
+        assert!(draining, "the gateway never started draining");
+        let rest = format!("Authorization: Bearer {key}\r\nConnection: close\r\n\r\n");
+        let _ = stream.write_all(rest.as_bytes()).await;
+        let mut buffer = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut buffer)).await;
+        assert!(read.is_ok(), "no answer within 10 s");
+        answer = String::from_utf8_lossy(&buffer).to_lowercase();
+        app.restart().await;
+        if !answer.is_empty() {
+            break;
+        }
+    }
+    assert!(answer.starts_with("http/1.1 503"), "{answer}");
+    assert!(answer.contains("\r\nretry-after: 5\r\n"), "{answer}");
+    assert!(answer.contains("\"draining\""), "{answer}");
+}

@@ -6,6 +6,8 @@
 pub mod receiver;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response, StatusCode};
@@ -83,6 +85,7 @@ pub struct TestApp {
     pub db: Db,
     pub config: Config,
     shutdown: CancellationToken,
+    draining: Arc<AtomicBool>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub database: TestDatabase,
 }
@@ -99,6 +102,7 @@ impl TestApp {
         let app = App::build(config.clone()).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let db = app.state().db.clone();
+        let draining = app.state().draining.clone();
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run());
         TestApp {
@@ -110,6 +114,7 @@ impl TestApp {
             db,
             config,
             shutdown,
+            draining,
             handle: Some(handle),
             database,
         }
@@ -125,8 +130,19 @@ impl TestApp {
         let app = App::build(self.config.clone()).await.expect("app rebuilds");
         self.base = format!("http://{}", app.local_addr());
         self.db = app.state().db.clone();
+        self.draining = app.state().draining.clone();
         self.shutdown = app.shutdown_token();
         self.handle = Some(tokio::spawn(app.run()));
+    }
+
+    /// Asks the app to drain, without waiting for it to stop.
+    pub fn begin_drain(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Whether the app has started draining (refusing new requests).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Asks the app to drain and waits for it to stop.

@@ -134,6 +134,26 @@ async fn a_second_capture_of_a_hold_is_reported_with_its_video() {
     assert_eq!(report["overcharged_videos"], json!([id]));
     assert_eq!(report["charges_disagreeing"], json!([id]));
 
+    // The operator's command runs the same audit and fails.
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_seedance-gateway"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SEEDANCE_GW_") || key == "DATABASE_URL" || key == "RUST_LOG" {
+            command.env_remove(key);
+        }
+    }
+    let cli = command
+        .args(["ledger", "audit"])
+        .env("DATABASE_URL", &app.database.url)
+        .current_dir(app.database.dir.path())
+        .output()
+        .expect("the binary runs");
+    assert!(
+        !cli.status.success(),
+        "`ledger audit` passed a broken ledger"
+    );
+    let printed: Value = serde_json::from_slice(&cli.stdout).expect("the audit prints JSON");
+    assert_eq!(printed["holds_settled_more_than_once"], json!([id]));
+
     let failure = after_test_audit_failure(app);
     assert!(
         failure.contains("holds_settled_more_than_once"),

@@ -527,3 +527,65 @@ async fn an_upstream_that_keeps_failing_ends_the_job_failed_with_its_hold_voided
         (Some(10_000), Some(0))
     );
 }
+
+/// Lives here, beside the slowest test of the suite, because it must outwait the gateway's
+/// 15 s idempotency wait: its 18 s overlap that test's instead of lengthening the run.
+#[tokio::test]
+async fn a_duplicate_of_a_create_still_running_past_the_wait_gets_idempotency_in_progress() {
+    let case = &cases()[0];
+    let fake = fake().await;
+    let app = gateway_for(case, &fake, |config| {
+        config.providers.seedance_it.timeout_secs = Some(30);
+    })
+    .await;
+    let (tenant, key) = app.tenant_with_key("live", 10_000).await;
+    // The first create's submit is held upstream longer than a duplicate waits (15 s).
+    fake.inject(case.prefix, "submit", Fault::Hang { millis: 18_000 });
+    let create = || {
+        app.client
+            .post(app.url("/v1/videos"))
+            .bearer_auth(&key)
+            .header("idempotency-key", "slow-1")
+            .json(&(case.t2v)())
+            .send()
+    };
+    let first = create();
+    let duplicate = async {
+        // Sent once the first is known to be submitting: its key is stored, its answer not.
+        let fake = &fake;
+        let submitting = common::eventually(Duration::from_secs(10), move || async move {
+            fake.calls(case.prefix).iter().any(|c| c.op == "submit")
+        })
+        .await;
+        assert!(submitting, "the first create never reached the upstream");
+        create().await.expect("send")
+    };
+    let (first, duplicate) = tokio::join!(first, duplicate);
+    let first = first.expect("send");
+    assert_eq!(duplicate.status(), StatusCode::CONFLICT);
+    let body: Value = duplicate.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "idempotency_in_progress", "{body}");
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: Value = first.json().await.expect("json");
+
+    // Once answered, the key replays the first answer; one job, one hold, one submit.
+    let replay = create().await.expect("send");
+    assert_eq!(replay.headers()["idempotent-replayed"], "true");
+    let replayed: Value = replay.json().await.expect("json");
+    assert_eq!(replayed["id"], first["id"]);
+    let (_, list) = app.get_json(&key, "/v1/videos").await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    let submits = fake
+        .calls(case.prefix)
+        .iter()
+        .filter(|c| c.op == "submit")
+        .count();
+    assert_eq!(submits, 1);
+    let id = first["id"].as_str().expect("id");
+    app.wait_terminal(&key, id).await;
+    common::assert_postings(&app.db, id, &[("hold", -case.t2v_price), ("capture", 0)]).await;
+    assert_eq!(
+        app.balance(&tenant).await["available"].as_i64(),
+        Some(10_000 - case.t2v_price)
+    );
+}

@@ -396,3 +396,15 @@ async fn an_output_larger_than_the_storage_limit_is_not_stored() {
     let response = content(&app, &key, &id, None).await;
     assert_eq!(response.status(), StatusCode::FOUND);
 }
+
+#[tokio::test]
+async fn an_output_served_as_something_other_than_a_video_is_not_stored() {
+    let fake = start_fake().await;
+    fake.set_output_content_type("text/html");
+    let app = app_with_fake(&fake, |_| {}).await;
+    let (_, key) = app.tenant_with_key("live", 10_000).await;
+    let id = completed(&app, &key).await;
+    wait_copy_attempted(&app, &id).await;
+    assert_eq!(archive_state(&app, &id).await.as_deref(), Some("pending"));
+    assert!(!stored_file(&app, &id).exists());
+}

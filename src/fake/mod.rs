@@ -137,6 +137,8 @@ struct Inner {
     /// Per provider, the jobs still running by when they end, so a start counts the running
     /// jobs without scanning every job the fake has seen.
     running: HashMap<&'static str, Running>,
+    /// The content type output files are served with (`video/mp4` unless set).
+    output_content_type: Option<String>,
 }
 
 /// The running jobs of one provider: their end times, and which of them were canceled early.
@@ -394,6 +396,7 @@ impl FakeUpstream {
                 durations: HashMap::new(),
                 max_running: HashMap::new(),
                 running: HashMap::new(),
+                output_content_type: None,
             }),
             origin: format!("http://{addr}"),
             webhooks: reqwest::Client::builder()
@@ -485,6 +488,11 @@ impl FakeUpstream {
         self.state.lock().estimate_secs = Some(secs);
     }
 
+    /// Serves output files with this content type instead of `video/mp4`.
+    pub fn set_output_content_type(&self, content_type: &str) {
+        self.state.lock().output_content_type = Some(content_type.to_string());
+    }
+
     /// Makes the next `n` jobs submitted to `provider` fail upstream.
     pub fn fail_next_jobs(&self, provider: &str, n: u32) {
         self.state.lock().failing.insert(provider.to_string(), n);
@@ -511,13 +519,18 @@ pub fn router(state: Arc<FakeState>) -> Router {
         .with_state(state)
 }
 
-async fn output_file(Path(name): Path<String>) -> Response {
+async fn output_file(State(state): State<Arc<FakeState>>, Path(name): Path<String>) -> Response {
     if !name.ends_with(".mp4") {
         return StatusCode::NOT_FOUND.into_response();
     }
+    let content_type = state
+        .lock()
+        .output_content_type
+        .clone()
+        .unwrap_or_else(|| "video/mp4".into());
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "video/mp4")],
+        [(header::CONTENT_TYPE, content_type)],
         Body::from(crate::providers::sandbox::VIDEO),
     )
         .into_response()

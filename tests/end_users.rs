@@ -334,3 +334,34 @@ async fn an_operator_refund_of_a_wallet_paid_video_goes_back_into_the_wallet() {
     .await;
     app.assert_ledger_consistent().await;
 }
+
+#[tokio::test]
+async fn an_end_users_monthly_credits_are_capped() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 10_000).await;
+    // 4 s at 60 credits/s = 240 a job: two fit in 500, a third does not.
+    put_user(&app, &key, "gina", json!({"credits_per_month": 500})).await;
+    let create = |user: &'static str| {
+        app.create_video(&key, json!({"prompt": "x", "seconds": 4, "user": user}))
+    };
+    for _ in 0..2 {
+        assert_eq!(create("gina").await.status(), StatusCode::OK);
+    }
+    let refused = create("gina").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "end_user_monthly_credits_exceeded");
+    // The cap is gina's alone.
+    assert_eq!(create("hugo").await.status(), StatusCode::OK);
+    let (_, list) = app.get_json(&key, "/v1/videos?limit=100").await;
+    for video in list["data"].as_array().expect("data") {
+        app.wait_terminal(&key, video["id"].as_str().expect("id"))
+            .await;
+    }
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(10_000 - 3 * 240),
+        "the refused create held nothing"
+    );
+    app.assert_ledger_consistent().await;
+}

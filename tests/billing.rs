@@ -77,7 +77,7 @@ async fn a_tenant_sees_only_its_own_journal() {
     assert_eq!(balance["available"], 5);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_parallel_creates_against_a_balance_for_fifty_accept_exactly_fifty() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
     // 4 s at 60 credits/s = 240 per job: 12,000 credits cover exactly 50.
@@ -341,7 +341,7 @@ async fn operator_adjustments_are_journaled_and_respect_the_floor() {
     app.assert_ledger_consistent().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refunds_never_exceed_the_charge_even_when_sent_concurrently() {
     let app = TestApp::spawn().await;
     let (tenant, key) = app.tenant_with_key("test", 1000).await;
@@ -378,20 +378,28 @@ async fn refunds_never_exceed_the_charge_even_when_sent_concurrently() {
         let client = app.client.clone();
         let url = app.url(&format!("/admin/v1/videos/{id}/refund"));
         tasks.push(tokio::spawn(async move {
-            client
+            let response = client
                 .post(url)
                 .bearer_auth(common::ADMIN_TOKEN)
                 .json(&json!({"reason": "the rest"}))
                 .send()
                 .await
-                .expect("send")
-                .status()
+                .expect("send");
+            let status = response.status();
+            (status, response.json::<Value>().await.expect("json"))
         }));
     }
     let mut succeeded = 0;
     for task in tasks {
-        if task.await.expect("task") == StatusCode::CREATED {
+        let (status, body) = task.await.expect("task");
+        if status == StatusCode::CREATED {
             succeeded += 1;
+            assert_eq!(body["amount"], 200, "{body}");
+        } else {
+            // Every other refund finds nothing left to give back.
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+            assert_eq!(body["error"]["code"], "invalid_request", "{body}");
+            assert_eq!(body["error"]["param"], "amount", "{body}");
         }
     }
     assert_eq!(

@@ -27,7 +27,7 @@ async fn capped_gateway(fake: &FakeUpstream, cap: u32) -> TestApp {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backlog_waits_for_slots_and_another_tenant_is_not_starved() {
     let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
         .await
@@ -97,7 +97,7 @@ async fn a_backlog_waits_for_slots_and_another_tenant_is_not_starved() {
     app.assert_ledger_consistent().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn canceling_a_running_job_frees_its_slot() {
     let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
         .await
@@ -156,7 +156,7 @@ async fn canceling_a_running_job_frees_its_slot() {
     assert_eq!(app.db.slots_in_use("seedance-it").await.expect("slots"), 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn submits_keep_to_the_providers_rate_across_the_queue() {
     let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
         .await

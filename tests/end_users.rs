@@ -32,12 +32,14 @@ async fn move_wallet(app: &TestApp, key: &str, user: &str, amount: i64) -> (Stat
     (status, response.json().await.expect("json"))
 }
 
-async fn parallel_creates(
-    app: &TestApp,
-    key: &str,
-    user: &str,
-    n: usize,
-) -> Vec<(StatusCode, Option<String>)> {
+/// What one create answered: its status, `Retry-After` and error code.
+struct Answer {
+    status: StatusCode,
+    retry_after: Option<String>,
+    code: Option<String>,
+}
+
+async fn parallel_creates(app: &TestApp, key: &str, user: &str, n: usize) -> Vec<Answer> {
     let mut tasks = Vec::new();
     for i in 0..n {
         let client = app.client.clone();
@@ -53,11 +55,17 @@ async fn parallel_creates(
                 .await
                 .expect("send");
             let status = response.status();
-            let retry = response
+            let retry_after = response
                 .headers()
                 .get("retry-after")
                 .map(|v| v.to_str().unwrap_or("").to_string());
-            (status, retry)
+            let body: Value = response.json().await.expect("json");
+            let code = body["error"]["code"].as_str().map(str::to_string);
+            Answer {
+                status,
+                retry_after,
+                code,
+            }
         }));
     }
     let mut out = Vec::new();
@@ -65,6 +73,25 @@ async fn parallel_creates(
         out.push(task.await.expect("task"));
     }
     out
+}
+
+/// Counts the accepted creates and the refused ones, each refused with exactly `status` and
+/// `code`; any other answer fails the test.
+fn tally(answers: &[Answer], status: StatusCode, code: &str) -> (usize, usize) {
+    let mut counts = (0, 0);
+    for answer in answers {
+        if answer.status == StatusCode::OK {
+            counts.0 += 1;
+        } else {
+            assert_eq!(
+                (answer.status, answer.code.as_deref()),
+                (status, Some(code)),
+                "a create was refused for another reason"
+            );
+            counts.1 += 1;
+        }
+    }
+    counts
 }
 
 #[tokio::test]
@@ -132,19 +159,21 @@ async fn a_wallet_only_user_pays_from_the_wallet_and_gets_refunds_back_there() {
     app.assert_ledger_consistent().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_parallel_creates_against_a_wallet_for_fifty_accept_exactly_fifty() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
     let (tenant, key) = app.tenant_with_key("test", 100_000).await;
     put_user(&app, &key, "bob", json!({"wallet_mode": "only"})).await;
     move_wallet(&app, &key, "bob", 12_000).await;
     let results = parallel_creates(&app, &key, "bob", 200).await;
-    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    let refused = results
-        .iter()
-        .filter(|(s, _)| *s == StatusCode::PAYMENT_REQUIRED)
-        .count();
-    assert_eq!((accepted, refused), (50, 150));
+    assert_eq!(
+        tally(
+            &results,
+            StatusCode::PAYMENT_REQUIRED,
+            "insufficient_credits"
+        ),
+        (50, 150)
+    );
     let (_, user) = app.get_json(&key, "/v1/end_users/bob").await;
     assert_eq!(user["wallet_balance"], 0);
     assert_eq!(
@@ -154,22 +183,28 @@ async fn two_hundred_parallel_creates_against_a_wallet_for_fifty_accept_exactly_
     app.assert_ledger_consistent().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_daily_cap_holds_exactly_under_parallel_load() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
     let (_, key) = app.tenant_with_key("test", 1_000_000).await;
     put_user(&app, &key, "carol", json!({"credits_per_day": 12_000})).await;
     let results = parallel_creates(&app, &key, "carol", 200).await;
-    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    let limited: Vec<_> = results
+    assert_eq!(
+        tally(
+            &results,
+            StatusCode::TOO_MANY_REQUESTS,
+            "end_user_daily_credits_exceeded"
+        ),
+        (50, 150)
+    );
+    assert!(results
         .iter()
-        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
-        .collect();
-    assert_eq!((accepted, limited.len()), (50, 150));
-    assert!(limited.iter().all(|(_, retry)| retry
-        .as_deref()
-        .and_then(|r| r.parse::<u64>().ok())
-        .is_some_and(|s| s > 0)));
+        .filter(|a| a.status != StatusCode::OK)
+        .all(|a| a
+            .retry_after
+            .as_deref()
+            .and_then(|r| r.parse::<u64>().ok())
+            .is_some_and(|s| s > 0)));
     let response = app
         .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "carol"}))
         .await;
@@ -184,14 +219,20 @@ async fn a_daily_cap_holds_exactly_under_parallel_load() {
     assert_eq!(other.status(), StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_jobs_per_end_user_are_capped() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
     let (_, key) = app.tenant_with_key("test", 100_000).await;
     put_user(&app, &key, "erin", json!({"max_concurrent": 2})).await;
     let results = parallel_creates(&app, &key, "erin", 20).await;
-    let accepted = results.iter().filter(|(s, _)| *s == StatusCode::OK).count();
-    assert_eq!(accepted, 2);
+    assert_eq!(
+        tally(
+            &results,
+            StatusCode::TOO_MANY_REQUESTS,
+            "end_user_concurrency_exceeded"
+        ),
+        (2, 18)
+    );
     let response = app
         .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "erin"}))
         .await;
@@ -235,4 +276,92 @@ async fn a_wallet_first_user_falls_back_to_the_tenant_and_users_are_per_tenant()
     assert_eq!(theirs["wallet_mode"], "none");
     let (status, _) = app.get_json(&key, "/v1/end_users/bad%20id").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_operator_refund_of_a_wallet_paid_video_goes_back_into_the_wallet() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    put_user(&app, &key, "dora", json!({"wallet_mode": "only"})).await;
+    let (status, _) = move_wallet(&app, &key, "dora", 500).await;
+    assert_eq!(status, StatusCode::OK);
+    let created: Value = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4, "user": "dora"}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    assert_eq!(app.wait_terminal(&key, &id).await["status"], "completed");
+    let path = format!("/admin/v1/videos/{id}/refund");
+    let refund = |body: Value| app.admin_post(&path, body);
+    assert_eq!(
+        refund(json!({"amount": 100, "reason": "glitch"}))
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let (_, user) = app.get_json(&key, "/v1/end_users/dora").await;
+    assert_eq!(user["wallet_balance"], 500 - 240 + 100);
+    assert_eq!(
+        refund(json!({"reason": "the rest"})).await.status(),
+        StatusCode::CREATED
+    );
+    let (_, user) = app.get_json(&key, "/v1/end_users/dora").await;
+    assert_eq!(
+        user["wallet_balance"], 500,
+        "all 240 came back to the wallet"
+    );
+    let over = refund(json!({"amount": 1, "reason": "more"})).await;
+    assert_eq!(over.status(), StatusCode::BAD_REQUEST);
+    let body: Value = over.json().await.expect("json");
+    assert_eq!(body["error"]["param"], "amount");
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(500),
+        "the tenant's own balance got none of it"
+    );
+    common::assert_postings(
+        &app.db,
+        &id,
+        &[
+            ("hold", -240),
+            ("capture", 0),
+            ("refund", 100),
+            ("refund", 140),
+        ],
+    )
+    .await;
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn an_end_users_monthly_credits_are_capped() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 10_000).await;
+    // 4 s at 60 credits/s = 240 a job: two fit in 500, a third does not.
+    put_user(&app, &key, "gina", json!({"credits_per_month": 500})).await;
+    let create = |user: &'static str| {
+        app.create_video(&key, json!({"prompt": "x", "seconds": 4, "user": user}))
+    };
+    for _ in 0..2 {
+        assert_eq!(create("gina").await.status(), StatusCode::OK);
+    }
+    let refused = create("gina").await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "end_user_monthly_credits_exceeded");
+    // The cap is gina's alone.
+    assert_eq!(create("hugo").await.status(), StatusCode::OK);
+    let (_, list) = app.get_json(&key, "/v1/videos?limit=100").await;
+    for video in list["data"].as_array().expect("data") {
+        app.wait_terminal(&key, video["id"].as_str().expect("id"))
+            .await;
+    }
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(10_000 - 3 * 240),
+        "the refused create held nothing"
+    );
+    app.assert_ledger_consistent().await;
 }

@@ -6,6 +6,9 @@ use common::TestApp;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+/// A create body with a URL in one field.
+type WithUrl = fn(&str) -> Value;
+
 #[tokio::test]
 async fn internal_and_disguised_urls_are_refused_on_every_url_field() {
     let app = TestApp::spawn().await;
@@ -22,14 +25,46 @@ async fn internal_and_disguised_urls_are_refused_on_every_url_field() {
         "http://[fd00::1]/a.png",
         "http://metadata.google.internal/computeMetadata/v1/",
     ];
+    // Every field that takes a URL, and the parameter the refusal names.
+    let fields: [(&str, WithUrl, &str); 8] = [
+        ("image_url", |u| json!({"image_url": u}), "image_url"),
+        (
+            "first_frame_url",
+            |u| json!({"first_frame_url": u}),
+            "image_url",
+        ),
+        (
+            "input_reference",
+            |u| json!({"input_reference": {"image_url": u}}),
+            "image_url",
+        ),
+        (
+            "last_frame_url",
+            |u| json!({"image_url": "https://img.example.com/first.png", "last_frame_url": u}),
+            "last_frame_url",
+        ),
+        (
+            "reference_image_urls",
+            |u| json!({"reference_image_urls": ["https://img.example.com/ok.png", u]}),
+            "reference_image_urls",
+        ),
+        (
+            "reference_video_urls",
+            |u| json!({"reference_video_urls": [u]}),
+            "reference_video_urls",
+        ),
+        (
+            "reference_audio_urls",
+            |u| json!({"reference_audio_urls": [u]}),
+            "reference_audio_urls",
+        ),
+        ("webhook_url", |u| json!({"webhook_url": u}), "webhook_url"),
+    ];
     for url in hostile {
-        for field in ["image_url", "webhook_url", "reference_image_urls"] {
-            let mut body = json!({"prompt": "x", "seconds": 4});
-            body[field] = if field == "reference_image_urls" {
-                json!([url])
-            } else {
-                json!(url)
-            };
+        for (field, with, param) in fields {
+            let mut body = with(url);
+            body["prompt"] = json!("x");
+            body["seconds"] = json!(4);
             let response = app.create_video(&key, body).await;
             assert_eq!(
                 response.status(),
@@ -37,8 +72,8 @@ async fn internal_and_disguised_urls_are_refused_on_every_url_field() {
                 "{field} = {url}"
             );
             let error: Value = response.json().await.expect("json");
-            assert_eq!(error["error"]["code"], "invalid_request");
-            assert_eq!(error["error"]["param"], field);
+            assert_eq!(error["error"]["code"], "invalid_request", "{field} = {url}");
+            assert_eq!(error["error"]["param"], param, "{field} = {url}");
         }
     }
     let (_, list) = app.get_json(&key, "/v1/videos").await;
@@ -93,13 +128,15 @@ async fn another_tenants_data_is_never_reachable_on_any_tenant_route() {
         .expect("json");
     let id = created["id"].as_str().expect("id");
     app.wait_terminal(&owner, id).await;
-    app.client
+    let top_up = app
+        .client
         .post(app.url("/v1/end_users/vip-customer/wallet"))
         .bearer_auth(&owner)
         .json(&json!({"amount": 500}))
         .send()
         .await
         .expect("send");
+    assert_eq!(top_up.status(), StatusCode::OK);
 
     // The owner's video: 404 on every route, never 403, never data.
     for (method, path) in [
@@ -149,4 +186,6 @@ async fn another_tenants_data_is_never_reachable_on_any_tenant_route() {
     // And the owner still sees everything as it was.
     let (_, mine) = app.get_json(&owner, &format!("/v1/videos/{id}")).await;
     assert_eq!(mine["status"], "completed");
+    let (_, customer) = app.get_json(&owner, "/v1/end_users/vip-customer").await;
+    assert_eq!(customer["wallet_balance"], 500);
 }

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ledger_kinds, TestApp};
+use common::{assert_postings, TestApp};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
@@ -70,7 +70,7 @@ async fn the_same_key_with_another_body_is_a_conflict() {
     assert_eq!(video_count(&app, &key).await, 1);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hundred_concurrent_duplicates_make_one_job_and_identical_answers() {
     let app = TestApp::spawn().await;
     let (tenant, key) = app.tenant_with_key("test", 10_000).await;
@@ -108,8 +108,9 @@ async fn a_hundred_concurrent_duplicates_make_one_job_and_identical_answers() {
         .as_str()
         .expect("id")
         .to_string();
-    assert_eq!(ledger_kinds(&app.db, &id).await[0], "hold");
+    assert_postings(&app.db, &id, &[("hold", -300)]).await;
     app.wait_terminal(&key, &id).await;
+    assert_postings(&app.db, &id, &[("hold", -300), ("capture", 0)]).await;
     let balance = app.balance(&tenant).await;
     assert_eq!(
         (
@@ -210,5 +211,75 @@ async fn an_operator_grant_with_a_key_credits_once() {
         .await
         .expect("send");
     assert_eq!(other.status(), StatusCode::CONFLICT);
+    app.assert_ledger_consistent().await;
+}
+
+#[tokio::test]
+async fn an_operator_refund_and_adjustment_with_a_key_move_money_once() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let video: Value = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4}))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = video["id"].as_str().expect("id").to_string();
+    assert_eq!(app.wait_terminal(&key, &id).await["status"], "completed");
+    let post = |path: String, idempotency_key: &'static str, body: Value| {
+        app.client
+            .post(app.url(&path))
+            .bearer_auth(common::ADMIN_TOKEN)
+            .header("idempotency-key", idempotency_key)
+            .json(&body)
+            .send()
+    };
+    let refund = json!({"amount": 40, "reason": "glitch"});
+    let first = post(
+        format!("/admin/v1/videos/{id}/refund"),
+        "refund-1",
+        refund.clone(),
+    )
+    .await
+    .expect("send");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let first = first.text().await.expect("text");
+    let again = post(format!("/admin/v1/videos/{id}/refund"), "refund-1", refund)
+        .await
+        .expect("send");
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(again.text().await.expect("text"), first);
+    assert_postings(
+        &app.db,
+        &id,
+        &[("hold", -240), ("capture", 0), ("refund", 40)],
+    )
+    .await;
+
+    let path = format!("/admin/v1/tenants/{tenant}/adjustments");
+    let adjustment = json!({"amount": -100, "reason": "correction", "mode": "test"});
+    let first = post(path.clone(), "adjust-1", adjustment.clone())
+        .await
+        .expect("send");
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let again = post(path.clone(), "adjust-1", adjustment)
+        .await
+        .expect("send");
+    assert_eq!(again.status(), StatusCode::CREATED);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let conflict = post(
+        path,
+        "adjust-1",
+        json!({"amount": -200, "reason": "correction", "mode": "test"}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(conflict.status(), StatusCode::CONFLICT);
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(1000 - 240 + 40 - 100),
+        "one refund and one adjustment"
+    );
     app.assert_ledger_consistent().await;
 }

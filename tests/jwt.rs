@@ -102,7 +102,8 @@ async fn status(app: &TestApp, token: &str) -> StatusCode {
 #[tokio::test]
 async fn valid_tokens_of_each_kind_authenticate_their_tenant() {
     let app = app_with_issuers().await;
-    let (tenant, _) = app.tenant_with_key("test", 1000).await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let (bystander, _) = app.tenant_with_key("test", 1000).await;
     assert_eq!(
         status(&app, &hs(&claims("https://hs.idp.example.com", &tenant))).await,
         StatusCode::OK
@@ -134,6 +135,31 @@ async fn valid_tokens_of_each_kind_authenticate_their_tenant() {
         )
         .await;
     assert_eq!(created.status(), StatusCode::OK);
+    let created: Value = created.json().await.expect("json");
+
+    // The token's tenant paid, in the issuer's mode (test), and no one else did.
+    let video = app
+        .wait_terminal(&key, created["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(video["status"], "completed");
+    assert_eq!(video["cost"]["charged"], 240);
+    let paid = app.balance(&tenant).await;
+    assert_eq!(
+        (
+            paid["test_available"].as_i64(),
+            paid["test_held"].as_i64(),
+            paid["available"].as_i64()
+        ),
+        (Some(1000 - 240), Some(0), Some(1000))
+    );
+    let untouched = app.balance(&bystander).await;
+    assert_eq!(
+        (
+            untouched["test_available"].as_i64(),
+            untouched["available"].as_i64()
+        ),
+        (Some(1000), Some(1000))
+    );
 }
 
 #[tokio::test]

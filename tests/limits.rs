@@ -83,7 +83,7 @@ async fn repeated_failed_authentication_is_throttled() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_redis_backed_limit_is_shared_by_two_gateways() {
     let Some(redis) = common::services::redis("a_redis_backed_limit_is_shared_by_two_gateways")
     else {
@@ -146,7 +146,7 @@ async fn set_quotas(app: &TestApp, tenant: &str, body: serde_json::Value) {
     assert_eq!(response.status(), StatusCode::OK);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_tenants_concurrency_cap_holds_under_parallel_load() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;
     let (tenant, key) = app.tenant_with_key("test", 100_000).await;
@@ -157,21 +157,29 @@ async fn a_tenants_concurrency_cap_holds_under_parallel_load() {
         let url = app.url("/v1/videos");
         let key = key.clone();
         tasks.push(tokio::spawn(async move {
-            client
+            let response = client
                 .post(url)
                 .bearer_auth(key)
                 .json(&json!({"prompt": format!("{n}"), "seconds": 4}))
                 .send()
                 .await
-                .expect("send")
-                .status()
+                .expect("send");
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.expect("json");
+            (status, body["error"]["code"].clone())
         }));
     }
     let mut accepted = 0;
     for task in tasks {
         match task.await.expect("task") {
-            StatusCode::OK => accepted += 1,
-            other => assert_eq!(other, StatusCode::TOO_MANY_REQUESTS),
+            (StatusCode::OK, _) => accepted += 1,
+            (status, code) => assert_eq!(
+                (status, code),
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!("tenant_concurrency_exceeded")
+                )
+            ),
         }
     }
     assert_eq!(accepted, 3);
@@ -297,4 +305,51 @@ async fn a_tenants_daily_video_seconds_and_credits_are_capped() {
         over_credits["error"]["code"], "tenant_daily_credits_exceeded",
         "720 used + 240 > 800"
     );
+}
+
+#[tokio::test]
+async fn a_tenants_monthly_credits_are_capped_and_a_failed_job_gives_its_share_back() {
+    let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 300).await;
+    let (tenant, key) = app.tenant_with_key("test", 100_000).await;
+    // 4 s at 60 credits/s = 240 a job: two fit in 500, a third does not.
+    set_quotas(&app, &tenant, json!({"credits_per_month": 500})).await;
+    let create = |prompt: &'static str| {
+        let app = &app;
+        let key = key.clone();
+        async move {
+            let response = app
+                .create_video(&key, json!({"prompt": prompt, "seconds": 4}))
+                .await;
+            let status = response.status();
+            let body: serde_json::Value = response.json().await.expect("json");
+            (status, body)
+        }
+    };
+    let (status, failing) = create("a [sandbox:fail] job").await;
+    assert_eq!(status, StatusCode::OK, "{failing}");
+    let (status, first) = create("first").await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let (status, refused) = create("over the cap while the failing job holds its share").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert_eq!(refused["error"]["code"], "tenant_monthly_credits_exceeded");
+    let failed = app
+        .wait_terminal(&key, failing["id"].as_str().expect("id"))
+        .await;
+    assert_eq!(failed["status"], "failed");
+    // The failed job's 240 came back: one more job fits, then the cap holds.
+    let (status, second) = create("second").await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let (status, refused) = create("third").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{refused}");
+    assert_eq!(refused["error"]["code"], "tenant_monthly_credits_exceeded");
+    for video in [&first, &second] {
+        app.wait_terminal(&key, video["id"].as_str().expect("id"))
+            .await;
+    }
+    assert_eq!(
+        app.balance(&tenant).await["test_available"].as_i64(),
+        Some(100_000 - 480),
+        "the refused creates held nothing"
+    );
+    app.assert_ledger_consistent().await;
 }

@@ -81,6 +81,24 @@ async fn wait_archived(app: &TestApp, id: &str) {
     }
 }
 
+/// Waits until the archiver has tried to copy the output at least once and recorded the
+/// outcome.
+async fn wait_copy_attempted(app: &TestApp, id: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let attempts: i64 = sqlx::query_scalar("SELECT archive_attempts FROM videos WHERE id = $1")
+            .bind(id)
+            .fetch_one(app.db.pool())
+            .await
+            .expect("row");
+        if attempts >= 1 || archive_state(app, id).await.as_deref() == Some("stored") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the archiver never tried {id}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 fn stored_file(app: &TestApp, id: &str) -> PathBuf {
     app.storage_dir()
         .join("outputs")
@@ -320,7 +338,7 @@ async fn content_redirects_to_the_upstream_while_the_copy_is_pending() {
     .await;
     let (_, key) = app.tenant_with_key("live", 10_000).await;
     let id = completed(&app, &key).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_copy_attempted(&app, &id).await;
     assert_eq!(archive_state(&app, &id).await.as_deref(), Some("pending"));
     let response = content(&app, &key, &id, None).await;
     assert_eq!(response.status(), StatusCode::FOUND);
@@ -366,4 +384,30 @@ async fn archived_outputs_expire_after_the_retention_period() {
     let error: Value = gone.json().await.expect("json");
     assert_eq!(error["error"]["code"], "video_expired");
     assert_eq!(archive_state(&app, &id).await.as_deref(), Some("expired"));
+}
+
+#[tokio::test]
+async fn an_output_larger_than_the_storage_limit_is_not_stored() {
+    let fake = start_fake().await;
+    let app = app_with_fake(&fake, |config| config.storage.max_output_bytes = 100).await;
+    let (_, key) = app.tenant_with_key("live", 10_000).await;
+    let id = completed(&app, &key).await;
+    wait_copy_attempted(&app, &id).await;
+    // Refused, to be retried later: nothing stored, the content still comes from upstream.
+    assert_eq!(archive_state(&app, &id).await.as_deref(), Some("pending"));
+    assert!(!stored_file(&app, &id).exists());
+    let response = content(&app, &key, &id, None).await;
+    assert_eq!(response.status(), StatusCode::FOUND);
+}
+
+#[tokio::test]
+async fn an_output_served_as_something_other_than_a_video_is_not_stored() {
+    let fake = start_fake().await;
+    fake.set_output_content_type("text/html");
+    let app = app_with_fake(&fake, |_| {}).await;
+    let (_, key) = app.tenant_with_key("live", 10_000).await;
+    let id = completed(&app, &key).await;
+    wait_copy_attempted(&app, &id).await;
+    assert_eq!(archive_state(&app, &id).await.as_deref(), Some("pending"));
+    assert!(!stored_file(&app, &id).exists());
 }

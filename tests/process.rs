@@ -459,6 +459,13 @@ fn cli(db: &TestDatabase, args: &[&str]) -> Output {
     output
 }
 
+/// The full money audit, as an operator runs it: `ledger audit` exits 0 and reports `ok`.
+fn assert_cli_audit_ok(db: &TestDatabase) {
+    let output = cli(db, &["ledger", "audit"]);
+    let report: Value = serde_json::from_slice(&output.stdout).expect("the audit prints JSON");
+    assert_eq!(report["ok"], true, "{report}");
+}
+
 #[tokio::test]
 async fn bootstrap_prints_credentials_that_reach_a_finished_video() {
     let db = TestDatabase::create().await;
@@ -531,6 +538,7 @@ async fn bootstrap_prints_credentials_that_reach_a_finished_video() {
     // Running bootstrap again reuses the demo tenant and issues another key.
     let again = cli(&db, &["bootstrap", "--format", "env"]);
     assert!(String::from_utf8_lossy(&again.stdout).contains(&format!("SGW_TENANT={tenant}")));
+    assert_cli_audit_ok(&db);
 }
 
 #[tokio::test]
@@ -589,8 +597,7 @@ async fn the_cli_manages_tenants_keys_and_credits_like_the_admin_api() {
     let keys = String::from_utf8_lossy(&cli(&db, &["keys", "list", "--tenant", &tenant]).stdout)
         .to_string();
     assert!(keys.contains("revoked"), "{keys}");
-    let audit = cli(&db, &["ledger", "audit"]);
-    assert!(String::from_utf8_lossy(&audit.stdout).contains("\"ok\": true"));
+    assert_cli_audit_ok(&db);
 
     let bad = run(gateway(db.dir.path())
         .args([
@@ -717,6 +724,7 @@ async fn the_upstream_key_never_reaches_logs_errors_or_responses() {
         .env("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__API_KEY", key_at_fake));
     assert!(config.status.success());
     assert!(!String::from_utf8_lossy(&config.stdout).contains(key_at_fake));
+    assert_cli_audit_ok(&db);
 }
 
 #[tokio::test]
@@ -985,9 +993,9 @@ async fn the_cli_sets_tenant_rates_and_caps_that_the_gateway_enforces() {
             "--tenant",
             &tenant,
             "--requests-per-minute",
-            "600",
+            "1",
             "--burst",
-            "50",
+            "4",
         ],
     );
     let database = Db::connect(&DatabaseConfig {
@@ -1000,7 +1008,7 @@ async fn the_cli_sets_tenant_rates_and_caps_that_the_gateway_enforces() {
     let tenant_id = seedance_gateway::domain::ids::TenantId::parse(&tenant).expect("id");
     assert_eq!(
         database.tenant_rate(&tenant_id).await.expect("rate"),
-        Some((600, 50))
+        Some((1, 4))
     );
 
     let negative = run(gateway(db.dir.path())
@@ -1030,6 +1038,23 @@ async fn the_cli_sets_tenant_rates_and_caps_that_the_gateway_enforces() {
     assert_eq!(second.status(), StatusCode::TOO_MANY_REQUESTS);
     let error: Value = second.json().await.expect("json");
     assert_eq!(error["error"]["code"], "tenant_concurrency_exceeded");
+
+    // The rate: a burst of four requests (the two creates and two reads), then one a minute.
+    let list = || {
+        client
+            .get(format!("{}/v1/videos", server.base))
+            .bearer_auth(&key)
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(list().await.expect("send").status(), StatusCode::OK);
+    }
+    let limited = list().await.expect("send");
+    assert_eq!(limited.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers().contains_key("retry-after"));
+    let error: Value = limited.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "rate_limited");
+    assert_cli_audit_ok(&db);
 }
 
 #[tokio::test]
@@ -1191,6 +1216,7 @@ async fn webhook_deliveries_pending_at_a_sigkill_are_sent_after_restart() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    assert_cli_audit_ok(&db);
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{ledger_kinds, TestApp};
+use common::{assert_postings, ledger_kinds, TestApp};
 use reqwest::StatusCode;
 use seedance_gateway::config::Secret;
 use seedance_gateway::fake::{FakeUpstream, FAKE_KEY};
@@ -44,7 +44,7 @@ async fn a_completion_webhook_finishes_the_job_long_before_its_next_poll() {
     fake.set_job_duration(Duration::from_millis(300));
     fake.set_estimate_secs(120);
     let app = gateway(&fake).await;
-    let (_, key) = app.tenant_with_key("live", 10_000).await;
+    let (tenant, key) = app.tenant_with_key("live", 10_000).await;
     let created: Value = app
         .create_video(
             &key,
@@ -75,7 +75,7 @@ async fn a_completion_webhook_finishes_the_job_long_before_its_next_poll() {
         .filter(|c| c.op == "poll")
         .count();
     assert_eq!(polls, 1, "the webhook was confirmed by exactly one poll");
-    assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "capture"]);
+    assert_postings(&app.db, id, &[("hold", -200), ("capture", 0)]).await;
 
     // A duplicate delivery changes nothing.
     let stored = app
@@ -93,8 +93,24 @@ async fn a_completion_webhook_finishes_the_job_long_before_its_next_poll() {
         .await
         .expect("send");
     assert_eq!(duplicate.status(), StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "capture"]);
+    // A delivery that made the job due would be polled within a worker tick (50 ms), as the
+    // first one was: a second poll within a second would show it.
+    let fake = &fake;
+    let polled_again = common::eventually(Duration::from_secs(1), move || async move {
+        fake.calls("seedance-it")
+            .iter()
+            .filter(|c| c.op == "poll")
+            .count()
+            > 1
+    })
+    .await;
+    assert!(!polled_again, "a duplicate for a finished job is ignored");
+    assert_postings(&app.db, id, &[("hold", -200), ("capture", 0)]).await;
+    let balance = app.balance(&tenant).await;
+    assert_eq!(
+        (balance["available"].as_i64(), balance["held"].as_i64()),
+        (Some(10_000 - 200), Some(0))
+    );
     app.assert_ledger_consistent().await;
 }
 
@@ -168,12 +184,14 @@ async fn a_webhook_with_an_unknown_token_or_for_another_job_is_refused() {
         .await;
     assert_eq!(video["status"], "in_progress");
     assert!(started.elapsed() < Duration::from_secs(5));
-    let polls = fake
-        .calls("seedance-it")
-        .iter()
-        .filter(|c| c.op == "poll")
-        .count();
-    assert_eq!(polls, 0, "refused webhooks cause no poll");
+    // A webhook that made the job due would be polled within a worker tick (50 ms); the
+    // next scheduled poll is about 96 s away. A second shows any poll they caused.
+    let fake = &fake;
+    let polled = common::eventually(Duration::from_secs(1), move || async move {
+        fake.calls("seedance-it").iter().any(|c| c.op == "poll")
+    })
+    .await;
+    assert!(!polled, "refused webhooks cause no poll");
 }
 
 /// A gateway with one signing provider pointed at the fake, polls far apart.

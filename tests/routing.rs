@@ -1146,3 +1146,49 @@ async fn live_keys_never_reach_the_sandbox_while_a_real_provider_is_enabled() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["x-gateway-provider"], "sandbox");
 }
+
+#[tokio::test]
+async fn a_cost_plus_failover_to_a_dearer_provider_never_charges_more_than_the_hold() {
+    let (fake, app) = all_providers(|_| {}).await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    assert_eq!(
+        put_prices(
+            &app,
+            &tenant,
+            json!({"kind": "cost_plus", "markup_percent": "25"})
+        )
+        .await,
+        StatusCode::OK
+    );
+    // Priced (8 credits) and held at the cheapest, aigateway, which is out of credit: the job
+    // fails over to a dearer provider.
+    fake.inject(
+        "aigateway",
+        "submit",
+        Fault::Status {
+            status: 402,
+            retry_after: None,
+        },
+    );
+    let response = app
+        .create_video(
+            &key,
+            json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let created: Value = response.json().await.expect("json");
+    assert_eq!(created["cost"]["reserved"], 8);
+    let id = created["id"].as_str().expect("id");
+    let done = app.wait_terminal(&key, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_ne!(done["provider"], "aigateway", "{done}");
+    assert_eq!(done["cost"]["charged"], 8, "{done}");
+    common::assert_postings(&app.db, id, &[("hold", -8), ("capture", 0)]).await;
+    let balance = app.balance(&tenant).await;
+    assert_eq!(
+        (balance["available"].as_i64(), balance["held"].as_i64()),
+        (Some(100_000 - 8), Some(0))
+    );
+    app.assert_ledger_consistent().await;
+}

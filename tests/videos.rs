@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ledger_kinds, TestApp};
+use common::{assert_postings, TestApp};
 use reqwest::multipart::{Form, Part};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -80,7 +80,7 @@ async fn a_video_is_created_completed_charged_once_and_downloadable() {
     );
     // The live balance is untouched by test-key usage.
     assert_eq!(settled["available"].as_i64(), Some(1000));
-    assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "capture"]);
+    assert_postings(&app.db, id, &[("hold", -200), ("capture", 0)]).await;
     app.assert_ledger_consistent().await;
 }
 
@@ -167,7 +167,7 @@ async fn a_failed_job_voids_its_hold_and_charges_nothing() {
         ),
         (Some(1000), Some(0))
     );
-    assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "void"]);
+    assert_postings(&app.db, id, &[("hold", -600), ("void", 600)]).await;
     app.assert_ledger_consistent().await;
 }
 
@@ -223,7 +223,7 @@ async fn insufficient_credits_is_402_and_changes_nothing() {
     app.assert_ledger_consistent().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_never_overdraw_the_balance() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 5000).await;
     // 5 s at 60 credits/s = 300 per job; 1000 credits cover exactly 3.
@@ -296,6 +296,8 @@ async fn cancel_stops_a_running_video_and_voids_its_hold() {
         (Some(1000), Some(0))
     );
 
+    assert_postings(&app.db, id, &[("hold", -300), ("void", 300)]).await;
+
     // A second cancel is refused and moves no money.
     let again = app
         .client
@@ -305,7 +307,17 @@ async fn cancel_stops_a_running_video_and_voids_its_hold() {
         .await
         .expect("cancel");
     assert_eq!(again.status(), StatusCode::CONFLICT);
-    assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "void"]);
+    let body: Value = again.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "video_not_cancelable");
+    let balance = app.balance(&tenant).await;
+    assert_eq!(
+        (
+            balance["test_available"].as_i64(),
+            balance["test_held"].as_i64()
+        ),
+        (Some(1000), Some(0))
+    );
+    assert_postings(&app.db, id, &[("hold", -300), ("void", 300)]).await;
     app.assert_ledger_consistent().await;
 }
 
@@ -337,7 +349,43 @@ async fn delete_removes_a_finished_video_and_cancels_a_running_one() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let balance = app.balance(&tenant).await;
     assert_eq!(balance["test_held"].as_i64(), Some(0));
-    assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "void"]);
+    assert_postings(&app.db, id, &[("hold", -300), ("void", 300)]).await;
+
+    // A finished video (here one the upstream refused) is removed and its money untouched.
+    let refused = app
+        .create_video(&key, json!({"prompt": "[sandbox:reject]"}))
+        .await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let (_, list) = app.get_json(&key, "/v1/videos").await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["data"][0]["status"], "failed");
+    let finished = list["data"][0]["id"].as_str().expect("id").to_string();
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/videos/{finished}")))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(
+        body,
+        json!({"id": finished, "object": "video.deleted", "deleted": true})
+    );
+    let (status, _) = app.get_json(&key, &format!("/v1/videos/{finished}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, list) = app.get_json(&key, "/v1/videos").await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(0));
+    assert_postings(&app.db, &finished, &[("hold", -300), ("void", 300)]).await;
+    let balance = app.balance(&tenant).await;
+    assert_eq!(
+        (
+            balance["test_available"].as_i64(),
+            balance["test_held"].as_i64()
+        ),
+        (Some(1000), Some(0))
+    );
 }
 
 #[tokio::test]

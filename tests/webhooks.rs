@@ -274,9 +274,25 @@ async fn gone_disables_the_endpoint() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // A disabled endpoint gets nothing more, and the 410 is not retried.
-    finished_video(&app, &key, json!({"prompt": "b", "seconds": 4})).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The 410 is not retried: its message ended failed after one attempt, for good.
+    let (_, list) = app.get_json(&key, "/v1/webhook_messages").await;
+    let messages = list["data"].as_array().expect("data").clone();
+    assert_eq!(messages.len(), 1, "{list}");
+    assert_eq!(messages[0]["status"], "failed", "{list}");
+    assert_eq!(messages[0]["attempt_log"].as_array().map(Vec::len), Some(1));
+    // A disabled endpoint gets nothing more: the job's final transaction, which writes its
+    // messages, wrote none for it, so nothing can ever be sent.
+    let later = finished_video(&app, &key, json!({"prompt": "b", "seconds": 4})).await;
+    let (_, list) = app
+        .get_json(
+            &key,
+            &format!(
+                "/v1/webhook_messages?video_id={}",
+                later["id"].as_str().expect("id")
+            ),
+        )
+        .await;
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(0), "{list}");
     assert_eq!(receiver.on("gone").len(), 1);
 }
 

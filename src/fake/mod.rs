@@ -172,6 +172,8 @@ struct Inner {
     running: HashMap<&'static str, Running>,
     /// Per provider, the job each idempotency key made.
     idempotency: HashMap<(String, String), String>,
+    /// The content type output files are served with (`video/mp4` unless set).
+    output_content_type: Option<String>,
 }
 
 /// The running jobs of one provider: their end times, and which of them were canceled early.
@@ -450,6 +452,7 @@ impl FakeUpstream {
                 max_running: HashMap::new(),
                 running: HashMap::new(),
                 idempotency: HashMap::new(),
+                output_content_type: None,
             }),
             origin: format!("http://{addr}"),
             webhooks: reqwest::Client::builder()
@@ -493,6 +496,15 @@ impl FakeUpstream {
             .entry((provider.to_string(), op.to_string()))
             .or_default()
             .push_back(fault);
+    }
+
+    /// Faults queued for `op` at `provider` that no call has met yet.
+    pub fn faults_pending(&self, provider: &str, op: &str) -> usize {
+        self.state
+            .lock()
+            .faults
+            .get(&(provider.to_string(), op.to_string()))
+            .map_or(0, VecDeque::len)
     }
 
     pub fn calls(&self, provider: &str) -> Vec<Call> {
@@ -542,6 +554,11 @@ impl FakeUpstream {
         self.state.lock().estimate_secs = Some(secs);
     }
 
+    /// Serves output files with this content type instead of `video/mp4`.
+    pub fn set_output_content_type(&self, content_type: &str) {
+        self.state.lock().output_content_type = Some(content_type.to_string());
+    }
+
     /// Makes the next `n` jobs submitted to `provider` fail upstream.
     pub fn fail_next_jobs(&self, provider: &str, n: u32) {
         self.state.lock().failing.insert(provider.to_string(), n);
@@ -569,13 +586,18 @@ pub fn router(state: Arc<FakeState>) -> Router {
         .with_state(state)
 }
 
-async fn output_file(Path(name): Path<String>) -> Response {
+async fn output_file(State(state): State<Arc<FakeState>>, Path(name): Path<String>) -> Response {
     if !name.ends_with(".mp4") {
         return StatusCode::NOT_FOUND.into_response();
     }
+    let content_type = state
+        .lock()
+        .output_content_type
+        .clone()
+        .unwrap_or_else(|| "video/mp4".into());
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "video/mp4")],
+        [(header::CONTENT_TYPE, content_type)],
         Body::from(crate::providers::sandbox::VIDEO),
     )
         .into_response()

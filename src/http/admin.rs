@@ -15,7 +15,7 @@ use crate::domain::tenants::{ApiKey, BillingKind, Tenant};
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::Operator;
 use crate::http::extract::ApiJson;
-use crate::storage::ledger::AuditReport;
+use crate::storage::audit::AuditReport;
 
 /// A `mode` field: `live` (the default) or `test`.
 fn parse_mode(raw: Option<&str>) -> Result<Mode> {
@@ -447,8 +447,12 @@ pub async fn grant(
 
 /// Audit the ledger
 ///
-/// Checks that the journal sums to zero, every transaction balances, and every cached
-/// balance equals the sum of its entries.
+/// Checks every money invariant on one snapshot: the journal sums to zero, every transaction
+/// balances and every cached balance equals its entries; each hold is settled at most once and
+/// agrees with the journal and the holds accounts; no video is charged more than it reserved
+/// nor refunded more than it was charged; the caps' running totals and the provider slots
+/// equal what the jobs say; test-mode money never touches live accounts. Each list names what
+/// breaks its invariant; `ok` is true when all are empty.
 #[utoipa::path(
     get, path = "/admin/v1/ledger/audit", tag = "admin",
     responses((status = 200, body = AuditReport)),

@@ -1,5 +1,5 @@
-//! SQL for the journal: accounts with cached balances, entries, holds, and the audit that
-//! checks the cache against the entries.
+//! SQL for the journal: accounts with cached balances, entries and holds (audited in
+//! [`super::audit`]).
 
 use sqlx::Row;
 
@@ -8,19 +8,6 @@ use super::{now_ms, Db, Tx};
 use crate::domain::billing::ledger::{new_txn_id, Entry, HoldRow, Posting};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{TenantId, TxnId, VideoId};
-
-/// Result of the journal audit.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct AuditReport {
-    /// Sum of every journal entry; zero in a consistent ledger.
-    pub journal_sum: i64,
-    /// Transactions whose entries do not sum to zero.
-    pub unbalanced_transactions: Vec<String>,
-    /// Accounts whose cached balance differs from the sum of their entries.
-    pub mismatched_accounts: Vec<String>,
-    pub accounts_checked: i64,
-    pub ok: bool,
-}
 
 impl Db {
     pub async fn ensure_account(
@@ -271,49 +258,6 @@ impl Db {
         .fetch_optional(&mut **tx)
         .await?;
         Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
-    }
-
-    /// Checks the journal: it sums to zero, every transaction balances, and every cached
-    /// balance equals the sum of its account's entries.
-    pub async fn audit_ledger(&self) -> Result<AuditReport, sqlx::Error> {
-        let journal_sum: i64 =
-            sqlx::query("SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries")
-                .fetch_one(self.pool())
-                .await?
-                .try_get(0)?;
-        let unbalanced_transactions = sqlx::query(
-            "SELECT txn_id FROM ledger_entries GROUP BY txn_id HAVING SUM(amount) <> 0 ORDER BY txn_id",
-        )
-        .fetch_all(self.pool())
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<Vec<_>, _>>()?;
-        let mismatched_accounts = sqlx::query(
-            "SELECT a.id FROM ledger_accounts a \
-             LEFT JOIN (SELECT account_id, SUM(amount) AS total FROM ledger_entries GROUP BY account_id) e \
-             ON e.account_id = a.id \
-             WHERE a.balance <> COALESCE(e.total, 0) ORDER BY a.id",
-        )
-        .fetch_all(self.pool())
-        .await?
-        .iter()
-        .map(|r| r.try_get::<String, _>(0))
-        .collect::<Result<Vec<_>, _>>()?;
-        let accounts_checked: i64 = sqlx::query("SELECT COUNT(*) FROM ledger_accounts")
-            .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
-        let ok = journal_sum == 0
-            && unbalanced_transactions.is_empty()
-            && mismatched_accounts.is_empty();
-        Ok(AuditReport {
-            journal_sum,
-            unbalanced_transactions,
-            mismatched_accounts,
-            accounts_checked,
-            ok,
-        })
     }
 
     /// Journal entries that moved money for one job, by kind (for tests and the operator).

@@ -12,6 +12,7 @@
 //! Trade-off: the `Any` driver costs a little per row compared with the native drivers, in
 //! exchange for writing every query once and running the same tests on both backends.
 
+pub mod audit;
 pub mod end_users;
 pub mod files;
 pub mod inline;

@@ -7,6 +7,8 @@ pub mod receiver;
 pub mod services;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Client, Response, StatusCode};
@@ -14,7 +16,7 @@ use seedance_gateway::config::{Config, Secret};
 use seedance_gateway::storage::Db;
 use seedance_gateway::App;
 use serde_json::{json, Value};
-use sqlx::Connection;
+use sqlx::{Connection, Row};
 use tokio_util::sync::CancellationToken;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
@@ -84,6 +86,7 @@ pub struct TestApp {
     pub db: Db,
     pub config: Config,
     shutdown: CancellationToken,
+    draining: Arc<AtomicBool>,
     handle: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     pub database: TestDatabase,
 }
@@ -100,6 +103,7 @@ impl TestApp {
         let app = App::build(config.clone()).await.expect("app builds");
         let base = format!("http://{}", app.local_addr());
         let db = app.state().db.clone();
+        let draining = app.state().draining.clone();
         let shutdown = app.shutdown_token();
         let handle = tokio::spawn(app.run());
         TestApp {
@@ -111,6 +115,7 @@ impl TestApp {
             db,
             config,
             shutdown,
+            draining,
             handle: Some(handle),
             database,
         }
@@ -126,8 +131,19 @@ impl TestApp {
         let app = App::build(self.config.clone()).await.expect("app rebuilds");
         self.base = format!("http://{}", app.local_addr());
         self.db = app.state().db.clone();
+        self.draining = app.state().draining.clone();
         self.shutdown = app.shutdown_token();
         self.handle = Some(tokio::spawn(app.run()));
+    }
+
+    /// Asks the app to drain, without waiting for it to stop.
+    pub fn begin_drain(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Whether the app has started draining (refusing new requests).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
     }
 
     /// Asks the app to drain and waits for it to stop.
@@ -230,7 +246,7 @@ impl TestApp {
             .clone()
     }
 
-    /// The ledger invariants: the journal sums to zero, transactions balance, caches match.
+    /// Every money invariant the audit checks (see `storage::audit`).
     pub async fn assert_ledger_consistent(&self) {
         let report = self.db.audit_ledger().await.expect("audit");
         assert!(report.ok, "ledger audit failed: {report:?}");
@@ -242,9 +258,9 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
-    /// Stops the app and, unless the test already failed, checks the ledger invariants — the
-    /// journal sums to zero, every transaction balances, every cached balance equals its
-    /// entries — after every test.
+    /// Stops the app and, unless the test already failed, runs the full money audit
+    /// (`Db::audit_ledger`: the journal, holds, charges, refunds, running totals and modes)
+    /// after every test.
     fn drop(&mut self) {
         self.shutdown.cancel();
         if std::thread::panicking() {
@@ -311,16 +327,75 @@ pub async fn wait_terminal(
     }
 }
 
-/// The journal rows of one video as (kind, amount on the tenant's available account).
-pub async fn ledger_kinds(db: &Db, video: &str) -> Vec<String> {
-    let id = seedance_gateway::domain::ids::VideoId::parse(video).expect("video id");
-    let mut kinds: Vec<String> = db
-        .entries_for_video(&id)
-        .await
-        .expect("entries")
+/// The journal transactions of one video, in order, as (kind, net change to what the tenant
+/// can spend: its available, promotional and wallet accounts, not its holds). Exact: a
+/// repeated capture or void shows as a second transaction.
+pub async fn ledger_postings(db: &Db, video: &str) -> Vec<(String, i64)> {
+    let rows = sqlx::query(
+        "SELECT txn_id, kind, account_id, amount FROM ledger_entries WHERE video_id = $1 ORDER BY seq",
+    )
+    .bind(video)
+    .fetch_all(db.pool())
+    .await
+    .expect("entries");
+    let mut postings: Vec<(String, String, i64)> = Vec::new();
+    for row in rows {
+        let txn: String = row.get(0);
+        let kind: String = row.get(1);
+        let account: String = row.get(2);
+        let amount: i64 = row.get(3);
+        let spendable = !account.starts_with("system:") && !account.ends_with(":holds");
+        let change = if spendable { amount } else { 0 };
+        match postings.iter_mut().find(|(t, _, _)| *t == txn) {
+            Some(posting) => posting.2 += change,
+            None => postings.push((txn, kind, change)),
+        }
+    }
+    postings
         .into_iter()
-        .map(|(kind, _, _)| kind)
+        .map(|(_, kind, change)| (kind, change))
+        .collect()
+}
+
+/// Asserts a video's journal, transaction by transaction: each (kind, change to what the
+/// tenant can spend), in order (see [`ledger_postings`]).
+pub async fn assert_postings(db: &Db, video: &str, expected: &[(&str, i64)]) {
+    let expected: Vec<(String, i64)> = expected
+        .iter()
+        .map(|(kind, change)| (kind.to_string(), *change))
         .collect();
-    kinds.dedup();
-    kinds
+    assert_eq!(
+        ledger_postings(db, video).await,
+        expected,
+        "the journal of {video}"
+    );
+}
+
+/// Checks `check` every 10 ms until it holds or `limit` has passed, and says whether it held.
+/// To show that something did not happen, give a limit well past the time it would take.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The kinds of a video's journal transactions, in order, one per transaction (see
+/// [`ledger_postings`]).
+pub async fn ledger_kinds(db: &Db, video: &str) -> Vec<String> {
+    ledger_postings(db, video)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect()
 }

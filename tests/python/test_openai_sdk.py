@@ -167,13 +167,10 @@ def main():
     assert data[4:8] == b"ftyp", f"content is not an MP4 (bytes 4..8 = {data[4:8]!r})"
     step(f"download_content ok: {len(data)} bytes, ftyp box present")
 
-    # optional: thumbnail variant (JPEG); reported as SKIP if the gateway rejects the variant
-    try:
-        thumb = client.videos.download_content(v1.id, variant="thumbnail").content
-        assert thumb[:3] == b"\xff\xd8\xff", f"thumbnail is not a JPEG (starts {thumb[:4]!r})"
-        step(f"download_content(variant=thumbnail) ok: {len(thumb)} bytes JPEG")
-    except openai.APIStatusError as e:
-        step(f"download_content(variant=thumbnail) SKIP: HTTP {e.status_code}")
+    # thumbnail variant (JPEG): the gateway serves one for every completed video
+    thumb = client.videos.download_content(v1.id, variant="thumbnail").content
+    assert thumb[:3] == b"\xff\xd8\xff", f"thumbnail is not a JPEG (starts {thumb[:4]!r})"
+    step(f"download_content(variant=thumbnail) ok: {len(thumb)} bytes JPEG")
 
     # 7. delete, then retrieve -> 404
     for vid in list(created):

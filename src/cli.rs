@@ -602,6 +602,28 @@ async fn routing(config: &Config, command: RoutingCommand) -> anyhow::Result<()>
                 }
                 (None, None) => anyhow::bail!("give --tenant or --key"),
             };
+            // What `serve` would route live keys to with this configuration (none known when
+            // it cannot start its providers, e.g. a key file missing here).
+            let live: Vec<&str> = crate::providers::Providers::from_config(
+                config,
+                &std::sync::Arc::new(crate::metrics::Metrics::new()),
+            )
+            .map(|providers| providers.live_names().collect())
+            .unwrap_or_default();
+            for name in level.providers.iter().flatten() {
+                if !live.contains(&name.as_str()) {
+                    eprintln!(
+                        "warning: provider `{name}` is not enabled for live keys in this \
+                         configuration, so this policy's live creates will not reach it \
+                         (enabled: {})",
+                        if live.is_empty() {
+                            "none".to_string()
+                        } else {
+                            live.join(", ")
+                        }
+                    );
+                }
+            }
             db.put_routing_policy(scope, &id, &level).await?;
             out!("{scope} {id}: {}", serde_json::to_string(&level)?);
         }

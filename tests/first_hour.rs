@@ -121,3 +121,51 @@ fn log_lines_into_a_file_carry_no_colour_codes() {
     assert!(text.contains("database opened"), "{text}");
     assert!(!text.contains('\u{1b}'), "colour codes in a file: {text:?}");
 }
+
+/// `routing set` takes either spelling of a provider, warns about one this configuration does
+/// not enable for live keys (the README's own example, on a default configuration), and
+/// refuses an unknown one listing the names.
+#[tokio::test]
+async fn routing_set_names_providers_one_way_and_says_which_are_enabled() {
+    let app = TestApp::spawn().await;
+    let (tenant, _) = app.tenant_with_key("live", 0).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |providers: &str| {
+        Command::new(BIN)
+            .args([
+                "routing",
+                "set",
+                "--tenant",
+                &tenant,
+                "--providers",
+                providers,
+            ])
+            .env("SEEDANCE_GW_DATABASE__URL", &app.database.url)
+            .env_remove("DATABASE_URL")
+            .current_dir(dir.path())
+            .output()
+            .expect("run")
+    };
+    let output = run("seedanceapi,aimlapi");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("provider `seedanceapi` is not enabled")
+            && stderr.contains("provider `aimlapi` is not enabled")
+            && stderr.contains("enabled: sandbox"),
+        "{stderr}"
+    );
+    let output = run("seedance_it");
+    assert!(output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("\"seedance-it\""),
+        "{output:?}"
+    );
+    let output = run("nope");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("unknown provider `nope`") && stderr.contains("aimlapi"),
+        "{stderr}"
+    );
+}

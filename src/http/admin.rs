@@ -617,20 +617,29 @@ impl RoutingPolicyBody {
                 })
             })
             .transpose()?;
-        if let Some(unknown) = self
-            .providers
+        // One spelling everywhere: the configuration's `seedance_it` is `seedance-it`.
+        let providers = self.providers.map(|names| {
+            names
+                .into_iter()
+                .map(|p| p.trim().to_ascii_lowercase().replace('_', "-"))
+                .collect::<Vec<_>>()
+        });
+        if let Some(unknown) = providers
             .iter()
             .flatten()
             .find(|p| !crate::providers::ALL_NAMES.contains(&p.as_str()))
         {
             return Err(Error::invalid(
                 "providers",
-                format!("unknown provider `{unknown}`"),
+                format!(
+                    "unknown provider `{unknown}`; the providers are {}",
+                    crate::providers::ALL_NAMES.join(", ")
+                ),
             ));
         }
         Ok(crate::domain::routing::policy::PolicyLevel {
             strategy,
-            providers: self.providers,
+            providers,
             fallback: self.fallback,
             resubmit: self.resubmit_failed,
         })

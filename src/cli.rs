@@ -10,6 +10,7 @@ macro_rules! out {
 }
 
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -231,9 +232,27 @@ fn tenant_arg(raw: &str) -> anyhow::Result<TenantId> {
     TenantId::parse(raw).ok_or_else(|| anyhow::anyhow!("`{raw}` is not a tenant id (ten_…)"))
 }
 
+/// Opens (and migrates) the configured database, saying on stderr which one it is: a command
+/// run from another directory than `serve` would otherwise work on another SQLite file
+/// unnoticed.
 async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database.url.expose();
+    let new_file = url.starts_with("sqlite:")
+        && sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .map(|options| !options.get_filename().exists())
+            .unwrap_or(false);
     let db = Db::connect(&config.database).await?;
     db.migrate().await?;
+    // Described now that a new file exists, so that its path is absolute.
+    let location = crate::storage::describe_url(url);
+    if new_file {
+        eprintln!(
+            "warning: created a new, empty database ({location}); if `serve` runs elsewhere, \
+             run this command from its directory or give the same database.url"
+        );
+    } else {
+        eprintln!("database: {location}");
+    }
     Ok(db)
 }
 

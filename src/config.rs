@@ -398,6 +398,22 @@ pub struct CapabilityOverride {
     pub camera_fixed: Option<bool>,
 }
 
+/// A database URL with its password, if any, replaced by `********` (a SQLite URL has none).
+pub fn mask_url_password(url: &str) -> String {
+    if url.starts_with("sqlite:") {
+        return url.to_string();
+    }
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("********"));
+            }
+            parsed.to_string()
+        }
+        Err(_) => "********".to_string(),
+    }
+}
+
 impl UpstreamConfig {
     /// The API key from `api_key`, else read from `api_key_file`.
     pub fn resolve_key(&self, name: &str) -> Result<Secret, ConfigError> {
@@ -715,7 +731,19 @@ impl Config {
 
     /// The effective configuration as TOML, secrets masked.
     pub fn to_masked_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+        let mut value = match toml::Value::try_from(self) {
+            Ok(value) => value,
+            Err(e) => return format!("# cannot render: {e}\n"),
+        };
+        // The database URL is shown with only its password masked: which database is used
+        // is what an operator checks first.
+        if let Some(database) = value.get_mut("database").and_then(|d| d.as_table_mut()) {
+            database.insert(
+                "url".into(),
+                toml::Value::String(mask_url_password(self.database.url.expose())),
+            );
+        }
+        toml::to_string_pretty(&value).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 
     pub fn is_postgres(&self) -> bool {

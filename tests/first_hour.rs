@@ -169,3 +169,48 @@ async fn routing_set_names_providers_one_way_and_says_which_are_enabled() {
         "{stderr}"
     );
 }
+
+/// `bootstrap` run from a directory where no database exists says that it created a new one,
+/// and where; later commands say which database they opened; `check-config` shows the SQLite
+/// path (it has no credentials to mask).
+#[test]
+fn commands_say_which_database_they_opened() {
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("SEEDANCE_GW_DATABASE__URL")
+            .env_remove("SEEDANCE_GW_ADMIN__TOKEN")
+            .current_dir(dir.path())
+            .output()
+            .expect("run")
+    };
+    let first = run(&["bootstrap", "--format", "env"]);
+    let stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(first.status.success(), "{stderr}");
+    let path = dir
+        .path()
+        .canonicalize()
+        .expect("canonical")
+        .join("data/gateway.db");
+    assert!(
+        stderr.contains("created a new, empty database")
+            && stderr.contains(&path.display().to_string()),
+        "{stderr}"
+    );
+    let again = run(&["tenants", "list"]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{stderr}");
+    assert!(!stderr.contains("created a new"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("database: sqlite file {}", path.display())),
+        "{stderr}"
+    );
+    let config = run(&["check-config"]);
+    assert!(
+        String::from_utf8_lossy(&config.stdout)
+            .contains("url = \"sqlite://data/gateway.db?mode=rwc\""),
+        "{config:?}"
+    );
+}

@@ -216,7 +216,11 @@ fn configuration_layers_defaults_then_file_then_environment_and_masks_secrets() 
         effective["server"]["listen"].as_str(),
         Some("127.0.0.1:8080")
     );
-    assert_eq!(effective["database"]["url"].as_str(), Some("********"));
+    // Only the password is masked: which database is used stays visible.
+    assert_eq!(
+        effective["database"]["url"].as_str(),
+        Some("postgres://gateway:********@db.internal/gateway")
+    );
     assert_eq!(effective["admin"]["token"].as_str(), Some("********"));
     assert!(!stdout.contains("hunter2"));
     assert!(!stdout.contains("file-token-that-is-secret"));

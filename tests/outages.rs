@@ -71,7 +71,12 @@ async fn a_sqlite_write_lock_held_elsewhere_is_a_503_and_readiness_recovers() {
         .expect("take the write lock");
 
     let body = wait_ready(&app, StatusCode::SERVICE_UNAVAILABLE).await;
-    assert_eq!(body["status"], "database locked by another process");
+    // The probe reports the lock itself, or (on a slow machine) that it got no answer in time.
+    assert!(
+        body["status"] == "database locked by another process"
+            || body["status"] == "database cannot take writes",
+        "{body}"
+    );
     let started = Instant::now();
     let response = app
         .create_video(&key, json!({"prompt": "x", "seconds": 4}))

@@ -44,7 +44,12 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
             crate::storage::unavailability(&error)
                 .map_or("database unreachable", |kind| kind.reason()),
         ),
-        Err(_) => Some("database cannot take writes"),
+        // No answer in time: a PostgreSQL that does not answer is unreachable; a SQLite file
+        // whose write lock cannot be had is held by another process.
+        Err(_) => Some(match state.db.backend() {
+            crate::storage::Backend::Postgres => "database unreachable",
+            crate::storage::Backend::Sqlite => "database cannot take writes",
+        }),
     };
     if let Some(status) = database_down {
         return (StatusCode::SERVICE_UNAVAILABLE, Json(Health { status }));

@@ -185,20 +185,15 @@ impl Error {
 }
 
 impl From<sqlx::Error> for Error {
+    /// Classified when answered (see [`Error::classified`]): an unavailable database is a 503.
     fn from(error: sqlx::Error) -> Self {
-        match crate::storage::unavailability(&error) {
-            Some(kind) => Error::DatabaseUnavailable {
-                reason: kind.reason(),
-                cause: anyhow::Error::new(error),
-            },
-            None => Error::Internal(anyhow::Error::new(error).context("database")),
-        }
+        Error::Internal(anyhow::Error::new(error).context("database"))
     }
 }
 
 impl Error {
     /// An internal error whose cause is an unavailable database becomes that 503, whichever
-    /// path wrapped it.
+    /// path wrapped it (a direct `sqlx::Error`, or one inside an `anyhow` chain).
     fn classified(self) -> Error {
         let Error::Internal(cause) = self else {
             return self;

@@ -115,6 +115,23 @@ async fn gateway_for(
     .await
 }
 
+/// A gateway with all five providers enabled against `fake`, each priced.
+async fn every_provider(fake: &FakeUpstream) -> TestApp {
+    TestApp::spawn_with(|config| {
+        config.providers.sandbox.enabled = false;
+        config.pricing.apiframe_usd_per_credit = Some("0.01".into());
+        for case in cases() {
+            let upstream = (case.slot)(config);
+            upstream.enabled = true;
+            upstream.base_url = Some(fake.base_url(case.prefix));
+            upstream.api_key = Some(Secret::new(FAKE_KEY));
+            upstream.poll_interval_ms = Some(50);
+            upstream.timeout_secs = Some(2);
+        }
+    })
+    .await
+}
+
 async fn fake() -> FakeUpstream {
     let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
         .await
@@ -594,19 +611,7 @@ async fn a_lost_submit_answer_makes_at_most_two_upstream_jobs_and_the_video_fini
 #[tokio::test]
 async fn a_lost_submit_answer_fails_over_once() {
     let fake = fake().await;
-    let app = TestApp::spawn_with(|config| {
-        config.providers.sandbox.enabled = false;
-        config.pricing.apiframe_usd_per_credit = Some("0.01".into());
-        for case in cases() {
-            let upstream = (case.slot)(config);
-            upstream.enabled = true;
-            upstream.base_url = Some(fake.base_url(case.prefix));
-            upstream.api_key = Some(Secret::new(FAKE_KEY));
-            upstream.poll_interval_ms = Some(50);
-            upstream.timeout_secs = Some(2);
-        }
-    })
-    .await;
+    let app = every_provider(&fake).await;
     let (_, key) = app.tenant_with_key("live", 100_000).await;
     let body = json!({"model": "seedance-2.0-fast", "prompt": "a boat", "seconds": 5});
     let quote: Value = app
@@ -650,19 +655,7 @@ async fn a_lost_submit_answer_fails_over_once() {
 #[tokio::test]
 async fn a_provider_refusal_moves_the_job_on_and_is_remembered() {
     let fake = fake().await;
-    let app = TestApp::spawn_with(|config| {
-        config.providers.sandbox.enabled = false;
-        config.pricing.apiframe_usd_per_credit = Some("0.01".into());
-        for case in cases() {
-            let upstream = (case.slot)(config);
-            upstream.enabled = true;
-            upstream.base_url = Some(fake.base_url(case.prefix));
-            upstream.api_key = Some(Secret::new(FAKE_KEY));
-            upstream.poll_interval_ms = Some(50);
-            upstream.timeout_secs = Some(2);
-        }
-    })
-    .await;
+    let app = every_provider(&fake).await;
     let (tenant, key) = app.tenant_with_key("live", 100_000).await;
     let quote = |body: Value| {
         let app = &app;

@@ -243,6 +243,11 @@ pub struct WorkersConfig {
     /// A job still running this long after it was created is failed (`timeout`) and its hold
     /// voided, so credits are never held forever, in seconds.
     pub hold_timeout_secs: u64,
+    /// Jobs whose provider calls back (`server.public_base_url` set, a provider that sends
+    /// webhooks) are not polled on the regular schedule: after a first safety poll just past
+    /// their expected end, they are polled this rarely until the webhook or the hold timeout,
+    /// in seconds.
+    pub safety_poll_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -508,6 +513,7 @@ impl Default for WorkersConfig {
             batch_size: 64,
             concurrency: 64,
             hold_timeout_secs: 24 * 3600,
+            safety_poll_secs: 300,
         }
     }
 }
@@ -690,9 +696,11 @@ impl Config {
         if self.workers.lease_secs == 0
             || self.workers.batch_size == 0
             || self.workers.concurrency == 0
+            || self.workers.safety_poll_secs == 0
         {
             return Err(ConfigError::Invalid(
-                "workers.lease_secs, batch_size and concurrency must be positive".into(),
+                "workers.lease_secs, batch_size, concurrency and safety_poll_secs must be positive"
+                    .into(),
             ));
         }
         for (name, upstream) in self.providers.upstreams() {

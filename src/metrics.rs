@@ -40,6 +40,13 @@ pub struct UpstreamTimingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobRequestLabels {
+    pub provider: String,
+    /// `submit`, `scheduled_poll`, `safety_poll` or `webhook_confirmation`.
+    pub cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobLabels {
     pub provider: String,
     pub state: String,
@@ -68,6 +75,11 @@ fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
 }
 
+fn requests_per_job_histogram() -> Histogram {
+    // 1 .. 128 requests
+    Histogram::new(exponential_buckets(1.0, 2.0, 8))
+}
+
 fn upstream_histogram() -> Histogram {
     // 5 ms .. ~80 s
     Histogram::new(exponential_buckets(0.005, 2.0, 15))
@@ -80,6 +92,10 @@ pub struct Metrics {
     pub connections_rejected: Counter,
     pub upstream_requests: Family<UpstreamLabels, Counter>,
     pub upstream_duration: HistogramFamily<UpstreamTimingLabels>,
+    /// Upstream requests made for jobs, by provider and cause.
+    pub job_requests: Family<JobRequestLabels, Counter>,
+    /// Upstream requests a completed job took in all, by provider.
+    pub requests_per_job: HistogramFamily<ProviderLabels>,
     /// Jobs that reached a terminal state on this replica.
     pub jobs_finished: Family<JobLabels, Counter>,
     /// Jobs queued or running, from the database at scrape time.
@@ -112,6 +128,8 @@ impl Metrics {
             connections_rejected: Counter::default(),
             upstream_requests: Family::default(),
             upstream_duration: Family::new_with_constructor(upstream_histogram),
+            job_requests: Family::default(),
+            requests_per_job: Family::new_with_constructor(requests_per_job_histogram),
             jobs_finished: Family::default(),
             jobs: Family::default(),
             queue_depth: Gauge::default(),
@@ -150,6 +168,16 @@ impl Metrics {
             "upstream_request_duration_seconds",
             "Latency of calls to upstream providers, by provider and operation",
             metrics.upstream_duration.clone(),
+        );
+        registry.register(
+            "upstream_job_requests",
+            "Upstream requests made for jobs, by provider and cause (submit, scheduled_poll, safety_poll, webhook_confirmation)",
+            metrics.job_requests.clone(),
+        );
+        registry.register(
+            "upstream_requests_per_completed_job",
+            "Upstream requests (submits and polls) each completed job took, by the provider that completed it",
+            metrics.requests_per_job.clone(),
         );
         registry.register(
             "jobs_finished",
@@ -237,6 +265,25 @@ impl Metrics {
                 operation,
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// Counts one upstream request made for a job.
+    pub fn job_request(&self, provider: &str, cause: &'static str) {
+        self.job_requests
+            .get_or_create(&JobRequestLabels {
+                provider: provider.to_owned(),
+                cause,
+            })
+            .inc();
+    }
+
+    /// Observes the upstream requests a job took, when it completes.
+    pub fn job_completed_after(&self, provider: &str, requests: i64) {
+        self.requests_per_job
+            .get_or_create(&ProviderLabels {
+                provider: provider.to_owned(),
+            })
+            .observe(requests.max(0) as f64);
     }
 
     pub fn job_finished(&self, provider: Option<&str>, state: &str) {

@@ -274,3 +274,301 @@ async fn signed_webhooks_are_verified_forged_ones_refused() {
         assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "capture"]);
     }
 }
+
+/// The providers that call back, by fake prefix and configuration name.
+const CALLING_BACK: [&str; 4] = ["seedance-it", "apiframe", "aigateway", "seedanceapi"];
+
+/// A gateway with every provider that calls back enabled against `fake`, reachable at its
+/// public base URL, on their default poll intervals.
+async fn calling_back_gateway(fake: &FakeUpstream, safety_poll_secs: u64) -> TestApp {
+    let port = free_port();
+    let bases: Vec<String> = CALLING_BACK.iter().map(|p| fake.base_url(p)).collect();
+    TestApp::spawn_with(move |config| {
+        config.server.listen = format!("127.0.0.1:{port}").parse().expect("addr");
+        config.server.public_base_url = Some(format!("http://127.0.0.1:{port}"));
+        config.providers.sandbox.enabled = false;
+        config.pricing.apiframe_usd_per_credit = Some("0.01".into());
+        config.workers.safety_poll_secs = safety_poll_secs;
+        for (prefix, base) in CALLING_BACK.iter().zip(bases) {
+            let upstream = match *prefix {
+                "seedance-it" => &mut config.providers.seedance_it,
+                "apiframe" => &mut config.providers.apiframe,
+                "aigateway" => &mut config.providers.aigateway,
+                _ => &mut config.providers.seedanceapi,
+            };
+            upstream.enabled = true;
+            upstream.base_url = Some(base);
+            upstream.api_key = Some(Secret::new(FAKE_KEY));
+            upstream.webhook_secret = Some(Secret::new(
+                seedance_gateway::fake::aigateway::WEBHOOK_SECRET,
+            ));
+        }
+    })
+    .await
+}
+
+/// One job created at each provider that calls back; returns (provider, video id).
+async fn one_job_each(app: &TestApp, key: &str, seconds: u32) -> Vec<(&'static str, String)> {
+    let mut jobs = Vec::new();
+    for prefix in CALLING_BACK {
+        let response = app
+            .create_video(
+                key,
+                json!({"model": "seedance-2.0-fast", "prompt": "a lighthouse", "seconds": seconds,
+                       "routing": {"providers": [prefix]}}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "{prefix}");
+        let created: Value = response.json().await.expect("json");
+        jobs.push((prefix, created["id"].as_str().expect("id").to_string()));
+    }
+    jobs
+}
+
+/// The fake's calls about one upstream job: its submit (matched by order) and its polls.
+struct UpstreamCalls {
+    submit_at_ms: u64,
+    poll_at_ms: Vec<u64>,
+}
+
+async fn upstream_calls(
+    app: &TestApp,
+    fake: &FakeUpstream,
+    prefix: &str,
+    video: &str,
+) -> UpstreamCalls {
+    let (status, admin) = {
+        let response = app.admin_get(&format!("/admin/v1/videos/{video}")).await;
+        let status = response.status();
+        (status, response.json::<Value>().await.expect("json"))
+    };
+    assert_eq!(status, StatusCode::OK);
+    let upstream_id = admin["upstream_id"].as_str().expect("upstream id").to_string();
+    let calls = fake.calls(prefix);
+    let polls: Vec<u64> = calls
+        .iter()
+        .filter(|c| c.op == "poll" && c.path.contains(&upstream_id))
+        .map(|c| c.at_ms)
+        .collect();
+    let submits: Vec<&seedance_gateway::fake::Call> =
+        calls.iter().filter(|c| c.op == "submit").collect();
+    let submit_at_ms = submits
+        .iter()
+        .find(|c| c.body.to_string().contains(video) || submits.len() == 1)
+        .or_else(|| submits.first())
+        .map(|c| c.at_ms)
+        .expect("a submit");
+    UpstreamCalls {
+        submit_at_ms,
+        poll_at_ms: polls,
+    }
+}
+
+#[tokio::test]
+async fn with_webhooks_a_20_s_and_a_120_s_job_cost_a_submit_and_one_confirming_poll() {
+    // Real durations: the PostgreSQL pass covers the same statements with the short jobs of
+    // the tests below, so this two-minute run is made once, on SQLite.
+    if std::env::var("TEST_DATABASE_URL").is_ok() {
+        eprintln!("the 120 s webhook run is made in the SQLite pass");
+        return;
+    }
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    let app = calling_back_gateway(&fake, 300).await;
+    let (_, key) = app.tenant_with_key("live", 1_000_000).await;
+
+    fake.set_job_duration(Duration::from_secs(20));
+    let short = one_job_each(&app, &key, 5).await;
+    for prefix in CALLING_BACK {
+        assert_eq!(fake.jobs_made(prefix), 1, "{prefix}: submitted at create");
+    }
+    fake.set_job_duration(Duration::from_secs(120));
+    let long = one_job_each(&app, &key, 10).await;
+    let jobs: Vec<(&str, String, u64)> = short
+        .into_iter()
+        .map(|(p, id)| (p, id, 20_000))
+        .chain(long.into_iter().map(|(p, id)| (p, id, 120_000)))
+        .collect();
+
+    for (prefix, id, duration_ms) in &jobs {
+        let done =
+            common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(150))
+                .await;
+        assert_eq!(done["status"], "completed", "{prefix} {duration_ms} ms: {done}");
+        let calls = upstream_calls(&app, &fake, prefix, id).await;
+        assert_eq!(
+            calls.poll_at_ms.len(),
+            1,
+            "{prefix}, {duration_ms} ms job: one confirming poll and no other (polls at {:?} ms, submit at {} ms)",
+            calls.poll_at_ms,
+            calls.submit_at_ms
+        );
+        let end = calls.submit_at_ms + duration_ms;
+        let confirmed = calls.poll_at_ms[0];
+        assert!(
+            confirmed >= end && confirmed <= end + 2_000,
+            "{prefix}, {duration_ms} ms job: confirmed {} ms after its end",
+            confirmed as i64 - end as i64
+        );
+        assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "capture"]);
+    }
+    // Two submits and two confirmations per provider, no other poll, in the metrics too.
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for prefix in CALLING_BACK {
+        let provider = if prefix == "seedance-it" { "seedance-it" } else { prefix };
+        for (cause, count) in [("submit", 2), ("webhook_confirmation", 2)] {
+            let line = format!(
+                "gateway_upstream_job_requests_total{{provider=\"{provider}\",cause=\"{cause}\"}} {count}"
+            );
+            assert!(metrics.contains(&line), "missing `{line}` in:\n{metrics}");
+        }
+        for cause in ["scheduled_poll", "safety_poll"] {
+            let label = format!("provider=\"{provider}\",cause=\"{cause}\"");
+            assert!(!metrics.contains(&label), "{label} counted:\n{metrics}");
+        }
+        let sum = format!(
+            "gateway_upstream_requests_per_completed_job_sum{{provider=\"{provider}\"}} 4.0"
+        );
+        assert!(metrics.contains(&sum), "missing `{sum}` in:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_lost_webhook_is_made_up_for_by_the_safety_polls() {
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    for prefix in CALLING_BACK {
+        fake.set_webhooks_lost(prefix, true);
+    }
+    fake.set_job_duration(Duration::from_millis(1_500));
+    let app = calling_back_gateway(&fake, 3).await;
+    let (_, key) = app.tenant_with_key("live", 1_000_000).await;
+    let jobs = one_job_each(&app, &key, 5).await;
+    for (prefix, id) in &jobs {
+        // seedance.it.com estimates 1 s (the fake gives whole seconds): its first safety poll
+        // comes 10 s after that. The others give no estimate and have no history yet: one
+        // safety interval (3 s).
+        let bound = if *prefix == "seedance-it" { 11_000 } else { 3_000 };
+        let done =
+            common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(20)).await;
+        assert_eq!(done["status"], "completed", "{prefix}: {done}");
+        let calls = upstream_calls(&app, &fake, prefix, id).await;
+        assert_eq!(
+            calls.poll_at_ms.len(),
+            1,
+            "{prefix}: the job was found finished by its first safety poll (polls at {:?}, submit at {})",
+            calls.poll_at_ms,
+            calls.submit_at_ms
+        );
+        let after = calls.poll_at_ms[0] - calls.submit_at_ms;
+        assert!(
+            after >= bound && after <= bound + 1_500,
+            "{prefix}: the safety poll came {after} ms after the submit, expected about {bound} ms"
+        );
+        assert_eq!(ledger_kinds(&app.db, id).await, vec!["hold", "capture"]);
+    }
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for prefix in CALLING_BACK {
+        let line = format!(
+            "gateway_upstream_job_requests_total{{provider=\"{prefix}\",cause=\"safety_poll\"}} 1"
+        );
+        assert!(metrics.contains(&line), "missing `{line}` in:\n{metrics}");
+    }
+}
+
+#[tokio::test]
+async fn a_job_still_running_after_a_lost_webhook_is_polled_every_safety_interval() {
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_webhooks_lost("apiframe", true);
+    fake.set_job_duration(Duration::from_millis(7_000));
+    let app = calling_back_gateway(&fake, 2).await;
+    let (_, key) = app.tenant_with_key("live", 1_000_000).await;
+    let created: Value = app
+        .create_video(
+            &key,
+            json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 5,
+                   "routing": {"providers": ["apiframe"]}}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    let done =
+        common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "completed");
+    let calls = upstream_calls(&app, &fake, "apiframe", id).await;
+    // Safety polls at about 2, 4, 6 and 8 s: the fourth finds the job finished.
+    assert_eq!(
+        calls.poll_at_ms.len(),
+        4,
+        "polls at {:?} ms, submit at {} ms",
+        calls.poll_at_ms,
+        calls.submit_at_ms
+    );
+    for pair in calls.poll_at_ms.windows(2) {
+        let gap = pair[1] - pair[0];
+        assert!(
+            (1_900..=3_000).contains(&gap),
+            "safety polls {gap} ms apart"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_inside_the_providers_poll_interval_is_confirmed_when_it_ends() {
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    // The job ends 1 s after its submit; AIgateway allows a poll 3 s after the last request.
+    fake.set_job_duration(Duration::from_millis(1_000));
+    let app = calling_back_gateway(&fake, 300).await;
+    let (_, key) = app.tenant_with_key("live", 1_000_000).await;
+    let created: Value = app
+        .create_video(
+            &key,
+            json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 5,
+                   "routing": {"providers": ["aigateway"]}}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    let done =
+        common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(20)).await;
+    assert_eq!(done["status"], "completed");
+    let calls = upstream_calls(&app, &fake, "aigateway", id).await;
+    assert_eq!(calls.poll_at_ms.len(), 1, "{:?}", calls.poll_at_ms);
+    let after = calls.poll_at_ms[0] - calls.submit_at_ms;
+    assert!(
+        (3_000..=4_500).contains(&after),
+        "the confirmation came {after} ms after the submit, not after AIgateway's 3 s"
+    );
+    let not_modified = fake
+        .calls("aigateway")
+        .iter()
+        .filter(|c| c.op == "poll")
+        .count();
+    assert_eq!(not_modified, 1, "no poll was wasted on a 304");
+}

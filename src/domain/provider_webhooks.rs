@@ -1,8 +1,10 @@
 //! Webhooks from upstream providers. The callback URL the gateway hands a provider carries a
 //! per-job random token; a provider that signs its webhooks (Apiframe, AIgateway) is verified
 //! by its module as well. Nothing in the body is trusted beyond the job id: the job is made
-//! due, and the worker confirms its state by polling. Duplicate deliveries therefore only
-//! cause another poll, and a finished job ignores them.
+//! due for one confirming poll (after the provider's minimum interval since the last request),
+//! and the worker confirms its state by polling. Until a webhook comes, such jobs are polled
+//! only as a safety net (`workers::jobs`). Duplicate deliveries cause at most another poll,
+//! and a finished job ignores them.
 
 use crate::app::AppState;
 use crate::error::{Error, Result};
@@ -41,7 +43,8 @@ pub async fn receive(
         return Err(Error::invalid_body("the webhook is about another job"));
     }
     if !job.status.is_terminal() {
-        state.db.poll_soon(&job.id).await?;
+        let min_interval = handler.min_poll_interval().as_millis() as i64;
+        state.db.poll_soon(&job.id, min_interval).await?;
         state.wake_workers();
     }
     Ok(())

@@ -241,6 +241,44 @@ impl VideoStatus {
     }
 }
 
+/// Why a running job is next due upstream. A job whose provider calls back is polled only as a
+/// safety net (`Safety`) and confirmed by one poll when its webhook arrives (`Webhook`);
+/// other jobs follow the regular schedule (`Scheduled`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PollCause {
+    Scheduled,
+    Safety,
+    Webhook,
+}
+
+impl PollCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PollCause::Scheduled => "scheduled",
+            PollCause::Safety => "safety",
+            PollCause::Webhook => "webhook",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<PollCause> {
+        match raw {
+            "scheduled" => Some(PollCause::Scheduled),
+            "safety" => Some(PollCause::Safety),
+            "webhook" => Some(PollCause::Webhook),
+            _ => None,
+        }
+    }
+
+    /// The cause as the metrics name a poll made for it.
+    pub fn request_label(self) -> &'static str {
+        match self {
+            PollCause::Scheduled => "scheduled_poll",
+            PollCause::Safety => "safety_poll",
+            PollCause::Webhook => "webhook_confirmation",
+        }
+    }
+}
+
 /// A validated absolute http(s) URL handed to an upstream or called back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -422,6 +460,10 @@ pub struct Video {
     pub upstream_cost_micro_usd: Option<i64>,
     /// The catalog's estimate of the upstream cost at the provider that did the job.
     pub upstream_estimate_micro: Option<i64>,
+    /// Why the job is next due upstream.
+    pub poll_cause: PollCause,
+    /// Requests made upstream for the job so far (submits and polls).
+    pub upstream_requests: i64,
 }
 
 #[cfg(test)]

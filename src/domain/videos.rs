@@ -7,9 +7,9 @@ use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::VideoId;
 use crate::domain::routing;
 use crate::domain::tenants::Principal;
-use crate::domain::video::{NewVideo, Video, VideoStatus};
+use crate::domain::video::{NewVideo, PollCause, Video, VideoStatus};
 use crate::error::{Error, Result};
-use crate::storage::jobs::ListQuery;
+use crate::storage::jobs::{Due, ListQuery};
 use crate::storage::now_ms;
 
 /// A created job and the routing decision behind it.
@@ -83,6 +83,8 @@ pub async fn create(
         upstream_cost: None,
         upstream_cost_micro_usd: None,
         upstream_estimate_micro: None,
+        poll_cause: PollCause::Scheduled,
+        upstream_requests: 0,
     };
     // On SQLite the transaction runs in place (see `storage::sql`).
     let mut tx = state.db.begin_hot().await?;
@@ -156,7 +158,11 @@ pub async fn create(
             tracing::warn!(video = %video.id, error = ?error, "inline dispatch failed; the worker will retry");
             if let Err(error) = state
                 .db
-                .reschedule(&video.id, &state.instance_id, None, now_ms(), false)
+                .reschedule(
+                    &video.id,
+                    &state.instance_id,
+                    Due::at(now_ms(), PollCause::Scheduled),
+                )
                 .await
             {
                 tracing::warn!(video = %video.id, %error, "releasing the job failed; it waits for its lease to expire");

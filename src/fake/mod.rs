@@ -174,6 +174,9 @@ struct Inner {
     idempotency: HashMap<(String, String), String>,
     /// The content type output files are served with (`video/mp4` unless set).
     output_content_type: Option<String>,
+    /// Providers (by prefix) whose webhooks are never delivered, as when a provider fails to
+    /// call back.
+    lost_webhooks: HashSet<String>,
 }
 
 /// The running jobs of one provider: their end times, and which of them were canceled early.
@@ -375,6 +378,9 @@ impl FakeState {
                 j.webhook_sent = true;
                 j.clone()
             })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .filter(|j| !inner.lost_webhooks.contains(j.provider))
             .collect()
     }
 }
@@ -453,6 +459,7 @@ impl FakeUpstream {
                 running: HashMap::new(),
                 idempotency: HashMap::new(),
                 output_content_type: None,
+                lost_webhooks: HashSet::new(),
             }),
             origin: format!("http://{addr}"),
             webhooks: reqwest::Client::builder()
@@ -554,6 +561,16 @@ impl FakeUpstream {
         self.state.lock().estimate_secs = Some(secs);
     }
 
+    /// Makes a provider (by prefix) never deliver its webhooks, or deliver them again.
+    pub fn set_webhooks_lost(&self, provider: &str, lost: bool) {
+        let mut inner = self.state.lock();
+        if lost {
+            inner.lost_webhooks.insert(provider.to_string());
+        } else {
+            inner.lost_webhooks.remove(provider);
+        }
+    }
+
     /// Serves output files with this content type instead of `video/mp4`.
     pub fn set_output_content_type(&self, content_type: &str) {
         self.state.lock().output_content_type = Some(content_type.to_string());
@@ -633,6 +650,8 @@ struct Settings {
     /// Per-provider job durations, by prefix.
     provider_job_duration_ms: Option<HashMap<String, u64>>,
     fail_next_jobs: Option<HashMap<String, u32>>,
+    /// Providers (by prefix) whose webhooks are lost (true) or delivered again (false).
+    lost_webhooks: Option<HashMap<String, bool>>,
 }
 
 async fn control_settings(
@@ -652,6 +671,13 @@ async fn control_settings(
     }
     if let Some(failing) = settings.fail_next_jobs {
         inner.failing.extend(failing);
+    }
+    for (provider, lost) in settings.lost_webhooks.unwrap_or_default() {
+        if lost {
+            inner.lost_webhooks.insert(provider);
+        } else {
+            inner.lost_webhooks.remove(&provider);
+        }
     }
     StatusCode::NO_CONTENT
 }

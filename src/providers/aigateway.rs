@@ -335,6 +335,11 @@ impl Provider for AiGateway {
         self.min_poll_interval
     }
 
+    /// Only with the signing secret: without it the gateway hands AIgateway no webhook URL.
+    fn sends_webhooks(&self) -> bool {
+        self.webhook_secret.is_some()
+    }
+
     /// The payload is the completed job record (`{id, status, result}`); an account-level
     /// event (`{type, data: {job_id}}`) is read too.
     fn webhook_job_id(

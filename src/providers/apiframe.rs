@@ -333,6 +333,11 @@ impl Provider for Apiframe {
         self.poll_interval
     }
 
+    /// Apiframe signs its webhooks with the account key (verified below).
+    fn sends_webhooks(&self) -> bool {
+        true
+    }
+
     fn webhook_job_id(
         &self,
         headers: &http::HeaderMap,

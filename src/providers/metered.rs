@@ -105,4 +105,8 @@ impl Provider for Metered {
     fn free_polls(&self) -> bool {
         self.inner.free_polls()
     }
+
+    fn sends_webhooks(&self) -> bool {
+        self.inner.sends_webhooks()
+    }
 }

@@ -166,6 +166,12 @@ pub trait Provider: Send + Sync {
     fn free_polls(&self) -> bool {
         false
     }
+    /// Whether the provider calls the gateway back when a job it was handed a callback URL for
+    /// finishes, with a webhook the gateway can verify. Such jobs are polled only as a safety
+    /// net (see `workers::jobs`).
+    fn sends_webhooks(&self) -> bool {
+        false
+    }
 }
 
 /// The enabled providers, by name.

@@ -210,6 +210,11 @@ impl Provider for SeedanceIt {
         self.poll_interval
     }
 
+    /// The seed documents `webhook_url`, called when the job finishes.
+    fn sends_webhooks(&self) -> bool {
+        true
+    }
+
     /// The seed documents no signature: the payload is the job's status object, and the
     /// per-job token in the callback URL is what authenticates it.
     fn webhook_job_id(

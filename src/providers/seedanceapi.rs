@@ -283,6 +283,11 @@ impl Provider for SeedanceApi {
         self.poll_interval
     }
 
+    /// The seed documents `callback_url`, called with the status envelope.
+    fn sends_webhooks(&self) -> bool {
+        true
+    }
+
     /// The seed documents no signature: the callback carries the status envelope, and the
     /// per-job token in the callback URL is what authenticates it.
     fn webhook_job_id(

@@ -11,7 +11,7 @@ use super::sql::{self, Exec, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
-use crate::domain::video::{JobError, Video, VideoStatus};
+use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::ReportedCost;
 
 const RUNNING: &str = "status IN ('queued', 'in_progress')";
@@ -78,7 +78,46 @@ fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
             .unwrap_or_default(),
         upstream_cost: row.col("upstream_cost")?,
         upstream_cost_micro_usd: row.col("upstream_cost_micro_usd")?,
+        poll_cause: {
+            let cause: String = row.col("poll_cause")?;
+            PollCause::parse(&cause)
+                .ok_or_else(|| sqlx::Error::Decode(format!("unknown poll cause {cause:?}").into()))?
+        },
+        upstream_requests: row.col("upstream_requests")?,
     })
+}
+
+/// When and why a leased job is next due, as the worker puts it back (see [`Db::reschedule`]).
+pub struct Due {
+    /// The instant it is due.
+    pub at: i64,
+    pub cause: PollCause,
+    /// Progress the upstream reported, 0-99.
+    pub progress: Option<i64>,
+    /// Whether the step was a transient failure (counted toward giving up).
+    pub count_attempt: bool,
+    /// Requests the step made upstream.
+    pub requests: i64,
+    /// When the step's upstream request began: a webhook that arrived after it makes the job
+    /// due for its confirmation instead.
+    pub step_started: Option<i64>,
+    /// The provider's minimum wait after a request before the next one.
+    pub min_interval_ms: i64,
+}
+
+impl Due {
+    /// Due at `at` for `cause`, after a step that made no upstream request.
+    pub fn at(at: i64, cause: PollCause) -> Due {
+        Due {
+            at,
+            cause,
+            progress: None,
+            count_attempt: false,
+            requests: 0,
+            step_started: None,
+            min_interval_ms: 0,
+        }
+    }
 }
 
 /// One call to an upstream for a job, for the operator's view of its attempts.
@@ -427,11 +466,17 @@ impl Db {
     }
 
     /// Makes a running job due now (a webhook said it changed), unless it is leased.
-    pub async fn poll_soon(&self, id: &VideoId) -> Result<(), sqlx::Error> {
+    pub async fn poll_soon(&self, id: &VideoId, min_interval_ms: i64) -> Result<(), sqlx::Error> {
+        // A poll inside the provider's minimum interval after the last request would be
+        // refused (AIgateway answers 304), so the confirmation waits for the interval's end. A
+        // poll already in flight sees `webhook_at` when it reschedules (`reschedule`).
         sqlx::query(&format!(
-            "UPDATE videos SET next_run_at = $1 WHERE id = $2 AND {RUNNING}"
+            "UPDATE videos SET webhook_at = $1, poll_cause = 'webhook', \
+             next_run_at = CASE WHEN updated_at + $2 > $1 THEN updated_at + $2 ELSE $1 END \
+             WHERE id = $3 AND {RUNNING}"
         ))
         .bind(now_ms())
+        .bind(min_interval_ms)
         .bind(id.as_str())
         .execute(self.writer())
         .await?;
@@ -499,6 +544,49 @@ impl Db {
         .execute(&mut **tx)
         .await?;
         Ok(())
+    }
+
+    /// Records how long a job of this provider, model and length took from submit to
+    /// completion, for the safety poll of jobs whose provider gives no estimate.
+    pub async fn record_duration(
+        tx: &mut Tx,
+        provider: &str,
+        model: &str,
+        seconds: i64,
+        elapsed_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO job_durations (provider, model, seconds, ewma_ms, samples) VALUES ($1, $2, $3, $4, 1) \
+             ON CONFLICT (provider, model, seconds) DO UPDATE SET \
+               ewma_ms = job_durations.ewma_ms + (excluded.ewma_ms - job_durations.ewma_ms) / 8, \
+               samples = job_durations.samples + 1",
+        )
+        .bind(provider)
+        .bind(model)
+        .bind(seconds)
+        .bind(elapsed_ms.max(0))
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The observed time from submit to completion of jobs of this provider, model and length
+    /// (see [`Db::record_duration`]), in milliseconds.
+    pub async fn expected_duration(
+        &self,
+        provider: &str,
+        model: &str,
+        seconds: i64,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT ewma_ms FROM job_durations WHERE provider = $1 AND model = $2 AND seconds = $3",
+        )
+        .bind(provider)
+        .bind(model)
+        .bind(seconds)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| r.try_get::<i64, _>(0)).transpose()
     }
 
     /// The catalog's estimate of a completed job's upstream cost, for the savings report.
@@ -920,15 +1008,18 @@ impl Db {
         owner: &str,
         provider: &str,
         upstream_id: &str,
-        next_run_at: i64,
+        next: (i64, PollCause),
+        requests: i64,
         cost: Option<&ReportedCost>,
     ) -> Result<Option<Video>, sqlx::Error> {
         let now = now_ms();
+        let (next_run_at, cause) = next;
         let mut writer = self.hot_writer().await?;
         let row = sql::query(format!(
             "UPDATE videos SET status = 'in_progress', provider = $1, upstream_id = $2, submitted_at = $3, \
              updated_at = $3, next_run_at = $4, lease_owner = NULL, lease_until = NULL, \
-             upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd) \
+             upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd), \
+             poll_cause = $9, webhook_at = NULL, upstream_requests = upstream_requests + $10 \
              WHERE id = $5 AND lease_owner = $6 AND {RUNNING} RETURNING *"
         ))
         .bind(provider)
@@ -939,31 +1030,37 @@ impl Db {
         .bind(owner)
         .bind(cost.map(|c| c.raw.as_str()))
         .bind(cost.and_then(|c| c.micro_usd))
+        .bind(cause.as_str())
+        .bind(requests)
         .fetch_optional(&mut writer.exec())
         .await?;
         row.map(|r| video_from_row(&r)).transpose()
     }
 
-    /// Puts a leased job back to wait until `next_run_at`, recording its progress.
-    pub async fn reschedule(
-        &self,
-        id: &VideoId,
-        owner: &str,
-        progress: Option<i64>,
-        next_run_at: i64,
-        count_attempt: bool,
-    ) -> Result<bool, sqlx::Error> {
+    /// Puts a leased job back to wait until its next due time, recording its progress and the
+    /// `requests` just made upstream for it. When a webhook arrived while the job was leased
+    /// (after `step_started`), the job is due for its confirmation instead, once `min_interval_ms`
+    /// has passed.
+    pub async fn reschedule(&self, id: &VideoId, owner: &str, due: Due) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
         let done = sqlx::query(&format!(
-            "UPDATE videos SET progress = COALESCE($1, progress), next_run_at = $2, updated_at = $3, \
-             attempts = attempts + $4, lease_owner = NULL, lease_until = NULL \
+            "UPDATE videos SET progress = COALESCE($1, progress), updated_at = $3, \
+             next_run_at = CASE WHEN webhook_at >= $7 THEN $3 + $8 ELSE $2 END, \
+             poll_cause = CASE WHEN webhook_at >= $7 THEN 'webhook' ELSE $9 END, \
+             attempts = attempts + $4, upstream_requests = upstream_requests + $10, \
+             lease_owner = NULL, lease_until = NULL \
              WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
         ))
-        .bind(progress)
-        .bind(next_run_at)
-        .bind(now_ms())
-        .bind(i64::from(count_attempt))
+        .bind(due.progress)
+        .bind(due.at)
+        .bind(now)
+        .bind(i64::from(due.count_attempt))
         .bind(id.as_str())
         .bind(owner)
+        .bind(due.step_started)
+        .bind(due.min_interval_ms)
+        .bind(due.cause.as_str())
+        .bind(due.requests)
         .execute(self.writer())
         .await?;
         Ok(done.rows_affected() == 1)
@@ -978,13 +1075,14 @@ impl Db {
         charged: Credits,
         expires_at: i64,
         cost: Option<&ReportedCost>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<Option<i64>, sqlx::Error> {
         let now = now_ms();
         let done = sqlx::query(&format!(
             "UPDATE videos SET status = 'completed', progress = 100, output_url = $1, cost_charged = $2, \
              completed_at = $3, updated_at = $3, expires_at = $4, lease_owner = NULL, lease_until = NULL, \
-             upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd) \
-             WHERE id = $5 AND lease_owner = $6 AND {RUNNING} {FINISHED}"
+             upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd), \
+             upstream_requests = upstream_requests + 1 \
+             WHERE id = $5 AND lease_owner = $6 AND {RUNNING} {FINISHED}, upstream_requests"
         ))
         .bind(output_url)
         .bind(charged.get())
@@ -996,9 +1094,11 @@ impl Db {
         .bind(cost.and_then(|c| c.micro_usd))
         .fetch_optional(&mut **tx)
         .await?;
-        let Some(finished) = done.as_ref().map(finished_from_row).transpose()? else {
-            return Ok(false);
+        let Some(row) = done else {
+            return Ok(None);
         };
+        let finished = finished_from_row(&row)?;
+        let requests: i64 = row.try_get("upstream_requests")?;
         // The day's credits now count the charge instead of the hold.
         Self::count_finished_job(
             tx,
@@ -1008,7 +1108,7 @@ impl Db {
         )
         .await?;
         Self::release_slot(tx, id).await?;
-        Ok(true)
+        Ok(Some(requests))
     }
 
     /// Moves a running job to `failed` or `canceled`. With `owner`, only while leased to it;

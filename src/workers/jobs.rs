@@ -12,9 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
 use crate::domain::billing::{ledger, pricing};
-use crate::domain::video::{JobError, Video, VideoStatus};
+use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::{Provider, ProviderError, ReportedCost, SubmitRequest, UpstreamStatus};
-use crate::storage::jobs::Attempt;
+use crate::storage::jobs::{Attempt, Due};
 use crate::storage::{now_ms, Db};
 
 /// How often the worker looks for jobs past their hold timeout.
@@ -205,22 +205,35 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<Option<Video>> 
             return submit(state, job, provider).await;
         }
         (VideoStatus::InProgress, Some(upstream_id)) => {
-            match record_health(state, provider.name(), provider.poll(upstream_id).await) {
+            let cause = job.poll_cause;
+            let started = now_ms();
+            state
+                .metrics
+                .job_request(provider.name(), cause.request_label());
+            let polled = record_health(state, provider.name(), provider.poll(upstream_id).await);
+            let after_poll = |at: i64, cause: PollCause, progress: Option<i64>| Due {
+                at,
+                cause,
+                progress,
+                count_attempt: false,
+                requests: 1,
+                step_started: Some(started),
+                min_interval_ms: provider.min_poll_interval().as_millis() as i64,
+            };
+            match polled {
                 Ok(UpstreamStatus::Queued) => {
-                    let next =
-                        now_ms() + poll_delay(provider.as_ref(), job_age(&job)).as_millis() as i64;
+                    let (at, cause) = next_poll(state, provider.as_ref(), &job);
                     state
                         .db
-                        .reschedule(&job.id, owner, None, next, false)
+                        .reschedule(&job.id, owner, after_poll(at, cause, None))
                         .await?;
                 }
                 Ok(UpstreamStatus::Running { progress }) => {
-                    let next =
-                        now_ms() + poll_delay(provider.as_ref(), job_age(&job)).as_millis() as i64;
+                    let (at, cause) = next_poll(state, provider.as_ref(), &job);
                     let progress = progress.map(|p| p.clamp(0, 99));
                     state
                         .db
-                        .reschedule(&job.id, owner, progress, next, false)
+                        .reschedule(&job.id, owner, after_poll(at, cause, progress))
                         .await?;
                 }
                 Ok(UpstreamStatus::Completed {
@@ -253,10 +266,10 @@ async fn advance(state: &AppState, job: Video) -> anyhow::Result<Option<Video>> 
                     message,
                     retry_after,
                 }) => {
-                    retry_later(state, &job, owner, &message, retry_after).await?;
+                    retry_later(state, &job, owner, &message, retry_after, 1).await?;
                 }
                 Err(other) => {
-                    retry_later(state, &job, owner, &other.to_string(), None).await?;
+                    retry_later(state, &job, owner, &other.to_string(), None, 1).await?;
                 }
             }
         }
@@ -285,15 +298,15 @@ async fn submit(
         .public_base_url
         .as_deref()
         .map(|b| b.trim_end_matches('/'));
+    // Submits sent in this step, counted toward the job's upstream requests.
+    let mut submits = 0;
     loop {
         if !take_slot(state, &mut job, &mut provider).await?
             || !within_rate(state, &mut job, provider.as_ref()).await?
         {
             // Every candidate is full: wait in the queue for a slot.
-            state
-                .db
-                .reschedule(&job.id, owner, None, next_queue_turn(now_ms()), false)
-                .await?;
+            let due = Due::at(next_queue_turn(now_ms()), PollCause::Scheduled);
+            state.db.reschedule(&job.id, owner, due).await?;
             return Ok(None);
         }
         let first_frame_url = match (
@@ -312,6 +325,7 @@ async fn submit(
             )),
             _ => None,
         };
+        let calls_back = callback_url.is_some() && provider.sends_webhooks();
         let request = SubmitRequest {
             video_id: &job.id,
             video: &job.request,
@@ -319,6 +333,8 @@ async fn submit(
             callback_url,
         };
         let started = now_ms();
+        state.metrics.job_request(provider.name(), "submit");
+        submits += 1;
         let outcome = provider.submit(request).await;
         let attempt = Attempt {
             video: &job.id,
@@ -331,8 +347,21 @@ async fn submit(
             Ok(submission) => {
                 state.providers.circuits.record_success(provider.name());
                 state.db.record_attempt(&attempt, "accepted", None).await?;
-                let wait = first_poll_delay(provider.as_ref(), submission.estimated);
-                let next = now_ms() + wait.as_millis() as i64;
+                let next = if calls_back {
+                    let expected = match submission.estimated {
+                        Some(estimate) => Some(estimate),
+                        None => observed_duration(state, provider.name(), &job).await,
+                    };
+                    let wait = first_safety_poll(
+                        provider.as_ref(),
+                        expected,
+                        safety_interval(state),
+                    );
+                    (now_ms() + wait.as_millis() as i64, PollCause::Safety)
+                } else {
+                    let wait = first_poll_delay(provider.as_ref(), submission.estimated);
+                    (now_ms() + wait.as_millis() as i64, PollCause::Scheduled)
+                };
                 let submitted = state
                     .db
                     .mark_submitted(
@@ -341,6 +370,7 @@ async fn submit(
                         provider.name(),
                         &submission.upstream_id,
                         next,
+                        submits,
                         submission.cost.as_ref(),
                     )
                     .await?;
@@ -470,10 +500,10 @@ async fn submit(
             ProviderError::Transient {
                 message,
                 retry_after,
-            } => retry_later(state, &job, owner, &message, retry_after).await,
+            } => retry_later(state, &job, owner, &message, retry_after, submits).await,
             // No other candidate: the one more submit goes to the same provider, later.
             ProviderError::OutcomeUnknown(message) if lost_answers <= 1 => {
-                retry_later(state, &job, owner, &message, None).await
+                retry_later(state, &job, owner, &message, None, submits).await
             }
             ProviderError::OutcomeUnknown(message) => {
                 let error = JobError {
@@ -701,8 +731,9 @@ async fn complete(
     };
     let expires_at = now_ms() + state.config.videos.retention_secs * 1000;
     let mut tx = state.db.begin().await?;
-    let completed =
+    let requests =
         Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at, cost).await?;
+    let completed = requests.is_some();
     let mut charged = 0;
     if completed {
         let captured = ledger::capture(&mut tx, &job.id, charge).await?;
@@ -713,7 +744,10 @@ async fn complete(
         }
         if let Some(provider) = job.provider.as_deref() {
             let elapsed = now_ms() - job.submitted_at_ms.unwrap_or(job.created_at_ms);
-            Db::record_speed(&mut tx, provider, job.request.model.id(), elapsed).await?;
+            let model = job.request.model.id();
+            Db::record_speed(&mut tx, provider, model, elapsed).await?;
+            Db::record_duration(&mut tx, provider, model, job.request.seconds.get(), elapsed)
+                .await?;
             if let Ok(estimate) = crate::domain::routing::catalog::upstream_cost(
                 provider,
                 &job.request,
@@ -727,6 +761,9 @@ async fn complete(
         }
     }
     tx.commit().await?;
+    if let (Some(requests), Some(provider)) = (requests, job.provider.as_deref()) {
+        state.metrics.job_completed_after(provider, requests);
+    }
     if completed {
         crate::domain::videos::after_terminal(state, job, VideoStatus::Completed, charged, false);
     }
@@ -760,6 +797,7 @@ async fn retry_later(
     owner: &str,
     message: &str,
     retry_after: Option<Duration>,
+    requests: i64,
 ) -> anyhow::Result<()> {
     let attempts = job.attempts;
     if attempts + 1 >= MAX_ATTEMPTS {
@@ -772,16 +810,13 @@ async fn retry_later(
     }
     let delay = retry_after.unwrap_or_else(|| backoff(attempts));
     tracing::info!(video = %job.id, %message, delay_ms = delay.as_millis() as u64, "upstream call failed; retrying later");
-    state
-        .db
-        .reschedule(
-            &job.id,
-            owner,
-            None,
-            now_ms() + delay.as_millis() as i64,
-            true,
-        )
-        .await?;
+    // The failed call was a request upstream; the retry keeps the cause it was due for.
+    let due = Due {
+        count_attempt: true,
+        requests,
+        ..Due::at(now_ms() + delay.as_millis() as i64, job.poll_cause)
+    };
+    state.db.reschedule(&job.id, owner, due).await?;
     Ok(())
 }
 
@@ -795,6 +830,68 @@ pub fn poll_delay(provider: &dyn Provider, age: Duration) -> Duration {
         .max(provider.min_poll_interval())
         .min(ceiling);
     (age / 4).clamp(floor, ceiling)
+}
+
+/// When and why a running job is polled next, after a poll that found it still running.
+///
+/// A job whose provider calls back is not polled on the regular schedule: it waits for the
+/// webhook, polled only as a safety net every `workers.safety_poll_secs`. The one exception is
+/// a webhook's confirmation that found the job still running (the provider's status lagging
+/// its webhook): one regular poll follows, then the safety schedule resumes.
+fn next_poll(state: &AppState, provider: &dyn Provider, job: &Video) -> (i64, PollCause) {
+    let now = now_ms();
+    if !calls_back(state, provider, job) || job.poll_cause == PollCause::Webhook {
+        let wait = poll_delay(provider, job_age(job));
+        return (now + wait.as_millis() as i64, PollCause::Scheduled);
+    }
+    let wait = safety_interval(state).max(provider.min_poll_interval());
+    // The last safety poll comes just before the hold timeout, not after it.
+    let deadline = job.created_at_ms + (state.config.workers.hold_timeout_secs * 1000) as i64;
+    let at = (now + wait.as_millis() as i64).min(deadline - 1000).max(now + 1000);
+    (at, PollCause::Safety)
+}
+
+/// Whether the job's provider was handed a callback URL and will call it.
+fn calls_back(state: &AppState, provider: &dyn Provider, job: &Video) -> bool {
+    state.config.server.public_base_url.is_some()
+        && job.callback_token.is_some()
+        && provider.sends_webhooks()
+}
+
+fn safety_interval(state: &AppState) -> Duration {
+    Duration::from_secs(state.config.workers.safety_poll_secs.max(1))
+}
+
+/// How long jobs of this provider, model and length have taken, where the gateway has seen one.
+async fn observed_duration(state: &AppState, provider: &str, job: &Video) -> Option<Duration> {
+    let seconds = job.request.seconds.get();
+    match state
+        .db
+        .expected_duration(provider, job.request.model.id(), seconds)
+        .await
+    {
+        Ok(ms) => ms.map(|ms| Duration::from_millis(ms.max(0) as u64)),
+        Err(error) => {
+            tracing::debug!(%error, "reading observed job durations failed");
+            None
+        }
+    }
+}
+
+/// The first safety poll of a job whose provider calls back: past its expected end by a
+/// quarter of the expectation, and at least 10 s, so that a webhook that comes on time (or a
+/// little late) arrives first and the job costs its submit and one confirming poll. Without an
+/// expectation, after one safety interval.
+fn first_safety_poll(
+    provider: &dyn Provider,
+    expected: Option<Duration>,
+    interval: Duration,
+) -> Duration {
+    let wait = match expected {
+        Some(expected) => expected + (expected / 4).max(Duration::from_secs(10)),
+        None => interval,
+    };
+    wait.max(provider.min_poll_interval())
 }
 
 fn job_age(job: &Video) -> Duration {

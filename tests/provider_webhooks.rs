@@ -343,7 +343,10 @@ async fn upstream_calls(
         (status, response.json::<Value>().await.expect("json"))
     };
     assert_eq!(status, StatusCode::OK);
-    let upstream_id = admin["upstream_id"].as_str().expect("upstream id").to_string();
+    let upstream_id = admin["upstream_id"]
+        .as_str()
+        .expect("upstream id")
+        .to_string();
     let calls = fake.calls(prefix);
     let polls: Vec<u64> = calls
         .iter()
@@ -393,9 +396,11 @@ async fn with_webhooks_a_20_s_and_a_120_s_job_cost_a_submit_and_one_confirming_p
 
     for (prefix, id, duration_ms) in &jobs {
         let done =
-            common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(150))
-                .await;
-        assert_eq!(done["status"], "completed", "{prefix} {duration_ms} ms: {done}");
+            common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(150)).await;
+        assert_eq!(
+            done["status"], "completed",
+            "{prefix} {duration_ms} ms: {done}"
+        );
         let calls = upstream_calls(&app, &fake, prefix, id).await;
         assert_eq!(
             calls.poll_at_ms.len(),
@@ -424,7 +429,11 @@ async fn with_webhooks_a_20_s_and_a_120_s_job_cost_a_submit_and_one_confirming_p
         .await
         .expect("text");
     for prefix in CALLING_BACK {
-        let provider = if prefix == "seedance-it" { "seedance-it" } else { prefix };
+        let provider = if prefix == "seedance-it" {
+            "seedance-it"
+        } else {
+            prefix
+        };
         for (cause, count) in [("submit", 2), ("webhook_confirmation", 2)] {
             let line = format!(
                 "gateway_upstream_job_requests_total{{provider=\"{provider}\",cause=\"{cause}\"}} {count}"
@@ -458,7 +467,11 @@ async fn a_lost_webhook_is_made_up_for_by_the_safety_polls() {
         // seedance.it.com estimates 1 s (the fake gives whole seconds): its first safety poll
         // comes 10 s after that. The others give no estimate and have no history yet: one
         // safety interval (3 s).
-        let bound = if *prefix == "seedance-it" { 11_000 } else { 3_000 };
+        let bound = if *prefix == "seedance-it" {
+            11_000
+        } else {
+            3_000
+        };
         let done =
             common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(20)).await;
         assert_eq!(done["status"], "completed", "{prefix}: {done}");

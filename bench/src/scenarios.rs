@@ -661,9 +661,15 @@ pub async fn schedule(
     let backend = env.backend.name();
     let k = s.scale;
     let mut fake = Fake::start(env, LONG_JOB_MS).await?;
-    // Both with the default poll interval (10 s), scaled.
+    // Every provider, with the default poll interval (10 s), scaled. Those that call back are
+    // polled only as a safety net (first past the expected end, then every
+    // `workers.safety_poll_secs`): with webhooks delivered, a job costs its submit and one
+    // confirming poll.
     let variants = [
-        ("seedance_it", "estimate + webhook"),
+        ("seedance_it", "webhook (with an estimate)"),
+        ("apiframe", "webhook (signed, no estimate)"),
+        ("aigateway", "webhook (signed, no estimate, 3 s poll gap)"),
+        ("seedanceapi", "webhook (no estimate)"),
         ("aimlapi", "polling only (no estimate, no webhook)"),
     ];
     let upstreams: Vec<Upstream> = variants

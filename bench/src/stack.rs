@@ -20,6 +20,8 @@ use crate::procs::{Child, Pinning};
 
 /// The API key every fake provider accepts (`src/fake/mod.rs`).
 pub const FAKE_KEY: &str = "fake-upstream-key-0123456789";
+/// The secret the fake signs AIgateway's webhooks with.
+const FAKE_AIGATEWAY_WEBHOOK_SECRET: &str = "fake-aigateway-webhook-secret";
 pub const ADMIN_TOKEN: &str = "bench-admin-token-0123456789abcdef";
 
 /// Unix time in milliseconds (the gateway's clock too: same machine).
@@ -437,6 +439,13 @@ impl Gateway {
             )?;
             if let Some(ms) = upstream.poll_interval_ms {
                 writeln!(config, "poll_interval_ms = {ms}")?;
+            }
+            if spec.webhooks && upstream.config_name == "aigateway" {
+                // AIgateway is handed a callback only when its webhooks can be verified.
+                writeln!(
+                    config,
+                    "webhook_secret = \"{FAKE_AIGATEWAY_WEBHOOK_SECRET}\""
+                )?;
             }
         }
         let config_path = env.file("gateway", n, "toml");

@@ -80,8 +80,9 @@ fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
         upstream_cost_micro_usd: row.col("upstream_cost_micro_usd")?,
         poll_cause: {
             let cause: String = row.col("poll_cause")?;
-            PollCause::parse(&cause)
-                .ok_or_else(|| sqlx::Error::Decode(format!("unknown poll cause {cause:?}").into()))?
+            PollCause::parse(&cause).ok_or_else(|| {
+                sqlx::Error::Decode(format!("unknown poll cause {cause:?}").into())
+            })?
         },
         upstream_requests: row.col("upstream_requests")?,
     })
@@ -1041,7 +1042,12 @@ impl Db {
     /// `requests` just made upstream for it. When a webhook arrived while the job was leased
     /// (after `step_started`), the job is due for its confirmation instead, once `min_interval_ms`
     /// has passed.
-    pub async fn reschedule(&self, id: &VideoId, owner: &str, due: Due) -> Result<bool, sqlx::Error> {
+    pub async fn reschedule(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        due: Due,
+    ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
         let done = sqlx::query(&format!(
             "UPDATE videos SET progress = COALESCE($1, progress), updated_at = $3, \

@@ -352,11 +352,8 @@ async fn submit(
                         Some(estimate) => Some(estimate),
                         None => observed_duration(state, provider.name(), &job).await,
                     };
-                    let wait = first_safety_poll(
-                        provider.as_ref(),
-                        expected,
-                        safety_interval(state),
-                    );
+                    let wait =
+                        first_safety_poll(provider.as_ref(), expected, safety_interval(state));
                     (now_ms() + wait.as_millis() as i64, PollCause::Safety)
                 } else {
                     let wait = first_poll_delay(provider.as_ref(), submission.estimated);
@@ -847,7 +844,9 @@ fn next_poll(state: &AppState, provider: &dyn Provider, job: &Video) -> (i64, Po
     let wait = safety_interval(state).max(provider.min_poll_interval());
     // The last safety poll comes just before the hold timeout, not after it.
     let deadline = job.created_at_ms + (state.config.workers.hold_timeout_secs * 1000) as i64;
-    let at = (now + wait.as_millis() as i64).min(deadline - 1000).max(now + 1000);
+    let at = (now + wait.as_millis() as i64)
+        .min(deadline - 1000)
+        .max(now + 1000);
     (at, PollCause::Safety)
 }
 

@@ -13,7 +13,7 @@ pub enum KeysCommand {
         /// The tenant the key belongs to (ten_…).
         #[arg(long)]
         tenant: String,
-        /// live keys spend the live balance on the enabled providers; test keys the test
+        /// A live key spends the live balance on the enabled providers; a test key the test
         /// balance, on the sandbox.
         #[arg(long, value_enum, default_value_t = ModeArg::Live)]
         mode: ModeArg,

@@ -25,7 +25,7 @@ pub enum LimitsCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum QuotasCommand {
-    /// Replaces the caps: one left out has no cap.
+    /// Set a tenant's caps, replacing them all: one left out has no cap.
     Set {
         /// The tenant (ten_…).
         #[arg(long)]

@@ -63,9 +63,9 @@ pub enum LogFormatArg {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {
-    /// Real money: the live balance, and live keys that reach the enabled providers.
+    /// The live balance and keys: real jobs on the enabled providers.
     Live,
-    /// The test balance, and test keys that run on the sandbox.
+    /// The test balance and keys: jobs on the sandbox.
     Test,
 }
 

@@ -158,7 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Openapi => {
-            out_raw(&crate::http::openapi::document());
+            out_raw(&crate::App::openapi_document());
             Ok(())
         }
         Command::FakeUpstream { host, port, job_ms } => {

@@ -192,6 +192,11 @@ impl App {
         self.shutdown.clone()
     }
 
+    /// The OpenAPI document of the API this app serves (`seedance-gateway openapi`).
+    pub fn openapi_document() -> String {
+        crate::http::openapi::document()
+    }
+
     pub async fn run(self) -> anyhow::Result<()> {
         let App {
             state,

@@ -1,5 +1,7 @@
 //! The operator API: tenants, keys, grants, audit — and who may call it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use common::{TestApp, ADMIN_TOKEN};

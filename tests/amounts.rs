@@ -2,6 +2,8 @@
 //! and the values a route has no meaning for are a 400 `invalid_request` naming the field, and
 //! nothing moves. Runs on SQLite and, with `TEST_DATABASE_URL`, on PostgreSQL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::process::Command;

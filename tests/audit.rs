@@ -2,6 +2,8 @@
 //! writing straight into the database (the way a bug in the gateway would), then checks that
 //! the audit names the offender and that the after-test check of `TestApp` fails the test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};

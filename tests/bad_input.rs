@@ -1,5 +1,7 @@
 //! Bad input gets the right 4xx in the one error envelope, and changes nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use common::TestApp;

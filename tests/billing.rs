@@ -1,5 +1,7 @@
 //! The caller's money: balance and journal, exact under concurrency.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use common::TestApp;

@@ -2,6 +2,8 @@
 //! than its cap, a backlog waits in the gateway and is dispatched as slots free, fairly
 //! across tenants.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! End users: limits enforced in the creating transaction, wallets that pay for their jobs.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use common::TestApp;

@@ -1,6 +1,8 @@
 //! What a newcomer meets first, as the README promises it: a JSON body without a
 //! `Content-Type`, command output into a closed pipe, log lines into a file.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::io::Read;

@@ -1,5 +1,7 @@
 //! Hostile URLs are refused at the edge, in the one error envelope, and create nothing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use common::TestApp;

@@ -1,5 +1,7 @@
 //! `Idempotency-Key` on `POST /v1/videos`, with Stripe's semantics.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use common::{assert_postings, TestApp};

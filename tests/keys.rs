@@ -1,5 +1,7 @@
 //! API keys: scopes, expiry, and rotation with an overlap period.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::time::Duration;

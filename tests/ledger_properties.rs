@@ -2,6 +2,8 @@
 //! step the journal balances and credits are conserved; at the end every job is settled
 //! exactly once and charged at most what it reserved.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::collections::HashMap;

@@ -1,6 +1,8 @@
 //! Request rates: burst then spacing, 429 with its headers, failed-auth throttling, and one
 //! Redis-backed limit shared by two running gateways.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::time::Duration;

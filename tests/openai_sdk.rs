@@ -3,6 +3,8 @@
 //! download, delete. The script is `tests/python/test_openai_sdk.py`; the SDK version is
 //! pinned in `tests/python/requirements.txt` and installed here when missing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::process::Command;

@@ -1,5 +1,7 @@
 //! The committed OpenAPI document is exactly what the code generates, and it is served.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use common::TestApp;

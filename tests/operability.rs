@@ -1,5 +1,7 @@
 //! `/metrics` scraped and parsed as Prometheus text; slow and surplus clients cut off.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::time::Duration;

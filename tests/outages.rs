@@ -2,6 +2,8 @@
 //! (never a 500, never an authentication failure), readiness turns 503 and recovers on its
 //! own, and start-up refuses a database it cannot use with the real cause, quickly.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::sync::Arc;

@@ -2,6 +2,8 @@
 //! content is then served from there (whole, by `Range`, or `HEAD`) even after the upstream
 //! is gone; a redirect covers the time before the copy; retention and deletion remove it.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! The real binary as an operator runs it: configuration layering and validation, logs,
 //! graceful shutdown on SIGTERM, and recovery after SIGKILL.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::io::Write;

@@ -3,6 +3,8 @@
 //! 429 and 500 then success, timeouts, malformed answers, cancel, and the key never leaking.
 //! Each test runs over the whole provider table.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::time::Duration;

@@ -5,6 +5,8 @@
 //! (Apiframe), where the upstream finishes the job anyway and its late completion must be
 //! ignored.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::time::{Duration, Instant};

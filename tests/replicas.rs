@@ -7,6 +7,8 @@
 //! Replicas need PostgreSQL and Redis, so this test always runs on them, found or started as
 //! [`common::services`] says, in a fresh database.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::collections::{HashMap, HashSet};

@@ -1,6 +1,8 @@
 //! Cost routing over the five seed providers: the pick and the exact upstream cost for a
 //! table of request shapes, exclusions with reasons, pinned and ordered routing.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use common::TestApp;

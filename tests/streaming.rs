@@ -1,6 +1,8 @@
 //! Serving a large archived output streams it: the process's peak memory grows by far less
 //! than the file. (Its own test binary, so no other test shares the process's peak.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::io::Write;

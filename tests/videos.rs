@@ -1,5 +1,7 @@
 //! The video lifecycle on the sandbox, end to end over HTTP, with its money.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use common::{assert_postings, TestApp};

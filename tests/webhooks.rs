@@ -2,6 +2,8 @@
 //! Python package), retried with backoff until the target recovers, 410 disabling an endpoint,
 //! redelivery with the same id, and hostile targets refused, redirects included.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 mod common;
 
 use std::process::Command;

@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::video::Strategy;
+use crate::error::Error;
+use crate::providers::ALL_NAMES;
 
 /// One level's settings; `None` inherits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +19,51 @@ pub struct PolicyLevel {
     pub fallback: Option<bool>,
     /// Resubmit a job that failed upstream to the next candidate.
     pub resubmit: Option<bool>,
+}
+
+impl PolicyLevel {
+    /// A level as an operator writes it (the admin API's body, the CLI's flags): the strategy
+    /// by name, provider names in either spelling (the configuration's `seedance_it` is
+    /// `seedance-it`), each checked against the providers the gateway knows.
+    pub fn parse(
+        strategy: Option<&str>,
+        providers: Option<Vec<String>>,
+        fallback: Option<bool>,
+        resubmit: Option<bool>,
+    ) -> crate::error::Result<PolicyLevel> {
+        let strategy = strategy
+            .map(|s| {
+                Strategy::parse(s).ok_or_else(|| {
+                    Error::invalid("strategy", "strategy must be cheapest, fastest or ordered")
+                })
+            })
+            .transpose()?;
+        let providers = providers.map(|names| {
+            names
+                .into_iter()
+                .map(|p| p.trim().to_ascii_lowercase().replace('_', "-"))
+                .collect::<Vec<_>>()
+        });
+        if let Some(unknown) = providers
+            .iter()
+            .flatten()
+            .find(|p| !ALL_NAMES.contains(&p.as_str()))
+        {
+            return Err(Error::invalid(
+                "providers",
+                format!(
+                    "unknown provider `{unknown}`; the providers are {}",
+                    ALL_NAMES.join(", ")
+                ),
+            ));
+        }
+        Ok(PolicyLevel {
+            strategy,
+            providers,
+            fallback,
+            resubmit,
+        })
+    }
 }
 
 /// The policy in force for one caller.
@@ -98,5 +145,29 @@ mod tests {
         );
         assert!(!policy.fallback && policy.resubmit);
         assert!(policy.allows("b") && !policy.allows("a"));
+    }
+
+    #[test]
+    fn a_written_level_takes_either_spelling_and_names_the_providers_when_one_is_unknown() {
+        let level = PolicyLevel::parse(
+            Some("ordered"),
+            Some(vec![" Seedance_IT ".into(), "aimlapi".into()]),
+            Some(false),
+            None,
+        )
+        .expect("a valid level");
+        assert_eq!(level.strategy, Some(Strategy::Ordered));
+        assert_eq!(
+            level.providers,
+            Some(vec!["seedance-it".to_string(), "aimlapi".to_string()])
+        );
+        assert_eq!((level.fallback, level.resubmit), (Some(false), None));
+
+        let unknown = PolicyLevel::parse(None, Some(vec!["nope".into()]), None, None)
+            .expect_err("an unknown provider");
+        assert!(unknown
+            .to_string()
+            .contains("the providers are seedance-it"));
+        assert!(PolicyLevel::parse(Some("random"), None, None, None).is_err());
     }
 }

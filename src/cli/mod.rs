@@ -1,0 +1,234 @@
+//! Command line: `serve`, `check-config`, `openapi`, `fake-upstream`, `bootstrap`, and the
+//! operator commands (`tenants`, `keys`, `credits`, `ledger`, `routing`, `limits`, `quotas`)
+//! that mirror the admin API. This module holds the clap root, the dispatch and what every
+//! command shares (opening the database, writing output); each command group has its own
+//! file. Every command and flag carries help text (`seedance-gateway <command> --help`).
+
+/// `println!` for command output: a reader that goes away (`| head -1`) ends the command
+/// quietly instead of with a panic.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::out_raw(&format!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+mod bootstrap;
+mod credits;
+mod keys;
+mod limits;
+mod routing;
+mod serve;
+mod tenants;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::{Config, LogFormat};
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{ApiKeyId, TenantId};
+use crate::storage::Db;
+
+pub use credits::{CreditsCommand, LedgerCommand};
+pub use keys::KeysCommand;
+pub use limits::{LimitsCommand, QuotasCommand};
+pub use routing::RoutingCommand;
+pub use tenants::TenantsCommand;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "seedance-gateway",
+    version,
+    about = "One /v1/videos API in front of the Seedance 2.0 resellers"
+)]
+pub struct Cli {
+    /// TOML configuration file (layered over the defaults, under SEEDANCE_GW_* variables).
+    #[arg(long, global = true, env = "SEEDANCE_GW_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Log format: text or json (overrides log.format).
+    #[arg(long, global = true, value_enum)]
+    pub log_format: Option<LogFormatArg>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormatArg {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// The live balance and keys: real jobs on the enabled providers.
+    Live,
+    /// The test balance and keys: jobs on the sandbox.
+    Test,
+}
+
+impl From<ModeArg> for Mode {
+    fn from(mode: ModeArg) -> Mode {
+        match mode {
+            ModeArg::Live => Mode::Live,
+            ModeArg::Test => Mode::Test,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// Human-readable lines.
+    Text,
+    /// `export NAME=value` lines, for `eval`.
+    Env,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (HTTP API and workers).
+    Serve,
+    /// Validate the configuration and print it with secrets masked.
+    CheckConfig,
+    /// Print the OpenAPI document.
+    Openapi,
+    /// Run the fake upstreams (all seed providers' protocols) for tests, demos and benchmarks.
+    FakeUpstream {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// Port to listen on; each provider is served under its own path prefix.
+        #[arg(long, default_value_t = 9100)]
+        port: u16,
+        /// How long each fake job takes, in milliseconds.
+        #[arg(long, default_value_t = 5000)]
+        job_ms: u64,
+    },
+    /// Create an admin token (unless one is configured) and a demo tenant with credits and a test key.
+    Bootstrap {
+        /// Name of the demo tenant; a tenant of that name already there is reused, without new
+        /// credits.
+        #[arg(long, default_value = "demo")]
+        tenant_name: String,
+        /// Credits granted to the demo tenant, in both live and test mode.
+        #[arg(long, default_value_t = 10_000, allow_hyphen_values = true)]
+        credits: i64,
+        /// How to print the credentials: text to read, env for `eval "$(…)"`.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Move credits.
+    #[command(subcommand)]
+    Credits(CreditsCommand),
+    /// Inspect the ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
+    /// Set or show a tenant's or key's routing policy.
+    #[command(subcommand)]
+    Routing(RoutingCommand),
+    /// Set a tenant's request rate (all its keys together).
+    #[command(subcommand)]
+    Limits(LimitsCommand),
+    /// Set a tenant's caps: concurrent jobs, credits per day and month, video seconds per day.
+    #[command(subcommand)]
+    Quotas(QuotasCommand),
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(format) = cli.log_format {
+        config.log.format = match format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    let _telemetry = crate::telemetry::init(&config.log);
+    match cli.command {
+        Command::Serve => serve::serve(config).await,
+        Command::CheckConfig => {
+            out_raw(&config.to_masked_toml());
+            Ok(())
+        }
+        Command::Openapi => {
+            out_raw(&crate::App::openapi_document());
+            Ok(())
+        }
+        Command::FakeUpstream { host, port, job_ms } => {
+            serve::fake_upstream(host, port, job_ms).await
+        }
+        Command::Bootstrap {
+            tenant_name,
+            credits,
+            format,
+        } => bootstrap::bootstrap(&config, &tenant_name, credits, format).await,
+        Command::Tenants(command) => tenants::run(&config, command).await,
+        Command::Routing(command) => routing::run(&config, command).await,
+        Command::Limits(command) => limits::run_limits(&config, command).await,
+        Command::Quotas(command) => limits::run_quotas(&config, command).await,
+        Command::Keys(command) => keys::run(&config, command).await,
+        Command::Credits(command) => credits::run_credits(&config, command).await,
+        Command::Ledger(command) => credits::run_ledger(&config, command).await,
+    }
+}
+
+fn tenant_arg(raw: &str) -> anyhow::Result<TenantId> {
+    TenantId::parse(raw).ok_or_else(|| anyhow::anyhow!("`{raw}` is not a tenant id (ten_…)"))
+}
+
+fn key_arg(raw: &str) -> anyhow::Result<ApiKeyId> {
+    ApiKeyId::parse(raw).ok_or_else(|| anyhow::anyhow!("`{raw}` is not a key id (key_…)"))
+}
+
+/// Opens (and migrates) the configured database, saying on stderr which one it is: a command
+/// run from another directory than `serve` would otherwise work on another SQLite file
+/// unnoticed.
+async fn open_db(config: &Config) -> anyhow::Result<Db> {
+    let url = config.database.url.expose();
+    let new_file = url.starts_with("sqlite:")
+        && sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .map(|options| !options.get_filename().exists())
+            .unwrap_or(false);
+    let db = Db::connect(&config.database).await?;
+    db.migrate().await?;
+    // Described now that a new file exists, so that its path is absolute.
+    let location = crate::storage::describe_url(url);
+    if new_file {
+        eprintln!(
+            "warning: created a new, empty database ({location}); if `serve` runs elsewhere, \
+             run this command from its directory or give the same database.url"
+        );
+    } else {
+        eprintln!("database: {location}");
+    }
+    Ok(db)
+}
+
+/// Writes command output; a closed pipe ends the process quietly (exit 0), any other write
+/// error too, with a line on stderr.
+fn out_raw(text: &str) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: writing the output: {error}");
+            std::process::exit(1);
+        }
+        std::process::exit(0);
+    }
+}
+
+/// An amount refused at the command line exits non-zero with the field and the bound.
+fn cli_amount(amount: crate::error::Result<Credits>) -> anyhow::Result<Credits> {
+    amount.map_err(|e| anyhow::anyhow!("{e}"))
+}

@@ -167,8 +167,7 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
         return pattern == text;
     }
     let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last)
-    {
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
         return false;
     }
     let mut rest = &text[first.len()..text.len() - last.len()];
@@ -324,7 +323,14 @@ fn openai_sdk_available() -> bool {
         return true;
     }
     let _ = Command::new("python3")
-        .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r"])
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "-r",
+        ])
         .arg(&requirements)
         .status();
     imports()
@@ -445,7 +451,9 @@ fn the_readme_walkthrough_runs_as_written() {
         steps.len()
     );
     assert!(
-        steps.iter().any(|s| s.block.body.contains("seedance-gateway bootstrap")),
+        steps
+            .iter()
+            .any(|s| s.block.body.contains("seedance-gateway bootstrap")),
         "the walkthrough's bootstrap block is not marked runnable"
     );
     if steps.iter().any(|s| s.block.language() == "python") && !openai_sdk_available() {
@@ -545,7 +553,9 @@ fn every_toml_example_in_the_docs_passes_check_config() {
         if !ok {
             failures.push(format!("{name}: check-config refused it:\n{printed}"));
         } else if !printed.contains("[server]") {
-            failures.push(format!("{name}: check-config printed no configuration:\n{printed}"));
+            failures.push(format!(
+                "{name}: check-config printed no configuration:\n{printed}"
+            ));
         }
         checked.push(name);
     };
@@ -565,7 +575,9 @@ fn every_toml_example_in_the_docs_passes_check_config() {
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert!(
-        checked.iter().any(|n| n.starts_with("docs/configuration.md")),
+        checked
+            .iter()
+            .any(|n| n.starts_with("docs/configuration.md")),
         "no TOML example of docs/configuration.md was checked: {checked:?}"
     );
 }

@@ -4,10 +4,20 @@
 //! `sh runnable` (run by bash) or `python runnable` (run by python3, with the OpenAI SDK) are
 //! run in the order they appear, as one bash session (`set -euo pipefail`, so variables carry
 //! from one block to the next as they do in a reader's terminal), in a fresh temporary
-//! directory, against a fresh `seedance-gateway serve` started in that directory (the
-//! README's "first terminal"). The built binary's directory comes first in `PATH`, so the
-//! blocks call `seedance-gateway` as written. The one change made to them is the gateway's
-//! address: `http://127.0.0.1:8080` becomes the free port this test's gateway listens on.
+//! directory. Before the first block the session starts `seedance-gateway serve` in that
+//! directory, in the background: the README's "first terminal". The built binary's directory
+//! comes first in `PATH`, so the blocks call `seedance-gateway` as written.
+//!
+//! A block marked `sh runnable background` is a command a reader leaves running in a terminal
+//! of its own (the fake upstreams, a second `serve`): it is started in the background, its
+//! output kept in a log, and the session waits until the ports it names accept connections.
+//! A background `serve` first stops the one running before it, as the README asks the reader
+//! to. Every background process is stopped at the end.
+//!
+//! The blocks' text is not changed except for their fixed ports, mapped to free ones so that
+//! the test cannot collide with anything else on the machine: `http://127.0.0.1:8080` (and
+//! `serve`'s default address, through `SEEDANCE_GW_SERVER__LISTEN` in the session's
+//! environment) and the fake upstreams' `9100`.
 //!
 //! A block that exits non-zero fails the test. A runnable block followed by a `text output`
 //! block must print that output (stdout and stderr together, as a terminal shows them): each
@@ -29,8 +39,9 @@
 
 use std::io::Read;
 use std::net::TcpListener;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -39,6 +50,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_seedance-gateway");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// The address the README's blocks use: `serve`'s default.
 const README_ADDRESS: &str = "http://127.0.0.1:8080";
+/// The fake upstreams' port in the README.
+const README_FAKE_PORT: &str = "9100";
 /// Longest the whole walkthrough may take.
 const WALKTHROUGH_LIMIT: Duration = Duration::from_secs(300);
 
@@ -141,16 +154,87 @@ fn marker(index: usize) -> String {
     format!("@@readme-block {index}@@")
 }
 
-/// One bash script running every step, each announced by its marker line.
-fn script(steps: &[Step], address: &str) -> String {
-    let mut script = String::from("set -euo pipefail\nexec 2>&1\n");
+/// Where the README's fixed ports go in this run.
+struct Ports {
+    gateway: u16,
+    fake: u16,
+}
+
+impl Ports {
+    fn apply(&self, body: &str) -> String {
+        body.replace(
+            README_ADDRESS,
+            &format!("http://127.0.0.1:{}", self.gateway),
+        )
+        .replace(
+            &format!("127.0.0.1:{README_FAKE_PORT}"),
+            &format!("127.0.0.1:{}", self.fake),
+        )
+        .replace(
+            &format!("--port {README_FAKE_PORT}"),
+            &format!("--port {}", self.fake),
+        )
+    }
+
+    /// The ports a background block will listen on, once mapped.
+    fn listened_by(&self, body: &str) -> Vec<u16> {
+        let mut ports = Vec::new();
+        if body.contains("seedance-gateway serve") {
+            ports.push(self.gateway);
+        }
+        if body.contains("seedance-gateway fake-upstream") {
+            ports.push(self.fake);
+        }
+        ports
+    }
+}
+
+/// One bash script: the first `serve`, then every step, each announced by its marker line.
+fn script(steps: &[Step], ports: &Ports, logs: &Path) -> String {
+    let logs = logs.display();
+    let mut script = format!(
+        r#"set -euo pipefail
+exec 2>&1
+trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
+wait_for_port() {{
+  for _ in $(seq 1 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "nothing listens on port $1 after 60 s" >&2
+  return 1
+}}
+seedance-gateway serve > '{logs}/serve.log' 2>&1 &
+README_SERVE_PID=$!
+wait_for_port {gateway}
+"#,
+        gateway = ports.gateway
+    );
     for (index, step) in steps.iter().enumerate() {
         script.push_str(&format!("printf '\\n%s\\n' '{}'\n", marker(index)));
-        let body = step.block.body.replace(README_ADDRESS, address);
+        let body = ports.apply(&step.block.body);
         if step.block.language() == "python" {
             script.push_str("python3 - <<'README_PYTHON_BLOCK'\n");
             script.push_str(&body);
             script.push_str("\nREADME_PYTHON_BLOCK\n");
+        } else if step.block.has("background") {
+            let serve = body.contains("seedance-gateway serve");
+            if serve {
+                // The reader stops the previous `serve` first.
+                script.push_str(
+                    "kill \"$README_SERVE_PID\" 2>/dev/null || true\n\
+                     wait \"$README_SERVE_PID\" 2>/dev/null || true\n",
+                );
+            }
+            script.push_str(&format!(
+                "(\n{body}\n) > '{logs}/background-{index}.log' 2>&1 &\n"
+            ));
+            if serve {
+                script.push_str("README_SERVE_PID=$!\n");
+            }
+            for port in ports.listened_by(&body) {
+                script.push_str(&format!("wait_for_port {port}\n"));
+            }
         } else {
             script.push_str(&body);
             script.push('\n');
@@ -336,27 +420,6 @@ fn openai_sdk_available() -> bool {
     imports()
 }
 
-/// `seedance-gateway serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Server {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -364,53 +427,42 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn start_server(work: &Path, log: PathBuf) -> (Server, String) {
-    let port = free_port();
-    let address = format!("http://127.0.0.1:{port}");
-    let out = std::fs::File::create(&log).expect("server log");
-    let child = clean_env(&mut Command::new(BIN))
-        .arg("serve")
-        .current_dir(work)
-        .env("SEEDANCE_GW_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .stdout(out.try_clone().expect("log"))
-        .stderr(out)
-        .spawn()
-        .expect("seedance-gateway serve starts");
-    let mut server = Server { child, log };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let client = reqwest::blocking::Client::new();
-    loop {
-        let ready = client
-            .get(format!("{address}/readyz"))
-            .timeout(Duration::from_secs(2))
-            .send()
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return (server, address);
-        }
-        if let Ok(Some(status)) = server.child.try_wait() {
-            panic!("serve exited with {status}:\n{}", server.log_tail());
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve was not ready within 60 s:\n{}",
-            server.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// The last lines of every log the session's background processes wrote.
+fn log_tails(logs: &Path) -> String {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(logs)
+        .map(|dir| dir.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+        .iter()
+        .map(|path| {
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            format!(
+                "--- {} (last lines):\n{}",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                lines[lines.len().saturating_sub(25)..].join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
-/// Runs a bash script to its end or the deadline; its exit success and combined output.
-fn run_bash(script: &Path, work: &Path, limit: Duration) -> (bool, String) {
-    let mut child = clean_env(&mut Command::new("bash"))
+/// Runs a bash script in its own process group to its end or the deadline, then stops
+/// whatever it left running; its exit success and combined output.
+fn run_bash(script: &Path, work: &Path, env: &[(&str, String)], limit: Duration) -> (bool, String) {
+    let mut command = Command::new("bash");
+    clean_env(&mut command)
         .arg(script)
         .current_dir(work)
         .env("PATH", path_with_binary())
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("bash runs");
+        .process_group(0);
+    let mut child = command.spawn().expect("bash runs");
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
     let mut stdout = child.stdout.take().expect("stdout");
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
@@ -429,6 +481,8 @@ fn run_bash(script: &Path, work: &Path, limit: Duration) -> (bool, String) {
         }
         std::thread::sleep(Duration::from_millis(50));
     };
+    // Background processes the script did not stop (it was killed, or failed early).
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
     let mut stderr = String::new();
     if let Some(mut err) = child.stderr.take() {
         let _ = err.read_to_string(&mut stderr);
@@ -466,19 +520,28 @@ fn the_readme_walkthrough_runs_as_written() {
 
     let temp = tempfile::tempdir().expect("temp dir");
     let work = temp.path().join("work");
+    let logs = temp.path().join("logs");
     std::fs::create_dir(&work).expect("work dir");
-    let (server, address) = start_server(&work, temp.path().join("serve.log"));
-
+    std::fs::create_dir(&logs).expect("logs dir");
+    let ports = Ports {
+        gateway: free_port(),
+        fake: free_port(),
+    };
     let script_path = temp.path().join("readme.sh");
-    std::fs::write(&script_path, script(&steps, &address)).expect("script");
-    let (success, output) = run_bash(&script_path, &work, WALKTHROUGH_LIMIT);
+    std::fs::write(&script_path, script(&steps, &ports, &logs)).expect("script");
+    let listen = [(
+        "SEEDANCE_GW_SERVER__LISTEN",
+        format!("127.0.0.1:{}", ports.gateway),
+    )];
+    let (success, output) = run_bash(&script_path, &work, &listen, WALKTHROUGH_LIMIT);
 
     let printed = split_by_step(&output, steps.len());
     let mut failures = Vec::new();
     for (index, step) in steps.iter().enumerate() {
         let Some(text) = &printed[index] else {
             failures.push(format!(
-                "README line {}: the block never ran (an earlier one failed)",
+                "README line {}: the block never ran (the gateway did not start, or an earlier \
+                 block failed):\n{output}",
                 step.block.line
             ));
             break;
@@ -505,9 +568,9 @@ fn the_readme_walkthrough_runs_as_written() {
     }
     assert!(
         failures.is_empty(),
-        "{}\n--- serve's log (last lines):\n{}",
+        "{}\n{}",
         failures.join("\n\n"),
-        server.log_tail()
+        log_tails(&logs)
     );
     let video = std::fs::metadata(work.join("video.mp4")).map_or(0, |m| m.len());
     assert!(video > 0, "the walkthrough's video.mp4 is empty");

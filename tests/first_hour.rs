@@ -122,6 +122,11 @@ fn log_lines_into_a_file_carry_no_colour_codes() {
     assert!(text.contains("listening"), "{text}");
     assert!(text.contains("database opened"), "{text}");
     assert!(!text.contains('\u{1b}'), "colour codes in a file: {text:?}");
+    // The default start has the sandbox alone: nothing to warn about.
+    assert!(
+        !text.contains("WARN"),
+        "a warning on a default start: {text}"
+    );
 }
 
 /// `routing set` takes either spelling of a provider, warns about one this configuration does

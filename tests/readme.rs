@@ -37,6 +37,8 @@
 //! test runs the shell blocks, prints one loud `SKIPPED` line, and fails instead when
 //! `SGW_REQUIRE_SERVICES=1` (as on CI).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
+
 use std::io::Read;
 use std::net::TcpListener;
 use std::os::unix::process::CommandExt;

@@ -13,7 +13,7 @@ use super::{ConfigError, Secret, WorkersConfig};
 #[serde(deny_unknown_fields, default)]
 pub struct ProvidersConfig {
     pub sandbox: SandboxConfig,
-    /// seedance.it.com (PROVIDERS.md §1).
+    /// seedance.it.com (docs/providers.md).
     pub seedance_it: UpstreamConfig,
     /// Apiframe (§2).
     pub apiframe: UpstreamConfig,

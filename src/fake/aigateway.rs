@@ -1,4 +1,4 @@
-//! The AIgateway protocol (PROVIDERS.md §3, "Verified"), as the fake serves it: Bearer keys,
+//! The AIgateway protocol (docs/providers.md, "Verified"), as the fake serves it: Bearer keys,
 //! `POST /v1/videos/generations` answering 202, `GET /v1/jobs/{id}`, `POST
 //! /v1/jobs/{id}/cancel`, `{error: {message, type}}` errors (an unknown model is a 404
 //! `not_found`, as the seed documents) and webhooks signed `X-Gateway-Signature: t=...,v1=...`

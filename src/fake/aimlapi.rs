@@ -1,4 +1,4 @@
-//! The AI/ML API protocol (the "Verified" shape of PROVIDERS.md §5), as the fake serves it:
+//! The AI/ML API protocol (the "Verified" shape of docs/providers.md), as the fake serves it:
 //! `POST /v2/video/generations` and `GET /v2/video/generations?generation_id=…`, with
 //! `usd_spent` at the providers' list prices. No cancel and no webhook.
 

@@ -1,4 +1,4 @@
-//! The Apiframe protocol (PROVIDERS.md §2, "Verified"), as the fake serves it: `X-API-Key`,
+//! The Apiframe protocol (docs/providers.md, "Verified"), as the fake serves it: `X-API-Key`,
 //! `POST /v2/videos/generate` answering 202 `{jobId, status: "QUEUED"}`, `GET /v2/jobs/{id}`
 //! with upper-case statuses and `creditCost`, no cancel endpoint, `{"error": "..."}` errors
 //! (402 adds `creditsRequired` and `creditsAvailable`) and webhooks signed with

@@ -1,4 +1,4 @@
-//! The seedance.it.com protocol (PROVIDERS.md §1), as the fake serves it.
+//! The seedance.it.com protocol (docs/providers.md), as the fake serves it.
 
 use std::sync::Arc;
 

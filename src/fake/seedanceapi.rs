@@ -1,4 +1,4 @@
-//! The seedanceapi.org protocol (PROVIDERS.md §4), as the fake serves it: `POST /v2/generate`,
+//! The seedanceapi.org protocol (docs/providers.md), as the fake serves it: `POST /v2/generate`,
 //! `GET /v2/status?task_id=…`, the `{code, message, data}` envelope, its documented error codes
 //! and credit prices, and an unsigned callback to `callback_url`.
 

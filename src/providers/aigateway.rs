@@ -1,5 +1,5 @@
 //! AIgateway. Sources: `seeds/002_83616a9ad3071fb5.txt` (the model page: body, answer,
-//! errors) and, where it differs or says more, the "Verified" reference of PROVIDERS.md §3
+//! errors) and, where it differs or says more, the "Verified" reference of docs/providers.md
 //! (AIgateway's async-jobs docs), which this adapter follows.
 //!
 //! - `POST /v1/videos/generations` with a Bearer key and `{model, prompt, duration,

@@ -1,5 +1,5 @@
 //! AI/ML API. Sources: `seeds/004_03dbf6f30e4fceb5.txt` and the "Verified" reference of
-//! PROVIDERS.md §5 (AI/ML API's own docs), which this adapter follows where they differ.
+//! docs/providers.md (AI/ML API's own docs), which this adapter follows where they differ.
 //!
 //! - `POST /v2/video/generations` with `{model, prompt, image_url?, last_image_url?,
 //!   image_urls?, video_urls?, audio_urls?, aspect_ratio, resolution, duration,

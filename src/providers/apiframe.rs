@@ -1,5 +1,5 @@
 //! Apiframe. Sources: `seeds/001_61acd9bc440e59a0.txt` (the Seedance 2.0 parameters and the
-//! credit table) and, where it differs or says more, the "Verified" reference of PROVIDERS.md
+//! credit table) and, where it differs or says more, the "Verified" reference in docs/providers.md
 //! §2 (Apiframe's OpenAPI in its Node SDK), which this adapter follows.
 //!
 //! - `POST /v2/videos/generate` with `X-API-Key`, `Idempotency-Key: <gateway video id>` (a

@@ -238,11 +238,12 @@ impl Providers {
                 &p.aimlapi.capabilities,
             )?;
         }
+        let real_enabled = !providers.live.is_empty();
         providers.insert(
             Arc::new(sandbox::Sandbox::new(&p.sandbox)),
-            p.sandbox.enabled && providers.live.is_empty(),
+            p.sandbox.enabled && !real_enabled,
         );
-        if p.sandbox.enabled && !providers.live.is_empty() {
+        if p.sandbox.enabled && real_enabled {
             // The sandbox costs nothing, so cheapest routing would send every live job there:
             // live keys would pay for sandbox clips. With a real provider enabled it serves
             // test keys only.

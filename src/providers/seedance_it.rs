@@ -1,4 +1,4 @@
-//! seedance.it.com. Source: `seeds/000_f0b3ccba67403427.txt` (PROVIDERS.md §1).
+//! seedance.it.com. Source: `seeds/000_f0b3ccba67403427.txt` (docs/providers.md).
 //!
 //! - `POST /bytedance/seedance-2.0[/fast]/{text,image}-to-video` with
 //!   `{prompt, duration, aspect_ratio, image_url?, webhook_url?}` →

@@ -1,4 +1,4 @@
-//! seedanceapi.org. Source: `seeds/003_7afcf58364257041.txt` (PROVIDERS.md §4).
+//! seedanceapi.org. Source: `seeds/003_7afcf58364257041.txt` (docs/providers.md).
 //!
 //! - `POST /v2/generate` with `{model, prompt, duration, resolution, aspect_ratio, images?,
 //!   reference_video_urls?, reference_audio_urls?, callback_url?}` → the envelope

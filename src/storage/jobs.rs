@@ -1009,12 +1009,16 @@ impl Db {
         owner: &str,
         provider: &str,
         upstream_id: &str,
-        next: (i64, PollCause),
-        requests: i64,
+        due: Due,
         cost: Option<&ReportedCost>,
     ) -> Result<Option<Video>, sqlx::Error> {
         let now = now_ms();
-        let (next_run_at, cause) = next;
+        let Due {
+            at: next_run_at,
+            cause,
+            requests,
+            ..
+        } = due;
         let mut writer = self.hot_writer().await?;
         let row = sql::query(format!(
             "UPDATE videos SET status = 'in_progress', provider = $1, upstream_id = $2, submitted_at = $3, \

@@ -366,8 +366,10 @@ async fn submit(
                         owner,
                         provider.name(),
                         &submission.upstream_id,
-                        next,
-                        submits,
+                        Due {
+                            requests: submits,
+                            ..Due::at(next.0, next.1)
+                        },
                         submission.cost.as_ref(),
                     )
                     .await?;

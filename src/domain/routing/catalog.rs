@@ -1,5 +1,5 @@
 //! The upstream price catalog: what a request costs at each provider, in integer micro-USD,
-//! following each provider's own price rule and rounding (PROVIDERS.md; list prices on the
+//! following each provider's own price rule and rounding (docs/providers.md; list prices on the
 //! day of the seed documents, so they are defaults, overridable per provider and model in
 //! `pricing.upstream_usd_per_second`). No floats: decimal dollar amounts are parsed exactly.
 //!

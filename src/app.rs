@@ -1,11 +1,10 @@
 //! Assembly: connect the database, apply migrations, build the providers, the router and the
 //! workers, and serve until shutdown. Tests build the same [`App`] on port 0.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -13,109 +12,22 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::domain::services::Services;
 use crate::providers::Providers;
 use crate::storage::Db;
 
-/// How long a looked-up API key is trusted without asking the database again.
-pub const KEY_CACHE_TTL: Duration = Duration::from_secs(1);
+pub use crate::domain::services::KEY_CACHE_TTL;
 
-/// Everything a request handler or worker needs. Cloning it (the router does, several times
-/// per request) is one reference count.
+/// Everything a request handler or worker needs: the domain's [`Services`]. Cloning it (the
+/// router does, several times per request) is one reference count.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<Services>);
 
 impl std::ops::Deref for AppState {
-    type Target = Shared;
+    type Target = Services;
 
-    fn deref(&self) -> &Shared {
+    fn deref(&self) -> &Services {
         &self.0
-    }
-}
-
-/// What [`AppState`] shares.
-pub struct Shared {
-    pub config: Arc<Config>,
-    pub db: Db,
-    pub providers: Arc<Providers>,
-    /// Wakes the job worker when new work is queued.
-    pub wake: Arc<Notify>,
-    /// This replica's name in job leases.
-    pub instance_id: Arc<str>,
-    pub draining: Arc<AtomicBool>,
-    /// Request-rate state: in process, or shared in Redis.
-    pub limiter: Arc<crate::domain::limits::Limiter>,
-    /// Tenants' own request rates, cached for a few seconds.
-    pub tenant_rates: Arc<crate::domain::limits::RateCache>,
-    /// The JWT issuers internal teams authenticate with.
-    pub jwt: Arc<crate::domain::jwt::Issuers>,
-    /// When this replica last recorded each key's use, so the hot path writes it at most once
-    /// a minute per key instead of on every request.
-    pub key_uses: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
-    /// Wakes the webhook sender when messages are written to the outbox.
-    pub outbox: Arc<Notify>,
-    /// Archived outputs: a local directory or S3-compatible storage.
-    pub objects: crate::storage::objects::Objects,
-    /// API keys recently looked up, by hash, for at most [`KEY_CACHE_TTL`]: a request then
-    /// costs one database read fewer. Revocation reaches other replicas within that time and
-    /// this one at once (the revoke and rotate calls drop the key from it).
-    pub key_cache:
-        Arc<std::sync::Mutex<HashMap<String, (crate::domain::tenants::Principal, Instant)>>>,
-    /// This replica's Prometheus registry.
-    pub metrics: Arc<crate::metrics::Metrics>,
-}
-
-impl AppState {
-    pub fn wake_workers(&self) {
-        self.wake.notify_one();
-    }
-
-    /// The cached principal of a key hash, if looked up less than [`KEY_CACHE_TTL`] ago.
-    pub fn cached_key(&self, hash: &str) -> Option<crate::domain::tenants::Principal> {
-        let cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache
-            .get(hash)
-            .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
-            .map(|(principal, _)| principal.clone())
-    }
-
-    pub fn cache_key(&self, hash: String, principal: crate::domain::tenants::Principal) {
-        let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 50_000 {
-            cache.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
-        }
-        cache.insert(hash, (principal, Instant::now()));
-    }
-
-    /// Drops a key from this replica's cache (after a revoke or a rotation).
-    pub fn forget_key(&self, key: &crate::domain::ids::ApiKeyId) {
-        let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.retain(|_, (principal, _)| principal.key_id != *key);
-    }
-
-    pub fn wake_outbox(&self) {
-        self.outbox.notify_one();
-    }
-
-    /// Whether a key's last-used time is due to be written (at most once a minute per key).
-    pub fn key_use_due(&self, key: &str) -> bool {
-        let mut uses = self.key_uses.lock().unwrap_or_else(|p| p.into_inner());
-        let now = std::time::Instant::now();
-        match uses.get(key) {
-            Some(at) if now.duration_since(*at) < std::time::Duration::from_secs(60) => false,
-            _ => {
-                if uses.len() > 100_000 {
-                    uses.retain(|_, at| {
-                        now.duration_since(*at) < std::time::Duration::from_secs(60)
-                    });
-                }
-                uses.insert(key.to_string(), now);
-                true
-            }
-        }
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
     }
 }
 
@@ -153,7 +65,7 @@ impl App {
         let jwt = crate::domain::jwt::Issuers::from_config(&config.auth)
             .await
             .context("loading the JWT issuers")?;
-        let state = AppState(Arc::new(Shared {
+        let state = AppState(Arc::new(Services {
             config: Arc::new(config),
             db,
             providers: Arc::new(providers),

@@ -129,3 +129,17 @@ pub fn init(config: &LogConfig) -> Telemetry {
         _log_writer: Some(log_writer),
     }
 }
+
+/// Runs a short best-effort task (an upstream cancel, a key's last-used time) in the
+/// background. A panic inside it is contained by the runtime and logged here.
+pub fn spawn_detached<F>(name: &'static str, work: F)
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let handle = tokio::spawn(work);
+    tokio::spawn(async move {
+        if let Err(error) = handle.await {
+            tracing::error!(task = name, %error, "background task failed");
+        }
+    });
+}

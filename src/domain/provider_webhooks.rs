@@ -6,12 +6,12 @@
 //! only as a safety net (`workers::jobs`). Duplicate deliveries cause at most another poll,
 //! and a finished job ignores them.
 
-use crate::app::AppState;
+use crate::domain::services::Services;
 use crate::error::{Error, Result};
 use crate::providers::WebhookError;
 
 pub async fn receive(
-    state: &AppState,
+    state: &Services,
     provider: &str,
     token: &str,
     headers: &http::HeaderMap,

@@ -1,11 +1,12 @@
 //! The video job service: create (price, hold and job row in one transaction), read, list,
 //! cancel and delete, always scoped to the caller's tenant.
 
-use crate::app::AppState;
 use crate::domain::billing::ledger;
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::VideoId;
+use crate::domain::jobs::EndedBy;
 use crate::domain::routing;
+use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, PollCause, Video, VideoStatus};
 use crate::error::{Error, Result};
@@ -19,7 +20,7 @@ pub struct Created {
 }
 
 pub async fn create(
-    state: &AppState,
+    state: &Services,
     principal: &Principal,
     request: NewVideo,
     idempotency: Option<&crate::domain::idempotency::Claim>,
@@ -151,7 +152,7 @@ pub async fn create(
         state.wake_workers();
         return Ok(Created { video, route });
     }
-    let dispatched = match crate::workers::jobs::dispatch_now(state, video.clone()).await {
+    let dispatched = match crate::domain::jobs::dispatch_now(state, video.clone()).await {
         Ok(dispatched) => dispatched,
         Err(error) => {
             // The job is stored and held; hand it to the worker.
@@ -199,7 +200,7 @@ pub async fn create(
     }
 }
 
-pub async fn get(state: &AppState, principal: &Principal, id: &VideoId) -> Result<Video> {
+pub async fn get(state: &Services, principal: &Principal, id: &VideoId) -> Result<Video> {
     state
         .db
         .get_video(&principal.tenant_id, id)
@@ -212,7 +213,7 @@ pub struct Page {
     pub has_more: bool,
 }
 
-pub async fn list(state: &AppState, query: &ListQuery<'_>) -> Result<Page> {
+pub async fn list(state: &Services, query: &ListQuery<'_>) -> Result<Page> {
     let (videos, has_more) = state
         .db
         .list_videos(query)
@@ -224,7 +225,7 @@ pub async fn list(state: &AppState, query: &ListQuery<'_>) -> Result<Page> {
 /// Cancels a queued or running job: the job ends `canceled` and its hold is voided in one
 /// transaction; the upstream is then asked to cancel too, where it can. A result the upstream
 /// sends later is ignored, because only running jobs can change state.
-pub async fn cancel(state: &AppState, principal: &Principal, id: &VideoId) -> Result<Video> {
+pub async fn cancel(state: &Services, principal: &Principal, id: &VideoId) -> Result<Video> {
     let video = get(state, principal, id).await?;
     if video.status.is_terminal() {
         return Err(Error::Conflict(
@@ -232,31 +233,21 @@ pub async fn cancel(state: &AppState, principal: &Principal, id: &VideoId) -> Re
             format!("video {id} is already {}", video.status.as_str()),
         ));
     }
-    let mut tx = state.db.begin().await?;
-    let ended = crate::storage::Db::mark_ended(
-        &mut tx,
-        id,
+    crate::domain::jobs::end_job(
+        state,
+        &video,
         VideoStatus::Canceled,
         None,
-        None,
-        Some(&principal.tenant_id),
+        EndedBy::Tenant(&principal.tenant_id),
     )
-    .await?;
-    let voided = ended && ledger::void(&mut tx, id).await?;
-    if ended {
-        crate::domain::webhooks::enqueue(&mut tx, id, VideoStatus::Canceled).await?;
-    }
-    tx.commit().await?;
-    if ended {
-        after_terminal(state, &video, VideoStatus::Canceled, 0, voided);
-        crate::workers::jobs::cancel_upstream(state, &video);
-    }
+    .await
+    .map_err(Error::Internal)?;
     get(state, principal, id).await
 }
 
 /// Deletes a video: a running one is canceled first (its hold voided), then it disappears
 /// from every read.
-pub async fn delete(state: &AppState, principal: &Principal, id: &VideoId) -> Result<()> {
+pub async fn delete(state: &Services, principal: &Principal, id: &VideoId) -> Result<()> {
     let video = get(state, principal, id).await?;
     if !video.status.is_terminal() {
         match cancel(state, principal, id).await {
@@ -271,7 +262,7 @@ pub async fn delete(state: &AppState, principal: &Principal, id: &VideoId) -> Re
     // it finds the video no longer pending; a failed removal here is retried by its sweep.
     match video.archive_state.as_deref() {
         Some("stored") => {
-            let key = crate::workers::archive::object_key(id.as_str());
+            let key = crate::storage::objects::object_key(id.as_str());
             match state.objects.delete(&key).await {
                 Ok(()) => state.db.set_archive_state(id.as_str(), "deleted").await?,
                 Err(error) => {
@@ -283,27 +274,4 @@ pub async fn delete(state: &AppState, principal: &Principal, id: &VideoId) -> Re
         _ => {}
     }
     Ok(())
-}
-
-/// Called once a job's terminal transaction has committed: counts it, and wakes the webhook
-/// sender and the archiver (which find their work in the database, so a wake that is missed
-/// by a crash only delays them).
-pub fn after_terminal(
-    state: &AppState,
-    video: &Video,
-    status: VideoStatus,
-    captured: i64,
-    voided: bool,
-) {
-    let metrics = &state.metrics;
-    metrics.job_finished(video.provider.as_deref(), status.as_str());
-    if captured > 0 {
-        metrics.credits_captured.inc_by(captured as u64);
-    }
-    if voided {
-        metrics
-            .credits_voided
-            .inc_by(video.cost_reserved.get().max(0) as u64);
-    }
-    state.wake_outbox();
 }

@@ -20,8 +20,8 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
-use crate::app::AppState;
 use crate::domain::ids::{random_token, TenantId};
+use crate::domain::services::Services;
 use crate::domain::video::VideoStatus;
 use crate::error::{Error, Result};
 use crate::storage::{now_ms, Db, Tx};
@@ -43,7 +43,7 @@ pub async fn enqueue(
     tx: &mut Tx,
     video: &crate::domain::ids::VideoId,
     status: VideoStatus,
-) -> std::result::Result<u64, sqlx::Error> {
+) -> std::result::Result<u64, crate::storage::DbError> {
     match event_for(status) {
         Some(event) => Db::enqueue_webhooks(tx, video.as_str(), event).await,
         None => Ok(0),
@@ -211,7 +211,7 @@ pub struct EndpointRequest {
 }
 
 pub async fn create_endpoint(
-    state: &AppState,
+    state: &Services,
     tenant: &TenantId,
     request: EndpointRequest,
 ) -> Result<Endpoint> {
@@ -271,14 +271,14 @@ pub async fn create_endpoint(
 }
 
 /// A target URL must be http(s), at most 2048 characters, and pass the SSRF guard.
-pub async fn check_target(state: &AppState, url: &str) -> Result<()> {
+pub async fn check_target(state: &Services, url: &str) -> Result<()> {
     if url.len() > 2048 {
         return Err(Error::invalid("url", "url is at most 2048 characters"));
     }
     crate::domain::ssrf::check_url(url, "url", &state.config.security.url_allowlist).await
 }
 
-pub async fn endpoint(state: &AppState, tenant: &TenantId, id: &str) -> Result<Endpoint> {
+pub async fn endpoint(state: &Services, tenant: &TenantId, id: &str) -> Result<Endpoint> {
     state
         .db
         .webhook_endpoint(tenant, id)
@@ -287,7 +287,7 @@ pub async fn endpoint(state: &AppState, tenant: &TenantId, id: &str) -> Result<E
 }
 
 pub async fn set_disabled(
-    state: &AppState,
+    state: &Services,
     tenant: &TenantId,
     id: &str,
     disabled: bool,
@@ -301,7 +301,7 @@ pub async fn set_disabled(
 }
 
 /// How long a rotated secret keeps signing: the request's `overlap_secs` or the default.
-fn overlap(state: &AppState, overlap_secs: Option<i64>) -> Result<i64> {
+fn overlap(state: &Services, overlap_secs: Option<i64>) -> Result<i64> {
     let overlap = overlap_secs.unwrap_or(state.config.webhooks.secret_overlap_secs);
     if !(0..=7 * 86_400).contains(&overlap) {
         return Err(Error::invalid(
@@ -314,7 +314,7 @@ fn overlap(state: &AppState, overlap_secs: Option<i64>) -> Result<i64> {
 
 /// Issues a new secret; the old one keeps signing alongside it for `overlap_secs`.
 pub async fn rotate(
-    state: &AppState,
+    state: &Services,
     tenant: &TenantId,
     id: &str,
     overlap_secs: Option<i64>,
@@ -330,7 +330,7 @@ pub async fn rotate(
 
 /// The secret per-request `webhook_url` deliveries are signed with (created on first use).
 pub async fn request_secret(
-    state: &AppState,
+    state: &Services,
     tenant: &TenantId,
 ) -> Result<(String, Option<String>, Option<i64>)> {
     Ok(state
@@ -340,7 +340,7 @@ pub async fn request_secret(
 }
 
 pub async fn rotate_request_secret(
-    state: &AppState,
+    state: &Services,
     tenant: &TenantId,
     overlap_secs: Option<i64>,
 ) -> Result<(String, Option<String>, Option<i64>)> {

@@ -45,7 +45,7 @@ impl FromRequestParts<AppState> for Caller {
         if state.key_use_due(principal.key_id.as_str()) {
             let db = state.db.clone();
             let key = principal.key_id.clone();
-            crate::workers::spawn_detached("key-last-used", async move {
+            crate::telemetry::spawn_detached("key-last-used", async move {
                 if let Err(error) = db.touch_api_key(&key, now_ms()).await {
                     tracing::debug!(%error, "recording key use failed");
                 }

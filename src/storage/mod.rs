@@ -36,6 +36,10 @@ use crate::config::DatabaseConfig;
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
+/// What a storage call fails with. Callers above `storage/` name it by this path only, so the
+/// database driver stays storage's private business.
+pub use sqlx::Error as DbError;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,

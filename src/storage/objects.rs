@@ -14,6 +14,11 @@ use tokio::io::AsyncWriteExt;
 
 use crate::config::{StorageBackend, StorageConfig};
 
+/// Where a video's archived output is stored.
+pub fn object_key(video_id: &str) -> String {
+    format!("videos/{video_id}.mp4")
+}
+
 #[derive(Clone)]
 pub struct Objects {
     store: Arc<dyn ObjectStore>,

@@ -23,10 +23,6 @@ const PARALLEL: i64 = 4;
 /// Attempts before a copy is given up.
 const MAX_ATTEMPTS: i64 = 5;
 
-pub fn object_key(video_id: &str) -> String {
-    format!("videos/{video_id}.mp4")
-}
-
 pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = &state.config.storage;
     let timeout = Duration::from_secs(config.archive_timeout_secs.max(1));
@@ -81,7 +77,7 @@ async fn archive(
     client: &reqwest::Client,
     task: crate::storage::jobs::ArchiveTask,
 ) -> anyhow::Result<()> {
-    let key = object_key(&task.video_id);
+    let key = crate::storage::objects::object_key(&task.video_id);
     let copied = copy(state, client, &task.output_url, &key).await;
     match copied {
         Ok(bytes) => {

@@ -25,17 +25,3 @@ where
         }
     })
 }
-
-/// Runs a short best-effort task (an upstream cancel, a key's last-used time) in the
-/// background. A panic inside it is contained by the runtime and logged here.
-pub fn spawn_detached<F>(name: &'static str, work: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
-    let handle = tokio::spawn(work);
-    tokio::spawn(async move {
-        if let Err(error) = handle.await {
-            tracing::error!(task = name, %error, "background task failed");
-        }
-    });
-}

@@ -74,7 +74,7 @@ pub enum LedgerError {
     #[error("insufficient credits: {needed} needed, {available} available")]
     Insufficient { needed: Credits, available: Credits },
     #[error(transparent)]
-    Db(#[from] sqlx::Error),
+    Db(#[from] crate::storage::DbError),
     /// A stored amount the arithmetic cannot carry (never from a bounded input).
     #[error(transparent)]
     Money(#[from] MoneyError),
@@ -107,7 +107,10 @@ fn pair<'a>(from: &'a str, to: &'a str, amount: Credits) -> Result<[Entry<'a>; 2
 }
 
 /// Creates the accounts of a new tenant, both modes.
-pub async fn open_tenant_accounts(tx: &mut Tx, tenant: &TenantId) -> Result<(), sqlx::Error> {
+pub async fn open_tenant_accounts(
+    tx: &mut Tx,
+    tenant: &TenantId,
+) -> Result<(), crate::storage::DbError> {
     for mode in [Mode::Live, Mode::Test] {
         Db::ensure_account(
             tx,
@@ -433,7 +436,11 @@ pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, LedgerError> {
     Ok(true)
 }
 
-pub async fn balance(db: &Db, tenant: &TenantId, mode: Mode) -> Result<Balance, sqlx::Error> {
+pub async fn balance(
+    db: &Db,
+    tenant: &TenantId,
+    mode: Mode,
+) -> Result<Balance, crate::storage::DbError> {
     let available = db
         .read_account_balance(&available_account(tenant, mode))
         .await?;

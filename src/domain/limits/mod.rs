@@ -191,7 +191,7 @@ const RATE_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The request rate of a tenant: its own, else the operator's default.
 pub async fn tenant_rate(
-    state: &crate::app::AppState,
+    state: &crate::domain::services::Services,
     tenant: &crate::domain::ids::TenantId,
 ) -> Result<Rate, Error> {
     let defaults = Rate {
@@ -226,7 +226,7 @@ pub async fn tenant_rate(
 
 /// Applies the tenant's and the key's request rates to an authenticated request.
 pub async fn admit_request(
-    state: &crate::app::AppState,
+    state: &crate::domain::services::Services,
     principal: &crate::domain::tenants::Principal,
 ) -> Result<(), Error> {
     let rate = tenant_rate(state, &principal.tenant_id).await?;
@@ -250,7 +250,10 @@ pub async fn admit_request(
 }
 
 /// Counts a failed authentication from `client`; once too many, the client is throttled.
-pub async fn failed_auth(state: &crate::app::AppState, client: &str) -> Result<(), Error> {
+pub async fn failed_auth(
+    state: &crate::domain::services::Services,
+    client: &str,
+) -> Result<(), Error> {
     let rate = Rate {
         per_minute: state.config.limits.failed_auth_per_minute,
         burst: state.config.limits.failed_auth_per_minute.clamp(1, 10),

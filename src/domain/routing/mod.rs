@@ -16,8 +16,8 @@
 pub mod catalog;
 pub mod policy;
 
-use crate::app::AppState;
 use crate::domain::billing::{Credits, Mode};
+use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, Strategy};
 use crate::error::{Error, Result};
@@ -84,7 +84,7 @@ impl Decision {
 }
 
 /// The routing policy in force for a caller: operator default, then tenant, then key.
-pub async fn policy_for(state: &AppState, principal: &Principal) -> Result<Policy> {
+pub async fn policy_for(state: &Services, principal: &Principal) -> Result<Policy> {
     let operator = PolicyLevel {
         strategy: Some(state.config.routing.strategy),
         providers: state.config.routing.providers.clone(),
@@ -105,7 +105,7 @@ pub async fn policy_for(state: &AppState, principal: &Principal) -> Result<Polic
 }
 
 pub async fn decide(
-    state: &AppState,
+    state: &Services,
     principal: &Principal,
     request: &NewVideo,
 ) -> Result<Decision> {
@@ -236,7 +236,7 @@ pub async fn decide(
 /// cost-plus at the picked provider, else the operator's price), checked against the
 /// request's `max_cost_credits`.
 pub async fn price(
-    state: &AppState,
+    state: &Services,
     principal: &Principal,
     request: &NewVideo,
     decision: &Decision,

@@ -444,7 +444,7 @@ pub async fn video_content(
         ));
     }
     if !thumbnail && video.archive_state.as_deref() == Some("stored") {
-        let key = crate::workers::archive::object_key(video.id.as_str());
+        let key = crate::storage::objects::object_key(video.id.as_str());
         if let Some(size) = state.objects.size(&key).await? {
             return stored_content(&state, &video, &key, size, &method, &request_headers).await;
         }

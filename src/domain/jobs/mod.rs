@@ -1,0 +1,166 @@
+//! The job lifecycle: how a stored job moves `queued → in_progress → completed | failed |
+//! canceled` (or times out), one step at a time, with its hold settled exactly once.
+//!
+//! - [`advance`] takes a leased job one step: a submit (`submit`: slots, rates, fallback,
+//!   lost answers) or a poll, whose answer is settled by `lifecycle` (capture or void in the
+//!   same transaction as the final state).
+//! - `schedule` decides when a running job is next due: the regular poll schedule, or, for
+//!   jobs whose provider calls back, only safety polls until the webhook.
+//! - The worker (`workers::jobs`) claims due jobs and calls [`advance`]; a create calls
+//!   [`dispatch_now`]; a tenant's cancel and the hold timeout end jobs through
+//!   [`lifecycle::end_job`]; provider webhooks make a job due (`domain::provider_webhooks`).
+//!
+//! A replica that dies loses only its leases, which expire and are claimed again, so every job
+//! reaches a final state and is charged at most once.
+
+mod lifecycle;
+mod schedule;
+mod submit;
+
+use crate::domain::services::Services;
+use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
+use crate::providers::{ProviderError, UpstreamStatus};
+use crate::storage::jobs::Due;
+use crate::storage::now_ms;
+
+pub use lifecycle::{after_terminal, cancel_upstream, end_job, expire_overdue, EndedBy};
+pub use schedule::{backoff, poll_delay};
+pub use submit::hand_out_slots;
+
+use lifecycle::{complete, end, retry_later};
+use schedule::next_poll;
+use submit::{resubmit, submit};
+
+/// The attempt outcome of a submit the provider could not serve (see [`submit`]).
+pub const UNSUPPORTED_OUTCOME: &str = "unsupported";
+
+/// The attempt outcome of a submit whose answer was lost (see [`submit`]).
+pub const UNKNOWN_OUTCOME: &str = "unknown";
+
+/// Transient upstream failures tolerated before a job is failed.
+pub(crate) const MAX_ATTEMPTS: i64 = 8;
+
+/// Submits a just-created job from the request that created it, so that the client learns at
+/// once when the upstream refuses it. The job was stored leased to this replica (holding its
+/// provider's slot where the provider has a limit), so no worker can take it meanwhile.
+/// Returns the job as it stands afterwards; a transient failure leaves it queued for the
+/// worker.
+pub async fn dispatch_now(state: &Services, job: Video) -> anyhow::Result<Option<Video>> {
+    let id = job.id.clone();
+    match advance(state, job).await? {
+        Some(submitted) => Ok(Some(submitted)),
+        None => Ok(state.db.get_video_any(&id).await?),
+    }
+}
+
+/// Takes a leased job one step further. Returns the job as stored when the step was an
+/// accepted submit (the common case of a create), so the caller need not read it back.
+pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Video>> {
+    let owner = state.instance_id.as_ref();
+    let Some(provider) = job
+        .provider
+        .as_deref()
+        .and_then(|p| state.providers.get(p))
+        .cloned()
+    else {
+        let error = JobError {
+            code: "upstream_unavailable".into(),
+            message: "the provider of this job is no longer configured".into(),
+        };
+        end(state, &job, owner, VideoStatus::Failed, error).await?;
+        return Ok(None);
+    };
+    match (job.status, job.upstream_id.as_deref()) {
+        (VideoStatus::Queued, _) | (VideoStatus::InProgress, None) => {
+            return submit(state, job, provider).await;
+        }
+        (VideoStatus::InProgress, Some(upstream_id)) => {
+            let cause = job.poll_cause;
+            let started = now_ms();
+            state
+                .metrics
+                .job_request(provider.name(), cause.request_label());
+            let polled = record_health(state, provider.name(), provider.poll(upstream_id).await);
+            let after_poll = |at: i64, cause: PollCause, progress: Option<i64>| Due {
+                at,
+                cause,
+                progress,
+                count_attempt: false,
+                requests: 1,
+                step_started: Some(started),
+                min_interval_ms: provider.min_poll_interval().as_millis() as i64,
+            };
+            match polled {
+                Ok(UpstreamStatus::Queued) => {
+                    let (at, cause) = next_poll(state, provider.as_ref(), &job);
+                    state
+                        .db
+                        .reschedule(&job.id, owner, after_poll(at, cause, None))
+                        .await?;
+                }
+                Ok(UpstreamStatus::Running { progress }) => {
+                    let (at, cause) = next_poll(state, provider.as_ref(), &job);
+                    let progress = progress.map(|p| p.clamp(0, 99));
+                    state
+                        .db
+                        .reschedule(&job.id, owner, after_poll(at, cause, progress))
+                        .await?;
+                }
+                Ok(UpstreamStatus::Completed {
+                    video_url,
+                    seconds,
+                    cost,
+                }) => {
+                    complete(state, &job, owner, &video_url, seconds, cost.as_ref()).await?;
+                }
+                Ok(UpstreamStatus::Failed { code, message }) => {
+                    if !resubmit(state, &job, &code, &message).await? {
+                        end(
+                            state,
+                            &job,
+                            owner,
+                            VideoStatus::Failed,
+                            JobError { code, message },
+                        )
+                        .await?;
+                    }
+                }
+                Ok(UpstreamStatus::Canceled) => {
+                    let error = JobError {
+                        code: "upstream_canceled".into(),
+                        message: "the upstream canceled this job".into(),
+                    };
+                    end(state, &job, owner, VideoStatus::Failed, error).await?;
+                }
+                Err(ProviderError::Transient {
+                    message,
+                    retry_after,
+                }) => {
+                    retry_later(state, &job, owner, &message, retry_after, 1).await?;
+                }
+                Err(other) => {
+                    retry_later(state, &job, owner, &other.to_string(), None, 1).await?;
+                }
+            }
+        }
+        (status, _) => {
+            tracing::debug!(video = %job.id, status = status.as_str(), "claimed a job that is no longer running");
+        }
+    }
+    Ok(None)
+}
+
+/// Feeds a poll's outcome to the provider's circuit: answers count as health, failures that
+/// are the provider's (not a refused request) count against it.
+pub(crate) fn record_health<T>(
+    state: &Services,
+    provider: &str,
+    outcome: Result<T, ProviderError>,
+) -> Result<T, ProviderError> {
+    match &outcome {
+        Ok(_) => state.providers.circuits.record_success(provider),
+        Err(ProviderError::Rejected(_) | ProviderError::Unsupported(_)) => {}
+        Err(_) => state.providers.circuits.record_failure(provider),
+    }
+    outcome
+}

@@ -1,0 +1,432 @@
+//! Submitting a job: a slot at its provider (or the next candidate with room), a token of the
+//! provider's submit rate, then the submit itself. A failure another provider might not have
+//! moves the job to the next candidate on the same hold; a lost answer is sent again only
+//! where the provider de-duplicates, else once more at most.
+
+use std::sync::Arc;
+
+use super::lifecycle::{end, retry_later};
+use super::schedule::{first_poll_delay, first_safety_poll, observed_duration, safety_interval};
+use super::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
+use crate::domain::services::Services;
+use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
+use crate::providers::{Provider, ProviderError, SubmitRequest};
+use crate::storage::jobs::{Attempt, Due};
+use crate::storage::now_ms;
+
+/// Submits a job to its provider. A failure that another provider might not have — the
+/// provider is misconfigured or out of credit (401/403/402), rate limiting, failing or
+/// unreachable — moves the job to the next candidate of its routing decision, as long as
+/// candidates remain and the request allowed fallback; an upstream 400 does not (the request
+/// itself is at fault). Every attempt is recorded for the operator. The hold is the job's,
+/// whatever provider takes it, so the tenant is charged once, at most the reserved price.
+pub(super) async fn submit(
+    state: &Services,
+    mut job: Video,
+    mut provider: Arc<dyn Provider>,
+) -> anyhow::Result<Option<Video>> {
+    let owner = state.instance_id.as_ref();
+    let public = state
+        .config
+        .server
+        .public_base_url
+        .as_deref()
+        .map(|b| b.trim_end_matches('/'));
+    // Submits sent in this step, counted toward the job's upstream requests.
+    let mut submits = 0;
+    loop {
+        if !take_slot(state, &mut job, &mut provider).await?
+            || !within_rate(state, &mut job, provider.as_ref()).await?
+        {
+            // Every candidate is full: wait in the queue for a slot.
+            let due = Due::at(next_queue_turn(now_ms()), PollCause::Scheduled);
+            state.db.reschedule(&job.id, owner, due).await?;
+            return Ok(None);
+        }
+        let first_frame_url = match (
+            &job.request.inputs.first_frame_url,
+            &job.request.inputs.first_frame_upload,
+            public,
+        ) {
+            (Some(url), _, _) => Some(url.as_str().to_string()),
+            (None, Some(name), Some(base)) => Some(format!("{base}/files/{name}")),
+            _ => None,
+        };
+        let callback_url = match (public, &job.callback_token) {
+            (Some(base), Some(token)) => Some(format!(
+                "{base}/webhooks/providers/{}/{token}",
+                provider.name()
+            )),
+            _ => None,
+        };
+        let calls_back = callback_url.is_some() && provider.sends_webhooks();
+        let request = SubmitRequest {
+            video_id: &job.id,
+            video: &job.request,
+            first_frame_url,
+            callback_url,
+        };
+        let started = now_ms();
+        state.metrics.job_request(provider.name(), "submit");
+        submits += 1;
+        let outcome = provider.submit(request).await;
+        let attempt = Attempt {
+            video: &job.id,
+            provider: provider.name(),
+            operation: "submit",
+            started_at: started,
+            duration_ms: now_ms() - started,
+        };
+        let error = match outcome {
+            Ok(submission) => {
+                state.providers.circuits.record_success(provider.name());
+                state.db.record_attempt(&attempt, "accepted", None).await?;
+                let next = if calls_back {
+                    let expected = match submission.estimated {
+                        Some(estimate) => Some(estimate),
+                        None => observed_duration(state, provider.name(), &job).await,
+                    };
+                    let wait =
+                        first_safety_poll(provider.as_ref(), expected, safety_interval(state));
+                    (now_ms() + wait.as_millis() as i64, PollCause::Safety)
+                } else {
+                    let wait = first_poll_delay(provider.as_ref(), submission.estimated);
+                    (now_ms() + wait.as_millis() as i64, PollCause::Scheduled)
+                };
+                let submitted = state
+                    .db
+                    .mark_submitted(
+                        &job.id,
+                        owner,
+                        provider.name(),
+                        &submission.upstream_id,
+                        Due {
+                            requests: submits,
+                            ..Due::at(next.0, next.1)
+                        },
+                        submission.cost.as_ref(),
+                    )
+                    .await?;
+                return Ok(submitted);
+            }
+            Err(error) => error,
+        };
+        // A submit whose answer was lost may have made a job upstream. Sent again as it is
+        // only where the provider de-duplicates it; elsewhere it is sent once more at most.
+        let error = match error {
+            ProviderError::OutcomeUnknown(message) if provider.idempotent_submits() => {
+                ProviderError::Transient {
+                    message,
+                    retry_after: None,
+                }
+            }
+            other => other,
+        };
+        let outcome = match &error {
+            ProviderError::Rejected(_) => "rejected",
+            ProviderError::Unsupported(_) => UNSUPPORTED_OUTCOME,
+            ProviderError::Unavailable(_) => "unavailable",
+            ProviderError::Transient { .. } => "transient",
+            ProviderError::OutcomeUnknown(_) => UNKNOWN_OUTCOME,
+        };
+        state
+            .db
+            .record_attempt(&attempt, outcome, Some(&error.to_string()))
+            .await?;
+        if !matches!(
+            error,
+            ProviderError::Rejected(_) | ProviderError::Unsupported(_)
+        ) {
+            state.providers.circuits.record_failure(provider.name());
+        }
+        if let ProviderError::Unsupported(reason) = &error {
+            // The declared capabilities were wrong for this shape: say so, and keep the
+            // provider out of it for a while.
+            tracing::warn!(
+                video = %job.id,
+                provider = provider.name(),
+                model = job.request.model.id(),
+                %reason,
+                "the provider refused a request its capabilities admit; trying the next candidate"
+            );
+            state
+                .providers
+                .refusals
+                .learn(provider.name(), &job.request, reason);
+        }
+        if let ProviderError::Unavailable(message) = &error {
+            tracing::error!(provider = provider.name(), %message, "provider is misconfigured or out of credit");
+        }
+        let mut lost_answers = 0;
+        if let ProviderError::OutcomeUnknown(message) = &error {
+            lost_answers = state
+                .db
+                .attempts_for_video(&job.id)
+                .await?
+                .iter()
+                .filter(|a| a.operation == "submit" && a.outcome == UNKNOWN_OUTCOME)
+                .count();
+            tracing::warn!(
+                video = %job.id,
+                provider = provider.name(),
+                %message,
+                "a submit's answer was lost: the job may exist upstream unseen (listed in the cost-mismatch report)"
+            );
+        }
+        let next = match &error {
+            ProviderError::Rejected(_) => None,
+            // One more submit at most after a lost answer, elsewhere when possible.
+            ProviderError::OutcomeUnknown(_) if lost_answers > 1 => None,
+            _ if !job.request.routing.fallback => None,
+            _ => next_candidate(state, &mut job),
+        };
+        if job.slot_provider.take().is_some() {
+            state.db.release_slot_now(&job.id).await?;
+            state.wake_workers();
+        }
+        if let Some(next) = next {
+            tracing::info!(video = %job.id, from = provider.name(), to = next.name(), %error, "failing over to the next provider");
+            if !state
+                .db
+                .switch_provider(&job.id, owner, next.name(), &job.fallbacks)
+                .await?
+            {
+                return Ok(None); // No longer ours (canceled, or the lease was lost).
+            }
+            provider = next;
+            continue;
+        }
+        let ended = match error {
+            ProviderError::Unsupported(_) => {
+                // Every candidate tried refused: one error with each provider's reason.
+                let reasons: Vec<String> = state
+                    .db
+                    .attempts_for_video(&job.id)
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.operation == "submit" && a.outcome == UNSUPPORTED_OUTCOME)
+                    .filter_map(|a| a.error)
+                    .collect();
+                let error = JobError {
+                    code: "upstream_unsupported".into(),
+                    message: format!(
+                        "no provider would take this request: {}",
+                        reasons.join("; ")
+                    ),
+                };
+                end(state, &job, owner, VideoStatus::Failed, error).await
+            }
+            ProviderError::Rejected(message) => {
+                let error = JobError {
+                    code: "upstream_rejected".into(),
+                    message,
+                };
+                end(state, &job, owner, VideoStatus::Failed, error).await
+            }
+            ProviderError::Unavailable(_) => {
+                let error = JobError {
+                    code: "upstream_unavailable".into(),
+                    message: "no upstream could take this job".into(),
+                };
+                end(state, &job, owner, VideoStatus::Failed, error).await
+            }
+            ProviderError::Transient {
+                message,
+                retry_after,
+            } => retry_later(state, &job, owner, &message, retry_after, submits).await,
+            // No other candidate: the one more submit goes to the same provider, later.
+            ProviderError::OutcomeUnknown(message) if lost_answers <= 1 => {
+                retry_later(state, &job, owner, &message, None, submits).await
+            }
+            ProviderError::OutcomeUnknown(message) => {
+                let error = JobError {
+                    code: "upstream_outcome_unknown".into(),
+                    message: format!(
+                        "the upstream's answers to this job's submits were lost ({message}); \
+                         it was not sent again, and its credits were released"
+                    ),
+                };
+                end(state, &job, owner, VideoStatus::Failed, error).await
+            }
+        };
+        return ended.map(|()| None);
+    }
+}
+
+/// Gives free slots to claimed queued jobs in the claim's fair order, before their submits run
+/// concurrently: otherwise the jobs of a batch would race for a freed slot and the order would
+/// mean nothing. Once a provider has no room, later jobs for it get none in this round.
+pub async fn hand_out_slots(state: &Services, mut claimed: Vec<Video>) -> Vec<Video> {
+    let mut full: Vec<String> = Vec::new();
+    for job in claimed
+        .iter_mut()
+        .filter(|j| j.status == VideoStatus::Queued)
+    {
+        let Some(provider) = job.provider.clone() else {
+            continue;
+        };
+        let Some(limit) = state.providers.limit(&provider) else {
+            continue;
+        };
+        if job.slot_provider.as_deref() == Some(provider.as_str()) || full.contains(&provider) {
+            continue;
+        }
+        if job.slot_provider.is_some() {
+            continue; // Holds a slot elsewhere; the submit step sorts it out.
+        }
+        match state
+            .db
+            .acquire_slot(&job.id, &state.instance_id, &provider, limit)
+            .await
+        {
+            Ok(true) => job.slot_provider = Some(provider),
+            Ok(false) => full.push(provider),
+            Err(error) => tracing::warn!(video = %job.id, %error, "taking a slot failed"),
+        }
+    }
+    claimed
+}
+
+/// How often jobs waiting for a slot look for one.
+const QUEUE_WAIT_MS: i64 = 500;
+
+/// The next instant on a shared grid at which waiting jobs look for slots again. All jobs that
+/// wait become due at the same instant and are claimed together, so the claim's fair order —
+/// not the moment each one happened to start waiting — decides who gets a freed slot.
+fn next_queue_turn(now: i64) -> i64 {
+    (now / QUEUE_WAIT_MS + 1) * QUEUE_WAIT_MS
+}
+
+/// Makes sure the job holds a slot at its provider (when the provider is limited). When the
+/// provider is full and the request allows fallback, the job moves to the next candidate that
+/// has room (the full one goes to the front of its fallbacks). False: every candidate is full.
+async fn take_slot(
+    state: &Services,
+    job: &mut Video,
+    provider: &mut Arc<dyn Provider>,
+) -> anyhow::Result<bool> {
+    let owner = state.instance_id.as_ref();
+    if job.slot_provider.as_deref() == Some(provider.name()) {
+        return Ok(true);
+    }
+    if job.slot_provider.take().is_some() {
+        state.db.release_slot_now(&job.id).await?;
+    }
+    let Some(limit) = state.providers.limit(provider.name()) else {
+        return Ok(true);
+    };
+    if state
+        .db
+        .acquire_slot(&job.id, owner, provider.name(), limit)
+        .await?
+    {
+        job.slot_provider = Some(provider.name().to_string());
+        return Ok(true);
+    }
+    if !job.request.routing.fallback {
+        return Ok(false);
+    }
+    for (index, name) in job.fallbacks.clone().iter().enumerate() {
+        let Some(candidate) = state.providers.get(name).cloned() else {
+            continue;
+        };
+        if state.providers.circuits.check(name).is_err() {
+            continue;
+        }
+        let room = match state.providers.limit(name) {
+            None => true,
+            Some(limit) => state.db.acquire_slot(&job.id, owner, name, limit).await?,
+        };
+        if room {
+            job.fallbacks.remove(index);
+            job.fallbacks.insert(0, provider.name().to_string());
+            if state.providers.limit(name).is_some() {
+                job.slot_provider = Some(name.clone());
+            }
+            if !state
+                .db
+                .switch_provider(&job.id, owner, name, &job.fallbacks)
+                .await?
+            {
+                return Ok(false);
+            }
+            *provider = candidate;
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// When the job's policy asks for it and a candidate remains, sends a job that failed
+/// upstream to the next candidate: it is queued again there, with the same hold, so it is
+/// still charged once, at most the reserved price. False when it was not resubmitted.
+pub(super) async fn resubmit(
+    state: &Services,
+    job: &Video,
+    code: &str,
+    message: &str,
+) -> anyhow::Result<bool> {
+    if !job.request.routing.resubmit {
+        return Ok(false);
+    }
+    let mut job = job.clone();
+    let Some(next) = next_candidate(state, &mut job) else {
+        return Ok(false);
+    };
+    let started = now_ms();
+    let from = job.provider.clone().unwrap_or_default();
+    let attempt = Attempt {
+        video: &job.id,
+        provider: &from,
+        operation: "generate",
+        started_at: started,
+        duration_ms: 0,
+    };
+    state
+        .db
+        .record_attempt(&attempt, "failed", Some(&format!("{code}: {message}")))
+        .await?;
+    tracing::info!(video = %job.id, from = %from, to = next.name(), %code, "resubmitting a job that failed upstream");
+    let moved = state
+        .db
+        .requeue_elsewhere(&job.id, &state.instance_id, next.name(), &job.fallbacks)
+        .await?;
+    if moved {
+        state.wake_workers();
+    }
+    Ok(moved)
+}
+
+/// Takes a submit from the provider's rate, if it has one. When the rate is spent the job gives
+/// its slot back and waits in the queue like a job whose provider is full.
+async fn within_rate(
+    state: &Services,
+    job: &mut Video,
+    provider: &dyn Provider,
+) -> anyhow::Result<bool> {
+    let Some((interval_ms, burst)) = state.providers.rate(provider.name()) else {
+        return Ok(true);
+    };
+    if state
+        .db
+        .take_submit_token(provider.name(), interval_ms, burst, now_ms())
+        .await?
+    {
+        return Ok(true);
+    }
+    if job.slot_provider.take().is_some() {
+        state.db.release_slot_now(&job.id).await?;
+    }
+    Ok(false)
+}
+
+/// Takes the next configured candidate off the job's fallback list.
+fn next_candidate(state: &Services, job: &mut Video) -> Option<Arc<dyn Provider>> {
+    while !job.fallbacks.is_empty() {
+        let name = job.fallbacks.remove(0);
+        if let Some(provider) = state.providers.get(&name) {
+            return Some(provider.clone());
+        }
+    }
+    None
+}

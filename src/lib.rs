@@ -1,14 +1,20 @@
 //! seedance-gateway: one normalized `/v1/videos` API in front of the resellers of ByteDance
 //! Seedance 2.0, with its own API keys, credit ledger and quotas.
 //!
+//! Layers, each using only the ones below it (README, "How the code is organised"):
+//!
+//! - [`cli`] and [`app`]: the commands, and the composition root that builds everything.
 //! - [`http`]: the edge — routing, authentication, request parsing, the OpenAPI document.
-//! - [`domain`]: the rules — videos, billing (pricing and the ledger), tenants and keys.
-//! - [`providers`]: one module per upstream, behind one interface.
-//! - [`storage`]: SQL for SQLite and PostgreSQL, and migrations.
-//! - [`workers`]: background work (dispatch, polling, settlement) that survives restarts.
+//! - [`workers`]: background loops (jobs, tenant webhooks, archive) that survive restarts.
+//! - [`domain`]: every rule — videos and the job lifecycle, billing and the ledger, routing,
+//!   limits, tenants and keys, idempotency, webhooks.
+//! - [`storage`]: one API to SQLite or PostgreSQL, and migrations; [`providers`]: one module
+//!   per upstream, behind one interface.
+//! - [`config`], [`clock`], [`metrics`], [`telemetry`], [`error`]: what every layer shares.
 
 pub mod app;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;

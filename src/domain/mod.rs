@@ -16,5 +16,6 @@ pub mod services;
 pub mod ssrf;
 pub mod tenants;
 pub mod video;
+pub mod video_object;
 pub mod videos;
 pub mod webhooks;

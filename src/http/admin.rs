@@ -465,7 +465,7 @@ pub async fn audit(State(state): State<AppState>, _: Operator) -> Result<Json<Au
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminVideo {
     #[serde(flatten)]
-    pub video: crate::http::videos::object::VideoObject,
+    pub video: crate::domain::video_object::VideoObject,
     pub tenant_id: String,
     pub upstream_id: Option<String>,
     /// What the upstream reported it charged, as it wrote it.
@@ -497,7 +497,7 @@ pub async fn get_video(
         .ok_or(Error::NotFound("video"))?;
     let attempts = state.db.attempts_for_video(&id).await?;
     Ok(Json(AdminVideo {
-        video: crate::http::videos::object::VideoObject::from(&video),
+        video: crate::domain::video_object::VideoObject::from(&video),
         tenant_id: video.tenant_id.to_string(),
         upstream_id: video.upstream_id.clone(),
         upstream_cost: video.upstream_cost.clone(),

@@ -9,13 +9,13 @@
 
 use std::time::Duration;
 
+use crate::clock::now_ms;
 use crate::config::SandboxConfig;
 use crate::domain::video::{Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities, ALL_RATIOS};
 use crate::providers::{
     CancelOutcome, Provider, ProviderError, Submission, SubmitRequest, UpstreamStatus, WebhookError,
 };
-use crate::storage::now_ms;
 
 pub const NAME: &str = "sandbox";
 /// The output URL of every finished sandbox job; served from the embedded asset.

@@ -391,13 +391,7 @@ fn ensure_sqlite_parent_dir(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Milliseconds since the unix epoch.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ms;
 
 /// Claims a SQLite file for one serving process: a second `serve` on the same file is
 /// refused while the first runs (the lock is released when the returned file is dropped

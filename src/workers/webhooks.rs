@@ -135,7 +135,7 @@ async fn payload(state: &AppState, message: &Message) -> anyhow::Result<String> 
     let body = serde_json::json!({
         "type": message.event_type,
         "timestamp": webhooks::rfc3339(message.event_at),
-        "data": crate::http::videos::object::VideoObject::from(&video),
+        "data": crate::domain::video_object::VideoObject::from(&video),
     });
     let rendered = serde_json::to_string(&body)?;
     Ok(state.db.fix_webhook_payload(&message.id, &rendered).await?)

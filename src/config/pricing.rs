@@ -58,7 +58,7 @@ impl PricingConfig {
             }
         }
         let readable =
-            |v: &str| crate::providers::upstream::usd_to_micros(v).is_some_and(|m| m >= 0);
+            |v: &str| crate::domain::billing::MicroUsd::parse_usd(v).is_some_and(|m| m.get() >= 0);
         if let Some(value) = &self.apiframe_usd_per_credit {
             if !readable(value) {
                 return Err(ConfigError::Invalid(format!(

@@ -40,7 +40,8 @@ impl Default for RoutingConfig {
 
 impl RoutingConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        let known = |p: &str| crate::providers::ALL_NAMES.contains(&p);
+        use crate::domain::ids::ProviderId;
+        let known = |p: &str| ProviderId::ALL.iter().any(|id| id.as_str() == p);
         if let Some(baseline) = self.baseline_provider.as_deref().filter(|b| !known(b)) {
             return Err(ConfigError::Invalid(format!(
                 "routing.baseline_provider: unknown provider `{baseline}`"

@@ -16,6 +16,66 @@ pub fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// One upstream the gateway knows. Its one name (`seedance-it`) is the same in the API, the
+/// configuration's provider lists, metrics and logs; the configuration's section name
+/// (`seedance_it`) is read as the same provider wherever a name is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ProviderId {
+    SeedanceIt,
+    Apiframe,
+    AiGateway,
+    SeedanceApi,
+    AimlApi,
+    Sandbox,
+}
+
+impl ProviderId {
+    pub const ALL: [ProviderId; 6] = [
+        ProviderId::SeedanceIt,
+        ProviderId::Apiframe,
+        ProviderId::AiGateway,
+        ProviderId::SeedanceApi,
+        ProviderId::AimlApi,
+        ProviderId::Sandbox,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProviderId::SeedanceIt => "seedance-it",
+            ProviderId::Apiframe => "apiframe",
+            ProviderId::AiGateway => "aigateway",
+            ProviderId::SeedanceApi => "seedanceapi",
+            ProviderId::AimlApi => "aimlapi",
+            ProviderId::Sandbox => "sandbox",
+        }
+    }
+
+    /// The provider's section in the configuration (`providers.seedance_it`).
+    pub const fn config_section(self) -> &'static str {
+        match self {
+            ProviderId::SeedanceIt => "seedance_it",
+            other => other.as_str(),
+        }
+    }
+
+    /// A provider by either spelling of its name, in any case; `None` when unknown.
+    pub fn parse(raw: &str) -> Option<ProviderId> {
+        let name = raw.trim().to_ascii_lowercase().replace('_', "-");
+        ProviderId::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// Every name, comma-separated, for messages that list the valid ones.
+    pub fn all_names() -> String {
+        ProviderId::ALL.map(ProviderId::as_str).join(", ")
+    }
+}
+
+impl fmt::Display for ProviderId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 macro_rules! prefixed_id {
     ($name:ident, $prefix:literal) => {
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -91,6 +151,25 @@ impl EndUserId {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_provider_has_one_name_and_either_spelling_reads_as_it() {
+        assert_eq!(
+            ProviderId::parse("seedance_it"),
+            Some(ProviderId::SeedanceIt)
+        );
+        assert_eq!(
+            ProviderId::parse(" Seedance-IT "),
+            Some(ProviderId::SeedanceIt)
+        );
+        assert_eq!(ProviderId::SeedanceIt.as_str(), "seedance-it");
+        assert_eq!(ProviderId::SeedanceIt.config_section(), "seedance_it");
+        assert_eq!(ProviderId::parse("nope"), None);
+        for id in ProviderId::ALL {
+            assert_eq!(ProviderId::parse(id.as_str()), Some(id));
+            assert_eq!(ProviderId::parse(id.config_section()), Some(id));
+        }
+    }
 
     #[test]
     fn ids_parse_only_their_own_kind() {

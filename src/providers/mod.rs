@@ -17,17 +17,17 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::ids::VideoId;
+use crate::domain::ids::{ProviderId, VideoId};
 use crate::domain::video::NewVideo;
 
 /// Every provider name the gateway knows, enabled or not.
 pub const ALL_NAMES: [&str; 6] = [
-    "seedance-it",
-    "apiframe",
-    "aigateway",
-    "seedanceapi",
-    "aimlapi",
-    "sandbox",
+    ProviderId::SeedanceIt.as_str(),
+    ProviderId::Apiframe.as_str(),
+    ProviderId::AiGateway.as_str(),
+    ProviderId::SeedanceApi.as_str(),
+    ProviderId::AimlApi.as_str(),
+    ProviderId::Sandbox.as_str(),
 ];
 
 /// What a provider is asked to generate.

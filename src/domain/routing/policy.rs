@@ -6,9 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::domain::ids::ProviderId;
 use crate::domain::video::Strategy;
 use crate::error::Error;
-use crate::providers::ALL_NAMES;
 
 /// One level's settings; `None` inherits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,25 +38,27 @@ impl PolicyLevel {
                 })
             })
             .transpose()?;
-        let providers = providers.map(|names| {
-            names
-                .into_iter()
-                .map(|p| p.trim().to_ascii_lowercase().replace('_', "-"))
-                .collect::<Vec<_>>()
-        });
-        if let Some(unknown) = providers
-            .iter()
-            .flatten()
-            .find(|p| !ALL_NAMES.contains(&p.as_str()))
-        {
-            return Err(Error::invalid(
-                "providers",
-                format!(
-                    "unknown provider `{unknown}`; the providers are {}",
-                    ALL_NAMES.join(", ")
-                ),
-            ));
-        }
+        let providers = providers
+            .map(|names| {
+                names
+                    .into_iter()
+                    .map(|name| {
+                        ProviderId::parse(&name)
+                            .map(|id| id.as_str().to_string())
+                            .ok_or_else(|| {
+                                Error::invalid(
+                                    "providers",
+                                    format!(
+                                        "unknown provider `{}`; the providers are {}",
+                                        name.trim().to_ascii_lowercase().replace('_', "-"),
+                                        ProviderId::all_names()
+                                    ),
+                                )
+                            })
+                    })
+                    .collect::<std::result::Result<Vec<_>, Error>>()
+            })
+            .transpose()?;
         Ok(PolicyLevel {
             strategy,
             providers,

@@ -43,6 +43,17 @@ pub struct Tenant {
     pub created_at_ms: i64,
 }
 
+impl Tenant {
+    /// The lowest the tenant's available balance may go in `mode`: its credit floor for live
+    /// money; zero for test money, which is never lent.
+    pub fn floor(&self, mode: Mode) -> Credits {
+        match mode {
+            Mode::Live => self.credit_floor,
+            Mode::Test => Credits::ZERO,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiKey {
     pub id: ApiKeyId,

@@ -3,7 +3,6 @@
 
 use crate::app::AppState;
 use crate::domain::billing::ledger;
-use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::VideoId;
 use crate::domain::routing;
 use crate::domain::tenants::Principal;
@@ -45,10 +44,7 @@ pub async fn create(
             "invalid_api_key",
             "this API key's tenant no longer exists".into(),
         ))?;
-    let floor = match principal.mode {
-        Mode::Live => tenant.credit_floor,
-        Mode::Test => Credits::ZERO,
-    };
+    let floor = tenant.floor(principal.mode);
     let now = now_ms();
     let video = Video {
         id: VideoId::generate(),

@@ -130,6 +130,25 @@ pub fn price(
     }
 }
 
+/// A cost-plus markup given in percent with up to two decimals (`"25"`, `"12.5"`), in basis
+/// points, exactly; from 0 to 10000 %.
+pub fn markup_bps(percent: &str) -> Option<i64> {
+    crate::providers::upstream::usd_to_micros(percent)
+        .filter(|m| *m >= 0 && m % 10_000 == 0 && *m <= 10_000 * 1_000_000)
+        .map(|m| m / 10_000)
+}
+
+/// A markup in basis points as percent, the way it is written: `2500` → `"25"`, `1250` →
+/// `"12.5"`, `1234` → `"12.34"`.
+pub fn markup_percent(bps: i64) -> String {
+    let (whole, hundredths) = (bps / 100, bps % 100);
+    match hundredths {
+        0 => whole.to_string(),
+        h if h % 10 == 0 => format!("{whole}.{}", h / 10),
+        h => format!("{whole}.{h:02}"),
+    }
+}
+
 /// ceil(cost × (1 + markup) × credits_per_usd), all in integers: one rounding, up.
 pub fn cost_plus(cost_micro: i64, markup_bps: i64, credits_per_usd: i64) -> Result<Credits, Error> {
     let numerator =

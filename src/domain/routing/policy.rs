@@ -5,8 +5,10 @@
 //! provider its policy does not allow is left out with that reason.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::video::Strategy;
+use crate::error::{Error, Result};
 
 /// One level's settings; `None` inherits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,6 +19,72 @@ pub struct PolicyLevel {
     pub fallback: Option<bool>,
     /// Resubmit a job that failed upstream to the next candidate.
     pub resubmit: Option<bool>,
+}
+
+/// One level as the operator writes it (admin API and CLI): names as text, checked by
+/// [`RoutingPolicyBody::into_level`].
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"strategy": "ordered", "providers": ["seedanceapi", "aimlapi"], "fallback": true, "resubmit_failed": false}))]
+pub struct RoutingPolicyBody {
+    /// `cheapest`, `fastest` or `ordered`; null inherits.
+    pub strategy: Option<String>,
+    /// Providers allowed (in order for `ordered`); null inherits, and a list can only narrow
+    /// what the level above allows.
+    pub providers: Option<Vec<String>>,
+    /// Whether a failing provider may hand a job to the next candidate; null inherits.
+    pub fallback: Option<bool>,
+    /// Whether a job that fails upstream is resubmitted to the next candidate; null inherits.
+    pub resubmit_failed: Option<bool>,
+}
+
+impl RoutingPolicyBody {
+    pub fn into_level(self) -> Result<PolicyLevel> {
+        let strategy = self
+            .strategy
+            .as_deref()
+            .map(|s| {
+                Strategy::parse(s).ok_or_else(|| {
+                    Error::invalid("strategy", "strategy must be cheapest, fastest or ordered")
+                })
+            })
+            .transpose()?;
+        // One spelling everywhere: the configuration's `seedance_it` is `seedance-it`.
+        let providers = self.providers.map(|names| {
+            names
+                .into_iter()
+                .map(|p| p.trim().to_ascii_lowercase().replace('_', "-"))
+                .collect::<Vec<_>>()
+        });
+        if let Some(unknown) = providers
+            .iter()
+            .flatten()
+            .find(|p| !crate::providers::ALL_NAMES.contains(&p.as_str()))
+        {
+            return Err(Error::invalid(
+                "providers",
+                format!(
+                    "unknown provider `{unknown}`; the providers are {}",
+                    crate::providers::ALL_NAMES.join(", ")
+                ),
+            ));
+        }
+        Ok(PolicyLevel {
+            strategy,
+            providers,
+            fallback: self.fallback,
+            resubmit: self.resubmit_failed,
+        })
+    }
+
+    pub fn from_level(level: PolicyLevel) -> Self {
+        RoutingPolicyBody {
+            strategy: level.strategy.map(|s| s.as_str().to_string()),
+            providers: level.providers,
+            fallback: level.fallback,
+            resubmit_failed: level.resubmit,
+        }
+    }
 }
 
 /// The policy in force for one caller.

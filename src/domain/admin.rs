@@ -206,8 +206,19 @@ pub fn checked_actor(raw: Option<&str>) -> Result<String> {
     Ok(actor)
 }
 
-/// Credits a tenant, with the reason and who did it recorded in the journal.
+/// Why the operator moved money, as the journal keeps it: 1 to 500 characters, trimmed.
+fn checked_reason(reason: &str) -> Result<&str> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(Error::invalid(
+            "reason",
+            "reason is required (up to 500 characters)",
+        ));
+    }
+    Ok(reason)
+}
 
+/// Credits a tenant, with the reason and who did it recorded in the journal.
 #[allow(clippy::too_many_arguments)] // Each is a distinct, required part of a grant.
 pub async fn grant_credits(
     db: &Db,
@@ -226,13 +237,7 @@ pub async fn grant_credits(
             "amount must be a positive integer of at most 10^15 credits",
         ));
     }
-    let reason = reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
-        return Err(Error::invalid(
-            "reason",
-            "reason is required (up to 500 characters)",
-        ));
-    }
+    let reason = checked_reason(reason)?;
     let mut tx = db.begin().await?;
     idempotency::record(&mut tx, claim).await?;
     let promotional = credit_type == CreditType::Promotional;
@@ -267,13 +272,7 @@ pub async fn adjust_credits(
     let tenant = tenant(db, tenant_id).await?;
     // Positive credits the tenant, negative debits it.
     let amount = crate::domain::billing::non_zero_amount("amount", amount)?;
-    let reason = reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
-        return Err(Error::invalid(
-            "reason",
-            "reason is required (up to 500 characters)",
-        ));
-    }
+    let reason = checked_reason(reason)?;
     let floor = tenant.floor(mode);
     let grants = ledger::grants_account(mode);
     let available = ledger::available_account(tenant_id, mode);
@@ -323,13 +322,7 @@ pub async fn refund_video(
     actor: &str,
     claim: Option<&Claim>,
 ) -> Result<(TxnId, Credits)> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
-        return Err(Error::invalid(
-            "reason",
-            "reason is required (up to 500 characters)",
-        ));
-    }
+    let reason = checked_reason(reason)?;
     let requested = amount
         .map(|a| crate::domain::billing::positive_amount("amount", a))
         .transpose()?;
@@ -410,6 +403,12 @@ pub async fn set_tenant_quotas(
     }
     db.put_tenant_quotas(&tenant.id, quotas).await?;
     Ok(())
+}
+
+/// A tenant's API keys, revoked and expired ones included.
+pub async fn list_keys(db: &Db, tenant: &TenantId) -> Result<Vec<ApiKey>> {
+    let tenant = self::tenant(db, tenant).await?;
+    Ok(db.list_api_keys(&tenant.id).await?)
 }
 
 /// Whose routing policy: a tenant's or one API key's.

@@ -21,8 +21,8 @@ pub struct PolicyLevel {
     pub resubmit: Option<bool>,
 }
 
-/// One level as the operator writes it (admin API and CLI): names as text, checked by
-/// [`RoutingPolicyBody::into_level`].
+// One level as the operator writes it (admin API and CLI): names as text, checked by
+// `into_level`. A plain comment: a doc comment would become the schema's description.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"strategy": "ordered", "providers": ["seedanceapi", "aimlapi"], "fallback": true, "resubmit_failed": false}))]

@@ -135,8 +135,7 @@ pub async fn list_keys(
     _: Operator,
     Path(id): Path<String>,
 ) -> Result<Json<ApiKeyList>> {
-    let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
-    let keys = state.db.list_api_keys(&tenant.id).await?;
+    let keys = admin::list_keys(&state.db, &tenant_id(&id)?).await?;
     Ok(Json(ApiKeyList {
         object: "list",
         data: keys.iter().map(ApiKeyObject::from).collect(),

@@ -59,10 +59,7 @@ impl PriceRuleBody {
             .as_deref()
             .map(|x| {
                 Resolution::parse(x).ok_or_else(|| {
-                    Error::invalid(
-                        "rules.resolution",
-                        "resolution must be 480p, 720p or 1080p",
-                    )
+                    Error::invalid("rules.resolution", "resolution must be 480p, 720p or 1080p")
                 })
             })
             .transpose()?;

@@ -450,3 +450,32 @@ pub async fn routing_policy(db: &Db, owner: &PolicyOwner) -> Result<PolicyLevel>
     let (scope, id) = owner.scope(db).await?;
     Ok(db.routing_policy(scope, &id).await?.unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_types_and_actors_parse_with_their_defaults() {
+        assert_eq!(CreditType::parse(None).ok(), Some(CreditType::Paid));
+        assert_eq!(
+            CreditType::parse(Some("promotional")).ok(),
+            Some(CreditType::Promotional)
+        );
+        assert!(CreditType::parse(Some("free")).is_err());
+        assert_eq!(actor(None), "admin-api");
+        assert_eq!(
+            checked_actor(Some("ops@example.com")).ok().as_deref(),
+            Some("ops@example.com")
+        );
+        assert!(checked_actor(Some(&"x".repeat(201))).is_err());
+    }
+
+    #[test]
+    fn a_key_expires_one_second_to_ten_years_ahead() {
+        assert_eq!(expiry_in(None).ok(), Some(None));
+        assert!(expiry_in(Some(60)).is_ok_and(|at| at.is_some_and(|at| at > now_ms())));
+        assert!(expiry_in(Some(0)).is_err());
+        assert!(expiry_in(Some(10 * 365 * 86_400 + 1)).is_err());
+    }
+}

@@ -106,4 +106,42 @@ mod tests {
         assert_eq!(day_of_date("2026-13-01"), None);
         assert_eq!(day_of_date("yesterday"), None);
     }
+
+    #[test]
+    fn a_window_covers_whole_utc_days_and_defaults_to_the_last_thirty() {
+        let noon = 20_778 * DAY_MS + DAY_MS / 2;
+        assert_eq!(
+            window(None, None, noon).ok(),
+            Some(((20_778 - 30) * DAY_MS, 20_779 * DAY_MS))
+        );
+        assert_eq!(
+            window(Some("2026-11-21"), Some("2026-11-21"), noon).ok(),
+            Some((20_778 * DAY_MS, 20_779 * DAY_MS))
+        );
+        assert!(window(Some("2026-11-22"), Some("2026-11-21"), noon).is_err());
+        assert!(window(Some("yesterday"), None, noon).is_err());
+    }
+
+    #[test]
+    fn margin_counts_revenue_rounded_down_and_savings_only_what_could_be_priced() {
+        assert_eq!(
+            margin(1_001, 700_000, 1_000),
+            Margin {
+                revenue_micro_usd: 1_001_000,
+                margin_micro_usd: 301_000
+            }
+        );
+        assert_eq!(margin(1, 0, 3).revenue_micro_usd, 333_333);
+        let saved = savings(100, 250, 180, 2);
+        assert_eq!(
+            saved,
+            Savings {
+                saved_vs_most_expensive: 150,
+                baseline: Some(180),
+                saved_vs_baseline: Some(80)
+            }
+        );
+        assert_eq!(savings(100, 250, 0, 0).baseline, None);
+        assert_eq!(savings(100, 250, 0, 0).saved_vs_baseline, None);
+    }
 }

@@ -195,4 +195,17 @@ mod tests {
         assert!(!looks_like_api_key("sk-something"));
         assert!(!looks_like_api_key(&format!("sgw_prod_{}", "a".repeat(40))));
     }
+
+    #[test]
+    fn live_money_goes_down_to_the_tenant_floor_and_test_money_to_zero() {
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            name: "postpaid team".into(),
+            billing_kind: BillingKind::Postpaid,
+            credit_floor: Credits::from_stored(-5_000),
+            created_at_ms: 0,
+        };
+        assert_eq!(tenant.floor(Mode::Live), Credits::from_stored(-5_000));
+        assert_eq!(tenant.floor(Mode::Test), Credits::ZERO);
+    }
 }

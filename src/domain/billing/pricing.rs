@@ -266,4 +266,16 @@ mod tests {
             Credits::from_stored(300)
         );
     }
+
+    #[test]
+    fn a_markup_in_percent_becomes_basis_points_exactly_and_reads_back_the_same() {
+        for (percent, bps) in [("25", 2_500), ("12.5", 1_250), ("12.34", 1_234), ("0", 0)] {
+            assert_eq!(markup_bps(percent), Some(bps), "{percent}");
+            assert_eq!(markup_percent(bps), percent);
+        }
+        assert_eq!(markup_bps("10000"), Some(1_000_000));
+        assert_eq!(markup_bps("10000.01"), None);
+        assert_eq!(markup_bps("12.345"), None);
+        assert_eq!(markup_bps("-5"), None);
+    }
 }

@@ -10,15 +10,7 @@ use crate::app::AppState;
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::Operator;
 
-/// Every provider name the gateway knows, enabled or not.
-pub const PROVIDER_NAMES: [&str; 6] = [
-    "seedance-it",
-    "apiframe",
-    "aigateway",
-    "seedanceapi",
-    "aimlapi",
-    "sandbox",
-];
+pub use crate::providers::ALL_NAMES as PROVIDER_NAMES;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderObject {

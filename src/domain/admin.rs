@@ -1,9 +1,11 @@
 //! Operator actions, shared by the admin HTTP API and the CLI: tenants, API keys, credit
-//! grants, generated admin tokens.
+//! grants, adjustments and refunds, routing policies, generated admin tokens.
 
 use crate::domain::billing::ledger::{self, Balance};
 use crate::domain::billing::{Credits, Mode};
+use crate::domain::idempotency::{self, Claim};
 use crate::domain::ids::{ApiKeyId, TenantId, TxnId};
+use crate::domain::routing::policy::{PolicyLevel, RoutingPolicyBody};
 use crate::domain::tenants::{generate_admin_token, generate_api_key, ApiKey, BillingKind, Tenant};
 use crate::error::{Error, Result};
 use crate::storage::{now_ms, Db};
@@ -61,6 +63,17 @@ pub struct KeyOptions {
     /// `None`: every scope.
     pub scopes: Option<Vec<crate::domain::tenants::Scope>>,
     pub expires_at_ms: Option<i64>,
+}
+
+/// When a key that stops working `secs` from now expires (ms): 1 second to 10 years ahead.
+pub fn expiry_in(secs: Option<i64>) -> Result<Option<i64>> {
+    match secs {
+        Some(secs) if !(1..=10 * 365 * 86_400).contains(&secs) => Err(Error::invalid(
+            "expires_in_secs",
+            "expires_in_secs must be from 1 to 10 years",
+        )),
+        other => Ok(other.map(|secs| now_ms() + secs * 1000)),
+    }
 }
 
 pub async fn create_key(
@@ -155,7 +168,6 @@ pub struct Granted {
     pub balance: Balance,
 }
 
-/// Credits a tenant, with the reason and who did it recorded in the journal.
 /// What an operator grants: paid credit, or promotional credit (kept apart, consumed first).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreditType {
@@ -163,6 +175,50 @@ pub enum CreditType {
     Promotional,
 }
 
+impl CreditType {
+    /// `paid` (the default when absent) or `promotional`.
+    pub fn parse(raw: Option<&str>) -> Result<CreditType> {
+        match raw {
+            None | Some("paid") => Ok(CreditType::Paid),
+            Some("promotional") => Ok(CreditType::Promotional),
+            Some(_) => Err(Error::invalid(
+                "credit_type",
+                "credit_type must be paid or promotional",
+            )),
+        }
+    }
+}
+
+/// Who did an operator money call, as the journal records it; `admin-api` when not said.
+pub fn actor(raw: Option<&str>) -> String {
+    raw.unwrap_or("admin-api").to_string()
+}
+
+/// [`actor`], refused when longer than 200 characters.
+pub fn checked_actor(raw: Option<&str>) -> Result<String> {
+    let actor = actor(raw);
+    if actor.len() > 200 {
+        return Err(Error::invalid(
+            "actor",
+            "actor must be at most 200 characters",
+        ));
+    }
+    Ok(actor)
+}
+
+/// Why the operator moved money, as the journal keeps it: 1 to 500 characters, trimmed.
+fn checked_reason(reason: &str) -> Result<&str> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > 500 {
+        return Err(Error::invalid(
+            "reason",
+            "reason is required (up to 500 characters)",
+        ));
+    }
+    Ok(reason)
+}
+
+/// Credits a tenant, with the reason and who did it recorded in the journal.
 #[allow(clippy::too_many_arguments)] // Each is a distinct, required part of a grant.
 pub async fn grant_credits(
     db: &Db,
@@ -172,7 +228,7 @@ pub async fn grant_credits(
     credit_type: CreditType,
     reason: &str,
     actor: &str,
-    idempotency: Option<&crate::domain::idempotency::Claim>,
+    claim: Option<&Claim>,
 ) -> Result<Granted> {
     tenant(db, tenant_id).await?;
     if !amount.is_positive() {
@@ -181,22 +237,9 @@ pub async fn grant_credits(
             "amount must be a positive integer of at most 10^15 credits",
         ));
     }
-    let reason = reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
-        return Err(Error::invalid(
-            "reason",
-            "reason is required (up to 500 characters)",
-        ));
-    }
+    let reason = checked_reason(reason)?;
     let mut tx = db.begin().await?;
-    if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(
-            &mut crate::storage::sql::Exec::Sqlx(&mut tx),
-            claim,
-            None,
-        )
-        .await?;
-    }
+    idempotency::record(&mut tx, claim).await?;
     let promotional = credit_type == CreditType::Promotional;
     let txn_id =
         ledger::grant(&mut tx, tenant_id, mode, amount, promotional, reason, actor).await?;
@@ -224,33 +267,17 @@ pub async fn adjust_credits(
     amount: i64,
     reason: &str,
     actor: &str,
-    idempotency: Option<&crate::domain::idempotency::Claim>,
+    claim: Option<&Claim>,
 ) -> Result<Granted> {
     let tenant = tenant(db, tenant_id).await?;
     // Positive credits the tenant, negative debits it.
     let amount = crate::domain::billing::non_zero_amount("amount", amount)?;
-    let reason = reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
-        return Err(Error::invalid(
-            "reason",
-            "reason is required (up to 500 characters)",
-        ));
-    }
-    let floor = match mode {
-        Mode::Live => tenant.credit_floor,
-        Mode::Test => Credits::ZERO,
-    };
+    let reason = checked_reason(reason)?;
+    let floor = tenant.floor(mode);
     let grants = ledger::grants_account(mode);
     let available = ledger::available_account(tenant_id, mode);
     let mut tx = db.begin().await?;
-    if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(
-            &mut crate::storage::sql::Exec::Sqlx(&mut tx),
-            claim,
-            None,
-        )
-        .await?;
-    }
+    idempotency::record(&mut tx, claim).await?;
     Db::ensure_account(&mut tx, &grants, None, mode, "grants").await?;
     let (from, to, floor) = if amount.is_positive() {
         // The grants account is the system's source: it has no floor.
@@ -293,15 +320,9 @@ pub async fn refund_video(
     amount: Option<i64>,
     reason: &str,
     actor: &str,
-    idempotency: Option<&crate::domain::idempotency::Claim>,
+    claim: Option<&Claim>,
 ) -> Result<(TxnId, Credits)> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.len() > 500 {
-        return Err(Error::invalid(
-            "reason",
-            "reason is required (up to 500 characters)",
-        ));
-    }
+    let reason = checked_reason(reason)?;
     let requested = amount
         .map(|a| crate::domain::billing::positive_amount("amount", a))
         .transpose()?;
@@ -311,14 +332,7 @@ pub async fn refund_video(
         .ok_or(Error::NotFound("video"))?;
     let charged = job.cost_charged.unwrap_or(Credits::ZERO);
     let mut tx = db.begin().await?;
-    if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(
-            &mut crate::storage::sql::Exec::Sqlx(&mut tx),
-            claim,
-            None,
-        )
-        .await?;
-    }
+    idempotency::record(&mut tx, claim).await?;
     let source = Db::hold_source(&mut tx, db.backend(), video).await?;
     let refunded = Credits::from_stored(Db::refunded_for_video(&mut tx, video).await?);
     let left = charged.checked_sub(refunded)?;
@@ -389,4 +403,79 @@ pub async fn set_tenant_quotas(
     }
     db.put_tenant_quotas(&tenant.id, quotas).await?;
     Ok(())
+}
+
+/// A tenant's API keys, revoked and expired ones included.
+pub async fn list_keys(db: &Db, tenant: &TenantId) -> Result<Vec<ApiKey>> {
+    let tenant = self::tenant(db, tenant).await?;
+    Ok(db.list_api_keys(&tenant.id).await?)
+}
+
+/// Whose routing policy: a tenant's or one API key's.
+pub enum PolicyOwner {
+    Tenant(TenantId),
+    Key(ApiKeyId),
+}
+
+impl PolicyOwner {
+    /// The stored policy's scope and id, once the owner is known to exist.
+    async fn scope(&self, db: &Db) -> Result<(&'static str, String)> {
+        match self {
+            PolicyOwner::Tenant(id) => Ok(("tenant", tenant(db, id).await?.id.to_string())),
+            PolicyOwner::Key(id) => {
+                let key = db
+                    .get_api_key(id)
+                    .await?
+                    .ok_or(Error::NotFound("API key"))?;
+                Ok(("key", key.id.to_string()))
+            }
+        }
+    }
+}
+
+/// Replaces the routing policy of a tenant or a key; returns the policy as stored.
+pub async fn set_routing_policy(
+    db: &Db,
+    owner: &PolicyOwner,
+    policy: RoutingPolicyBody,
+) -> Result<PolicyLevel> {
+    let (scope, id) = owner.scope(db).await?;
+    let level = policy.into_level()?;
+    db.put_routing_policy(scope, &id, &level).await?;
+    Ok(level)
+}
+
+/// The routing policy of a tenant or a key; every field unset (inherited) when none is set.
+pub async fn routing_policy(db: &Db, owner: &PolicyOwner) -> Result<PolicyLevel> {
+    let (scope, id) = owner.scope(db).await?;
+    Ok(db.routing_policy(scope, &id).await?.unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credit_types_and_actors_parse_with_their_defaults() {
+        assert_eq!(CreditType::parse(None).ok(), Some(CreditType::Paid));
+        assert_eq!(
+            CreditType::parse(Some("promotional")).ok(),
+            Some(CreditType::Promotional)
+        );
+        assert!(CreditType::parse(Some("free")).is_err());
+        assert_eq!(actor(None), "admin-api");
+        assert_eq!(
+            checked_actor(Some("ops@example.com")).ok().as_deref(),
+            Some("ops@example.com")
+        );
+        assert!(checked_actor(Some(&"x".repeat(201))).is_err());
+    }
+
+    #[test]
+    fn a_key_expires_one_second_to_ten_years_ahead() {
+        assert_eq!(expiry_in(None).ok(), Some(None));
+        assert!(expiry_in(Some(60)).is_ok_and(|at| at.is_some_and(|at| at > now_ms())));
+        assert!(expiry_in(Some(0)).is_err());
+        assert!(expiry_in(Some(10 * 365 * 86_400 + 1)).is_err());
+    }
 }

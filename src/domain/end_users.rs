@@ -142,9 +142,28 @@ pub async fn admit(
     })
 }
 
+/// Moves `amount` between the tenant's balance in `mode` and an end user's wallet (see
+/// [`move_wallet`]) in one transaction, with the request's idempotency key.
+pub async fn transfer_wallet(
+    db: &Db,
+    tenant: &TenantId,
+    mode: Mode,
+    user: &EndUserId,
+    amount: i64,
+    memo: Option<&str>,
+    claim: Option<&crate::domain::idempotency::Claim>,
+) -> Result<TxnId> {
+    let floor = crate::domain::admin::tenant(db, tenant).await?.floor(mode);
+    let mut tx = db.begin().await?;
+    crate::domain::idempotency::record(&mut tx, claim).await?;
+    let txn = move_wallet(&mut tx, tenant, floor, mode, user, amount, memo).await?;
+    tx.commit().await?;
+    Ok(txn)
+}
+
 /// Moves `amount` between the tenant's balance and an end user's wallet: positive funds the
 /// wallet (within the tenant's floor), negative gives credits back (never below zero).
-pub async fn move_wallet(
+async fn move_wallet(
     tx: &mut Tx,
     tenant: &TenantId,
     tenant_floor: Credits,

@@ -1,5 +1,6 @@
-//! `Idempotency-Key` with Stripe's semantics, on `POST /v1/videos` and the operator's money
-//! endpoints. Keys are scoped (to the tenant, or to the operator) and kept 24 hours:
+//! `Idempotency-Key` with Stripe's semantics, on every POST that creates something or moves
+//! money (`POST /v1/videos`, the end-user wallet, the operator's grants, adjustments and
+//! refunds). Keys are scoped (to the tenant, or to the operator) and kept 24 hours:
 //!
 //! - the same key with the same body replays the first answer (status, body, headers);
 //! - the same key with another body is 409 `idempotency_conflict`;
@@ -11,6 +12,7 @@
 //! before anything is created (bad input, insufficient credits) stores nothing, so the client
 //! may retry it with the same key once it has fixed the cause.
 
+use std::future::Future;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -18,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::storage::sql::Exec;
-use crate::storage::{now_ms, Db};
+use crate::storage::{now_ms, Db, Tx};
 
 pub const TTL_MS: i64 = 24 * 3600 * 1000;
 const WAIT: Duration = Duration::from_secs(15);
@@ -75,6 +77,54 @@ pub enum Outcome {
     Replay(StoredAnswer),
 }
 
+/// What a request with an optional key comes to: its own first answer, or the stored answer
+/// of the key's first request.
+pub enum Answer<T> {
+    First(T),
+    Replay(StoredAnswer),
+}
+
+/// Runs `run` at most once per key: a stored answer is replayed without running it; a first
+/// use runs it (it inserts the key with what it creates, see [`record`]); a concurrent first
+/// use that wins the insert is waited for and its answer replayed. The caller stores the
+/// answer of a first use with [`remember`].
+pub async fn once<T>(
+    db: &Db,
+    claim: Option<&Claim>,
+    run: impl Future<Output = Result<T, Error>>,
+) -> Result<Answer<T>, Error> {
+    if let Some(claim) = claim {
+        if let Outcome::Replay(answer) = check(db, claim).await? {
+            return Ok(Answer::Replay(answer));
+        }
+    }
+    match (run.await, claim) {
+        (Ok(first), _) => Ok(Answer::First(first)),
+        (Err(Error::Conflict("idempotency_race", _)), Some(claim)) => {
+            // Another request with this key got there first: answer as it did.
+            match check(db, claim).await? {
+                Outcome::Replay(answer) => Ok(Answer::Replay(answer)),
+                Outcome::Proceed => Err(in_progress()),
+            }
+        }
+        (Err(error), _) => Err(error),
+    }
+}
+
+/// Stores the answer of a key's first request, for its repeats to replay.
+pub async fn remember(db: &Db, claim: &Claim, answer: &StoredAnswer) -> Result<(), Error> {
+    db.store_idempotent_answer(&claim.scope, claim.key.as_str(), answer)
+        .await?;
+    Ok(())
+}
+
+fn in_progress() -> Error {
+    Error::Conflict(
+        "idempotency_in_progress",
+        "a request with this Idempotency-Key is still being processed; retry shortly".into(),
+    )
+}
+
 /// Looks the key up; waits for an in-flight first request's answer.
 pub async fn check(db: &Db, claim: &Claim) -> Result<Outcome, Error> {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -95,11 +145,7 @@ pub async fn check(db: &Db, claim: &Claim) -> Result<Outcome, Error> {
             return Ok(Outcome::Replay(answer));
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Conflict(
-                "idempotency_in_progress",
-                "a request with this Idempotency-Key is still being processed; retry shortly"
-                    .into(),
-            ));
+            return Err(in_progress());
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -126,5 +172,14 @@ pub async fn insert(ex: &mut Exec<'_>, claim: &Claim, video_id: Option<&str>) ->
             "a request with this Idempotency-Key is already being processed".into(),
         )),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Inserts the key, when the request has one, in the transaction that moves the request's
+/// money (see [`insert`]).
+pub async fn record(tx: &mut Tx, claim: Option<&Claim>) -> Result<(), Error> {
+    match claim {
+        Some(claim) => insert(&mut Exec::Sqlx(tx), claim, None).await,
+        None => Ok(()),
     }
 }

@@ -1,5 +1,63 @@
-//! Operator reports. Dates are UTC calendar days, converted with the civil-calendar algorithm
+//! Operator reports: their window of UTC days and the money each row is worth (margin,
+//! savings). Dates are UTC calendar days, converted with the civil-calendar algorithm
 //! (days since 1970-01-01 ↔ year-month-day), exact for any date.
+
+use crate::error::{Error, Result};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A report's window as `[start, end)` in unix ms: from the UTC day `from` (default: 30 days
+/// before today) through the day `to` (default: today), both `YYYY-MM-DD`.
+pub fn window(from: Option<&str>, to: Option<&str>, now_ms: i64) -> Result<(i64, i64)> {
+    let today = now_ms.div_euclid(DAY_MS);
+    let day = |param: &str, value: Option<&str>, default: i64| match value {
+        None => Ok(default),
+        Some(text) => day_of_date(text).ok_or_else(|| {
+            Error::invalid(param, format!("{param} must be a date like 2026-11-21"))
+        }),
+    };
+    let from = day("from", from, today - 30)?;
+    let to = day("to", to, today)?;
+    if to < from {
+        return Err(Error::invalid("to", "to is before from"));
+    }
+    Ok((from * DAY_MS, (to + 1) * DAY_MS))
+}
+
+/// What a margin row's charged credits were worth against its upstream cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Margin {
+    /// The credits in micro-USD at `credits_per_usd`, rounded down.
+    pub revenue_micro_usd: i64,
+    pub margin_micro_usd: i64,
+}
+
+pub fn margin(revenue_credits: i64, upstream_cost_micro_usd: i64, credits_per_usd: i64) -> Margin {
+    let revenue_micro_usd =
+        (i128::from(revenue_credits) * 1_000_000 / i128::from(credits_per_usd)) as i64;
+    Margin {
+        revenue_micro_usd,
+        margin_micro_usd: revenue_micro_usd - upstream_cost_micro_usd,
+    }
+}
+
+/// What routing saved on a savings row, in micro-USD.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Savings {
+    pub saved_vs_most_expensive: i64,
+    /// What the baseline provider would have cost; `None` when no job could be priced there.
+    pub baseline: Option<i64>,
+    pub saved_vs_baseline: Option<i64>,
+}
+
+pub fn savings(paid: i64, most_expensive: i64, baseline: i64, jobs_with_baseline: i64) -> Savings {
+    let baseline = (jobs_with_baseline > 0).then_some(baseline);
+    Savings {
+        saved_vs_most_expensive: most_expensive - paid,
+        baseline,
+        saved_vs_baseline: baseline.map(|b| b - paid),
+    }
+}
 
 /// `YYYY-MM-DD` for a count of days since the unix epoch.
 pub fn date_of_day(days: i64) -> String {
@@ -47,5 +105,43 @@ mod tests {
         assert_eq!(day_of_date("2025-02-29"), None);
         assert_eq!(day_of_date("2026-13-01"), None);
         assert_eq!(day_of_date("yesterday"), None);
+    }
+
+    #[test]
+    fn a_window_covers_whole_utc_days_and_defaults_to_the_last_thirty() {
+        let noon = 20_778 * DAY_MS + DAY_MS / 2;
+        assert_eq!(
+            window(None, None, noon).ok(),
+            Some(((20_778 - 30) * DAY_MS, 20_779 * DAY_MS))
+        );
+        assert_eq!(
+            window(Some("2026-11-21"), Some("2026-11-21"), noon).ok(),
+            Some((20_778 * DAY_MS, 20_779 * DAY_MS))
+        );
+        assert!(window(Some("2026-11-22"), Some("2026-11-21"), noon).is_err());
+        assert!(window(Some("yesterday"), None, noon).is_err());
+    }
+
+    #[test]
+    fn margin_counts_revenue_rounded_down_and_savings_only_what_could_be_priced() {
+        assert_eq!(
+            margin(1_001, 700_000, 1_000),
+            Margin {
+                revenue_micro_usd: 1_001_000,
+                margin_micro_usd: 301_000
+            }
+        );
+        assert_eq!(margin(1, 0, 3).revenue_micro_usd, 333_333);
+        let saved = savings(100, 250, 180, 2);
+        assert_eq!(
+            saved,
+            Savings {
+                saved_vs_most_expensive: 150,
+                baseline: Some(180),
+                saved_vs_baseline: Some(80)
+            }
+        );
+        assert_eq!(savings(100, 250, 0, 0).baseline, None);
+        assert_eq!(savings(100, 250, 0, 0).saved_vs_baseline, None);
     }
 }

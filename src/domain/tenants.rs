@@ -43,6 +43,17 @@ pub struct Tenant {
     pub created_at_ms: i64,
 }
 
+impl Tenant {
+    /// The lowest the tenant's available balance may go in `mode`: its credit floor for live
+    /// money; zero for test money, which is never lent.
+    pub fn floor(&self, mode: Mode) -> Credits {
+        match mode {
+            Mode::Live => self.credit_floor,
+            Mode::Test => Credits::ZERO,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ApiKey {
     pub id: ApiKeyId,
@@ -183,5 +194,18 @@ mod tests {
         assert!(!looks_like_api_key("sgw_live_short"));
         assert!(!looks_like_api_key("sk-something"));
         assert!(!looks_like_api_key(&format!("sgw_prod_{}", "a".repeat(40))));
+    }
+
+    #[test]
+    fn live_money_goes_down_to_the_tenant_floor_and_test_money_to_zero() {
+        let tenant = Tenant {
+            id: TenantId::generate(),
+            name: "postpaid team".into(),
+            billing_kind: BillingKind::Postpaid,
+            credit_floor: Credits::from_stored(-5_000),
+            created_at_ms: 0,
+        };
+        assert_eq!(tenant.floor(Mode::Live), Credits::from_stored(-5_000));
+        assert_eq!(tenant.floor(Mode::Test), Credits::ZERO);
     }
 }

@@ -2,7 +2,6 @@
 //! cancel and delete, always scoped to the caller's tenant.
 
 use crate::domain::billing::ledger;
-use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::VideoId;
 use crate::domain::jobs::EndedBy;
 use crate::domain::routing;
@@ -46,10 +45,7 @@ pub async fn create(
             "invalid_api_key",
             "this API key's tenant no longer exists".into(),
         ))?;
-    let floor = match principal.mode {
-        Mode::Live => tenant.credit_floor,
-        Mode::Test => Credits::ZERO,
-    };
+    let floor = tenant.floor(principal.mode);
     let now = now_ms();
     let video = Video {
         id: VideoId::generate(),

@@ -43,17 +43,13 @@ pub async fn balance(
     principal.require(crate::domain::tenants::Scope::BillingRead)?;
     let tenant = crate::domain::admin::tenant(&state.db, &principal.tenant_id).await?;
     let balance = ledger::balance(&state.db, &principal.tenant_id, principal.mode).await?;
-    let floor = match principal.mode {
-        crate::domain::billing::Mode::Live => tenant.credit_floor.get(),
-        crate::domain::billing::Mode::Test => 0,
-    };
     Ok(Json(BalanceView {
         object: "balance",
         mode: principal.mode.as_str(),
         available: balance.available.get(),
         held: balance.held.get(),
         promotional: balance.promotional.get(),
-        credit_floor: floor,
+        credit_floor: tenant.floor(principal.mode).get(),
         unit: "credits",
     }))
 }

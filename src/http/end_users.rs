@@ -1,21 +1,20 @@
 //! `/v1/end_users/{user_id}`: a tenant's own end users — limits, wallet, spend.
 
 use axum::extract::{Path, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::domain::billing::{ledger, Credits, Mode};
+use crate::domain::billing::ledger;
 use crate::domain::end_users::{self, EndUser, WalletMode};
-use crate::domain::idempotency::{self, Claim, IdempotencyKey, Outcome};
 use crate::domain::ids::EndUserId;
 use crate::domain::tenants::Principal;
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::Caller;
 use crate::http::extract::ApiJson;
+use crate::http::idempotency::{self, IdempotencyHeader};
 use crate::storage::{now_ms, Db};
 
 fn user_id(raw: &str) -> Result<EndUserId> {
@@ -192,7 +191,7 @@ pub async fn wallet(
     State(state): State<AppState>,
     Caller(principal): Caller,
     Path(raw): Path<String>,
-    headers: HeaderMap,
+    key: IdempotencyHeader,
     ApiJson(body): ApiJson<WalletBody>,
 ) -> Result<Response> {
     principal.require(crate::domain::tenants::Scope::EndUsersWrite)?;
@@ -203,55 +202,21 @@ pub async fn wallet(
             "memo must be at most 500 characters",
         ));
     }
-    let claim = match headers.get("idempotency-key") {
-        None => None,
-        Some(value) => Some(Claim {
-            scope: principal.tenant_id.to_string(),
-            key: IdempotencyKey::parse(value.to_str().unwrap_or(""))?,
-            hash: idempotency::request_hash(&(
-                "wallet",
-                principal.mode.as_str(),
-                user.as_str(),
-                &body,
-            )),
-        }),
+    let claim = key.claim(principal.tenant_id.as_str(), || {
+        ("wallet", principal.mode.as_str(), user.as_str(), &body)
+    })?;
+    let run = async {
+        end_users::transfer_wallet(
+            &state.db,
+            &principal.tenant_id,
+            principal.mode,
+            &user,
+            body.amount,
+            body.memo.as_deref(),
+            claim.as_ref(),
+        )
+        .await?;
+        Ok(Json(object(&state, &principal, &user).await?).into_response())
     };
-    if let Some(claim) = &claim {
-        if let Outcome::Replay(answer) = idempotency::check(&state.db, claim).await? {
-            return Ok(crate::http::videos::replay(answer));
-        }
-    }
-    let tenant = crate::domain::admin::tenant(&state.db, &principal.tenant_id).await?;
-    let floor = match principal.mode {
-        Mode::Live => tenant.credit_floor,
-        Mode::Test => Credits::ZERO,
-    };
-    let mut tx = state.db.begin().await?;
-    if let Some(claim) = &claim {
-        if let Err(error) =
-            idempotency::insert(&mut crate::storage::sql::Exec::Sqlx(&mut tx), claim, None).await
-        {
-            drop(tx);
-            return match (error, idempotency::check(&state.db, claim).await?) {
-                (_, Outcome::Replay(answer)) => Ok(crate::http::videos::replay(answer)),
-                (error, Outcome::Proceed) => Err(error),
-            };
-        }
-    }
-    end_users::move_wallet(
-        &mut tx,
-        &principal.tenant_id,
-        floor,
-        principal.mode,
-        &user,
-        body.amount,
-        body.memo.as_deref(),
-    )
-    .await?;
-    tx.commit().await?;
-    let response = Json(object(&state, &principal, &user).await?).into_response();
-    match &claim {
-        Some(claim) => crate::http::videos::remember(&state, claim, response).await,
-        None => Ok(response),
-    }
+    idempotency::once(&state, claim.as_ref(), run).await
 }

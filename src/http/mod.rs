@@ -8,6 +8,7 @@ pub mod end_users;
 pub mod extract;
 pub mod files;
 pub mod health;
+pub mod idempotency;
 pub mod openapi;
 pub mod provider_webhooks;
 pub mod routing;
@@ -89,62 +90,9 @@ pub fn router(state: AppState) -> Router {
             "/webhook_messages/{message_id}/redeliver",
             post(webhooks::redeliver),
         );
-    let admin = Router::new()
-        .route(
-            "/tenants",
-            post(admin::create_tenant).get(admin::list_tenants),
-        )
-        .route("/tenants/{tenant_id}", get(admin::get_tenant))
-        .route(
-            "/tenants/{tenant_id}/keys",
-            post(admin::create_key).get(admin::list_keys),
-        )
-        .route("/tenants/{tenant_id}/grants", post(admin::grant))
-        .route("/keys/{key_id}/revoke", post(admin::revoke_key))
-        .route("/keys/{key_id}/rotate", post(admin::rotate_key))
-        .route("/ledger/audit", get(admin::audit))
-        .route("/providers", get(admin::list_providers))
-        .route("/reports/savings", get(admin::savings))
-        .route("/tenants/{tenant_id}/adjustments", post(admin::adjust))
-        .route(
-            "/tenants/{tenant_id}/limits",
-            axum::routing::put(admin::put_limits),
-        )
-        .route(
-            "/tenants/{tenant_id}/quotas",
-            axum::routing::put(admin::put_quotas),
-        )
-        .route("/videos/{video_id}/refund", post(admin::refund))
-        .route("/reports/margin", get(admin::margin))
-        .route("/reports/cost_mismatches", get(admin::cost_mismatches))
-        .route(
-            "/tenants/{tenant_id}/prices",
-            axum::routing::put(admin::put_prices),
-        )
-        .route(
-            "/tenants/{tenant_id}/routing",
-            get(admin::get_tenant_routing).put(admin::put_tenant_routing),
-        )
-        .route(
-            "/keys/{key_id}/routing",
-            axum::routing::put(admin::put_key_routing),
-        )
-        .route(
-            "/providers/{name}/circuit/reset",
-            post(admin::reset_circuit),
-        )
-        .route("/videos/{video_id}", get(admin::get_video))
-        .route(
-            "/tenants/{tenant_id}/webhook_endpoints",
-            post(webhooks::admin_create_endpoint).get(webhooks::admin_list_endpoints),
-        )
-        .route(
-            "/tenants/{tenant_id}/webhook_endpoints/{endpoint_id}",
-            post(webhooks::admin_endpoint_action),
-        );
     Router::new()
         .nest("/v1", v1)
-        .nest("/admin/v1", admin)
+        .nest("/admin/v1", admin::router())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

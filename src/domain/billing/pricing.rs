@@ -130,6 +130,25 @@ pub fn price(
     }
 }
 
+/// A cost-plus markup given in percent with up to two decimals (`"25"`, `"12.5"`), in basis
+/// points, exactly; from 0 to 10000 %.
+pub fn markup_bps(percent: &str) -> Option<i64> {
+    crate::providers::upstream::usd_to_micros(percent)
+        .filter(|m| *m >= 0 && m % 10_000 == 0 && *m <= 10_000 * 1_000_000)
+        .map(|m| m / 10_000)
+}
+
+/// A markup in basis points as percent, the way it is written: `2500` → `"25"`, `1250` →
+/// `"12.5"`, `1234` → `"12.34"`.
+pub fn markup_percent(bps: i64) -> String {
+    let (whole, hundredths) = (bps / 100, bps % 100);
+    match hundredths {
+        0 => whole.to_string(),
+        h if h % 10 == 0 => format!("{whole}.{}", h / 10),
+        h => format!("{whole}.{h:02}"),
+    }
+}
+
 /// ceil(cost × (1 + markup) × credits_per_usd), all in integers: one rounding, up.
 pub fn cost_plus(cost_micro: i64, markup_bps: i64, credits_per_usd: i64) -> Result<Credits, Error> {
     let numerator =
@@ -246,5 +265,17 @@ mod tests {
             pro_rata(Credits::from_stored(300), 9, 5),
             Credits::from_stored(300)
         );
+    }
+
+    #[test]
+    fn a_markup_in_percent_becomes_basis_points_exactly_and_reads_back_the_same() {
+        for (percent, bps) in [("25", 2_500), ("12.5", 1_250), ("12.34", 1_234), ("0", 0)] {
+            assert_eq!(markup_bps(percent), Some(bps), "{percent}");
+            assert_eq!(markup_percent(bps), percent);
+        }
+        assert_eq!(markup_bps("10000"), Some(1_000_000));
+        assert_eq!(markup_bps("10000.01"), None);
+        assert_eq!(markup_bps("12.345"), None);
+        assert_eq!(markup_bps("-5"), None);
     }
 }

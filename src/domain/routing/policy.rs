@@ -5,10 +5,11 @@
 //! provider its policy does not allow is left out with that reason.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::domain::ids::ProviderId;
 use crate::domain::video::Strategy;
-use crate::error::Error;
+use crate::error::{Error, Result};
 
 /// One level's settings; `None` inherits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +31,7 @@ impl PolicyLevel {
         providers: Option<Vec<String>>,
         fallback: Option<bool>,
         resubmit: Option<bool>,
-    ) -> crate::error::Result<PolicyLevel> {
+    ) -> Result<PolicyLevel> {
         let strategy = strategy
             .map(|s| {
                 Strategy::parse(s).ok_or_else(|| {
@@ -56,7 +57,7 @@ impl PolicyLevel {
                                 )
                             })
                     })
-                    .collect::<std::result::Result<Vec<_>, Error>>()
+                    .collect::<Result<Vec<_>>>()
             })
             .transpose()?;
         Ok(PolicyLevel {
@@ -65,6 +66,43 @@ impl PolicyLevel {
             fallback,
             resubmit,
         })
+    }
+}
+
+// One level as the operator writes it (admin API and CLI): names as text, checked by
+// `into_level`. A plain comment: a doc comment would become the schema's description.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"strategy": "ordered", "providers": ["seedanceapi", "aimlapi"], "fallback": true, "resubmit_failed": false}))]
+pub struct RoutingPolicyBody {
+    /// `cheapest`, `fastest` or `ordered`; null inherits.
+    pub strategy: Option<String>,
+    /// Providers allowed (in order for `ordered`); null inherits, and a list can only narrow
+    /// what the level above allows.
+    pub providers: Option<Vec<String>>,
+    /// Whether a failing provider may hand a job to the next candidate; null inherits.
+    pub fallback: Option<bool>,
+    /// Whether a job that fails upstream is resubmitted to the next candidate; null inherits.
+    pub resubmit_failed: Option<bool>,
+}
+
+impl RoutingPolicyBody {
+    pub fn into_level(self) -> Result<PolicyLevel> {
+        PolicyLevel::parse(
+            self.strategy.as_deref(),
+            self.providers,
+            self.fallback,
+            self.resubmit_failed,
+        )
+    }
+
+    pub fn from_level(level: PolicyLevel) -> Self {
+        RoutingPolicyBody {
+            strategy: level.strategy.map(|s| s.as_str().to_string()),
+            providers: level.providers,
+            fallback: level.fallback,
+            resubmit_failed: level.resubmit,
+        }
     }
 }
 

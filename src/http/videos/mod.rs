@@ -14,13 +14,14 @@ use utoipa::{IntoParams, ToSchema};
 use self::create::{CreateInput, CreateVideoBody};
 use self::object::{VideoDeleted, VideoList, VideoObject};
 use crate::app::AppState;
-use crate::domain::idempotency::{self, Claim, IdempotencyKey, Outcome, StoredAnswer};
+use crate::domain::idempotency::request_hash;
 use crate::domain::ids::VideoId;
 use crate::domain::video::{Video, VideoStatus};
 use crate::domain::videos;
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::Caller;
 use crate::http::extract::ApiQuery;
+use crate::http::idempotency::{self, IdempotencyHeader};
 use crate::providers::sandbox;
 use crate::storage::jobs::ListQuery;
 
@@ -73,7 +74,7 @@ fn video_response(state: &AppState, video: &Video, extra: HeaderMap) -> Response
 pub async fn create_video(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    request_headers: HeaderMap,
+    key: IdempotencyHeader,
     input: CreateInput,
 ) -> Result<Response> {
     principal.require(crate::domain::tenants::Scope::VideosWrite)?;
@@ -92,68 +93,36 @@ pub async fn create_video(
             _ => request.user = Some(end_user.clone()),
         }
     }
-    let claim = match request_headers.get("idempotency-key") {
-        None => None,
-        Some(value) => {
-            let key = IdempotencyKey::parse(value.to_str().unwrap_or(""))?;
-            let upload_digest = upload
-                .as_ref()
-                .map(|u| idempotency::request_hash(&u.bytes.as_ref()));
-            Some(Claim {
-                scope: principal.tenant_id.to_string(),
-                key,
-                hash: idempotency::request_hash(&(
-                    principal.mode.as_str(),
-                    &request,
-                    upload_digest,
-                )),
-            })
+    let claim = key.claim(principal.tenant_id.as_str(), || {
+        let upload_digest = upload.as_ref().map(|u| request_hash(&u.bytes.as_ref()));
+        (principal.mode.as_str(), &request, upload_digest)
+    })?;
+    let run = async {
+        let mut stored = None;
+        if let Some(upload) = upload {
+            let name = crate::storage::files::save_upload(
+                &state.config.storage.dir,
+                upload.extension,
+                &upload.bytes,
+            )
+            .await?;
+            request.inputs.first_frame_upload = Some(name.clone());
+            stored = Some(name);
+        }
+        let outcome = videos::create(&state, &principal, request, claim.as_ref()).await;
+        if outcome.is_err() {
+            if let Some(name) = stored {
+                crate::storage::files::remove(&state.config.storage.dir, &name).await;
+            }
+        }
+        match outcome {
+            Ok(created) => Ok(created_response(&state, &created)),
+            Err(race @ Error::Conflict("idempotency_race", _)) => Err(race),
+            // A refusal after the key was claimed is the key's answer too.
+            Err(error) => Ok(error.into_response()),
         }
     };
-    if let Some(claim) = &claim {
-        if let Outcome::Replay(answer) = idempotency::check(&state.db, claim).await? {
-            return Ok(replay(answer));
-        }
-    }
-    let mut stored = None;
-    if let Some(upload) = upload {
-        let name = crate::storage::files::save_upload(
-            &state.config.storage.dir,
-            upload.extension,
-            &upload.bytes,
-        )
-        .await?;
-        request.inputs.first_frame_upload = Some(name.clone());
-        stored = Some(name);
-    }
-    let outcome = videos::create(&state, &principal, request, claim.as_ref()).await;
-    if outcome.is_err() {
-        if let Some(name) = stored {
-            crate::storage::files::remove(&state.config.storage.dir, &name).await;
-        }
-    }
-    let response = match outcome {
-        Ok(created) => created_response(&state, &created),
-        Err(Error::Conflict("idempotency_race", _)) => {
-            // Another request with this key got there first: answer as it did.
-            let claim = claim
-                .as_ref()
-                .ok_or_else(|| Error::Internal(anyhow::anyhow!("race without a key")))?;
-            return match idempotency::check(&state.db, claim).await? {
-                Outcome::Replay(answer) => Ok(replay(answer)),
-                Outcome::Proceed => Err(Error::Conflict(
-                    "idempotency_in_progress",
-                    "a request with this Idempotency-Key is still being processed; retry shortly"
-                        .into(),
-                )),
-            };
-        }
-        Err(error) => error.into_response(),
-    };
-    match &claim {
-        Some(claim) => remember(&state, claim, response).await,
-        None => Ok(response),
-    }
+    idempotency::once(&state, claim.as_ref(), run).await
 }
 
 fn created_response(state: &AppState, created: &videos::Created) -> Response {
@@ -171,59 +140,6 @@ fn created_response(state: &AppState, created: &videos::Created) -> Response {
         HeaderValue::from_static(created.route),
     );
     video_response(state, video, headers)
-}
-
-/// Headers that are part of an answer worth replaying.
-const REPLAYED_HEADERS: [&str; 5] = [
-    "content-type",
-    "x-gateway-provider",
-    "x-gateway-route",
-    "openai-poll-after-ms",
-    "retry-after",
-];
-
-/// Stores the answer of a key's first request (if the request created anything) and returns it.
-pub async fn remember(state: &AppState, claim: &Claim, response: Response) -> Result<Response> {
-    let (parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 * 1024 * 1024)
-        .await
-        .map_err(|e| Error::Internal(anyhow::anyhow!("reading an answer to store it: {e}")))?;
-    let answer = StoredAnswer {
-        status: parts.status.as_u16(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
-        headers: REPLAYED_HEADERS
-            .iter()
-            .filter_map(|name| {
-                parts
-                    .headers
-                    .get(*name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(|v| (name.to_string(), v.to_string()))
-            })
-            .collect(),
-    };
-    state
-        .db
-        .store_idempotent_answer(&claim.scope, claim.key.as_str(), &answer)
-        .await?;
-    Ok(Response::from_parts(parts, Body::from(bytes)))
-}
-
-/// A stored answer, as it was first given, marked as replayed.
-pub fn replay(answer: StoredAnswer) -> Response {
-    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
-    let mut response = (status, answer.body).into_response();
-    let headers = response.headers_mut();
-    for (name, value) in answer.headers {
-        if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
-            headers.insert(name, value);
-        }
-    }
-    headers.insert(
-        HeaderName::from_static("idempotent-replayed"),
-        HeaderValue::from_static("true"),
-    );
-    response
 }
 
 /// Retrieve a video

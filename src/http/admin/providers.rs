@@ -1,0 +1,86 @@
+//! `/admin/v1/providers`: the upstreams this replica knows, with their circuit breakers and
+//! capabilities; resetting a circuit.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::app::AppState;
+use crate::error::{Error, ErrorBody, Result};
+use crate::http::auth::Operator;
+
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderObject {
+    pub name: String,
+    pub object: &'static str,
+    /// Whether live keys are routed to it.
+    pub live: bool,
+    /// This replica's circuit breaker for it.
+    pub circuit: crate::providers::circuit::CircuitView,
+    /// What it serves, per model, as routing sees it (declared, with the operator's
+    /// `providers.<name>.capabilities` corrections applied).
+    #[schema(value_type = Object)]
+    pub capabilities: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProviderList {
+    pub object: &'static str,
+    pub data: Vec<ProviderObject>,
+}
+
+fn provider_object(state: &AppState, name: &str) -> ProviderObject {
+    ProviderObject {
+        name: name.to_string(),
+        object: "provider",
+        live: state.providers.live_names().any(|n| n == name),
+        circuit: state.providers.circuits.view(name),
+        capabilities: state
+            .providers
+            .get(name)
+            .and_then(|p| serde_json::to_value(p.capabilities()).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// List providers with their circuit state
+#[utoipa::path(
+    get, path = "/admin/v1/providers", tag = "admin",
+    responses((status = 200, body = ProviderList)),
+    security(("admin_token" = []))
+)]
+pub async fn list_providers(State(state): State<AppState>, _: Operator) -> Json<ProviderList> {
+    let data = state
+        .providers
+        .names()
+        .map(|name| provider_object(&state, name))
+        .collect();
+    Json(ProviderList {
+        object: "list",
+        data,
+    })
+}
+
+/// Close a provider's circuit
+///
+/// Puts the provider back into routing at once, on this replica.
+#[utoipa::path(
+    post, path = "/admin/v1/providers/{name}/circuit/reset", tag = "admin",
+    params(("name" = String, Path)),
+    responses((status = 200, body = ProviderObject), (status = 404, body = ErrorBody)),
+    security(("admin_token" = []))
+)]
+pub async fn reset_circuit(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(name): Path<String>,
+) -> Result<Json<ProviderObject>> {
+    let provider = state
+        .providers
+        .get(&name)
+        .ok_or(Error::NotFound("provider"))?;
+    state.providers.circuits.reset(provider.name());
+    Ok(Json(provider_object(&state, provider.name())))
+}

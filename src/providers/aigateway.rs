@@ -41,6 +41,20 @@ use crate::providers::{
 
 pub const NAME: &str = "aigateway";
 pub const DEFAULT_BASE: &str = "https://api.aigateway.sh";
+
+/// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
+/// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
+/// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
+pub fn upstream_cost(
+    request: &crate::domain::video::NewVideo,
+    _pricing: &crate::config::PricingConfig,
+) -> Result<i64, String> {
+    // Fast only: $0.011 per second, plus 5% at top-up: $0.01155 per second.
+    match request.model {
+        crate::domain::video::Model::Fast => Ok(11_550 * request.seconds.get()),
+        other => Err(format!("does not offer {}", other.id())),
+    }
+}
 pub const SUBMIT_PATH: &str = "/v1/videos/generations";
 pub const SIGNATURE_HEADER: &str = "x-gateway-signature";
 /// AIgateway answers 304 to a poll of the same job sooner than this.

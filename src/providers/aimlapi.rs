@@ -34,6 +34,23 @@ use crate::providers::{
 
 pub const NAME: &str = "aimlapi";
 pub const DEFAULT_BASE: &str = "https://api.aimlapi.com";
+
+/// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
+/// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
+/// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
+pub fn upstream_cost(
+    request: &crate::domain::video::NewVideo,
+    _pricing: &crate::config::PricingConfig,
+) -> Result<i64, String> {
+    // Fast $0.10 per second, standard $0.25; Mini unpublished (unpriced).
+    match request.model {
+        crate::domain::video::Model::Fast => Ok(100_000 * request.seconds.get()),
+        crate::domain::video::Model::Standard => Ok(250_000 * request.seconds.get()),
+        crate::domain::video::Model::Mini => {
+            Err("has no published price for seedance-2.0-mini".into())
+        }
+    }
+}
 /// Submit (POST) and poll (GET with `generation_id`) share one path.
 pub const GENERATIONS_PATH: &str = "/v2/video/generations";
 

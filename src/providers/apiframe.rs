@@ -34,6 +34,35 @@ use crate::providers::{
 
 pub const NAME: &str = "apiframe";
 pub const DEFAULT_BASE: &str = "https://api.apiframe.ai";
+
+/// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
+/// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
+/// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
+pub fn upstream_cost(
+    request: &crate::domain::video::NewVideo,
+    pricing: &crate::config::PricingConfig,
+) -> Result<i64, String> {
+    use crate::domain::video::Resolution;
+    // Credits per second: 480p 1, 720p 2, doubled with a reference video; their dollar value
+    // is unpublished (`pricing.apiframe_usd_per_credit`; unset means unpriced).
+    let per_credit = pricing
+        .apiframe_usd_per_credit
+        .as_deref()
+        .ok_or("has no known dollar value per credit (set pricing.apiframe_usd_per_credit)")?;
+    let per_credit = crate::domain::billing::MicroUsd::parse_usd(per_credit)
+        .map(crate::domain::billing::MicroUsd::get)
+        .ok_or("has an unreadable pricing.apiframe_usd_per_credit")?;
+    let per_second = match request.resolution {
+        Resolution::P480 => 1,
+        Resolution::P720 => 2,
+        Resolution::P1080 => return Err("has no price for 1080p".into()),
+    } * if request.inputs.reference_video_urls.is_empty() {
+        1
+    } else {
+        2
+    };
+    Ok(per_second * request.seconds.get() * per_credit)
+}
 pub const SUBMIT_PATH: &str = "/v2/videos/generate";
 pub const SIGNATURE_HEADER: &str = "x-webhook-signature";
 

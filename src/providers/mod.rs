@@ -7,6 +7,7 @@ pub mod apiframe;
 pub mod capabilities;
 pub mod circuit;
 pub mod metered;
+pub mod price;
 pub mod refusals;
 pub mod sandbox;
 pub mod seedance_it;

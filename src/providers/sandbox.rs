@@ -18,6 +18,17 @@ use crate::providers::{
 };
 
 pub const NAME: &str = "sandbox";
+
+/// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
+/// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
+/// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
+pub fn upstream_cost(
+    _request: &crate::domain::video::NewVideo,
+    _pricing: &crate::config::PricingConfig,
+) -> Result<i64, String> {
+    // The sandbox generates nothing upstream: it is free.
+    Ok(0)
+}
 /// The output URL of every finished sandbox job; served from the embedded asset.
 pub const OUTPUT_URL: &str = "sandbox://sandbox.mp4";
 pub const VIDEO: &[u8] = include_bytes!("../../assets/sandbox.mp4");

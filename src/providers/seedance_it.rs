@@ -25,6 +25,34 @@ use crate::providers::{
 pub const NAME: &str = "seedance-it";
 pub const DEFAULT_BASE: &str = "https://seedance.it.com/api/v1";
 
+/// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
+/// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
+/// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
+pub fn upstream_cost(
+    request: &crate::domain::video::NewVideo,
+    _pricing: &crate::config::PricingConfig,
+) -> Result<i64, String> {
+    use crate::domain::video::Model;
+    use crate::providers::price::{ceil_div, CENT};
+    // Fast: 194/242/387/484/726 credits for 4/5/8/10/15 s, ceil(48.4 × s) between;
+    // standard: ceil(1.2 ×) that; 1 credit = $0.01.
+    let seconds = request.seconds.get();
+    let fast = match seconds {
+        4 => 194,
+        5 => 242,
+        8 => 387,
+        10 => 484,
+        15 => 726,
+        s => ceil_div(484 * s, 10),
+    };
+    let credits = match request.model {
+        Model::Fast => fast,
+        Model::Standard => ceil_div(fast * 12, 10),
+        Model::Mini => return Err("has no price for seedance-2.0-mini".into()),
+    };
+    Ok(credits * CENT)
+}
+
 pub struct SeedanceIt {
     upstream: Upstream,
     capabilities: Capabilities,

@@ -35,6 +35,45 @@ use crate::providers::{
 
 pub const NAME: &str = "seedanceapi";
 pub const DEFAULT_BASE: &str = "https://seedanceapi.org";
+
+/// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
+/// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
+/// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
+pub fn upstream_cost(
+    request: &crate::domain::video::NewVideo,
+    _pricing: &crate::config::PricingConfig,
+) -> Result<i64, String> {
+    use crate::domain::video::{Model, Resolution};
+    use crate::providers::price::{ceil_div, CENT};
+    // 2.0 240/480/720 and Fast 160/320/480 credits for 5/10/15 s; Mini 480p ceil(14.25 × s),
+    // with a reference video 9 × s, 720p ceil(30.75 × s), with a reference video
+    // ceil(18.75 × s); 1 credit = $0.01.
+    let seconds = request.seconds.get();
+    let with_reference_video = !request.inputs.reference_video_urls.is_empty();
+    let credits = match request.model {
+        Model::Standard | Model::Fast => {
+            let per_five = if request.model == Model::Standard {
+                240
+            } else {
+                160
+            };
+            if seconds % 5 != 0 {
+                return Err(format!(
+                    "has no price for {seconds} s with {}",
+                    request.model.id()
+                ));
+            }
+            per_five * seconds / 5
+        }
+        Model::Mini => match (request.resolution, with_reference_video) {
+            (Resolution::P480, false) => ceil_div(1425 * seconds, 100),
+            (Resolution::P480, true) => 9 * seconds,
+            (_, false) => ceil_div(3075 * seconds, 100),
+            (_, true) => ceil_div(1875 * seconds, 100),
+        },
+    };
+    Ok(credits * CENT)
+}
 /// The longest prompt the provider takes, in characters.
 pub const MAX_PROMPT_CHARS: usize = 2000;
 

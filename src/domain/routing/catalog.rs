@@ -1,5 +1,6 @@
 //! The upstream price catalog: what a request costs at each provider, in integer micro-USD,
-//! following each provider's own price rule and rounding (docs/providers.md; list prices on the
+//! following each provider's own price rule and rounding (each rule lives in its provider's
+//! module) (docs/providers.md; list prices on the
 //! day of the seed documents, so they are defaults, overridable per provider and model in
 //! `pricing.upstream_usd_per_second`). No floats: decimal dollar amounts are parsed exactly.
 //!
@@ -13,24 +14,19 @@
 //! | sandbox         | free                                                                 |
 
 use crate::config::PricingConfig;
-use crate::domain::video::{Model, NewVideo, Resolution};
+use crate::domain::ids::ProviderId;
+use crate::domain::video::NewVideo;
+use crate::providers;
 use crate::providers::upstream::usd_to_micros;
 
-/// One reseller credit ($0.01) in micro-USD.
-const CENT: i64 = 10_000;
-
-/// Integer ceil(a / b) for positive b.
-fn ceil_div(a: i64, b: i64) -> i64 {
-    (a + b - 1).div_euclid(b)
-}
-
-/// The upstream cost of `request` at `provider`, or why it cannot be priced.
+/// The upstream cost of `request` at `provider`, or why it cannot be priced: the operator's
+/// override (`pricing.upstream_usd_per_second`) where set, else the provider's own rule, kept
+/// with its adapter (`providers::<name>::upstream_cost`).
 pub fn upstream_cost(
     provider: &str,
     request: &NewVideo,
     pricing: &PricingConfig,
 ) -> Result<i64, String> {
-    let seconds = request.seconds.get();
     if let Some(rate) = pricing
         .upstream_usd_per_second
         .get(provider)
@@ -38,76 +34,21 @@ pub fn upstream_cost(
     {
         let micros = usd_to_micros(rate)
             .ok_or_else(|| format!("has an unreadable price override `{rate}`"))?;
-        return Ok(micros * seconds);
+        return Ok(micros * request.seconds.get());
     }
-    let with_reference_video = !request.inputs.reference_video_urls.is_empty();
-    match provider {
-        "sandbox" => Ok(0),
-        "seedance-it" => {
-            let fast = match seconds {
-                4 => 194,
-                5 => 242,
-                8 => 387,
-                10 => 484,
-                15 => 726,
-                s => ceil_div(484 * s, 10),
-            };
-            let credits = match request.model {
-                Model::Fast => fast,
-                Model::Standard => ceil_div(fast * 12, 10),
-                Model::Mini => return Err("has no price for seedance-2.0-mini".into()),
-            };
-            Ok(credits * CENT)
-        }
-        "apiframe" => {
-            let per_credit = pricing.apiframe_usd_per_credit.as_deref().ok_or(
-                "has no known dollar value per credit (set pricing.apiframe_usd_per_credit)",
-            )?;
-            let per_credit = usd_to_micros(per_credit)
-                .ok_or("has an unreadable pricing.apiframe_usd_per_credit")?;
-            let per_second = match request.resolution {
-                Resolution::P480 => 1,
-                Resolution::P720 => 2,
-                Resolution::P1080 => return Err("has no price for 1080p".into()),
-            } * if with_reference_video { 2 } else { 1 };
-            Ok(per_second * seconds * per_credit)
-        }
-        "aigateway" => match request.model {
-            Model::Fast => Ok(11_550 * seconds),
-            _ => Err(format!("does not offer {}", request.model.id())),
-        },
-        "seedanceapi" => {
-            let credits = match request.model {
-                Model::Standard | Model::Fast => {
-                    let per_five = if request.model == Model::Standard {
-                        240
-                    } else {
-                        160
-                    };
-                    if seconds % 5 != 0 {
-                        return Err(format!(
-                            "has no price for {seconds} s with {}",
-                            request.model.id()
-                        ));
-                    }
-                    per_five * seconds / 5
-                }
-                Model::Mini => match (request.resolution, with_reference_video) {
-                    (Resolution::P480, false) => ceil_div(1425 * seconds, 100),
-                    (Resolution::P480, true) => 9 * seconds,
-                    (_, false) => ceil_div(3075 * seconds, 100),
-                    (_, true) => ceil_div(1875 * seconds, 100),
-                },
-            };
-            Ok(credits * CENT)
-        }
-        "aimlapi" => match request.model {
-            Model::Fast => Ok(100_000 * seconds),
-            Model::Standard => Ok(250_000 * seconds),
-            Model::Mini => Err("has no published price for seedance-2.0-mini".into()),
-        },
-        other => Err(format!("{other} has no price rule")),
-    }
+    let rule = match ProviderId::ALL
+        .into_iter()
+        .find(|id| id.as_str() == provider)
+    {
+        Some(ProviderId::SeedanceIt) => providers::seedance_it::upstream_cost,
+        Some(ProviderId::Apiframe) => providers::apiframe::upstream_cost,
+        Some(ProviderId::AiGateway) => providers::aigateway::upstream_cost,
+        Some(ProviderId::SeedanceApi) => providers::seedanceapi::upstream_cost,
+        Some(ProviderId::AimlApi) => providers::aimlapi::upstream_cost,
+        Some(ProviderId::Sandbox) => providers::sandbox::upstream_cost,
+        None => return Err(format!("{provider} has no price rule")),
+    };
+    rule(request, pricing)
 }
 
 /// Micro-USD as a dollar string with six decimals, e.g. `2.420000`.

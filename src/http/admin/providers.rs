@@ -10,7 +10,6 @@ use crate::app::AppState;
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::Operator;
 
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderObject {
     pub name: String,

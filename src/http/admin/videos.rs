@@ -7,9 +7,9 @@ use utoipa::ToSchema;
 
 use super::video_id;
 use crate::app::AppState;
+use crate::domain::video_object::VideoObject;
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::Operator;
-use crate::domain::video_object::VideoObject;
 use crate::storage::jobs::AttemptRow;
 
 #[derive(Debug, Serialize, ToSchema)]

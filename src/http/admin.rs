@@ -474,7 +474,7 @@ pub struct AdminVideo {
     /// Providers still available to fail over to.
     pub fallbacks: Vec<String>,
     /// Every upstream call made for the job, oldest first.
-    pub attempts: Vec<crate::storage::jobs::AttemptRow>,
+    pub attempts: Vec<crate::storage::attempts::AttemptRow>,
 }
 
 /// Retrieve any job with its upstream attempts

@@ -14,7 +14,7 @@ use crate::app::AppState;
 use crate::domain::billing::{ledger, pricing};
 use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::{Provider, ProviderError, ReportedCost, SubmitRequest, UpstreamStatus};
-use crate::storage::jobs::{Attempt, Due};
+use crate::storage::{attempts::Attempt, leases::Due};
 use crate::storage::{now_ms, Db};
 
 /// How often the worker looks for jobs past their hold timeout.

@@ -16,13 +16,13 @@ use self::object::{VideoDeleted, VideoList, VideoObject};
 use crate::app::AppState;
 use crate::domain::idempotency::{self, Claim, IdempotencyKey, Outcome, StoredAnswer};
 use crate::domain::ids::VideoId;
-use crate::domain::video::{Video, VideoStatus};
+use crate::domain::video::{ArchiveState, Video, VideoStatus};
 use crate::domain::videos;
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::Caller;
 use crate::http::extract::ApiQuery;
 use crate::providers::sandbox;
-use crate::storage::jobs::ListQuery;
+use crate::storage::videos::ListQuery;
 
 const POLL_AFTER: HeaderName = HeaderName::from_static("openai-poll-after-ms");
 
@@ -436,14 +436,14 @@ pub async fn video_content(
     if video
         .expires_at_ms
         .is_some_and(|at| at <= crate::storage::now_ms())
-        || video.archive_state.as_deref() == Some("expired")
+        || video.archive_state == Some(ArchiveState::Expired)
     {
         return Err(Error::Gone(
             "video_expired",
             format!("the content of video {} has expired", video.id),
         ));
     }
-    if !thumbnail && video.archive_state.as_deref() == Some("stored") {
+    if !thumbnail && video.archive_state == Some(ArchiveState::Stored) {
         let key = crate::workers::archive::object_key(video.id.as_str());
         if let Some(size) = state.objects.size(&key).await? {
             return stored_content(&state, &video, &key, size, &method, &request_headers).await;

@@ -546,6 +546,21 @@ mod tests {
     }
 
     #[test]
+    fn archive_states_read_back_as_written_and_nothing_else() {
+        for state in [
+            ArchiveState::Pending,
+            ArchiveState::Stored,
+            ArchiveState::Failed,
+            ArchiveState::Expired,
+            ArchiveState::Deleted,
+        ] {
+            assert_eq!(ArchiveState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(ArchiveState::parse("Stored"), None);
+        assert_eq!(ArchiveState::parse(""), None);
+    }
+
+    #[test]
     fn media_urls_must_be_http() {
         assert!(MediaUrl::parse("https://cdn.example.com/a.png").is_ok());
         assert!(MediaUrl::parse("file:///etc/passwd").is_err());

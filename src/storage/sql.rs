@@ -226,6 +226,22 @@ pub trait Get {
             .map(|raw| parse(&raw).ok_or_else(|| unknown_state(name, &raw)))
             .transpose()
     }
+
+    /// A nullable JSON column: a value that does not read as `T` is a decode error, never
+    /// taken for an absent one.
+    fn json_opt<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, sqlx::Error> {
+        self.col::<Option<String>>(name)?
+            .map(|raw| {
+                serde_json::from_str(&raw).map_err(|e| sqlx::Error::ColumnDecode {
+                    index: name.to_string(),
+                    source: Box::new(e),
+                })
+            })
+            .transpose()
+    }
 }
 
 fn unknown_state(column: &str, raw: &str) -> sqlx::Error {

@@ -51,10 +51,7 @@ pub(super) fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
         cost_ceiling_micro: row.col("cost_ceiling_micro")?,
         cost_baseline_micro: row.col("cost_baseline_micro")?,
         callback_token: row.col("callback_token")?,
-        fallbacks: row
-            .col::<Option<String>>("fallbacks")?
-            .and_then(|f| serde_json::from_str(&f).ok())
-            .unwrap_or_default(),
+        fallbacks: row.json_opt("fallbacks")?.unwrap_or_default(),
         upstream_cost: row.col("upstream_cost")?,
         upstream_cost_micro_usd: row.col("upstream_cost_micro_usd")?,
         poll_cause: row.state("poll_cause", PollCause::parse)?,

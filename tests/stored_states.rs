@@ -67,6 +67,7 @@ async fn an_unknown_stored_status_is_an_error_not_a_failed_video() {
     store(&app, &id, "status", Some("exploded")).await;
 
     assert_unreadable(&app, &tenant, &key, &id).await;
+    store(&app, &id, "status", Some("completed")).await; // For the ledger audit at the end.
 }
 
 #[tokio::test]
@@ -77,6 +78,7 @@ async fn an_unknown_stored_mode_is_an_error_not_a_test_video() {
     store(&app, &id, "mode", Some("staging")).await;
 
     assert_unreadable(&app, &tenant, &key, &id).await;
+    store(&app, &id, "mode", Some("test")).await; // For the ledger audit at the end.
 }
 
 #[tokio::test]

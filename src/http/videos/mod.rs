@@ -1,6 +1,7 @@
 //! `/v1/videos`: thin handlers that parse, call [`crate::domain::videos`], and serialize.
 
 pub mod create;
+pub mod input;
 pub mod object;
 
 use axum::body::Body;
@@ -11,7 +12,8 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use self::create::{CreateInput, CreateVideoBody};
+use self::create::CreateVideoBody;
+use self::input::CreateInput;
 use self::object::{VideoDeleted, VideoList, VideoObject};
 use crate::app::AppState;
 use crate::domain::idempotency::{self, Claim, IdempotencyKey, Outcome, StoredAnswer};

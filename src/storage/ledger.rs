@@ -256,7 +256,10 @@ impl Db {
         .bind(video.as_str())
         .fetch_optional(&mut **tx)
         .await?;
-        Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>(0))
+            .transpose()?
+            .flatten())
     }
 
     /// Journal entries that moved money for one job, by kind (for tests and the operator).

@@ -279,6 +279,41 @@ impl PollCause {
     }
 }
 
+/// Where the gateway's own copy of a completed output stands: being copied (`Pending`),
+/// copied (`Stored`), given up on (`Failed`), or removed after its expiry (`Expired`) or its
+/// video's deletion (`Deleted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ArchiveState {
+    Pending,
+    Stored,
+    Failed,
+    Expired,
+    Deleted,
+}
+
+impl ArchiveState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ArchiveState::Pending => "pending",
+            ArchiveState::Stored => "stored",
+            ArchiveState::Failed => "failed",
+            ArchiveState::Expired => "expired",
+            ArchiveState::Deleted => "deleted",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<ArchiveState> {
+        match raw {
+            "pending" => Some(ArchiveState::Pending),
+            "stored" => Some(ArchiveState::Stored),
+            "failed" => Some(ArchiveState::Failed),
+            "expired" => Some(ArchiveState::Expired),
+            "deleted" => Some(ArchiveState::Deleted),
+            _ => None,
+        }
+    }
+}
+
 /// A validated absolute http(s) URL handed to an upstream or called back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -440,9 +475,8 @@ pub struct Video {
     pub submitted_at_ms: Option<i64>,
     pub completed_at_ms: Option<i64>,
     pub expires_at_ms: Option<i64>,
-    /// The copy of the output in the gateway's storage: `pending`, `stored`, `failed`,
-    /// `expired` or `deleted`; `None` when no copy was made.
-    pub archive_state: Option<String>,
+    /// The copy of the output in the gateway's storage; `None` when no copy was made.
+    pub archive_state: Option<ArchiveState>,
     /// Transient upstream failures so far.
     pub attempts: i64,
     /// Secret part of this job's provider callback URL.
@@ -509,6 +543,21 @@ mod tests {
         );
         assert_eq!(parse_size("100x100"), None);
         assert_eq!(parse_size("big"), None);
+    }
+
+    #[test]
+    fn archive_states_read_back_as_written_and_nothing_else() {
+        for state in [
+            ArchiveState::Pending,
+            ArchiveState::Stored,
+            ArchiveState::Failed,
+            ArchiveState::Expired,
+            ArchiveState::Deleted,
+        ] {
+            assert_eq!(ArchiveState::parse(state.as_str()), Some(state));
+        }
+        assert_eq!(ArchiveState::parse("Stored"), None);
+        assert_eq!(ArchiveState::parse(""), None);
     }
 
     #[test]

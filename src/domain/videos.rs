@@ -7,10 +7,10 @@ use crate::domain::jobs::EndedBy;
 use crate::domain::routing;
 use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
-use crate::domain::video::{NewVideo, PollCause, Video, VideoStatus};
+use crate::domain::video::{ArchiveState, NewVideo, PollCause, Video, VideoStatus};
 use crate::error::{Error, Result};
-use crate::storage::jobs::{Due, ListQuery};
 use crate::storage::now_ms;
+use crate::storage::{leases::Due, videos::ListQuery};
 
 /// A created job and the routing decision behind it.
 pub struct Created {
@@ -256,17 +256,27 @@ pub async fn delete(state: &Services, principal: &Principal, id: &VideoId) -> Re
     }
     // The stored copy goes with it. A copy still in progress is dropped by the archiver when
     // it finds the video no longer pending; a failed removal here is retried by its sweep.
-    match video.archive_state.as_deref() {
-        Some("stored") => {
+    match video.archive_state {
+        Some(ArchiveState::Stored) => {
             let key = crate::storage::objects::object_key(id.as_str());
             match state.objects.delete(&key).await {
-                Ok(()) => state.db.set_archive_state(id.as_str(), "deleted").await?,
+                Ok(()) => {
+                    state
+                        .db
+                        .set_archive_state(id.as_str(), ArchiveState::Deleted)
+                        .await?
+                }
                 Err(error) => {
                     tracing::warn!(video = %id, error = ?error, "removing the stored output failed; the sweep retries")
                 }
             }
         }
-        Some("pending") => state.db.set_archive_state(id.as_str(), "deleted").await?,
+        Some(ArchiveState::Pending) => {
+            state
+                .db
+                .set_archive_state(id.as_str(), ArchiveState::Deleted)
+                .await?
+        }
         _ => {}
     }
     Ok(())

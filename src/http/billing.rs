@@ -176,7 +176,7 @@ pub async fn usage(
 ) -> Result<axum::response::Response> {
     principal.require(crate::domain::tenants::Scope::BillingRead)?;
     use crate::domain::reports::{date_of_day, day_of_date};
-    use crate::storage::jobs::UsageGroup;
+    use crate::storage::reports::UsageGroup;
     use axum::response::IntoResponse;
     let mut groups = Vec::new();
     for name in params

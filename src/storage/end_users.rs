@@ -7,14 +7,13 @@ use crate::domain::end_users::{EndUser, WalletMode};
 use crate::domain::ids::{EndUserId, TenantId};
 
 fn end_user_from_row(tenant: &TenantId, row: &impl Get) -> Result<EndUser, sqlx::Error> {
-    let mode: String = row.col("wallet_mode")?;
     Ok(EndUser {
         tenant_id: tenant.clone(),
         id: EndUserId::from_db(row.col("user_id")?),
         credits_per_day: row.col("credits_per_day")?,
         credits_per_month: row.col("credits_per_month")?,
         max_concurrent: row.col("max_concurrent")?,
-        wallet_mode: WalletMode::parse(&mode).unwrap_or(WalletMode::None),
+        wallet_mode: row.state("wallet_mode", WalletMode::parse)?,
     })
 }
 

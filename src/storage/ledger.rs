@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::sql::{self, Exec};
+use super::sql::{self, Exec, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::ledger::{new_txn_id, Entry, HoldRow, Posting};
 use crate::domain::billing::{Credits, Mode};
@@ -217,10 +217,9 @@ impl Db {
         .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let mode: String = row.try_get("mode")?;
         Ok(Some(HoldRow {
             tenant: TenantId::from_db(row.try_get("tenant_id")?),
-            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+            mode: row.state("mode", Mode::parse)?,
             amount: row.try_get("amount")?,
             promo_part: row.try_get("promo_part")?,
             source: row.try_get("source_account")?,
@@ -257,7 +256,10 @@ impl Db {
         .bind(video.as_str())
         .fetch_optional(&mut **tx)
         .await?;
-        Ok(row.and_then(|r| r.try_get::<Option<String>, _>(0).ok().flatten()))
+        Ok(row
+            .map(|r| r.try_get::<Option<String>, _>(0))
+            .transpose()?
+            .flatten())
     }
 
     /// Journal entries that moved money for one job, by kind (for tests and the operator).

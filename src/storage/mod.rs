@@ -12,15 +12,22 @@
 //! Trade-off: the `Any` driver costs a little per row compared with the native drivers, in
 //! exchange for writing every query once and running the same tests on both backends.
 
+pub mod archive;
+pub mod attempts;
 pub mod audit;
 pub mod end_users;
 pub mod files;
+pub mod gauges;
 pub mod inline;
-pub mod jobs;
+pub mod leases;
 pub mod ledger;
 pub mod objects;
+pub mod reports;
+pub mod slots;
+pub mod speed;
 pub mod sql;
 pub mod tenants;
+pub mod videos;
 pub mod webhooks;
 
 use std::str::FromStr;

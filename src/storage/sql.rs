@@ -208,6 +208,47 @@ impl<T: Col> Col for Option<T> {
 /// Reading a row's columns by name, whichever executor produced it.
 pub trait Get {
     fn col<T: Col>(&self, name: &str) -> Result<T, sqlx::Error>;
+
+    /// A state column read through its type's `parse`: a value the type does not know is a
+    /// decode error, never a guess at a neighbouring state.
+    fn state<T>(&self, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+        let raw: String = self.col(name)?;
+        parse(&raw).ok_or_else(|| unknown_state(name, &raw))
+    }
+
+    /// A nullable state column, read like [`Get::state`].
+    fn state_opt<T>(
+        &self,
+        name: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, sqlx::Error> {
+        self.col::<Option<String>>(name)?
+            .map(|raw| parse(&raw).ok_or_else(|| unknown_state(name, &raw)))
+            .transpose()
+    }
+
+    /// A nullable JSON column: a value that does not read as `T` is a decode error, never
+    /// taken for an absent one.
+    fn json_opt<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, sqlx::Error> {
+        self.col::<Option<String>>(name)?
+            .map(|raw| {
+                serde_json::from_str(&raw).map_err(|e| sqlx::Error::ColumnDecode {
+                    index: name.to_string(),
+                    source: Box::new(e),
+                })
+            })
+            .transpose()
+    }
+}
+
+fn unknown_state(column: &str, raw: &str) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: format!("unknown {column} {raw:?}").into(),
+    }
 }
 
 impl Get for AnyRow {

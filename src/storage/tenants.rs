@@ -7,35 +7,30 @@ use super::sql::{self, Exec, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId};
-use crate::domain::tenants::{ApiKey, BillingKind, Principal, Scope, Tenant};
+use crate::domain::tenants::{ApiKey, BillingKind, Principal, Tenant};
 
 fn tenant_from_row(row: &impl Get) -> Result<Tenant, sqlx::Error> {
-    let kind: String = row.col("billing_kind")?;
     Ok(Tenant {
         id: TenantId::from_db(row.col("id")?),
         name: row.col("name")?,
-        billing_kind: BillingKind::parse(&kind).unwrap_or(BillingKind::Prepaid),
+        billing_kind: row.state("billing_kind", BillingKind::parse)?,
         credit_floor: Credits::from_stored(row.col("credit_floor")?),
         created_at_ms: row.col("created_at")?,
     })
 }
 
-fn parse_scopes(raw: Option<String>) -> Option<Vec<Scope>> {
-    raw.and_then(|r| serde_json::from_str(&r).ok())
-}
-
 fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
-    let mode: String = row.try_get("mode")?;
     Ok(ApiKey {
         id: ApiKeyId::from_db(row.try_get("id")?),
         tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
-        mode: Mode::parse(&mode).unwrap_or(Mode::Test),
+        mode: row.state("mode", Mode::parse)?,
         display_prefix: row.try_get("display_prefix")?,
         name: row.try_get("name")?,
         created_at_ms: row.try_get("created_at")?,
         revoked_at_ms: row.try_get("revoked_at")?,
         last_used_at_ms: row.try_get("last_used_at")?,
-        scopes: parse_scopes(row.try_get("scopes")?),
+        // Read as absent, an unreadable list would grant every scope.
+        scopes: row.json_opt("scopes")?,
         expires_at_ms: row.try_get("expires_at")?,
     })
 }
@@ -138,12 +133,11 @@ impl Db {
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let mode: String = row.try_get("mode")?;
         Ok(Some(Principal {
             key_id: ApiKeyId::from_db(row.try_get("id")?),
             tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
-            mode: Mode::parse(&mode).unwrap_or(Mode::Test),
-            scopes: parse_scopes(row.try_get("scopes")?),
+            mode: row.state("mode", Mode::parse)?,
+            scopes: row.json_opt("scopes")?,
             end_user: None,
         }))
     }
@@ -206,15 +200,11 @@ impl Db {
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let strategy: Option<String> = row.try_get(0)?;
-        let providers: Option<String> = row.try_get(1)?;
         let fallback: Option<i64> = row.try_get(2)?;
         let resubmit: Option<i64> = row.try_get(3)?;
         Ok(Some(crate::domain::routing::policy::PolicyLevel {
-            strategy: strategy
-                .as_deref()
-                .and_then(crate::domain::video::Strategy::parse),
-            providers: providers.and_then(|p| serde_json::from_str(&p).ok()),
+            strategy: row.state_opt("strategy", crate::domain::video::Strategy::parse)?,
+            providers: row.json_opt("providers")?,
             fallback: fallback.map(|f| f != 0),
             resubmit: resubmit.map(|r| r != 0),
         }))
@@ -363,18 +353,20 @@ impl Db {
                 .fetch_optional(&mut reader.exec()?)
                 .await?;
         let Some(row) = row else { return Ok(None) };
-        let kind: String = row.at(0)?;
-        let rules: Option<String> = row.at(1)?;
-        let markup: Option<i64> = row.at(2)?;
-        Ok(match kind.as_str() {
-            "cost_plus" => Some(TenantPrices::CostPlus {
-                markup_bps: markup.unwrap_or(0),
-            }),
-            _ => Some(TenantPrices::Fixed {
-                rules: rules
-                    .and_then(|r| serde_json::from_str(&r).ok())
-                    .unwrap_or_default(),
-            }),
+        // Prices decide charges: prices the gateway cannot read are an error, never a default.
+        let kind: String = row.col("kind")?;
+        let prices = match kind.as_str() {
+            "fixed" => row
+                .json_opt("rules")?
+                .map(|rules| TenantPrices::Fixed { rules }),
+            "cost_plus" => row
+                .col::<Option<i64>>("markup_bps")?
+                .map(|markup_bps| TenantPrices::CostPlus { markup_bps }),
+            _ => None,
+        };
+        prices.map(Some).ok_or_else(|| sqlx::Error::ColumnDecode {
+            index: "kind".to_string(),
+            source: format!("unknown prices kind {kind:?}, or its values missing").into(),
         })
     }
 

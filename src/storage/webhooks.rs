@@ -4,6 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use super::sql::Get;
 use super::{now_ms, Db, Tx};
 use crate::domain::ids::TenantId;
 use crate::domain::webhooks::{Attempt, Endpoint, Message, MessageState};
@@ -30,7 +31,6 @@ fn endpoint_from_row(row: &AnyRow) -> Result<Endpoint, sqlx::Error> {
 }
 
 fn message_from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
-    let state: String = row.try_get("state")?;
     Ok(Message {
         id: row.try_get("id")?,
         tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
@@ -40,7 +40,10 @@ fn message_from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
         video_id: row.try_get("video_id")?,
         payload: row.try_get("payload")?,
         event_at: row.try_get("event_at")?,
-        state: MessageState::parse(&state),
+        // `MessageState::parse` reads an unknown state as pending; the round trip refuses it.
+        state: row.state("state", |raw| {
+            Some(MessageState::parse(raw)).filter(|state| state.as_str() == raw)
+        })?,
         attempts: row.try_get("attempts")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
         last_status: row.try_get("last_status")?,

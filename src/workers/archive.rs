@@ -15,6 +15,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
+use crate::domain::video::ArchiveState;
 use crate::providers::sandbox;
 use crate::storage::now_ms;
 
@@ -75,7 +76,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
 async fn archive(
     state: &AppState,
     client: &reqwest::Client,
-    task: crate::storage::jobs::ArchiveTask,
+    task: crate::storage::archive::ArchiveTask,
 ) -> anyhow::Result<()> {
     let key = crate::storage::objects::object_key(&task.video_id);
     let copied = copy(state, client, &task.output_url, &key).await;
@@ -86,7 +87,7 @@ async fn archive(
                 .db
                 .finish_archive(
                     &task.video_id,
-                    "stored",
+                    ArchiveState::Stored,
                     Some(&key),
                     Some(bytes as i64),
                     None,
@@ -110,14 +111,20 @@ async fn archive(
                 state.metrics.archive_copy("failed");
                 state
                     .db
-                    .finish_archive(&task.video_id, "failed", None, None, None)
+                    .finish_archive(&task.video_id, ArchiveState::Failed, None, None, None)
                     .await?;
             } else {
                 state.metrics.archive_copy("retrying");
                 let wait = 5_000_i64 << attempts.min(8);
                 state
                     .db
-                    .finish_archive(&task.video_id, "pending", None, None, Some(now_ms() + wait))
+                    .finish_archive(
+                        &task.video_id,
+                        ArchiveState::Pending,
+                        None,
+                        None,
+                        Some(now_ms() + wait),
+                    )
                     .await?;
             }
         }
@@ -192,9 +199,13 @@ async fn copy(
 async fn sweep(state: &AppState) -> anyhow::Result<()> {
     for (video, key, deleted) in state.db.archives_to_remove(now_ms(), 100).await? {
         state.objects.delete(&key).await?;
-        let next = if deleted { "deleted" } else { "expired" };
+        let next = if deleted {
+            ArchiveState::Deleted
+        } else {
+            ArchiveState::Expired
+        };
         state.db.set_archive_state(&video, next).await?;
-        tracing::info!(video = %video, state = next, "stored output removed");
+        tracing::info!(video = %video, state = next.as_str(), "stored output removed");
     }
     Ok(())
 }

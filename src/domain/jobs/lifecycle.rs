@@ -12,7 +12,7 @@ use crate::domain::ids::TenantId;
 use crate::domain::services::Services;
 use crate::domain::video::{JobError, Video, VideoStatus};
 use crate::providers::ReportedCost;
-use crate::storage::jobs::{Attempt, Due};
+use crate::storage::{attempts::Attempt, leases::Due};
 use crate::storage::{now_ms, Db};
 
 /// Who ends a job, which decides the update's guard and what follows it.

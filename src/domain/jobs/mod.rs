@@ -20,7 +20,7 @@ mod submit;
 use crate::domain::services::Services;
 use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::{ProviderError, UpstreamStatus};
-use crate::storage::jobs::Due;
+use crate::storage::leases::Due;
 use crate::storage::now_ms;
 
 pub use lifecycle::{after_terminal, cancel_upstream, end_job, expire_overdue, EndedBy};

@@ -11,8 +11,8 @@ use super::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
 use crate::domain::services::Services;
 use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::{Provider, ProviderError, SubmitRequest};
-use crate::storage::jobs::{Attempt, Due};
 use crate::storage::now_ms;
+use crate::storage::{attempts::Attempt, leases::Due};
 
 /// Submits a job to its provider. A failure that another provider might not have — the
 /// provider is misconfigured or out of credit (401/403/402), rate limiting, failing or

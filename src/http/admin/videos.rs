@@ -10,7 +10,7 @@ use crate::app::AppState;
 use crate::domain::video_object::VideoObject;
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::Operator;
-use crate::storage::jobs::AttemptRow;
+use crate::storage::attempts::AttemptRow;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminVideo {

@@ -1,6 +1,7 @@
 //! `/v1/videos`: thin handlers that parse, call [`crate::domain::videos`], and serialize.
 
 pub mod create;
+pub mod input;
 pub mod object;
 
 use axum::body::Body;
@@ -11,19 +12,20 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-use self::create::{CreateInput, CreateVideoBody};
+use self::create::CreateVideoBody;
+use self::input::CreateInput;
 use self::object::{VideoDeleted, VideoList, VideoObject};
 use crate::app::AppState;
 use crate::domain::idempotency::request_hash;
 use crate::domain::ids::VideoId;
-use crate::domain::video::{Video, VideoStatus};
+use crate::domain::video::{ArchiveState, Video, VideoStatus};
 use crate::domain::videos;
 use crate::error::{Error, ErrorBody, Result};
 use crate::http::auth::Caller;
 use crate::http::extract::ApiQuery;
 use crate::http::idempotency::{self, IdempotencyHeader};
 use crate::providers::sandbox;
-use crate::storage::jobs::ListQuery;
+use crate::storage::videos::ListQuery;
 
 const POLL_AFTER: HeaderName = HeaderName::from_static("openai-poll-after-ms");
 
@@ -352,14 +354,14 @@ pub async fn video_content(
     if video
         .expires_at_ms
         .is_some_and(|at| at <= crate::storage::now_ms())
-        || video.archive_state.as_deref() == Some("expired")
+        || video.archive_state == Some(ArchiveState::Expired)
     {
         return Err(Error::Gone(
             "video_expired",
             format!("the content of video {} has expired", video.id),
         ));
     }
-    if !thumbnail && video.archive_state.as_deref() == Some("stored") {
+    if !thumbnail && video.archive_state == Some(ArchiveState::Stored) {
         let key = crate::storage::objects::object_key(video.id.as_str());
         if let Some(size) = state.objects.size(&key).await? {
             return stored_content(&state, &video, &key, size, &method, &request_headers).await;

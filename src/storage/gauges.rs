@@ -1,0 +1,50 @@
+//! SQL for the gauges the metrics endpoint reports: running jobs by provider and state, the
+//! queue, and the credits on hold.
+
+use sqlx::Row;
+
+use super::videos::RUNNING;
+use super::Db;
+
+/// Shared state the metrics endpoint reports: jobs by provider and state, the queue and the
+/// credits on hold.
+#[derive(Debug, Default)]
+pub struct JobGauges {
+    pub running: Vec<(String, String, i64)>,
+    pub queued: i64,
+    pub oldest_queued_ms: Option<i64>,
+    pub credits_held: i64,
+}
+
+impl Db {
+    pub async fn job_gauges(&self) -> Result<JobGauges, sqlx::Error> {
+        let rows = sqlx::query(&format!(
+            "SELECT COALESCE(provider, 'none') AS provider, status, COUNT(*) AS n \
+             FROM videos WHERE {RUNNING} GROUP BY provider, status"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut gauges = JobGauges::default();
+        for row in rows {
+            gauges.running.push((
+                row.try_get("provider")?,
+                row.try_get("status")?,
+                row.try_get("n")?,
+            ));
+        }
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM videos WHERE status = 'queued'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        gauges.queued = row.try_get("n")?;
+        gauges.oldest_queued_ms = row.try_get("oldest")?;
+        let row = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS held FROM holds WHERE state = 'pending'",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        gauges.credits_held = row.try_get("held")?;
+        Ok(gauges)
+    }
+}

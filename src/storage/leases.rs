@@ -1,0 +1,374 @@
+//! SQL for the worker's leases on jobs and the guarded state transitions: claiming due jobs,
+//! putting them back, recording the upstream's acceptance, failing over to another provider,
+//! and the final states. Every transition out of a running state is conditional on the job
+//! still being running (and, for the worker, on still holding the lease), so a late upstream
+//! result or a stale replica can never overwrite a final state.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::end_users::FinishedJob;
+use super::sql::{self, Get};
+use super::videos::{video_from_row, RUNNING};
+use super::{now_ms, Db, Tx};
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{TenantId, VideoId};
+use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
+use crate::providers::ReportedCost;
+
+/// What a job's final-state update returns for the tenant's running totals.
+const FINISHED: &str = "RETURNING tenant_id, mode, created_at, cost_reserved, seconds";
+
+fn finished_from_row(row: &AnyRow) -> Result<FinishedJob, sqlx::Error> {
+    Ok(FinishedJob {
+        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        // A wrong mode would adjust another mode's totals: refuse it rather than guess.
+        mode: row.state("mode", Mode::parse)?,
+        created_at: row.try_get("created_at")?,
+        cost_reserved: row.try_get("cost_reserved")?,
+        seconds: row.try_get("seconds")?,
+    })
+}
+
+/// When and why a leased job is next due, as the worker puts it back (see [`Db::reschedule`]).
+pub struct Due {
+    /// The instant it is due.
+    pub at: i64,
+    pub cause: PollCause,
+    /// Progress the upstream reported, 0-99.
+    pub progress: Option<i64>,
+    /// Whether the step was a transient failure (counted toward giving up).
+    pub count_attempt: bool,
+    /// Requests the step made upstream.
+    pub requests: i64,
+    /// When the step's upstream request began: a webhook that arrived after it makes the job
+    /// due for its confirmation instead.
+    pub step_started: Option<i64>,
+    /// The provider's minimum wait after a request before the next one.
+    pub min_interval_ms: i64,
+}
+
+impl Due {
+    /// Due at `at` for `cause`, after a step that made no upstream request.
+    pub fn at(at: i64, cause: PollCause) -> Due {
+        Due {
+            at,
+            cause,
+            progress: None,
+            count_attempt: false,
+            requests: 0,
+            step_started: None,
+            min_interval_ms: 0,
+        }
+    }
+}
+
+impl Db {
+    /// Leases up to `limit` due jobs to `owner` until `lease_until`. Running jobs due for a
+    /// poll come first, soonest due first, read from the due index without touching the
+    /// others. Queued jobs fill the rest fairly across tenants: a queued job's turn is its
+    /// tenant's running jobs plus its place in its tenant's line, and the lowest turn goes first
+    /// (then the oldest), so a tenant that queues a thousand jobs delays another tenant's single
+    /// job by at most one slot's turn. The conditional update makes each claim exclusive across
+    /// replicas (a window function cannot be combined with `SKIP LOCKED`; a concurrent claim
+    /// waits for the other's short transaction and then skips what it took).
+    pub async fn claim_due_jobs(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<Video>, sqlx::Error> {
+        let mut order: Vec<i64> = sqlx::query(
+            "SELECT seq FROM videos WHERE status = 'in_progress' AND next_run_at <= $1 \
+               AND (lease_until IS NULL OR lease_until < $1) \
+             ORDER BY next_run_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+        let room = limit - order.len() as i64;
+        let any_queued = room > 0
+            && sqlx::query(
+                "SELECT 1 FROM videos WHERE status = 'queued' AND next_run_at <= $1 \
+                   AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
+            )
+            .bind(now)
+            .fetch_optional(self.pool())
+            .await?
+            .is_some();
+        if any_queued {
+            let queued: Vec<i64> = sqlx::query(
+                "SELECT seq FROM ( \
+                     SELECT v.seq, ROW_NUMBER() OVER (PARTITION BY v.tenant_id ORDER BY v.seq) \
+                       + COALESCE(r.running, 0) AS turn \
+                     FROM videos v LEFT JOIN (SELECT tenant_id, COUNT(*) AS running FROM videos \
+                       WHERE status = 'in_progress' GROUP BY tenant_id) r ON r.tenant_id = v.tenant_id \
+                     WHERE v.status = 'queued' AND v.next_run_at <= $1 \
+                       AND (v.lease_until IS NULL OR v.lease_until < $1)) due \
+                 ORDER BY turn, seq LIMIT $2",
+            )
+            .bind(now)
+            .bind(room)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+            order.extend(queued);
+        }
+        if order.is_empty() {
+            return Ok(Vec::new());
+        }
+        let placeholders: Vec<String> = (0..order.len()).map(|i| format!("${}", i + 4)).collect();
+        let claim = format!(
+            "UPDATE videos SET lease_owner = $1, lease_until = $2 \
+             WHERE seq IN ({}) AND {RUNNING} AND (lease_until IS NULL OR lease_until < $3) \
+             RETURNING *",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&claim).bind(owner).bind(lease_until).bind(now);
+        for seq in &order {
+            query = query.bind(*seq);
+        }
+        let mut tx = self.begin().await?;
+        let rows = query.fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        let mut claimed = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<i64, _>("seq")?, video_from_row(r)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        claimed.sort_by_key(|(seq, _)| order.iter().position(|s| s == seq));
+        Ok(claimed.into_iter().map(|(_, video)| video).collect())
+    }
+
+    /// Makes a running job due now (a webhook said it changed), unless it is leased.
+    pub async fn poll_soon(&self, id: &VideoId, min_interval_ms: i64) -> Result<(), sqlx::Error> {
+        // A poll inside the provider's minimum interval after the last request would be
+        // refused (AIgateway answers 304), so the confirmation waits for the interval's end. A
+        // poll already in flight sees `webhook_at` when it reschedules (`reschedule`).
+        sqlx::query(&format!(
+            "UPDATE videos SET webhook_at = $1, poll_cause = 'webhook', \
+             next_run_at = CASE WHEN updated_at + $2 > $1 THEN updated_at + $2 ELSE $1 END \
+             WHERE id = $3 AND {RUNNING}"
+        ))
+        .bind(now_ms())
+        .bind(min_interval_ms)
+        .bind(id.as_str())
+        .execute(self.writer())
+        .await?;
+        Ok(())
+    }
+
+    /// Records the upstream's acceptance of a job and releases the lease. Returns the job as
+    /// stored, or `None` when it was no longer this owner's running job.
+    pub async fn mark_submitted(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        provider: &str,
+        upstream_id: &str,
+        due: Due,
+        cost: Option<&ReportedCost>,
+    ) -> Result<Option<Video>, sqlx::Error> {
+        let now = now_ms();
+        let Due {
+            at: next_run_at,
+            cause,
+            requests,
+            ..
+        } = due;
+        let mut writer = self.hot_writer().await?;
+        let row = sql::query(format!(
+            "UPDATE videos SET status = 'in_progress', provider = $1, upstream_id = $2, submitted_at = $3, \
+             updated_at = $3, next_run_at = $4, lease_owner = NULL, lease_until = NULL, \
+             upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd), \
+             poll_cause = $9, webhook_at = NULL, upstream_requests = upstream_requests + $10 \
+             WHERE id = $5 AND lease_owner = $6 AND {RUNNING} RETURNING *"
+        ))
+        .bind(provider)
+        .bind(upstream_id)
+        .bind(now)
+        .bind(next_run_at)
+        .bind(id.as_str())
+        .bind(owner)
+        .bind(cost.map(|c| c.raw.as_str()))
+        .bind(cost.and_then(|c| c.micro_usd))
+        .bind(cause.as_str())
+        .bind(requests)
+        .fetch_optional(&mut writer.exec())
+        .await?;
+        row.map(|r| video_from_row(&r)).transpose()
+    }
+
+    /// Puts a leased job back to wait until its next due time, recording its progress and the
+    /// `requests` just made upstream for it. When a webhook arrived while the job was leased
+    /// (after `step_started`), the job is due for its confirmation instead, once `min_interval_ms`
+    /// has passed.
+    pub async fn reschedule(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        due: Due,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET progress = COALESCE($1, progress), updated_at = $3, \
+             next_run_at = CASE WHEN webhook_at >= $7 THEN $3 + $8 ELSE $2 END, \
+             poll_cause = CASE WHEN webhook_at >= $7 THEN 'webhook' ELSE $9 END, \
+             attempts = attempts + $4, upstream_requests = upstream_requests + $10, \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
+        ))
+        .bind(due.progress)
+        .bind(due.at)
+        .bind(now)
+        .bind(i64::from(due.count_attempt))
+        .bind(id.as_str())
+        .bind(owner)
+        .bind(due.step_started)
+        .bind(due.min_interval_ms)
+        .bind(due.cause.as_str())
+        .bind(due.requests)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Moves a leased running job to `completed`; false when it is no longer running or leased.
+    pub async fn mark_completed(
+        tx: &mut Tx,
+        id: &VideoId,
+        owner: &str,
+        output_url: &str,
+        charged: Credits,
+        expires_at: i64,
+        cost: Option<&ReportedCost>,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET status = 'completed', progress = 100, output_url = $1, cost_charged = $2, \
+             completed_at = $3, updated_at = $3, expires_at = $4, lease_owner = NULL, lease_until = NULL, \
+             upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd), \
+             upstream_requests = upstream_requests + 1 \
+             WHERE id = $5 AND lease_owner = $6 AND {RUNNING} {FINISHED}, upstream_requests"
+        ))
+        .bind(output_url)
+        .bind(charged.get())
+        .bind(now)
+        .bind(expires_at)
+        .bind(id.as_str())
+        .bind(owner)
+        .bind(cost.map(|c| c.raw.as_str()))
+        .bind(cost.and_then(|c| c.micro_usd))
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(row) = done else {
+            return Ok(None);
+        };
+        let finished = finished_from_row(&row)?;
+        let requests: i64 = row.try_get("upstream_requests")?;
+        // The day's credits now count the charge instead of the hold.
+        Self::count_finished_job(
+            tx,
+            &finished,
+            charged.get().saturating_sub(finished.cost_reserved),
+            0,
+        )
+        .await?;
+        Self::release_slot(tx, id).await?;
+        Ok(Some(requests))
+    }
+
+    /// Moves a running job to `failed` or `canceled`. With `owner`, only while leased to it;
+    /// with `tenant`, only that tenant's job.
+    pub async fn mark_ended(
+        tx: &mut Tx,
+        id: &VideoId,
+        status: VideoStatus,
+        error: Option<&JobError>,
+        owner: Option<&str>,
+        tenant: Option<&TenantId>,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET status = $1, error_code = $2, error_message = $3, cost_charged = 0, \
+             completed_at = $4, updated_at = $4, lease_owner = NULL, lease_until = NULL \
+             WHERE id = $5 AND {RUNNING} AND ($6 IS NULL OR lease_owner = $6) AND ($7 IS NULL OR tenant_id = $7) {FINISHED}"
+        ))
+        .bind(status.as_str())
+        .bind(error.map(|e| e.code.as_str()))
+        .bind(error.map(|e| e.message.as_str()))
+        .bind(now)
+        .bind(id.as_str())
+        .bind(owner)
+        .bind(tenant.map(TenantId::as_str))
+        .fetch_optional(&mut **tx)
+        .await?;
+        let Some(finished) = done.as_ref().map(finished_from_row).transpose()? else {
+            return Ok(false);
+        };
+        // A failed or canceled job counts neither its hold nor its seconds.
+        Self::count_finished_job(tx, &finished, -finished.cost_reserved, -finished.seconds).await?;
+        Self::release_slot(tx, id).await?;
+        Ok(true)
+    }
+
+    /// Queues a leased job that failed upstream again, at another provider, and gives back its
+    /// slot, in one transaction.
+    pub async fn requeue_elsewhere(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        provider: &str,
+        fallbacks: &[String],
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let now = now_ms();
+        let done = sqlx::query(
+            "UPDATE videos SET status = 'queued', provider = $1, fallbacks = $2, upstream_id = NULL, \
+             submitted_at = NULL, progress = 0, next_run_at = $3, updated_at = $3, \
+             lease_owner = NULL, lease_until = NULL \
+             WHERE id = $4 AND lease_owner = $5 AND status = 'in_progress'",
+        )
+        .bind(provider)
+        .bind(serde_json::to_string(fallbacks).ok())
+        .bind(now)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        Self::release_slot(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Moves a leased, not yet submitted job to another provider, keeping the lease.
+    pub async fn switch_provider(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        provider: &str,
+        fallbacks: &[String],
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET provider = $1, fallbacks = $2, updated_at = $3 \
+             WHERE id = $4 AND lease_owner = $5 AND {RUNNING}"
+        ))
+        .bind(provider)
+        .bind(serde_json::to_string(fallbacks).ok())
+        .bind(now_ms())
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

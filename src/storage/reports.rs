@@ -1,0 +1,246 @@
+//! SQL for the reports over settled jobs: a tenant's usage, the operator's margins and
+//! savings, and completed jobs whose upstream-reported cost strays from the estimate.
+
+use sqlx::Row;
+
+use super::videos::video_from_row;
+use super::Db;
+use crate::domain::billing::Mode;
+use crate::domain::ids::TenantId;
+use crate::domain::video::Video;
+
+/// What a usage report groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UsageGroup {
+    Day,
+    Key,
+    User,
+    Model,
+    Provider,
+}
+
+impl UsageGroup {
+    pub fn parse(raw: &str) -> Option<UsageGroup> {
+        match raw {
+            "day" => Some(UsageGroup::Day),
+            "key" => Some(UsageGroup::Key),
+            "user" => Some(UsageGroup::User),
+            "model" => Some(UsageGroup::Model),
+            "provider" => Some(UsageGroup::Provider),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            UsageGroup::Day => "day",
+            UsageGroup::Key => "key",
+            UsageGroup::User => "user",
+            UsageGroup::Model => "model",
+            UsageGroup::Provider => "provider",
+        }
+    }
+
+    /// The SQL expression, always text so that every group reads back the same way.
+    fn column(self) -> &'static str {
+        match self {
+            UsageGroup::Day => "CAST(completed_at / 86400000 AS TEXT)",
+            UsageGroup::Key => "COALESCE(api_key_id, '')",
+            UsageGroup::User => "COALESCE(user_id, '')",
+            UsageGroup::Model => "model",
+            UsageGroup::Provider => "COALESCE(provider, '')",
+        }
+    }
+}
+
+/// One row of a usage report.
+#[derive(Debug, Clone)]
+pub struct UsageRow {
+    pub groups: Vec<String>,
+    /// Settled jobs (completed, failed or canceled).
+    pub jobs: i64,
+    pub completed: i64,
+    /// Seconds of completed video.
+    pub seconds: i64,
+    pub charged: i64,
+}
+
+/// One tenant-provider-day of the margin report.
+#[derive(Debug, Clone)]
+pub struct MarginRow {
+    pub tenant_id: String,
+    pub provider: String,
+    pub day: i64,
+    pub jobs: i64,
+    pub revenue_credits: i64,
+    pub cost_micro_usd: i64,
+}
+
+/// One tenant-day of the savings report, in micro-USD.
+#[derive(Debug, Clone)]
+pub struct SavingsRow {
+    pub tenant_id: String,
+    /// Days since the unix epoch (UTC).
+    pub day: i64,
+    pub jobs: i64,
+    pub paid_micro_usd: i64,
+    pub ceiling_micro_usd: i64,
+    pub baseline_micro_usd: i64,
+    pub jobs_with_baseline: i64,
+}
+
+impl Db {
+    /// A tenant's settled jobs in one mode between two instants, grouped.
+    pub async fn usage(
+        &self,
+        tenant: &TenantId,
+        mode: Mode,
+        from_ms: i64,
+        to_ms: i64,
+        groups: &[UsageGroup],
+    ) -> Result<Vec<UsageRow>, sqlx::Error> {
+        let columns: Vec<String> = groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| format!("{} AS g{i}", g.column()))
+            .collect();
+        let names: Vec<String> = (0..groups.len()).map(|i| format!("g{i}")).collect();
+        let select = if columns.is_empty() {
+            String::new()
+        } else {
+            format!("{}, ", columns.join(", "))
+        };
+        let group_by = if names.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " GROUP BY {} ORDER BY {}",
+                names.join(", "),
+                names.join(", ")
+            )
+        };
+        let sql = format!(
+            "SELECT {select}COUNT(*) AS jobs, \
+               CAST(COALESCE(SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS completed, \
+               CAST(COALESCE(SUM(CASE WHEN status = 'completed' THEN seconds ELSE 0 END), 0) AS BIGINT) AS seconds, \
+               CAST(COALESCE(SUM(cost_charged), 0) AS BIGINT) AS charged \
+             FROM videos WHERE tenant_id = $1 AND mode = $2 AND completed_at >= $3 AND completed_at < $4 \
+               AND status IN ('completed', 'failed', 'canceled'){group_by}"
+        );
+        sqlx::query(&sql)
+            .bind(tenant.as_str())
+            .bind(mode.as_str())
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(self.pool())
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(UsageRow {
+                    groups: (0..groups.len())
+                        .map(|i| r.try_get::<String, _>(i))
+                        .collect::<Result<_, _>>()?,
+                    jobs: r.try_get("jobs")?,
+                    completed: r.try_get("completed")?,
+                    seconds: r.try_get("seconds")?,
+                    charged: r.try_get("charged")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Revenue against upstream cost per tenant, provider and UTC day for completed live jobs:
+    /// (tenant, provider, day, jobs, credits charged, upstream micro-USD).
+    pub async fn margin_report(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<MarginRow>, sqlx::Error> {
+        sqlx::query(
+            "SELECT tenant_id, COALESCE(provider, '') AS provider, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
+               CAST(COALESCE(SUM(cost_charged), 0) AS BIGINT) AS revenue, \
+               CAST(COALESCE(SUM(COALESCE(upstream_cost_micro_usd, upstream_estimate_micro)), 0) AS BIGINT) AS cost \
+             FROM videos WHERE status = 'completed' AND mode = 'live' AND completed_at >= $1 AND completed_at < $2 \
+             GROUP BY tenant_id, COALESCE(provider, ''), completed_at / 86400000 ORDER BY day, tenant_id, provider",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(MarginRow {
+                tenant_id: r.try_get("tenant_id")?,
+                provider: r.try_get("provider")?,
+                day: r.try_get("day")?,
+                jobs: r.try_get("jobs")?,
+                revenue_credits: r.try_get("revenue")?,
+                cost_micro_usd: r.try_get("cost")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Upstream spending per tenant and day (UTC) of completed live jobs: what was paid (the
+    /// upstream's own reported dollars where given, else the catalog estimate) against the most
+    /// expensive eligible provider and the baseline provider.
+    pub async fn savings_report(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<SavingsRow>, sqlx::Error> {
+        sqlx::query(
+            "SELECT tenant_id, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
+               CAST(COALESCE(SUM(COALESCE(upstream_cost_micro_usd, upstream_estimate_micro)), 0) AS BIGINT) AS paid, \
+               CAST(COALESCE(SUM(cost_ceiling_micro), 0) AS BIGINT) AS ceiling, \
+               CAST(COALESCE(SUM(cost_baseline_micro), 0) AS BIGINT) AS baseline, \
+               CAST(SUM(CASE WHEN cost_baseline_micro IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS with_baseline \
+             FROM videos WHERE status = 'completed' AND mode = 'live' \
+               AND completed_at >= $1 AND completed_at < $2 \
+             GROUP BY tenant_id, completed_at / 86400000 ORDER BY day, tenant_id",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(SavingsRow {
+                tenant_id: r.try_get("tenant_id")?,
+                day: r.try_get("day")?,
+                jobs: r.try_get("jobs")?,
+                paid_micro_usd: r.try_get("paid")?,
+                ceiling_micro_usd: r.try_get("ceiling")?,
+                baseline_micro_usd: r.try_get("baseline")?,
+                jobs_with_baseline: r.try_get("with_baseline")?,
+            })
+        })
+        .collect()
+    }
+
+    /// Completed jobs whose upstream-reported cost differs from the catalog's estimate by more
+    /// than `threshold_percent`, newest first.
+    pub async fn cost_mismatches(
+        &self,
+        from_ms: i64,
+        to_ms: i64,
+        threshold_percent: i64,
+        limit: i64,
+    ) -> Result<Vec<Video>, sqlx::Error> {
+        sqlx::query(
+            "SELECT * FROM videos WHERE status = 'completed' AND completed_at >= $1 AND completed_at < $2 \
+               AND upstream_cost_micro_usd IS NOT NULL AND upstream_estimate_micro IS NOT NULL \
+               AND ABS(upstream_cost_micro_usd - upstream_estimate_micro) * 100 > $3 * upstream_estimate_micro \
+             ORDER BY completed_at DESC LIMIT $4",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(threshold_percent)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(video_from_row)
+        .collect()
+    }
+}

@@ -1,0 +1,153 @@
+//! SQL for the limits on what a provider is sent: its concurrency slots (taken by a job
+//! being created or by a leased job, given back in the transaction that ends the job's claim)
+//! and its submit rate (a GCRA token per submit).
+
+use sqlx::Row;
+
+use super::sql::{self, Exec};
+use super::videos::RUNNING;
+use super::{Db, Tx};
+use crate::domain::ids::VideoId;
+
+/// How many waiting jobs a create counts before it joins them in the queue.
+const WAITING_COUNTED: i64 = 256;
+
+impl Db {
+    /// Takes a slot at `provider` for a leased job, if fewer than `limit` are in use.
+    pub async fn acquire_slot(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        provider: &str,
+        limit: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.begin().await?;
+        sqlx::query("INSERT INTO provider_slots (provider, in_use) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
+            .bind(provider)
+            .execute(&mut *tx)
+            .await?;
+        let taken = sqlx::query(
+            "UPDATE provider_slots SET in_use = in_use + 1 WHERE provider = $1 AND in_use < $2",
+        )
+        .bind(provider)
+        .bind(limit)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !taken {
+            return Ok(false);
+        }
+        let held = sqlx::query(&format!(
+            "UPDATE videos SET slot_provider = $1 WHERE id = $2 AND lease_owner = $3 AND slot_provider IS NULL AND {RUNNING}"
+        ))
+        .bind(provider)
+        .bind(id.as_str())
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !held {
+            return Ok(false); // Dropping the transaction gives the slot back.
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Gives back the slot a job holds, if any. Runs inside the transaction of the state change
+    /// that ends the job's claim on it.
+    pub async fn release_slot(tx: &mut Tx, id: &VideoId) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE provider_slots SET in_use = in_use - 1 \
+             WHERE provider = (SELECT slot_provider FROM videos WHERE id = $1) AND in_use > 0",
+        )
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query(
+            "UPDATE videos SET slot_provider = NULL WHERE id = $1 AND slot_provider IS NOT NULL",
+        )
+        .bind(id.as_str())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives back a leased job's slot in a transaction of its own.
+    pub async fn release_slot_now(&self, id: &VideoId) -> Result<(), sqlx::Error> {
+        let mut tx = self.begin().await?;
+        Self::release_slot(&mut tx, id).await?;
+        tx.commit().await
+    }
+
+    /// Slots in use at a provider (for the operator and tests).
+    pub async fn slots_in_use(&self, provider: &str) -> Result<i64, sqlx::Error> {
+        let row = sqlx::query("SELECT in_use FROM provider_slots WHERE provider = $1")
+            .bind(provider)
+            .fetch_optional(self.pool())
+            .await?;
+        row.map(|r| r.try_get::<i64, _>(0))
+            .transpose()
+            .map(|n| n.unwrap_or(0))
+    }
+
+    /// Takes one of `provider`'s `limit` slots for a job being created, in its creating
+    /// transaction, unless the jobs already waiting for that provider need every free slot
+    /// (they go first). Waiting jobs are counted up to [`WAITING_COUNTED`]; with that many, the
+    /// new job waits too. One statement takes the slot, so the count stays exact.
+    pub async fn take_slot_for_new_job(
+        ex: &mut Exec<'_>,
+        provider: &str,
+        limit: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let waiting: i64 = sql::query(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM videos WHERE status = 'queued' AND provider = $1 LIMIT $2) w",
+        )
+        .bind(provider)
+        .bind(WAITING_COUNTED)
+        .fetch_one(ex)
+        .await?
+        .at(0)?;
+        if waiting >= WAITING_COUNTED || waiting >= limit {
+            return Ok(false);
+        }
+        let taken = sql::query(
+            "INSERT INTO provider_slots (provider, in_use) VALUES ($1, 1) \
+             ON CONFLICT (provider) DO UPDATE SET in_use = provider_slots.in_use + 1 \
+             WHERE provider_slots.in_use + $2 < $3 RETURNING in_use",
+        )
+        .bind(provider)
+        .bind(waiting)
+        .bind(limit)
+        .fetch_optional(ex)
+        .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Takes one submit from `provider`'s rate (GCRA: one submit every `interval_ms`, bursts of
+    /// `burst`), atomically in one conditional update. False: wait.
+    pub async fn take_submit_token(
+        &self,
+        provider: &str,
+        interval_ms: i64,
+        burst: i64,
+        now: i64,
+    ) -> Result<bool, sqlx::Error> {
+        sqlx::query("INSERT INTO provider_rate (provider, tat) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
+            .bind(provider)
+            .execute(self.writer())
+            .await?;
+        let done = sqlx::query(
+            "UPDATE provider_rate SET tat = (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 \
+             WHERE provider = $3 AND (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 - $1 <= $4",
+        )
+        .bind(now)
+        .bind(interval_ms)
+        .bind(provider)
+        .bind(interval_ms * burst.max(1))
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}

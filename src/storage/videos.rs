@@ -1,0 +1,269 @@
+//! SQL for video jobs as records: storing a new one, tenant-scoped reads with cursor
+//! pagination, reads by id or callback token for the workers and the operator, and soft
+//! deletion. The one decoder of a video row lives here, and it reads every state column
+//! strictly: a value the gateway does not know is an error, never a guess.
+
+use sqlx::Row;
+
+use super::sql::{self, Exec, Get};
+use super::{now_ms, Db, Tx};
+use crate::domain::billing::{Credits, Mode};
+use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
+use crate::domain::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
+
+/// The condition a job still running meets.
+pub(super) const RUNNING: &str = "status IN ('queued', 'in_progress')";
+
+pub(super) fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
+    let request: String = row.col("request")?;
+    let request = serde_json::from_str(&request).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let error_code: Option<String> = row.col("error_code")?;
+    let error_message: Option<String> = row.col("error_message")?;
+    Ok(Video {
+        id: VideoId::from_db(row.col("id")?),
+        tenant_id: TenantId::from_db(row.col("tenant_id")?),
+        api_key_id: row
+            .col::<Option<String>>("api_key_id")?
+            .map(ApiKeyId::from_db),
+        mode: row.state("mode", Mode::parse)?,
+        request,
+        status: row.state("status", VideoStatus::parse)?,
+        progress: row.col("progress")?,
+        provider: row.col("provider")?,
+        upstream_id: row.col("upstream_id")?,
+        error: error_code.map(|code| JobError {
+            code,
+            message: error_message.unwrap_or_default(),
+        }),
+        cost_reserved: Credits::from_stored(row.col("cost_reserved")?),
+        cost_charged: row
+            .col::<Option<i64>>("cost_charged")?
+            .map(Credits::from_stored),
+        output_url: row.col("output_url")?,
+        created_at_ms: row.col("created_at")?,
+        submitted_at_ms: row.col("submitted_at")?,
+        completed_at_ms: row.col("completed_at")?,
+        upstream_estimate_micro: row.col("upstream_estimate_micro")?,
+        expires_at_ms: row.col("expires_at")?,
+        archive_state: row.state_opt("archive_state", ArchiveState::parse)?,
+        attempts: row.col("attempts")?,
+        slot_provider: row.col("slot_provider")?,
+        cost_ceiling_micro: row.col("cost_ceiling_micro")?,
+        cost_baseline_micro: row.col("cost_baseline_micro")?,
+        callback_token: row.col("callback_token")?,
+        fallbacks: row.json_opt("fallbacks")?.unwrap_or_default(),
+        upstream_cost: row.col("upstream_cost")?,
+        upstream_cost_micro_usd: row.col("upstream_cost_micro_usd")?,
+        poll_cause: row.state("poll_cause", PollCause::parse)?,
+        upstream_requests: row.col("upstream_requests")?,
+    })
+}
+
+/// Which page of a tenant's videos to read.
+pub struct ListQuery<'a> {
+    pub tenant: &'a TenantId,
+    pub after: Option<&'a VideoId>,
+    pub limit: i64,
+    pub newest_first: bool,
+    pub status: Option<VideoStatus>,
+    pub user: Option<&'a str>,
+}
+
+impl Db {
+    /// Stores a new job, leased to `lease_owner` until `lease_until`: the request that creates
+    /// a job submits it itself, and the worker takes it over only if that lease expires.
+    pub async fn insert_video(
+        ex: &mut Exec<'_>,
+        video: &Video,
+        next_run_at: i64,
+        lease: Option<(&str, i64)>,
+    ) -> Result<(), sqlx::Error> {
+        let request =
+            serde_json::to_string(&video.request).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        sql::query(
+            "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
+             progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token, \
+             lease_owner, lease_until, fallbacks, cost_ceiling_micro, cost_baseline_micro, seconds, slot_provider) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
+        )
+        .bind(video.id.as_str())
+        .bind(video.tenant_id.as_str())
+        .bind(video.api_key_id.as_ref().map(ApiKeyId::as_str))
+        .bind(video.mode.as_str())
+        .bind(video.request.model.id())
+        .bind(video.request.user.as_ref().map(|u| u.as_str()))
+        .bind(request)
+        .bind(video.status.as_str())
+        .bind(video.provider.as_deref())
+        .bind(video.cost_reserved.get())
+        .bind(video.created_at_ms)
+        .bind(next_run_at)
+        .bind(video.callback_token.as_deref())
+        .bind(lease.map(|(owner, _)| owner))
+        .bind(lease.map(|(_, until)| until))
+        .bind(serde_json::to_string(&video.fallbacks).ok())
+        .bind(video.cost_ceiling_micro)
+        .bind(video.cost_baseline_micro)
+        .bind(video.request.seconds.get())
+        .bind(video.slot_provider.as_deref())
+        .execute(ex)
+        .await?;
+        Ok(())
+    }
+
+    /// A tenant's video; another tenant's id or a deleted video reads as absent.
+    pub async fn get_video(
+        &self,
+        tenant: &TenantId,
+        id: &VideoId,
+    ) -> Result<Option<Video>, sqlx::Error> {
+        let mut reader = self.hot_reader()?;
+        sql::query("SELECT * FROM videos WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL")
+            .bind(id.as_str())
+            .bind(tenant.as_str())
+            .fetch_optional(&mut reader.exec()?)
+            .await?
+            .map(|r| video_from_row(&r))
+            .transpose()
+    }
+
+    /// Any video by id, for the workers and the operator.
+    pub async fn get_video_any(&self, id: &VideoId) -> Result<Option<Video>, sqlx::Error> {
+        sqlx::query("SELECT * FROM videos WHERE id = $1")
+            .bind(id.as_str())
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| video_from_row(&r))
+            .transpose()
+    }
+
+    /// One page of a tenant's videos plus whether more follow. The cursor is a video id;
+    /// an id that is not the tenant's reads as "not found" to the caller.
+    pub async fn list_videos(
+        &self,
+        query: &ListQuery<'_>,
+    ) -> Result<Option<(Vec<Video>, bool)>, sqlx::Error> {
+        let cursor = match query.after {
+            Some(after) => {
+                let row = sqlx::query("SELECT seq FROM videos WHERE id = $1 AND tenant_id = $2")
+                    .bind(after.as_str())
+                    .bind(query.tenant.as_str())
+                    .fetch_optional(self.pool())
+                    .await?;
+                match row {
+                    Some(row) => Some(row.try_get::<i64, _>(0)?),
+                    None => return Ok(None),
+                }
+            }
+            None => None,
+        };
+        let (cmp, order) = if query.newest_first {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let mut sql =
+            String::from("SELECT * FROM videos WHERE tenant_id = $1 AND deleted_at IS NULL");
+        let mut n = 1;
+        if cursor.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND seq {cmp} ${n}"));
+        }
+        if query.status.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND status = ${n}"));
+        }
+        if query.user.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND user_id = ${n}"));
+        }
+        sql.push_str(&format!(" ORDER BY seq {order} LIMIT ${}", n + 1));
+        let mut q = sqlx::query(&sql).bind(query.tenant.as_str());
+        if let Some(seq) = cursor {
+            q = q.bind(seq);
+        }
+        if let Some(status) = query.status {
+            q = q.bind(status.as_str());
+        }
+        if let Some(user) = query.user {
+            q = q.bind(user);
+        }
+        let rows = q.bind(query.limit + 1).fetch_all(self.pool()).await?;
+        let has_more = rows.len() as i64 > query.limit;
+        let videos = rows
+            .iter()
+            .take(query.limit as usize)
+            .map(video_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((videos, has_more)))
+    }
+
+    /// The job whose provider callback URL carries `token`.
+    pub async fn video_by_callback_token(&self, token: &str) -> Result<Option<Video>, sqlx::Error> {
+        sqlx::query("SELECT * FROM videos WHERE callback_token = $1")
+            .bind(token)
+            .fetch_optional(self.pool())
+            .await?
+            .map(|r| video_from_row(&r))
+            .transpose()
+    }
+
+    /// The catalog's estimate of a completed job's upstream cost, for the savings report.
+    pub async fn record_estimate(
+        tx: &mut Tx,
+        id: &VideoId,
+        micro_usd: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE videos SET upstream_estimate_micro = $1 WHERE id = $2")
+            .bind(micro_usd)
+            .bind(id.as_str())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Hides a finished video from every read.
+    pub async fn soft_delete_video(
+        &self,
+        tenant: &TenantId,
+        id: &VideoId,
+    ) -> Result<bool, sqlx::Error> {
+        let now = now_ms();
+        let done = sqlx::query(&format!(
+            "UPDATE videos SET deleted_at = $1, updated_at = $1 \
+             WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL AND NOT ({RUNNING})"
+        ))
+        .bind(now)
+        .bind(id.as_str())
+        .bind(tenant.as_str())
+        .execute(self.writer())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Running jobs created before `created_before`, oldest first.
+    pub async fn overdue_jobs(
+        &self,
+        created_before: i64,
+        limit: i64,
+    ) -> Result<Vec<Video>, sqlx::Error> {
+        sqlx::query(&format!(
+            "SELECT * FROM videos WHERE {RUNNING} AND created_at < $1 ORDER BY created_at LIMIT $2"
+        ))
+        .bind(created_before)
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?
+        .iter()
+        .map(video_from_row)
+        .collect()
+    }
+
+    /// Counts of jobs by status (for tests and the operator).
+    pub async fn count_running_jobs(&self) -> Result<i64, sqlx::Error> {
+        sqlx::query(&format!("SELECT COUNT(*) FROM videos WHERE {RUNNING}"))
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)
+    }
+}

@@ -1,12 +1,6 @@
-//! The one error type of the API. Each variant maps, in one `match`, to an HTTP status and a
-//! stable `code`; the body is always the envelope
-//! `{"error": {"type", "code", "message", "param"}}`. A 5xx is logged once with its cause and
-//! its details never reach the client.
-
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
+//! The one error type of the gateway. Every layer returns it; the HTTP edge maps each
+//! variant, in one `match` (`http::error`), to a status, a stable `code` and the envelope
+//! `{"error": {"type", "code", "message", "param"}}`. Nothing here knows HTTP.
 
 use crate::domain::billing::Credits;
 
@@ -73,27 +67,6 @@ pub enum Error {
     Internal(#[from] anyhow::Error),
 }
 
-/// The error envelope every non-2xx answer carries.
-#[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"error": {"type": "invalid_request_error", "code": "invalid_request", "message": "seconds must be an integer from 4 to 15", "param": "seconds"}}))]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Broad class: `invalid_request_error`, `authentication_error`, `permission_error`,
-    /// `not_found_error`, `billing_error`, `conflict_error`, `rate_limit_error`,
-    /// `upstream_error`, `server_error`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Stable machine-readable code, e.g. `invalid_request`, `insufficient_credits`.
-    pub code: &'static str,
-    pub message: String,
-    /// The request field at fault, when there is one.
-    pub param: Option<String>,
-}
-
 impl Error {
     pub fn invalid(param: impl Into<String>, message: impl Into<String>) -> Error {
         Error::InvalidRequest {
@@ -109,72 +82,8 @@ impl Error {
         }
     }
 
-    pub fn status_and_code(&self) -> (StatusCode, &'static str, &'static str) {
-        use Error::*;
-        match self {
-            InvalidRequest { .. } => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "invalid_request",
-            ),
-            UnsupportedCapability { .. } => (
-                StatusCode::BAD_REQUEST,
-                "invalid_request_error",
-                "unsupported_capability",
-            ),
-            Unauthorized(code, _) => (StatusCode::UNAUTHORIZED, "authentication_error", code),
-            Forbidden(_) => (StatusCode::FORBIDDEN, "permission_error", "forbidden"),
-            NotFound(_) => (StatusCode::NOT_FOUND, "not_found_error", "not_found"),
-            Gone(code, _) => (StatusCode::GONE, "not_found_error", code),
-            InsufficientCredits { .. } => (
-                StatusCode::PAYMENT_REQUIRED,
-                "billing_error",
-                "insufficient_credits",
-            ),
-            Conflict(code, _) => (StatusCode::CONFLICT, "conflict_error", code),
-            QuotaExceeded { code, .. } | RateLimited { code, .. } => {
-                (StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", code)
-            }
-            PayloadTooLarge => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request_error",
-                "request_too_large",
-            ),
-            UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "invalid_request_error",
-                "unsupported_media_type",
-            ),
-            MethodNotAllowed => (
-                StatusCode::METHOD_NOT_ALLOWED,
-                "invalid_request_error",
-                "method_not_allowed",
-            ),
-            Timeout => (
-                StatusCode::REQUEST_TIMEOUT,
-                "invalid_request_error",
-                "request_timeout",
-            ),
-            UpstreamUnavailable(_) => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream_error",
-                "upstream_unavailable",
-            ),
-            Draining => (StatusCode::SERVICE_UNAVAILABLE, "server_error", "draining"),
-            DatabaseUnavailable { .. } => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "server_error",
-                "database_unavailable",
-            ),
-            Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "server_error",
-                "internal_error",
-            ),
-        }
-    }
-
-    fn param(&self) -> Option<String> {
+    /// The request field at fault, when there is one.
+    pub fn param(&self) -> Option<String> {
         match self {
             Error::InvalidRequest { param, .. } | Error::UnsupportedCapability { param, .. } => {
                 param.clone()
@@ -184,95 +93,10 @@ impl Error {
     }
 }
 
-impl From<sqlx::Error> for Error {
-    /// Classified when answered (see [`Error::classified`]): an unavailable database is a 503.
-    fn from(error: sqlx::Error) -> Self {
+impl From<crate::storage::DbError> for Error {
+    /// Classified when answered (see `http::error`): an unavailable database is a 503.
+    fn from(error: crate::storage::DbError) -> Self {
         Error::Internal(anyhow::Error::new(error).context("database"))
-    }
-}
-
-impl Error {
-    /// An internal error whose cause is an unavailable database becomes that 503, whichever
-    /// path wrapped it (a direct `sqlx::Error`, or one inside an `anyhow` chain).
-    fn classified(self) -> Error {
-        let Error::Internal(cause) = self else {
-            return self;
-        };
-        let kind = cause
-            .chain()
-            .filter_map(|e| e.downcast_ref::<sqlx::Error>())
-            .find_map(crate::storage::unavailability);
-        match kind {
-            Some(kind) => Error::DatabaseUnavailable {
-                reason: kind.reason(),
-                cause,
-            },
-            None => Error::Internal(cause),
-        }
-    }
-}
-
-/// The `code` of an error response, left on the response for the metrics middleware.
-#[derive(Debug, Clone, Copy)]
-pub struct ErrorCode(pub &'static str);
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
-        let this = self.classified();
-        let (status, kind, code) = this.status_and_code();
-        let message = match &this {
-            Error::Internal(cause) => {
-                tracing::error!(error = ?cause, "internal error");
-                "the gateway failed to handle this request; it has been logged".to_string()
-            }
-            Error::DatabaseUnavailable { cause, reason } => {
-                tracing::warn!(error = %format!("{cause:#}"), reason, "database unavailable");
-                this.to_string()
-            }
-            other => other.to_string(),
-        };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                kind,
-                code,
-                message,
-                param: this.param(),
-            },
-        };
-        let mut response = (status, axum::Json(body)).into_response();
-        response.extensions_mut().insert(ErrorCode(code));
-        if matches!(this, Error::Draining | Error::DatabaseUnavailable { .. }) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-        }
-        if let Error::RateLimited {
-            retry_after_secs,
-            limit,
-            ..
-        } = &this
-        {
-            let headers = response.headers_mut();
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            if let Ok(policy) = HeaderValue::from_str(&format!("{limit};w=60")) {
-                headers.insert("ratelimit-policy", policy);
-            }
-            if let Ok(state) = HeaderValue::from_str(&format!(
-                "limit={limit}, remaining=0, reset={retry_after_secs}"
-            )) {
-                headers.insert("ratelimit", state);
-            }
-        }
-        if let Error::QuotaExceeded {
-            retry_after_secs: Some(secs),
-            ..
-        } = &this
-        {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
-        }
-        response
     }
 }
 

@@ -8,8 +8,9 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
 use crate::domain::billing::ledger;
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Error, Result};
 use crate::http::auth::Caller;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiQuery;
 use crate::storage::ledger::EntryView;
 

@@ -22,7 +22,7 @@ use crate::error::Error;
             (crate::http::openapi::Binary = "image/png"),
             (crate::http::openapi::Binary = "image/webp"),
         )),
-        (status = 404, body = crate::error::ErrorBody),
+        (status = 404, body = crate::http::error::ErrorBody),
     )
 )]
 pub async fn upload(

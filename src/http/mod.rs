@@ -5,6 +5,7 @@ pub mod admin;
 pub mod auth;
 pub mod billing;
 pub mod end_users;
+pub mod error;
 pub mod extract;
 pub mod files;
 pub mod health;
@@ -170,7 +171,7 @@ async fn measure(
         .get_or_create(&labels)
         .observe(started.elapsed().as_secs_f64());
     if response.status() == axum::http::StatusCode::TOO_MANY_REQUESTS {
-        if let Some(crate::error::ErrorCode(code)) = response.extensions().get() {
+        if let Some(crate::http::error::ErrorCode(code)) = response.extensions().get() {
             metrics.rate_limited(code);
         }
     }

@@ -20,9 +20,9 @@ use crate::error::Result;
     request_body(content = Object, description = "The provider's own payload"),
     responses(
         (status = 200, description = "Accepted", body = Object),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 401, description = "Bad signature", body = crate::error::ErrorBody),
-        (status = 404, description = "Unknown token or provider", body = crate::error::ErrorBody),
+        (status = 400, body = crate::http::error::ErrorBody),
+        (status = 401, description = "Bad signature", body = crate::http::error::ErrorBody),
+        (status = 404, description = "Unknown token or provider", body = crate::http::error::ErrorBody),
     )
 )]
 pub async fn receive(

@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::domain::routing::{self, catalog};
 use crate::domain::video::{AspectRatio, Model, Resolution};
-use crate::error::{ErrorBody, Result};
+use crate::error::Result;
 use crate::http::auth::Caller;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::videos::create::CreateVideoBody;
 

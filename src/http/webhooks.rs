@@ -11,8 +11,9 @@ use crate::app::AppState;
 use crate::domain::ids::TenantId;
 use crate::domain::tenants::Scope;
 use crate::domain::webhooks::{self, Endpoint, EndpointRequest, Message};
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Error, Result};
 use crate::http::auth::{Caller, Operator};
+use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiQuery, OptionalJson};
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -13,8 +13,9 @@ use crate::app::AppState;
 use crate::domain::admin::{self, CreditType, Granted};
 use crate::domain::billing::Mode;
 use crate::domain::ids::TenantId;
-use crate::error::{ErrorBody, Result};
+use crate::error::Result;
 use crate::http::auth::Operator;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::idempotency::{self, IdempotencyHeader};
 

@@ -10,8 +10,9 @@ use super::{key_id, parse_mode, tenant_id};
 use crate::app::AppState;
 use crate::domain::admin;
 use crate::domain::tenants::{ApiKey, Scope};
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Error, Result};
 use crate::http::auth::Operator;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 use super::tenant_id;
 use crate::app::AppState;
 use crate::domain::admin;
-use crate::error::{ErrorBody, Result};
+use crate::error::Result;
 use crate::http::auth::Operator;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::storage::end_users::TenantQuotas;
 

@@ -11,8 +11,9 @@ use crate::app::AppState;
 use crate::domain::admin;
 use crate::domain::billing::pricing::{self, InputMode, PriceRule, TenantPrices};
 use crate::domain::video::{Model, Resolution};
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Error, Result};
 use crate::http::auth::Operator;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]

@@ -9,8 +9,9 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::domain::reports::{self, date_of_day};
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Error, Result};
 use crate::http::auth::Operator;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiQuery;
 use crate::storage::audit::AuditReport;
 

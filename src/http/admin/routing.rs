@@ -7,8 +7,9 @@ use axum::Json;
 use super::{key_id, tenant_id};
 use crate::app::AppState;
 use crate::domain::admin::{self, PolicyOwner};
-use crate::error::{ErrorBody, Result};
+use crate::error::Result;
 use crate::http::auth::Operator;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 
 pub use crate::domain::routing::policy::RoutingPolicyBody;

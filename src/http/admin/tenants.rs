@@ -12,8 +12,9 @@ use crate::domain::admin::{self, NewTenant};
 use crate::domain::billing::ledger;
 use crate::domain::billing::Mode;
 use crate::domain::tenants::{BillingKind, Tenant};
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Error, Result};
 use crate::http::auth::Operator;
+use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 
 #[derive(Debug, Deserialize, ToSchema)]

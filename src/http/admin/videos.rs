@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 use super::video_id;
 use crate::app::AppState;
 use crate::domain::video_object::VideoObject;
-use crate::error::{Error, ErrorBody, Result};
+use crate::error::{Error, Result};
 use crate::http::auth::Operator;
+use crate::http::error::ErrorBody;
 use crate::storage::attempts::AttemptRow;
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -6,13 +6,15 @@
 //! - [`providers`]: one module per upstream, behind one interface.
 //! - [`storage`]: SQL for SQLite and PostgreSQL, and migrations.
 //! - [`workers`]: background work (dispatch, polling, settlement) that survives restarts.
+//!
+//! The fake upstreams the tests, the bench and docker-compose run against are a crate of their
+//! own (`fake/`, binary `fake-upstream`), not part of this library.
 
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod fake;
 pub mod http;
 pub mod metrics;
 pub mod providers;

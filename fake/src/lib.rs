@@ -6,8 +6,14 @@
 //! → 401, bad duration → 400, ...). The server can be told to inject faults into the next
 //! calls (HTTP errors with `Retry-After`, hangs, malformed or truncated JSON), to make jobs
 //! fail, and how long jobs take; it records every call for tests to assert on. Tests use the
-//! library API ([`FakeUpstream`]); the binary (`seedance-gateway fake-upstream`) exposes the
-//! same controls under `/_fake/`.
+//! library API ([`FakeUpstream`]); the binary (`fake-upstream`, see [`cli`]) exposes the same
+//! controls under `/_fake/`.
+//!
+//! It is written from the providers' documents (`docs/providers.md`), not from the gateway's
+//! adapters, and does not depend on the gateway: a fake built from the adapters would only
+//! agree with them.
+
+pub mod cli;
 
 pub mod aigateway;
 pub mod aimlapi;
@@ -29,6 +35,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+/// The MP4 every fake job's output URL serves: the gateway's sandbox clip, the same file
+/// (`assets/sandbox.mp4`).
+pub const VIDEO: &[u8] = include_bytes!("../../assets/sandbox.mp4");
 
 /// The API key every fake provider accepts.
 pub const FAKE_KEY: &str = "fake-upstream-key-0123456789";
@@ -615,7 +625,7 @@ async fn output_file(State(state): State<Arc<FakeState>>, Path(name): Path<Strin
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, content_type)],
-        Body::from(crate::providers::sandbox::VIDEO),
+        Body::from(VIDEO),
     )
         .into_response()
 }

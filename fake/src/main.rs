@@ -1,0 +1,16 @@
+//! `fake-upstream [--host 127.0.0.1] [--port 9100] [--job-ms 5000]`: see [`fake_upstream::cli`].
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    fake_upstream::cli::run(fake_upstream::cli::Cli::parse()).await
+}

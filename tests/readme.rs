@@ -8,8 +8,8 @@
 //! directory, in the background: the README's "first terminal". The built binaries' directory
 //! comes first in `PATH`, so the blocks call `seedance-gateway` and `fake-upstream` as written.
 //! `fake-upstream` is another package's binary (`fake/`), which cargo does not build for this
-//! package's tests: the test builds it first (`cargo build -p fake-upstream`, a no-op when it
-//! is fresh), into the same directory.
+//! package's tests: the test builds it first (`cargo build`, a no-op when it is fresh), into
+//! the same directory.
 //!
 //! A block marked `sh runnable background` is a command a reader leaves running in a terminal
 //! of its own (the fake upstreams, a second `serve`): it is started in the background, its
@@ -189,7 +189,10 @@ impl Ports {
         if body.contains("seedance-gateway serve") {
             ports.push(self.gateway);
         }
-        if body.lines().any(|line| line.split_whitespace().next() == Some(FAKE_BIN)) {
+        if body
+            .lines()
+            .any(|line| line.split_whitespace().next() == Some(FAKE_BIN))
+        {
             ports.push(self.fake);
         }
         ports
@@ -384,7 +387,9 @@ fn clean_env(command: &mut Command) -> &mut Command {
 }
 
 /// Builds the fake upstreams' binary next to the gateway's (same target directory and
-/// profile) and returns its path.
+/// profile) and returns its path. The selection (both packages, and this test, so that
+/// dev-dependencies count) is the one `cargo test` resolved features for, so the fake's
+/// dependencies are the ones already built, not a second build of them with other features.
 fn build_fake_upstream() -> PathBuf {
     let dir = Path::new(BIN).parent().expect("the binary's directory");
     let target = dir.parent().expect("the target directory");
@@ -394,7 +399,15 @@ fn build_fake_upstream() -> PathBuf {
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "fake-upstream", "--bin", FAKE_BIN])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "seedance-gateway",
+            "-p",
+            "fake-upstream",
+        ])
+        .args(["--bin", FAKE_BIN, "--test", "readme"])
         .args(["--profile", profile])
         .arg("--target-dir")
         .arg(target)

@@ -466,7 +466,13 @@ impl Gateway {
             "json".into(),
             "serve".into(),
         ];
-        let mut child = Child::spawn("gateway", &env.binaries.gateway, &args, env.pinning.gateway, &log)?;
+        let mut child = Child::spawn(
+            "gateway",
+            &env.binaries.gateway,
+            &args,
+            env.pinning.gateway,
+            &log,
+        )?;
         wait_http(&mut child, addr, "/readyz", Duration::from_secs(60))
             .await
             .context("the gateway did not become ready")?;

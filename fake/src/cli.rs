@@ -63,3 +63,31 @@ async fn wait_for_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_flag_has_help_text_and_the_definition_is_consistent() {
+        Cli::command().debug_assert();
+        let mut command = Cli::command();
+        command.build();
+        let missing: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| arg.get_help().is_none() && arg.get_long_help().is_none())
+            .map(|arg| arg.get_id().to_string())
+            .collect();
+        assert!(missing.is_empty(), "flags without help text: {missing:?}");
+    }
+
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let cli = Cli::try_parse_from(["fake-upstream"]).expect("no flags needed");
+        assert_eq!(cli.host, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(cli.port, 9100);
+        assert_eq!(cli.job_ms, 5000);
+    }
+}

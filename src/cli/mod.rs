@@ -1,8 +1,9 @@
-//! Command line: `serve`, `check-config`, `openapi`, `bootstrap`, and the
-//! operator commands (`tenants`, `keys`, `credits`, `ledger`, `routing`, `limits`, `quotas`)
-//! that mirror the admin API. This module holds the clap root, the dispatch and what every
-//! command shares (opening the database, writing output); each command group has its own
-//! file. Every command and flag carries help text (`seedance-gateway <command> --help`).
+//! Command line: `serve`, `check-config`, `openapi`, `bootstrap`, and the operator commands
+//! (`tenants`, `keys`, `credits`, `ledger`, `routing`, `limits`, `quotas`) that mirror the
+//! admin API. This module holds the clap root, the dispatch and what every command shares
+//! (opening the database, writing output); each command group has its own file. Every command
+//! and flag carries help text (`seedance-gateway <command> --help`). The fake upstreams are a
+//! binary of their own (`fake-upstream`, the `fake/` crate).
 
 /// `println!` for command output: a reader that goes away (`| head -1`) ends the command
 /// quietly instead of with a panic.

@@ -5,11 +5,10 @@
 //! ```
 //!
 //! It builds the gateway and the fake upstreams (`cargo build --release --bin seedance-gateway
-//! --bin fake-upstream`), then for each
-//! backend and scenario starts the fake upstream and the gateway as child processes on
-//! loopback ports (the gateway pinned to one core, this load generator and the fake to the
-//! other), drives load with its own HTTP/1.1 client, and prints markdown tables with every
-//! target judged PASS or FAIL. See `bench/README.md`.
+//! --bin fake-upstream`), then for each backend and scenario starts the fake upstream and the
+//! gateway as child processes on loopback ports (the gateway pinned to one core, this load
+//! generator and the fake to the other), drives load with its own HTTP/1.1 client, and prints
+//! markdown tables with every target judged PASS or FAIL. See `bench/README.md`.
 
 mod db;
 mod http;

@@ -11,6 +11,9 @@
 //! - [`storage`]: one API to SQLite or PostgreSQL, and migrations; [`providers`]: one module
 //!   per upstream, behind one interface.
 //! - [`config`], [`clock`], [`metrics`], [`telemetry`], [`error`]: what every layer shares.
+//!
+//! The fake upstreams the tests, the bench and docker-compose run against are a crate of their
+//! own (`fake/`, binary `fake-upstream`), not part of this library.
 
 pub mod app;
 pub mod cli;
@@ -18,7 +21,6 @@ pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod error;
-pub mod fake;
 pub mod http;
 pub mod metrics;
 pub mod providers;

@@ -9,9 +9,9 @@ mod common;
 use std::time::Duration;
 
 use common::TestApp;
+use fake_upstream::{FakeUpstream, FAKE_KEY};
 use reqwest::StatusCode;
 use seedance_gateway::config::Secret;
-use seedance_gateway::fake::{FakeUpstream, FAKE_KEY};
 use serde_json::{json, Value};
 
 async fn capped_gateway(fake: &FakeUpstream, cap: u32) -> TestApp {

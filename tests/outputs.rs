@@ -10,9 +10,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::TestApp;
+use fake_upstream::{FakeUpstream, FAKE_KEY};
 use reqwest::StatusCode;
 use seedance_gateway::config::Secret;
-use seedance_gateway::fake::{FakeUpstream, FAKE_KEY};
 use serde_json::{json, Value};
 
 const SANDBOX_MP4: &[u8] = include_bytes!("../assets/sandbox.mp4");

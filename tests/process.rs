@@ -630,10 +630,10 @@ fn the_example_configuration_is_valid() {
 
 #[tokio::test]
 async fn the_upstream_key_never_reaches_logs_errors_or_responses() {
-    let fake = seedance_gateway::fake::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+    let fake = fake_upstream::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("fake");
-    let key_at_fake = seedance_gateway::fake::FAKE_KEY;
+    let key_at_fake = fake_upstream::FAKE_KEY;
     let db = TestDatabase::create().await;
     let base = fake.base_url("seedance-it");
     let server = Server::start(
@@ -685,7 +685,7 @@ async fn the_upstream_key_never_reaches_logs_errors_or_responses() {
         fake.inject(
             "seedance-it",
             "submit",
-            seedance_gateway::fake::Fault::Status {
+            fake_upstream::Fault::Status {
                 status,
                 retry_after: None,
             },
@@ -735,7 +735,7 @@ async fn the_upstream_key_never_reaches_logs_errors_or_responses() {
 
 #[tokio::test]
 async fn a_queue_waiting_for_a_full_provider_survives_a_sigkill() {
-    let fake = seedance_gateway::fake::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+    let fake = fake_upstream::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("fake");
     fake.set_job_duration(Duration::from_millis(1500));
@@ -750,7 +750,7 @@ async fn a_queue_waiting_for_a_full_provider_survives_a_sigkill() {
         ),
         (
             "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__API_KEY",
-            seedance_gateway::fake::FAKE_KEY,
+            fake_upstream::FAKE_KEY,
         ),
         (
             "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__POLL_INTERVAL_MS",
@@ -843,7 +843,7 @@ async fn a_queue_waiting_for_a_full_provider_survives_a_sigkill() {
 
 #[tokio::test]
 async fn jobs_the_upstream_finished_while_the_gateway_was_down_are_captured_once() {
-    let fake = seedance_gateway::fake::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+    let fake = fake_upstream::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("fake");
     fake.set_job_duration(Duration::from_millis(800));
@@ -859,7 +859,7 @@ async fn jobs_the_upstream_finished_while_the_gateway_was_down_are_captured_once
         ),
         (
             "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__API_KEY",
-            seedance_gateway::fake::FAKE_KEY,
+            fake_upstream::FAKE_KEY,
         ),
         (
             "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__POLL_INTERVAL_MS",

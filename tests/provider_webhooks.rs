@@ -8,9 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assert_postings, ledger_kinds, TestApp};
+use fake_upstream::{FakeUpstream, FAKE_KEY};
 use reqwest::StatusCode;
 use seedance_gateway::config::Secret;
-use seedance_gateway::fake::{FakeUpstream, FAKE_KEY};
 use serde_json::{json, Value};
 
 fn free_port() -> u16 {
@@ -213,9 +213,7 @@ async fn signing_gateway(fake: &FakeUpstream, prefix: &str) -> TestApp {
         upstream.base_url = Some(base);
         upstream.api_key = Some(Secret::new(FAKE_KEY));
         upstream.poll_interval_ms = Some(120_000);
-        upstream.webhook_secret = Some(Secret::new(
-            seedance_gateway::fake::aigateway::WEBHOOK_SECRET,
-        ));
+        upstream.webhook_secret = Some(Secret::new(fake_upstream::aigateway::WEBHOOK_SECRET));
     })
     .await
 }
@@ -301,9 +299,7 @@ async fn calling_back_gateway(fake: &FakeUpstream, safety_poll_secs: u64) -> Tes
             upstream.enabled = true;
             upstream.base_url = Some(base);
             upstream.api_key = Some(Secret::new(FAKE_KEY));
-            upstream.webhook_secret = Some(Secret::new(
-                seedance_gateway::fake::aigateway::WEBHOOK_SECRET,
-            ));
+            upstream.webhook_secret = Some(Secret::new(fake_upstream::aigateway::WEBHOOK_SECRET));
         }
     })
     .await
@@ -355,8 +351,7 @@ async fn upstream_calls(
         .filter(|c| c.op == "poll" && c.path.contains(&upstream_id))
         .map(|c| c.at_ms)
         .collect();
-    let submits: Vec<&seedance_gateway::fake::Call> =
-        calls.iter().filter(|c| c.op == "submit").collect();
+    let submits: Vec<&fake_upstream::Call> = calls.iter().filter(|c| c.op == "submit").collect();
     let submit_at_ms = submits
         .iter()
         .find(|c| c.body.to_string().contains(video) || submits.len() == 1)
@@ -586,4 +581,83 @@ async fn a_webhook_inside_the_providers_poll_interval_is_confirmed_when_it_ends(
         .filter(|c| c.op == "poll")
         .count();
     assert_eq!(not_modified, 1, "no poll was wasted on a 304");
+}
+
+/// The fake's signed webhooks (written from the providers' documents) verify with the
+/// adapters: Apiframe's and AIgateway's signatures, checked without a gateway around them.
+mod signatures_agree_with_the_fake {
+    use std::time::Duration;
+
+    use fake_upstream::{aigateway, apiframe, FakeUpstream, FAKE_KEY};
+    use seedance_gateway::config::{Secret, UpstreamConfig};
+    use seedance_gateway::providers::aigateway::AiGateway;
+    use seedance_gateway::providers::apiframe::Apiframe;
+    use seedance_gateway::providers::Provider;
+    use serde_json::{json, Value};
+
+    async fn fake() -> FakeUpstream {
+        let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("fake starts");
+        fake.set_job_duration(Duration::ZERO);
+        fake
+    }
+
+    fn header_map(headers: Vec<(String, String)>) -> http::HeaderMap {
+        let mut map = http::HeaderMap::new();
+        for (name, value) in headers {
+            map.insert(
+                http::HeaderName::try_from(name).expect("name"),
+                value.parse().expect("value"),
+            );
+        }
+        map
+    }
+
+    #[tokio::test]
+    async fn apiframe_webhooks_verify_with_the_adapter() {
+        let fake = fake().await;
+        let job = fake.state.start_job(
+            apiframe::PREFIX,
+            "apf_job_",
+            "seedance-2-fast",
+            5,
+            json!({"seedanceParams": {"resolution": "720p"}}),
+            Some("https://gw.example.com/cb".into()),
+        );
+        let (headers, body) = apiframe::webhook(&fake.state, &job);
+        let adapter = Apiframe::new(&UpstreamConfig {
+            api_key: Some(Secret::new(FAKE_KEY)),
+            ..UpstreamConfig::default()
+        })
+        .expect("adapter");
+        assert_eq!(
+            adapter.webhook_job_id(&header_map(headers), body.as_bytes()),
+            Ok(job.id)
+        );
+    }
+
+    #[tokio::test]
+    async fn aigateway_webhooks_verify_with_the_adapter() {
+        let fake = fake().await;
+        let job = fake.state.start_job(
+            aigateway::PREFIX,
+            "job_",
+            "bytedance/seedance-2.0-fast",
+            5,
+            Value::Null,
+            Some("https://gw.example.com/cb".into()),
+        );
+        let (headers, body) = aigateway::webhook(&fake.state, &job);
+        let adapter = AiGateway::new(&UpstreamConfig {
+            api_key: Some(Secret::new(FAKE_KEY)),
+            webhook_secret: Some(Secret::new(aigateway::WEBHOOK_SECRET)),
+            ..UpstreamConfig::default()
+        })
+        .expect("adapter");
+        assert_eq!(
+            adapter.webhook_job_id(&header_map(headers), body.as_bytes()),
+            Ok(job.id)
+        );
+    }
 }

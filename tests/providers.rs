@@ -10,9 +10,9 @@ mod common;
 use std::time::Duration;
 
 use common::{ledger_kinds, TestApp};
+use fake_upstream::{FakeUpstream, Fault, FAKE_KEY};
 use reqwest::StatusCode;
 use seedance_gateway::config::{Config, Secret, UpstreamConfig};
-use seedance_gateway::fake::{FakeUpstream, Fault, FAKE_KEY};
 use serde_json::{json, Value};
 
 /// A provider under test: its fake prefix, gateway name, config slot, and a request it serves.

@@ -12,9 +12,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{assert_postings, eventually, TestApp};
+use fake_upstream::{FakeUpstream, Fault, FAKE_KEY};
 use reqwest::StatusCode;
 use seedance_gateway::config::{Config, Secret, UpstreamConfig};
-use seedance_gateway::fake::{FakeUpstream, Fault, FAKE_KEY};
 use serde_json::{json, Value};
 
 /// How long the fake holds the poll that reports completion: far longer than a cancel takes.

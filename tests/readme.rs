@@ -5,8 +5,11 @@
 //! run in the order they appear, as one bash session (`set -euo pipefail`, so variables carry
 //! from one block to the next as they do in a reader's terminal), in a fresh temporary
 //! directory. Before the first block the session starts `seedance-gateway serve` in that
-//! directory, in the background: the README's "first terminal". The built binary's directory
-//! comes first in `PATH`, so the blocks call `seedance-gateway` as written.
+//! directory, in the background: the README's "first terminal". The built binaries' directory
+//! comes first in `PATH`, so the blocks call `seedance-gateway` and `fake-upstream` as written.
+//! `fake-upstream` is another package's binary (`fake/`), which cargo does not build for this
+//! package's tests: the test builds it first (`cargo build`, a no-op when it is fresh), into
+//! the same directory.
 //!
 //! A block marked `sh runnable background` is a command a reader leaves running in a terminal
 //! of its own (the fake upstreams, a second `serve`): it is started in the background, its
@@ -54,6 +57,8 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const README_ADDRESS: &str = "http://127.0.0.1:8080";
 /// The fake upstreams' port in the README.
 const README_FAKE_PORT: &str = "9100";
+/// The fake upstreams' binary, as the README calls it.
+const FAKE_BIN: &str = "fake-upstream";
 /// Longest the whole walkthrough may take.
 const WALKTHROUGH_LIMIT: Duration = Duration::from_secs(300);
 
@@ -184,7 +189,10 @@ impl Ports {
         if body.contains("seedance-gateway serve") {
             ports.push(self.gateway);
         }
-        if body.contains("seedance-gateway fake-upstream") {
+        if body
+            .lines()
+            .any(|line| line.split_whitespace().next() == Some(FAKE_BIN))
+        {
             ports.push(self.fake);
         }
         ports
@@ -378,6 +386,40 @@ fn clean_env(command: &mut Command) -> &mut Command {
     command
 }
 
+/// Builds the fake upstreams' binary next to the gateway's (same target directory and
+/// profile) and returns its path. The selection (both packages, and this test, so that
+/// dev-dependencies count) is the one `cargo test` resolved features for, so the fake's
+/// dependencies are the ones already built, not a second build of them with other features.
+fn build_fake_upstream() -> PathBuf {
+    let dir = Path::new(BIN).parent().expect("the binary's directory");
+    let target = dir.parent().expect("the target directory");
+    let profile = match dir.file_name().and_then(|name| name.to_str()) {
+        Some("debug") | None => "dev",
+        Some(other) => other,
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "seedance-gateway",
+            "-p",
+            "fake-upstream",
+        ])
+        .args(["--bin", FAKE_BIN, "--test", "readme"])
+        .args(["--profile", profile])
+        .arg("--target-dir")
+        .arg(target)
+        .current_dir(ROOT)
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build -p fake-upstream failed");
+    let fake = dir.join(FAKE_BIN);
+    assert!(fake.exists(), "{} was not built", fake.display());
+    fake
+}
+
 fn path_with_binary() -> String {
     let dir = Path::new(BIN).parent().expect("the binary's directory");
     match std::env::var("PATH") {
@@ -519,6 +561,7 @@ fn the_readme_walkthrough_runs_as_written() {
         );
         steps.retain(|s| s.block.language() != "python");
     }
+    build_fake_upstream();
 
     let temp = tempfile::tempdir().expect("temp dir");
     let work = temp.path().join("work");

@@ -17,9 +17,9 @@ use std::time::{Duration, Instant};
 
 use common::receiver::Receiver;
 use common::ADMIN_TOKEN;
+use fake_upstream::{FakeUpstream, FAKE_KEY};
 use reqwest::{Client, StatusCode};
 use seedance_gateway::config::{DatabaseConfig, Secret};
-use seedance_gateway::fake::{FakeUpstream, FAKE_KEY};
 use seedance_gateway::storage::Db;
 use serde_json::{json, Value};
 

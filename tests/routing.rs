@@ -6,9 +6,9 @@
 mod common;
 
 use common::TestApp;
+use fake_upstream::{FakeUpstream, Fault, FAKE_KEY};
 use reqwest::StatusCode;
 use seedance_gateway::config::{Config, Secret};
-use seedance_gateway::fake::{FakeUpstream, Fault, FAKE_KEY};
 use serde_json::{json, Value};
 
 async fn all_providers(

@@ -4,11 +4,11 @@
 //! cargo run --release -p bench -- [--quick] [--backend sqlite|postgres|both] [--scenarios 1,2,3,4,5]
 //! ```
 //!
-//! It builds the gateway (`cargo build --release --bin seedance-gateway`), then for each
-//! backend and scenario starts the fake upstream and the gateway as child processes on
-//! loopback ports (the gateway pinned to one core, this load generator and the fake to the
-//! other), drives load with its own HTTP/1.1 client, and prints markdown tables with every
-//! target judged PASS or FAIL. See `bench/README.md`.
+//! It builds the gateway and the fake upstreams (`cargo build --release --bin seedance-gateway
+//! --bin fake-upstream`), then for each backend and scenario starts the fake upstream and the
+//! gateway as child processes on loopback ports (the gateway pinned to one core, this load
+//! generator and the fake to the other), drives load with its own HTTP/1.1 client, and prints
+//! markdown tables with every target judged PASS or FAIL. See `bench/README.md`.
 
 mod db;
 mod http;
@@ -27,7 +27,7 @@ use clap::{Parser, ValueEnum};
 
 use crate::report::Report;
 use crate::scenarios::{RequestScenarios, Settings};
-use crate::stack::{Backend, Env};
+use crate::stack::{Backend, Binaries, Env};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,7 +56,8 @@ struct Args {
     /// The gateway's log filter (`log.filter`); `info` logs every request, as shipped.
     #[arg(long, default_value = "info")]
     gateway_log: String,
-    /// Use target/release/seedance-gateway as it is, without running cargo build first.
+    /// Use target/release/seedance-gateway and target/release/fake-upstream as they are,
+    /// without running cargo build first.
     #[arg(long)]
     no_build: bool,
     /// Scenario 5: how long creating in-flight jobs may take before the run moves on with
@@ -83,12 +84,20 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// Builds the gateway and returns the binary's path.
-fn build_gateway(root: &Path, build: bool) -> anyhow::Result<PathBuf> {
+/// Builds the gateway and the fake upstreams (a binary of their own, `fake/`) and returns
+/// the binaries' paths.
+fn build_binaries(root: &Path, build: bool) -> anyhow::Result<Binaries> {
     if build {
-        eprintln!("bench: cargo build --release --bin seedance-gateway");
+        eprintln!("bench: cargo build --release --bin seedance-gateway --bin fake-upstream");
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--bin", "seedance-gateway"])
+            .args([
+                "build",
+                "--release",
+                "--bin",
+                "seedance-gateway",
+                "--bin",
+                "fake-upstream",
+            ])
             .current_dir(root)
             .status()?;
         anyhow::ensure!(status.success(), "building the gateway failed ({status})");
@@ -96,9 +105,14 @@ fn build_gateway(root: &Path, build: bool) -> anyhow::Result<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    let binary = target.join("release").join("seedance-gateway");
-    anyhow::ensure!(binary.exists(), "{} not found", binary.display());
-    Ok(binary)
+    let binaries = Binaries {
+        gateway: target.join("release").join("seedance-gateway"),
+        fake: target.join("release").join("fake-upstream"),
+    };
+    for binary in [&binaries.gateway, &binaries.fake] {
+        anyhow::ensure!(binary.exists(), "{} not found", binary.display());
+    }
+    Ok(binaries)
 }
 
 fn git_head(root: &Path) -> String {
@@ -123,8 +137,8 @@ fn git_dirty(root: &Path) -> bool {
 fn main() -> ExitCode {
     let args = Args::parse();
     let root = workspace_root();
-    let binary = match build_gateway(&root, !args.no_build) {
-        Ok(binary) => binary,
+    let binaries = match build_binaries(&root, !args.no_build) {
+        Ok(binaries) => binaries,
         Err(error) => {
             eprintln!("bench: {error:#}");
             return ExitCode::FAILURE;
@@ -142,10 +156,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(args, root, binary, pinning))
+    runtime.block_on(run(args, root, binaries, pinning))
 }
 
-async fn run(args: Args, root: PathBuf, binary: PathBuf, pinning: procs::Pinning) -> ExitCode {
+async fn run(args: Args, root: PathBuf, binaries: Binaries, pinning: procs::Pinning) -> ExitCode {
     let started = Instant::now();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let machine_cores = std::fs::read_to_string("/proc/cpuinfo")
@@ -204,7 +218,7 @@ async fn run(args: Args, root: PathBuf, binary: PathBuf, pinning: procs::Pinning
         let work = async {
             for backend in backends {
                 let mut env = Env::new(
-                    binary.clone(),
+                    binaries.clone(),
                     dir.clone(),
                     backend,
                     pg_server.clone(),

@@ -1,5 +1,5 @@
 //! The system under test, as child processes on loopback ports: the fake upstream
-//! (`seedance-gateway fake-upstream`, controlled through `/_fake/`) and the gateway
+//! (`fake-upstream`, the `fake/` crate's binary, controlled through `/_fake/`) and the gateway
 //! (`seedance-gateway serve`, configured by a generated TOML file on a fresh database: a SQLite
 //! file in the run's temporary directory or the PostgreSQL database `bench_<pid>`), with the
 //! bench tenant, its live key and credits created through the admin API.
@@ -18,7 +18,7 @@ use serde_json::json;
 use crate::http::Client;
 use crate::procs::{Child, Pinning};
 
-/// The API key every fake provider accepts (`src/fake/mod.rs`).
+/// The API key every fake provider accepts (`fake/src/lib.rs`).
 pub const FAKE_KEY: &str = "fake-upstream-key-0123456789";
 /// The secret the fake signs AIgateway's webhooks with.
 const FAKE_AIGATEWAY_WEBHOOK_SECRET: &str = "fake-aigateway-webhook-secret";
@@ -46,9 +46,18 @@ impl Backend {
     }
 }
 
-/// What every scenario shares: the binary, the temporary directory, the database server.
+/// The two programs under test.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `seedance-gateway`.
+    pub gateway: PathBuf,
+    /// `fake-upstream`.
+    pub fake: PathBuf,
+}
+
+/// What every scenario shares: the binaries, the temporary directory, the database server.
 pub struct Env {
-    pub binary: PathBuf,
+    pub binaries: Binaries,
     pub dir: PathBuf,
     pub backend: Backend,
     pub pg_server: String,
@@ -62,7 +71,7 @@ pub struct Env {
 
 impl Env {
     pub fn new(
-        binary: PathBuf,
+        binaries: Binaries,
         dir: PathBuf,
         backend: Backend,
         pg_server: String,
@@ -70,7 +79,7 @@ impl Env {
         log_filter: String,
     ) -> Env {
         Env {
-            binary,
+            binaries,
             dir,
             backend,
             pg_server,
@@ -183,12 +192,12 @@ impl Fake {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let log = env.file("fake", n, "log");
-        let child = Self::spawn(&env.binary, env.pinning.harness, &log, port, job_ms)?;
+        let child = Self::spawn(&env.binaries.fake, env.pinning.harness, &log, port, job_ms)?;
         let mut fake = Fake {
             child,
             addr,
             ctl: Client::new(addr),
-            binary: env.binary.clone(),
+            binary: env.binaries.fake.clone(),
             cpu: env.pinning.harness,
             log,
             job_ms,
@@ -212,8 +221,7 @@ impl Fake {
         job_ms: u64,
     ) -> anyhow::Result<Child> {
         let args = [
-            "fake-upstream".to_string(),
-            "--port".into(),
+            "--port".to_string(),
             port.to_string(),
             "--job-ms".into(),
             job_ms.to_string(),
@@ -458,7 +466,13 @@ impl Gateway {
             "json".into(),
             "serve".into(),
         ];
-        let mut child = Child::spawn("gateway", &env.binary, &args, env.pinning.gateway, &log)?;
+        let mut child = Child::spawn(
+            "gateway",
+            &env.binaries.gateway,
+            &args,
+            env.pinning.gateway,
+            &log,
+        )?;
         wait_http(&mut child, addr, "/readyz", Duration::from_secs(60))
             .await
             .context("the gateway did not become ready")?;

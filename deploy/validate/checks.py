@@ -177,6 +177,10 @@ def compose(resolved: Path, binary: str | None) -> None:
         condition = (gateway.get("depends_on") or {}).get(dependency, {}).get("condition")
         check(condition == "service_healthy", f"gateway waits for {dependency} to be healthy")
     fake = services.get("fake-upstream", {})
+    check(
+        fake.get("entrypoint") == ["fake-upstream"],
+        "fake-upstream runs the image's fake-upstream binary",
+    )
     command = fake.get("command") or []
     check(
         "--host" in command and command[command.index("--host") + 1] == "0.0.0.0",

@@ -1,8 +1,9 @@
-//! Command line: `serve`, `check-config`, `openapi`, `fake-upstream`, `bootstrap`, and the
-//! operator commands (`tenants`, `keys`, `credits`, `ledger`, `routing`, `limits`, `quotas`)
-//! that mirror the admin API. This module holds the clap root, the dispatch and what every
-//! command shares (opening the database, writing output); each command group has its own
-//! file. Every command and flag carries help text (`seedance-gateway <command> --help`).
+//! Command line: `serve`, `check-config`, `openapi`, `bootstrap`, and the operator commands
+//! (`tenants`, `keys`, `credits`, `ledger`, `routing`, `limits`, `quotas`) that mirror the
+//! admin API. This module holds the clap root, the dispatch and what every command shares
+//! (opening the database, writing output); each command group has its own file. Every command
+//! and flag carries help text (`seedance-gateway <command> --help`). The fake upstreams are a
+//! binary of their own (`fake-upstream`, the `fake/` crate).
 
 /// `println!` for command output: a reader that goes away (`| head -1`) ends the command
 /// quietly instead of with a panic.
@@ -94,18 +95,6 @@ pub enum Command {
     CheckConfig,
     /// Print the OpenAPI document.
     Openapi,
-    /// Run the fake upstreams (all seed providers' protocols) for tests, demos and benchmarks.
-    FakeUpstream {
-        /// Address to listen on.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: std::net::IpAddr,
-        /// Port to listen on; each provider is served under its own path prefix.
-        #[arg(long, default_value_t = 9100)]
-        port: u16,
-        /// How long each fake job takes, in milliseconds.
-        #[arg(long, default_value_t = 5000)]
-        job_ms: u64,
-    },
     /// Create an admin token (unless one is configured) and a demo tenant with credits and a test key.
     Bootstrap {
         /// Name of the demo tenant; a tenant of that name already there is reused, without new
@@ -160,9 +149,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Openapi => {
             out_raw(&crate::App::openapi_document());
             Ok(())
-        }
-        Command::FakeUpstream { host, port, job_ms } => {
-            serve::fake_upstream(host, port, job_ms).await
         }
         Command::Bootstrap {
             tenant_name,

@@ -1,5 +1,5 @@
-//! `serve` (the gateway until SIGTERM or Ctrl-C, then a drain) and `fake-upstream` (the fake
-//! providers, for tests, demos and benchmarks, until the same signals).
+//! `serve`: the gateway until SIGTERM or Ctrl-C, then a drain. (The fake providers are a
+//! binary of their own, `fake-upstream`, in the `fake/` crate.)
 
 use crate::config::Config;
 
@@ -14,21 +14,6 @@ pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
         shutdown.cancel();
     });
     app.run().await
-}
-
-pub(super) async fn fake_upstream(
-    host: std::net::IpAddr,
-    port: u16,
-    job_ms: u64,
-) -> anyhow::Result<()> {
-    let fake = crate::fake::FakeUpstream::start((host, port).into()).await?;
-    fake.set_job_duration(std::time::Duration::from_millis(job_ms));
-    for (prefix, _) in crate::fake::PROVIDERS {
-        out!("{prefix}: {}", fake.base_url(prefix));
-    }
-    out!("API key for every provider: {}", crate::fake::FAKE_KEY);
-    wait_for_signal().await;
-    Ok(())
 }
 
 async fn wait_for_signal() {

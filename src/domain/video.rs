@@ -487,13 +487,13 @@ pub struct Video {
     pub slot_provider: Option<String>,
     /// Upstream cost at the most expensive eligible provider and at the baseline provider,
     /// in micro-USD, as routed at create (for the savings report).
-    pub cost_ceiling_micro: Option<i64>,
-    pub cost_baseline_micro: Option<i64>,
+    pub cost_ceiling_micro: Option<crate::domain::billing::MicroUsd>,
+    pub cost_baseline_micro: Option<crate::domain::billing::MicroUsd>,
     /// What the upstream reported it charged, as written, and in micro-USD.
     pub upstream_cost: Option<String>,
-    pub upstream_cost_micro_usd: Option<i64>,
+    pub upstream_cost_micro_usd: Option<crate::domain::billing::MicroUsd>,
     /// The catalog's estimate of the upstream cost at the provider that did the job.
-    pub upstream_estimate_micro: Option<i64>,
+    pub upstream_estimate_micro: Option<crate::domain::billing::MicroUsd>,
     /// Why the job is next due upstream.
     pub poll_cause: PollCause,
     /// Requests made upstream for the job so far (submits and polls).

@@ -133,7 +133,7 @@ pub async fn create(
     if let Some(claim) = idempotency {
         crate::domain::idempotency::insert(&mut tx.exec(), claim, Some(video.id.as_str())).await?;
     }
-    ledger::hold_from(
+    ledger::hold(
         &mut tx.exec(),
         &video.tenant_id,
         video.mode,

@@ -101,8 +101,8 @@ pub async fn quote(
             .iter()
             .map(|c| QuoteCandidate {
                 provider: c.provider.to_string(),
-                upstream_cost_usd: c.upstream_cost.map(catalog::format_usd),
-                upstream_cost_micro_usd: c.upstream_cost,
+                upstream_cost_usd: c.upstream_cost.map(|c| catalog::format_usd(c.get())),
+                upstream_cost_micro_usd: c.upstream_cost.map(|c| c.get()),
             })
             .collect(),
         excluded: decision

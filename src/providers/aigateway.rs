@@ -48,10 +48,12 @@ pub const DEFAULT_BASE: &str = "https://api.aigateway.sh";
 pub fn upstream_cost(
     request: &crate::domain::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<i64, String> {
+) -> Result<crate::domain::billing::MicroUsd, String> {
     // Fast only: $0.011 per second, plus 5% at top-up: $0.01155 per second.
     match request.model {
-        crate::domain::video::Model::Fast => Ok(11_550 * request.seconds.get()),
+        crate::domain::video::Model::Fast => {
+            crate::providers::price::per_second(11_550, request.seconds.get())
+        }
         other => Err(format!("does not offer {}", other.id())),
     }
 }

@@ -24,9 +24,10 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::UpstreamConfig;
+use crate::domain::billing::MicroUsd;
 use crate::domain::video::{AspectRatio, Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities};
-use crate::providers::upstream::{common_error_text, usd_to_micros, Auth, Upstream};
+use crate::providers::upstream::{common_error_text, Auth, Upstream};
 use crate::providers::{
     CancelOutcome, Provider, ProviderError, ReportedCost, Submission, SubmitRequest,
     UpstreamStatus, WebhookError,
@@ -41,11 +42,15 @@ pub const DEFAULT_BASE: &str = "https://api.aimlapi.com";
 pub fn upstream_cost(
     request: &crate::domain::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<i64, String> {
+) -> Result<crate::domain::billing::MicroUsd, String> {
     // Fast $0.10 per second, standard $0.25; Mini unpublished (unpriced).
     match request.model {
-        crate::domain::video::Model::Fast => Ok(100_000 * request.seconds.get()),
-        crate::domain::video::Model::Standard => Ok(250_000 * request.seconds.get()),
+        crate::domain::video::Model::Fast => {
+            crate::providers::price::per_second(100_000, request.seconds.get())
+        }
+        crate::domain::video::Model::Standard => {
+            crate::providers::price::per_second(250_000, request.seconds.get())
+        }
         crate::domain::video::Model::Mini => {
             Err("has no published price for seedance-2.0-mini".into())
         }
@@ -193,7 +198,7 @@ fn field_text(value: &Value) -> Option<String> {
 pub fn reported_cost(usage: &Value) -> Option<ReportedCost> {
     if let Some(text) = field_text(&usage["usd_spent"]) {
         return Some(ReportedCost {
-            micro_usd: usd_to_micros(&text).filter(|m| *m >= 0),
+            micro_usd: MicroUsd::parse_usd(&text).filter(|m| !m.is_negative()),
             raw: format!("usd_spent={text}"),
         });
     }
@@ -428,17 +433,21 @@ mod tests {
             reported_cost(&usage),
             Some(ReportedCost {
                 raw: "usd_spent=0.35".into(),
-                micro_usd: Some(350_000),
+                micro_usd: Some(MicroUsd::from_stored(350_000)),
             })
         );
         let usage: Value = serde_json::from_str(r#"{"usd_spent": 2.1}"#).expect("json");
         assert_eq!(
-            reported_cost(&usage).and_then(|c| c.micro_usd),
+            reported_cost(&usage)
+                .and_then(|c| c.micro_usd)
+                .map(MicroUsd::get),
             Some(2_100_000)
         );
         let usage: Value = serde_json::from_str(r#"{"usd_spent": "0.05"}"#).expect("json");
         assert_eq!(
-            reported_cost(&usage).and_then(|c| c.micro_usd),
+            reported_cost(&usage)
+                .and_then(|c| c.micro_usd)
+                .map(MicroUsd::get),
             Some(50_000)
         );
     }
@@ -471,7 +480,7 @@ mod tests {
                 seconds: None,
                 cost: Some(ReportedCost {
                     raw: "usd_spent=0.5".into(),
-                    micro_usd: Some(500_000),
+                    micro_usd: Some(MicroUsd::from_stored(500_000)),
                 }),
             }
         );

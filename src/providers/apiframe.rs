@@ -41,7 +41,7 @@ pub const DEFAULT_BASE: &str = "https://api.apiframe.ai";
 pub fn upstream_cost(
     request: &crate::domain::video::NewVideo,
     pricing: &crate::config::PricingConfig,
-) -> Result<i64, String> {
+) -> Result<crate::domain::billing::MicroUsd, String> {
     use crate::domain::video::Resolution;
     // Credits per second: 480p 1, 720p 2, doubled with a reference video; their dollar value
     // is unpublished (`pricing.apiframe_usd_per_credit`; unset means unpriced).
@@ -50,7 +50,6 @@ pub fn upstream_cost(
         .as_deref()
         .ok_or("has no known dollar value per credit (set pricing.apiframe_usd_per_credit)")?;
     let per_credit = crate::domain::billing::MicroUsd::parse_usd(per_credit)
-        .map(crate::domain::billing::MicroUsd::get)
         .ok_or("has an unreadable pricing.apiframe_usd_per_credit")?;
     let per_second = match request.resolution {
         Resolution::P480 => 1,
@@ -61,7 +60,9 @@ pub fn upstream_cost(
     } else {
         2
     };
-    Ok(per_second * request.seconds.get() * per_credit)
+    per_credit
+        .checked_mul(per_second * request.seconds.get())
+        .map_err(|e| e.to_string())
 }
 pub const SUBMIT_PATH: &str = "/v2/videos/generate";
 pub const SIGNATURE_HEADER: &str = "x-webhook-signature";

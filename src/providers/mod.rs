@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::domain::billing::MicroUsd;
 use crate::domain::ids::{ProviderId, VideoId};
 use crate::domain::video::NewVideo;
 
@@ -47,7 +48,7 @@ pub struct SubmitRequest<'a> {
 pub struct ReportedCost {
     /// e.g. `cost_credits=242` or `usd_spent=0.5`.
     pub raw: String,
-    pub micro_usd: Option<i64>,
+    pub micro_usd: Option<MicroUsd>,
 }
 
 impl ReportedCost {
@@ -55,7 +56,9 @@ impl ReportedCost {
     pub fn cents(field: &str, credits: i64) -> ReportedCost {
         ReportedCost {
             raw: format!("{field}={credits}"),
-            micro_usd: credits.checked_mul(10_000),
+            micro_usd: MicroUsd::new(credits)
+                .and_then(|c| c.checked_mul(10_000))
+                .ok(),
         }
     }
 }

@@ -25,9 +25,9 @@ pub const NAME: &str = "sandbox";
 pub fn upstream_cost(
     _request: &crate::domain::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<i64, String> {
+) -> Result<crate::domain::billing::MicroUsd, String> {
     // The sandbox generates nothing upstream: it is free.
-    Ok(0)
+    Ok(crate::domain::billing::MicroUsd::ZERO)
 }
 /// The output URL of every finished sandbox job; served from the embedded asset.
 pub const OUTPUT_URL: &str = "sandbox://sandbox.mp4";

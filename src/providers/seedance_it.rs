@@ -31,9 +31,9 @@ pub const DEFAULT_BASE: &str = "https://seedance.it.com/api/v1";
 pub fn upstream_cost(
     request: &crate::domain::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<i64, String> {
+) -> Result<crate::domain::billing::MicroUsd, String> {
     use crate::domain::video::Model;
-    use crate::providers::price::{ceil_div, CENT};
+    use crate::providers::price::{ceil_div, credits as in_credits};
     // Fast: 194/242/387/484/726 credits for 4/5/8/10/15 s, ceil(48.4 × s) between;
     // standard: ceil(1.2 ×) that; 1 credit = $0.01.
     let seconds = request.seconds.get();
@@ -50,7 +50,7 @@ pub fn upstream_cost(
         Model::Standard => ceil_div(fast * 12, 10),
         Model::Mini => return Err("has no price for seedance-2.0-mini".into()),
     };
-    Ok(credits * CENT)
+    in_credits(credits)
 }
 
 pub struct SeedanceIt {

@@ -42,9 +42,9 @@ pub const DEFAULT_BASE: &str = "https://seedanceapi.org";
 pub fn upstream_cost(
     request: &crate::domain::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<i64, String> {
+) -> Result<crate::domain::billing::MicroUsd, String> {
     use crate::domain::video::{Model, Resolution};
-    use crate::providers::price::{ceil_div, CENT};
+    use crate::providers::price::{ceil_div, credits as in_credits};
     // 2.0 240/480/720 and Fast 160/320/480 credits for 5/10/15 s; Mini 480p ceil(14.25 × s),
     // with a reference video 9 × s, 720p ceil(30.75 × s), with a reference video
     // ceil(18.75 × s); 1 credit = $0.01.
@@ -72,7 +72,7 @@ pub fn upstream_cost(
             (_, true) => ceil_div(1875 * seconds, 100),
         },
     };
-    Ok(credits * CENT)
+    in_credits(credits)
 }
 /// The longest prompt the provider takes, in characters.
 pub const MAX_PROMPT_CHARS: usize = 2000;
@@ -529,7 +529,7 @@ mod tests {
                 seconds: None,
                 cost: Some(ReportedCost {
                     raw: "consumed_credits=480".into(),
-                    micro_usd: Some(4_800_000),
+                    micro_usd: Some(crate::domain::billing::MicroUsd::from_stored(4_800_000)),
                 }),
             }
         );

@@ -282,11 +282,6 @@ pub fn common_error_text(body: &[u8]) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Parses a decimal amount of US dollars (as the provider wrote it) into micro-USD, exactly.
-pub fn usd_to_micros(text: &str) -> Option<i64> {
-    crate::domain::billing::MicroUsd::parse_usd(text).map(crate::domain::billing::MicroUsd::get)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,16 +307,6 @@ mod tests {
             assert!(!about_client_content(Some(offer)), "{offer}");
         }
         assert!(!about_client_content(None));
-    }
-
-    #[test]
-    fn dollar_amounts_become_exact_micros() {
-        assert_eq!(usd_to_micros("0.25"), Some(250_000));
-        assert_eq!(usd_to_micros("1.2345675"), Some(1_234_568));
-        assert_eq!(usd_to_micros("12"), Some(12_000_000));
-        assert_eq!(usd_to_micros(".5"), Some(500_000));
-        assert_eq!(usd_to_micros("1e3"), None);
-        assert_eq!(usd_to_micros(""), None);
     }
 
     #[test]

@@ -197,7 +197,7 @@ impl Db {
         .bind(id.as_str())
         .bind(owner)
         .bind(cost.map(|c| c.raw.as_str()))
-        .bind(cost.and_then(|c| c.micro_usd))
+        .bind(cost.and_then(|c| c.micro_usd).map(|m| m.get()))
         .bind(cause.as_str())
         .bind(requests)
         .fetch_optional(&mut writer.exec())
@@ -264,7 +264,7 @@ impl Db {
         .bind(id.as_str())
         .bind(owner)
         .bind(cost.map(|c| c.raw.as_str()))
-        .bind(cost.and_then(|c| c.micro_usd))
+        .bind(cost.and_then(|c| c.micro_usd).map(|m| m.get()))
         .fetch_optional(&mut **tx)
         .await?;
         let Some(row) = done else {

@@ -7,7 +7,7 @@ use sqlx::Row;
 
 use super::sql::{self, Exec, Get};
 use super::{now_ms, Db, Tx};
-use crate::domain::billing::{Credits, Mode};
+use crate::domain::billing::{Credits, MicroUsd, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
 use crate::domain::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
 
@@ -43,17 +43,25 @@ pub(super) fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
         created_at_ms: row.col("created_at")?,
         submitted_at_ms: row.col("submitted_at")?,
         completed_at_ms: row.col("completed_at")?,
-        upstream_estimate_micro: row.col("upstream_estimate_micro")?,
+        upstream_estimate_micro: row
+            .col::<Option<i64>>("upstream_estimate_micro")?
+            .map(MicroUsd::from_stored),
         expires_at_ms: row.col("expires_at")?,
         archive_state: row.state_opt("archive_state", ArchiveState::parse)?,
         attempts: row.col("attempts")?,
         slot_provider: row.col("slot_provider")?,
-        cost_ceiling_micro: row.col("cost_ceiling_micro")?,
-        cost_baseline_micro: row.col("cost_baseline_micro")?,
+        cost_ceiling_micro: row
+            .col::<Option<i64>>("cost_ceiling_micro")?
+            .map(MicroUsd::from_stored),
+        cost_baseline_micro: row
+            .col::<Option<i64>>("cost_baseline_micro")?
+            .map(MicroUsd::from_stored),
         callback_token: row.col("callback_token")?,
         fallbacks: row.json_opt("fallbacks")?.unwrap_or_default(),
         upstream_cost: row.col("upstream_cost")?,
-        upstream_cost_micro_usd: row.col("upstream_cost_micro_usd")?,
+        upstream_cost_micro_usd: row
+            .col::<Option<i64>>("upstream_cost_micro_usd")?
+            .map(MicroUsd::from_stored),
         poll_cause: row.state("poll_cause", PollCause::parse)?,
         upstream_requests: row.col("upstream_requests")?,
     })
@@ -102,8 +110,8 @@ impl Db {
         .bind(lease.map(|(owner, _)| owner))
         .bind(lease.map(|(_, until)| until))
         .bind(serde_json::to_string(&video.fallbacks).ok())
-        .bind(video.cost_ceiling_micro)
-        .bind(video.cost_baseline_micro)
+        .bind(video.cost_ceiling_micro.map(MicroUsd::get))
+        .bind(video.cost_baseline_micro.map(MicroUsd::get))
         .bind(video.request.seconds.get())
         .bind(video.slot_provider.as_deref())
         .execute(ex)
@@ -212,10 +220,10 @@ impl Db {
     pub async fn record_estimate(
         tx: &mut Tx,
         id: &VideoId,
-        micro_usd: i64,
+        micro_usd: MicroUsd,
     ) -> Result<(), sqlx::Error> {
         sqlx::query("UPDATE videos SET upstream_estimate_micro = $1 WHERE id = $2")
-            .bind(micro_usd)
+            .bind(micro_usd.get())
             .bind(id.as_str())
             .execute(&mut **tx)
             .await?;

@@ -162,33 +162,11 @@ pub async fn grant(
     Ok(Db::post(tx, &posting, &pair(&grants, &available, amount)?).await?)
 }
 
-/// Reserves `amount` for a job from the tenant's available balance. Refused when it would take
-/// the balance below `floor`; the check and the debit are one conditional update, so
-/// concurrent holds cannot overdraw.
-pub async fn hold(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    mode: Mode,
-    floor: Credits,
-    video: &VideoId,
-    amount: Credits,
-) -> Result<(), LedgerError> {
-    let available = available_account(tenant, mode);
-    hold_from(
-        &mut Exec::Sqlx(tx),
-        tenant,
-        mode,
-        &available,
-        floor,
-        video,
-        amount,
-    )
-    .await
-}
-
 /// Reserves `amount` for a job from `source` (the tenant's balance or an end-user wallet); the
-/// hold remembers its source, so a refund or void goes back there.
-pub async fn hold_from(
+/// hold remembers its source, so a refund or void goes back there. Refused when it would take
+/// the source below `floor`; the check and the debit are one conditional update, so concurrent
+/// holds cannot overdraw.
+pub async fn hold(
     ex: &mut Exec<'_>,
     tenant: &TenantId,
     mode: Mode,

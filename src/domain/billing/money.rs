@@ -154,6 +154,17 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dollar_amounts_become_exact_micros() {
+        let micros = |text: &str| MicroUsd::parse_usd(text).map(MicroUsd::get);
+        assert_eq!(micros("0.25"), Some(250_000));
+        assert_eq!(micros("1.2345675"), Some(1_234_568));
+        assert_eq!(micros("12"), Some(12_000_000));
+        assert_eq!(micros(".5"), Some(500_000));
+        assert_eq!(micros("1e3"), None);
+        assert_eq!(micros(""), None);
+    }
+
+    #[test]
     fn new_refuses_what_arithmetic_could_not_carry() {
         for raw in [
             i64::MIN,

@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::PricingConfig;
-use crate::domain::billing::Credits;
+use crate::domain::billing::{Credits, MicroUsd};
 use crate::domain::video::{Model, NewVideo, Resolution};
 use crate::error::Error;
 
@@ -102,7 +102,7 @@ pub fn price(
     config: &PricingConfig,
     prices: Option<&TenantPrices>,
     video: &NewVideo,
-    upstream_cost_micro: Option<i64>,
+    upstream_cost: Option<MicroUsd>,
 ) -> Result<Credits, Error> {
     let seconds = video.seconds.get();
     match prices {
@@ -119,7 +119,7 @@ pub fn price(
             }
         }
         Some(TenantPrices::CostPlus { markup_bps }) => {
-            let cost = upstream_cost_micro.ok_or_else(|| Error::UnsupportedCapability {
+            let cost = upstream_cost.ok_or_else(|| Error::UnsupportedCapability {
                 message:
                     "the chosen provider cannot be priced, so a cost-plus price cannot be computed"
                         .into(),
@@ -133,7 +133,8 @@ pub fn price(
 /// A cost-plus markup given in percent with up to two decimals (`"25"`, `"12.5"`), in basis
 /// points, exactly; from 0 to 10000 %.
 pub fn markup_bps(percent: &str) -> Option<i64> {
-    crate::providers::upstream::usd_to_micros(percent)
+    MicroUsd::parse_usd(percent)
+        .map(MicroUsd::get)
         .filter(|m| *m >= 0 && m % 10_000 == 0 && *m <= 10_000 * 1_000_000)
         .map(|m| m / 10_000)
 }
@@ -150,9 +151,9 @@ pub fn markup_percent(bps: i64) -> String {
 }
 
 /// ceil(cost × (1 + markup) × credits_per_usd), all in integers: one rounding, up.
-pub fn cost_plus(cost_micro: i64, markup_bps: i64, credits_per_usd: i64) -> Result<Credits, Error> {
+pub fn cost_plus(cost: MicroUsd, markup_bps: i64, credits_per_usd: i64) -> Result<Credits, Error> {
     let numerator =
-        i128::from(cost_micro) * i128::from(10_000 + markup_bps) * i128::from(credits_per_usd);
+        i128::from(cost.get()) * i128::from(10_000 + markup_bps) * i128::from(credits_per_usd);
     let denominator: i128 = 10_000 * 1_000_000;
     let credits = (numerator + denominator - 1).div_euclid(denominator);
     i64::try_from(credits)
@@ -238,15 +239,15 @@ mod tests {
     fn cost_plus_rounds_up_once() {
         // $0.05775 × 1.25 = $0.0721875 → 7.21875 credits → 8.
         assert_eq!(
-            cost_plus(57_750, 2_500, 100).ok(),
+            cost_plus(MicroUsd::from_stored(57_750), 2_500, 100).ok(),
             Some(Credits::from_stored(8))
         );
         assert_eq!(
-            cost_plus(2_420_000, 0, 100).ok(),
+            cost_plus(MicroUsd::from_stored(2_420_000), 0, 100).ok(),
             Some(Credits::from_stored(242))
         );
         assert_eq!(
-            cost_plus(2_420_001, 0, 100).ok(),
+            cost_plus(MicroUsd::from_stored(2_420_001), 0, 100).ok(),
             Some(Credits::from_stored(243))
         );
     }

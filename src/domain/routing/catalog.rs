@@ -14,10 +14,10 @@
 //! | sandbox         | free                                                                 |
 
 use crate::config::PricingConfig;
+use crate::domain::billing::MicroUsd;
 use crate::domain::ids::ProviderId;
 use crate::domain::video::NewVideo;
 use crate::providers;
-use crate::providers::upstream::usd_to_micros;
 
 /// The upstream cost of `request` at `provider`, or why it cannot be priced: the operator's
 /// override (`pricing.upstream_usd_per_second`) where set, else the provider's own rule, kept
@@ -26,15 +26,17 @@ pub fn upstream_cost(
     provider: &str,
     request: &NewVideo,
     pricing: &PricingConfig,
-) -> Result<i64, String> {
+) -> Result<MicroUsd, String> {
     if let Some(rate) = pricing
         .upstream_usd_per_second
         .get(provider)
         .and_then(|models| models.get(request.model.id()))
     {
-        let micros = usd_to_micros(rate)
+        let per_second = MicroUsd::parse_usd(rate)
             .ok_or_else(|| format!("has an unreadable price override `{rate}`"))?;
-        return Ok(micros * request.seconds.get());
+        return per_second
+            .checked_mul(request.seconds.get())
+            .map_err(|e| e.to_string());
     }
     let rule = match ProviderId::ALL
         .into_iter()
@@ -169,7 +171,7 @@ mod tests {
                 &pricing,
             );
             assert_eq!(
-                got.map_err(|_| ()),
+                got.map(MicroUsd::get).map_err(|_| ()),
                 expected,
                 "{provider} {model} {seconds}s {resolution}"
             );
@@ -192,7 +194,8 @@ mod tests {
                 "apiframe",
                 &request("seedance-2.0", 5, "720p", true),
                 &pricing
-            ),
+            )
+            .map(MicroUsd::get),
             Ok(1_000_000)
         );
     }
@@ -211,7 +214,8 @@ mod tests {
                 "aimlapi",
                 &request("seedance-2.0-mini", 4, "480p", false),
                 &pricing
-            ),
+            )
+            .map(MicroUsd::get),
             Ok(180_000)
         );
         assert_eq!(format_usd(180_000), "0.180000");

@@ -16,7 +16,7 @@
 pub mod catalog;
 pub mod policy;
 
-use crate::domain::billing::{Credits, Mode};
+use crate::domain::billing::{Credits, MicroUsd, Mode};
 use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, Strategy};
@@ -29,7 +29,7 @@ use policy::{Policy, PolicyLevel};
 pub struct Candidate {
     pub provider: &'static str,
     /// Upstream cost in micro-USD; `None` where the provider cannot be priced.
-    pub upstream_cost: Option<i64>,
+    pub upstream_cost: Option<MicroUsd>,
 }
 
 #[derive(Debug, Clone)]
@@ -120,7 +120,7 @@ pub async fn decide(
         return Ok(Decision {
             ranked: vec![Candidate {
                 provider: sandbox::NAME,
-                upstream_cost: Some(0),
+                upstream_cost: Some(MicroUsd::ZERO),
             }],
             excluded: Vec::new(),
             route: "test-key",
@@ -206,13 +206,13 @@ pub async fn decide(
         ranked.sort_by_key(|c| {
             (
                 speed(c.provider).unwrap_or(i64::MAX),
-                c.upstream_cost.unwrap_or(i64::MAX),
+                c.upstream_cost.unwrap_or(MicroUsd::MAX),
             )
         });
         "fastest"
     } else if cheapest {
         // Stable sort: equal costs keep configuration order.
-        ranked.sort_by_key(|c| c.upstream_cost.unwrap_or(i64::MAX));
+        ranked.sort_by_key(|c| c.upstream_cost.unwrap_or(MicroUsd::MAX));
         "cheapest"
     } else {
         ranked.sort_by_key(|c| {

@@ -256,8 +256,8 @@ pub async fn cost_mismatches(
             tenant_id: v.tenant_id.to_string(),
             provider: v.provider.clone(),
             reported: v.upstream_cost.clone(),
-            reported_micro_usd: v.upstream_cost_micro_usd,
-            estimated_micro_usd: v.upstream_estimate_micro,
+            reported_micro_usd: v.upstream_cost_micro_usd.map(|m| m.get()),
+            estimated_micro_usd: v.upstream_estimate_micro.map(|m| m.get()),
         })
         .collect();
     let possible_orphans = state

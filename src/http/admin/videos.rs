@@ -52,7 +52,7 @@ pub async fn get_video(
         tenant_id: video.tenant_id.to_string(),
         upstream_id: video.upstream_id.clone(),
         upstream_cost: video.upstream_cost.clone(),
-        upstream_cost_micro_usd: video.upstream_cost_micro_usd,
+        upstream_cost_micro_usd: video.upstream_cost_micro_usd.map(|m| m.get()),
         fallbacks: video.fallbacks.clone(),
         attempts,
     }))

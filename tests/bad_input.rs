@@ -53,20 +53,42 @@ async fn malformed_and_invalid_create_bodies_are_400_with_their_param() {
         "invalid_request",
     )
     .await;
-    assert_error(
-        raw("{\"prompt\": 42}").await.expect("send"),
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-    )
-    .await;
-    assert_error(
-        raw("{\"prompt\": \"x\", \"colour\": \"red\"}")
-            .await
-            .expect("send"),
-        StatusCode::BAD_REQUEST,
-        "invalid_request",
-    )
-    .await;
+    // A body of the wrong shape names the field at fault and says what was expected, in
+    // words, not in the names of the gateway's types.
+    for (body, param, says) in [
+        ("{\"prompt\": 42}", "prompt", "expected a string"),
+        (
+            "{\"prompt\": \"x\", \"colour\": \"red\"}",
+            "colour",
+            "unknown field",
+        ),
+        (
+            "{\"prompt\": \"x\", \"seconds\": [5]}",
+            "seconds",
+            "expected a number",
+        ),
+        (
+            "{\"prompt\": \"x\", \"routing\": {\"fallback\": {}}}",
+            "routing.fallback",
+            "expected a number",
+        ),
+    ] {
+        let error = assert_error(
+            raw(body).await.expect("send"),
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+        assert_eq!(error["error"]["param"], param, "{body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{body}: {message}");
+        assert!(
+            !message.contains("untagged")
+                && !message.contains("Flexible")
+                && !message.contains(" at line "),
+            "{body}: {message}"
+        );
+    }
 
     let cases = [
         (json!({"prompt": "x", "seconds": 3}), "seconds"),

@@ -65,9 +65,59 @@ pub fn json_rejection(rejection: JsonRejection) -> Error {
         JsonRejection::JsonSyntaxError(e) => {
             Error::invalid_body(format!("malformed JSON: {}", e.body_text()))
         }
-        JsonRejection::JsonDataError(e) => Error::invalid_body(e.body_text()),
+        JsonRejection::JsonDataError(e) => field_error(&e.body_text()),
         other if other.status() == StatusCode::PAYLOAD_TOO_LARGE => Error::PayloadTooLarge,
         other => Error::invalid_body(other.body_text()),
+    }
+}
+
+/// A body that is JSON but not the expected shape, as one field error: the field in `param`
+/// (from the path serde reports, or the field an unknown or missing field names) and what was
+/// expected, in words rather than in the names of the gateway's types.
+fn field_error(text: &str) -> Error {
+    let text = text
+        .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+        .unwrap_or(text);
+    // Serde's position suffix means nothing to a client that sent one line of JSON.
+    let text = match text.rfind(" at line ") {
+        Some(at) => &text[..at],
+        None => text,
+    };
+    let is_path = |p: &str| {
+        !p.is_empty()
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'))
+    };
+    let (path, message) = match text.split_once(": ") {
+        Some((path, message)) if is_path(path) => (Some(path.to_string()), message),
+        _ => (None, text),
+    };
+    // `unknown field `x`, expected …` and `missing field `x`` name the field themselves.
+    let named = || {
+        let start = message.find('`')? + 1;
+        let end = start + message[start..].find('`')?;
+        Some(message[start..end].to_string())
+    };
+    // serde's path of an unknown field ends with the field; a missing one is named only in the
+    // message, below its parent's path.
+    let missing = message.starts_with("missing field");
+    let param = match (path, named()) {
+        (Some(path), Some(name)) if missing => Some(format!("{path}.{name}")),
+        (Some(path), _) => Some(path),
+        (None, Some(name)) if missing || message.starts_with("unknown field") => Some(name),
+        (None, _) => None,
+    };
+    let message = if message.starts_with("data did not match any variant of untagged enum") {
+        "has the wrong type: expected a number, a boolean or a string".to_string()
+    } else {
+        message.to_string()
+    };
+    match param {
+        Some(param) => {
+            let message = format!("{param}: {message}");
+            Error::invalid(param, message)
+        }
+        None => Error::invalid_body(message),
     }
 }
 

@@ -16,7 +16,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::idempotency::{self, IdempotencyHeader};
-use crate::storage::{now_ms, Db};
+use crate::storage::now_ms;
 
 fn user_id(raw: &str) -> Result<EndUserId> {
     EndUserId::parse(raw).ok_or_else(|| {
@@ -74,14 +74,10 @@ async fn object(
             wallet_mode: WalletMode::None,
         });
     let (day, month) = end_users::day_and_month_start(now_ms());
-    let mut tx = state.db.begin().await?;
-    let mut ex = crate::storage::sql::Exec::Sqlx(&mut tx);
-    let running = Db::end_user_running(&mut ex, &principal.tenant_id, user).await?;
-    let today =
-        Db::end_user_spend(&mut ex, &principal.tenant_id, user, principal.mode, day).await?;
-    let this_month =
-        Db::end_user_spend(&mut ex, &principal.tenant_id, user, principal.mode, month).await?;
-    tx.commit().await?;
+    let (running, today, this_month) = state
+        .db
+        .end_user_usage(&principal.tenant_id, user, principal.mode, day, month)
+        .await?;
     let wallet = state
         .db
         .read_account_balance(&ledger::wallet_account(

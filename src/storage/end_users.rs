@@ -108,6 +108,25 @@ impl Db {
         .at(0)
     }
 
+    /// An end user's running jobs and the credits their jobs spent since `day` and since
+    /// `month`, read in one transaction so the three agree.
+    pub async fn end_user_usage(
+        &self,
+        tenant: &TenantId,
+        user: &EndUserId,
+        mode: Mode,
+        day: i64,
+        month: i64,
+    ) -> Result<(i64, i64, i64), sqlx::Error> {
+        let mut tx = self.begin().await?;
+        let mut ex = Exec::Sqlx(&mut tx);
+        let running = Self::end_user_running(&mut ex, tenant, user).await?;
+        let today = Self::end_user_spend(&mut ex, tenant, user, mode, day).await?;
+        let this_month = Self::end_user_spend(&mut ex, tenant, user, mode, month).await?;
+        tx.commit().await?;
+        Ok((running, today, this_month))
+    }
+
     /// An end user's running jobs.
     pub async fn end_user_running(
         ex: &mut Exec<'_>,

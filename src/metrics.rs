@@ -7,6 +7,7 @@
 //! same truth. Labels are bounded: route templates (never raw paths), provider names,
 //! operations, outcomes and states — no ids.
 
+use crate::domain::ids::ProviderId;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -247,49 +248,49 @@ impl Metrics {
 
     pub fn observe_upstream(
         &self,
-        provider: &str,
+        provider: ProviderId,
         operation: &'static str,
         outcome: &'static str,
         elapsed: Duration,
     ) {
         self.upstream_requests
             .get_or_create(&UpstreamLabels {
-                provider: provider.to_owned(),
+                provider: provider.as_str().to_owned(),
                 operation,
                 outcome,
             })
             .inc();
         self.upstream_duration
             .get_or_create(&UpstreamTimingLabels {
-                provider: provider.to_owned(),
+                provider: provider.as_str().to_owned(),
                 operation,
             })
             .observe(elapsed.as_secs_f64());
     }
 
     /// Counts one upstream request made for a job.
-    pub fn job_request(&self, provider: &str, cause: &'static str) {
+    pub fn job_request(&self, provider: ProviderId, cause: &'static str) {
         self.job_requests
             .get_or_create(&JobRequestLabels {
-                provider: provider.to_owned(),
+                provider: provider.as_str().to_owned(),
                 cause,
             })
             .inc();
     }
 
     /// Observes the upstream requests a job took, when it completes.
-    pub fn job_completed_after(&self, provider: &str, requests: i64) {
+    pub fn job_completed_after(&self, provider: ProviderId, requests: i64) {
         self.requests_per_job
             .get_or_create(&ProviderLabels {
-                provider: provider.to_owned(),
+                provider: provider.as_str().to_owned(),
             })
             .observe(requests.max(0) as f64);
     }
 
-    pub fn job_finished(&self, provider: Option<&str>, state: &str) {
+    pub fn job_finished(&self, provider: Option<ProviderId>, state: &str) {
         self.jobs_finished
             .get_or_create(&JobLabels {
-                provider: provider.unwrap_or("none").to_owned(),
+                provider: provider.map_or("none", ProviderId::as_str).to_owned(),
                 state: state.to_owned(),
             })
             .inc();

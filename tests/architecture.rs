@@ -98,6 +98,7 @@ fn the_domain_depends_on_nothing_above_it_nor_on_http_or_sql() {
         "crate::workers",
         "crate::cli",
         "axum",
+        "http::",
         "sqlx",
     ];
     let violations: Vec<String> = all_sources()
@@ -129,6 +130,28 @@ fn storage_and_providers_do_not_reach_up() {
             .filter(|p| under(p, "providers"))
             .flat_map(|p| uses(p, &["crate::storage"])),
     );
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// One way to the database: only `storage/` names a database driver, and it alone decides
+/// whether a statement runs through sqlx or SQLite in place.
+#[test]
+fn only_storage_speaks_to_the_database_driver() {
+    let violations: Vec<String> = all_sources()
+        .iter()
+        .filter(|p| !under(p, "storage"))
+        .flat_map(|p| {
+            uses(
+                p,
+                &[
+                    "sqlx",
+                    "rusqlite",
+                    "crate::storage::sql",
+                    "crate::storage::inline",
+                ],
+            )
+        })
+        .collect();
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 

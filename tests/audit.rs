@@ -38,7 +38,7 @@ async fn tenant_and_video(app: &TestApp, finish: bool) -> (String, String, Strin
 
 /// Runs SQL statements in one write transaction, each with its string binds.
 async fn write(app: &TestApp, statements: &[(&str, Vec<String>)]) {
-    let mut tx = app.db.begin().await.expect("begin");
+    let mut tx = app.db.writer().begin().await.expect("begin");
     for (sql, binds) in statements {
         let mut query = sqlx::query(sql);
         for bind in binds {
@@ -53,7 +53,7 @@ async fn write(app: &TestApp, statements: &[(&str, Vec<String>)]) {
 /// gateway's own postings do: the journal's sums and caches stay right.
 async fn post(app: &TestApp, kind: &str, tenant: &str, video: Option<&str>, lines: &[(&str, i64)]) {
     let txn = format!("txn_injected_{kind}_{}", lines.len());
-    let mut tx = app.db.begin().await.expect("begin");
+    let mut tx = app.db.writer().begin().await.expect("begin");
     for (account, amount) in lines {
         sqlx::query(
             "INSERT INTO ledger_entries (txn_id, account_id, tenant_id, mode, kind, amount, video_id, created_at) \

@@ -22,7 +22,6 @@ mod serve;
 mod tenants;
 
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -178,10 +177,7 @@ fn key_arg(raw: &str) -> anyhow::Result<ApiKeyId> {
 /// unnoticed.
 async fn open_db(config: &Config) -> anyhow::Result<Db> {
     let url = config.database.url.expose();
-    let new_file = url.starts_with("sqlite:")
-        && sqlx::sqlite::SqliteConnectOptions::from_str(url)
-            .map(|options| !options.get_filename().exists())
-            .unwrap_or(false);
+    let new_file = crate::storage::is_new_sqlite_file(url);
     let db = Db::connect(&config.database).await?;
     db.migrate().await?;
     // Described now that a new file exists, so that its path is absolute.

@@ -98,7 +98,7 @@ fn warn_about_providers_not_live(config: &Config, level: &PolicyLevel) {
         config,
         &std::sync::Arc::new(crate::metrics::Metrics::new()),
     )
-    .map(|providers| providers.live_names().collect())
+    .map(|providers| providers.live().map(|id| id.as_str()).collect())
     .unwrap_or_default();
     for name in level.providers.iter().flatten() {
         if !live.contains(&name.as_str()) {

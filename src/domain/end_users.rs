@@ -11,7 +11,6 @@ use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{EndUserId, TenantId, TxnId};
 use crate::domain::reports::{date_of_day, day_of_date};
 use crate::error::{Error, Result};
-use crate::storage::sql::Exec;
 use crate::storage::{Db, Tx};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,11 +73,7 @@ pub struct Admission<'a> {
 
 /// Checks an end user's limits for a job and returns the account to hold its price from and
 /// that account's floor. Runs in the job's creating transaction.
-pub async fn admit(
-    ex: &mut Exec<'_>,
-    db: &Db,
-    admission: &Admission<'_>,
-) -> Result<(String, Credits)> {
+pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(String, Credits)> {
     let Admission {
         tenant,
         tenant_floor,
@@ -87,9 +82,9 @@ pub async fn admit(
         price,
         now,
     } = *admission;
-    let end_user = Db::lock_end_user(ex, db.backend(), tenant, user).await?;
+    let end_user = Db::lock_end_user(tx, db.backend(), tenant, user).await?;
     if let Some(max) = end_user.max_concurrent {
-        if Db::end_user_running(ex, tenant, user).await? >= max {
+        if Db::end_user_running(tx, tenant, user).await? >= max {
             return Err(Error::QuotaExceeded {
                 code: "end_user_concurrency_exceeded",
                 message: format!(
@@ -102,7 +97,7 @@ pub async fn admit(
     }
     let (day_start, month_start) = day_and_month_start(now);
     if let Some(limit) = end_user.credits_per_day {
-        let spent = Db::end_user_spend(ex, tenant, user, mode, day_start).await?;
+        let spent = Db::end_user_spend(tx, tenant, user, mode, day_start).await?;
         if spent.saturating_add(price.get()) > limit {
             return Err(Error::QuotaExceeded {
                 code: "end_user_daily_credits_exceeded",
@@ -115,7 +110,7 @@ pub async fn admit(
         }
     }
     if let Some(limit) = end_user.credits_per_month {
-        let spent = Db::end_user_spend(ex, tenant, user, mode, month_start).await?;
+        let spent = Db::end_user_spend(tx, tenant, user, mode, month_start).await?;
         if spent.saturating_add(price.get()) > limit {
             return Err(Error::QuotaExceeded {
                 code: "end_user_monthly_credits_exceeded",
@@ -133,7 +128,7 @@ pub async fn admit(
         WalletMode::None => (available, tenant_floor),
         WalletMode::Only => (wallet, Credits::ZERO),
         WalletMode::First => {
-            if Db::account_balance(ex, &wallet).await? >= price.get() {
+            if Db::account_balance(tx, &wallet).await? >= price.get() {
                 (wallet, Credits::ZERO)
             } else {
                 (available, tenant_floor)
@@ -211,7 +206,7 @@ async fn move_wallet(
 /// checks the tenant's caps against them, in the creating transaction. The totals are counted
 /// even for a tenant without caps, so that caps set later hold from the first job.
 pub async fn admit_tenant(
-    ex: &mut Exec<'_>,
+    tx: &mut Tx,
     tenant: &TenantId,
     mode: Mode,
     price: Credits,
@@ -220,8 +215,8 @@ pub async fn admit_tenant(
 ) -> Result<()> {
     let (day_start, month_start) = day_and_month_start(now);
     let totals =
-        Db::count_new_job(ex, tenant, mode, day_start / DAY_MS, price.get(), seconds).await?;
-    let Some(quotas) = Db::tenant_quotas_in(ex, tenant).await? else {
+        Db::count_new_job(tx, tenant, mode, day_start / DAY_MS, price.get(), seconds).await?;
+    let Some(quotas) = Db::tenant_quotas_in(tx, tenant).await? else {
         return Ok(());
     };
     if let Some(max) = quotas.max_concurrent.filter(|max| totals.running > *max) {
@@ -256,7 +251,7 @@ pub async fn admit_tenant(
         });
     }
     if let Some(limit) = quotas.credits_per_month {
-        let spent = Db::tenant_credits_since(ex, tenant, mode, month_start / DAY_MS).await?;
+        let spent = Db::tenant_credits_since(tx, tenant, mode, month_start / DAY_MS).await?;
         if spent > limit {
             return Err(Error::QuotaExceeded {
                 code: "tenant_monthly_credits_exceeded",

@@ -19,7 +19,6 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
-use crate::storage::sql::Exec;
 use crate::storage::{now_ms, Db, Tx};
 
 pub const TTL_MS: i64 = 24 * 3600 * 1000;
@@ -154,9 +153,9 @@ pub async fn check(db: &Db, claim: &Claim) -> Result<Outcome, Error> {
 /// Inserts the key in the transaction that creates the request's effects. A concurrent first
 /// use of the same key makes this fail with [`Error::Conflict`] `idempotency_race`; the caller
 /// then waits for that request's answer.
-pub async fn insert(ex: &mut Exec<'_>, claim: &Claim, video_id: Option<&str>) -> Result<(), Error> {
+pub async fn insert(tx: &mut Tx, claim: &Claim, video_id: Option<&str>) -> Result<(), Error> {
     match Db::insert_idempotency_key(
-        ex,
+        tx,
         &claim.scope,
         claim.key.as_str(),
         &claim.hash,
@@ -179,7 +178,7 @@ pub async fn insert(ex: &mut Exec<'_>, claim: &Claim, video_id: Option<&str>) ->
 /// money (see [`insert`]).
 pub async fn record(tx: &mut Tx, claim: Option<&Claim>) -> Result<(), Error> {
     match claim {
-        Some(claim) => insert(&mut Exec::Sqlx(tx), claim, None).await,
+        Some(claim) => insert(tx, claim, None).await,
         None => Ok(()),
     }
 }

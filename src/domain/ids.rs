@@ -19,7 +19,7 @@ pub fn random_token(len: usize) -> String {
 /// One upstream the gateway knows. Its one name (`seedance-it`) is the same in the API, the
 /// configuration's provider lists, metrics and logs; the configuration's section name
 /// (`seedance_it`) is read as the same provider wherever a name is accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ProviderId {
     SeedanceIt,
     Apiframe,
@@ -67,6 +67,38 @@ impl ProviderId {
     /// Every name, comma-separated, for messages that list the valid ones.
     pub fn all_names() -> String {
         ProviderId::ALL.map(ProviderId::as_str).join(", ")
+    }
+}
+
+impl Serialize for ProviderId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// Read strictly: a name the gateway does not know is an error, never a guess.
+impl<'de> Deserialize<'de> for ProviderId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        ProviderId::parse(&raw).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown provider `{raw}` (known: {})",
+                ProviderId::all_names()
+            ))
+        })
+    }
+}
+
+/// Providers sort by name, as they are listed to operators.
+impl Ord for ProviderId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for ProviderId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 

@@ -6,15 +6,16 @@
 //! only as a safety net (`workers::jobs`). Duplicate deliveries cause at most another poll,
 //! and a finished job ignores them.
 
+use crate::domain::ids::ProviderId;
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
-use crate::providers::WebhookError;
+use crate::providers::{Headers, WebhookError};
 
 pub async fn receive(
     state: &Services,
-    provider: &str,
+    provider: ProviderId,
     token: &str,
-    headers: &http::HeaderMap,
+    headers: &Headers,
     body: &[u8],
 ) -> Result<()> {
     if token.len() != 32 || !token.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -24,7 +25,7 @@ pub async fn receive(
         .db
         .video_by_callback_token(token)
         .await?
-        .filter(|job| job.provider.as_deref() == Some(provider))
+        .filter(|job| job.provider == Some(provider))
         .ok_or(Error::NotFound("webhook"))?;
     let handler = state
         .providers

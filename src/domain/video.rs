@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::billing::Credits;
-use super::ids::{ApiKeyId, EndUserId, TenantId, VideoId};
+use super::ids::{ApiKeyId, EndUserId, ProviderId, TenantId, VideoId};
 use crate::domain::billing::Mode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -464,7 +464,7 @@ pub struct Video {
     pub request: NewVideo,
     pub status: VideoStatus,
     pub progress: i64,
-    pub provider: Option<String>,
+    pub provider: Option<ProviderId>,
     pub upstream_id: Option<String>,
     pub error: Option<JobError>,
     pub cost_reserved: Credits,
@@ -482,9 +482,9 @@ pub struct Video {
     /// Secret part of this job's provider callback URL.
     pub callback_token: Option<String>,
     /// Providers to fail over to, in order, if the current one cannot take the job.
-    pub fallbacks: Vec<String>,
+    pub fallbacks: Vec<ProviderId>,
     /// The provider whose concurrency slot this job holds.
-    pub slot_provider: Option<String>,
+    pub slot_provider: Option<ProviderId>,
     /// Upstream cost at the most expensive eligible provider and at the baseline provider,
     /// in micro-USD, as routed at create (for the savings report).
     pub cost_ceiling_micro: Option<crate::domain::billing::MicroUsd>,

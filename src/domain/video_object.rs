@@ -100,7 +100,7 @@ impl From<&Video> for VideoObject {
                 charged: video.cost_charged.map(|c| c.get()),
                 unit: "credits",
             },
-            provider: video.provider.clone(),
+            provider: video.provider.map(|p| p.as_str().to_string()),
             mode: video.mode.as_str(),
         }
     }

@@ -2,7 +2,7 @@
 //! cancel and delete, always scoped to the caller's tenant.
 
 use crate::domain::billing::ledger;
-use crate::domain::ids::VideoId;
+use crate::domain::ids::{ProviderId, VideoId};
 use crate::domain::jobs::EndedBy;
 use crate::domain::routing;
 use crate::domain::services::Services;
@@ -18,13 +18,65 @@ pub struct Created {
     pub route: &'static str,
 }
 
+/// A first frame sent with the request itself (multipart), kept on disk for as long as its job
+/// needs it.
+pub struct FirstFrame {
+    pub bytes: bytes::Bytes,
+    pub extension: &'static str,
+}
+
+/// Admits a validated request for this caller, before anything is kept: every URL it names
+/// must pass the SSRF check, and a token that speaks for one end user creates only that user's
+/// videos (the request is made that user's when it names none).
+pub async fn admit(
+    state: &Services,
+    principal: &Principal,
+    mut request: NewVideo,
+) -> Result<NewVideo> {
+    crate::domain::ssrf::check_request(&request, &state.config.security.url_allowlist).await?;
+    if let Some(end_user) = &principal.end_user {
+        match &request.user {
+            Some(user) if user != end_user => {
+                return Err(Error::Forbidden(
+                    "this token may only create videos for its own end user".into(),
+                ))
+            }
+            _ => request.user = Some(end_user.clone()),
+        }
+    }
+    Ok(request)
+}
+
+/// Creates an admitted request's job (see [`admit`]). Its uploaded first frame, if any, is
+/// saved first and removed again when the create is refused, so a refusal leaves nothing behind.
 pub async fn create(
     state: &Services,
     principal: &Principal,
-    request: NewVideo,
+    mut request: NewVideo,
+    first_frame: Option<FirstFrame>,
     idempotency: Option<&crate::domain::idempotency::Claim>,
 ) -> Result<Created> {
-    let mut request = request;
+    let Some(frame) = first_frame else {
+        return create_job(state, principal, request, idempotency).await;
+    };
+    let dir = &state.config.storage.dir;
+    let name = crate::storage::files::save_upload(dir, frame.extension, &frame.bytes).await?;
+    request.inputs.first_frame_upload = Some(name.clone());
+    let outcome = create_job(state, principal, request, idempotency).await;
+    if outcome.is_err() {
+        crate::storage::files::remove(dir, &name).await;
+    }
+    outcome
+}
+
+/// Prices, holds and records the job in one transaction, then submits it at once when its
+/// provider has a free slot.
+async fn create_job(
+    state: &Services,
+    principal: &Principal,
+    mut request: NewVideo,
+    idempotency: Option<&crate::domain::idempotency::Claim>,
+) -> Result<Created> {
     let decision = routing::decide(state, principal, &request).await?;
     request.routing.fallback = decision.fallback;
     let baseline_cost = state
@@ -32,6 +84,7 @@ pub async fn create(
         .routing
         .baseline_provider
         .as_deref()
+        .and_then(ProviderId::parse)
         .and_then(|b| routing::catalog::upstream_cost(b, &request, &state.config.pricing).ok());
     request.routing.resubmit = decision.resubmit;
     let provider = decision.require_pick()?.provider;
@@ -55,7 +108,7 @@ pub async fn create(
         request,
         status: VideoStatus::Queued,
         progress: 0,
-        provider: Some(provider.to_string()),
+        provider: Some(provider),
         upstream_id: None,
         error: None,
         cost_reserved: price,
@@ -75,7 +128,7 @@ pub async fn create(
             .ranked
             .iter()
             .skip(1)
-            .map(|c| c.provider.to_string())
+            .map(|c| c.provider)
             .collect(),
         upstream_cost: None,
         upstream_cost_micro_usd: None,
@@ -83,12 +136,11 @@ pub async fn create(
         poll_cause: PollCause::Scheduled,
         upstream_requests: 0,
     };
-    // On SQLite the transaction runs in place (see `storage::sql`).
-    let mut tx = state.db.begin_hot().await?;
+    let mut tx = state.db.begin().await?;
     // The tenant's caps, then the end user's limits (which choose the paying account), are
     // checked in this transaction.
     crate::domain::end_users::admit_tenant(
-        &mut tx.exec(),
+        &mut tx,
         &video.tenant_id,
         video.mode,
         price,
@@ -106,7 +158,7 @@ pub async fn create(
                 price,
                 now,
             };
-            crate::domain::end_users::admit(&mut tx.exec(), &state.db, &admission).await?
+            crate::domain::end_users::admit(&mut tx, &state.db, &admission).await?
         }
         None => (
             ledger::available_account(&video.tenant_id, video.mode),
@@ -119,22 +171,21 @@ pub async fn create(
     let inline = match state.providers.limit(provider) {
         None => true,
         Some(limit) => {
-            let taken =
-                crate::storage::Db::take_slot_for_new_job(&mut tx.exec(), provider, limit).await?;
+            let taken = crate::storage::Db::take_slot_for_new_job(&mut tx, provider, limit).await?;
             if taken {
-                video.slot_provider = Some(provider.to_string());
+                video.slot_provider = Some(provider);
             }
             taken
         }
     };
     let lease_until = now + (state.config.workers.lease_secs * 1000) as i64;
     let lease = inline.then_some((state.instance_id.as_ref(), lease_until));
-    crate::storage::Db::insert_video(&mut tx.exec(), &video, now, lease).await?;
+    crate::storage::Db::insert_video(&mut tx, &video, now, lease).await?;
     if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(&mut tx.exec(), claim, Some(video.id.as_str())).await?;
+        crate::domain::idempotency::insert(&mut tx, claim, Some(video.id.as_str())).await?;
     }
     ledger::hold(
-        &mut tx.exec(),
+        &mut tx,
         &video.tenant_id,
         video.mode,
         &source,

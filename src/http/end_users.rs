@@ -80,12 +80,15 @@ async fn object(
         .await?;
     let wallet = state
         .db
-        .read_account_balance(&ledger::wallet_account(
+        .account_balances(&[&ledger::wallet_account(
             &principal.tenant_id,
             principal.mode,
             user,
-        ))
-        .await?;
+        )])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(0);
     Ok(EndUserObject {
         id: user.as_str().to_string(),
         object: "end_user",

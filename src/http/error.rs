@@ -100,15 +100,12 @@ impl Error {
 
 impl Error {
     /// An internal error whose cause is an unavailable database becomes that 503, whichever
-    /// path wrapped it (a direct `sqlx::Error`, or one inside an `anyhow` chain).
+    /// path wrapped it (a storage error, or one inside an `anyhow` chain).
     fn classified(self) -> Error {
         let Error::Internal(cause) = self else {
             return self;
         };
-        let kind = cause
-            .chain()
-            .filter_map(|e| e.downcast_ref::<sqlx::Error>())
-            .find_map(crate::storage::unavailability);
+        let kind = crate::storage::unavailability_in(&cause);
         match kind {
             Some(kind) => Error::DatabaseUnavailable {
                 reason: kind.reason(),

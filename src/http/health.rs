@@ -104,8 +104,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
         }
         Err(error) => tracing::warn!(%error, "reading the webhook outbox for /metrics failed"),
     }
-    for name in state.providers.names() {
-        let view = state.providers.circuits.view(name);
+    for id in state.providers.ids() {
+        let view = state.providers.circuits.view(id);
         let value = match view.state {
             "closed" => 0,
             "half_open" => 1,
@@ -114,7 +114,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
         metrics
             .circuit_state
             .get_or_create(&crate::metrics::ProviderLabels {
-                provider: name.to_owned(),
+                provider: id.as_str().to_owned(),
             })
             .set(value);
     }

@@ -6,9 +6,10 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
+use crate::domain::ids::ProviderId;
 use crate::app::AppState;
 use crate::domain::provider_webhooks;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Receive an upstream provider's webhook
 ///
@@ -31,6 +32,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>> {
-    provider_webhooks::receive(&state, &provider, &token, &headers, &body).await?;
+    let provider = ProviderId::parse(&provider).ok_or(Error::NotFound("webhook"))?;
+    provider_webhooks::receive(&state, provider, &token, &headers, &body).await?;
     Ok(Json(json!({"received": true})))
 }

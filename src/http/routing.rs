@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::ids::ProviderId;
 use crate::app::AppState;
 use crate::domain::routing::{self, catalog};
 use crate::domain::video::{AspectRatio, Model, Resolution};
@@ -189,9 +190,9 @@ pub async fn models(
         // Cost-plus prices follow the upstream cost: see the quote.
         Some(TenantPrices::CostPlus { .. }) => None,
     };
-    let names: Vec<&'static str> = match principal.mode {
-        crate::domain::billing::Mode::Test => vec![crate::providers::sandbox::NAME],
-        crate::domain::billing::Mode::Live => state.providers.live_names().collect(),
+    let names: Vec<ProviderId> = match principal.mode {
+        crate::domain::billing::Mode::Test => vec![crate::providers::sandbox::ID],
+        crate::domain::billing::Mode::Live => state.providers.live().collect(),
     };
     let mut data = Vec::new();
     for model in Model::ALL {
@@ -200,7 +201,7 @@ pub async fn models(
             .filter_map(|n| {
                 state
                     .providers
-                    .get(n)
+                    .get(*n)
                     .and_then(|p| p.capabilities().for_model(model).map(|c| (*n, c.clone())))
             })
             .collect();

@@ -39,7 +39,8 @@ use crate::providers::{
     CancelOutcome, Provider, ProviderError, Submission, SubmitRequest, UpstreamStatus, WebhookError,
 };
 
-pub const NAME: &str = "aigateway";
+pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::AiGateway;
+pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://api.aigateway.sh";
 
 /// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
@@ -290,8 +291,8 @@ fn now_unix() -> i64 {
 
 #[async_trait::async_trait]
 impl Provider for AiGateway {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> crate::domain::ids::ProviderId {
+        ID
     }
 
     fn capabilities(&self) -> &Capabilities {

@@ -33,7 +33,8 @@ use crate::providers::{
     UpstreamStatus, WebhookError,
 };
 
-pub const NAME: &str = "aimlapi";
+pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::AimlApi;
+pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://api.aimlapi.com";
 
 /// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
@@ -221,8 +222,8 @@ fn generation_id(answer: &Value) -> Option<String> {
 
 #[async_trait::async_trait]
 impl Provider for AimlApi {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> crate::domain::ids::ProviderId {
+        ID
     }
 
     fn capabilities(&self) -> &Capabilities {

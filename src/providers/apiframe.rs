@@ -32,7 +32,8 @@ use crate::providers::{
     UpstreamStatus, WebhookError,
 };
 
-pub const NAME: &str = "apiframe";
+pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::Apiframe;
+pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://api.apiframe.ai";
 
 /// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
@@ -319,8 +320,8 @@ fn verify_signature(key: &[u8], signature: &str, body: &[u8]) -> Result<(), Webh
 
 #[async_trait::async_trait]
 impl Provider for Apiframe {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> crate::domain::ids::ProviderId {
+        ID
     }
 
     /// Submits carry `Idempotency-Key: <video id>`: a repeat returns the same job.

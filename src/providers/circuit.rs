@@ -9,6 +9,7 @@
 //! health from its own calls within a few failures, and a restart starts closed; shared state
 //! would cost a database or Redis round trip on every routing decision.
 
+use crate::domain::ids::ProviderId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -64,7 +65,7 @@ pub struct CircuitView {
 pub struct Circuits {
     failure_threshold: u32,
     cooldown: Duration,
-    by_provider: Mutex<HashMap<String, Circuit>>,
+    by_provider: Mutex<HashMap<ProviderId, Circuit>>,
 }
 
 impl Default for Circuits {
@@ -82,9 +83,9 @@ impl Circuits {
         }
     }
 
-    fn with<T>(&self, provider: &str, f: impl FnOnce(&mut Circuit) -> T) -> T {
+    fn with<T>(&self, provider: ProviderId, f: impl FnOnce(&mut Circuit) -> T) -> T {
         let mut map = self.by_provider.lock().unwrap_or_else(|p| p.into_inner());
-        let circuit = map.entry(provider.to_string()).or_insert(Circuit {
+        let circuit = map.entry(provider).or_insert(Circuit {
             state: State::Closed,
             consecutive_failures: 0,
             recent: std::collections::VecDeque::with_capacity(WINDOW),
@@ -98,7 +99,7 @@ impl Circuits {
     }
 
     /// `Err(reason)` while the circuit is open.
-    pub fn check(&self, provider: &str) -> Result<(), String> {
+    pub fn check(&self, provider: ProviderId) -> Result<(), String> {
         self.with(provider, |c| match c.state {
             State::Open { until } => Err(format!(
                 "is failing (circuit open after {} consecutive failures; retried in {} s)",
@@ -109,7 +110,7 @@ impl Circuits {
         })
     }
 
-    pub fn record_success(&self, provider: &str) {
+    pub fn record_success(&self, provider: ProviderId) {
         self.with(provider, |c| {
             c.remember(false);
             c.state = State::Closed;
@@ -117,7 +118,7 @@ impl Circuits {
         });
     }
 
-    pub fn record_failure(&self, provider: &str) {
+    pub fn record_failure(&self, provider: ProviderId) {
         let (threshold, cooldown) = (self.failure_threshold, self.cooldown);
         self.with(provider, |c| {
             c.consecutive_failures = c.consecutive_failures.saturating_add(1);
@@ -128,7 +129,7 @@ impl Circuits {
             {
                 if !matches!(c.state, State::Open { .. }) {
                     tracing::warn!(
-                        provider,
+                        provider = provider.as_str(),
                         failures = c.consecutive_failures,
                         "circuit opened"
                     );
@@ -140,7 +141,7 @@ impl Circuits {
         });
     }
 
-    pub fn reset(&self, provider: &str) {
+    pub fn reset(&self, provider: ProviderId) {
         self.with(provider, |c| {
             c.state = State::Closed;
             c.consecutive_failures = 0;
@@ -148,7 +149,7 @@ impl Circuits {
         });
     }
 
-    pub fn view(&self, provider: &str) -> CircuitView {
+    pub fn view(&self, provider: ProviderId) -> CircuitView {
         self.with(provider, |c| CircuitView {
             recent_error_rate_percent: if c.recent.is_empty() {
                 0
@@ -175,51 +176,53 @@ impl Circuits {
 mod tests {
     use super::*;
 
+    const P: ProviderId = ProviderId::Apiframe;
+
     #[test]
     fn opens_after_consecutive_failures_and_half_opens_after_the_cooldown() {
         let circuits = Circuits::new(3, Duration::from_millis(50));
-        circuits.record_failure("p");
-        circuits.record_failure("p");
-        assert!(circuits.check("p").is_ok());
-        circuits.record_failure("p");
-        assert!(circuits.check("p").is_err());
-        assert_eq!(circuits.view("p").state, "open");
+        circuits.record_failure(P);
+        circuits.record_failure(P);
+        assert!(circuits.check(P).is_ok());
+        circuits.record_failure(P);
+        assert!(circuits.check(P).is_err());
+        assert_eq!(circuits.view(P).state, "open");
         std::thread::sleep(Duration::from_millis(60));
-        assert!(circuits.check("p").is_ok());
-        assert_eq!(circuits.view("p").state, "half_open");
+        assert!(circuits.check(P).is_ok());
+        assert_eq!(circuits.view(P).state, "half_open");
         // A failed probe opens it again at once.
-        circuits.record_failure("p");
-        assert!(circuits.check("p").is_err());
-        circuits.reset("p");
-        assert_eq!(circuits.view("p").state, "closed");
+        circuits.record_failure(P);
+        assert!(circuits.check(P).is_err());
+        circuits.reset(P);
+        assert_eq!(circuits.view(P).state, "closed");
     }
 
     #[test]
     fn a_high_error_rate_opens_it_without_consecutive_failures() {
         let circuits = Circuits::new(5, Duration::from_secs(60));
         for _ in 0..5 {
-            circuits.record_success("p");
-            circuits.record_failure("p");
+            circuits.record_success(P);
+            circuits.record_failure(P);
         }
         assert!(
-            circuits.check("p").is_err(),
+            circuits.check(P).is_err(),
             "5 of the last 10 calls failed"
         );
         let healthy = Circuits::new(5, Duration::from_secs(60));
         for _ in 0..6 {
-            healthy.record_success("p");
-            healthy.record_success("p");
-            healthy.record_failure("p");
+            healthy.record_success(P);
+            healthy.record_success(P);
+            healthy.record_failure(P);
         }
-        assert!(healthy.check("p").is_ok(), "a third failing is tolerated");
+        assert!(healthy.check(P).is_ok(), "a third failing is tolerated");
     }
 
     #[test]
     fn a_success_clears_the_failure_count() {
         let circuits = Circuits::new(2, Duration::from_secs(60));
-        circuits.record_failure("p");
-        circuits.record_success("p");
-        circuits.record_failure("p");
-        assert!(circuits.check("p").is_ok());
+        circuits.record_failure(P);
+        circuits.record_success(P);
+        circuits.record_failure(P);
+        assert!(circuits.check(P).is_ok());
     }
 }

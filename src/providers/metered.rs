@@ -47,14 +47,14 @@ impl Metered {
             Err(ProviderError::OutcomeUnknown(_)) => "unknown",
         };
         self.metrics
-            .observe_upstream(self.inner.name(), operation, outcome, started.elapsed());
+            .observe_upstream(self.inner.id(), operation, outcome, started.elapsed());
     }
 }
 
 #[async_trait::async_trait]
 impl Provider for Metered {
-    fn name(&self) -> &'static str {
-        self.inner.name()
+    fn id(&self) -> crate::domain::ids::ProviderId {
+        self.inner.id()
     }
 
     fn idempotent_submits(&self) -> bool {

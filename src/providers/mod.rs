@@ -137,9 +137,13 @@ pub enum WebhookError {
     Unsupported,
 }
 
+/// The headers of a delivery a provider sent the gateway (a webhook), as the adapter that
+/// verifies it reads them.
+pub type Headers = http::HeaderMap;
+
 #[async_trait::async_trait]
 pub trait Provider: Send + Sync {
-    fn name(&self) -> &'static str;
+    fn id(&self) -> ProviderId;
     /// What this provider can serve, per model.
     fn capabilities(&self) -> &capabilities::Capabilities;
     /// Whether a repeated submit of the same job makes no second upstream job (the provider
@@ -156,11 +160,7 @@ pub trait Provider: Send + Sync {
     /// Verifies a webhook this provider sent (its signature, where it signs) and returns the
     /// upstream job id it is about. The gateway then confirms the job's state by polling, so
     /// nothing in a webhook body is trusted beyond the id.
-    fn webhook_job_id(
-        &self,
-        headers: &http::HeaderMap,
-        body: &[u8],
-    ) -> Result<String, WebhookError>;
+    fn webhook_job_id(&self, headers: &Headers, body: &[u8]) -> Result<String, WebhookError>;
     /// The least time the provider allows between two polls of one job.
     fn min_poll_interval(&self) -> Duration {
         Duration::ZERO
@@ -181,17 +181,17 @@ pub trait Provider: Send + Sync {
 /// The enabled providers, by name.
 #[derive(Clone, Default)]
 pub struct Providers {
-    by_name: BTreeMap<&'static str, Arc<dyn Provider>>,
+    by_id: BTreeMap<ProviderId, Arc<dyn Provider>>,
     /// Providers live keys may use, in preference order.
-    live: Vec<&'static str>,
+    live: Vec<ProviderId>,
     /// Health of each provider, as this replica has seen it.
     pub circuits: Arc<circuit::Circuits>,
     /// Shapes of request each provider refused lately, kept out of routing for a while.
     pub refusals: Arc<refusals::Refusals>,
     /// Most jobs running at once per provider; absent means unlimited (the sandbox).
-    limits: BTreeMap<&'static str, i64>,
+    limits: BTreeMap<ProviderId, i64>,
     /// Submit rates: (milliseconds between submits, burst), per provider that has one.
-    rates: BTreeMap<&'static str, (i64, i64)>,
+    rates: BTreeMap<ProviderId, (i64, i64)>,
     /// Where upstream calls are counted; each inserted provider is wrapped to record them.
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
@@ -258,11 +258,11 @@ impl Providers {
             );
         }
         let sections = [
-            (seedance_it::NAME, &p.seedance_it),
-            (apiframe::NAME, &p.apiframe),
-            (aigateway::NAME, &p.aigateway),
-            (seedanceapi::NAME, &p.seedanceapi),
-            (aimlapi::NAME, &p.aimlapi),
+            (seedance_it::ID, &p.seedance_it),
+            (apiframe::ID, &p.apiframe),
+            (aigateway::ID, &p.aigateway),
+            (seedanceapi::ID, &p.seedanceapi),
+            (aimlapi::ID, &p.aimlapi),
         ];
         for (name, section) in sections {
             if section.enabled {
@@ -288,7 +288,7 @@ impl Providers {
     ) -> anyhow::Result<()> {
         let capabilities = provider
             .capabilities()
-            .corrected(provider.name(), overrides)?;
+            .corrected(provider.id().as_str(), overrides)?;
         self.add(provider, true, capabilities);
         Ok(())
     }
@@ -313,30 +313,32 @@ impl Providers {
             None => provider,
         };
         if live {
-            self.live.push(provider.name());
+            self.live.push(provider.id());
         }
-        self.by_name.insert(provider.name(), provider);
+        self.by_id.insert(provider.id(), provider);
     }
 
     /// The submit rate of `provider`, if limited: (milliseconds between submits, burst).
-    pub fn rate(&self, provider: &str) -> Option<(i64, i64)> {
-        self.rates.get(provider).copied()
+    pub fn rate(&self, provider: ProviderId) -> Option<(i64, i64)> {
+        self.rates.get(&provider).copied()
     }
 
     /// Most jobs that may run at `provider` at once, if limited.
-    pub fn limit(&self, provider: &str) -> Option<i64> {
-        self.limits.get(provider).copied()
+    pub fn limit(&self, provider: ProviderId) -> Option<i64> {
+        self.limits.get(&provider).copied()
     }
 
-    pub fn live_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+    /// The providers live keys may use, in preference order.
+    pub fn live(&self) -> impl Iterator<Item = ProviderId> + '_ {
         self.live.iter().copied()
     }
 
-    pub fn get(&self, name: &str) -> Option<&Arc<dyn Provider>> {
-        self.by_name.get(name)
+    pub fn get(&self, id: ProviderId) -> Option<&Arc<dyn Provider>> {
+        self.by_id.get(&id)
     }
 
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.by_name.keys().copied()
+    /// Every provider registered, enabled for live keys or not (the sandbox always is).
+    pub fn ids(&self) -> impl Iterator<Item = ProviderId> + '_ {
+        self.by_id.keys().copied()
     }
 }

@@ -7,6 +7,7 @@
 //! Trade-off: kept per replica and in memory, so a restart or another replica learns it again
 //! at the cost of one refused call; the lasting fix is a corrected capability matrix.
 
+use crate::domain::ids::ProviderId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ pub const REMEMBER_FOR: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Default)]
 pub struct Refusals {
-    learned: Mutex<HashMap<(String, String), (Instant, String)>>,
+    learned: Mutex<HashMap<(ProviderId, String), (Instant, String)>>,
 }
 
 /// The parts of a request a provider's refusal is about: model, length, resolution, ratio and
@@ -44,20 +45,20 @@ pub fn shape(video: &NewVideo) -> String {
 
 impl Refusals {
     /// Remembers that `provider` refused requests shaped like `video`, and why.
-    pub fn learn(&self, provider: &str, video: &NewVideo, reason: &str) {
+    pub fn learn(&self, provider: ProviderId, video: &NewVideo, reason: &str) {
         let mut learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         learned.retain(|_, (until, _)| *until > now);
         learned.insert(
-            (provider.to_string(), shape(video)),
+            (provider, shape(video)),
             (now + REMEMBER_FOR, reason.to_string()),
         );
     }
 
     /// `Err` with the remembered reason while `provider` is kept out of this shape.
-    pub fn check(&self, provider: &str, video: &NewVideo) -> Result<(), String> {
+    pub fn check(&self, provider: ProviderId, video: &NewVideo) -> Result<(), String> {
         let learned = self.learned.lock().unwrap_or_else(|p| p.into_inner());
-        match learned.get(&(provider.to_string(), shape(video))) {
+        match learned.get(&(provider, shape(video))) {
             Some((until, reason)) if *until > Instant::now() => Err(format!(
                 "refused this kind of request recently ({reason}); left out for {} min",
                 REMEMBER_FOR.as_secs() / 60
@@ -88,19 +89,19 @@ mod tests {
         let refusals = Refusals::default();
         let refused = video(serde_json::json!({"resolution": "1080p"}));
         refusals.learn(
-            "aimlapi",
+            ProviderId::AimlApi,
             &refused,
             "aimlapi refused the request: bad resolution",
         );
         assert!(refusals
-            .check("aimlapi", &refused)
+            .check(ProviderId::AimlApi, &refused)
             .is_err_and(|why| why.contains("bad resolution")));
-        assert!(refusals.check("seedanceapi", &refused).is_ok());
+        assert!(refusals.check(ProviderId::SeedanceApi, &refused).is_ok());
         assert!(refusals
-            .check("aimlapi", &video(serde_json::json!({})))
+            .check(ProviderId::AimlApi, &video(serde_json::json!({})))
             .is_ok());
         // The prompt is not part of the shape.
         let same_shape = video(serde_json::json!({"resolution": "1080p", "prompt": "other"}));
-        assert!(refusals.check("aimlapi", &same_shape).is_err());
+        assert!(refusals.check(ProviderId::AimlApi, &same_shape).is_err());
     }
 }

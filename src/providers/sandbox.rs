@@ -17,7 +17,8 @@ use crate::providers::{
     CancelOutcome, Provider, ProviderError, Submission, SubmitRequest, UpstreamStatus, WebhookError,
 };
 
-pub const NAME: &str = "sandbox";
+pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::Sandbox;
+pub const NAME: &str = ID.as_str();
 
 /// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
 /// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
@@ -108,8 +109,8 @@ impl SandboxJob {
 
 #[async_trait::async_trait]
 impl Provider for Sandbox {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> crate::domain::ids::ProviderId {
+        ID
     }
 
     fn capabilities(&self) -> &Capabilities {

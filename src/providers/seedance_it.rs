@@ -22,7 +22,8 @@ use crate::providers::{
     UpstreamStatus, WebhookError,
 };
 
-pub const NAME: &str = "seedance-it";
+pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::SeedanceIt;
+pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://seedance.it.com/api/v1";
 
 /// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
@@ -155,8 +156,8 @@ fn error_message(error: &Option<serde_json::Value>) -> String {
 
 #[async_trait::async_trait]
 impl Provider for SeedanceIt {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> crate::domain::ids::ProviderId {
+        ID
     }
 
     fn capabilities(&self) -> &Capabilities {

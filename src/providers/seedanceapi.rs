@@ -33,7 +33,8 @@ use crate::providers::{
     UpstreamStatus, WebhookError,
 };
 
-pub const NAME: &str = "seedanceapi";
+pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::SeedanceApi;
+pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://seedanceapi.org";
 
 /// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
@@ -268,8 +269,8 @@ fn credits(data: &Value) -> Option<ReportedCost> {
 
 #[async_trait::async_trait]
 impl Provider for SeedanceApi {
-    fn name(&self) -> &'static str {
-        NAME
+    fn id(&self) -> crate::domain::ids::ProviderId {
+        ID
     }
 
     fn capabilities(&self) -> &Capabilities {

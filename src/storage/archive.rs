@@ -1,8 +1,7 @@
 //! SQL for the archive queue: completed outputs waiting to be copied to the gateway's
 //! storage, the outcome of each copy, and stored copies due for removal.
 
-use sqlx::Row;
-
+use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::ids::VideoId;
 use crate::domain::video::ArchiveState;
@@ -18,12 +17,12 @@ pub struct ArchiveTask {
 impl Db {
     /// Marks a just-completed job's output for copying, in the completion's transaction.
     pub async fn queue_archive(tx: &mut Tx, video: &VideoId) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "UPDATE videos SET archive_state = 'pending', archive_next_at = $1 WHERE id = $2",
         )
         .bind(now_ms())
         .bind(video.as_str())
-        .execute(&mut **tx)
+        .execute(tx)
         .await?;
         Ok(())
     }
@@ -36,34 +35,34 @@ impl Db {
         lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<ArchiveTask>, sqlx::Error> {
-        let due: Vec<(String, i64)> = sqlx::query(
+        let due: Vec<(String, i64)> = sql::query(
             "SELECT id, archive_next_at FROM videos WHERE archive_state = 'pending' \
              AND archive_next_at <= $1 ORDER BY archive_next_at LIMIT $2",
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("archive_next_at")?)))
+        .map(|r| Ok((r.col("id")?, r.col("archive_next_at")?)))
         .collect::<Result<_, sqlx::Error>>()?;
         let mut claimed = Vec::new();
         for (id, due_at) in due {
-            let row = sqlx::query(
+            let row = sql::query(
                 "UPDATE videos SET archive_next_at = $1 WHERE id = $2 AND archive_state = 'pending' \
                  AND archive_next_at = $3 RETURNING output_url, archive_attempts",
             )
             .bind(now + lease_ms)
             .bind(&id)
             .bind(due_at)
-            .fetch_optional(self.writer())
+            .fetch_optional(&mut self.write().await?)
             .await?;
             if let Some(row) = row {
-                let output_url: Option<String> = row.try_get("output_url")?;
+                let output_url: Option<String> = row.col("output_url")?;
                 claimed.push(ArchiveTask {
                     video_id: id,
                     output_url: output_url.unwrap_or_default(),
-                    attempts: row.try_get("archive_attempts")?,
+                    attempts: row.col("archive_attempts")?,
                 });
             }
         }
@@ -80,7 +79,7 @@ impl Db {
         bytes: Option<i64>,
         retry_at: Option<i64>,
     ) -> Result<bool, sqlx::Error> {
-        Ok(sqlx::query(
+        Ok(sql::query(
             "UPDATE videos SET archive_state = $1, archive_key = $2, archive_bytes = $3, \
              archive_attempts = archive_attempts + 1, archive_next_at = $4 \
              WHERE id = $5 AND archive_state = 'pending'",
@@ -90,9 +89,8 @@ impl Db {
         .bind(bytes)
         .bind(retry_at)
         .bind(video)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?
-        .rows_affected()
             == 1)
     }
 
@@ -102,21 +100,20 @@ impl Db {
         now: i64,
         limit: i64,
     ) -> Result<Vec<(String, String, bool)>, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT id, archive_key, deleted_at FROM videos WHERE archive_state = 'stored' \
              AND (expires_at < $1 OR deleted_at IS NOT NULL) LIMIT $2",
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
         .map(|r| {
-            let deleted: Option<i64> = r.try_get("deleted_at")?;
+            let deleted: Option<i64> = r.col("deleted_at")?;
             Ok((
-                r.try_get("id")?,
-                r.try_get::<Option<String>, _>("archive_key")?
-                    .unwrap_or_default(),
+                r.col("id")?,
+                r.col::<Option<String>>("archive_key")?.unwrap_or_default(),
                 deleted.is_some(),
             ))
         })
@@ -129,10 +126,10 @@ impl Db {
         video: &str,
         state: ArchiveState,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE videos SET archive_state = $1 WHERE id = $2")
+        sql::query("UPDATE videos SET archive_state = $1 WHERE id = $2")
             .bind(state.as_str())
             .bind(video)
-            .execute(self.writer())
+            .execute(&mut self.write().await?)
             .await?;
         Ok(())
     }

@@ -1,16 +1,14 @@
 //! SQL for the record of calls made upstream for each job: writing one, a job's attempts for
 //! the operator, and the submits whose answer was lost (possible orphans upstream).
 
-use sqlx::Row;
-
-use super::sql;
+use super::sql::{self, Get};
 use super::Db;
-use crate::domain::ids::VideoId;
+use crate::domain::ids::{ProviderId, VideoId};
 
 /// One call to an upstream for a job, for the operator's view of its attempts.
 pub struct Attempt<'a> {
     pub video: &'a VideoId,
-    pub provider: &'a str,
+    pub provider: ProviderId,
     pub operation: &'a str,
     pub started_at: i64,
     pub duration_ms: i64,
@@ -48,7 +46,7 @@ impl Db {
         outcome: &str,
         error: Option<&str>,
     ) -> Result<(), sqlx::Error> {
-        let mut writer = self.hot_writer().await?;
+        let mut writer = self.write().await?;
         sql::query(
             "INSERT INTO job_attempts (video_id, provider, operation, outcome, error, started_at, duration_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -60,29 +58,29 @@ impl Db {
         .bind(error)
         .bind(attempt.started_at)
         .bind(attempt.duration_ms)
-        .execute(&mut writer.exec())
+        .execute(&mut writer)
         .await?;
         Ok(())
     }
 
     /// A job's recorded upstream attempts, oldest first.
     pub async fn attempts_for_video(&self, id: &VideoId) -> Result<Vec<AttemptRow>, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT provider, operation, outcome, error, started_at, duration_ms FROM job_attempts \
              WHERE video_id = $1 ORDER BY seq",
         )
         .bind(id.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
         .map(|r| {
             Ok(AttemptRow {
-                provider: r.try_get(0)?,
-                operation: r.try_get(1)?,
-                outcome: r.try_get(2)?,
-                error: r.try_get(3)?,
-                started_at_ms: r.try_get(4)?,
-                duration_ms: r.try_get(5)?,
+                provider: r.at(0)?,
+                operation: r.at(1)?,
+                outcome: r.at(2)?,
+                error: r.at(3)?,
+                started_at_ms: r.at(4)?,
+                duration_ms: r.at(5)?,
             })
         })
         .collect()
@@ -96,7 +94,7 @@ impl Db {
         to_ms: i64,
         limit: i64,
     ) -> Result<Vec<PossibleOrphan>, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT a.video_id, v.tenant_id, a.provider, a.started_at, a.error, v.request \
              FROM job_attempts a JOIN videos v ON v.id = a.video_id \
              WHERE a.operation = 'submit' AND a.outcome = 'unknown' \
@@ -106,17 +104,17 @@ impl Db {
         .bind(from_ms)
         .bind(to_ms)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
         .map(|row| {
-            let request: String = row.try_get("request")?;
+            let request: String = row.col("request")?;
             Ok(PossibleOrphan {
-                video_id: row.try_get("video_id")?,
-                tenant_id: row.try_get("tenant_id")?,
-                provider: row.try_get("provider")?,
-                attempted_at_ms: row.try_get("started_at")?,
-                error: row.try_get("error")?,
+                video_id: row.col("video_id")?,
+                tenant_id: row.col("tenant_id")?,
+                provider: row.col("provider")?,
+                attempted_at_ms: row.col("started_at")?,
+                error: row.col("error")?,
                 request: serde_json::from_str(&request)
                     .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
             })

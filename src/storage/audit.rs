@@ -8,10 +8,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
-use super::{Backend, Db, Tx};
+use super::conn::Conn;
+use super::sql;
+use super::Db;
 
 /// Result of the audit. Every list names what breaks its invariant; all are empty, and
 /// `journal_sum` is zero, in a consistent database.
@@ -96,13 +95,7 @@ impl Db {
     /// Audits every money invariant (see the module doc) on one consistent snapshot, so that
     /// it can run while the gateway works.
     pub async fn audit_ledger(&self) -> Result<AuditReport, sqlx::Error> {
-        let mut tx = self.pool().begin().await?;
-        if self.backend() == Backend::Postgres {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                .execute(&mut *tx)
-                .await?;
-        }
-        // SQLite's deferred transaction reads one snapshot from its first statement on.
+        let mut tx = self.snapshot().await?;
         let mut report = AuditReport {
             journal_sum: scalar(
                 &mut tx,
@@ -141,14 +134,18 @@ impl Db {
         report.accounts_checked = scalar(&mut tx, "SELECT COUNT(*) FROM ledger_accounts").await?;
         report.holds_checked = scalar(&mut tx, "SELECT COUNT(*) FROM holds").await?;
         report.videos_checked = scalar(&mut tx, "SELECT COUNT(*) FROM videos").await?;
-        tx.rollback().await?;
+        drop(tx);
         report.ok = report.all_clear();
         Ok(report)
     }
 
     /// Holds: settled at most once, in agreement with the journal, the job and the holds
     /// accounts.
-    async fn audit_holds(&self, tx: &mut Tx, report: &mut AuditReport) -> Result<(), sqlx::Error> {
+    async fn audit_holds(
+        &self,
+        tx: &mut Conn,
+        report: &mut AuditReport,
+    ) -> Result<(), sqlx::Error> {
         report.holds_settled_more_than_once = ids(
             tx,
             "SELECT video_id FROM ledger_entries \
@@ -158,7 +155,7 @@ impl Db {
         .await?;
         let mut disagreeing: BTreeSet<String> = ids(
             tx,
-            &format!(
+            format!(
                 "SELECT h.video_id FROM holds h \
                  LEFT JOIN videos v ON v.id = h.video_id \
                  LEFT JOIN ({HOLD_POSTINGS}) j ON j.video_id = h.video_id \
@@ -207,12 +204,12 @@ impl Db {
     /// the job's charge is what the journal captured.
     async fn audit_charges(
         &self,
-        tx: &mut Tx,
+        tx: &mut Conn,
         report: &mut AuditReport,
     ) -> Result<(), sqlx::Error> {
         report.overcharged_videos = ids(
             tx,
-            &format!(
+            format!(
                 "SELECT v.id FROM videos v LEFT JOIN holds h ON h.video_id = v.id \
                  LEFT JOIN ({CAPTURED}) c ON c.video_id = v.id \
                  WHERE COALESCE(v.cost_charged, 0) > v.cost_reserved \
@@ -224,7 +221,7 @@ impl Db {
         .await?;
         report.charges_disagreeing = ids(
             tx,
-            &format!(
+            format!(
                 "SELECT v.id FROM videos v LEFT JOIN ({CAPTURED}) c ON c.video_id = v.id \
                  WHERE COALESCE(c.charged, 0) <> COALESCE(v.cost_charged, 0) ORDER BY v.id"
             ),
@@ -232,7 +229,7 @@ impl Db {
         .await?;
         report.over_refunded_videos = ids(
             tx,
-            &format!(
+            format!(
                 "SELECT r.video_id FROM \
                    (SELECT e.video_id, CAST(-SUM(e.amount) AS BIGINT) AS refunded \
                     FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id \
@@ -250,13 +247,13 @@ impl Db {
     /// jobs (every job row stays, deleted or expired ones included, and so do their counts).
     async fn audit_running_totals(
         &self,
-        tx: &mut Tx,
+        tx: &mut Conn,
         report: &mut AuditReport,
     ) -> Result<(), sqlx::Error> {
         let day_ms = crate::domain::end_users::DAY_MS;
         let expected = keyed(
             tx,
-            &format!(
+            format!(
                 "SELECT tenant_id || ':' || mode || ':' || CAST(created_at / {day_ms} AS TEXT), \
                    CAST(SUM(COALESCE(cost_charged, cost_reserved)) AS BIGINT), \
                    CAST(SUM(CASE WHEN status IN ('failed', 'canceled') THEN 0 ELSE COALESCE(seconds, 0) END) AS BIGINT) \
@@ -301,35 +298,41 @@ impl Db {
     }
 }
 
-async fn scalar(tx: &mut Tx, sql: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query(sql).fetch_one(&mut **tx).await?.try_get(0)
+async fn scalar(
+    tx: &mut Conn,
+    sql: impl Into<std::borrow::Cow<'static, str>>,
+) -> Result<i64, sqlx::Error> {
+    sql::query(sql).fetch_one(tx).await?.at(0)
 }
 
 /// The first column of every row, as text.
-async fn ids(tx: &mut Tx, sql: &str) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query(sql)
-        .fetch_all(&mut **tx)
+async fn ids(
+    tx: &mut Conn,
+    sql: impl Into<std::borrow::Cow<'static, str>>,
+) -> Result<Vec<String>, sqlx::Error> {
+    sql::query(sql)
+        .fetch_all(tx)
         .await?
         .iter()
-        .map(|r| r.try_get::<String, _>(0))
+        .map(|r| r.at::<String>(0))
         .collect()
 }
 
 /// Rows of a key and `width` integers.
 async fn keyed(
-    tx: &mut Tx,
-    sql: &str,
+    tx: &mut Conn,
+    sql: impl Into<std::borrow::Cow<'static, str>>,
     width: usize,
 ) -> Result<BTreeMap<String, Vec<i64>>, sqlx::Error> {
-    sqlx::query(sql)
-        .fetch_all(&mut **tx)
+    sql::query(sql)
+        .fetch_all(tx)
         .await?
         .iter()
-        .map(|r: &AnyRow| {
+        .map(|r| {
             let values = (1..=width)
-                .map(|i| r.try_get::<i64, _>(i))
+                .map(|i| r.at::<i64>(i))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok((r.try_get::<String, _>(0)?, values))
+            Ok((r.at::<String>(0)?, values))
         })
         .collect()
 }

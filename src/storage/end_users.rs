@@ -1,6 +1,6 @@
 //! SQL for end users: their settings, and what they have spent and are running.
 
-use super::sql::{self, Exec, Get};
+use super::sql::{self, Get};
 use super::{now_ms, Backend, Db, Tx};
 use crate::domain::billing::Mode;
 use crate::domain::end_users::{EndUser, WalletMode};
@@ -22,7 +22,7 @@ impl Db {
     /// transaction on PostgreSQL (SQLite's write transaction already excludes other writers),
     /// so that limit checks and the job they admit are one atomic step.
     pub async fn lock_end_user(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         backend: Backend,
         tenant: &TenantId,
         user: &EndUserId,
@@ -35,7 +35,7 @@ impl Db {
         .bind(tenant.as_str())
         .bind(user.as_str())
         .bind(now)
-        .execute(ex)
+        .execute(tx)
         .await?;
         let lock = match backend {
             Backend::Postgres => " FOR UPDATE",
@@ -46,7 +46,7 @@ impl Db {
         ))
         .bind(tenant.as_str())
         .bind(user.as_str())
-        .fetch_one(ex)
+        .fetch_one(tx)
         .await?;
         end_user_from_row(tenant, &row)
     }
@@ -56,10 +56,10 @@ impl Db {
         tenant: &TenantId,
         user: &EndUserId,
     ) -> Result<Option<EndUser>, sqlx::Error> {
-        sqlx::query("SELECT * FROM end_users WHERE tenant_id = $1 AND user_id = $2")
+        sql::query("SELECT * FROM end_users WHERE tenant_id = $1 AND user_id = $2")
             .bind(tenant.as_str())
             .bind(user.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?
             .map(|r| end_user_from_row(tenant, &r))
             .transpose()
@@ -67,7 +67,7 @@ impl Db {
 
     pub async fn put_end_user(&self, user: &EndUser) -> Result<(), sqlx::Error> {
         let now = now_ms();
-        sqlx::query(
+        sql::query(
             "INSERT INTO end_users (tenant_id, user_id, credits_per_day, credits_per_month, max_concurrent, wallet_mode, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
              ON CONFLICT (tenant_id, user_id) DO UPDATE SET credits_per_day = excluded.credits_per_day, \
@@ -81,7 +81,7 @@ impl Db {
         .bind(user.max_concurrent)
         .bind(user.wallet_mode.as_str())
         .bind(now)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -89,7 +89,7 @@ impl Db {
     /// Credits an end user's jobs created since `since` have spent or hold: charged for settled
     /// jobs, reserved for running ones.
     pub async fn end_user_spend(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         tenant: &TenantId,
         user: &EndUserId,
         mode: Mode,
@@ -103,7 +103,7 @@ impl Db {
         .bind(user.as_str())
         .bind(mode.as_str())
         .bind(since)
-        .fetch_one(ex)
+        .fetch_one(tx)
         .await?
         .at(0)
     }
@@ -119,17 +119,16 @@ impl Db {
         month: i64,
     ) -> Result<(i64, i64, i64), sqlx::Error> {
         let mut tx = self.begin().await?;
-        let mut ex = Exec::Sqlx(&mut tx);
-        let running = Self::end_user_running(&mut ex, tenant, user).await?;
-        let today = Self::end_user_spend(&mut ex, tenant, user, mode, day).await?;
-        let this_month = Self::end_user_spend(&mut ex, tenant, user, mode, month).await?;
+        let running = Self::end_user_running(&mut tx, tenant, user).await?;
+        let today = Self::end_user_spend(&mut tx, tenant, user, mode, day).await?;
+        let this_month = Self::end_user_spend(&mut tx, tenant, user, mode, month).await?;
         tx.commit().await?;
         Ok((running, today, this_month))
     }
 
     /// An end user's running jobs.
     pub async fn end_user_running(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         tenant: &TenantId,
         user: &EndUserId,
     ) -> Result<i64, sqlx::Error> {
@@ -138,7 +137,7 @@ impl Db {
         )
         .bind(tenant.as_str())
         .bind(user.as_str())
-        .fetch_one(ex)
+        .fetch_one(tx)
         .await?
         .at(0)
     }
@@ -157,7 +156,7 @@ impl Db {
     /// The tenant's caps, read in the creating transaction. They need no lock: the running
     /// totals they are checked against are locked by [`Db::count_new_job`].
     pub async fn tenant_quotas_in(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         tenant: &TenantId,
     ) -> Result<Option<TenantQuotas>, sqlx::Error> {
         let row = sql::query(
@@ -165,7 +164,7 @@ impl Db {
              FROM tenant_quotas WHERE tenant_id = $1",
         )
         .bind(tenant.as_str())
-        .fetch_optional(ex)
+        .fetch_optional(tx)
         .await?;
         row.map(|r| {
             Ok(TenantQuotas {
@@ -183,7 +182,7 @@ impl Db {
         tenant: &TenantId,
         quotas: &TenantQuotas,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO tenant_quotas (tenant_id, max_concurrent, credits_per_day, credits_per_month, video_seconds_per_day, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO UPDATE SET \
                max_concurrent = excluded.max_concurrent, credits_per_day = excluded.credits_per_day, \
@@ -196,7 +195,7 @@ impl Db {
         .bind(quotas.credits_per_month)
         .bind(quotas.video_seconds_per_day)
         .bind(now_ms())
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -205,7 +204,7 @@ impl Db {
     /// returns the totals with it counted. Each total is one row that the increment locks
     /// until commit, so concurrent creates of one tenant check their caps one after another.
     pub async fn count_new_job(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         tenant: &TenantId,
         mode: Mode,
         day: i64,
@@ -218,7 +217,7 @@ impl Db {
              RETURNING running",
         )
         .bind(tenant.as_str())
-        .fetch_one(ex)
+        .fetch_one(tx)
         .await?
         .at(0)?;
         let row = sql::query(
@@ -232,7 +231,7 @@ impl Db {
         .bind(day)
         .bind(credits)
         .bind(seconds)
-        .fetch_one(ex)
+        .fetch_one(tx)
         .await?;
         Ok(TenantTotals {
             running,
@@ -251,14 +250,14 @@ impl Db {
         credits_delta: i64,
         seconds_delta: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "UPDATE tenant_running SET running = running - 1 WHERE tenant_id = $1 AND running > 0",
         )
         .bind(finished.tenant_id.as_str())
-        .execute(&mut **tx)
+        .execute(tx)
         .await?;
         if credits_delta != 0 || seconds_delta != 0 {
-            sqlx::query(
+            sql::query(
                 "UPDATE tenant_usage SET credits = credits + $1, seconds = seconds + $2 \
                  WHERE tenant_id = $3 AND mode = $4 AND day = $5",
             )
@@ -271,7 +270,7 @@ impl Db {
                     .created_at
                     .div_euclid(crate::domain::end_users::DAY_MS),
             )
-            .execute(&mut **tx)
+            .execute(tx)
             .await?;
         }
         Ok(())
@@ -279,7 +278,7 @@ impl Db {
 
     /// The credits a tenant's jobs of `mode` created since the UTC day `from_day` count.
     pub async fn tenant_credits_since(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         tenant: &TenantId,
         mode: Mode,
         from_day: i64,
@@ -291,7 +290,7 @@ impl Db {
         .bind(tenant.as_str())
         .bind(mode.as_str())
         .bind(from_day)
-        .fetch_one(ex)
+        .fetch_one(tx)
         .await?
         .at(0)
     }

@@ -1,8 +1,7 @@
 //! SQL for the gauges the metrics endpoint reports: running jobs by provider and state, the
 //! queue, and the credits on hold.
 
-use sqlx::Row;
-
+use super::sql::{self, Get};
 use super::videos::RUNNING;
 use super::Db;
 
@@ -18,33 +17,31 @@ pub struct JobGauges {
 
 impl Db {
     pub async fn job_gauges(&self) -> Result<JobGauges, sqlx::Error> {
-        let rows = sqlx::query(&format!(
+        let rows = sql::query(format!(
             "SELECT COALESCE(provider, 'none') AS provider, status, COUNT(*) AS n \
              FROM videos WHERE {RUNNING} GROUP BY provider, status"
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut self.scan())
         .await?;
         let mut gauges = JobGauges::default();
         for row in rows {
-            gauges.running.push((
-                row.try_get("provider")?,
-                row.try_get("status")?,
-                row.try_get("n")?,
-            ));
+            gauges
+                .running
+                .push((row.col("provider")?, row.col("status")?, row.col("n")?));
         }
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM videos WHERE status = 'queued'",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut self.scan())
         .await?;
-        gauges.queued = row.try_get("n")?;
-        gauges.oldest_queued_ms = row.try_get("oldest")?;
-        let row = sqlx::query(
+        gauges.queued = row.col("n")?;
+        gauges.oldest_queued_ms = row.col("oldest")?;
+        let row = sql::query(
             "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS held FROM holds WHERE state = 'pending'",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut self.scan())
         .await?;
-        gauges.credits_held = row.try_get("held")?;
+        gauges.credits_held = row.col("held")?;
         Ok(gauges)
     }
 }

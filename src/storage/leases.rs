@@ -4,29 +4,26 @@
 //! still being running (and, for the worker, on still holding the lease), so a late upstream
 //! result or a stale replica can never overwrite a final state.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
 use super::end_users::FinishedJob;
 use super::sql::{self, Get};
 use super::videos::{video_from_row, RUNNING};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
-use crate::domain::ids::{TenantId, VideoId};
+use crate::domain::ids::{ProviderId, TenantId, VideoId};
 use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::ReportedCost;
 
 /// What a job's final-state update returns for the tenant's running totals.
 const FINISHED: &str = "RETURNING tenant_id, mode, created_at, cost_reserved, seconds";
 
-fn finished_from_row(row: &AnyRow) -> Result<FinishedJob, sqlx::Error> {
+fn finished_from_row(row: &impl Get) -> Result<FinishedJob, sqlx::Error> {
     Ok(FinishedJob {
-        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        tenant_id: TenantId::from_db(row.col("tenant_id")?),
         // A wrong mode would adjust another mode's totals: refuse it rather than guess.
         mode: row.state("mode", Mode::parse)?,
-        created_at: row.try_get("created_at")?,
-        cost_reserved: row.try_get("cost_reserved")?,
-        seconds: row.try_get("seconds")?,
+        created_at: row.col("created_at")?,
+        cost_reserved: row.col("cost_reserved")?,
+        seconds: row.col("seconds")?,
     })
 }
 
@@ -79,30 +76,30 @@ impl Db {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Video>, sqlx::Error> {
-        let mut order: Vec<i64> = sqlx::query(
+        let mut order: Vec<i64> = sql::query(
             "SELECT seq FROM videos WHERE status = 'in_progress' AND next_run_at <= $1 \
                AND (lease_until IS NULL OR lease_until < $1) \
              ORDER BY next_run_at LIMIT $2",
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
-        .map(|r| r.try_get::<i64, _>(0))
+        .map(|r| r.at::<i64>(0))
         .collect::<Result<_, _>>()?;
         let room = limit - order.len() as i64;
         let any_queued = room > 0
-            && sqlx::query(
+            && sql::query(
                 "SELECT 1 FROM videos WHERE status = 'queued' AND next_run_at <= $1 \
                    AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
             )
             .bind(now)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?
             .is_some();
         if any_queued {
-            let queued: Vec<i64> = sqlx::query(
+            let queued: Vec<i64> = sql::query(
                 "SELECT seq FROM ( \
                      SELECT v.seq, ROW_NUMBER() OVER (PARTITION BY v.tenant_id ORDER BY v.seq) \
                        + COALESCE(r.running, 0) AS turn \
@@ -114,10 +111,10 @@ impl Db {
             )
             .bind(now)
             .bind(room)
-            .fetch_all(self.pool())
+            .fetch_all(&mut self.scan())
             .await?
             .iter()
-            .map(|r| r.try_get::<i64, _>(0))
+            .map(|r| r.at::<i64>(0))
             .collect::<Result<_, _>>()?;
             order.extend(queued);
         }
@@ -131,16 +128,16 @@ impl Db {
              RETURNING *",
             placeholders.join(", ")
         );
-        let mut query = sqlx::query(&claim).bind(owner).bind(lease_until).bind(now);
+        let mut query = sql::query(claim).bind(owner).bind(lease_until).bind(now);
         for seq in &order {
             query = query.bind(*seq);
         }
         let mut tx = self.begin().await?;
-        let rows = query.fetch_all(&mut *tx).await?;
+        let rows = query.fetch_all(&mut tx).await?;
         tx.commit().await?;
         let mut claimed = rows
             .iter()
-            .map(|r| Ok((r.try_get::<i64, _>("seq")?, video_from_row(r)?)))
+            .map(|r| Ok((r.col::<i64>("seq")?, video_from_row(r)?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         claimed.sort_by_key(|(seq, _)| order.iter().position(|s| s == seq));
         Ok(claimed.into_iter().map(|(_, video)| video).collect())
@@ -151,7 +148,7 @@ impl Db {
         // A poll inside the provider's minimum interval after the last request would be
         // refused (AIgateway answers 304), so the confirmation waits for the interval's end. A
         // poll already in flight sees `webhook_at` when it reschedules (`reschedule`).
-        sqlx::query(&format!(
+        sql::query(format!(
             "UPDATE videos SET webhook_at = $1, poll_cause = 'webhook', \
              next_run_at = CASE WHEN updated_at + $2 > $1 THEN updated_at + $2 ELSE $1 END \
              WHERE id = $3 AND {RUNNING}"
@@ -159,7 +156,7 @@ impl Db {
         .bind(now_ms())
         .bind(min_interval_ms)
         .bind(id.as_str())
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -170,7 +167,7 @@ impl Db {
         &self,
         id: &VideoId,
         owner: &str,
-        provider: &str,
+        provider: ProviderId,
         upstream_id: &str,
         due: Due,
         cost: Option<&ReportedCost>,
@@ -182,7 +179,7 @@ impl Db {
             requests,
             ..
         } = due;
-        let mut writer = self.hot_writer().await?;
+        let mut writer = self.write().await?;
         let row = sql::query(format!(
             "UPDATE videos SET status = 'in_progress', provider = $1, upstream_id = $2, submitted_at = $3, \
              updated_at = $3, next_run_at = $4, lease_owner = NULL, lease_until = NULL, \
@@ -200,7 +197,7 @@ impl Db {
         .bind(cost.and_then(|c| c.micro_usd).map(|m| m.get()))
         .bind(cause.as_str())
         .bind(requests)
-        .fetch_optional(&mut writer.exec())
+        .fetch_optional(&mut writer)
         .await?;
         row.map(|r| video_from_row(&r)).transpose()
     }
@@ -216,7 +213,7 @@ impl Db {
         due: Due,
     ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
-        let done = sqlx::query(&format!(
+        let done = sql::query(format!(
             "UPDATE videos SET progress = COALESCE($1, progress), updated_at = $3, \
              next_run_at = CASE WHEN webhook_at >= $7 THEN $3 + $8 ELSE $2 END, \
              poll_cause = CASE WHEN webhook_at >= $7 THEN 'webhook' ELSE $9 END, \
@@ -234,9 +231,9 @@ impl Db {
         .bind(due.min_interval_ms)
         .bind(due.cause.as_str())
         .bind(due.requests)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Moves a leased running job to `completed`; false when it is no longer running or leased.
@@ -250,7 +247,7 @@ impl Db {
         cost: Option<&ReportedCost>,
     ) -> Result<Option<i64>, sqlx::Error> {
         let now = now_ms();
-        let done = sqlx::query(&format!(
+        let done = sql::query(format!(
             "UPDATE videos SET status = 'completed', progress = 100, output_url = $1, cost_charged = $2, \
              completed_at = $3, updated_at = $3, expires_at = $4, lease_owner = NULL, lease_until = NULL, \
              upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd), \
@@ -265,13 +262,13 @@ impl Db {
         .bind(owner)
         .bind(cost.map(|c| c.raw.as_str()))
         .bind(cost.and_then(|c| c.micro_usd).map(|m| m.get()))
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx)
         .await?;
         let Some(row) = done else {
             return Ok(None);
         };
         let finished = finished_from_row(&row)?;
-        let requests: i64 = row.try_get("upstream_requests")?;
+        let requests: i64 = row.col("upstream_requests")?;
         // The day's credits now count the charge instead of the hold.
         Self::count_finished_job(
             tx,
@@ -280,7 +277,7 @@ impl Db {
             0,
         )
         .await?;
-        Self::release_slot(tx, id).await?;
+        Self::free_slot(tx, id).await?;
         Ok(Some(requests))
     }
 
@@ -295,7 +292,7 @@ impl Db {
         tenant: Option<&TenantId>,
     ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
-        let done = sqlx::query(&format!(
+        let done = sql::query(format!(
             "UPDATE videos SET status = $1, error_code = $2, error_message = $3, cost_charged = 0, \
              completed_at = $4, updated_at = $4, lease_owner = NULL, lease_until = NULL \
              WHERE id = $5 AND {RUNNING} AND ($6 IS NULL OR lease_owner = $6) AND ($7 IS NULL OR tenant_id = $7) {FINISHED}"
@@ -307,14 +304,14 @@ impl Db {
         .bind(id.as_str())
         .bind(owner)
         .bind(tenant.map(TenantId::as_str))
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx)
         .await?;
         let Some(finished) = done.as_ref().map(finished_from_row).transpose()? else {
             return Ok(false);
         };
         // A failed or canceled job counts neither its hold nor its seconds.
         Self::count_finished_job(tx, &finished, -finished.cost_reserved, -finished.seconds).await?;
-        Self::release_slot(tx, id).await?;
+        Self::free_slot(tx, id).await?;
         Ok(true)
     }
 
@@ -324,12 +321,12 @@ impl Db {
         &self,
         id: &VideoId,
         owner: &str,
-        provider: &str,
-        fallbacks: &[String],
+        provider: ProviderId,
+        fallbacks: &[ProviderId],
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin().await?;
         let now = now_ms();
-        let done = sqlx::query(
+        let done = sql::query(
             "UPDATE videos SET status = 'queued', provider = $1, fallbacks = $2, upstream_id = NULL, \
              submitted_at = NULL, progress = 0, next_run_at = $3, updated_at = $3, \
              lease_owner = NULL, lease_until = NULL \
@@ -340,12 +337,12 @@ impl Db {
         .bind(now)
         .bind(id.as_str())
         .bind(owner)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?;
-        if done.rows_affected() != 1 {
+        if done != 1 {
             return Ok(false);
         }
-        Self::release_slot(&mut tx, id).await?;
+        Self::free_slot(&mut tx, id).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -355,10 +352,10 @@ impl Db {
         &self,
         id: &VideoId,
         owner: &str,
-        provider: &str,
-        fallbacks: &[String],
+        provider: ProviderId,
+        fallbacks: &[ProviderId],
     ) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(&format!(
+        let done = sql::query(format!(
             "UPDATE videos SET provider = $1, fallbacks = $2, updated_at = $3 \
              WHERE id = $4 AND lease_owner = $5 AND {RUNNING}"
         ))
@@ -367,8 +364,8 @@ impl Db {
         .bind(now_ms())
         .bind(id.as_str())
         .bind(owner)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 }

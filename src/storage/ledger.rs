@@ -1,9 +1,7 @@
 //! SQL for the journal: accounts with cached balances, entries and holds (audited in
 //! [`super::audit`]).
 
-use sqlx::Row;
-
-use super::sql::{self, Exec, Get};
+use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::ledger::{new_txn_id, Entry, HoldRow, Posting};
 use crate::domain::billing::{Credits, Mode};
@@ -17,7 +15,7 @@ impl Db {
         mode: Mode,
         kind: &str,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO ledger_accounts (id, tenant_id, mode, kind, balance, updated_at) \
              VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
         )
@@ -26,37 +24,30 @@ impl Db {
         .bind(mode.as_str())
         .bind(kind)
         .bind(now_ms())
-        .execute(&mut **tx)
+        .execute(tx)
         .await?;
         Ok(())
     }
 
-    /// Writes a balanced posting: one balance update per line, and its entry rows in one insert.
+    /// Writes a balanced posting: one balance update per line (except the accounts in
+    /// `already_debited`, whose balances the caller updated with a conditional debit), and its
+    /// entry rows in one insert.
     pub async fn post(
         tx: &mut Tx,
         posting: &Posting<'_>,
         entries: &[Entry<'_>],
-    ) -> Result<TxnId, sqlx::Error> {
-        Self::post_prebalanced(&mut Exec::Sqlx(tx), posting, entries, &[]).await
-    }
-
-    /// As [`Db::post`], but the balances of `already_applied` were updated by the caller.
-    pub async fn post_prebalanced(
-        ex: &mut Exec<'_>,
-        posting: &Posting<'_>,
-        entries: &[Entry<'_>],
-        already_applied: &[&str],
+        already_debited: &[&str],
     ) -> Result<TxnId, sqlx::Error> {
         debug_assert_eq!(entries.iter().map(|e| e.amount).sum::<i64>(), 0);
         let txn = new_txn_id();
         let now = now_ms();
         for entry in entries {
-            if !already_applied.contains(&entry.account) {
+            if !already_debited.contains(&entry.account) {
                 sql::query("UPDATE ledger_accounts SET balance = balance + $1, updated_at = $2 WHERE id = $3")
                     .bind(entry.amount)
                     .bind(now)
                     .bind(entry.account)
-                    .execute(ex)
+                    .execute(tx)
                     .await?;
             }
         }
@@ -99,20 +90,16 @@ impl Db {
                 .bind(now);
         }
         if !entries.is_empty() {
-            insert.execute(ex).await?;
+            insert.execute(tx).await?;
         }
         Ok(txn)
     }
 
     /// Debits as much of `max` as the account holds (never below zero) and returns what it
     /// took. Optimistic: a concurrent change makes it read and try again.
-    pub async fn take_up_to(
-        ex: &mut Exec<'_>,
-        account: &str,
-        max: i64,
-    ) -> Result<i64, sqlx::Error> {
+    pub async fn take_up_to(tx: &mut Tx, account: &str, max: i64) -> Result<i64, sqlx::Error> {
         for _ in 0..16 {
-            let balance = Self::account_balance(ex, account).await?;
+            let balance = Self::account_balance(tx, account).await?;
             let take = balance.clamp(0, max.max(0));
             if take == 0 {
                 return Ok(0);
@@ -122,7 +109,7 @@ impl Db {
                 .bind(now_ms())
                 .bind(account)
                 .bind(balance)
-                .execute(ex)
+                .execute(tx)
                 .await?;
             if done == 1 {
                 return Ok(take);
@@ -135,7 +122,7 @@ impl Db {
 
     /// Debits `amount` from an account only if its balance stays at or above `floor`.
     pub async fn debit_above_floor(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         account: &str,
         amount: i64,
         floor: i64,
@@ -148,33 +135,39 @@ impl Db {
         .bind(now_ms())
         .bind(account)
         .bind(floor)
-        .execute(ex)
+        .execute(tx)
         .await?;
         Ok(done == 1)
     }
 
-    pub async fn account_balance(ex: &mut Exec<'_>, account: &str) -> Result<i64, sqlx::Error> {
+    /// An account's balance inside a transaction (zero for an account not yet opened).
+    pub async fn account_balance(tx: &mut Tx, account: &str) -> Result<i64, sqlx::Error> {
         let row = sql::query("SELECT balance FROM ledger_accounts WHERE id = $1")
             .bind(account)
-            .fetch_optional(ex)
+            .fetch_optional(tx)
             .await?;
         row.map(|r| r.at::<i64>(0))
             .transpose()
             .map(|b| b.unwrap_or(0))
     }
 
-    pub async fn read_account_balance(&self, account: &str) -> Result<i64, sqlx::Error> {
-        let row = sqlx::query("SELECT balance FROM ledger_accounts WHERE id = $1")
-            .bind(account)
-            .fetch_optional(self.pool())
-            .await?;
-        row.map(|r| r.try_get::<i64, _>(0))
-            .transpose()
-            .map(|b| b.unwrap_or(0))
+    /// The balances of `accounts`, in their order (zero for an account not yet opened), read
+    /// together outside any transaction.
+    pub async fn account_balances(&self, accounts: &[&str]) -> Result<Vec<i64>, sqlx::Error> {
+        let mut conn = self.read()?;
+        let mut balances = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let row = sql::query("SELECT balance FROM ledger_accounts WHERE id = $1")
+                .bind(*account)
+                .fetch_optional(&mut conn)
+                .await?;
+            balances.push(row.map(|r| r.at::<i64>(0)).transpose()?.unwrap_or(0));
+        }
+        Ok(balances)
     }
 
     pub async fn insert_hold(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         video: &VideoId,
         tenant: &TenantId,
         mode: Mode,
@@ -193,7 +186,7 @@ impl Db {
         .bind(now_ms())
         .bind(source)
         .bind(promo_part)
-        .execute(ex)
+        .execute(tx)
         .await?;
         Ok(())
     }
@@ -205,7 +198,7 @@ impl Db {
         state: &str,
         captured: Option<i64>,
     ) -> Result<Option<HoldRow>, sqlx::Error> {
-        let row = sqlx::query(
+        let row = sql::query(
             "UPDATE holds SET state = $1, captured = $2, resolved_at = $3 \
              WHERE video_id = $4 AND state = 'pending' \
              RETURNING tenant_id, mode, amount, source_account, promo_part",
@@ -214,28 +207,28 @@ impl Db {
         .bind(captured)
         .bind(now_ms())
         .bind(video.as_str())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx)
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(HoldRow {
-            tenant: TenantId::from_db(row.try_get("tenant_id")?),
+            tenant: TenantId::from_db(row.col("tenant_id")?),
             mode: row.state("mode", Mode::parse)?,
-            amount: row.try_get("amount")?,
-            promo_part: row.try_get("promo_part")?,
-            source: row.try_get("source_account")?,
+            amount: row.col("amount")?,
+            promo_part: row.col("promo_part")?,
+            source: row.col("source_account")?,
         }))
     }
 
     /// Credits already refunded for a video.
     pub async fn refunded_for_video(tx: &mut Tx, video: &VideoId) -> Result<i64, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries \
              WHERE video_id = $1 AND kind = 'refund' AND amount > 0",
         )
         .bind(video.as_str())
-        .fetch_one(&mut **tx)
+        .fetch_one(tx)
         .await?
-        .try_get(0)
+        .at(0)
     }
 
     /// The account a video's hold was taken from, locking the hold for the rest of the
@@ -250,14 +243,14 @@ impl Db {
             super::Backend::Postgres => " FOR UPDATE",
             super::Backend::Sqlite => "",
         };
-        let row = sqlx::query(&format!(
+        let row = sql::query(format!(
             "SELECT source_account FROM holds WHERE video_id = $1{lock}"
         ))
         .bind(video.as_str())
-        .fetch_optional(&mut **tx)
+        .fetch_optional(tx)
         .await?;
         Ok(row
-            .map(|r| r.try_get::<Option<String>, _>(0))
+            .map(|r| r.at::<Option<String>>(0))
             .transpose()?
             .flatten())
     }
@@ -267,14 +260,14 @@ impl Db {
         &self,
         video: &VideoId,
     ) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT kind, account_id, amount FROM ledger_entries WHERE video_id = $1 ORDER BY seq",
         )
         .bind(video.as_str())
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
-        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+        .map(|r| Ok((r.at(0)?, r.at(1)?, r.at(2)?)))
         .collect()
     }
 }
@@ -307,7 +300,7 @@ impl Db {
         before: Option<i64>,
         limit: i64,
     ) -> Result<(Vec<EntryView>, bool), sqlx::Error> {
-        let rows = sqlx::query(
+        let rows = sql::query(
             "SELECT seq, txn_id, account_id, kind, amount, video_id, memo, created_at FROM ledger_entries \
              WHERE tenant_id = $1 AND mode = $2 AND account_id LIKE $3 AND ($4 IS NULL OR seq < $4) \
              ORDER BY seq DESC LIMIT $5",
@@ -317,26 +310,26 @@ impl Db {
         .bind(format!("{tenant}:%"))
         .bind(before)
         .bind(limit + 1)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?;
         let has_more = rows.len() as i64 > limit;
         let entries = rows
             .iter()
             .take(limit as usize)
             .map(|r| {
-                let account: String = r.try_get("account_id")?;
+                let account: String = r.col("account_id")?;
                 Ok(EntryView {
-                    id: r.try_get("seq")?,
-                    txn_id: r.try_get("txn_id")?,
+                    id: r.col("seq")?,
+                    txn_id: r.col("txn_id")?,
                     account: account
                         .strip_prefix(&format!("{tenant}:{}:", mode.as_str()))
                         .unwrap_or(&account)
                         .to_string(),
-                    kind: r.try_get("kind")?,
-                    amount: r.try_get("amount")?,
-                    video_id: r.try_get("video_id")?,
-                    memo: r.try_get("memo")?,
-                    created_at: r.try_get::<i64, _>("created_at")? / 1000,
+                    kind: r.col("kind")?,
+                    amount: r.col("amount")?,
+                    video_id: r.col("video_id")?,
+                    memo: r.col("memo")?,
+                    created_at: r.col::<i64>("created_at")? / 1000,
                 })
             })
             .collect::<Result<Vec<_>, sqlx::Error>>()?;

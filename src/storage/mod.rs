@@ -15,6 +15,7 @@
 pub mod archive;
 pub mod attempts;
 pub mod audit;
+mod conn;
 pub mod end_users;
 pub mod files;
 pub mod gauges;
@@ -25,7 +26,7 @@ pub mod objects;
 pub mod reports;
 pub mod slots;
 pub mod speed;
-pub mod sql;
+mod sql;
 pub mod tenants;
 pub mod videos;
 pub mod webhooks;
@@ -41,7 +42,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::DatabaseConfig;
 
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+pub use conn::Tx;
 
 /// What a storage call fails with. Callers above `storage/` name it by this path only, so the
 /// database driver stays storage's private business.
@@ -69,59 +70,6 @@ pub struct Db {
     sqlite_path: Option<std::path::PathBuf>,
     /// Where the database is, for messages: a file path or host/database, never a password.
     location: Arc<str>,
-}
-
-/// A transaction for the hot paths: in place on SQLite, sqlx's on PostgreSQL. Dropped without
-/// [`HotTx::commit`], it rolls back.
-pub enum HotTx {
-    Inline(inline::Writer),
-    Sqlx(Tx),
-}
-
-impl HotTx {
-    pub fn exec(&mut self) -> sql::Exec<'_> {
-        match self {
-            HotTx::Inline(writer) => writer.exec(),
-            HotTx::Sqlx(tx) => sql::Exec::Sqlx(tx),
-        }
-    }
-
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
-        match self {
-            HotTx::Inline(mut writer) => writer.commit(),
-            HotTx::Sqlx(tx) => tx.commit().await,
-        }
-    }
-}
-
-/// A connection for one hot-path write outside a transaction.
-pub enum HotWrite {
-    Inline(inline::Writer),
-    Pool(AnyPool),
-}
-
-impl HotWrite {
-    pub fn exec(&mut self) -> sql::Exec<'_> {
-        match self {
-            HotWrite::Inline(writer) => writer.exec(),
-            HotWrite::Pool(pool) => sql::Exec::Pool(pool),
-        }
-    }
-}
-
-/// A connection for hot-path reads.
-pub enum HotRead {
-    Inline(inline::Reader),
-    Pool(AnyPool),
-}
-
-impl HotRead {
-    pub fn exec(&mut self) -> Result<sql::Exec<'_>, sqlx::Error> {
-        match self {
-            HotRead::Inline(reader) => reader.exec(),
-            HotRead::Pool(pool) => Ok(sql::Exec::Pool(pool)),
-        }
-    }
 }
 
 static MIGRATE_SQLITE: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -257,48 +205,6 @@ impl Db {
 
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    /// Starts a write transaction. SQLite takes the write lock up front (`BEGIN IMMEDIATE`)
-    /// so that a transaction that reads before it writes never fails on a stale snapshot.
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
-        }
-    }
-
-    /// Starts a hot-path transaction (see [`sql`]): in place on SQLite, where it queues for
-    /// the writer like [`Db::begin`] and takes the write lock up front.
-    pub async fn begin_hot(&self) -> Result<HotTx, sqlx::Error> {
-        match &self.inline {
-            Some(inline) => {
-                let token = self.writer.acquire().await?;
-                let mut writer = inline.writer(token).await;
-                writer.begin()?;
-                Ok(HotTx::Inline(writer))
-            }
-            None => Ok(HotTx::Sqlx(self.begin().await?)),
-        }
-    }
-
-    /// A connection for one hot-path write outside a transaction.
-    pub async fn hot_writer(&self) -> Result<HotWrite, sqlx::Error> {
-        match &self.inline {
-            Some(inline) => {
-                let token = self.writer.acquire().await?;
-                Ok(HotWrite::Inline(inline.writer(token).await))
-            }
-            None => Ok(HotWrite::Pool(self.writer.clone())),
-        }
-    }
-
-    /// A connection for hot-path reads.
-    pub fn hot_reader(&self) -> Result<HotRead, sqlx::Error> {
-        match &self.inline {
-            Some(inline) => Ok(HotRead::Inline(inline.reader()?)),
-            None => Ok(HotRead::Pool(self.pool.clone())),
-        }
     }
 
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
@@ -495,7 +401,23 @@ async fn probe_connection(options: &AnyConnectOptions, backend: Backend) -> anyh
 /// Why the database could not serve a statement, when the cause is the database being
 /// unreachable, locked or damaged rather than the statement: the request may be retried
 /// later (503), while any other database error is the gateway's bug (500).
-pub fn unavailability(error: &sqlx::Error) -> Option<Unavailable> {
+/// Whether an error, or any cause in its chain, is the database being unavailable.
+pub fn unavailability_in(error: &anyhow::Error) -> Option<Unavailable> {
+    error
+        .chain()
+        .filter_map(|e| e.downcast_ref::<sqlx::Error>())
+        .find_map(unavailability)
+}
+
+/// Whether a database URL names a SQLite file that does not exist yet.
+pub fn is_new_sqlite_file(url: &str) -> bool {
+    url.starts_with("sqlite:")
+        && sqlx::sqlite::SqliteConnectOptions::from_str(url)
+            .map(|options| !options.get_filename().exists())
+            .unwrap_or(false)
+}
+
+pub fn unavailability(error: &DbError) -> Option<Unavailable> {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)

@@ -1,8 +1,7 @@
 //! SQL for the reports over settled jobs: a tenant's usage, the operator's margins and
 //! savings, and completed jobs whose upstream-reported cost strays from the estimate.
 
-use sqlx::Row;
-
+use super::sql::{self, Get};
 use super::videos::video_from_row;
 use super::Db;
 use crate::domain::billing::Mode;
@@ -127,23 +126,23 @@ impl Db {
              FROM videos WHERE tenant_id = $1 AND mode = $2 AND completed_at >= $3 AND completed_at < $4 \
                AND status IN ('completed', 'failed', 'canceled'){group_by}"
         );
-        sqlx::query(&sql)
+        sql::query(sql)
             .bind(tenant.as_str())
             .bind(mode.as_str())
             .bind(from_ms)
             .bind(to_ms)
-            .fetch_all(self.pool())
+            .fetch_all(&mut self.scan())
             .await?
             .iter()
             .map(|r| {
                 Ok(UsageRow {
                     groups: (0..groups.len())
-                        .map(|i| r.try_get::<String, _>(i))
+                        .map(|i| r.at::<String>(i))
                         .collect::<Result<_, _>>()?,
-                    jobs: r.try_get("jobs")?,
-                    completed: r.try_get("completed")?,
-                    seconds: r.try_get("seconds")?,
-                    charged: r.try_get("charged")?,
+                    jobs: r.col("jobs")?,
+                    completed: r.col("completed")?,
+                    seconds: r.col("seconds")?,
+                    charged: r.col("charged")?,
                 })
             })
             .collect()
@@ -156,7 +155,7 @@ impl Db {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<MarginRow>, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT tenant_id, COALESCE(provider, '') AS provider, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
                CAST(COALESCE(SUM(cost_charged), 0) AS BIGINT) AS revenue, \
                CAST(COALESCE(SUM(COALESCE(upstream_cost_micro_usd, upstream_estimate_micro)), 0) AS BIGINT) AS cost \
@@ -165,17 +164,17 @@ impl Db {
         )
         .bind(from_ms)
         .bind(to_ms)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
         .map(|r| {
             Ok(MarginRow {
-                tenant_id: r.try_get("tenant_id")?,
-                provider: r.try_get("provider")?,
-                day: r.try_get("day")?,
-                jobs: r.try_get("jobs")?,
-                revenue_credits: r.try_get("revenue")?,
-                cost_micro_usd: r.try_get("cost")?,
+                tenant_id: r.col("tenant_id")?,
+                provider: r.col("provider")?,
+                day: r.col("day")?,
+                jobs: r.col("jobs")?,
+                revenue_credits: r.col("revenue")?,
+                cost_micro_usd: r.col("cost")?,
             })
         })
         .collect()
@@ -189,7 +188,7 @@ impl Db {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<SavingsRow>, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT tenant_id, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
                CAST(COALESCE(SUM(COALESCE(upstream_cost_micro_usd, upstream_estimate_micro)), 0) AS BIGINT) AS paid, \
                CAST(COALESCE(SUM(cost_ceiling_micro), 0) AS BIGINT) AS ceiling, \
@@ -201,18 +200,18 @@ impl Db {
         )
         .bind(from_ms)
         .bind(to_ms)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
         .map(|r| {
             Ok(SavingsRow {
-                tenant_id: r.try_get("tenant_id")?,
-                day: r.try_get("day")?,
-                jobs: r.try_get("jobs")?,
-                paid_micro_usd: r.try_get("paid")?,
-                ceiling_micro_usd: r.try_get("ceiling")?,
-                baseline_micro_usd: r.try_get("baseline")?,
-                jobs_with_baseline: r.try_get("with_baseline")?,
+                tenant_id: r.col("tenant_id")?,
+                day: r.col("day")?,
+                jobs: r.col("jobs")?,
+                paid_micro_usd: r.col("paid")?,
+                ceiling_micro_usd: r.col("ceiling")?,
+                baseline_micro_usd: r.col("baseline")?,
+                jobs_with_baseline: r.col("with_baseline")?,
             })
         })
         .collect()
@@ -227,7 +226,7 @@ impl Db {
         threshold_percent: i64,
         limit: i64,
     ) -> Result<Vec<Video>, sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "SELECT * FROM videos WHERE status = 'completed' AND completed_at >= $1 AND completed_at < $2 \
                AND upstream_cost_micro_usd IS NOT NULL AND upstream_estimate_micro IS NOT NULL \
                AND ABS(upstream_cost_micro_usd - upstream_estimate_micro) * 100 > $3 * upstream_estimate_micro \
@@ -237,7 +236,7 @@ impl Db {
         .bind(to_ms)
         .bind(threshold_percent)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
         .map(video_from_row)

@@ -2,12 +2,10 @@
 //! being created or by a leased job, given back in the transaction that ends the job's claim)
 //! and its submit rate (a GCRA token per submit).
 
-use sqlx::Row;
-
-use super::sql::{self, Exec};
+use super::sql;
 use super::videos::RUNNING;
 use super::{Db, Tx};
-use crate::domain::ids::VideoId;
+use crate::domain::ids::{ProviderId, VideoId};
 
 /// How many waiting jobs a create counts before it joins them in the queue.
 const WAITING_COUNTED: i64 = 256;
@@ -18,35 +16,33 @@ impl Db {
         &self,
         id: &VideoId,
         owner: &str,
-        provider: &str,
+        provider: ProviderId,
         limit: i64,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin().await?;
-        sqlx::query("INSERT INTO provider_slots (provider, in_use) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
+        sql::query("INSERT INTO provider_slots (provider, in_use) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
             .bind(provider)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-        let taken = sqlx::query(
+        let taken = sql::query(
             "UPDATE provider_slots SET in_use = in_use + 1 WHERE provider = $1 AND in_use < $2",
         )
         .bind(provider)
         .bind(limit)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?
-        .rows_affected()
             == 1;
         if !taken {
             return Ok(false);
         }
-        let held = sqlx::query(&format!(
+        let held = sql::query(format!(
             "UPDATE videos SET slot_provider = $1 WHERE id = $2 AND lease_owner = $3 AND slot_provider IS NULL AND {RUNNING}"
         ))
         .bind(provider)
         .bind(id.as_str())
         .bind(owner)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?
-        .rows_affected()
             == 1;
         if !held {
             return Ok(false); // Dropping the transaction gives the slot back.
@@ -55,39 +51,40 @@ impl Db {
         Ok(true)
     }
 
-    /// Gives back the slot a job holds, if any. Runs inside the transaction of the state change
-    /// that ends the job's claim on it.
-    pub async fn release_slot(tx: &mut Tx, id: &VideoId) -> Result<(), sqlx::Error> {
-        sqlx::query(
+    /// Gives back the slot a job holds, if any, inside the transaction of the state change that
+    /// ends the job's claim on it.
+    pub(super) async fn free_slot(tx: &mut Tx, id: &VideoId) -> Result<(), sqlx::Error> {
+        sql::query(
             "UPDATE provider_slots SET in_use = in_use - 1 \
              WHERE provider = (SELECT slot_provider FROM videos WHERE id = $1) AND in_use > 0",
         )
         .bind(id.as_str())
-        .execute(&mut **tx)
+        .execute(tx)
         .await?;
-        sqlx::query(
+        sql::query(
             "UPDATE videos SET slot_provider = NULL WHERE id = $1 AND slot_provider IS NOT NULL",
         )
         .bind(id.as_str())
-        .execute(&mut **tx)
+        .execute(tx)
         .await?;
         Ok(())
     }
 
-    /// Gives back a leased job's slot in a transaction of its own.
-    pub async fn release_slot_now(&self, id: &VideoId) -> Result<(), sqlx::Error> {
+    /// Gives back a leased job's slot, if it holds one (the state changes that end a job's
+    /// claim give it back themselves).
+    pub async fn release_slot(&self, id: &VideoId) -> Result<(), sqlx::Error> {
         let mut tx = self.begin().await?;
-        Self::release_slot(&mut tx, id).await?;
+        Self::free_slot(&mut tx, id).await?;
         tx.commit().await
     }
 
     /// Slots in use at a provider (for the operator and tests).
-    pub async fn slots_in_use(&self, provider: &str) -> Result<i64, sqlx::Error> {
-        let row = sqlx::query("SELECT in_use FROM provider_slots WHERE provider = $1")
+    pub async fn slots_in_use(&self, provider: ProviderId) -> Result<i64, sqlx::Error> {
+        let row = sql::query("SELECT in_use FROM provider_slots WHERE provider = $1")
             .bind(provider)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?;
-        row.map(|r| r.try_get::<i64, _>(0))
+        row.map(|r| r.at::<i64>(0))
             .transpose()
             .map(|n| n.unwrap_or(0))
     }
@@ -97,8 +94,8 @@ impl Db {
     /// (they go first). Waiting jobs are counted up to [`WAITING_COUNTED`]; with that many, the
     /// new job waits too. One statement takes the slot, so the count stays exact.
     pub async fn take_slot_for_new_job(
-        ex: &mut Exec<'_>,
-        provider: &str,
+        tx: &mut Tx,
+        provider: ProviderId,
         limit: i64,
     ) -> Result<bool, sqlx::Error> {
         let waiting: i64 = sql::query(
@@ -106,7 +103,7 @@ impl Db {
         )
         .bind(provider)
         .bind(WAITING_COUNTED)
-        .fetch_one(ex)
+        .fetch_one(tx)
         .await?
         .at(0)?;
         if waiting >= WAITING_COUNTED || waiting >= limit {
@@ -120,7 +117,7 @@ impl Db {
         .bind(provider)
         .bind(waiting)
         .bind(limit)
-        .fetch_optional(ex)
+        .fetch_optional(tx)
         .await?;
         Ok(taken.is_some())
     }
@@ -129,16 +126,16 @@ impl Db {
     /// `burst`), atomically in one conditional update. False: wait.
     pub async fn take_submit_token(
         &self,
-        provider: &str,
+        provider: ProviderId,
         interval_ms: i64,
         burst: i64,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
-        sqlx::query("INSERT INTO provider_rate (provider, tat) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
+        sql::query("INSERT INTO provider_rate (provider, tat) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
             .bind(provider)
-            .execute(self.writer())
+            .execute(&mut self.write().await?)
             .await?;
-        let done = sqlx::query(
+        let done = sql::query(
             "UPDATE provider_rate SET tat = (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 \
              WHERE provider = $3 AND (CASE WHEN tat > $1 THEN tat ELSE $1 END) + $2 - $1 <= $4",
         )
@@ -146,8 +143,8 @@ impl Db {
         .bind(interval_ms)
         .bind(provider)
         .bind(interval_ms * burst.max(1))
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 }

@@ -1,13 +1,12 @@
-//! One statement API over the two ways the gateway runs SQL: sqlx (PostgreSQL, and SQLite off
-//! the hot path) and SQLite called in place ([`super::inline`]). The statements of a video's
-//! create, its hold and its upstream submit, and the reads of `GET /v1/videos/{id}`, are
-//! written once against [`Stmt`] and run on either.
+//! The statement API every query in `storage/` is written in, run on either engine: sqlx
+//! (PostgreSQL, and SQLite's longer reads) or SQLite called in place ([`super::inline`]).
+//! [`super::conn`] decides which engine a statement runs on.
 //!
 //! Trade-off: sqlx runs every SQLite statement on the connection's own thread, and on a busy
 //! core each of those round trips costs two context switches, several times the work of the
 //! statement itself. A create is about fifteen statements. Running them in place, on the
 //! request's thread, makes a create several times cheaper on SQLite, at the price of this
-//! second, narrower statement layer. It stays small: two argument types (integers and text,
+//! narrow statement layer of our own. It stays small: two argument types (integers and text,
 //! both nullable), and rows decoded by name or position into those same types.
 
 use std::borrow::Cow;
@@ -17,7 +16,8 @@ use rusqlite::types::Value;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row as _};
 
-use super::Tx;
+use super::conn::On;
+use crate::domain::ids::ProviderId;
 
 /// A statement argument.
 #[derive(Debug, Clone)]
@@ -56,20 +56,60 @@ impl From<String> for Arg {
     }
 }
 
+impl From<ProviderId> for Arg {
+    fn from(v: ProviderId) -> Arg {
+        Arg::from(v.as_str())
+    }
+}
+
+impl From<Option<ProviderId>> for Arg {
+    fn from(v: Option<ProviderId>) -> Arg {
+        Arg::from(v.map(ProviderId::as_str))
+    }
+}
+
+impl From<&String> for Arg {
+    fn from(v: &String) -> Arg {
+        Arg::Text(Some(v.clone()))
+    }
+}
+
+impl From<Option<&String>> for Arg {
+    fn from(v: Option<&String>) -> Arg {
+        Arg::Text(v.cloned())
+    }
+}
+
+impl From<&Option<String>> for Arg {
+    fn from(v: &Option<String>) -> Arg {
+        Arg::Text(v.clone())
+    }
+}
+
 impl From<Option<String>> for Arg {
     fn from(v: Option<String>) -> Arg {
         Arg::Text(v)
     }
 }
 
-/// Where a statement runs.
+/// Where a statement runs; chosen by [`super::conn`], never above `storage/`.
 pub enum Exec<'c> {
     /// In a sqlx transaction.
-    Sqlx(&'c mut Tx),
+    Sqlx(&'c mut sqlx::Transaction<'static, sqlx::Any>),
     /// On a sqlx pool, outside a transaction.
     Pool(&'c AnyPool),
     /// On a SQLite connection, in place (in a transaction or not, as its owner decided).
     Inline(&'c mut rusqlite::Connection),
+}
+
+impl On for Exec<'_> {
+    fn on(&mut self) -> Result<Exec<'_>, sqlx::Error> {
+        Ok(match self {
+            Exec::Sqlx(tx) => Exec::Sqlx(tx),
+            Exec::Pool(pool) => Exec::Pool(pool),
+            Exec::Inline(conn) => Exec::Inline(conn),
+        })
+    }
 }
 
 /// A statement with `$n` placeholders and its arguments.
@@ -103,35 +143,35 @@ impl Stmt {
     }
 
     /// Runs the statement; the number of rows it changed.
-    pub async fn execute(self, exec: &mut Exec<'_>) -> Result<u64, sqlx::Error> {
-        match exec {
-            Exec::Sqlx(tx) => Ok(self.sqlx().execute(&mut ***tx).await?.rows_affected()),
-            Exec::Pool(pool) => Ok(self.sqlx().execute(*pool).await?.rows_affected()),
+    pub async fn execute(self, on: &mut impl On) -> Result<u64, sqlx::Error> {
+        match on.on()? {
+            Exec::Sqlx(tx) => Ok(self.sqlx().execute(&mut **tx).await?.rows_affected()),
+            Exec::Pool(pool) => Ok(self.sqlx().execute(pool).await?.rows_affected()),
             Exec::Inline(conn) => super::inline::execute(conn, &self.sql, &self.args),
         }
     }
 
-    pub async fn fetch_all(self, exec: &mut Exec<'_>) -> Result<Vec<Row>, sqlx::Error> {
-        let rows = match exec {
-            Exec::Sqlx(tx) => self.sqlx().fetch_all(&mut ***tx).await?,
-            Exec::Pool(pool) => self.sqlx().fetch_all(*pool).await?,
+    pub async fn fetch_all(self, on: &mut impl On) -> Result<Vec<Row>, sqlx::Error> {
+        let rows = match on.on()? {
+            Exec::Sqlx(tx) => self.sqlx().fetch_all(&mut **tx).await?,
+            Exec::Pool(pool) => self.sqlx().fetch_all(pool).await?,
             Exec::Inline(conn) => return super::inline::fetch(conn, &self.sql, &self.args),
         };
         Ok(rows.into_iter().map(Row::Any).collect())
     }
 
-    pub async fn fetch_optional(self, exec: &mut Exec<'_>) -> Result<Option<Row>, sqlx::Error> {
-        Ok(match exec {
-            Exec::Sqlx(tx) => self.sqlx().fetch_optional(&mut ***tx).await?.map(Row::Any),
-            Exec::Pool(pool) => self.sqlx().fetch_optional(*pool).await?.map(Row::Any),
+    pub async fn fetch_optional(self, on: &mut impl On) -> Result<Option<Row>, sqlx::Error> {
+        Ok(match on.on()? {
+            Exec::Sqlx(tx) => self.sqlx().fetch_optional(&mut **tx).await?.map(Row::Any),
+            Exec::Pool(pool) => self.sqlx().fetch_optional(pool).await?.map(Row::Any),
             Exec::Inline(conn) => super::inline::fetch(conn, &self.sql, &self.args)?
                 .into_iter()
                 .next(),
         })
     }
 
-    pub async fn fetch_one(self, exec: &mut Exec<'_>) -> Result<Row, sqlx::Error> {
-        self.fetch_optional(exec)
+    pub async fn fetch_one(self, on: &mut impl On) -> Result<Row, sqlx::Error> {
+        self.fetch_optional(on)
             .await?
             .ok_or(sqlx::Error::RowNotFound)
     }

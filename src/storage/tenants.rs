@@ -1,9 +1,6 @@
 //! SQL for tenants, API keys and admin tokens.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
-use super::sql::{self, Exec, Get};
+use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{ApiKeyId, TenantId};
@@ -19,25 +16,25 @@ fn tenant_from_row(row: &impl Get) -> Result<Tenant, sqlx::Error> {
     })
 }
 
-fn key_from_row(row: &AnyRow) -> Result<ApiKey, sqlx::Error> {
+fn key_from_row(row: &impl Get) -> Result<ApiKey, sqlx::Error> {
     Ok(ApiKey {
-        id: ApiKeyId::from_db(row.try_get("id")?),
-        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+        id: ApiKeyId::from_db(row.col("id")?),
+        tenant_id: TenantId::from_db(row.col("tenant_id")?),
         mode: row.state("mode", Mode::parse)?,
-        display_prefix: row.try_get("display_prefix")?,
-        name: row.try_get("name")?,
-        created_at_ms: row.try_get("created_at")?,
-        revoked_at_ms: row.try_get("revoked_at")?,
-        last_used_at_ms: row.try_get("last_used_at")?,
+        display_prefix: row.col("display_prefix")?,
+        name: row.col("name")?,
+        created_at_ms: row.col("created_at")?,
+        revoked_at_ms: row.col("revoked_at")?,
+        last_used_at_ms: row.col("last_used_at")?,
         // Read as absent, an unreadable list would grant every scope.
         scopes: row.json_opt("scopes")?,
-        expires_at_ms: row.try_get("expires_at")?,
+        expires_at_ms: row.col("expires_at")?,
     })
 }
 
 impl Db {
     pub async fn insert_tenant(tx: &mut Tx, tenant: &Tenant) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO tenants (id, name, billing_kind, credit_floor, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
         )
@@ -46,24 +43,24 @@ impl Db {
         .bind(tenant.billing_kind.as_str())
         .bind(tenant.credit_floor.get())
         .bind(tenant.created_at_ms)
-        .execute(&mut **tx)
+        .execute(tx)
         .await?;
         Ok(())
     }
 
     pub async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, sqlx::Error> {
-        let mut reader = self.hot_reader()?;
+        let mut reader = self.read()?;
         sql::query("SELECT * FROM tenants WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(&mut reader.exec()?)
+            .fetch_optional(&mut reader)
             .await?
             .map(|r| tenant_from_row(&r))
             .transpose()
     }
 
     pub async fn list_tenants(&self) -> Result<Vec<Tenant>, sqlx::Error> {
-        sqlx::query("SELECT * FROM tenants ORDER BY created_at, id")
-            .fetch_all(self.pool())
+        sql::query("SELECT * FROM tenants ORDER BY created_at, id")
+            .fetch_all(&mut self.scan())
             .await?
             .iter()
             .map(tenant_from_row)
@@ -71,7 +68,7 @@ impl Db {
     }
 
     pub async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO api_keys (id, tenant_id, mode, key_hash, display_prefix, name, created_at, scopes, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -84,15 +81,15 @@ impl Db {
         .bind(key.created_at_ms)
         .bind(key.scopes.as_ref().and_then(|s| serde_json::to_string(s).ok()))
         .bind(key.expires_at_ms)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
 
     pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, sqlx::Error> {
-        sqlx::query("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id")
+        sql::query("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id")
             .bind(tenant.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut self.scan())
             .await?
             .iter()
             .map(key_from_row)
@@ -100,9 +97,9 @@ impl Db {
     }
 
     pub async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, sqlx::Error> {
-        sqlx::query("SELECT * FROM api_keys WHERE id = $1")
+        sql::query("SELECT * FROM api_keys WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?
             .map(|r| key_from_row(&r))
             .transpose()
@@ -111,12 +108,12 @@ impl Db {
     /// Marks a key revoked; returns false when no such unrevoked key exists.
     pub async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<bool, sqlx::Error> {
         let done =
-            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            sql::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
                 .bind(id.as_str())
-                .execute(self.writer())
+                .execute(&mut self.write().await?)
                 .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// The principal behind a key hash, if the key exists and is not revoked.
@@ -124,18 +121,18 @@ impl Db {
         &self,
         hash: &str,
     ) -> Result<Option<Principal>, sqlx::Error> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT id, tenant_id, mode, scopes FROM api_keys \
              WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(hash)
         .bind(now_ms())
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut self.read()?)
         .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(Principal {
-            key_id: ApiKeyId::from_db(row.try_get("id")?),
-            tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
+            key_id: ApiKeyId::from_db(row.col("id")?),
+            tenant_id: TenantId::from_db(row.col("tenant_id")?),
             mode: row.state("mode", Mode::parse)?,
             scopes: row.json_opt("scopes")?,
             end_user: None,
@@ -144,42 +141,42 @@ impl Db {
 
     /// Makes a key expire at `at` unless it already expires sooner.
     pub async fn expire_api_key(&self, id: &ApiKeyId, at: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2 AND (expires_at IS NULL OR expires_at > $1)")
+        sql::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2 AND (expires_at IS NULL OR expires_at > $1)")
             .bind(at)
             .bind(id.as_str())
-            .execute(self.writer())
+            .execute(&mut self.write().await?)
             .await?;
         Ok(())
     }
 
     /// Records use of a key at most once a minute per key, to keep the hot path write-free.
     pub async fn touch_api_key(&self, id: &ApiKeyId, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "UPDATE api_keys SET last_used_at = $1 \
              WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
         )
         .bind(now)
         .bind(id.as_str())
         .bind(now - 60_000)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
 
     pub async fn insert_admin_token(&self, id: &str, hash: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
+        sql::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(hash)
             .bind(now_ms())
-            .execute(self.writer())
+            .execute(&mut self.write().await?)
             .await?;
         Ok(())
     }
 
     pub async fn admin_token_exists(&self, hash: &str) -> Result<bool, sqlx::Error> {
-        let row = sqlx::query("SELECT id FROM admin_tokens WHERE token_hash = $1")
+        let row = sql::query("SELECT id FROM admin_tokens WHERE token_hash = $1")
             .bind(hash)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?;
         Ok(row.is_some())
     }
@@ -192,16 +189,16 @@ impl Db {
         scope: &str,
         id: &str,
     ) -> Result<Option<crate::domain::routing::policy::PolicyLevel>, sqlx::Error> {
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT strategy, providers, fallback, resubmit FROM routing_policies WHERE scope = $1 AND scope_id = $2",
         )
         .bind(scope)
         .bind(id)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut self.read()?)
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let fallback: Option<i64> = row.try_get(2)?;
-        let resubmit: Option<i64> = row.try_get(3)?;
+        let fallback: Option<i64> = row.at(2)?;
+        let resubmit: Option<i64> = row.at(3)?;
         Ok(Some(crate::domain::routing::policy::PolicyLevel {
             strategy: row.state_opt("strategy", crate::domain::video::Strategy::parse)?,
             providers: row.json_opt("providers")?,
@@ -216,7 +213,7 @@ impl Db {
         id: &str,
         level: &crate::domain::routing::policy::PolicyLevel,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO routing_policies (scope, scope_id, strategy, providers, fallback, resubmit, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (scope, scope_id) DO UPDATE SET strategy = excluded.strategy, \
@@ -230,7 +227,7 @@ impl Db {
         .bind(level.fallback.map(i64::from))
         .bind(level.resubmit.map(i64::from))
         .bind(now_ms())
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -251,32 +248,32 @@ impl Db {
         now: i64,
     ) -> Result<Option<IdempotencyRow>, sqlx::Error> {
         // Read first: a fresh key (the usual case) then costs no write at all.
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT request_hash, status_code, response_body, response_headers, expires_at \
              FROM idempotency_keys WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
         .bind(key)
-        .fetch_optional(self.pool())
+        .fetch_optional(&mut self.read()?)
         .await?;
         let row = match row {
-            Some(row) if row.try_get::<i64, _>(4)? <= now => {
-                sqlx::query(
+            Some(row) if row.at::<i64>(4)? <= now => {
+                sql::query(
                     "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3",
                 )
                 .bind(scope)
                 .bind(key)
                 .bind(now)
-                .execute(self.writer())
+                .execute(&mut self.write().await?)
                 .await?;
                 None
             }
             other => other,
         };
         let Some(row) = row else { return Ok(None) };
-        let status: Option<i64> = row.try_get(1)?;
-        let body: Option<String> = row.try_get(2)?;
-        let headers: Option<String> = row.try_get(3)?;
+        let status: Option<i64> = row.at(1)?;
+        let body: Option<String> = row.at(2)?;
+        let headers: Option<String> = row.at(3)?;
         let answer = match (status, body) {
             (Some(status), Some(body)) => Some(crate::domain::idempotency::StoredAnswer {
                 status: u16::try_from(status).unwrap_or(500),
@@ -288,13 +285,13 @@ impl Db {
             _ => None,
         };
         Ok(Some(IdempotencyRow {
-            request_hash: row.try_get(0)?,
+            request_hash: row.at(0)?,
             answer,
         }))
     }
 
     pub async fn insert_idempotency_key(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         scope: &str,
         key: &str,
         hash: &str,
@@ -312,7 +309,7 @@ impl Db {
         .bind(video_id)
         .bind(now)
         .bind(now + ttl_ms)
-        .execute(ex)
+        .execute(tx)
         .await?;
         Ok(())
     }
@@ -324,7 +321,7 @@ impl Db {
         key: &str,
         answer: &crate::domain::idempotency::StoredAnswer,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "UPDATE idempotency_keys SET status_code = $1, response_body = $2, response_headers = $3 \
              WHERE scope = $4 AND key = $5 AND status_code IS NULL",
         )
@@ -333,7 +330,7 @@ impl Db {
         .bind(serde_json::to_string(&answer.headers).ok())
         .bind(scope)
         .bind(key)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -346,11 +343,11 @@ impl Db {
         tenant: &TenantId,
     ) -> Result<Option<crate::domain::billing::pricing::TenantPrices>, sqlx::Error> {
         use crate::domain::billing::pricing::TenantPrices;
-        let mut reader = self.hot_reader()?;
+        let mut reader = self.read()?;
         let row =
             sql::query("SELECT kind, rules, markup_bps FROM tenant_prices WHERE tenant_id = $1")
                 .bind(tenant.as_str())
-                .fetch_optional(&mut reader.exec()?)
+                .fetch_optional(&mut reader)
                 .await?;
         let Some(row) = row else { return Ok(None) };
         // Prices decide charges: prices the gateway cannot read are an error, never a default.
@@ -380,7 +377,7 @@ impl Db {
             TenantPrices::Fixed { rules } => ("fixed", serde_json::to_string(rules).ok(), None),
             TenantPrices::CostPlus { markup_bps } => ("cost_plus", None, Some(*markup_bps)),
         };
-        sqlx::query(
+        sql::query(
             "INSERT INTO tenant_prices (tenant_id, kind, rules, markup_bps, updated_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (tenant_id) DO UPDATE SET kind = excluded.kind, rules = excluded.rules, \
                markup_bps = excluded.markup_bps, updated_at = excluded.updated_at",
@@ -390,7 +387,7 @@ impl Db {
         .bind(rules)
         .bind(markup)
         .bind(now_ms())
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -399,13 +396,12 @@ impl Db {
 impl Db {
     /// The request rate the operator set for a tenant: (per minute, burst).
     pub async fn tenant_rate(&self, tenant: &TenantId) -> Result<Option<(i64, i64)>, sqlx::Error> {
-        let row = sqlx::query(
-            "SELECT requests_per_minute, burst FROM tenant_limits WHERE tenant_id = $1",
-        )
-        .bind(tenant.as_str())
-        .fetch_optional(self.pool())
-        .await?;
-        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
+        let row =
+            sql::query("SELECT requests_per_minute, burst FROM tenant_limits WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_optional(&mut self.read()?)
+                .await?;
+        row.map(|r| Ok((r.at(0)?, r.at(1)?))).transpose()
     }
 
     pub async fn put_tenant_rate(
@@ -414,7 +410,7 @@ impl Db {
         per_minute: i64,
         burst: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO tenant_limits (tenant_id, requests_per_minute, burst, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id) DO UPDATE SET requests_per_minute = excluded.requests_per_minute, \
                burst = excluded.burst, updated_at = excluded.updated_at",
@@ -423,7 +419,7 @@ impl Db {
         .bind(per_minute)
         .bind(burst)
         .bind(now_ms())
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }

@@ -3,12 +3,10 @@
 //! deletion. The one decoder of a video row lives here, and it reads every state column
 //! strictly: a value the gateway does not know is an error, never a guess.
 
-use sqlx::Row;
-
-use super::sql::{self, Exec, Get};
+use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, MicroUsd, Mode};
-use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
+use crate::domain::ids::{ApiKeyId, ProviderId, TenantId, VideoId};
 use crate::domain::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
 
 /// The condition a job still running meets.
@@ -29,7 +27,7 @@ pub(super) fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
         request,
         status: row.state("status", VideoStatus::parse)?,
         progress: row.col("progress")?,
-        provider: row.col("provider")?,
+        provider: row.state_opt("provider", ProviderId::parse)?,
         upstream_id: row.col("upstream_id")?,
         error: error_code.map(|code| JobError {
             code,
@@ -49,7 +47,7 @@ pub(super) fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
         expires_at_ms: row.col("expires_at")?,
         archive_state: row.state_opt("archive_state", ArchiveState::parse)?,
         attempts: row.col("attempts")?,
-        slot_provider: row.col("slot_provider")?,
+        slot_provider: row.state_opt("slot_provider", ProviderId::parse)?,
         cost_ceiling_micro: row
             .col::<Option<i64>>("cost_ceiling_micro")?
             .map(MicroUsd::from_stored),
@@ -81,7 +79,7 @@ impl Db {
     /// Stores a new job, leased to `lease_owner` until `lease_until`: the request that creates
     /// a job submits it itself, and the worker takes it over only if that lease expires.
     pub async fn insert_video(
-        ex: &mut Exec<'_>,
+        tx: &mut Tx,
         video: &Video,
         next_run_at: i64,
         lease: Option<(&str, i64)>,
@@ -102,7 +100,7 @@ impl Db {
         .bind(video.request.user.as_ref().map(|u| u.as_str()))
         .bind(request)
         .bind(video.status.as_str())
-        .bind(video.provider.as_deref())
+        .bind(video.provider)
         .bind(video.cost_reserved.get())
         .bind(video.created_at_ms)
         .bind(next_run_at)
@@ -113,8 +111,8 @@ impl Db {
         .bind(video.cost_ceiling_micro.map(MicroUsd::get))
         .bind(video.cost_baseline_micro.map(MicroUsd::get))
         .bind(video.request.seconds.get())
-        .bind(video.slot_provider.as_deref())
-        .execute(ex)
+        .bind(video.slot_provider)
+        .execute(tx)
         .await?;
         Ok(())
     }
@@ -125,11 +123,11 @@ impl Db {
         tenant: &TenantId,
         id: &VideoId,
     ) -> Result<Option<Video>, sqlx::Error> {
-        let mut reader = self.hot_reader()?;
+        let mut reader = self.read()?;
         sql::query("SELECT * FROM videos WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL")
             .bind(id.as_str())
             .bind(tenant.as_str())
-            .fetch_optional(&mut reader.exec()?)
+            .fetch_optional(&mut reader)
             .await?
             .map(|r| video_from_row(&r))
             .transpose()
@@ -137,9 +135,9 @@ impl Db {
 
     /// Any video by id, for the workers and the operator.
     pub async fn get_video_any(&self, id: &VideoId) -> Result<Option<Video>, sqlx::Error> {
-        sqlx::query("SELECT * FROM videos WHERE id = $1")
+        sql::query("SELECT * FROM videos WHERE id = $1")
             .bind(id.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?
             .map(|r| video_from_row(&r))
             .transpose()
@@ -153,13 +151,13 @@ impl Db {
     ) -> Result<Option<(Vec<Video>, bool)>, sqlx::Error> {
         let cursor = match query.after {
             Some(after) => {
-                let row = sqlx::query("SELECT seq FROM videos WHERE id = $1 AND tenant_id = $2")
+                let row = sql::query("SELECT seq FROM videos WHERE id = $1 AND tenant_id = $2")
                     .bind(after.as_str())
                     .bind(query.tenant.as_str())
-                    .fetch_optional(self.pool())
+                    .fetch_optional(&mut self.read()?)
                     .await?;
                 match row {
-                    Some(row) => Some(row.try_get::<i64, _>(0)?),
+                    Some(row) => Some(row.at::<i64>(0)?),
                     None => return Ok(None),
                 }
             }
@@ -186,7 +184,7 @@ impl Db {
             sql.push_str(&format!(" AND user_id = ${n}"));
         }
         sql.push_str(&format!(" ORDER BY seq {order} LIMIT ${}", n + 1));
-        let mut q = sqlx::query(&sql).bind(query.tenant.as_str());
+        let mut q = sql::query(sql).bind(query.tenant.as_str());
         if let Some(seq) = cursor {
             q = q.bind(seq);
         }
@@ -196,7 +194,7 @@ impl Db {
         if let Some(user) = query.user {
             q = q.bind(user);
         }
-        let rows = q.bind(query.limit + 1).fetch_all(self.pool()).await?;
+        let rows = q.bind(query.limit + 1).fetch_all(&mut self.scan()).await?;
         let has_more = rows.len() as i64 > query.limit;
         let videos = rows
             .iter()
@@ -208,9 +206,9 @@ impl Db {
 
     /// The job whose provider callback URL carries `token`.
     pub async fn video_by_callback_token(&self, token: &str) -> Result<Option<Video>, sqlx::Error> {
-        sqlx::query("SELECT * FROM videos WHERE callback_token = $1")
+        sql::query("SELECT * FROM videos WHERE callback_token = $1")
             .bind(token)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?
             .map(|r| video_from_row(&r))
             .transpose()
@@ -222,10 +220,10 @@ impl Db {
         id: &VideoId,
         micro_usd: MicroUsd,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE videos SET upstream_estimate_micro = $1 WHERE id = $2")
+        sql::query("UPDATE videos SET upstream_estimate_micro = $1 WHERE id = $2")
             .bind(micro_usd.get())
             .bind(id.as_str())
-            .execute(&mut **tx)
+            .execute(tx)
             .await?;
         Ok(())
     }
@@ -237,16 +235,16 @@ impl Db {
         id: &VideoId,
     ) -> Result<bool, sqlx::Error> {
         let now = now_ms();
-        let done = sqlx::query(&format!(
+        let done = sql::query(format!(
             "UPDATE videos SET deleted_at = $1, updated_at = $1 \
              WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL AND NOT ({RUNNING})"
         ))
         .bind(now)
         .bind(id.as_str())
         .bind(tenant.as_str())
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Running jobs created before `created_before`, oldest first.
@@ -255,12 +253,12 @@ impl Db {
         created_before: i64,
         limit: i64,
     ) -> Result<Vec<Video>, sqlx::Error> {
-        sqlx::query(&format!(
+        sql::query(format!(
             "SELECT * FROM videos WHERE {RUNNING} AND created_at < $1 ORDER BY created_at LIMIT $2"
         ))
         .bind(created_before)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
         .map(video_from_row)
@@ -269,9 +267,9 @@ impl Db {
 
     /// Counts of jobs by status (for tests and the operator).
     pub async fn count_running_jobs(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query(&format!("SELECT COUNT(*) FROM videos WHERE {RUNNING}"))
-            .fetch_one(self.pool())
+        sql::query(format!("SELECT COUNT(*) FROM videos WHERE {RUNNING}"))
+            .fetch_one(&mut self.read()?)
             .await?
-            .try_get(0)
+            .at(0)
     }
 }

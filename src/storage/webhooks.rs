@@ -1,61 +1,58 @@
 //! SQL for tenant webhooks: endpoints, the outbox of messages with leased claims (so each
 //! message is sent by one replica at a time), and the attempt log.
 
-use sqlx::any::AnyRow;
-use sqlx::Row;
-
-use super::sql::Get;
+use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::ids::TenantId;
 use crate::domain::webhooks::{Attempt, Endpoint, Message, MessageState};
 
-fn endpoint_from_row(row: &AnyRow) -> Result<Endpoint, sqlx::Error> {
-    let events: String = row.try_get("events")?;
+fn endpoint_from_row(row: &impl Get) -> Result<Endpoint, sqlx::Error> {
+    let events: String = row.col("events")?;
     Ok(Endpoint {
-        id: row.try_get("id")?,
-        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
-        url: row.try_get("url")?,
-        description: row.try_get("description")?,
+        id: row.col("id")?,
+        tenant_id: TenantId::from_db(row.col("tenant_id")?),
+        url: row.col("url")?,
+        description: row.col("description")?,
         events: events
             .split(',')
             .filter(|e| !e.is_empty())
             .map(str::to_owned)
             .collect(),
-        secret: row.try_get("secret")?,
-        previous_secret: row.try_get("previous_secret")?,
-        previous_expires_at: row.try_get("previous_expires_at")?,
-        disabled_at: row.try_get("disabled_at")?,
-        disabled_reason: row.try_get("disabled_reason")?,
-        created_at: row.try_get("created_at")?,
+        secret: row.col("secret")?,
+        previous_secret: row.col("previous_secret")?,
+        previous_expires_at: row.col("previous_expires_at")?,
+        disabled_at: row.col("disabled_at")?,
+        disabled_reason: row.col("disabled_reason")?,
+        created_at: row.col("created_at")?,
     })
 }
 
-fn message_from_row(row: &AnyRow) -> Result<Message, sqlx::Error> {
+fn message_from_row(row: &impl Get) -> Result<Message, sqlx::Error> {
     Ok(Message {
-        id: row.try_get("id")?,
-        tenant_id: TenantId::from_db(row.try_get("tenant_id")?),
-        endpoint_id: row.try_get("endpoint_id")?,
-        url: row.try_get("url")?,
-        event_type: row.try_get("event_type")?,
-        video_id: row.try_get("video_id")?,
-        payload: row.try_get("payload")?,
-        event_at: row.try_get("event_at")?,
+        id: row.col("id")?,
+        tenant_id: TenantId::from_db(row.col("tenant_id")?),
+        endpoint_id: row.col("endpoint_id")?,
+        url: row.col("url")?,
+        event_type: row.col("event_type")?,
+        video_id: row.col("video_id")?,
+        payload: row.col("payload")?,
+        event_at: row.col("event_at")?,
         // `MessageState::parse` reads an unknown state as pending; the round trip refuses it.
         state: row.state("state", |raw| {
             Some(MessageState::parse(raw)).filter(|state| state.as_str() == raw)
         })?,
-        attempts: row.try_get("attempts")?,
-        next_attempt_at: row.try_get("next_attempt_at")?,
-        last_status: row.try_get("last_status")?,
-        last_error: row.try_get("last_error")?,
-        delivered_at: row.try_get("delivered_at")?,
-        created_at: row.try_get("created_at")?,
+        attempts: row.col("attempts")?,
+        next_attempt_at: row.col("next_attempt_at")?,
+        last_status: row.col("last_status")?,
+        last_error: row.col("last_error")?,
+        delivered_at: row.col("delivered_at")?,
+        created_at: row.col("created_at")?,
     })
 }
 
 impl Db {
     pub async fn insert_webhook_endpoint(&self, endpoint: &Endpoint) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO webhook_endpoints (id, tenant_id, url, description, events, secret, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
@@ -66,15 +63,15 @@ impl Db {
         .bind(endpoint.events.join(","))
         .bind(&endpoint.secret)
         .bind(endpoint.created_at)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
 
     pub async fn webhook_endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, sqlx::Error> {
-        sqlx::query("SELECT * FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id")
+        sql::query("SELECT * FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id")
             .bind(tenant.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(&mut self.scan())
             .await?
             .iter()
             .map(endpoint_from_row)
@@ -87,10 +84,10 @@ impl Db {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<Endpoint>, sqlx::Error> {
-        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2")
+        sql::query("SELECT * FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(tenant.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?
             .as_ref()
             .map(endpoint_from_row)
@@ -98,9 +95,9 @@ impl Db {
     }
 
     pub async fn webhook_endpoint_by_id(&self, id: &str) -> Result<Option<Endpoint>, sqlx::Error> {
-        sqlx::query("SELECT * FROM webhook_endpoints WHERE id = $1")
+        sql::query("SELECT * FROM webhook_endpoints WHERE id = $1")
             .bind(id)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?
             .as_ref()
             .map(endpoint_from_row)
@@ -113,13 +110,13 @@ impl Db {
         reason: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         let at = reason.map(|_| now_ms());
-        sqlx::query(
+        sql::query(
             "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2 WHERE id = $3",
         )
         .bind(at)
         .bind(reason)
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -130,14 +127,14 @@ impl Db {
         secret: &str,
         previous_expires_at: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "UPDATE webhook_endpoints SET previous_secret = secret, previous_expires_at = $1, secret = $2 \
              WHERE id = $3",
         )
         .bind(previous_expires_at)
         .bind(secret)
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -149,25 +146,25 @@ impl Db {
         tenant: &TenantId,
         fresh: &str,
     ) -> Result<(String, Option<String>, Option<i64>), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "INSERT INTO tenant_webhook_secrets (tenant_id, secret, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (tenant_id) DO NOTHING",
         )
         .bind(tenant.as_str())
         .bind(fresh)
         .bind(now_ms())
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
-        let row = sqlx::query(
+        let row = sql::query(
             "SELECT secret, previous_secret, previous_expires_at FROM tenant_webhook_secrets WHERE tenant_id = $1",
         )
         .bind(tenant.as_str())
-        .fetch_one(self.pool())
+        .fetch_one(&mut self.read()?)
         .await?;
         Ok((
-            row.try_get("secret")?,
-            row.try_get("previous_secret")?,
-            row.try_get("previous_expires_at")?,
+            row.col("secret")?,
+            row.col("previous_secret")?,
+            row.col("previous_expires_at")?,
         ))
     }
 
@@ -177,14 +174,14 @@ impl Db {
         secret: &str,
         previous_expires_at: i64,
     ) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "UPDATE tenant_webhook_secrets SET previous_secret = secret, previous_expires_at = $1, secret = $2 \
              WHERE tenant_id = $3",
         )
         .bind(previous_expires_at)
         .bind(secret)
         .bind(tenant.as_str())
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -198,15 +195,15 @@ impl Db {
         event: &str,
     ) -> Result<u64, sqlx::Error> {
         let now = now_ms();
-        let Some(row) = sqlx::query("SELECT tenant_id, request FROM videos WHERE id = $1")
+        let Some(row) = sql::query("SELECT tenant_id, request FROM videos WHERE id = $1")
             .bind(video_id)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(tx)
             .await?
         else {
             return Ok(0);
         };
-        let tenant: String = row.try_get("tenant_id")?;
-        let request: String = row.try_get("request")?;
+        let tenant: String = row.col("tenant_id")?;
+        let request: String = row.col("request")?;
         let webhook_url = serde_json::from_str::<serde_json::Value>(&request)
             .ok()
             .and_then(|r| {
@@ -214,14 +211,14 @@ impl Db {
                     .and_then(|u| u.as_str())
                     .map(str::to_owned)
             });
-        let endpoints: Vec<(String, String)> = sqlx::query(
+        let endpoints: Vec<(String, String)> = sql::query(
             "SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL",
         )
         .bind(&tenant)
-        .fetch_all(&mut **tx)
+        .fetch_all(tx)
         .await?
         .iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("events")?)))
+        .map(|r| Ok((r.col("id")?, r.col("events")?)))
         .collect::<Result<_, sqlx::Error>>()?;
         let mut targets: Vec<(Option<String>, Option<String>)> = endpoints
             .into_iter()
@@ -233,7 +230,7 @@ impl Db {
         }
         let mut written = 0;
         for (endpoint, url) in targets {
-            written += sqlx::query(
+            written += sql::query(
                 "INSERT INTO webhook_messages (id, tenant_id, endpoint_id, url, event_type, video_id, \
                  event_at, state, next_attempt_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7, $7)",
@@ -245,9 +242,8 @@ impl Db {
             .bind(event)
             .bind(video_id)
             .bind(now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected();
+            .execute(tx)
+            .await?;
         }
         Ok(written)
     }
@@ -260,20 +256,20 @@ impl Db {
         lease_until: i64,
         limit: i64,
     ) -> Result<Vec<Message>, sqlx::Error> {
-        let ids: Vec<String> = sqlx::query(
+        let ids: Vec<String> = sql::query(
             "SELECT id FROM webhook_messages WHERE state = 'pending' AND next_attempt_at <= $1 \
              AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at LIMIT $2",
         )
         .bind(now)
         .bind(limit)
-        .fetch_all(self.pool())
+        .fetch_all(&mut self.scan())
         .await?
         .iter()
-        .map(|r| r.try_get::<String, _>(0))
+        .map(|r| r.at::<String>(0))
         .collect::<Result<_, _>>()?;
         let mut claimed = Vec::new();
         for id in ids {
-            let row = sqlx::query(
+            let row = sql::query(
                 "UPDATE webhook_messages SET lease_owner = $1, lease_until = $2 \
                  WHERE id = $3 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $4) \
                  RETURNING *",
@@ -282,7 +278,7 @@ impl Db {
             .bind(lease_until)
             .bind(&id)
             .bind(now)
-            .fetch_optional(self.writer())
+            .fetch_optional(&mut self.write().await?)
             .await?;
             if let Some(row) = row {
                 claimed.push(message_from_row(&row)?);
@@ -298,17 +294,17 @@ impl Db {
         id: &str,
         payload: &str,
     ) -> Result<String, sqlx::Error> {
-        sqlx::query("UPDATE webhook_messages SET payload = $1 WHERE id = $2 AND payload IS NULL")
+        sql::query("UPDATE webhook_messages SET payload = $1 WHERE id = $2 AND payload IS NULL")
             .bind(payload)
             .bind(id)
-            .execute(self.writer())
+            .execute(&mut self.write().await?)
             .await?;
-        let row = sqlx::query("SELECT payload FROM webhook_messages WHERE id = $1")
+        let row = sql::query("SELECT payload FROM webhook_messages WHERE id = $1")
             .bind(id)
-            .fetch_one(self.pool())
+            .fetch_one(&mut self.read()?)
             .await?;
         Ok(row
-            .try_get::<Option<String>, _>("payload")?
+            .col::<Option<String>>("payload")?
             .unwrap_or_else(|| payload.to_owned()))
     }
 
@@ -325,7 +321,7 @@ impl Db {
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.begin().await?;
         let delivered_at = (state == MessageState::Delivered).then_some(attempt.attempted_at);
-        let updated = sqlx::query(
+        let updated = sql::query(
             "UPDATE webhook_messages SET state = $1, attempts = attempts + 1, next_attempt_at = $2, \
              last_status = $3, last_error = $4, delivered_at = COALESCE($5, delivered_at), \
              lease_owner = NULL, lease_until = NULL \
@@ -338,12 +334,11 @@ impl Db {
         .bind(delivered_at)
         .bind(message_id)
         .bind(owner)
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await?
-        .rows_affected()
             == 1;
         if updated {
-            sqlx::query(
+            sql::query(
                 "INSERT INTO webhook_attempts (id, message_id, tenant_id, attempted_at, status, latency_ms, error, response) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -355,7 +350,7 @@ impl Db {
             .bind(attempt.latency_ms)
             .bind(attempt.error.as_deref())
             .bind(attempt.response.as_deref())
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         tx.commit().await?;
@@ -364,13 +359,13 @@ impl Db {
 
     /// Ends a message without sending it (its endpoint was disabled or removed).
     pub async fn cancel_webhook_message(&self, id: &str, reason: &str) -> Result<(), sqlx::Error> {
-        sqlx::query(
+        sql::query(
             "UPDATE webhook_messages SET state = 'canceled', last_error = $1, lease_owner = NULL, \
              lease_until = NULL WHERE id = $2 AND state = 'pending'",
         )
         .bind(reason)
         .bind(id)
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
@@ -383,24 +378,24 @@ impl Db {
     ) -> Result<Vec<Message>, sqlx::Error> {
         let rows = match video_id {
             Some(video) => {
-                sqlx::query(
+                sql::query(
                     "SELECT * FROM webhook_messages WHERE tenant_id = $1 AND video_id = $2 \
                      ORDER BY created_at DESC, id LIMIT $3",
                 )
                 .bind(tenant.as_str())
                 .bind(video)
                 .bind(limit)
-                .fetch_all(self.pool())
+                .fetch_all(&mut self.scan())
                 .await?
             }
             None => {
-                sqlx::query(
+                sql::query(
                     "SELECT * FROM webhook_messages WHERE tenant_id = $1 \
                      ORDER BY created_at DESC, id LIMIT $2",
                 )
                 .bind(tenant.as_str())
                 .bind(limit)
-                .fetch_all(self.pool())
+                .fetch_all(&mut self.scan())
                 .await?
             }
         };
@@ -412,10 +407,10 @@ impl Db {
         tenant: &TenantId,
         id: &str,
     ) -> Result<Option<Message>, sqlx::Error> {
-        sqlx::query("SELECT * FROM webhook_messages WHERE id = $1 AND tenant_id = $2")
+        sql::query("SELECT * FROM webhook_messages WHERE id = $1 AND tenant_id = $2")
             .bind(id)
             .bind(tenant.as_str())
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut self.read()?)
             .await?
             .as_ref()
             .map(message_from_row)
@@ -423,23 +418,21 @@ impl Db {
     }
 
     pub async fn webhook_attempts(&self, message_id: &str) -> Result<Vec<Attempt>, sqlx::Error> {
-        sqlx::query(
-            "SELECT * FROM webhook_attempts WHERE message_id = $1 ORDER BY attempted_at, id",
-        )
-        .bind(message_id)
-        .fetch_all(self.pool())
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(Attempt {
-                attempted_at: row.try_get("attempted_at")?,
-                status: row.try_get("status")?,
-                latency_ms: row.try_get("latency_ms")?,
-                error: row.try_get("error")?,
-                response: row.try_get("response")?,
+        sql::query("SELECT * FROM webhook_attempts WHERE message_id = $1 ORDER BY attempted_at, id")
+            .bind(message_id)
+            .fetch_all(&mut self.scan())
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Attempt {
+                    attempted_at: row.col("attempted_at")?,
+                    status: row.col("status")?,
+                    latency_ms: row.col("latency_ms")?,
+                    error: row.col("error")?,
+                    response: row.col("response")?,
+                })
             })
-        })
-        .collect()
+            .collect()
     }
 
     /// Puts a message back in the queue for another round of attempts (same id, same payload).
@@ -448,23 +441,22 @@ impl Db {
         tenant: &TenantId,
         id: &str,
     ) -> Result<bool, sqlx::Error> {
-        Ok(sqlx::query(
+        Ok(sql::query(
             "UPDATE webhook_messages SET state = 'pending', attempts = 0, next_attempt_at = $1, \
              lease_owner = NULL, lease_until = NULL WHERE id = $2 AND tenant_id = $3",
         )
         .bind(now_ms())
         .bind(id)
         .bind(tenant.as_str())
-        .execute(self.writer())
+        .execute(&mut self.write().await?)
         .await?
-        .rows_affected()
             == 1)
     }
 
     pub async fn pending_webhook_deliveries(&self) -> Result<i64, sqlx::Error> {
-        sqlx::query("SELECT COUNT(*) FROM webhook_messages WHERE state = 'pending'")
-            .fetch_one(self.pool())
+        sql::query("SELECT COUNT(*) FROM webhook_messages WHERE state = 'pending'")
+            .fetch_one(&mut self.read()?)
             .await?
-            .try_get(0)
+            .at(0)
     }
 }

@@ -15,7 +15,6 @@
 
 use crate::domain::billing::{Credits, Mode, MoneyError};
 use crate::domain::ids::{EndUserId, TenantId, TxnId, VideoId};
-use crate::storage::sql::Exec;
 use crate::storage::{Db, Tx};
 
 pub fn available_account(tenant: &TenantId, mode: Mode) -> String {
@@ -159,7 +158,7 @@ pub async fn grant(
         memo: Some(memo),
         actor: Some(actor),
     };
-    Ok(Db::post(tx, &posting, &pair(&grants, &available, amount)?).await?)
+    Ok(Db::post(tx, &posting, &pair(&grants, &available, amount)?, &[]).await?)
 }
 
 /// Reserves `amount` for a job from `source` (the tenant's balance or an end-user wallet); the
@@ -167,7 +166,7 @@ pub async fn grant(
 /// the source below `floor`; the check and the debit are one conditional update, so concurrent
 /// holds cannot overdraw.
 pub async fn hold(
-    ex: &mut Exec<'_>,
+    tx: &mut Tx,
     tenant: &TenantId,
     mode: Mode,
     source: &str,
@@ -178,21 +177,21 @@ pub async fn hold(
     // From the tenant's own balance, promotional credit goes first, then paid credit.
     let promotional = promotional_account(tenant, mode);
     let from_promo = if source == available_account(tenant, mode) {
-        Credits::from_stored(Db::take_up_to(ex, &promotional, amount.get()).await?)
+        Credits::from_stored(Db::take_up_to(tx, &promotional, amount.get()).await?)
     } else {
         Credits::ZERO
     };
     let rest = amount.checked_sub(from_promo)?;
-    if rest.is_positive() && !Db::debit_above_floor(ex, source, rest.get(), floor.get()).await? {
+    if rest.is_positive() && !Db::debit_above_floor(tx, source, rest.get(), floor.get()).await? {
         // The caller rolls the transaction back, returning any promotional part taken.
-        let current = Credits::from_stored(Db::account_balance(ex, source).await?);
+        let current = Credits::from_stored(Db::account_balance(tx, source).await?);
         return Err(LedgerError::Insufficient {
             needed: amount,
             available: current.checked_sub(floor)?.checked_add(from_promo)?,
         });
     }
     let held = holds_account(tenant, mode);
-    Db::insert_hold(ex, video, tenant, mode, amount, source, from_promo.get()).await?;
+    Db::insert_hold(tx, video, tenant, mode, amount, source, from_promo.get()).await?;
     let posting = Posting {
         kind: "hold",
         tenant: Some(tenant),
@@ -219,7 +218,7 @@ pub async fn hold(
         amount: amount.get(),
     });
     // The debits already happened above; record them and credit `holds`.
-    Db::post_prebalanced(ex, &posting, &entries, &[source, promotional.as_str()]).await?;
+    Db::post(tx, &posting, &entries, &[source, promotional.as_str()]).await?;
     Ok(())
 }
 
@@ -245,8 +244,8 @@ pub async fn transfer_with(
     if !amount.is_positive() {
         return Err(MoneyError::OutOfRange.into());
     }
-    if !Db::debit_above_floor(&mut Exec::Sqlx(tx), from, amount.get(), floor.get()).await? {
-        let current = Credits::from_stored(Db::account_balance(&mut Exec::Sqlx(tx), from).await?);
+    if !Db::debit_above_floor(tx, from, amount.get(), floor.get()).await? {
+        let current = Credits::from_stored(Db::account_balance(tx, from).await?);
         return Err(LedgerError::Insufficient {
             needed: amount,
             available: current.checked_sub(floor)?,
@@ -260,13 +259,7 @@ pub async fn transfer_with(
         memo: what.memo,
         actor: what.actor,
     };
-    Ok(Db::post_prebalanced(
-        &mut Exec::Sqlx(tx),
-        &posting,
-        &pair(from, to, amount)?,
-        &[from],
-    )
-    .await?)
+    Ok(Db::post(tx, &posting, &pair(from, to, amount)?, &[from]).await?)
 }
 
 /// Moves credits for one video (a refund from revenue back to the account that paid).
@@ -289,7 +282,7 @@ pub async fn transfer_for_video(
         memo: what.memo,
         actor: what.actor,
     };
-    Ok(Db::post(tx, &posting, &pair(from, to, amount)?).await?)
+    Ok(Db::post(tx, &posting, &pair(from, to, amount)?, &[]).await?)
 }
 
 /// Moves credits between two accounts of one tenant (a wallet funding or withdrawal): the
@@ -370,7 +363,7 @@ pub async fn capture(
             amount: to_promo,
         });
     }
-    Db::post(tx, &posting, &entries).await?;
+    Db::post(tx, &posting, &entries, &[]).await?;
     Ok(Some(charge))
 }
 
@@ -410,7 +403,7 @@ pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, LedgerError> {
             amount: to_promo,
         });
     }
-    Db::post(tx, &posting, &entries).await?;
+    Db::post(tx, &posting, &entries, &[]).await?;
     Ok(true)
 }
 
@@ -419,15 +412,15 @@ pub async fn balance(
     tenant: &TenantId,
     mode: Mode,
 ) -> Result<Balance, crate::storage::DbError> {
-    let available = db
-        .read_account_balance(&available_account(tenant, mode))
+    let accounts = [
+        available_account(tenant, mode),
+        holds_account(tenant, mode),
+        promotional_account(tenant, mode),
+    ];
+    let read = db
+        .account_balances(&accounts.each_ref().map(String::as_str))
         .await?;
-    let held = db
-        .read_account_balance(&holds_account(tenant, mode))
-        .await?;
-    let promotional = db
-        .read_account_balance(&promotional_account(tenant, mode))
-        .await?;
+    let [available, held, promotional] = [0, 1, 2].map(|i| read.get(i).copied().unwrap_or(0));
     Ok(Balance {
         available: Credits::from_stored(available),
         held: Credits::from_stored(held),

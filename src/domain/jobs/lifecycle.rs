@@ -73,7 +73,7 @@ pub fn after_terminal(
     voided: bool,
 ) {
     let metrics = &state.metrics;
-    metrics.job_finished(video.provider.as_deref(), status.as_str());
+    metrics.job_finished(video.provider, status.as_str());
     if captured > 0 {
         metrics.credits_captured.inc_by(captured as u64);
     }
@@ -115,7 +115,6 @@ pub async fn expire_overdue(state: &Services) -> anyhow::Result<()> {
 pub fn cancel_upstream(state: &Services, job: &Video) {
     let (Some(provider), Some(upstream_id)) = (
         job.provider
-            .as_deref()
             .and_then(|p| state.providers.get(p))
             .cloned(),
         job.upstream_id.clone(),
@@ -131,13 +130,13 @@ pub fn cancel_upstream(state: &Services, job: &Video) {
             Ok(crate::providers::CancelOutcome::Canceled) => ("accepted", None),
             Ok(crate::providers::CancelOutcome::Unsupported) => ("unsupported", None),
             Err(error) => {
-                tracing::warn!(%error, provider = provider.name(), video = %video, "upstream cancel failed; the job stays ended here");
+                tracing::warn!(%error, provider = provider.id().as_str(), video = %video, "upstream cancel failed; the job stays ended here");
                 ("failed", Some(error.to_string()))
             }
         };
         let attempt = Attempt {
             video: &video,
-            provider: provider.name(),
+            provider: provider.id(),
             operation: "cancel",
             started_at: started,
             duration_ms: now_ms() - started,
@@ -177,7 +176,7 @@ pub(super) async fn complete(
         if state.config.storage.archive {
             Db::queue_archive(&mut tx, &job.id).await?;
         }
-        if let Some(provider) = job.provider.as_deref() {
+        if let Some(provider) = job.provider {
             let elapsed = now_ms() - job.submitted_at_ms.unwrap_or(job.created_at_ms);
             let model = job.request.model.id();
             Db::record_speed(&mut tx, provider, model, elapsed).await?;
@@ -196,7 +195,7 @@ pub(super) async fn complete(
         }
     }
     tx.commit().await?;
-    if let (Some(requests), Some(provider)) = (requests, job.provider.as_deref()) {
+    if let (Some(requests), Some(provider)) = (requests, job.provider) {
         state.metrics.job_completed_after(provider, requests);
     }
     if completed {

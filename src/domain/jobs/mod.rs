@@ -17,6 +17,7 @@ mod lifecycle;
 mod schedule;
 mod submit;
 
+use crate::domain::ids::ProviderId;
 use crate::domain::services::Services;
 use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::{ProviderError, UpstreamStatus};
@@ -59,7 +60,6 @@ pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Vide
     let owner = state.instance_id.as_ref();
     let Some(provider) = job
         .provider
-        .as_deref()
         .and_then(|p| state.providers.get(p))
         .cloned()
     else {
@@ -79,8 +79,8 @@ pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Vide
             let started = now_ms();
             state
                 .metrics
-                .job_request(provider.name(), cause.request_label());
-            let polled = record_health(state, provider.name(), provider.poll(upstream_id).await);
+                .job_request(provider.id(), cause.request_label());
+            let polled = record_health(state, provider.id(), provider.poll(upstream_id).await);
             let after_poll = |at: i64, cause: PollCause, progress: Option<i64>| Due {
                 at,
                 cause,
@@ -154,7 +154,7 @@ pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Vide
 /// are the provider's (not a refused request) count against it.
 pub(crate) fn record_health<T>(
     state: &Services,
-    provider: &str,
+    provider: ProviderId,
     outcome: Result<T, ProviderError>,
 ) -> Result<T, ProviderError> {
     match &outcome {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use rand::Rng;
 
+use crate::domain::ids::ProviderId;
 use crate::domain::services::Services;
 use crate::domain::video::{PollCause, Video};
 use crate::providers::Provider;
@@ -66,7 +67,7 @@ pub(super) fn safety_interval(state: &Services) -> Duration {
 /// How long jobs of this provider, model and length have taken, where the gateway has seen one.
 pub(super) async fn observed_duration(
     state: &Services,
-    provider: &str,
+    provider: ProviderId,
     job: &Video,
 ) -> Option<Duration> {
     let seconds = job.request.seconds.get();

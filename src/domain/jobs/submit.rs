@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::lifecycle::{end, retry_later};
 use super::schedule::{first_poll_delay, first_safety_poll, observed_duration, safety_interval};
 use super::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
+use crate::domain::ids::ProviderId;
 use crate::domain::services::Services;
 use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::{Provider, ProviderError, SubmitRequest};
@@ -55,7 +56,7 @@ pub(super) async fn submit(
         let callback_url = match (public, &job.callback_token) {
             (Some(base), Some(token)) => Some(format!(
                 "{base}/webhooks/providers/{}/{token}",
-                provider.name()
+                provider.id()
             )),
             _ => None,
         };
@@ -67,24 +68,24 @@ pub(super) async fn submit(
             callback_url,
         };
         let started = now_ms();
-        state.metrics.job_request(provider.name(), "submit");
+        state.metrics.job_request(provider.id(), "submit");
         submits += 1;
         let outcome = provider.submit(request).await;
         let attempt = Attempt {
             video: &job.id,
-            provider: provider.name(),
+            provider: provider.id(),
             operation: "submit",
             started_at: started,
             duration_ms: now_ms() - started,
         };
         let error = match outcome {
             Ok(submission) => {
-                state.providers.circuits.record_success(provider.name());
+                state.providers.circuits.record_success(provider.id());
                 state.db.record_attempt(&attempt, "accepted", None).await?;
                 let next = if calls_back {
                     let expected = match submission.estimated {
                         Some(estimate) => Some(estimate),
-                        None => observed_duration(state, provider.name(), &job).await,
+                        None => observed_duration(state, provider.id(), &job).await,
                     };
                     let wait =
                         first_safety_poll(provider.as_ref(), expected, safety_interval(state));
@@ -98,7 +99,7 @@ pub(super) async fn submit(
                     .mark_submitted(
                         &job.id,
                         owner,
-                        provider.name(),
+                        provider.id(),
                         &submission.upstream_id,
                         Due {
                             requests: submits,
@@ -137,14 +138,14 @@ pub(super) async fn submit(
             error,
             ProviderError::Rejected(_) | ProviderError::Unsupported(_)
         ) {
-            state.providers.circuits.record_failure(provider.name());
+            state.providers.circuits.record_failure(provider.id());
         }
         if let ProviderError::Unsupported(reason) = &error {
             // The declared capabilities were wrong for this shape: say so, and keep the
             // provider out of it for a while.
             tracing::warn!(
                 video = %job.id,
-                provider = provider.name(),
+                provider = provider.id().as_str(),
                 model = job.request.model.id(),
                 %reason,
                 "the provider refused a request its capabilities admit; trying the next candidate"
@@ -152,10 +153,10 @@ pub(super) async fn submit(
             state
                 .providers
                 .refusals
-                .learn(provider.name(), &job.request, reason);
+                .learn(provider.id(), &job.request, reason);
         }
         if let ProviderError::Unavailable(message) = &error {
-            tracing::error!(provider = provider.name(), %message, "provider is misconfigured or out of credit");
+            tracing::error!(provider = provider.id().as_str(), %message, "provider is misconfigured or out of credit");
         }
         let mut lost_answers = 0;
         if let ProviderError::OutcomeUnknown(message) = &error {
@@ -168,7 +169,7 @@ pub(super) async fn submit(
                 .count();
             tracing::warn!(
                 video = %job.id,
-                provider = provider.name(),
+                provider = provider.id().as_str(),
                 %message,
                 "a submit's answer was lost: the job may exist upstream unseen (listed in the cost-mismatch report)"
             );
@@ -181,14 +182,14 @@ pub(super) async fn submit(
             _ => next_candidate(state, &mut job),
         };
         if job.slot_provider.take().is_some() {
-            state.db.release_slot_now(&job.id).await?;
+            state.db.release_slot(&job.id).await?;
             state.wake_workers();
         }
         if let Some(next) = next {
-            tracing::info!(video = %job.id, from = provider.name(), to = next.name(), %error, "failing over to the next provider");
+            tracing::info!(video = %job.id, from = provider.id().as_str(), to = next.id().as_str(), %error, "failing over to the next provider");
             if !state
                 .db
-                .switch_provider(&job.id, owner, next.name(), &job.fallbacks)
+                .switch_provider(&job.id, owner, next.id(), &job.fallbacks)
                 .await?
             {
                 return Ok(None); // No longer ours (canceled, or the lease was lost).
@@ -257,18 +258,18 @@ pub(super) async fn submit(
 /// concurrently: otherwise the jobs of a batch would race for a freed slot and the order would
 /// mean nothing. Once a provider has no room, later jobs for it get none in this round.
 pub async fn hand_out_slots(state: &Services, mut claimed: Vec<Video>) -> Vec<Video> {
-    let mut full: Vec<String> = Vec::new();
+    let mut full: Vec<ProviderId> = Vec::new();
     for job in claimed
         .iter_mut()
         .filter(|j| j.status == VideoStatus::Queued)
     {
-        let Some(provider) = job.provider.clone() else {
+        let Some(provider) = job.provider else {
             continue;
         };
-        let Some(limit) = state.providers.limit(&provider) else {
+        let Some(limit) = state.providers.limit(provider) else {
             continue;
         };
-        if job.slot_provider.as_deref() == Some(provider.as_str()) || full.contains(&provider) {
+        if job.slot_provider == Some(provider) || full.contains(&provider) {
             continue;
         }
         if job.slot_provider.is_some() {
@@ -276,7 +277,7 @@ pub async fn hand_out_slots(state: &Services, mut claimed: Vec<Video>) -> Vec<Vi
         }
         match state
             .db
-            .acquire_slot(&job.id, &state.instance_id, &provider, limit)
+            .acquire_slot(&job.id, &state.instance_id, provider, limit)
             .await
         {
             Ok(true) => job.slot_provider = Some(provider),
@@ -306,27 +307,27 @@ async fn take_slot(
     provider: &mut Arc<dyn Provider>,
 ) -> anyhow::Result<bool> {
     let owner = state.instance_id.as_ref();
-    if job.slot_provider.as_deref() == Some(provider.name()) {
+    if job.slot_provider == Some(provider.id()) {
         return Ok(true);
     }
     if job.slot_provider.take().is_some() {
-        state.db.release_slot_now(&job.id).await?;
+        state.db.release_slot(&job.id).await?;
     }
-    let Some(limit) = state.providers.limit(provider.name()) else {
+    let Some(limit) = state.providers.limit(provider.id()) else {
         return Ok(true);
     };
     if state
         .db
-        .acquire_slot(&job.id, owner, provider.name(), limit)
+        .acquire_slot(&job.id, owner, provider.id(), limit)
         .await?
     {
-        job.slot_provider = Some(provider.name().to_string());
+        job.slot_provider = Some(provider.id());
         return Ok(true);
     }
     if !job.request.routing.fallback {
         return Ok(false);
     }
-    for (index, name) in job.fallbacks.clone().iter().enumerate() {
+    for (index, name) in job.fallbacks.clone().into_iter().enumerate() {
         let Some(candidate) = state.providers.get(name).cloned() else {
             continue;
         };
@@ -339,9 +340,9 @@ async fn take_slot(
         };
         if room {
             job.fallbacks.remove(index);
-            job.fallbacks.insert(0, provider.name().to_string());
+            job.fallbacks.insert(0, provider.id());
             if state.providers.limit(name).is_some() {
-                job.slot_provider = Some(name.clone());
+                job.slot_provider = Some(name);
             }
             if !state
                 .db
@@ -374,10 +375,12 @@ pub(super) async fn resubmit(
         return Ok(false);
     };
     let started = now_ms();
-    let from = job.provider.clone().unwrap_or_default();
+    let Some(from) = job.provider else {
+        return Ok(false);
+    };
     let attempt = Attempt {
         video: &job.id,
-        provider: &from,
+        provider: from,
         operation: "generate",
         started_at: started,
         duration_ms: 0,
@@ -386,10 +389,10 @@ pub(super) async fn resubmit(
         .db
         .record_attempt(&attempt, "failed", Some(&format!("{code}: {message}")))
         .await?;
-    tracing::info!(video = %job.id, from = %from, to = next.name(), %code, "resubmitting a job that failed upstream");
+    tracing::info!(video = %job.id, from = from.as_str(), to = next.id().as_str(), %code, "resubmitting a job that failed upstream");
     let moved = state
         .db
-        .requeue_elsewhere(&job.id, &state.instance_id, next.name(), &job.fallbacks)
+        .requeue_elsewhere(&job.id, &state.instance_id, next.id(), &job.fallbacks)
         .await?;
     if moved {
         state.wake_workers();
@@ -404,18 +407,18 @@ async fn within_rate(
     job: &mut Video,
     provider: &dyn Provider,
 ) -> anyhow::Result<bool> {
-    let Some((interval_ms, burst)) = state.providers.rate(provider.name()) else {
+    let Some((interval_ms, burst)) = state.providers.rate(provider.id()) else {
         return Ok(true);
     };
     if state
         .db
-        .take_submit_token(provider.name(), interval_ms, burst, now_ms())
+        .take_submit_token(provider.id(), interval_ms, burst, now_ms())
         .await?
     {
         return Ok(true);
     }
     if job.slot_provider.take().is_some() {
-        state.db.release_slot_now(&job.id).await?;
+        state.db.release_slot(&job.id).await?;
     }
     Ok(false)
 }
@@ -424,7 +427,7 @@ async fn within_rate(
 fn next_candidate(state: &Services, job: &mut Video) -> Option<Arc<dyn Provider>> {
     while !job.fallbacks.is_empty() {
         let name = job.fallbacks.remove(0);
-        if let Some(provider) = state.providers.get(&name) {
+        if let Some(provider) = state.providers.get(name) {
             return Some(provider.clone());
         }
     }

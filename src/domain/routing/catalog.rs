@@ -23,13 +23,13 @@ use crate::providers;
 /// override (`pricing.upstream_usd_per_second`) where set, else the provider's own rule, kept
 /// with its adapter (`providers::<name>::upstream_cost`).
 pub fn upstream_cost(
-    provider: &str,
+    provider: ProviderId,
     request: &NewVideo,
     pricing: &PricingConfig,
 ) -> Result<MicroUsd, String> {
     if let Some(rate) = pricing
         .upstream_usd_per_second
-        .get(provider)
+        .get(provider.as_str())
         .and_then(|models| models.get(request.model.id()))
     {
         let per_second = MicroUsd::parse_usd(rate)
@@ -38,17 +38,13 @@ pub fn upstream_cost(
             .checked_mul(request.seconds.get())
             .map_err(|e| e.to_string());
     }
-    let rule = match ProviderId::ALL
-        .into_iter()
-        .find(|id| id.as_str() == provider)
-    {
-        Some(ProviderId::SeedanceIt) => providers::seedance_it::upstream_cost,
-        Some(ProviderId::Apiframe) => providers::apiframe::upstream_cost,
-        Some(ProviderId::AiGateway) => providers::aigateway::upstream_cost,
-        Some(ProviderId::SeedanceApi) => providers::seedanceapi::upstream_cost,
-        Some(ProviderId::AimlApi) => providers::aimlapi::upstream_cost,
-        Some(ProviderId::Sandbox) => providers::sandbox::upstream_cost,
-        None => return Err(format!("{provider} has no price rule")),
+    let rule = match provider {
+        ProviderId::SeedanceIt => providers::seedance_it::upstream_cost,
+        ProviderId::Apiframe => providers::apiframe::upstream_cost,
+        ProviderId::AiGateway => providers::aigateway::upstream_cost,
+        ProviderId::SeedanceApi => providers::seedanceapi::upstream_cost,
+        ProviderId::AimlApi => providers::aimlapi::upstream_cost,
+        ProviderId::Sandbox => providers::sandbox::upstream_cost,
     };
     rule(request, pricing)
 }
@@ -166,7 +162,7 @@ mod tests {
         ];
         for (provider, model, seconds, resolution, reference_video, expected) in cases {
             let got = upstream_cost(
-                provider,
+                ProviderId::parse(provider).expect("a known provider"),
                 &request(model, seconds, resolution, reference_video),
                 &pricing,
             );
@@ -177,13 +173,13 @@ mod tests {
             );
         }
         assert!(upstream_cost(
-            "apiframe",
+            ProviderId::parse("apiframe").expect("a known provider"),
             &request("seedance-2.0", 5, "720p", false),
             &pricing
         )
         .is_err());
         assert!(upstream_cost(
-            "seedanceapi",
+            ProviderId::parse("seedanceapi").expect("a known provider"),
             &request("seedance-2.0", 7, "720p", false),
             &pricing
         )
@@ -191,7 +187,7 @@ mod tests {
         pricing.apiframe_usd_per_credit = Some("0.05".into());
         assert_eq!(
             upstream_cost(
-                "apiframe",
+                ProviderId::parse("apiframe").expect("a known provider"),
                 &request("seedance-2.0", 5, "720p", true),
                 &pricing
             )
@@ -211,7 +207,7 @@ mod tests {
         );
         assert_eq!(
             upstream_cost(
-                "aimlapi",
+                ProviderId::parse("aimlapi").expect("a known provider"),
                 &request("seedance-2.0-mini", 4, "480p", false),
                 &pricing
             )

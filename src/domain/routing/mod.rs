@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod policy;
 
 use crate::domain::billing::{Credits, MicroUsd, Mode};
+use crate::domain::ids::ProviderId;
 use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, Strategy};
@@ -27,14 +28,14 @@ use policy::{Policy, PolicyLevel};
 /// A provider that can take the job, with what it would cost upstream.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub provider: &'static str,
+    pub provider: ProviderId,
     /// Upstream cost in micro-USD; `None` where the provider cannot be priced.
     pub upstream_cost: Option<MicroUsd>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Exclusion {
-    pub provider: &'static str,
+    pub provider: ProviderId,
     pub reason: String,
 }
 
@@ -109,17 +110,22 @@ pub async fn decide(
     principal: &Principal,
     request: &NewVideo,
 ) -> Result<Decision> {
-    let wanted = &request.routing.providers;
-    if let Some(unknown) = wanted.iter().find(|p| state.providers.get(p).is_none()) {
-        return Err(Error::invalid(
-            "routing.providers",
-            format!("unknown provider `{unknown}`"),
-        ));
+    let mut wanted = Vec::with_capacity(request.routing.providers.len());
+    for name in &request.routing.providers {
+        match ProviderId::parse(name).filter(|id| state.providers.get(*id).is_some()) {
+            Some(id) => wanted.push(id),
+            None => {
+                return Err(Error::invalid(
+                    "routing.providers",
+                    format!("unknown provider `{name}`"),
+                ))
+            }
+        }
     }
     if principal.mode == Mode::Test {
         return Ok(Decision {
             ranked: vec![Candidate {
-                provider: sandbox::NAME,
+                provider: sandbox::ID,
                 upstream_cost: Some(MicroUsd::ZERO),
             }],
             excluded: Vec::new(),
@@ -134,7 +140,7 @@ pub async fn decide(
     let allowed_count = if wanted.is_empty() {
         policy.providers.as_ref().map(Vec::len)
     } else {
-        Some(wanted.iter().filter(|w| policy.allows(w)).count())
+        Some(wanted.iter().filter(|w| policy.allows(**w)).count())
     };
     let pinned = allowed_count == Some(1);
     let cheapest = strategy == Strategy::Cheapest && !pinned;
@@ -142,8 +148,8 @@ pub async fn decide(
     let mut ranked = Vec::new();
     let mut excluded = Vec::new();
     let mut exclude =
-        |provider: &'static str, reason: String| excluded.push(Exclusion { provider, reason });
-    for name in state.providers.live_names() {
+        |provider: ProviderId, reason: String| excluded.push(Exclusion { provider, reason });
+    for name in state.providers.live() {
         if !policy.allows(name) {
             exclude(
                 name,
@@ -151,7 +157,7 @@ pub async fn decide(
             );
             continue;
         }
-        if !wanted.is_empty() && !wanted.iter().any(|w| w == name) {
+        if !wanted.is_empty() && !wanted.contains(&name) {
             exclude(name, "is not in routing.providers".into());
             continue;
         }
@@ -170,7 +176,7 @@ pub async fn decide(
             exclude(name, reason);
             continue;
         }
-        if has_upload && name != sandbox::NAME && state.config.server.public_base_url.is_none() {
+        if has_upload && name != sandbox::ID && state.config.server.public_base_url.is_none() {
             exclude(
                 name,
                 "needs server.public_base_url to fetch an uploaded file".into(),
@@ -193,16 +199,22 @@ pub async fn decide(
             });
         }
     }
-    let preference: &[String] = if !wanted.is_empty() {
+    let preference: Vec<ProviderId> = if !wanted.is_empty() {
         wanted
     } else {
-        policy.providers.as_deref().unwrap_or_default()
+        let names = policy.providers.as_deref().unwrap_or_default();
+        names.iter().filter_map(|n| ProviderId::parse(n)).collect()
     };
     let route = if pinned {
         "pinned"
     } else if strategy == Strategy::Fastest {
         let speeds = state.db.provider_speeds(request.model.id()).await?;
-        let speed = |p: &str| speeds.iter().find(|(n, _)| n == p).map(|(_, ms)| *ms);
+        let speed = |p: ProviderId| {
+            speeds
+                .iter()
+                .find(|(n, _)| n == p.as_str())
+                .map(|(_, ms)| *ms)
+        };
         ranked.sort_by_key(|c| {
             (
                 speed(c.provider).unwrap_or(i64::MAX),
@@ -218,7 +230,7 @@ pub async fn decide(
         ranked.sort_by_key(|c| {
             preference
                 .iter()
-                .position(|w| w == c.provider)
+                .position(|w| *w == c.provider)
                 .unwrap_or(usize::MAX)
         });
         "ordered"

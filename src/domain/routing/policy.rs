@@ -149,10 +149,10 @@ impl Policy {
         policy
     }
 
-    pub fn allows(&self, provider: &str) -> bool {
+    pub fn allows(&self, provider: ProviderId) -> bool {
         self.providers
             .as_ref()
-            .is_none_or(|list| list.iter().any(|p| p == provider))
+            .is_none_or(|list| list.iter().any(|p| p == provider.as_str()))
     }
 }
 
@@ -163,12 +163,12 @@ mod tests {
     #[test]
     fn lower_levels_narrow_and_override() {
         let operator = PolicyLevel {
-            providers: Some(vec!["a".into(), "b".into(), "c".into()]),
+            providers: Some(vec!["apiframe".into(), "aimlapi".into(), "seedanceapi".into()]),
             ..Default::default()
         };
         let tenant = PolicyLevel {
             strategy: Some(Strategy::Ordered),
-            providers: Some(vec!["c".into(), "b".into(), "z".into()]),
+            providers: Some(vec!["seedanceapi".into(), "aimlapi".into(), "sandbox".into()]),
             resubmit: Some(true),
             ..Default::default()
         };
@@ -180,11 +180,11 @@ mod tests {
         assert_eq!(policy.strategy, Strategy::Ordered);
         assert_eq!(
             policy.providers,
-            Some(vec!["c".to_string(), "b".to_string()]),
-            "z is not widened in"
+            Some(vec!["seedanceapi".to_string(), "aimlapi".to_string()]),
+            "sandbox is not widened in"
         );
         assert!(!policy.fallback && policy.resubmit);
-        assert!(policy.allows("b") && !policy.allows("a"));
+        assert!(policy.allows(ProviderId::AimlApi) && !policy.allows(ProviderId::Apiframe));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::domain::ids::ProviderId;
 use crate::app::AppState;
 use crate::error::{Error, Result};
 use crate::http::auth::Operator;
@@ -31,15 +32,15 @@ pub struct ProviderList {
     pub data: Vec<ProviderObject>,
 }
 
-fn provider_object(state: &AppState, name: &str) -> ProviderObject {
+fn provider_object(state: &AppState, id: ProviderId) -> ProviderObject {
     ProviderObject {
-        name: name.to_string(),
+        name: id.as_str().to_string(),
         object: "provider",
-        live: state.providers.live_names().any(|n| n == name),
-        circuit: state.providers.circuits.view(name),
+        live: state.providers.live().any(|n| n == id),
+        circuit: state.providers.circuits.view(id),
         capabilities: state
             .providers
-            .get(name)
+            .get(id)
             .and_then(|p| serde_json::to_value(p.capabilities()).ok())
             .unwrap_or_default(),
     }
@@ -54,8 +55,8 @@ fn provider_object(state: &AppState, name: &str) -> ProviderObject {
 pub async fn list_providers(State(state): State<AppState>, _: Operator) -> Json<ProviderList> {
     let data = state
         .providers
-        .names()
-        .map(|name| provider_object(&state, name))
+        .ids()
+        .map(|id| provider_object(&state, id))
         .collect();
     Json(ProviderList {
         object: "list",
@@ -77,10 +78,9 @@ pub async fn reset_circuit(
     _: Operator,
     Path(name): Path<String>,
 ) -> Result<Json<ProviderObject>> {
-    let provider = state
-        .providers
-        .get(&name)
+    let provider = ProviderId::parse(&name)
+        .and_then(|id| state.providers.get(id))
         .ok_or(Error::NotFound("provider"))?;
-    state.providers.circuits.reset(provider.name());
-    Ok(Json(provider_object(&state, provider.name())))
+    state.providers.circuits.reset(provider.id());
+    Ok(Json(provider_object(&state, provider.id())))
 }

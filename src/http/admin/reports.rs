@@ -254,7 +254,7 @@ pub async fn cost_mismatches(
         .map(|v| CostMismatch {
             video_id: v.id.to_string(),
             tenant_id: v.tenant_id.to_string(),
-            provider: v.provider.clone(),
+            provider: v.provider.map(|p| p.as_str().to_string()),
             reported: v.upstream_cost.clone(),
             reported_micro_usd: v.upstream_cost_micro_usd.map(|m| m.get()),
             estimated_micro_usd: v.upstream_estimate_micro.map(|m| m.get()),

@@ -53,7 +53,11 @@ pub async fn get_video(
         upstream_id: video.upstream_id.clone(),
         upstream_cost: video.upstream_cost.clone(),
         upstream_cost_micro_usd: video.upstream_cost_micro_usd.map(|m| m.get()),
-        fallbacks: video.fallbacks.clone(),
+        fallbacks: video
+            .fallbacks
+            .iter()
+            .map(|p| p.as_str().to_string())
+            .collect(),
         attempts,
     }))
 }

@@ -82,43 +82,19 @@ pub async fn create_video(
 ) -> Result<Response> {
     principal.require(crate::domain::tenants::Scope::VideosWrite)?;
     let CreateInput { body, upload } = input;
-    // Validate first, so bad input never leaves a stored file behind.
-    let mut request = body.into_new_video(&state.config.videos, upload.is_some())?;
-    crate::domain::ssrf::check_request(&request, &state.config.security.url_allowlist).await?;
-    if let Some(end_user) = &principal.end_user {
-        // A token that speaks for one end user can only create that user's videos.
-        match &request.user {
-            Some(user) if user != end_user => {
-                return Err(Error::Forbidden(
-                    "this token may only create videos for its own end user".into(),
-                ))
-            }
-            _ => request.user = Some(end_user.clone()),
-        }
-    }
+    // Validated and admitted first, so that bad input never leaves a stored file behind.
+    let request = body.into_new_video(&state.config.videos, upload.is_some())?;
+    let request = videos::admit(&state, &principal, request).await?;
     let claim = key.claim(principal.tenant_id.as_str(), || {
         let upload_digest = upload.as_ref().map(|u| request_hash(&u.bytes.as_ref()));
         (principal.mode.as_str(), &request, upload_digest)
     })?;
+    let first_frame = upload.map(|u| videos::FirstFrame {
+        bytes: u.bytes,
+        extension: u.extension,
+    });
     let run = async {
-        let mut stored = None;
-        if let Some(upload) = upload {
-            let name = crate::storage::files::save_upload(
-                &state.config.storage.dir,
-                upload.extension,
-                &upload.bytes,
-            )
-            .await?;
-            request.inputs.first_frame_upload = Some(name.clone());
-            stored = Some(name);
-        }
-        let outcome = videos::create(&state, &principal, request, claim.as_ref()).await;
-        if outcome.is_err() {
-            if let Some(name) = stored {
-                crate::storage::files::remove(&state.config.storage.dir, &name).await;
-            }
-        }
-        match outcome {
+        match videos::create(&state, &principal, request, first_frame, claim.as_ref()).await {
             Ok(created) => Ok(created_response(&state, &created)),
             Err(race @ Error::Conflict("idempotency_race", _)) => Err(race),
             // A refusal after the key was claimed is the key's answer too.
@@ -133,8 +109,7 @@ fn created_response(state: &AppState, created: &videos::Created) -> Response {
     let mut headers = HeaderMap::new();
     if let Some(provider) = video
         .provider
-        .as_deref()
-        .and_then(|p| HeaderValue::from_str(p).ok())
+        .and_then(|p| HeaderValue::from_str(p.as_str()).ok())
     {
         headers.insert(HeaderName::from_static("x-gateway-provider"), provider);
     }

@@ -92,7 +92,10 @@ async fn a_backlog_waits_for_slots_and_another_tenant_is_not_starved() {
         "the quiet tenant waited at most one slot's turn: {order:?}"
     );
     assert_eq!(
-        app.db.slots_in_use(seedance_gateway::domain::ids::ProviderId::SeedanceIt).await.expect("slots"),
+        app.db
+            .slots_in_use(seedance_gateway::domain::ids::ProviderId::SeedanceIt)
+            .await
+            .expect("slots"),
         0,
         "every slot was given back"
     );
@@ -155,7 +158,13 @@ async fn canceling_a_running_job_frees_its_slot() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(app.db.slots_in_use(seedance_gateway::domain::ids::ProviderId::SeedanceIt).await.expect("slots"), 1);
+    assert_eq!(
+        app.db
+            .slots_in_use(seedance_gateway::domain::ids::ProviderId::SeedanceIt)
+            .await
+            .expect("slots"),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -835,7 +835,10 @@ async fn a_queue_waiting_for_a_full_provider_survives_a_sigkill() {
     .await
     .expect("db");
     assert_eq!(
-        database.slots_in_use(seedance_gateway::domain::ids::ProviderId::SeedanceIt).await.expect("slots"),
+        database
+            .slots_in_use(seedance_gateway::domain::ids::ProviderId::SeedanceIt)
+            .await
+            .expect("slots"),
         0
     );
     assert!(database.audit_ledger().await.expect("audit").ok);

@@ -2,6 +2,7 @@
 //! savings). Dates are UTC calendar days, converted with the civil-calendar algorithm
 //! (days since 1970-01-01 ↔ year-month-day), exact for any date.
 
+use crate::domain::billing::{Credits, MicroUsd, MoneyError};
 use crate::error::{Error, Result};
 
 const DAY_MS: i64 = 86_400_000;
@@ -28,35 +29,45 @@ pub fn window(from: Option<&str>, to: Option<&str>, now_ms: i64) -> Result<(i64,
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Margin {
     /// The credits in micro-USD at `credits_per_usd`, rounded down.
-    pub revenue_micro_usd: i64,
-    pub margin_micro_usd: i64,
+    pub revenue: MicroUsd,
+    pub margin: MicroUsd,
 }
 
-pub fn margin(revenue_credits: i64, upstream_cost_micro_usd: i64, credits_per_usd: i64) -> Margin {
-    let revenue_micro_usd =
-        (i128::from(revenue_credits) * 1_000_000 / i128::from(credits_per_usd)) as i64;
-    Margin {
-        revenue_micro_usd,
-        margin_micro_usd: revenue_micro_usd - upstream_cost_micro_usd,
-    }
+pub fn margin(
+    revenue: Credits,
+    upstream_cost: MicroUsd,
+    credits_per_usd: i64,
+) -> std::result::Result<Margin, MoneyError> {
+    // Configuration keeps `credits_per_usd` at 1 or more.
+    let micro = i128::from(revenue.get()) * 1_000_000 / i128::from(credits_per_usd.max(1));
+    let revenue = MicroUsd::from_stored(i64::try_from(micro).map_err(|_| MoneyError::Overflow)?);
+    Ok(Margin {
+        revenue,
+        margin: revenue.checked_sub(upstream_cost)?,
+    })
 }
 
 /// What routing saved on a savings row, in micro-USD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Savings {
-    pub saved_vs_most_expensive: i64,
+    pub saved_vs_most_expensive: MicroUsd,
     /// What the baseline provider would have cost; `None` when no job could be priced there.
-    pub baseline: Option<i64>,
-    pub saved_vs_baseline: Option<i64>,
+    pub baseline: Option<MicroUsd>,
+    pub saved_vs_baseline: Option<MicroUsd>,
 }
 
-pub fn savings(paid: i64, most_expensive: i64, baseline: i64, jobs_with_baseline: i64) -> Savings {
+pub fn savings(
+    paid: MicroUsd,
+    most_expensive: MicroUsd,
+    baseline: MicroUsd,
+    jobs_with_baseline: i64,
+) -> std::result::Result<Savings, MoneyError> {
     let baseline = (jobs_with_baseline > 0).then_some(baseline);
-    Savings {
-        saved_vs_most_expensive: most_expensive - paid,
+    Ok(Savings {
+        saved_vs_most_expensive: most_expensive.checked_sub(paid)?,
         baseline,
-        saved_vs_baseline: baseline.map(|b| b - paid),
-    }
+        saved_vs_baseline: baseline.map(|b| b.checked_sub(paid)).transpose()?,
+    })
 }
 
 /// `YYYY-MM-DD` for a count of days since the unix epoch.
@@ -124,24 +135,33 @@ mod tests {
 
     #[test]
     fn margin_counts_revenue_rounded_down_and_savings_only_what_could_be_priced() {
+        let usd = MicroUsd::from_stored;
         assert_eq!(
-            margin(1_001, 700_000, 1_000),
-            Margin {
-                revenue_micro_usd: 1_001_000,
-                margin_micro_usd: 301_000
-            }
+            margin(Credits::from_stored(1_001), usd(700_000), 1_000),
+            Ok(Margin {
+                revenue: usd(1_001_000),
+                margin: usd(301_000)
+            })
         );
-        assert_eq!(margin(1, 0, 3).revenue_micro_usd, 333_333);
-        let saved = savings(100, 250, 180, 2);
+        assert_eq!(
+            margin(Credits::from_stored(1), usd(0), 3).map(|m| m.revenue),
+            Ok(usd(333_333))
+        );
+        assert_eq!(
+            margin(Credits::from_stored(0), usd(i64::MIN), 1),
+            Err(MoneyError::Overflow)
+        );
+        let saved = savings(usd(100), usd(250), usd(180), 2);
         assert_eq!(
             saved,
-            Savings {
-                saved_vs_most_expensive: 150,
-                baseline: Some(180),
-                saved_vs_baseline: Some(80)
-            }
+            Ok(Savings {
+                saved_vs_most_expensive: usd(150),
+                baseline: Some(usd(180)),
+                saved_vs_baseline: Some(usd(80))
+            })
         );
-        assert_eq!(savings(100, 250, 0, 0).baseline, None);
-        assert_eq!(savings(100, 250, 0, 0).saved_vs_baseline, None);
+        let unpriced = savings(usd(100), usd(250), usd(0), 0).expect("in range");
+        assert_eq!(unpriced.baseline, None);
+        assert_eq!(unpriced.saved_vs_baseline, None);
     }
 }

@@ -2,6 +2,15 @@
 //! (`app`), lent to the HTTP handlers and the workers, and passed down to every domain
 //! function. The domain owns this type, so it depends on nothing above it; `app::AppState` is
 //! a reference-counted handle to it.
+//!
+//! Trade-off: each field is already a narrow handle (the storage API [`Db`], the provider
+//! registry, the configuration, the limiters, the metrics), and the rules that need only one
+//! take only that one (`billing::ledger` takes a `storage::Tx`, `routing::catalog` a provider
+//! and the pricing section). The rules that orchestrate (create, a job's step, its end) take
+//! the whole value rather than a trait per repository: there is one storage implementation
+//! (both backends sit behind `Db`, chosen inside `storage/`), so traits would add a layer of
+//! indirection and generics without a second implementation to choose between, while every
+//! test runs against the real databases.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

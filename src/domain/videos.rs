@@ -124,12 +124,7 @@ async fn create_job(
         slot_provider: None,
         cost_ceiling_micro: decision.ranked.iter().filter_map(|c| c.upstream_cost).max(),
         cost_baseline_micro: baseline_cost,
-        fallbacks: decision
-            .ranked
-            .iter()
-            .skip(1)
-            .map(|c| c.provider)
-            .collect(),
+        fallbacks: decision.ranked.iter().skip(1).map(|c| c.provider).collect(),
         upstream_cost: None,
         upstream_cost_micro_usd: None,
         upstream_estimate_micro: None,

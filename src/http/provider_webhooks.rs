@@ -6,8 +6,8 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::domain::ids::ProviderId;
 use crate::app::AppState;
+use crate::domain::ids::ProviderId;
 use crate::domain::provider_webhooks;
 use crate::error::{Error, Result};
 

@@ -6,8 +6,8 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::ids::ProviderId;
 use crate::app::AppState;
+use crate::domain::ids::ProviderId;
 use crate::domain::routing::{self, catalog};
 use crate::domain::video::{AspectRatio, Model, Resolution};
 use crate::error::Result;

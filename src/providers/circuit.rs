@@ -204,10 +204,7 @@ mod tests {
             circuits.record_success(P);
             circuits.record_failure(P);
         }
-        assert!(
-            circuits.check(P).is_err(),
-            "5 of the last 10 calls failed"
-        );
+        assert!(circuits.check(P).is_err(), "5 of the last 10 calls failed");
         let healthy = Circuits::new(5, Duration::from_secs(60));
         for _ in 0..6 {
             healthy.record_success(P);

@@ -4,7 +4,7 @@
 use super::sql::{self, Get};
 use super::videos::video_from_row;
 use super::Db;
-use crate::domain::billing::Mode;
+use crate::domain::billing::{Credits, MicroUsd, Mode};
 use crate::domain::ids::TenantId;
 use crate::domain::video::Video;
 
@@ -71,8 +71,8 @@ pub struct MarginRow {
     pub provider: String,
     pub day: i64,
     pub jobs: i64,
-    pub revenue_credits: i64,
-    pub cost_micro_usd: i64,
+    pub revenue: Credits,
+    pub cost: MicroUsd,
 }
 
 /// One tenant-day of the savings report, in micro-USD.
@@ -82,9 +82,9 @@ pub struct SavingsRow {
     /// Days since the unix epoch (UTC).
     pub day: i64,
     pub jobs: i64,
-    pub paid_micro_usd: i64,
-    pub ceiling_micro_usd: i64,
-    pub baseline_micro_usd: i64,
+    pub paid: MicroUsd,
+    pub ceiling: MicroUsd,
+    pub baseline: MicroUsd,
     pub jobs_with_baseline: i64,
 }
 
@@ -173,8 +173,8 @@ impl Db {
                 provider: r.col("provider")?,
                 day: r.col("day")?,
                 jobs: r.col("jobs")?,
-                revenue_credits: r.col("revenue")?,
-                cost_micro_usd: r.col("cost")?,
+                revenue: Credits::from_stored(r.col("revenue")?),
+                cost: MicroUsd::from_stored(r.col("cost")?),
             })
         })
         .collect()
@@ -208,9 +208,9 @@ impl Db {
                 tenant_id: r.col("tenant_id")?,
                 day: r.col("day")?,
                 jobs: r.col("jobs")?,
-                paid_micro_usd: r.col("paid")?,
-                ceiling_micro_usd: r.col("ceiling")?,
-                baseline_micro_usd: r.col("baseline")?,
+                paid: MicroUsd::from_stored(r.col("paid")?),
+                ceiling: MicroUsd::from_stored(r.col("ceiling")?),
+                baseline: MicroUsd::from_stored(r.col("baseline")?),
                 jobs_with_baseline: r.col("with_baseline")?,
             })
         })

@@ -2,9 +2,9 @@
 //! model (for routing by speed), and per provider, model and length (for the safety poll of
 //! jobs whose provider gives no estimate).
 
-use crate::domain::ids::ProviderId;
 use super::sql;
 use super::{Db, Tx};
+use crate::domain::ids::ProviderId;
 
 impl Db {
     /// Folds one job's time to completion into its provider's moving average.

@@ -314,43 +314,58 @@ pub async fn capture(
     video: &VideoId,
     charge: Credits,
 ) -> Result<Option<Credits>, LedgerError> {
-    let Some(hold) = Db::settle_hold(tx, video, "posted", Some(charge.get())).await? else {
+    settle(tx, video, Some(charge)).await
+}
+
+/// Releases a job's hold in full. Returns false when it was already settled.
+pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, LedgerError> {
+    Ok(settle(tx, video, None).await?.is_some())
+}
+
+/// Settles a job's hold once: a capture (`Some(charge)`) moves the charge, at most the hold,
+/// to revenue; a void (`None`) charges nothing. What is not charged goes back to the accounts
+/// the hold came from, paid credit first, then promotional. `None` when already settled.
+async fn settle(
+    tx: &mut Tx,
+    video: &VideoId,
+    capture: Option<Credits>,
+) -> Result<Option<Credits>, LedgerError> {
+    let (state, kind) = match capture {
+        Some(_) => ("posted", "capture"),
+        None => ("voided", "void"),
+    };
+    let Some(hold) = Db::settle_hold(tx, video, state, capture.map(Credits::get)).await? else {
         return Ok(None);
     };
     let held_amount = Credits::from_stored(hold.amount);
-    let charge = if charge.is_negative() {
-        Credits::ZERO
-    } else {
-        charge.min(held_amount)
-    };
+    let charge = capture.map_or(Credits::ZERO, |c| c.max(Credits::ZERO).min(held_amount));
     let held = holds_account(&hold.tenant, hold.mode);
     let available = hold
         .source
         .clone()
         .unwrap_or_else(|| available_account(&hold.tenant, hold.mode));
     let revenue = revenue_account(hold.mode);
-    Db::ensure_account(tx, &revenue, None, hold.mode, "revenue").await?;
+    let promotional = promotional_account(&hold.tenant, hold.mode);
     let posting = Posting {
-        kind: "capture",
+        kind,
         tenant: Some(&hold.tenant),
         mode: hold.mode,
         video: Some(video),
         memo: None,
         actor: None,
     };
-    let mut entries = vec![
-        Entry {
-            account: &held,
-            amount: held_amount.checked_neg()?.get(),
-        },
-        Entry {
+    let mut entries = vec![Entry {
+        account: &held,
+        amount: held_amount.checked_neg()?.get(),
+    }];
+    if capture.is_some() {
+        Db::ensure_account(tx, &revenue, None, hold.mode, "revenue").await?;
+        entries.push(Entry {
             account: &revenue,
             amount: charge.get(),
-        },
-    ];
-    // The unused part goes back to paid credit first, then to promotional credit.
+        });
+    }
     let (to_paid, to_promo) = hold.refund_split(held_amount.checked_sub(charge)?.get());
-    let promotional = promotional_account(&hold.tenant, hold.mode);
     if to_paid > 0 {
         entries.push(Entry {
             account: &available,
@@ -365,46 +380,6 @@ pub async fn capture(
     }
     Db::post(tx, &posting, &entries, &[]).await?;
     Ok(Some(charge))
-}
-
-/// Releases a job's hold in full. Returns false when it was already settled.
-pub async fn void(tx: &mut Tx, video: &VideoId) -> Result<bool, LedgerError> {
-    let Some(hold) = Db::settle_hold(tx, video, "voided", None).await? else {
-        return Ok(false);
-    };
-    let held = holds_account(&hold.tenant, hold.mode);
-    let available = hold
-        .source
-        .clone()
-        .unwrap_or_else(|| available_account(&hold.tenant, hold.mode));
-    let posting = Posting {
-        kind: "void",
-        tenant: Some(&hold.tenant),
-        mode: hold.mode,
-        video: Some(video),
-        memo: None,
-        actor: None,
-    };
-    let promotional = promotional_account(&hold.tenant, hold.mode);
-    let (to_paid, to_promo) = hold.refund_split(hold.amount);
-    let mut entries = vec![Entry {
-        account: &held,
-        amount: Credits::from_stored(hold.amount).checked_neg()?.get(),
-    }];
-    if to_paid > 0 {
-        entries.push(Entry {
-            account: &available,
-            amount: to_paid,
-        });
-    }
-    if to_promo > 0 {
-        entries.push(Entry {
-            account: &promotional,
-            amount: to_promo,
-        });
-    }
-    Db::post(tx, &posting, &entries, &[]).await?;
-    Ok(true)
 }
 
 pub async fn balance(

@@ -114,9 +114,7 @@ pub async fn expire_overdue(state: &Services) -> anyhow::Result<()> {
 /// ended whatever the upstream answers.
 pub fn cancel_upstream(state: &Services, job: &Video) {
     let (Some(provider), Some(upstream_id)) = (
-        job.provider
-            .and_then(|p| state.providers.get(p))
-            .cloned(),
+        job.provider.and_then(|p| state.providers.get(p)).cloned(),
         job.upstream_id.clone(),
     ) else {
         return;

@@ -58,11 +58,7 @@ pub async fn dispatch_now(state: &Services, job: Video) -> anyhow::Result<Option
 /// accepted submit (the common case of a create), so the caller need not read it back.
 pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Video>> {
     let owner = state.instance_id.as_ref();
-    let Some(provider) = job
-        .provider
-        .and_then(|p| state.providers.get(p))
-        .cloned()
-    else {
+    let Some(provider) = job.provider.and_then(|p| state.providers.get(p)).cloned() else {
         let error = JobError {
             code: "upstream_unavailable".into(),
             message: "the provider of this job is no longer configured".into(),

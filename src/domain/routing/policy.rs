@@ -163,12 +163,20 @@ mod tests {
     #[test]
     fn lower_levels_narrow_and_override() {
         let operator = PolicyLevel {
-            providers: Some(vec!["apiframe".into(), "aimlapi".into(), "seedanceapi".into()]),
+            providers: Some(vec![
+                "apiframe".into(),
+                "aimlapi".into(),
+                "seedanceapi".into(),
+            ]),
             ..Default::default()
         };
         let tenant = PolicyLevel {
             strategy: Some(Strategy::Ordered),
-            providers: Some(vec!["seedanceapi".into(), "aimlapi".into(), "sandbox".into()]),
+            providers: Some(vec![
+                "seedanceapi".into(),
+                "aimlapi".into(),
+                "sandbox".into(),
+            ]),
             resubmit: Some(true),
             ..Default::default()
         };

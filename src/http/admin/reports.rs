@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::domain::billing::MicroUsd;
 use crate::domain::reports::{self, date_of_day};
 use crate::error::{Error, Result};
 use crate::http::auth::Operator;
@@ -91,24 +92,19 @@ pub async fn savings(
     let data = rows
         .into_iter()
         .map(|r| {
-            let saved = reports::savings(
-                r.paid_micro_usd,
-                r.ceiling_micro_usd,
-                r.baseline_micro_usd,
-                r.jobs_with_baseline,
-            );
-            SavingsDay {
+            let saved = reports::savings(r.paid, r.ceiling, r.baseline, r.jobs_with_baseline)?;
+            Ok(SavingsDay {
                 tenant_id: r.tenant_id,
                 date: date_of_day(r.day),
                 jobs: r.jobs,
-                paid_micro_usd: r.paid_micro_usd,
-                most_expensive_micro_usd: r.ceiling_micro_usd,
-                saved_vs_most_expensive_micro_usd: saved.saved_vs_most_expensive,
-                baseline_micro_usd: saved.baseline,
-                saved_vs_baseline_micro_usd: saved.saved_vs_baseline,
-            }
+                paid_micro_usd: r.paid.get(),
+                most_expensive_micro_usd: r.ceiling.get(),
+                saved_vs_most_expensive_micro_usd: saved.saved_vs_most_expensive.get(),
+                baseline_micro_usd: saved.baseline.map(MicroUsd::get),
+                saved_vs_baseline_micro_usd: saved.saved_vs_baseline.map(MicroUsd::get),
+            })
         })
-        .collect();
+        .collect::<std::result::Result<_, crate::domain::billing::MoneyError>>()?;
     Ok(Json(SavingsReport {
         object: "savings_report",
         baseline_provider: state.config.routing.baseline_provider.clone(),
@@ -160,19 +156,19 @@ pub async fn margin(
         .await?
         .into_iter()
         .map(|r| {
-            let margin = reports::margin(r.revenue_credits, r.cost_micro_usd, per_usd);
-            MarginDay {
+            let margin = reports::margin(r.revenue, r.cost, per_usd)?;
+            Ok(MarginDay {
                 tenant_id: r.tenant_id,
                 provider: r.provider,
                 date: date_of_day(r.day),
                 jobs: r.jobs,
-                revenue_credits: r.revenue_credits,
-                revenue_micro_usd: margin.revenue_micro_usd,
-                upstream_cost_micro_usd: r.cost_micro_usd,
-                margin_micro_usd: margin.margin_micro_usd,
-            }
+                revenue_credits: r.revenue.get(),
+                revenue_micro_usd: margin.revenue.get(),
+                upstream_cost_micro_usd: r.cost.get(),
+                margin_micro_usd: margin.margin.get(),
+            })
         })
-        .collect();
+        .collect::<std::result::Result<_, crate::domain::billing::MoneyError>>()?;
     Ok(Json(MarginReport {
         object: "margin_report",
         data,

@@ -7,7 +7,7 @@ mod common;
 
 use common::TestApp;
 use reqwest::StatusCode;
-use seedance_gateway::domain::ids::{TenantId, VideoId};
+use seedance_gateway::domain::ids::{ProviderId, TenantId, VideoId};
 use seedance_gateway::domain::video::{ArchiveState, VideoStatus};
 use serde_json::{json, Value};
 
@@ -89,6 +89,43 @@ async fn an_unknown_archive_state_is_an_error() {
     store(&app, &id, "archive_state", Some("misplaced")).await;
 
     assert_unreadable(&app, &tenant, &key, &id).await;
+}
+
+#[tokio::test]
+async fn an_unknown_stored_provider_is_an_error_and_either_spelling_reads_as_the_provider() {
+    let app = spawn().await;
+    let (tenant, key, id) = completed_video(&app).await;
+    let video = app.db.get_video_any(&id).await.expect("read").expect("row");
+    assert_eq!(video.provider, Some(ProviderId::Sandbox));
+
+    store(&app, &id, "provider", Some("seedance_it")).await;
+    let video = app.db.get_video_any(&id).await.expect("read").expect("row");
+    assert_eq!(video.provider, Some(ProviderId::SeedanceIt));
+
+    store(&app, &id, "provider", Some("retired-vendor")).await;
+    assert_unreadable(&app, &tenant, &key, &id).await;
+    store(&app, &id, "provider", Some("sandbox")).await;
+
+    store(
+        &app,
+        &id,
+        "fallbacks",
+        Some(r#"["apiframe", "retired-vendor"]"#),
+    )
+    .await;
+    assert_unreadable(&app, &tenant, &key, &id).await;
+    store(
+        &app,
+        &id,
+        "fallbacks",
+        Some(r#"["apiframe", "seedance_it"]"#),
+    )
+    .await;
+    let video = app.db.get_video_any(&id).await.expect("read").expect("row");
+    assert_eq!(
+        video.fallbacks,
+        vec![ProviderId::Apiframe, ProviderId::SeedanceIt]
+    );
 }
 
 #[tokio::test]

@@ -294,7 +294,7 @@ pub async fn adjust_credits(
         memo: Some(reason),
         actor: Some(actor),
     };
-    let txn_id = ledger::transfer_with(
+    let txn_id = ledger::transfer(
         &mut tx,
         tenant_id,
         mode,

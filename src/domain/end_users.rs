@@ -172,33 +172,27 @@ async fn move_wallet(
     let wallet = ledger::wallet_account(tenant, mode, user);
     Db::ensure_account(tx, &wallet, Some(tenant), mode, "wallet").await?;
     let available = ledger::available_account(tenant, mode);
-    let outcome = if amount.is_positive() {
-        ledger::transfer(
-            tx,
-            tenant,
-            mode,
-            &available,
-            &wallet,
-            tenant_floor,
-            amount,
-            "wallet_fund",
-            memo,
-        )
-        .await
+    let (from, to, floor, kind) = if amount.is_positive() {
+        (&available, &wallet, tenant_floor, "wallet_fund")
     } else {
-        ledger::transfer(
-            tx,
-            tenant,
-            mode,
-            &wallet,
-            &available,
-            Credits::ZERO,
-            amount.checked_abs()?,
-            "wallet_withdraw",
-            memo,
-        )
-        .await
+        (&wallet, &available, Credits::ZERO, "wallet_withdraw")
     };
+    let what = ledger::Transfer {
+        kind,
+        memo,
+        actor: None,
+    };
+    let outcome = ledger::transfer(
+        tx,
+        tenant,
+        mode,
+        from,
+        to,
+        floor,
+        amount.checked_abs()?,
+        &what,
+    )
+    .await;
     Ok(outcome?)
 }
 

@@ -229,9 +229,10 @@ pub struct Transfer<'a> {
     pub actor: Option<&'a str>,
 }
 
-/// As [`transfer`], with the actor recorded.
+/// Moves credits between two accounts of one tenant (a wallet funding or withdrawal, an
+/// operator's adjustment): the debit is refused below `floor`.
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the posting.
-pub async fn transfer_with(
+pub async fn transfer(
     tx: &mut Tx,
     tenant: &TenantId,
     mode: Mode,
@@ -283,28 +284,6 @@ pub async fn transfer_for_video(
         actor: what.actor,
     };
     Ok(Db::post(tx, &posting, &pair(from, to, amount)?, &[]).await?)
-}
-
-/// Moves credits between two accounts of one tenant (a wallet funding or withdrawal): the
-/// debit is refused below `floor`.
-#[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the posting.
-pub async fn transfer(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    mode: Mode,
-    from: &str,
-    to: &str,
-    floor: Credits,
-    amount: Credits,
-    kind: &str,
-    memo: Option<&str>,
-) -> Result<TxnId, LedgerError> {
-    let what = Transfer {
-        kind,
-        memo,
-        actor: None,
-    };
-    transfer_with(tx, tenant, mode, from, to, floor, amount, &what).await
 }
 
 /// Settles a job's hold for `charge` (at most the hold). Returns the amount captured, or

@@ -88,7 +88,13 @@ impl Decision {
 pub async fn policy_for(state: &Services, principal: &Principal) -> Result<Policy> {
     let operator = PolicyLevel {
         strategy: Some(state.config.routing.strategy),
-        providers: state.config.routing.providers.clone(),
+        // Names the configuration's validation admitted.
+        providers: state.config.routing.providers.as_ref().map(|names| {
+            names
+                .iter()
+                .filter_map(|name| ProviderId::parse(name))
+                .collect()
+        }),
         fallback: Some(state.config.routing.fallback),
         resubmit: Some(state.config.routing.resubmit_failed),
     };
@@ -202,8 +208,7 @@ pub async fn decide(
     let preference: Vec<ProviderId> = if !wanted.is_empty() {
         wanted
     } else {
-        let names = policy.providers.as_deref().unwrap_or_default();
-        names.iter().filter_map(|n| ProviderId::parse(n)).collect()
+        policy.providers.clone().unwrap_or_default()
     };
     let route = if pinned {
         "pinned"

@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 pub struct PolicyLevel {
     pub strategy: Option<Strategy>,
     /// Allowed providers, in preference order for `ordered`.
-    pub providers: Option<Vec<String>>,
+    pub providers: Option<Vec<ProviderId>>,
     pub fallback: Option<bool>,
     /// Resubmit a job that failed upstream to the next candidate.
     pub resubmit: Option<bool>,
@@ -44,18 +44,16 @@ impl PolicyLevel {
                 names
                     .into_iter()
                     .map(|name| {
-                        ProviderId::parse(&name)
-                            .map(|id| id.as_str().to_string())
-                            .ok_or_else(|| {
-                                Error::invalid(
-                                    "providers",
-                                    format!(
-                                        "unknown provider `{}`; the providers are {}",
-                                        name.trim().to_ascii_lowercase().replace('_', "-"),
-                                        ProviderId::all_names()
-                                    ),
-                                )
-                            })
+                        ProviderId::parse(&name).ok_or_else(|| {
+                            Error::invalid(
+                                "providers",
+                                format!(
+                                    "unknown provider `{}`; the providers are {}",
+                                    name.trim().to_ascii_lowercase().replace('_', "-"),
+                                    ProviderId::all_names()
+                                ),
+                            )
+                        })
                     })
                     .collect::<Result<Vec<_>>>()
             })
@@ -99,7 +97,9 @@ impl RoutingPolicyBody {
     pub fn from_level(level: PolicyLevel) -> Self {
         RoutingPolicyBody {
             strategy: level.strategy.map(|s| s.as_str().to_string()),
-            providers: level.providers,
+            providers: level
+                .providers
+                .map(|ids| ids.iter().map(|id| id.as_str().to_string()).collect()),
             fallback: level.fallback,
             resubmit_failed: level.resubmit,
         }
@@ -111,7 +111,7 @@ impl RoutingPolicyBody {
 pub struct Policy {
     pub strategy: Strategy,
     /// `None`: every enabled provider.
-    pub providers: Option<Vec<String>>,
+    pub providers: Option<Vec<ProviderId>>,
     pub fallback: bool,
     pub resubmit: bool,
 }
@@ -152,7 +152,7 @@ impl Policy {
     pub fn allows(&self, provider: ProviderId) -> bool {
         self.providers
             .as_ref()
-            .is_none_or(|list| list.iter().any(|p| p == provider.as_str()))
+            .is_none_or(|list| list.contains(&provider))
     }
 }
 
@@ -164,18 +164,18 @@ mod tests {
     fn lower_levels_narrow_and_override() {
         let operator = PolicyLevel {
             providers: Some(vec![
-                "apiframe".into(),
-                "aimlapi".into(),
-                "seedanceapi".into(),
+                ProviderId::Apiframe,
+                ProviderId::AimlApi,
+                ProviderId::SeedanceApi,
             ]),
             ..Default::default()
         };
         let tenant = PolicyLevel {
             strategy: Some(Strategy::Ordered),
             providers: Some(vec![
-                "seedanceapi".into(),
-                "aimlapi".into(),
-                "sandbox".into(),
+                ProviderId::SeedanceApi,
+                ProviderId::AimlApi,
+                ProviderId::Sandbox,
             ]),
             resubmit: Some(true),
             ..Default::default()
@@ -188,7 +188,7 @@ mod tests {
         assert_eq!(policy.strategy, Strategy::Ordered);
         assert_eq!(
             policy.providers,
-            Some(vec!["seedanceapi".to_string(), "aimlapi".to_string()]),
+            Some(vec![ProviderId::SeedanceApi, ProviderId::AimlApi]),
             "sandbox is not widened in"
         );
         assert!(!policy.fallback && policy.resubmit);
@@ -207,7 +207,7 @@ mod tests {
         assert_eq!(level.strategy, Some(Strategy::Ordered));
         assert_eq!(
             level.providers,
-            Some(vec!["seedance-it".to_string(), "aimlapi".to_string()])
+            Some(vec![ProviderId::SeedanceIt, ProviderId::AimlApi])
         );
         assert_eq!((level.fallback, level.resubmit), (Some(false), None));
 

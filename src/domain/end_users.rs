@@ -52,6 +52,51 @@ pub struct EndUser {
 
 pub const DAY_MS: i64 = 86_400_000;
 
+/// An end user as a tenant sees it in one mode: its limits (the defaults when none were set),
+/// its wallet, its running jobs and what its jobs spent today and this month (UTC).
+pub struct Standing {
+    pub user: EndUser,
+    pub wallet: Credits,
+    pub running_jobs: i64,
+    pub spent_today: i64,
+    pub spent_this_month: i64,
+}
+
+pub async fn standing(
+    db: &Db,
+    tenant: &TenantId,
+    mode: Mode,
+    user: &EndUserId,
+    now: i64,
+) -> Result<Standing> {
+    let stored = db.get_end_user(tenant, user).await?;
+    let user = stored.unwrap_or_else(|| EndUser {
+        tenant_id: tenant.clone(),
+        id: user.clone(),
+        credits_per_day: None,
+        credits_per_month: None,
+        max_concurrent: None,
+        wallet_mode: WalletMode::None,
+    });
+    let (day, month) = day_and_month_start(now);
+    let (running_jobs, spent_today, spent_this_month) = db
+        .end_user_usage(tenant, &user.id, mode, day, month)
+        .await?;
+    let wallet = db
+        .account_balances(&[&ledger::wallet_account(tenant, mode, &user.id)])
+        .await?
+        .first()
+        .copied()
+        .unwrap_or(0);
+    Ok(Standing {
+        user,
+        wallet: Credits::from_stored(wallet),
+        running_jobs,
+        spent_today,
+        spent_this_month,
+    })
+}
+
 /// The start of the UTC day and month containing `now`, in unix milliseconds.
 pub fn day_and_month_start(now: i64) -> (i64, i64) {
     let today = now.div_euclid(DAY_MS);

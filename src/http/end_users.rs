@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
-use crate::domain::billing::ledger;
 use crate::domain::end_users::{self, EndUser, WalletMode};
 use crate::domain::ids::EndUserId;
 use crate::domain::tenants::Principal;
@@ -61,45 +60,26 @@ async fn object(
     principal: &Principal,
     user: &EndUserId,
 ) -> Result<EndUserObject> {
-    let end_user = state
-        .db
-        .get_end_user(&principal.tenant_id, user)
-        .await?
-        .unwrap_or(EndUser {
-            tenant_id: principal.tenant_id.clone(),
-            id: user.clone(),
-            credits_per_day: None,
-            credits_per_month: None,
-            max_concurrent: None,
-            wallet_mode: WalletMode::None,
-        });
-    let (day, month) = end_users::day_and_month_start(now_ms());
-    let (running, today, this_month) = state
-        .db
-        .end_user_usage(&principal.tenant_id, user, principal.mode, day, month)
-        .await?;
-    let wallet = state
-        .db
-        .account_balances(&[&ledger::wallet_account(
-            &principal.tenant_id,
-            principal.mode,
-            user,
-        )])
-        .await?
-        .first()
-        .copied()
-        .unwrap_or(0);
+    let standing = end_users::standing(
+        &state.db,
+        &principal.tenant_id,
+        principal.mode,
+        user,
+        now_ms(),
+    )
+    .await?;
+    let end_user = standing.user;
     Ok(EndUserObject {
-        id: user.as_str().to_string(),
+        id: end_user.id.as_str().to_string(),
         object: "end_user",
         credits_per_day: end_user.credits_per_day,
         credits_per_month: end_user.credits_per_month,
         max_concurrent: end_user.max_concurrent,
         wallet_mode: end_user.wallet_mode.as_str(),
-        wallet_balance: wallet,
-        running_jobs: running,
-        spent_today: today,
-        spent_this_month: this_month,
+        wallet_balance: standing.wallet.get(),
+        running_jobs: standing.running_jobs,
+        spent_today: standing.spent_today,
+        spent_this_month: standing.spent_this_month,
     })
 }
 

@@ -155,6 +155,50 @@ fn only_storage_speaks_to_the_database_driver() {
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
+/// Where `path` calls a method on the storage handle (`state.db.get_video(…)`), one line per
+/// call. Passing the handle to a domain function (`admin::tenant(&state.db, …)`) is not one.
+fn storage_calls(path: &Path) -> Vec<String> {
+    let lines = code_lines(path);
+    let code: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    let mut found = Vec::new();
+    let mut at = 0;
+    while let Some(offset) = code[at..].find(".db") {
+        let start = at + offset;
+        at = start + 3;
+        let rest = code[at..].trim_start();
+        let is_call = rest.starts_with('.')
+            && rest[1..]
+                .trim_start()
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase());
+        let whole_name = !code[at..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
+        if is_call && whole_name {
+            let line = code[..start].matches('\n').count();
+            let (number, text) = &lines[line];
+            found.push(format!(
+                "{}:{number}: calls storage: {}",
+                relative(path),
+                text.trim()
+            ));
+        }
+    }
+    found
+}
+
+/// Handlers extract, call a domain function and serialize: they never call storage
+/// themselves, so every rule a request meets is in the domain. The readiness probe and the
+/// metrics endpoint, which report storage's own health, are the exception.
+#[test]
+fn handlers_reach_storage_only_through_the_domain() {
+    let violations: Vec<String> = all_sources()
+        .iter()
+        .filter(|p| under(p, "http") && !p.ends_with("http/health.rs"))
+        .flat_map(|p| storage_calls(p))
+        .collect();
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
 #[test]
 fn http_and_workers_do_not_reach_into_each_other_or_the_composition_root() {
     let mut violations: Vec<String> = all_sources()
@@ -199,4 +243,19 @@ fn the_checks_see_a_violation_when_there_is_one() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains(":2: uses `sqlx`"), "{found:?}");
     assert_eq!(code_lines(&file).len(), 4);
+}
+
+#[test]
+fn a_storage_call_is_seen_across_lines_and_a_handle_passed_on_is_not() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("handler.rs");
+    std::fs::write(
+        &file,
+        "let a = state.db.get_video(&id).await?;\nlet b = state\n    .db\n    .list_tenants()\n    .await?;\nlet c = admin::tenant(&state.db, &id).await?;\nlet d = self.dbx.go();\n// state.db.in_a_comment()\n",
+    )
+    .expect("write");
+    let found = storage_calls(&file);
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found[0].contains(":1: calls storage"), "{found:?}");
+    assert!(found[1].contains(":3: calls storage"), "{found:?}");
 }

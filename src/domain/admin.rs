@@ -2,12 +2,15 @@
 //! grants, adjustments and refunds, routing policies, generated admin tokens.
 
 use crate::domain::billing::ledger::{self, Balance};
+use crate::domain::billing::pricing::TenantPrices;
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::idempotency::{self, Claim};
-use crate::domain::ids::{ApiKeyId, TenantId, TxnId};
+use crate::domain::ids::{ApiKeyId, TenantId, TxnId, VideoId};
 use crate::domain::routing::policy::{PolicyLevel, RoutingPolicyBody};
 use crate::domain::tenants::{generate_admin_token, generate_api_key, ApiKey, BillingKind, Tenant};
+use crate::domain::video::Video;
 use crate::error::{Error, Result};
+use crate::storage::attempts::AttemptRow;
 use crate::storage::{now_ms, Db};
 
 pub struct NewTenant {
@@ -403,6 +406,28 @@ pub async fn set_tenant_quotas(
     }
     db.put_tenant_quotas(&tenant.id, quotas).await?;
     Ok(())
+}
+
+/// Every tenant, oldest first.
+pub async fn tenants(db: &Db) -> Result<Vec<Tenant>> {
+    Ok(db.list_tenants().await?)
+}
+
+/// Sets a tenant's own prices (replacing the configured ones for its jobs from now on).
+pub async fn set_prices(db: &Db, tenant: &TenantId, prices: &TenantPrices) -> Result<()> {
+    let tenant = self::tenant(db, tenant).await?;
+    db.put_tenant_prices(&tenant.id, prices).await?;
+    Ok(())
+}
+
+/// Any tenant's job, with every call made upstream for it.
+pub async fn video(db: &Db, id: &VideoId) -> Result<(Video, Vec<AttemptRow>)> {
+    let video = db
+        .get_video_any(id)
+        .await?
+        .ok_or(Error::NotFound("video"))?;
+    let attempts = db.attempts_for_video(id).await?;
+    Ok((video, attempts))
 }
 
 /// A tenant's API keys, revoked and expired ones included.

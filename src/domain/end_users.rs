@@ -50,7 +50,24 @@ pub struct EndUser {
     pub wallet_mode: WalletMode,
 }
 
-pub const DAY_MS: i64 = 86_400_000;
+pub use crate::domain::reports::DAY_MS;
+
+/// Sets an end user's limits and wallet mode (each limit 0 to 10^15, or none).
+pub async fn set(db: &Db, user: &EndUser) -> Result<()> {
+    for (param, value) in [
+        ("credits_per_day", user.credits_per_day),
+        ("credits_per_month", user.credits_per_month),
+        ("max_concurrent", user.max_concurrent),
+    ] {
+        if value.is_some_and(|v| !(0..=crate::domain::billing::MAX_AMOUNT).contains(&v)) {
+            return Err(Error::invalid(
+                param,
+                format!("{param} must be an integer from 0 to 10^15"),
+            ));
+        }
+    }
+    Ok(db.put_end_user(user).await?)
+}
 
 /// An end user as a tenant sees it in one mode: its limits (the defaults when none were set),
 /// its wallet, its running jobs and what its jobs spent today and this month (UTC).

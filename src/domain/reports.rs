@@ -3,9 +3,81 @@
 //! (days since 1970-01-01 ↔ year-month-day), exact for any date.
 
 use crate::domain::billing::{Credits, MicroUsd, MoneyError};
+use crate::domain::video::Video;
 use crate::error::{Error, Result};
+use crate::storage::attempts::PossibleOrphan;
+use crate::storage::audit::AuditReport;
+use crate::storage::reports::{MarginRow, SavingsRow, UsageGroup, UsageRow};
+use crate::storage::Db;
 
-const DAY_MS: i64 = 86_400_000;
+/// A tenant's settled jobs in one mode within `[from, to)` (unix ms), grouped.
+pub async fn usage(
+    db: &Db,
+    tenant: &crate::domain::ids::TenantId,
+    mode: crate::domain::billing::Mode,
+    (from, to): (i64, i64),
+    groups: &[UsageGroup],
+) -> Result<Vec<UsageRow>> {
+    Ok(db.usage(tenant, mode, from, to, groups).await?)
+}
+
+/// Checks every money invariant of the ledger on one snapshot (see `storage::audit`).
+pub async fn audit(db: &Db) -> Result<AuditReport> {
+    Ok(db.audit_ledger().await?)
+}
+
+/// Each tenant-day's upstream spending with what routing saved on it.
+pub async fn savings_days(db: &Db, from: i64, to: i64) -> Result<Vec<(SavingsRow, Savings)>> {
+    let mut days = Vec::new();
+    for row in db.savings_report(from, to).await? {
+        let saved = savings(row.paid, row.ceiling, row.baseline, row.jobs_with_baseline)?;
+        days.push((row, saved));
+    }
+    Ok(days)
+}
+
+/// Each tenant-provider-day's revenue against its upstream cost.
+pub async fn margin_days(
+    db: &Db,
+    from: i64,
+    to: i64,
+    credits_per_usd: i64,
+) -> Result<Vec<(MarginRow, Margin)>> {
+    let mut days = Vec::new();
+    for row in db.margin_report(from, to).await? {
+        let worth = margin(row.revenue, row.cost, credits_per_usd)?;
+        days.push((row, worth));
+    }
+    Ok(days)
+}
+
+/// At most this many rows of each list in the cost-mismatch report.
+const MISMATCHES_LISTED: i64 = 500;
+
+/// Completed jobs whose reported upstream cost differs from the catalog's estimate by more
+/// than `threshold_percent` (0-10,000), and submits whose answer was lost (the upstream may
+/// hold and bill a job the gateway never recorded).
+pub async fn cost_mismatches(
+    db: &Db,
+    from: i64,
+    to: i64,
+    threshold_percent: i64,
+) -> Result<(Vec<Video>, Vec<PossibleOrphan>)> {
+    if !(0..=10_000).contains(&threshold_percent) {
+        return Err(Error::invalid(
+            "threshold_percent",
+            "threshold_percent must be from 0 to 10000",
+        ));
+    }
+    let mismatched = db
+        .cost_mismatches(from, to, threshold_percent, MISMATCHES_LISTED)
+        .await?;
+    let orphans = db.possible_orphans(from, to, MISMATCHES_LISTED).await?;
+    Ok((mismatched, orphans))
+}
+
+/// One UTC day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
 
 /// A report's window as `[start, end)` in unix ms: from the UTC day `from` (default: 30 days
 /// before today) through the day `to` (default: today), both `YYYY-MM-DD`.

@@ -278,6 +278,57 @@ pub async fn check_target(state: &Services, url: &str) -> Result<()> {
     crate::domain::ssrf::check_url(url, "url", &state.config.security.url_allowlist).await
 }
 
+/// A tenant's endpoints.
+pub async fn endpoints(state: &Services, tenant: &TenantId) -> Result<Vec<Endpoint>> {
+    Ok(state.db.webhook_endpoints(tenant).await?)
+}
+
+/// A message to a tenant and its delivery attempts, oldest first.
+pub struct MessageLog {
+    pub message: Message,
+    pub attempts: Vec<Attempt>,
+}
+
+async fn with_attempts(state: &Services, message: Message) -> Result<MessageLog> {
+    let attempts = state.db.webhook_attempts(&message.id).await?;
+    Ok(MessageLog { message, attempts })
+}
+
+/// A tenant's messages, newest first, at most `limit` (1-100), about one video if given.
+pub async fn messages(
+    state: &Services,
+    tenant: &TenantId,
+    video: Option<&str>,
+    limit: i64,
+) -> Result<Vec<MessageLog>> {
+    if !(1..=100).contains(&limit) {
+        return Err(Error::invalid("limit", "limit must be 1-100"));
+    }
+    let mut logs = Vec::new();
+    for message in state.db.webhook_messages(tenant, video, limit).await? {
+        logs.push(with_attempts(state, message).await?);
+    }
+    Ok(logs)
+}
+
+pub async fn message(state: &Services, tenant: &TenantId, id: &str) -> Result<MessageLog> {
+    let message = state
+        .db
+        .webhook_message(tenant, id)
+        .await?
+        .ok_or(Error::NotFound("webhook message"))?;
+    with_attempts(state, message).await
+}
+
+/// Queues a message again, same id and payload, for a fresh round of attempts.
+pub async fn redeliver(state: &Services, tenant: &TenantId, id: &str) -> Result<MessageLog> {
+    if !state.db.redeliver_webhook_message(tenant, id).await? {
+        return Err(Error::NotFound("webhook message"));
+    }
+    state.wake_outbox();
+    message(state, tenant, id).await
+}
+
 pub async fn endpoint(state: &Services, tenant: &TenantId, id: &str) -> Result<Endpoint> {
     state
         .db

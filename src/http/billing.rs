@@ -90,13 +90,14 @@ pub async fn entries(
 ) -> Result<Json<LedgerPage>> {
     principal.require(crate::domain::tenants::Scope::BillingRead)?;
     let limit = params.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(Error::invalid("limit", "limit must be from 1 to 100"));
-    }
-    let (data, has_more) = state
-        .db
-        .tenant_entries(&principal.tenant_id, principal.mode, params.after, limit)
-        .await?;
+    let (data, has_more) = ledger::entries(
+        &state.db,
+        &principal.tenant_id,
+        principal.mode,
+        params.after,
+        limit,
+    )
+    .await?;
     Ok(Json(LedgerPage {
         object: "list",
         first_id: data.first().map(|e| e.id),
@@ -176,7 +177,7 @@ pub async fn usage(
     ApiQuery(params): ApiQuery<UsageParams>,
 ) -> Result<axum::response::Response> {
     principal.require(crate::domain::tenants::Scope::BillingRead)?;
-    use crate::domain::reports::{date_of_day, day_of_date};
+    use crate::domain::reports::date_of_day;
     use crate::storage::reports::UsageGroup;
     use axum::response::IntoResponse;
     let mut groups = Vec::new();
@@ -198,18 +199,11 @@ pub async fn usage(
             groups.push(group);
         }
     }
-    let today = crate::storage::now_ms().div_euclid(86_400_000);
-    let day = |param: &str, value: Option<&str>, default: i64| match value {
-        None => Ok(default),
-        Some(text) => day_of_date(text).ok_or_else(|| {
-            Error::invalid(param, format!("{param} must be a date like 2026-11-21"))
-        }),
-    };
-    let from = day("from", params.from.as_deref(), today - 30)?;
-    let to = day("to", params.to.as_deref(), today)?;
-    if to < from {
-        return Err(Error::invalid("to", "to is before from"));
-    }
+    let window = crate::domain::reports::window(
+        params.from.as_deref(),
+        params.to.as_deref(),
+        crate::clock::now_ms(),
+    )?;
     let csv = match params.format.as_deref() {
         Some("csv") => true,
         Some("json") => false,
@@ -219,16 +213,14 @@ pub async fn usage(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/csv")),
     };
-    let rows = state
-        .db
-        .usage(
-            &principal.tenant_id,
-            principal.mode,
-            from * 86_400_000,
-            (to + 1) * 86_400_000,
-            &groups,
-        )
-        .await?;
+    let rows = crate::domain::reports::usage(
+        &state.db,
+        &principal.tenant_id,
+        principal.mode,
+        window,
+        &groups,
+    )
+    .await?;
     let data: Vec<UsageEntry> = rows
         .into_iter()
         .map(|row| UsageEntry {
@@ -287,8 +279,8 @@ pub async fn usage(
     Ok(Json(UsageReport {
         object: "usage",
         mode: principal.mode.as_str(),
-        from: date_of_day(from),
-        to: date_of_day(to),
+        from: date_of_day(window.0.div_euclid(crate::domain::reports::DAY_MS)),
+        to: date_of_day(window.1.div_euclid(crate::domain::reports::DAY_MS) - 1),
         group_by: groups.iter().map(|g| g.name()).collect(),
         data,
         totals,

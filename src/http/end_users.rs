@@ -117,35 +117,21 @@ pub async fn put(
 ) -> Result<Json<EndUserObject>> {
     principal.require(crate::domain::tenants::Scope::EndUsersWrite)?;
     let user = user_id(&raw)?;
-    for (param, value) in [
-        ("credits_per_day", body.credits_per_day),
-        ("credits_per_month", body.credits_per_month),
-        ("max_concurrent", body.max_concurrent),
-    ] {
-        if value.is_some_and(|v| !(0..=crate::domain::billing::MAX_AMOUNT).contains(&v)) {
-            return Err(Error::invalid(
-                param,
-                format!("{param} must be an integer from 0 to 10^15"),
-            ));
-        }
-    }
     let wallet_mode = match body.wallet_mode.as_deref() {
         None => WalletMode::None,
         Some(raw) => WalletMode::parse(raw).ok_or_else(|| {
             Error::invalid("wallet_mode", "wallet_mode must be none, first or only")
         })?,
     };
-    state
-        .db
-        .put_end_user(&EndUser {
-            tenant_id: principal.tenant_id.clone(),
-            id: user.clone(),
-            credits_per_day: body.credits_per_day,
-            credits_per_month: body.credits_per_month,
-            max_concurrent: body.max_concurrent,
-            wallet_mode,
-        })
-        .await?;
+    let end_user = EndUser {
+        tenant_id: principal.tenant_id.clone(),
+        id: user.clone(),
+        credits_per_day: body.credits_per_day,
+        credits_per_month: body.credits_per_month,
+        max_concurrent: body.max_concurrent,
+        wallet_mode,
+    };
+    end_users::set(&state.db, &end_user).await?;
     Ok(Json(object(&state, &principal, &user).await?))
 }
 

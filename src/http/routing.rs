@@ -174,21 +174,10 @@ pub async fn models(
     Caller(principal): Caller,
 ) -> Result<Json<ModelList>> {
     principal.require(crate::domain::tenants::Scope::VideosRead)?;
-    use crate::domain::billing::pricing::TenantPrices;
-    let prices = state.db.tenant_prices(&principal.tenant_id).await?;
-    let price_per_second = |model: Model| match &prices {
-        None => crate::domain::billing::pricing::credits_per_second(&state.config.pricing, model)
-            .map(|c| c.get()),
-        Some(TenantPrices::Fixed { rules }) => rules
-            .iter()
-            .find(|r| r.model == model && r.resolution.is_none() && r.input_mode.is_none())
-            .map(|r| r.credits_per_second)
-            .or_else(|| {
-                crate::domain::billing::pricing::credits_per_second(&state.config.pricing, model)
-                    .map(|c| c.get())
-            }),
-        // Cost-plus prices follow the upstream cost: see the quote.
-        Some(TenantPrices::CostPlus { .. }) => None,
+    use crate::domain::billing::pricing;
+    let prices = pricing::tenant_prices(&state.db, &principal.tenant_id).await?;
+    let price_per_second = |model: Model| {
+        pricing::list_price_per_second(&state.config.pricing, prices.as_ref(), model)
     };
     let names: Vec<ProviderId> = match principal.mode {
         crate::domain::billing::Mode::Test => vec![crate::providers::sandbox::ID],

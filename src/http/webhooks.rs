@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::app::AppState;
 use crate::domain::ids::TenantId;
 use crate::domain::tenants::Scope;
-use crate::domain::webhooks::{self, Endpoint, EndpointRequest, Message};
+use crate::domain::webhooks::{self, Endpoint, EndpointRequest};
 use crate::error::{Error, Result};
 use crate::http::auth::{Caller, Operator};
 use crate::http::error::ErrorBody;
@@ -147,9 +147,9 @@ pub struct MessageQuery {
     pub limit: Option<i64>,
 }
 
-async fn message_object(state: &AppState, message: Message) -> Result<MessageObject> {
-    let attempts = state.db.webhook_attempts(&message.id).await?;
-    Ok(MessageObject {
+fn message_object(log: webhooks::MessageLog) -> MessageObject {
+    let webhooks::MessageLog { message, attempts } = log;
+    MessageObject {
         object: "webhook_message",
         status: message.state.as_str(),
         next_attempt_at: (message.state == webhooks::MessageState::Pending)
@@ -174,7 +174,7 @@ async fn message_object(state: &AppState, message: Message) -> Result<MessageObj
                 response: a.response,
             })
             .collect(),
-    })
+    }
 }
 
 fn request(body: EndpointBody) -> EndpointRequest {
@@ -186,7 +186,7 @@ fn request(body: EndpointBody) -> EndpointRequest {
 }
 
 async fn list(state: &AppState, tenant: &TenantId) -> Result<EndpointList> {
-    let endpoints = state.db.webhook_endpoints(tenant).await?;
+    let endpoints = webhooks::endpoints(state, tenant).await?;
     Ok(EndpointList {
         object: "list",
         data: endpoints
@@ -359,17 +359,9 @@ pub async fn list_messages(
 ) -> Result<Json<MessageList>> {
     principal.require(Scope::WebhooksWrite)?;
     let limit = query.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(Error::invalid("limit", "limit must be 1-100"));
-    }
-    let messages = state
-        .db
-        .webhook_messages(&principal.tenant_id, query.video_id.as_deref(), limit)
-        .await?;
-    let mut data = Vec::with_capacity(messages.len());
-    for message in messages {
-        data.push(message_object(&state, message).await?);
-    }
+    let video = query.video_id.as_deref();
+    let logs = webhooks::messages(&state, &principal.tenant_id, video, limit).await?;
+    let data = logs.into_iter().map(message_object).collect();
     Ok(Json(MessageList {
         object: "list",
         data,
@@ -389,12 +381,8 @@ pub async fn get_message(
     Path(id): Path<String>,
 ) -> Result<Json<MessageObject>> {
     principal.require(Scope::WebhooksWrite)?;
-    let message = state
-        .db
-        .webhook_message(&principal.tenant_id, &id)
-        .await?
-        .ok_or(Error::NotFound("webhook message"))?;
-    Ok(Json(message_object(&state, message).await?))
+    let log = webhooks::message(&state, &principal.tenant_id, &id).await?;
+    Ok(Json(message_object(log)))
 }
 
 /// Redeliver a webhook message
@@ -413,20 +401,8 @@ pub async fn redeliver(
     Path(id): Path<String>,
 ) -> Result<Json<MessageObject>> {
     principal.require(Scope::WebhooksWrite)?;
-    if !state
-        .db
-        .redeliver_webhook_message(&principal.tenant_id, &id)
-        .await?
-    {
-        return Err(Error::NotFound("webhook message"));
-    }
-    state.wake_outbox();
-    let message = state
-        .db
-        .webhook_message(&principal.tenant_id, &id)
-        .await?
-        .ok_or(Error::NotFound("webhook message"))?;
-    Ok(Json(message_object(&state, message).await?))
+    let log = webhooks::redeliver(&state, &principal.tenant_id, &id).await?;
+    Ok(Json(message_object(log)))
 }
 
 async fn admin_tenant(state: &AppState, raw: &str) -> Result<TenantId> {

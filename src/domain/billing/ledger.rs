@@ -361,6 +361,24 @@ async fn settle(
     Ok(Some(charge))
 }
 
+/// A page of a tenant's journal lines in one mode, newest first: at most `limit` (1-100)
+/// lines before the line `before`, and whether more follow.
+pub async fn entries(
+    db: &Db,
+    tenant: &TenantId,
+    mode: Mode,
+    before: Option<i64>,
+    limit: i64,
+) -> crate::error::Result<(Vec<crate::storage::ledger::EntryView>, bool)> {
+    if !(1..=100).contains(&limit) {
+        return Err(crate::error::Error::invalid(
+            "limit",
+            "limit must be from 1 to 100",
+        ));
+    }
+    Ok(db.tenant_entries(tenant, mode, before, limit).await?)
+}
+
 pub async fn balance(
     db: &Db,
     tenant: &TenantId,

@@ -73,6 +73,34 @@ pub enum TenantPrices {
     },
 }
 
+/// A tenant's own prices, if the operator set any.
+pub async fn tenant_prices(
+    db: &crate::storage::Db,
+    tenant: &crate::domain::ids::TenantId,
+) -> Result<Option<TenantPrices>, Error> {
+    Ok(db.tenant_prices(tenant).await?)
+}
+
+/// The price per second a tenant's list shows for a model: its own fixed rule for the model
+/// (any resolution and inputs), else the configured price; `None` under cost-plus prices,
+/// which follow the upstream cost of each request (see the quote).
+pub fn list_price_per_second(
+    config: &PricingConfig,
+    prices: Option<&TenantPrices>,
+    model: Model,
+) -> Option<i64> {
+    let configured = || credits_per_second(config, model).map(Credits::get);
+    match prices {
+        None => configured(),
+        Some(TenantPrices::Fixed { rules }) => rules
+            .iter()
+            .find(|r| r.model == model && r.resolution.is_none() && r.input_mode.is_none())
+            .map(|r| r.credits_per_second)
+            .or_else(configured),
+        Some(TenantPrices::CostPlus { .. }) => None,
+    }
+}
+
 pub fn credits_per_second(config: &PricingConfig, model: Model) -> Option<Credits> {
     config
         .credits_per_second

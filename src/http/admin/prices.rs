@@ -136,8 +136,8 @@ pub async fn put_prices(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<PricesBody>,
 ) -> Result<Json<PricesBody>> {
-    let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
+    let tenant = tenant_id(&id)?;
     let prices = body.into_prices()?;
-    state.db.put_tenant_prices(&tenant.id, &prices).await?;
+    admin::set_prices(&state.db, &tenant, &prices).await?;
     Ok(Json(PricesBody::from_prices(prices)))
 }

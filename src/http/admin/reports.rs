@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use crate::app::AppState;
 use crate::domain::billing::MicroUsd;
 use crate::domain::reports::{self, date_of_day};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiQuery;
@@ -30,7 +30,7 @@ use crate::storage::audit::AuditReport;
     security(("admin_token" = []))
 )]
 pub async fn audit(State(state): State<AppState>, _: Operator) -> Result<Json<AuditReport>> {
-    Ok(Json(state.db.audit_ledger().await?))
+    Ok(Json(reports::audit(&state.db).await?))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -88,23 +88,20 @@ pub async fn savings(
     ApiQuery(params): ApiQuery<SavingsParams>,
 ) -> Result<Json<SavingsReport>> {
     let (from, to) = window(params.from.as_deref(), params.to.as_deref())?;
-    let rows = state.db.savings_report(from, to).await?;
-    let data = rows
+    let data = reports::savings_days(&state.db, from, to)
+        .await?
         .into_iter()
-        .map(|r| {
-            let saved = reports::savings(r.paid, r.ceiling, r.baseline, r.jobs_with_baseline)?;
-            Ok(SavingsDay {
-                tenant_id: r.tenant_id,
-                date: date_of_day(r.day),
-                jobs: r.jobs,
-                paid_micro_usd: r.paid.get(),
-                most_expensive_micro_usd: r.ceiling.get(),
-                saved_vs_most_expensive_micro_usd: saved.saved_vs_most_expensive.get(),
-                baseline_micro_usd: saved.baseline.map(MicroUsd::get),
-                saved_vs_baseline_micro_usd: saved.saved_vs_baseline.map(MicroUsd::get),
-            })
+        .map(|(r, saved)| SavingsDay {
+            tenant_id: r.tenant_id,
+            date: date_of_day(r.day),
+            jobs: r.jobs,
+            paid_micro_usd: r.paid.get(),
+            most_expensive_micro_usd: r.ceiling.get(),
+            saved_vs_most_expensive_micro_usd: saved.saved_vs_most_expensive.get(),
+            baseline_micro_usd: saved.baseline.map(MicroUsd::get),
+            saved_vs_baseline_micro_usd: saved.saved_vs_baseline.map(MicroUsd::get),
         })
-        .collect::<std::result::Result<_, crate::domain::billing::MoneyError>>()?;
+        .collect();
     Ok(Json(SavingsReport {
         object: "savings_report",
         baseline_provider: state.config.routing.baseline_provider.clone(),
@@ -150,25 +147,20 @@ pub async fn margin(
 ) -> Result<Json<MarginReport>> {
     let (from, to) = window(params.from.as_deref(), params.to.as_deref())?;
     let per_usd = state.config.pricing.credits_per_usd;
-    let data = state
-        .db
-        .margin_report(from, to)
+    let data = reports::margin_days(&state.db, from, to, per_usd)
         .await?
         .into_iter()
-        .map(|r| {
-            let margin = reports::margin(r.revenue, r.cost, per_usd)?;
-            Ok(MarginDay {
-                tenant_id: r.tenant_id,
-                provider: r.provider,
-                date: date_of_day(r.day),
-                jobs: r.jobs,
-                revenue_credits: r.revenue.get(),
-                revenue_micro_usd: margin.revenue.get(),
-                upstream_cost_micro_usd: r.cost.get(),
-                margin_micro_usd: margin.margin.get(),
-            })
+        .map(|(r, margin)| MarginDay {
+            tenant_id: r.tenant_id,
+            provider: r.provider,
+            date: date_of_day(r.day),
+            jobs: r.jobs,
+            revenue_credits: r.revenue.get(),
+            revenue_micro_usd: margin.revenue.get(),
+            upstream_cost_micro_usd: r.cost.get(),
+            margin_micro_usd: margin.margin.get(),
         })
-        .collect::<std::result::Result<_, crate::domain::billing::MoneyError>>()?;
+        .collect();
     Ok(Json(MarginReport {
         object: "margin_report",
         data,
@@ -235,17 +227,9 @@ pub async fn cost_mismatches(
     ApiQuery(params): ApiQuery<MismatchParams>,
 ) -> Result<Json<CostMismatchList>> {
     let threshold = params.threshold_percent.unwrap_or(10);
-    if !(0..=10_000).contains(&threshold) {
-        return Err(Error::invalid(
-            "threshold_percent",
-            "threshold_percent must be from 0 to 10000",
-        ));
-    }
     let (from, to) = window(params.from.as_deref(), params.to.as_deref())?;
-    let data = state
-        .db
-        .cost_mismatches(from, to, threshold, 500)
-        .await?
+    let (mismatched, orphans) = reports::cost_mismatches(&state.db, from, to, threshold).await?;
+    let data = mismatched
         .into_iter()
         .map(|v| CostMismatch {
             video_id: v.id.to_string(),
@@ -256,10 +240,7 @@ pub async fn cost_mismatches(
             estimated_micro_usd: v.upstream_estimate_micro.map(|m| m.get()),
         })
         .collect();
-    let possible_orphans = state
-        .db
-        .possible_orphans(from, to, 500)
-        .await?
+    let possible_orphans = orphans
         .into_iter()
         .map(|o| PossibleOrphan {
             video_id: o.video_id,

@@ -121,7 +121,7 @@ pub struct TenantList {
 )]
 pub async fn list_tenants(State(state): State<AppState>, _: Operator) -> Result<Json<TenantList>> {
     let mut data = Vec::new();
-    for tenant in state.db.list_tenants().await? {
+    for tenant in admin::tenants(&state.db).await? {
         data.push(tenant_object(&state, &tenant).await?);
     }
     Ok(Json(TenantList {

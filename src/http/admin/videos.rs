@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use super::video_id;
 use crate::app::AppState;
 use crate::domain::video_object::VideoObject;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::storage::attempts::AttemptRow;
@@ -41,12 +41,7 @@ pub async fn get_video(
     Path(id): Path<String>,
 ) -> Result<Json<AdminVideo>> {
     let id = video_id(&id)?;
-    let video = state
-        .db
-        .get_video_any(&id)
-        .await?
-        .ok_or(Error::NotFound("video"))?;
-    let attempts = state.db.attempts_for_video(&id).await?;
+    let (video, attempts) = crate::domain::admin::video(&state.db, &id).await?;
     Ok(Json(AdminVideo {
         video: VideoObject::from(&video),
         tenant_id: video.tenant_id.to_string(),

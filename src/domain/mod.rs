@@ -2,6 +2,7 @@
 //! priced and paid for, and who may ask for it.
 
 pub mod admin;
+pub mod archive;
 pub mod auth;
 pub mod billing;
 pub mod end_users;

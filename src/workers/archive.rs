@@ -15,14 +15,11 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::app::AppState;
-use crate::domain::video::ArchiveState;
 use crate::providers::sandbox;
 use crate::storage::now_ms;
 
 /// Copies running at once on one replica.
 const PARALLEL: i64 = 4;
-/// Attempts before a copy is given up.
-const MAX_ATTEMPTS: i64 = 5;
 
 pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = &state.config.storage;
@@ -59,7 +56,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
         futures::future::join_all(copies).await;
         if last_sweep.elapsed() >= sweep_every {
             last_sweep = std::time::Instant::now();
-            if let Err(error) = sweep(&state).await {
+            if let Err(error) = crate::domain::archive::sweep(&state).await {
                 tracing::warn!(error = ?error, "removing expired outputs failed; retrying later");
             }
         }
@@ -80,56 +77,7 @@ async fn archive(
 ) -> anyhow::Result<()> {
     let key = crate::storage::objects::object_key(&task.video_id);
     let copied = copy(state, client, &task.output_url, &key).await;
-    match copied {
-        Ok(bytes) => {
-            state.metrics.archive_copy("stored");
-            let recorded = state
-                .db
-                .finish_archive(
-                    &task.video_id,
-                    ArchiveState::Stored,
-                    Some(&key),
-                    Some(bytes as i64),
-                    None,
-                )
-                .await?;
-            if !recorded {
-                // Deleted while the copy ran: the copy must not outlive it.
-                state.objects.delete(&key).await?;
-            }
-        }
-        Err(error) => {
-            let attempts = task.attempts + 1;
-            tracing::warn!(
-                video = %task.video_id,
-                attempts,
-                error = %error,
-                "copying the output failed (an output URL on a private or loopback address is \
-                 refused unless security.url_allowlist names its host)"
-            );
-            if attempts >= MAX_ATTEMPTS {
-                state.metrics.archive_copy("failed");
-                state
-                    .db
-                    .finish_archive(&task.video_id, ArchiveState::Failed, None, None, None)
-                    .await?;
-            } else {
-                state.metrics.archive_copy("retrying");
-                let wait = 5_000_i64 << attempts.min(8);
-                state
-                    .db
-                    .finish_archive(
-                        &task.video_id,
-                        ArchiveState::Pending,
-                        None,
-                        None,
-                        Some(now_ms() + wait),
-                    )
-                    .await?;
-            }
-        }
-    }
-    Ok(())
+    crate::domain::archive::record_copy(state, &task, &key, copied).await
 }
 
 /// Streams the output at `url` into storage under `key`; returns its size.
@@ -193,19 +141,4 @@ async fn copy(
         Ok(chunk)
     });
     state.objects.put_stream(key, chunks.boxed(), limit).await
-}
-
-/// Removes stored copies past their `expires_at` or of deleted videos.
-async fn sweep(state: &AppState) -> anyhow::Result<()> {
-    for (video, key, deleted) in state.db.archives_to_remove(now_ms(), 100).await? {
-        state.objects.delete(&key).await?;
-        let next = if deleted {
-            ArchiveState::Deleted
-        } else {
-            ArchiveState::Expired
-        };
-        state.db.set_archive_state(&video, next).await?;
-        tracing::info!(video = %video, state = next.as_str(), "stored output removed");
-    }
-    Ok(())
 }

@@ -15,6 +15,8 @@
 //! Secrets are stored as issued: the gateway must know the key to sign with it. They are shown
 //! to the tenant when created or rotated and never logged.
 
+pub mod delivery;
+
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::Serialize;

@@ -10,7 +10,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use common::TestApp;
 use reqwest::StatusCode;
-use seedance_gateway::storage::audit::AuditReport;
+use seedance_gateway::domain::reports::AuditReport;
 use serde_json::{json, Value};
 use sqlx::Row;
 

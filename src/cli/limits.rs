@@ -68,7 +68,7 @@ pub(super) async fn run_quotas(config: &Config, command: QuotasCommand) -> anyho
         video_seconds_per_day,
     } = command;
     let db = open_db(config).await?;
-    let quotas = crate::storage::end_users::TenantQuotas {
+    let quotas = crate::domain::end_users::TenantQuotas {
         max_concurrent,
         credits_per_day,
         credits_per_month,

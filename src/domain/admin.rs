@@ -10,7 +10,6 @@ use crate::domain::routing::policy::{PolicyLevel, RoutingPolicyBody};
 use crate::domain::tenants::{generate_admin_token, generate_api_key, ApiKey, BillingKind, Tenant};
 use crate::domain::video::Video;
 use crate::error::{Error, Result};
-use crate::storage::attempts::AttemptRow;
 use crate::storage::{now_ms, Db};
 
 pub struct NewTenant {
@@ -388,7 +387,7 @@ pub async fn set_tenant_rate(
 pub async fn set_tenant_quotas(
     db: &Db,
     tenant: &TenantId,
-    quotas: &crate::storage::end_users::TenantQuotas,
+    quotas: &crate::domain::end_users::TenantQuotas,
 ) -> Result<()> {
     let tenant = self::tenant(db, tenant).await?;
     for (param, value) in [
@@ -406,6 +405,19 @@ pub async fn set_tenant_quotas(
     }
     db.put_tenant_quotas(&tenant.id, quotas).await?;
     Ok(())
+}
+
+/// A recorded attempt, as read back.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AttemptRow {
+    pub provider: String,
+    /// `submit` or `cancel`.
+    pub operation: String,
+    /// `accepted`, `rejected`, `unavailable`, `transient` or `unknown` (the answer was lost).
+    pub outcome: String,
+    pub error: Option<String>,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
 }
 
 /// Every tenant, oldest first.

@@ -69,6 +69,15 @@ pub async fn set(db: &Db, user: &EndUser) -> Result<()> {
     Ok(db.put_end_user(user).await?)
 }
 
+/// A tenant's caps (each `None` when not set).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TenantQuotas {
+    pub max_concurrent: Option<i64>,
+    pub credits_per_day: Option<i64>,
+    pub credits_per_month: Option<i64>,
+    pub video_seconds_per_day: Option<i64>,
+}
+
 /// An end user as a tenant sees it in one mode: its limits (the defaults when none were set),
 /// its wallet, its running jobs and what its jobs spent today and this month (UTC).
 pub struct Standing {

@@ -2,15 +2,25 @@
 //! cancel and delete, always scoped to the caller's tenant.
 
 use crate::domain::billing::ledger;
-use crate::domain::ids::{ProviderId, VideoId};
+use crate::domain::ids::{ProviderId, TenantId, VideoId};
 use crate::domain::jobs::EndedBy;
 use crate::domain::routing;
 use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
 use crate::domain::video::{ArchiveState, NewVideo, PollCause, Video, VideoStatus};
 use crate::error::{Error, Result};
+use crate::storage::leases::Due;
 use crate::storage::now_ms;
-use crate::storage::{leases::Due, videos::ListQuery};
+
+/// Which page of a tenant's videos to read.
+pub struct ListQuery<'a> {
+    pub tenant: &'a TenantId,
+    pub after: Option<&'a VideoId>,
+    pub limit: i64,
+    pub newest_first: bool,
+    pub status: Option<VideoStatus>,
+    pub user: Option<&'a str>,
+}
 
 /// A created job and the routing decision behind it.
 pub struct Created {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::app::AppState;
+use crate::clock::now_ms;
 use crate::domain::end_users::{self, EndUser, WalletMode};
 use crate::domain::ids::EndUserId;
 use crate::domain::tenants::Principal;
@@ -15,7 +16,6 @@ use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::idempotency::{self, IdempotencyHeader};
-use crate::storage::now_ms;
 
 fn user_id(raw: &str) -> Result<EndUserId> {
     EndUserId::parse(raw).ok_or_else(|| {

@@ -90,9 +90,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl axum::response::Into
                     .set(count);
             }
             metrics.queue_depth.set(gauges.queued);
-            let age = gauges.oldest_queued_ms.map_or(0, |oldest| {
-                (crate::storage::now_ms() - oldest).max(0) / 1000
-            });
+            let age = gauges
+                .oldest_queued_ms
+                .map_or(0, |oldest| (crate::clock::now_ms() - oldest).max(0) / 1000);
             metrics.queue_oldest_age_seconds.set(age);
             metrics.credits_held.set(gauges.credits_held);
         }

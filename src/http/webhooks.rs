@@ -49,7 +49,7 @@ pub struct EndpointObject {
 
 impl EndpointObject {
     fn new(endpoint: Endpoint, show_secret: bool) -> EndpointObject {
-        let now = crate::storage::now_ms();
+        let now = crate::clock::now_ms();
         EndpointObject {
             object: "webhook_endpoint",
             status: if endpoint.disabled_at.is_some() {
@@ -304,7 +304,7 @@ pub async fn rotate_endpoint(
 }
 
 fn secret_object(secret: (String, Option<String>, Option<i64>)) -> RequestSecret {
-    let now = crate::storage::now_ms();
+    let now = crate::clock::now_ms();
     RequestSecret {
         object: "webhook_secret",
         secret: secret.0,

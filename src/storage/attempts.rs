@@ -3,6 +3,7 @@
 
 use super::sql::{self, Get};
 use super::Db;
+use crate::domain::admin::AttemptRow;
 use crate::domain::ids::{ProviderId, VideoId};
 
 /// One call to an upstream for a job, for the operator's view of its attempts.
@@ -24,19 +25,6 @@ pub struct PossibleOrphan {
     pub error: Option<String>,
     /// The normalized request that was sent.
     pub request: serde_json::Value,
-}
-
-/// A recorded attempt, as read back.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct AttemptRow {
-    pub provider: String,
-    /// `submit` or `cancel`.
-    pub operation: String,
-    /// `accepted`, `rejected`, `unavailable`, `transient` or `unknown` (the answer was lost).
-    pub outcome: String,
-    pub error: Option<String>,
-    pub started_at_ms: i64,
-    pub duration_ms: i64,
 }
 
 impl Db {

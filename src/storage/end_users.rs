@@ -3,7 +3,7 @@
 use super::sql::{self, Get};
 use super::{now_ms, Backend, Db, Tx};
 use crate::domain::billing::Mode;
-use crate::domain::end_users::{EndUser, WalletMode};
+use crate::domain::end_users::{EndUser, TenantQuotas, WalletMode};
 use crate::domain::ids::{EndUserId, TenantId};
 
 fn end_user_from_row(tenant: &TenantId, row: &impl Get) -> Result<EndUser, sqlx::Error> {
@@ -141,15 +141,6 @@ impl Db {
         .await?
         .at(0)
     }
-}
-
-/// A tenant's caps (each `None` when not set).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct TenantQuotas {
-    pub max_concurrent: Option<i64>,
-    pub credits_per_day: Option<i64>,
-    pub credits_per_month: Option<i64>,
-    pub video_seconds_per_day: Option<i64>,
 }
 
 impl Db {

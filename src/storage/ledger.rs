@@ -3,7 +3,7 @@
 
 use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
-use crate::domain::billing::ledger::{new_txn_id, Entry, HoldRow, Posting};
+use crate::domain::billing::ledger::{new_txn_id, Entry, EntryView, HoldRow, Posting};
 use crate::domain::billing::{Credits, Mode};
 use crate::domain::ids::{TenantId, TxnId, VideoId};
 
@@ -270,24 +270,6 @@ impl Db {
         .map(|r| Ok((r.at(0)?, r.at(1)?, r.at(2)?)))
         .collect()
     }
-}
-
-/// One journal entry as a tenant sees it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct EntryView {
-    /// Position in the journal; pass it as `after` to page on.
-    pub id: i64,
-    pub txn_id: String,
-    /// `available` or `holds`.
-    pub account: String,
-    /// `grant`, `hold`, `capture` or `void`.
-    pub kind: String,
-    /// Credits; negative leaves the account.
-    pub amount: i64,
-    pub video_id: Option<String>,
-    pub memo: Option<String>,
-    /// Unix seconds.
-    pub created_at: i64,
 }
 
 impl Db {

@@ -8,6 +8,7 @@ use super::{now_ms, Db, Tx};
 use crate::domain::billing::{Credits, MicroUsd, Mode};
 use crate::domain::ids::{ApiKeyId, ProviderId, TenantId, VideoId};
 use crate::domain::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
+use crate::domain::videos::ListQuery;
 
 /// The condition a job still running meets.
 pub(super) const RUNNING: &str = "status IN ('queued', 'in_progress')";
@@ -63,16 +64,6 @@ pub(super) fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
         poll_cause: row.state("poll_cause", PollCause::parse)?,
         upstream_requests: row.col("upstream_requests")?,
     })
-}
-
-/// Which page of a tenant's videos to read.
-pub struct ListQuery<'a> {
-    pub tenant: &'a TenantId,
-    pub after: Option<&'a VideoId>,
-    pub limit: i64,
-    pub newest_first: bool,
-    pub status: Option<VideoStatus>,
-    pub user: Option<&'a str>,
 }
 
 impl Db {
@@ -268,7 +259,7 @@ impl Db {
     /// Counts of jobs by status (for tests and the operator).
     pub async fn count_running_jobs(&self) -> Result<i64, sqlx::Error> {
         sql::query(format!("SELECT COUNT(*) FROM videos WHERE {RUNNING}"))
-            .fetch_one(&mut self.read()?)
+            .fetch_one(&mut self.scan())
             .await?
             .at(0)
     }

@@ -455,7 +455,7 @@ impl Db {
 
     pub async fn pending_webhook_deliveries(&self) -> Result<i64, sqlx::Error> {
         sql::query("SELECT COUNT(*) FROM webhook_messages WHERE state = 'pending'")
-            .fetch_one(&mut self.read()?)
+            .fetch_one(&mut self.scan())
             .await?
             .at(0)
     }

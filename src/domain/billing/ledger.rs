@@ -105,6 +105,24 @@ fn pair<'a>(from: &'a str, to: &'a str, amount: Credits) -> Result<[Entry<'a>; 2
     ])
 }
 
+/// One journal entry as a tenant sees it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EntryView {
+    /// Position in the journal; pass it as `after` to page on.
+    pub id: i64,
+    pub txn_id: String,
+    /// `available` or `holds`.
+    pub account: String,
+    /// `grant`, `hold`, `capture` or `void`.
+    pub kind: String,
+    /// Credits; negative leaves the account.
+    pub amount: i64,
+    pub video_id: Option<String>,
+    pub memo: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
 /// Creates the accounts of a new tenant, both modes.
 pub async fn open_tenant_accounts(
     tx: &mut Tx,
@@ -369,7 +387,7 @@ pub async fn entries(
     mode: Mode,
     before: Option<i64>,
     limit: i64,
-) -> crate::error::Result<(Vec<crate::storage::ledger::EntryView>, bool)> {
+) -> crate::error::Result<(Vec<crate::domain::billing::ledger::EntryView>, bool)> {
     if !(1..=100).contains(&limit) {
         return Err(crate::error::Error::invalid(
             "limit",

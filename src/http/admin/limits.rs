@@ -9,11 +9,11 @@ use utoipa::ToSchema;
 use super::tenant_id;
 use crate::app::AppState;
 use crate::domain::admin;
+use crate::domain::end_users::TenantQuotas;
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
-use crate::storage::end_users::TenantQuotas;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -58,9 +58,9 @@ pub async fn put_limits(
 /// under parallel load and across replicas.
 #[utoipa::path(
     put, path = "/admin/v1/tenants/{tenant_id}/quotas", tag = "admin",
-    request_body = crate::storage::end_users::TenantQuotas,
+    request_body = crate::domain::end_users::TenantQuotas,
     params(("tenant_id" = String, Path)),
-    responses((status = 200, body = crate::storage::end_users::TenantQuotas), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = crate::domain::end_users::TenantQuotas), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("admin_token" = []))
 )]
 pub async fn put_quotas(

@@ -9,12 +9,12 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::domain::billing::MicroUsd;
+use crate::domain::reports::AuditReport;
 use crate::domain::reports::{self, date_of_day};
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiQuery;
-use crate::storage::audit::AuditReport;
 
 /// Audit the ledger
 ///
@@ -45,7 +45,7 @@ pub struct SavingsParams {
 
 /// The report's window in unix ms, from its `from` and `to` days.
 fn window(from: Option<&str>, to: Option<&str>) -> Result<(i64, i64)> {
-    reports::window(from, to, crate::storage::now_ms())
+    reports::window(from, to, crate::clock::now_ms())
 }
 
 #[derive(Debug, Serialize, ToSchema)]

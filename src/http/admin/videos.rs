@@ -7,11 +7,11 @@ use utoipa::ToSchema;
 
 use super::video_id;
 use crate::app::AppState;
+use crate::domain::admin::AttemptRow;
 use crate::domain::video_object::VideoObject;
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
-use crate::storage::attempts::AttemptRow;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminVideo {

@@ -20,13 +20,13 @@ use crate::domain::idempotency::request_hash;
 use crate::domain::ids::VideoId;
 use crate::domain::video::{ArchiveState, Video, VideoStatus};
 use crate::domain::videos;
+use crate::domain::videos::ListQuery;
 use crate::error::{Error, Result};
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiQuery;
 use crate::http::idempotency::{self, IdempotencyHeader};
 use crate::providers::sandbox;
-use crate::storage::videos::ListQuery;
 
 const POLL_AFTER: HeaderName = HeaderName::from_static("openai-poll-after-ms");
 
@@ -329,7 +329,7 @@ pub async fn video_content(
     };
     if video
         .expires_at_ms
-        .is_some_and(|at| at <= crate::storage::now_ms())
+        .is_some_and(|at| at <= crate::clock::now_ms())
         || video.archive_state == Some(ArchiveState::Expired)
     {
         return Err(Error::Gone(

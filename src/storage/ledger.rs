@@ -154,16 +154,27 @@ impl Db {
     /// The balances of `accounts`, in their order (zero for an account not yet opened), read
     /// together outside any transaction.
     pub async fn account_balances(&self, accounts: &[&str]) -> Result<Vec<i64>, sqlx::Error> {
-        let mut conn = self.read()?;
-        let mut balances = Vec::with_capacity(accounts.len());
-        for account in accounts {
-            let row = sql::query("SELECT balance FROM ledger_accounts WHERE id = $1")
-                .bind(*account)
-                .fetch_optional(&mut conn)
-                .await?;
-            balances.push(row.map(|r| r.at::<i64>(0)).transpose()?.unwrap_or(0));
+        if accounts.is_empty() {
+            return Ok(Vec::new());
         }
-        Ok(balances)
+        // One statement, so that the balances agree with each other (a hold moves credits
+        // between two of them).
+        let placeholders: Vec<String> = (1..=accounts.len()).map(|n| format!("${n}")).collect();
+        let mut query = sql::query(format!(
+            "SELECT id, balance FROM ledger_accounts WHERE id IN ({})",
+            placeholders.join(", ")
+        ));
+        for account in accounts {
+            query = query.bind(*account);
+        }
+        let mut found = std::collections::HashMap::new();
+        for row in query.fetch_all(&mut self.read()?).await? {
+            found.insert(row.at::<String>(0)?, row.at::<i64>(1)?);
+        }
+        Ok(accounts
+            .iter()
+            .map(|a| found.get(*a).copied().unwrap_or(0))
+            .collect())
     }
 
     pub async fn insert_hold(

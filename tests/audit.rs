@@ -329,7 +329,7 @@ async fn running_totals_that_differ_from_the_jobs_are_reported() {
                 vec![tenant.clone()],
             ),
             (
-                "UPDATE tenant_running SET running = running + 1 WHERE tenant_id = $1",
+                "UPDATE tenant_running SET running = running + 1 WHERE tenant_id = $1 AND mode = 'test'",
                 vec![tenant.clone()],
             ),
             (
@@ -351,7 +351,10 @@ async fn running_totals_that_differ_from_the_jobs_are_reported() {
         report.tenant_usage_mismatches,
         vec![format!("{tenant}:test:{day}")]
     );
-    assert_eq!(report.tenant_running_mismatches, vec![tenant.clone()]);
+    assert_eq!(
+        report.tenant_running_mismatches,
+        vec![format!("{tenant}:test")]
+    );
     assert_eq!(report.provider_slot_mismatches, vec!["sandbox".to_string()]);
     assert!(after_test_audit_failure(app).contains(&tenant));
 }

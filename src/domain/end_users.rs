@@ -43,6 +43,8 @@ impl WalletMode {
 #[derive(Debug, Clone)]
 pub struct EndUser {
     pub tenant_id: TenantId,
+    /// Settings belong to one mode: a test key's never bound live traffic.
+    pub mode: Mode,
     pub id: EndUserId,
     pub credits_per_day: Option<i64>,
     pub credits_per_month: Option<i64>,
@@ -95,9 +97,10 @@ pub async fn standing(
     user: &EndUserId,
     now: i64,
 ) -> Result<Standing> {
-    let stored = db.get_end_user(tenant, user).await?;
+    let stored = db.get_end_user(tenant, mode, user).await?;
     let user = stored.unwrap_or_else(|| EndUser {
         tenant_id: tenant.clone(),
+        mode,
         id: user.clone(),
         credits_per_day: None,
         credits_per_month: None,
@@ -153,9 +156,9 @@ pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(S
         price,
         now,
     } = *admission;
-    let end_user = Db::lock_end_user(tx, db.backend(), tenant, user).await?;
+    let end_user = Db::lock_end_user(tx, db.backend(), tenant, mode, user).await?;
     if let Some(max) = end_user.max_concurrent {
-        if Db::end_user_running(tx, tenant, user).await? >= max {
+        if Db::end_user_running(tx, tenant, mode, user).await? >= max {
             return Err(Error::QuotaExceeded {
                 code: "end_user_concurrency_exceeded",
                 message: format!(

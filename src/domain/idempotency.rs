@@ -11,6 +11,12 @@
 //! exactly when its key does; the answer is stored as soon as it is known. A request that fails
 //! before anything is created (bad input, insufficient credits) stores nothing, so the client
 //! may retry it with the same key once it has fixed the cause.
+//!
+//! A key whose effects committed but whose answer was never stored (the process died between
+//! the commit and the answer, or the request timed out) is not stuck: once its first request
+//! can no longer be running (it is older than the request time limit), a repeat gets the
+//! answer rebuilt from what the key created (the job, as it stands now), stored as the key's
+//! answer from then on. Until then a repeat waits for the first answer as before.
 
 use std::future::Future;
 use std::time::Duration;
@@ -74,35 +80,52 @@ pub enum Outcome {
     /// First use: run the request, inserting the key with what it creates.
     Proceed,
     Replay(StoredAnswer),
+    /// The key's request committed but its answer was lost: answer from what it created.
+    Rebuild(Committed),
 }
 
-/// What a request with an optional key comes to: its own first answer, or the stored answer
-/// of the key's first request.
+/// What a key's committed request created, to rebuild its answer from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Committed {
+    /// The video a create made.
+    pub video_id: Option<crate::domain::ids::VideoId>,
+}
+
+/// What a request with an optional key comes to: its own first answer, the stored answer of
+/// the key's first request, or what that request created when its answer was lost.
 pub enum Answer<T> {
     First(T),
     Replay(StoredAnswer),
+    Rebuild(Committed),
 }
 
 /// Runs `run` at most once per key: a stored answer is replayed without running it; a first
 /// use runs it (it inserts the key with what it creates, see [`record`]); a concurrent first
 /// use that wins the insert is waited for and its answer replayed. The caller stores the
 /// answer of a first use with [`remember`].
+///
+/// `in_flight_ms` is the longest a first request can run (the request time limit): a key with
+/// no answer that is older than that lost its answer, and is rebuilt.
 pub async fn once<T>(
     db: &Db,
     claim: Option<&Claim>,
+    in_flight_ms: i64,
     run: impl Future<Output = Result<T, Error>>,
 ) -> Result<Answer<T>, Error> {
     if let Some(claim) = claim {
-        if let Outcome::Replay(answer) = check(db, claim).await? {
-            return Ok(Answer::Replay(answer));
+        match check(db, claim, in_flight_ms).await? {
+            Outcome::Proceed => {}
+            Outcome::Replay(answer) => return Ok(Answer::Replay(answer)),
+            Outcome::Rebuild(committed) => return Ok(Answer::Rebuild(committed)),
         }
     }
     match (run.await, claim) {
         (Ok(first), _) => Ok(Answer::First(first)),
         (Err(Error::Conflict("idempotency_race", _)), Some(claim)) => {
             // Another request with this key got there first: answer as it did.
-            match check(db, claim).await? {
+            match check(db, claim, in_flight_ms).await? {
                 Outcome::Replay(answer) => Ok(Answer::Replay(answer)),
+                Outcome::Rebuild(committed) => Ok(Answer::Rebuild(committed)),
                 Outcome::Proceed => Err(in_progress()),
             }
         }
@@ -124,12 +147,14 @@ fn in_progress() -> Error {
     )
 }
 
-/// Looks the key up; waits for an in-flight first request's answer.
-pub async fn check(db: &Db, claim: &Claim) -> Result<Outcome, Error> {
+/// Looks the key up; waits for an in-flight first request's answer, and rebuilds the answer
+/// of one that can no longer be in flight.
+pub async fn check(db: &Db, claim: &Claim, in_flight_ms: i64) -> Result<Outcome, Error> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
+        let now = now_ms();
         let Some(row) = db
-            .idempotency_row(&claim.scope, claim.key.as_str(), now_ms())
+            .idempotency_row(&claim.scope, claim.key.as_str(), now)
             .await?
         else {
             return Ok(Outcome::Proceed);
@@ -142,6 +167,11 @@ pub async fn check(db: &Db, claim: &Claim) -> Result<Outcome, Error> {
         }
         if let Some(answer) = row.answer {
             return Ok(Outcome::Replay(answer));
+        }
+        if now.saturating_sub(row.created_at) > in_flight_ms {
+            return Ok(Outcome::Rebuild(Committed {
+                video_id: row.video_id.map(crate::domain::ids::VideoId::from_db),
+            }));
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(in_progress());

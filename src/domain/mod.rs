@@ -1,6 +1,7 @@
 //! The gateway's business rules, free of HTTP and SQL: what a video request is, how it is
 //! priced and paid for, and who may ask for it.
 
+pub mod access;
 pub mod admin;
 pub mod archive;
 pub mod auth;

@@ -1,7 +1,8 @@
 //! The video job service: create (price, hold and job row in one transaction), read, list,
 //! cancel and delete, always scoped to the caller's tenant.
 
-use crate::domain::billing::ledger;
+use crate::domain::access::{Reach, UserFilter};
+use crate::domain::billing::{ledger, Mode};
 use crate::domain::ids::{ProviderId, TenantId, VideoId};
 use crate::domain::jobs::EndedBy;
 use crate::domain::routing;
@@ -12,14 +13,16 @@ use crate::error::{Error, Result};
 use crate::storage::leases::Due;
 use crate::storage::now_ms;
 
-/// Which page of a tenant's videos to read.
+/// Which page of a tenant's videos to read: those of one mode, and of the end users the
+/// caller may see (see [`crate::domain::access::Reach::user_filter`]).
 pub struct ListQuery<'a> {
     pub tenant: &'a TenantId,
+    pub mode: Mode,
     pub after: Option<&'a VideoId>,
     pub limit: i64,
     pub newest_first: bool,
     pub status: Option<VideoStatus>,
-    pub user: Option<&'a str>,
+    pub user: UserFilter<'a>,
 }
 
 /// A created job and the routing decision behind it.
@@ -252,11 +255,13 @@ async fn create_job(
     }
 }
 
-pub async fn get(state: &Services, principal: &Principal, id: &VideoId) -> Result<Video> {
+/// A video within the caller's reach; any other reads as not found.
+pub async fn get(state: &Services, reach: &Reach, id: &VideoId) -> Result<Video> {
     state
         .db
-        .get_video(&principal.tenant_id, id)
+        .get_video(&reach.tenant, id)
         .await?
+        .filter(|video| reach.sees_video(video))
         .ok_or(Error::NotFound("video"))
 }
 
@@ -266,6 +271,12 @@ pub struct Page {
 }
 
 pub async fn list(state: &Services, query: &ListQuery<'_>) -> Result<Page> {
+    if query.user == UserFilter::Nobody {
+        return Ok(Page {
+            videos: Vec::new(),
+            has_more: false,
+        });
+    }
     let (videos, has_more) = state
         .db
         .list_videos(query)
@@ -277,8 +288,8 @@ pub async fn list(state: &Services, query: &ListQuery<'_>) -> Result<Page> {
 /// Cancels a queued or running job: the job ends `canceled` and its hold is voided in one
 /// transaction; the upstream is then asked to cancel too, where it can. A result the upstream
 /// sends later is ignored, because only running jobs can change state.
-pub async fn cancel(state: &Services, principal: &Principal, id: &VideoId) -> Result<Video> {
-    let video = get(state, principal, id).await?;
+pub async fn cancel(state: &Services, reach: &Reach, id: &VideoId) -> Result<Video> {
+    let video = get(state, reach, id).await?;
     if video.status.is_terminal() {
         return Err(Error::Conflict(
             "video_not_cancelable",
@@ -290,24 +301,24 @@ pub async fn cancel(state: &Services, principal: &Principal, id: &VideoId) -> Re
         &video,
         VideoStatus::Canceled,
         None,
-        EndedBy::Tenant(&principal.tenant_id),
+        EndedBy::Tenant(&reach.tenant),
     )
     .await
     .map_err(Error::Internal)?;
-    get(state, principal, id).await
+    get(state, reach, id).await
 }
 
 /// Deletes a video: a running one is canceled first (its hold voided), then it disappears
 /// from every read.
-pub async fn delete(state: &Services, principal: &Principal, id: &VideoId) -> Result<()> {
-    let video = get(state, principal, id).await?;
+pub async fn delete(state: &Services, reach: &Reach, id: &VideoId) -> Result<()> {
+    let video = get(state, reach, id).await?;
     if !video.status.is_terminal() {
-        match cancel(state, principal, id).await {
+        match cancel(state, reach, id).await {
             Ok(_) | Err(Error::Conflict(..)) => {}
             Err(other) => return Err(other),
         }
     }
-    if !state.db.soft_delete_video(&principal.tenant_id, id).await? {
+    if !state.db.soft_delete_video(&reach.tenant, id).await? {
         return Err(Error::NotFound("video"));
     }
     // The stored copy goes with it. A copy still in progress is dropped by the archiver when

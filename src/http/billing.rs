@@ -41,16 +41,16 @@ pub async fn balance(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<BalanceView>> {
-    principal.require(crate::domain::tenants::Scope::BillingRead)?;
-    let tenant = crate::domain::admin::tenant(&state.db, &principal.tenant_id).await?;
-    let balance = ledger::balance(&state.db, &principal.tenant_id, principal.mode).await?;
+    let reach = crate::domain::access::billing(&principal)?;
+    let tenant = crate::domain::admin::tenant(&state.db, &reach.tenant).await?;
+    let balance = ledger::balance(&state.db, &reach.tenant, reach.mode).await?;
     Ok(Json(BalanceView {
         object: "balance",
-        mode: principal.mode.as_str(),
+        mode: reach.mode.as_str(),
         available: balance.available.get(),
         held: balance.held.get(),
         promotional: balance.promotional.get(),
-        credit_floor: tenant.floor(principal.mode).get(),
+        credit_floor: tenant.floor(reach.mode).get(),
         unit: "credits",
     }))
 }
@@ -88,16 +88,10 @@ pub async fn entries(
     Caller(principal): Caller,
     ApiQuery(params): ApiQuery<LedgerParams>,
 ) -> Result<Json<LedgerPage>> {
-    principal.require(crate::domain::tenants::Scope::BillingRead)?;
+    let reach = crate::domain::access::billing(&principal)?;
     let limit = params.limit.unwrap_or(20);
-    let (data, has_more) = ledger::entries(
-        &state.db,
-        &principal.tenant_id,
-        principal.mode,
-        params.after,
-        limit,
-    )
-    .await?;
+    let (data, has_more) =
+        ledger::entries(&state.db, &reach.tenant, reach.mode, params.after, limit).await?;
     Ok(Json(LedgerPage {
         object: "list",
         first_id: data.first().map(|e| e.id),
@@ -176,7 +170,7 @@ pub async fn usage(
     headers: axum::http::HeaderMap,
     ApiQuery(params): ApiQuery<UsageParams>,
 ) -> Result<axum::response::Response> {
-    principal.require(crate::domain::tenants::Scope::BillingRead)?;
+    let reach = crate::domain::access::billing(&principal)?;
     use crate::domain::reports::date_of_day;
     use crate::storage::reports::UsageGroup;
     use axum::response::IntoResponse;
@@ -213,14 +207,8 @@ pub async fn usage(
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("text/csv")),
     };
-    let rows = crate::domain::reports::usage(
-        &state.db,
-        &principal.tenant_id,
-        principal.mode,
-        window,
-        &groups,
-    )
-    .await?;
+    let rows = crate::domain::reports::usage(&state.db, &reach.tenant, reach.mode, window, &groups)
+        .await?;
     let data: Vec<UsageEntry> = rows
         .into_iter()
         .map(|row| UsageEntry {
@@ -278,7 +266,7 @@ pub async fn usage(
     }
     Ok(Json(UsageReport {
         object: "usage",
-        mode: principal.mode.as_str(),
+        mode: reach.mode.as_str(),
         from: date_of_day(window.0.div_euclid(crate::domain::reports::DAY_MS)),
         to: date_of_day(window.1.div_euclid(crate::domain::reports::DAY_MS) - 1),
         group_by: groups.iter().map(|g| g.name()).collect(),

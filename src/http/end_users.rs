@@ -8,9 +8,9 @@ use utoipa::ToSchema;
 
 use crate::app::AppState;
 use crate::clock::now_ms;
+use crate::domain::access::{self, EndUserAction, Reach};
 use crate::domain::end_users::{self, EndUser, WalletMode};
 use crate::domain::ids::EndUserId;
-use crate::domain::tenants::Principal;
 use crate::error::{Error, Result};
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
@@ -55,19 +55,9 @@ pub struct EndUserObject {
     pub spent_this_month: i64,
 }
 
-async fn object(
-    state: &AppState,
-    principal: &Principal,
-    user: &EndUserId,
-) -> Result<EndUserObject> {
-    let standing = end_users::standing(
-        &state.db,
-        &principal.tenant_id,
-        principal.mode,
-        user,
-        now_ms(),
-    )
-    .await?;
+async fn object(state: &AppState, reach: &Reach, user: &EndUserId) -> Result<EndUserObject> {
+    let standing =
+        end_users::standing(&state.db, &reach.tenant, reach.mode, user, now_ms()).await?;
     let end_user = standing.user;
     Ok(EndUserObject {
         id: end_user.id.as_str().to_string(),
@@ -95,9 +85,9 @@ pub async fn get(
     Caller(principal): Caller,
     Path(raw): Path<String>,
 ) -> Result<Json<EndUserObject>> {
-    principal.require(crate::domain::tenants::Scope::BillingRead)?;
     let user = user_id(&raw)?;
-    Ok(Json(object(&state, &principal, &user).await?))
+    let reach = access::end_user(&principal, EndUserAction::Read, &user)?;
+    Ok(Json(object(&state, &reach, &user).await?))
 }
 
 /// Set an end user's limits and wallet mode
@@ -115,8 +105,8 @@ pub async fn put(
     Path(raw): Path<String>,
     ApiJson(body): ApiJson<EndUserBody>,
 ) -> Result<Json<EndUserObject>> {
-    principal.require(crate::domain::tenants::Scope::EndUsersWrite)?;
     let user = user_id(&raw)?;
+    let reach = access::end_user(&principal, EndUserAction::SetLimits, &user)?;
     let wallet_mode = match body.wallet_mode.as_deref() {
         None => WalletMode::None,
         Some(raw) => WalletMode::parse(raw).ok_or_else(|| {
@@ -124,7 +114,8 @@ pub async fn put(
         })?,
     };
     let end_user = EndUser {
-        tenant_id: principal.tenant_id.clone(),
+        tenant_id: reach.tenant.clone(),
+        mode: reach.mode,
         id: user.clone(),
         credits_per_day: body.credits_per_day,
         credits_per_month: body.credits_per_month,
@@ -132,7 +123,7 @@ pub async fn put(
         wallet_mode,
     };
     end_users::set(&state.db, &end_user).await?;
-    Ok(Json(object(&state, &principal, &user).await?))
+    Ok(Json(object(&state, &reach, &user).await?))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -160,29 +151,31 @@ pub async fn wallet(
     key: IdempotencyHeader,
     ApiJson(body): ApiJson<WalletBody>,
 ) -> Result<Response> {
-    principal.require(crate::domain::tenants::Scope::EndUsersWrite)?;
     let user = user_id(&raw)?;
+    let reach = access::end_user(&principal, EndUserAction::MoveWallet, &user)?;
     if body.memo.as_ref().is_some_and(|m| m.len() > 500) {
         return Err(Error::invalid(
             "memo",
             "memo must be at most 500 characters",
         ));
     }
-    let claim = key.claim(principal.tenant_id.as_str(), || {
-        ("wallet", principal.mode.as_str(), user.as_str(), &body)
+    let claim = key.claim(reach.tenant.as_str(), || {
+        ("wallet", reach.mode.as_str(), user.as_str(), &body)
     })?;
     let run = async {
         end_users::transfer_wallet(
             &state.db,
-            &principal.tenant_id,
-            principal.mode,
+            &reach.tenant,
+            reach.mode,
             &user,
             body.amount,
             body.memo.as_deref(),
             claim.as_ref(),
         )
         .await?;
-        Ok(Json(object(&state, &principal, &user).await?).into_response())
+        Ok(Json(object(&state, &reach, &user).await?).into_response())
     };
-    idempotency::once(&state, claim.as_ref(), run).await
+    // A move whose answer was lost answers with the end user as it stands now.
+    let rebuild = async |_| Ok(Json(object(&state, &reach, &user).await?).into_response());
+    idempotency::once(&state, claim.as_ref(), run, rebuild).await
 }

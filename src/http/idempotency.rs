@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::domain::idempotency::{self, Answer, Claim, IdempotencyKey, StoredAnswer};
+use crate::domain::idempotency::{self, Answer, Claim, Committed, IdempotencyKey, StoredAnswer};
 use crate::error::{Error, Result};
 
 /// The request's `Idempotency-Key` header as sent. Extracting it never fails: a malformed key
@@ -55,19 +55,44 @@ impl IdempotencyHeader {
 }
 
 /// Runs a request once per key: replays a stored answer, waits out a concurrent first use,
-/// and stores the answer of the first. Without a key it just runs the request.
+/// and stores the answer of the first. Without a key it just runs the request. When the
+/// first request committed but its answer was lost, `rebuild` answers from what it created;
+/// that answer is stored for later repeats and marked as replayed.
 pub async fn once(
     state: &AppState,
     claim: Option<&Claim>,
     run: impl Future<Output = Result<Response>>,
+    rebuild: impl AsyncFnOnce(Committed) -> Result<Response>,
 ) -> Result<Response> {
-    match idempotency::once(&state.db, claim, run).await? {
+    let in_flight_ms = i64::try_from(state.config.server.request_timeout_secs.max(1))
+        .unwrap_or(i64::MAX / 2_000)
+        .saturating_mul(1000);
+    match idempotency::once(&state.db, claim, in_flight_ms, run).await? {
         Answer::Replay(answer) => Ok(replay(answer)),
         Answer::First(response) => match claim {
             Some(claim) => remember(state, claim, response).await,
             None => Ok(response),
         },
+        Answer::Rebuild(committed) => {
+            let response = rebuild(committed).await?;
+            let response = match claim {
+                Some(claim) => remember(state, claim, response).await?,
+                None => response,
+            };
+            Ok(mark_replayed(response))
+        }
     }
+}
+
+/// The answer to a repeat of a money move whose first answer was lost: the move was applied
+/// once (the journal shows it), and is not applied again.
+pub async fn answer_lost(_: Committed) -> Result<Response> {
+    Err(Error::Conflict(
+        "idempotency_answer_lost",
+        "the request with this Idempotency-Key was applied once, but its answer was lost; \
+         the journal shows its effect"
+            .into(),
+    ))
 }
 
 /// Headers that are part of an answer worth replaying.
@@ -107,13 +132,16 @@ async fn remember(state: &AppState, claim: &Claim, response: Response) -> Result
 fn replay(answer: StoredAnswer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
     let mut response = (status, answer.body).into_response();
-    let headers = response.headers_mut();
     for (name, value) in answer.headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(name), HeaderValue::from_str(&value)) {
-            headers.insert(name, value);
+            response.headers_mut().insert(name, value);
         }
     }
-    headers.insert(
+    mark_replayed(response)
+}
+
+fn mark_replayed(mut response: Response) -> Response {
+    response.headers_mut().insert(
         HeaderName::from_static("idempotent-replayed"),
         HeaderValue::from_static("true"),
     );

@@ -82,9 +82,9 @@ pub async fn quote(
     Caller(principal): Caller,
     ApiJson(body): ApiJson<CreateVideoBody>,
 ) -> Result<Json<Quote>> {
-    principal.require(crate::domain::tenants::Scope::VideosRead)?;
+    crate::domain::access::videos(&principal, crate::domain::access::VideoAction::Read)?;
     let request = body.into_new_video(&state.config.videos, false)?;
-    crate::domain::ssrf::check_request(&request, &state.config.security.url_allowlist).await?;
+    let request = crate::domain::videos::admit(&state, &principal, request).await?;
     let decision = routing::decide(&state, &principal, &request).await?;
     let price = routing::price(&state, &principal, &request, &decision).await?;
     Ok(Json(Quote {
@@ -173,7 +173,7 @@ pub async fn models(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<ModelList>> {
-    principal.require(crate::domain::tenants::Scope::VideosRead)?;
+    crate::domain::access::videos(&principal, crate::domain::access::VideoAction::Read)?;
     use crate::domain::billing::pricing;
     let prices = pricing::tenant_prices(&state.db, &principal.tenant_id).await?;
     let price_per_second = |model: Model| {

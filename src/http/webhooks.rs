@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::app::AppState;
+use crate::domain::access::{self, Reach};
+use crate::domain::billing::Mode;
 use crate::domain::ids::TenantId;
-use crate::domain::tenants::Scope;
 use crate::domain::webhooks::{self, Endpoint, EndpointRequest};
 use crate::error::{Error, Result};
 use crate::http::auth::{Caller, Operator};
@@ -26,6 +27,11 @@ pub struct EndpointBody {
     /// left out.
     pub events: Option<Vec<String>>,
     pub description: Option<String>,
+    /// `live` or `test`: the mode of the videos whose events it receives. A tenant's key
+    /// creates endpoints of its own mode (naming the other is refused); the operator's default
+    /// is `live`.
+    #[schema(value_type = Option<String>, example = "live")]
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -33,6 +39,8 @@ pub struct EndpointObject {
     pub id: String,
     /// Always `webhook_endpoint`.
     pub object: &'static str,
+    /// `live` or `test`: it receives the events of this mode's videos only.
+    pub mode: &'static str,
     pub url: String,
     pub description: String,
     pub events: Vec<String>,
@@ -52,6 +60,7 @@ impl EndpointObject {
         let now = crate::clock::now_ms();
         EndpointObject {
             object: "webhook_endpoint",
+            mode: endpoint.mode.as_str(),
             status: if endpoint.disabled_at.is_some() {
                 "disabled"
             } else {
@@ -177,23 +186,31 @@ fn message_object(log: webhooks::MessageLog) -> MessageObject {
     }
 }
 
-fn request(body: EndpointBody) -> EndpointRequest {
-    EndpointRequest {
+/// The request and the mode it names, if any.
+fn request(body: EndpointBody) -> Result<(EndpointRequest, Option<Mode>)> {
+    let mode = body
+        .mode
+        .as_deref()
+        .map(|raw| {
+            Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))
+        })
+        .transpose()?;
+    let request = EndpointRequest {
         url: body.url,
         events: body.events,
         description: body.description,
-    }
+    };
+    Ok((request, mode))
 }
 
-async fn list(state: &AppState, tenant: &TenantId) -> Result<EndpointList> {
-    let endpoints = webhooks::endpoints(state, tenant).await?;
-    Ok(EndpointList {
+fn list(endpoints: Vec<Endpoint>) -> EndpointList {
+    EndpointList {
         object: "list",
         data: endpoints
             .into_iter()
             .map(|e| EndpointObject::new(e, false))
             .collect(),
-    })
+    }
 }
 
 /// Create a webhook endpoint
@@ -209,8 +226,19 @@ pub async fn create_endpoint(
     Caller(principal): Caller,
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> Result<Json<EndpointObject>> {
-    principal.require(Scope::WebhooksWrite)?;
-    let endpoint = webhooks::create_endpoint(&state, &principal.tenant_id, request(body)).await?;
+    let reach = access::webhooks(&principal)?;
+    let (request, mode) = request(body)?;
+    if mode.is_some_and(|mode| mode != reach.mode) {
+        return Err(Error::invalid(
+            "mode",
+            format!(
+                "a {} key creates {} endpoints",
+                reach.mode.as_str(),
+                reach.mode.as_str()
+            ),
+        ));
+    }
+    let endpoint = webhooks::create_endpoint(&state, &reach, request).await?;
     Ok(Json(EndpointObject::new(endpoint, true)))
 }
 
@@ -224,8 +252,8 @@ pub async fn list_endpoints(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<EndpointList>> {
-    principal.require(Scope::WebhooksWrite)?;
-    Ok(Json(list(&state, &principal.tenant_id).await?))
+    let reach = access::webhooks(&principal)?;
+    Ok(Json(list(webhooks::endpoints(&state, &reach).await?)))
 }
 
 /// Retrieve a webhook endpoint
@@ -240,8 +268,8 @@ pub async fn get_endpoint(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointObject>> {
-    principal.require(Scope::WebhooksWrite)?;
-    let endpoint = webhooks::endpoint(&state, &principal.tenant_id, &id).await?;
+    let reach = access::webhooks(&principal)?;
+    let endpoint = webhooks::endpoint(&state, &reach, &id).await?;
     Ok(Json(EndpointObject::new(endpoint, false)))
 }
 
@@ -259,8 +287,8 @@ pub async fn disable_endpoint(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointObject>> {
-    principal.require(Scope::WebhooksWrite)?;
-    let endpoint = webhooks::set_disabled(&state, &principal.tenant_id, &id, true).await?;
+    let reach = access::webhooks(&principal)?;
+    let endpoint = webhooks::set_disabled(&state, &reach, &id, true).await?;
     Ok(Json(EndpointObject::new(endpoint, false)))
 }
 
@@ -276,8 +304,8 @@ pub async fn enable_endpoint(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<EndpointObject>> {
-    principal.require(Scope::WebhooksWrite)?;
-    let endpoint = webhooks::set_disabled(&state, &principal.tenant_id, &id, false).await?;
+    let reach = access::webhooks(&principal)?;
+    let endpoint = webhooks::set_disabled(&state, &reach, &id, false).await?;
     Ok(Json(EndpointObject::new(endpoint, false)))
 }
 
@@ -297,9 +325,9 @@ pub async fn rotate_endpoint(
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<RotateBody>,
 ) -> Result<Json<EndpointObject>> {
-    principal.require(Scope::WebhooksWrite)?;
+    let reach = access::webhooks(&principal)?;
     let overlap = body.unwrap_or_default().overlap_secs;
-    let endpoint = webhooks::rotate(&state, &principal.tenant_id, &id, overlap).await?;
+    let endpoint = webhooks::rotate(&state, &reach, &id, overlap).await?;
     Ok(Json(EndpointObject::new(endpoint, true)))
 }
 
@@ -322,9 +350,9 @@ pub async fn get_request_secret(
     State(state): State<AppState>,
     Caller(principal): Caller,
 ) -> Result<Json<RequestSecret>> {
-    principal.require(Scope::WebhooksWrite)?;
+    let reach = access::webhooks(&principal)?;
     Ok(Json(secret_object(
-        webhooks::request_secret(&state, &principal.tenant_id).await?,
+        webhooks::request_secret(&state, &reach.tenant, reach.mode).await?,
     )))
 }
 
@@ -339,10 +367,10 @@ pub async fn rotate_request_secret(
     Caller(principal): Caller,
     OptionalJson(body): OptionalJson<RotateBody>,
 ) -> Result<Json<RequestSecret>> {
-    principal.require(Scope::WebhooksWrite)?;
+    let reach = access::webhooks(&principal)?;
     let overlap = body.unwrap_or_default().overlap_secs;
     Ok(Json(secret_object(
-        webhooks::rotate_request_secret(&state, &principal.tenant_id, overlap).await?,
+        webhooks::rotate_request_secret(&state, &reach, overlap).await?,
     )))
 }
 
@@ -357,10 +385,10 @@ pub async fn list_messages(
     Caller(principal): Caller,
     ApiQuery(query): ApiQuery<MessageQuery>,
 ) -> Result<Json<MessageList>> {
-    principal.require(Scope::WebhooksWrite)?;
+    let reach = access::webhooks(&principal)?;
     let limit = query.limit.unwrap_or(20);
     let video = query.video_id.as_deref();
-    let logs = webhooks::messages(&state, &principal.tenant_id, video, limit).await?;
+    let logs = webhooks::messages(&state, &reach, video, limit).await?;
     let data = logs.into_iter().map(message_object).collect();
     Ok(Json(MessageList {
         object: "list",
@@ -380,8 +408,8 @@ pub async fn get_message(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<MessageObject>> {
-    principal.require(Scope::WebhooksWrite)?;
-    let log = webhooks::message(&state, &principal.tenant_id, &id).await?;
+    let reach = access::webhooks(&principal)?;
+    let log = webhooks::message(&state, &reach, &id).await?;
     Ok(Json(message_object(log)))
 }
 
@@ -400,8 +428,8 @@ pub async fn redeliver(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<MessageObject>> {
-    principal.require(Scope::WebhooksWrite)?;
-    let log = webhooks::redeliver(&state, &principal.tenant_id, &id).await?;
+    let reach = access::webhooks(&principal)?;
+    let log = webhooks::redeliver(&state, &reach, &id).await?;
     Ok(Json(message_object(log)))
 }
 
@@ -425,7 +453,9 @@ pub async fn admin_create_endpoint(
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> Result<Json<EndpointObject>> {
     let tenant = admin_tenant(&state, &tenant).await?;
-    let endpoint = webhooks::create_endpoint(&state, &tenant, request(body)).await?;
+    let (request, mode) = request(body)?;
+    let reach = Reach::operator(tenant, mode.unwrap_or(Mode::Live));
+    let endpoint = webhooks::create_endpoint(&state, &reach, request).await?;
     Ok(Json(EndpointObject::new(endpoint, true)))
 }
 
@@ -442,7 +472,7 @@ pub async fn admin_list_endpoints(
     Path(tenant): Path<String>,
 ) -> Result<Json<EndpointList>> {
     let tenant = admin_tenant(&state, &tenant).await?;
-    Ok(Json(list(&state, &tenant).await?))
+    Ok(Json(list(webhooks::all_endpoints(&state, &tenant).await?)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -467,17 +497,18 @@ pub async fn admin_endpoint_action(
     ApiJson(body): ApiJson<AdminEndpointAction>,
 ) -> Result<Json<EndpointObject>> {
     let tenant = admin_tenant(&state, &tenant).await?;
+    let reach = webhooks::operator_reach(&state, &tenant, &id).await?;
     let (endpoint, show) = match body.action.as_str() {
         "disable" => (
-            webhooks::set_disabled(&state, &tenant, &id, true).await?,
+            webhooks::set_disabled(&state, &reach, &id, true).await?,
             false,
         ),
         "enable" => (
-            webhooks::set_disabled(&state, &tenant, &id, false).await?,
+            webhooks::set_disabled(&state, &reach, &id, false).await?,
             false,
         ),
         "rotate_secret" => (
-            webhooks::rotate(&state, &tenant, &id, body.overlap_secs).await?,
+            webhooks::rotate(&state, &reach, &id, body.overlap_secs).await?,
             true,
         ),
         other => {

@@ -208,11 +208,16 @@ impl Db {
         report.tenant_usage_mismatches = differing(&expected, &stored, 2);
         let expected = keyed(
             tx,
-            "SELECT tenant_id, COUNT(*) FROM videos WHERE status IN ('queued', 'in_progress') GROUP BY tenant_id",
+            "SELECT tenant_id || ':' || mode, COUNT(*) FROM videos WHERE status IN ('queued', 'in_progress') GROUP BY tenant_id, mode",
             1,
         )
         .await?;
-        let stored = keyed(tx, "SELECT tenant_id, running FROM tenant_running", 1).await?;
+        let stored = keyed(
+            tx,
+            "SELECT tenant_id || ':' || mode, running FROM tenant_running",
+            1,
+        )
+        .await?;
         report.tenant_running_mismatches = differing(&expected, &stored, 1);
         let expected = keyed(
             tx,

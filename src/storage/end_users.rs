@@ -9,6 +9,7 @@ use crate::domain::ids::{EndUserId, TenantId};
 fn end_user_from_row(tenant: &TenantId, row: &impl Get) -> Result<EndUser, sqlx::Error> {
     Ok(EndUser {
         tenant_id: tenant.clone(),
+        mode: row.state("mode", Mode::parse)?,
         id: EndUserId::from_db(row.col("user_id")?),
         credits_per_day: row.col("credits_per_day")?,
         credits_per_month: row.col("credits_per_month")?,
@@ -25,14 +26,16 @@ impl Db {
         tx: &mut Tx,
         backend: Backend,
         tenant: &TenantId,
+        mode: Mode,
         user: &EndUserId,
     ) -> Result<EndUser, sqlx::Error> {
         let now = now_ms();
         sql::query(
-            "INSERT INTO end_users (tenant_id, user_id, wallet_mode, created_at, updated_at) \
-             VALUES ($1, $2, 'none', $3, $3) ON CONFLICT (tenant_id, user_id) DO NOTHING",
+            "INSERT INTO end_users (tenant_id, mode, user_id, wallet_mode, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'none', $4, $4) ON CONFLICT (tenant_id, mode, user_id) DO NOTHING",
         )
         .bind(tenant.as_str())
+        .bind(mode.as_str())
         .bind(user.as_str())
         .bind(now)
         .execute(tx)
@@ -42,9 +45,10 @@ impl Db {
             Backend::Sqlite => "",
         };
         let row = sql::query(format!(
-            "SELECT * FROM end_users WHERE tenant_id = $1 AND user_id = $2{lock}"
+            "SELECT * FROM end_users WHERE tenant_id = $1 AND mode = $2 AND user_id = $3{lock}"
         ))
         .bind(tenant.as_str())
+        .bind(mode.as_str())
         .bind(user.as_str())
         .fetch_one(tx)
         .await?;
@@ -54,10 +58,12 @@ impl Db {
     pub async fn get_end_user(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         user: &EndUserId,
     ) -> Result<Option<EndUser>, sqlx::Error> {
-        sql::query("SELECT * FROM end_users WHERE tenant_id = $1 AND user_id = $2")
+        sql::query("SELECT * FROM end_users WHERE tenant_id = $1 AND mode = $2 AND user_id = $3")
             .bind(tenant.as_str())
+            .bind(mode.as_str())
             .bind(user.as_str())
             .fetch_optional(&mut self.read()?)
             .await?
@@ -68,9 +74,9 @@ impl Db {
     pub async fn put_end_user(&self, user: &EndUser) -> Result<(), sqlx::Error> {
         let now = now_ms();
         sql::query(
-            "INSERT INTO end_users (tenant_id, user_id, credits_per_day, credits_per_month, max_concurrent, wallet_mode, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-             ON CONFLICT (tenant_id, user_id) DO UPDATE SET credits_per_day = excluded.credits_per_day, \
+            "INSERT INTO end_users (tenant_id, user_id, credits_per_day, credits_per_month, max_concurrent, wallet_mode, created_at, updated_at, mode) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) \
+             ON CONFLICT (tenant_id, mode, user_id) DO UPDATE SET credits_per_day = excluded.credits_per_day, \
                credits_per_month = excluded.credits_per_month, max_concurrent = excluded.max_concurrent, \
                wallet_mode = excluded.wallet_mode, updated_at = excluded.updated_at",
         )
@@ -81,6 +87,7 @@ impl Db {
         .bind(user.max_concurrent)
         .bind(user.wallet_mode.as_str())
         .bind(now)
+        .bind(user.mode.as_str())
         .execute(&mut self.write().await?)
         .await?;
         Ok(())
@@ -119,7 +126,7 @@ impl Db {
         month: i64,
     ) -> Result<(i64, i64, i64), sqlx::Error> {
         let mut tx = self.begin().await?;
-        let running = Self::end_user_running(&mut tx, tenant, user).await?;
+        let running = Self::end_user_running(&mut tx, tenant, mode, user).await?;
         let today = Self::end_user_spend(&mut tx, tenant, user, mode, day).await?;
         let this_month = Self::end_user_spend(&mut tx, tenant, user, mode, month).await?;
         tx.commit().await?;
@@ -130,13 +137,16 @@ impl Db {
     pub async fn end_user_running(
         tx: &mut Tx,
         tenant: &TenantId,
+        mode: Mode,
         user: &EndUserId,
     ) -> Result<i64, sqlx::Error> {
         sql::query(
-            "SELECT COUNT(*) FROM videos WHERE tenant_id = $1 AND user_id = $2 AND status IN ('queued', 'in_progress')",
+            "SELECT COUNT(*) FROM videos WHERE tenant_id = $1 AND user_id = $2 AND mode = $3 \
+             AND status IN ('queued', 'in_progress')",
         )
         .bind(tenant.as_str())
         .bind(user.as_str())
+        .bind(mode.as_str())
         .fetch_one(tx)
         .await?
         .at(0)
@@ -203,11 +213,12 @@ impl Db {
         seconds: i64,
     ) -> Result<TenantTotals, sqlx::Error> {
         let running: i64 = sql::query(
-            "INSERT INTO tenant_running (tenant_id, running) VALUES ($1, 1) \
-             ON CONFLICT (tenant_id) DO UPDATE SET running = tenant_running.running + 1 \
+            "INSERT INTO tenant_running (tenant_id, mode, running) VALUES ($1, $2, 1) \
+             ON CONFLICT (tenant_id, mode) DO UPDATE SET running = tenant_running.running + 1 \
              RETURNING running",
         )
         .bind(tenant.as_str())
+        .bind(mode.as_str())
         .fetch_one(tx)
         .await?
         .at(0)?;
@@ -242,9 +253,11 @@ impl Db {
         seconds_delta: i64,
     ) -> Result<(), sqlx::Error> {
         sql::query(
-            "UPDATE tenant_running SET running = running - 1 WHERE tenant_id = $1 AND running > 0",
+            "UPDATE tenant_running SET running = running - 1 \
+             WHERE tenant_id = $1 AND mode = $2 AND running > 0",
         )
         .bind(finished.tenant_id.as_str())
+        .bind(finished.mode.as_str())
         .execute(tx)
         .await?;
         if credits_delta != 0 || seconds_delta != 0 {

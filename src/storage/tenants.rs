@@ -236,6 +236,8 @@ impl Db {
 /// An idempotency key as stored.
 pub struct IdempotencyRow {
     pub request_hash: String,
+    pub video_id: Option<String>,
+    pub created_at: i64,
     pub answer: Option<crate::domain::idempotency::StoredAnswer>,
 }
 
@@ -249,8 +251,8 @@ impl Db {
     ) -> Result<Option<IdempotencyRow>, sqlx::Error> {
         // Read first: a fresh key (the usual case) then costs no write at all.
         let row = sql::query(
-            "SELECT request_hash, status_code, response_body, response_headers, expires_at \
-             FROM idempotency_keys WHERE scope = $1 AND key = $2",
+            "SELECT request_hash, status_code, response_body, response_headers, expires_at, \
+             video_id, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2",
         )
         .bind(scope)
         .bind(key)
@@ -286,6 +288,8 @@ impl Db {
         };
         Ok(Some(IdempotencyRow {
             request_hash: row.at(0)?,
+            video_id: row.at(5)?,
+            created_at: row.at(6)?,
             answer,
         }))
     }

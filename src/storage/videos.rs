@@ -5,6 +5,7 @@
 
 use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
+use crate::domain::access::UserFilter;
 use crate::domain::billing::{Credits, MicroUsd, Mode};
 use crate::domain::ids::{ApiKeyId, ProviderId, TenantId, VideoId};
 use crate::domain::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
@@ -142,11 +143,14 @@ impl Db {
     ) -> Result<Option<(Vec<Video>, bool)>, sqlx::Error> {
         let cursor = match query.after {
             Some(after) => {
-                let row = sql::query("SELECT seq FROM videos WHERE id = $1 AND tenant_id = $2")
-                    .bind(after.as_str())
-                    .bind(query.tenant.as_str())
-                    .fetch_optional(&mut self.read()?)
-                    .await?;
+                let row = sql::query(
+                    "SELECT seq FROM videos WHERE id = $1 AND tenant_id = $2 AND mode = $3",
+                )
+                .bind(after.as_str())
+                .bind(query.tenant.as_str())
+                .bind(query.mode.as_str())
+                .fetch_optional(&mut self.read()?)
+                .await?;
                 match row {
                     Some(row) => Some(row.at::<i64>(0)?),
                     None => return Ok(None),
@@ -159,9 +163,10 @@ impl Db {
         } else {
             (">", "ASC")
         };
-        let mut sql =
-            String::from("SELECT * FROM videos WHERE tenant_id = $1 AND deleted_at IS NULL");
-        let mut n = 1;
+        let mut sql = String::from(
+            "SELECT * FROM videos WHERE tenant_id = $1 AND mode = $2 AND deleted_at IS NULL",
+        );
+        let mut n = 2;
         if cursor.is_some() {
             n += 1;
             sql.push_str(&format!(" AND seq {cmp} ${n}"));
@@ -170,19 +175,26 @@ impl Db {
             n += 1;
             sql.push_str(&format!(" AND status = ${n}"));
         }
-        if query.user.is_some() {
+        let user = match query.user {
+            UserFilter::Only(user) => Some(user),
+            UserFilter::Anyone => None,
+            UserFilter::Nobody => return Ok(Some((Vec::new(), false))),
+        };
+        if user.is_some() {
             n += 1;
             sql.push_str(&format!(" AND user_id = ${n}"));
         }
         sql.push_str(&format!(" ORDER BY seq {order} LIMIT ${}", n + 1));
-        let mut q = sql::query(sql).bind(query.tenant.as_str());
+        let mut q = sql::query(sql)
+            .bind(query.tenant.as_str())
+            .bind(query.mode.as_str());
         if let Some(seq) = cursor {
             q = q.bind(seq);
         }
         if let Some(status) = query.status {
             q = q.bind(status.as_str());
         }
-        if let Some(user) = query.user {
+        if let Some(user) = user {
             q = q.bind(user);
         }
         let rows = q.bind(query.limit + 1).fetch_all(&mut self.scan()).await?;

@@ -3,6 +3,7 @@
 
 use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
+use crate::domain::billing::Mode;
 use crate::domain::ids::TenantId;
 use crate::domain::webhooks::{Attempt, Endpoint, Message, MessageState};
 
@@ -11,6 +12,7 @@ fn endpoint_from_row(row: &impl Get) -> Result<Endpoint, sqlx::Error> {
     Ok(Endpoint {
         id: row.col("id")?,
         tenant_id: TenantId::from_db(row.col("tenant_id")?),
+        mode: row.state("mode", Mode::parse)?,
         url: row.col("url")?,
         description: row.col("description")?,
         events: events
@@ -31,6 +33,7 @@ fn message_from_row(row: &impl Get) -> Result<Message, sqlx::Error> {
     Ok(Message {
         id: row.col("id")?,
         tenant_id: TenantId::from_db(row.col("tenant_id")?),
+        mode: row.state("mode", Mode::parse)?,
         endpoint_id: row.col("endpoint_id")?,
         url: row.col("url")?,
         event_type: row.col("event_type")?,
@@ -53,8 +56,8 @@ fn message_from_row(row: &impl Get) -> Result<Message, sqlx::Error> {
 impl Db {
     pub async fn insert_webhook_endpoint(&self, endpoint: &Endpoint) -> Result<(), sqlx::Error> {
         sql::query(
-            "INSERT INTO webhook_endpoints (id, tenant_id, url, description, events, secret, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO webhook_endpoints (id, tenant_id, url, description, events, secret, created_at, mode) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(&endpoint.id)
         .bind(endpoint.tenant_id.as_str())
@@ -63,30 +66,44 @@ impl Db {
         .bind(endpoint.events.join(","))
         .bind(&endpoint.secret)
         .bind(endpoint.created_at)
+        .bind(endpoint.mode.as_str())
         .execute(&mut self.write().await?)
         .await?;
         Ok(())
     }
 
-    pub async fn webhook_endpoints(&self, tenant: &TenantId) -> Result<Vec<Endpoint>, sqlx::Error> {
-        sql::query("SELECT * FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id")
-            .bind(tenant.as_str())
-            .fetch_all(&mut self.scan())
-            .await?
-            .iter()
-            .map(endpoint_from_row)
-            .collect()
+    /// A tenant's endpoints of one mode, or of both.
+    pub async fn webhook_endpoints(
+        &self,
+        tenant: &TenantId,
+        mode: Option<Mode>,
+    ) -> Result<Vec<Endpoint>, sqlx::Error> {
+        sql::query(
+            "SELECT * FROM webhook_endpoints WHERE tenant_id = $1 AND ($2 IS NULL OR mode = $2) \
+             ORDER BY created_at, id",
+        )
+        .bind(tenant.as_str())
+        .bind(mode.map(Mode::as_str))
+        .fetch_all(&mut self.scan())
+        .await?
+        .iter()
+        .map(endpoint_from_row)
+        .collect()
     }
 
-    /// The endpoint, only if it belongs to `tenant`.
+    /// The endpoint, only if it belongs to `tenant` (and to `mode`, when one is given).
     pub async fn webhook_endpoint(
         &self,
         tenant: &TenantId,
+        mode: Option<Mode>,
         id: &str,
     ) -> Result<Option<Endpoint>, sqlx::Error> {
-        sql::query("SELECT * FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2")
-            .bind(id)
-            .bind(tenant.as_str())
+        sql::query(
+            "SELECT * FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2 AND ($3 IS NULL OR mode = $3)",
+        )
+        .bind(id)
+        .bind(tenant.as_str())
+        .bind(mode.map(Mode::as_str))
             .fetch_optional(&mut self.read()?)
             .await?
             .as_ref()
@@ -144,21 +161,25 @@ impl Db {
     pub async fn tenant_webhook_secret(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         fresh: &str,
     ) -> Result<(String, Option<String>, Option<i64>), sqlx::Error> {
         sql::query(
-            "INSERT INTO tenant_webhook_secrets (tenant_id, secret, created_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id) DO NOTHING",
+            "INSERT INTO tenant_webhook_secrets (tenant_id, mode, secret, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id, mode) DO NOTHING",
         )
         .bind(tenant.as_str())
+        .bind(mode.as_str())
         .bind(fresh)
         .bind(now_ms())
         .execute(&mut self.write().await?)
         .await?;
         let row = sql::query(
-            "SELECT secret, previous_secret, previous_expires_at FROM tenant_webhook_secrets WHERE tenant_id = $1",
+            "SELECT secret, previous_secret, previous_expires_at FROM tenant_webhook_secrets \
+             WHERE tenant_id = $1 AND mode = $2",
         )
         .bind(tenant.as_str())
+        .bind(mode.as_str())
         .fetch_one(&mut self.read()?)
         .await?;
         Ok((
@@ -171,16 +192,18 @@ impl Db {
     pub async fn rotate_tenant_webhook_secret(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         secret: &str,
         previous_expires_at: i64,
     ) -> Result<(), sqlx::Error> {
         sql::query(
             "UPDATE tenant_webhook_secrets SET previous_secret = secret, previous_expires_at = $1, secret = $2 \
-             WHERE tenant_id = $3",
+             WHERE tenant_id = $3 AND mode = $4",
         )
         .bind(previous_expires_at)
         .bind(secret)
         .bind(tenant.as_str())
+        .bind(mode.as_str())
         .execute(&mut self.write().await?)
         .await?;
         Ok(())
@@ -188,14 +211,14 @@ impl Db {
 
     /// Writes one outbox message per target of a job's terminal event, in the job's
     /// transaction: every enabled endpoint of the tenant subscribed to `event`, and the
-    /// request's own `webhook_url`. Returns how many were written.
+    /// request's own `webhook_url`, all of the video's mode. Returns how many were written.
     pub async fn enqueue_webhooks(
         tx: &mut Tx,
         video_id: &str,
         event: &str,
     ) -> Result<u64, sqlx::Error> {
         let now = now_ms();
-        let Some(row) = sql::query("SELECT tenant_id, request FROM videos WHERE id = $1")
+        let Some(row) = sql::query("SELECT tenant_id, mode, request FROM videos WHERE id = $1")
             .bind(video_id)
             .fetch_optional(tx)
             .await?
@@ -203,6 +226,7 @@ impl Db {
             return Ok(0);
         };
         let tenant: String = row.col("tenant_id")?;
+        let mode: String = row.col("mode")?;
         let request: String = row.col("request")?;
         let webhook_url = serde_json::from_str::<serde_json::Value>(&request)
             .ok()
@@ -212,9 +236,11 @@ impl Db {
                     .map(str::to_owned)
             });
         let endpoints: Vec<(String, String)> = sql::query(
-            "SELECT id, events FROM webhook_endpoints WHERE tenant_id = $1 AND disabled_at IS NULL",
+            "SELECT id, events FROM webhook_endpoints \
+             WHERE tenant_id = $1 AND mode = $2 AND disabled_at IS NULL",
         )
         .bind(&tenant)
+        .bind(&mode)
         .fetch_all(tx)
         .await?
         .iter()
@@ -232,8 +258,8 @@ impl Db {
         for (endpoint, url) in targets {
             written += sql::query(
                 "INSERT INTO webhook_messages (id, tenant_id, endpoint_id, url, event_type, video_id, \
-                 event_at, state, next_attempt_at, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7, $7)",
+                 event_at, state, next_attempt_at, created_at, mode) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7, $7, $8)",
             )
             .bind(crate::domain::webhooks::message_id())
             .bind(&tenant)
@@ -242,6 +268,7 @@ impl Db {
             .bind(event)
             .bind(video_id)
             .bind(now)
+            .bind(&mode)
             .execute(tx)
             .await?;
         }
@@ -373,16 +400,18 @@ impl Db {
     pub async fn webhook_messages(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         video_id: Option<&str>,
         limit: i64,
     ) -> Result<Vec<Message>, sqlx::Error> {
         let rows = match video_id {
             Some(video) => {
                 sql::query(
-                    "SELECT * FROM webhook_messages WHERE tenant_id = $1 AND video_id = $2 \
-                     ORDER BY created_at DESC, id LIMIT $3",
+                    "SELECT * FROM webhook_messages WHERE tenant_id = $1 AND mode = $2 AND video_id = $3 \
+                     ORDER BY created_at DESC, id LIMIT $4",
                 )
                 .bind(tenant.as_str())
+                .bind(mode.as_str())
                 .bind(video)
                 .bind(limit)
                 .fetch_all(&mut self.scan())
@@ -390,10 +419,11 @@ impl Db {
             }
             None => {
                 sql::query(
-                    "SELECT * FROM webhook_messages WHERE tenant_id = $1 \
-                     ORDER BY created_at DESC, id LIMIT $2",
+                    "SELECT * FROM webhook_messages WHERE tenant_id = $1 AND mode = $2 \
+                     ORDER BY created_at DESC, id LIMIT $3",
                 )
                 .bind(tenant.as_str())
+                .bind(mode.as_str())
                 .bind(limit)
                 .fetch_all(&mut self.scan())
                 .await?
@@ -405,11 +435,13 @@ impl Db {
     pub async fn webhook_message(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         id: &str,
     ) -> Result<Option<Message>, sqlx::Error> {
-        sql::query("SELECT * FROM webhook_messages WHERE id = $1 AND tenant_id = $2")
+        sql::query("SELECT * FROM webhook_messages WHERE id = $1 AND tenant_id = $2 AND mode = $3")
             .bind(id)
             .bind(tenant.as_str())
+            .bind(mode.as_str())
             .fetch_optional(&mut self.read()?)
             .await?
             .as_ref()
@@ -439,15 +471,17 @@ impl Db {
     pub async fn redeliver_webhook_message(
         &self,
         tenant: &TenantId,
+        mode: Mode,
         id: &str,
     ) -> Result<bool, sqlx::Error> {
         Ok(sql::query(
             "UPDATE webhook_messages SET state = 'pending', attempts = 0, next_attempt_at = $1, \
-             lease_owner = NULL, lease_until = NULL WHERE id = $2 AND tenant_id = $3",
+             lease_owner = NULL, lease_until = NULL WHERE id = $2 AND tenant_id = $3 AND mode = $4",
         )
         .bind(now_ms())
         .bind(id)
         .bind(tenant.as_str())
+        .bind(mode.as_str())
         .execute(&mut self.write().await?)
         .await?
             == 1)

@@ -63,7 +63,7 @@ async fn target(state: &Services, message: &Message) -> anyhow::Result<Result<Ta
     let Some(url) = message.url.clone() else {
         return Ok(Err("the message has no target".into()));
     };
-    let (secret, previous, until) = super::request_secret(state, &message.tenant_id)
+    let (secret, previous, until) = super::request_secret(state, &message.tenant_id, message.mode)
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut secrets = vec![secret];

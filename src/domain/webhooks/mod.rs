@@ -22,6 +22,8 @@ use hmac::{Hmac, Mac};
 use serde::Serialize;
 use sha2::Sha256;
 
+use crate::domain::access::Reach;
+use crate::domain::billing::Mode;
 use crate::domain::ids::{random_token, TenantId};
 use crate::domain::services::Services;
 use crate::domain::video::VideoStatus;
@@ -111,6 +113,8 @@ pub fn rfc3339(ms: i64) -> String {
 pub struct Endpoint {
     pub id: String,
     pub tenant_id: TenantId,
+    /// The endpoint receives the events of this mode's videos only.
+    pub mode: Mode,
     pub url: String,
     pub description: String,
     pub events: Vec<String>,
@@ -170,6 +174,8 @@ impl MessageState {
 pub struct Message {
     pub id: String,
     pub tenant_id: TenantId,
+    /// Its video's mode: it is signed with that mode's secret and listed to that mode.
+    pub mode: Mode,
     pub endpoint_id: Option<String>,
     pub url: Option<String>,
     pub event_type: String,
@@ -205,7 +211,7 @@ pub struct EndpointRequest {
 
 pub async fn create_endpoint(
     state: &Services,
-    tenant: &TenantId,
+    reach: &Reach,
     request: EndpointRequest,
 ) -> Result<Endpoint> {
     check_target(state, &request.url).await?;
@@ -239,7 +245,7 @@ pub async fn create_endpoint(
             "description is at most 256 characters",
         ));
     }
-    let existing = state.db.webhook_endpoints(tenant).await?;
+    let existing = state.db.webhook_endpoints(&reach.tenant, None).await?;
     if existing.len() >= 20 {
         return Err(Error::invalid(
             "url",
@@ -248,7 +254,8 @@ pub async fn create_endpoint(
     }
     let endpoint = Endpoint {
         id: format!("we_{}", random_token(24)),
-        tenant_id: tenant.clone(),
+        tenant_id: reach.tenant.clone(),
+        mode: reach.mode,
         url: request.url,
         description,
         events,
@@ -271,9 +278,27 @@ pub async fn check_target(state: &Services, url: &str) -> Result<()> {
     crate::domain::ssrf::check_url(url, "url", &state.config.security.url_allowlist).await
 }
 
-/// A tenant's endpoints.
-pub async fn endpoints(state: &Services, tenant: &TenantId) -> Result<Vec<Endpoint>> {
-    Ok(state.db.webhook_endpoints(tenant).await?)
+/// A tenant's endpoints of the reach's mode.
+pub async fn endpoints(state: &Services, reach: &Reach) -> Result<Vec<Endpoint>> {
+    Ok(state
+        .db
+        .webhook_endpoints(&reach.tenant, Some(reach.mode))
+        .await?)
+}
+
+/// All of a tenant's endpoints, of both modes, for the operator.
+pub async fn all_endpoints(state: &Services, tenant: &TenantId) -> Result<Vec<Endpoint>> {
+    Ok(state.db.webhook_endpoints(tenant, None).await?)
+}
+
+/// The reach of one of a tenant's endpoints, whatever its mode, for the operator.
+pub async fn operator_reach(state: &Services, tenant: &TenantId, id: &str) -> Result<Reach> {
+    let endpoint = state
+        .db
+        .webhook_endpoint(tenant, None, id)
+        .await?
+        .ok_or(Error::NotFound("webhook endpoint"))?;
+    Ok(Reach::operator(tenant.clone(), endpoint.mode))
 }
 
 /// A message to a tenant and its delivery attempts, oldest first.
@@ -290,7 +315,7 @@ async fn with_attempts(state: &Services, message: Message) -> Result<MessageLog>
 /// A tenant's messages, newest first, at most `limit` (1-100), about one video if given.
 pub async fn messages(
     state: &Services,
-    tenant: &TenantId,
+    reach: &Reach,
     video: Option<&str>,
     limit: i64,
 ) -> Result<Vec<MessageLog>> {
@@ -298,50 +323,58 @@ pub async fn messages(
         return Err(Error::invalid("limit", "limit must be 1-100"));
     }
     let mut logs = Vec::new();
-    for message in state.db.webhook_messages(tenant, video, limit).await? {
+    for message in state
+        .db
+        .webhook_messages(&reach.tenant, reach.mode, video, limit)
+        .await?
+    {
         logs.push(with_attempts(state, message).await?);
     }
     Ok(logs)
 }
 
-pub async fn message(state: &Services, tenant: &TenantId, id: &str) -> Result<MessageLog> {
+pub async fn message(state: &Services, reach: &Reach, id: &str) -> Result<MessageLog> {
     let message = state
         .db
-        .webhook_message(tenant, id)
+        .webhook_message(&reach.tenant, reach.mode, id)
         .await?
         .ok_or(Error::NotFound("webhook message"))?;
     with_attempts(state, message).await
 }
 
 /// Queues a message again, same id and payload, for a fresh round of attempts.
-pub async fn redeliver(state: &Services, tenant: &TenantId, id: &str) -> Result<MessageLog> {
-    if !state.db.redeliver_webhook_message(tenant, id).await? {
+pub async fn redeliver(state: &Services, reach: &Reach, id: &str) -> Result<MessageLog> {
+    if !state
+        .db
+        .redeliver_webhook_message(&reach.tenant, reach.mode, id)
+        .await?
+    {
         return Err(Error::NotFound("webhook message"));
     }
     state.wake_outbox();
-    message(state, tenant, id).await
+    message(state, reach, id).await
 }
 
-pub async fn endpoint(state: &Services, tenant: &TenantId, id: &str) -> Result<Endpoint> {
+pub async fn endpoint(state: &Services, reach: &Reach, id: &str) -> Result<Endpoint> {
     state
         .db
-        .webhook_endpoint(tenant, id)
+        .webhook_endpoint(&reach.tenant, Some(reach.mode), id)
         .await?
         .ok_or(Error::NotFound("webhook endpoint"))
 }
 
 pub async fn set_disabled(
     state: &Services,
-    tenant: &TenantId,
+    reach: &Reach,
     id: &str,
     disabled: bool,
 ) -> Result<Endpoint> {
-    endpoint(state, tenant, id).await?;
+    endpoint(state, reach, id).await?;
     state
         .db
         .set_webhook_endpoint_disabled(id, disabled.then_some("disabled by the tenant"))
         .await?;
-    endpoint(state, tenant, id).await
+    endpoint(state, reach, id).await
 }
 
 /// How long a rotated secret keeps signing: the request's `overlap_secs` or the default.
@@ -359,42 +392,49 @@ fn overlap(state: &Services, overlap_secs: Option<i64>) -> Result<i64> {
 /// Issues a new secret; the old one keeps signing alongside it for `overlap_secs`.
 pub async fn rotate(
     state: &Services,
-    tenant: &TenantId,
+    reach: &Reach,
     id: &str,
     overlap_secs: Option<i64>,
 ) -> Result<Endpoint> {
-    endpoint(state, tenant, id).await?;
+    endpoint(state, reach, id).await?;
     let overlap = overlap(state, overlap_secs)?;
     state
         .db
         .rotate_webhook_endpoint_secret(id, &new_secret(), now_ms() + overlap * 1000)
         .await?;
-    endpoint(state, tenant, id).await
+    endpoint(state, reach, id).await
 }
 
-/// The secret per-request `webhook_url` deliveries are signed with (created on first use).
+/// The secret per-request `webhook_url` deliveries of one mode are signed with (created on
+/// first use): each mode has its own, so a test key never learns what signs live deliveries.
 pub async fn request_secret(
     state: &Services,
     tenant: &TenantId,
+    mode: Mode,
 ) -> Result<(String, Option<String>, Option<i64>)> {
     Ok(state
         .db
-        .tenant_webhook_secret(tenant, &new_secret())
+        .tenant_webhook_secret(tenant, mode, &new_secret())
         .await?)
 }
 
 pub async fn rotate_request_secret(
     state: &Services,
-    tenant: &TenantId,
+    reach: &Reach,
     overlap_secs: Option<i64>,
 ) -> Result<(String, Option<String>, Option<i64>)> {
-    request_secret(state, tenant).await?;
+    request_secret(state, &reach.tenant, reach.mode).await?;
     let overlap = overlap(state, overlap_secs)?;
     state
         .db
-        .rotate_tenant_webhook_secret(tenant, &new_secret(), now_ms() + overlap * 1000)
+        .rotate_tenant_webhook_secret(
+            &reach.tenant,
+            reach.mode,
+            &new_secret(),
+            now_ms() + overlap * 1000,
+        )
         .await?;
-    request_secret(state, tenant).await
+    request_secret(state, &reach.tenant, reach.mode).await
 }
 
 #[cfg(test)]
@@ -416,6 +456,7 @@ mod tests {
         let endpoint = Endpoint {
             id: "we_1".into(),
             tenant_id: TenantId::from_db("ten_1".into()),
+            mode: Mode::Live,
             url: "https://hooks.example.com/".into(),
             description: String::new(),
             events: vec![],

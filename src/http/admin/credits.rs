@@ -120,7 +120,7 @@ pub async fn grant(
             granted,
         ))
     };
-    idempotency::once(&state, claim.as_ref(), run).await
+    idempotency::once(&state, claim.as_ref(), run, idempotency::answer_lost).await
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -175,7 +175,7 @@ pub async fn adjust(
             adjusted,
         ))
     };
-    idempotency::once(&state, claim.as_ref(), run).await
+    idempotency::once(&state, claim.as_ref(), run, idempotency::answer_lost).await
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -234,5 +234,5 @@ pub async fn refund(
         };
         Ok((StatusCode::CREATED, Json(body)).into_response())
     };
-    idempotency::once(&state, claim.as_ref(), run).await
+    idempotency::once(&state, claim.as_ref(), run, idempotency::answer_lost).await
 }

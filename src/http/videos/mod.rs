@@ -16,7 +16,8 @@ use self::create::CreateVideoBody;
 use self::input::CreateInput;
 use self::object::{VideoDeleted, VideoList, VideoObject};
 use crate::app::AppState;
-use crate::domain::idempotency::request_hash;
+use crate::domain::access::{self, VideoAction};
+use crate::domain::idempotency::{request_hash, Committed};
 use crate::domain::ids::VideoId;
 use crate::domain::video::{ArchiveState, Video, VideoStatus};
 use crate::domain::videos;
@@ -80,7 +81,7 @@ pub async fn create_video(
     key: IdempotencyHeader,
     input: CreateInput,
 ) -> Result<Response> {
-    principal.require(crate::domain::tenants::Scope::VideosWrite)?;
+    let reach = access::videos(&principal, VideoAction::Write)?;
     let CreateInput { body, upload } = input;
     // Validated and admitted first, so that bad input never leaves a stored file behind.
     let request = body.into_new_video(&state.config.videos, upload.is_some())?;
@@ -95,17 +96,28 @@ pub async fn create_video(
     });
     let run = async {
         match videos::create(&state, &principal, request, first_frame, claim.as_ref()).await {
-            Ok(created) => Ok(created_response(&state, &created)),
+            Ok(created) => Ok(created_response(
+                &state,
+                &created.video,
+                Some(created.route),
+            )),
             Err(race @ Error::Conflict("idempotency_race", _)) => Err(race),
             // A refusal after the key was claimed is the key's answer too.
             Err(error) => Ok(error.into_response()),
         }
     };
-    idempotency::once(&state, claim.as_ref(), run).await
+    // A create whose answer was lost answers with its job as it stands now.
+    let rebuild = async |committed: Committed| {
+        let id = committed.video_id.ok_or(Error::NotFound("video"))?;
+        let video = videos::get(&state, &reach, &id).await?;
+        Ok(created_response(&state, &video, None))
+    };
+    idempotency::once(&state, claim.as_ref(), run, rebuild).await
 }
 
-fn created_response(state: &AppState, created: &videos::Created) -> Response {
-    let video = &created.video;
+/// The answer to a create. `route` is the routing decision's reason, known to the request
+/// that made the decision (not to an answer rebuilt later).
+fn created_response(state: &AppState, video: &Video, route: Option<&'static str>) -> Response {
     let mut headers = HeaderMap::new();
     if let Some(provider) = video
         .provider
@@ -113,10 +125,12 @@ fn created_response(state: &AppState, created: &videos::Created) -> Response {
     {
         headers.insert(HeaderName::from_static("x-gateway-provider"), provider);
     }
-    headers.insert(
-        HeaderName::from_static("x-gateway-route"),
-        HeaderValue::from_static(created.route),
-    );
+    if let Some(route) = route {
+        headers.insert(
+            HeaderName::from_static("x-gateway-route"),
+            HeaderValue::from_static(route),
+        );
+    }
     video_response(state, video, headers)
 }
 
@@ -136,8 +150,8 @@ pub async fn get_video(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    principal.require(crate::domain::tenants::Scope::VideosRead)?;
-    let video = videos::get(&state, &principal, &parse_id(&id)?).await?;
+    let reach = access::videos(&principal, VideoAction::Read)?;
+    let video = videos::get(&state, &reach, &parse_id(&id)?).await?;
     Ok(video_response(&state, &video, HeaderMap::new()))
 }
 
@@ -169,7 +183,7 @@ pub async fn list_videos(
     Caller(principal): Caller,
     ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<VideoList>> {
-    principal.require(crate::domain::tenants::Scope::VideosRead)?;
+    let reach = access::videos(&principal, VideoAction::Read)?;
     let limit = params.limit.unwrap_or(20);
     if !(1..=100).contains(&limit) {
         return Err(Error::invalid("limit", "limit must be from 1 to 100"));
@@ -192,12 +206,13 @@ pub async fn list_videos(
         })
         .transpose()?;
     let query = ListQuery {
-        tenant: &principal.tenant_id,
+        tenant: &reach.tenant,
+        mode: reach.mode,
         after: after.as_ref(),
         limit,
         newest_first,
         status,
-        user: params.user.as_deref(),
+        user: reach.user_filter(params.user.as_deref()),
     };
     let page = videos::list(&state, &query).await?;
     let data: Vec<VideoObject> = page.videos.iter().map(VideoObject::from).collect();
@@ -228,8 +243,8 @@ pub async fn cancel_video(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Response> {
-    principal.require(crate::domain::tenants::Scope::VideosWrite)?;
-    let video = videos::cancel(&state, &principal, &parse_id(&id)?).await?;
+    let reach = access::videos(&principal, VideoAction::Write)?;
+    let video = videos::cancel(&state, &reach, &parse_id(&id)?).await?;
     Ok(video_response(&state, &video, HeaderMap::new()))
 }
 
@@ -247,9 +262,9 @@ pub async fn delete_video(
     Caller(principal): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<VideoDeleted>> {
-    principal.require(crate::domain::tenants::Scope::VideosWrite)?;
+    let reach = access::videos(&principal, VideoAction::Write)?;
     let id = parse_id(&id)?;
-    videos::delete(&state, &principal, &id).await?;
+    videos::delete(&state, &reach, &id).await?;
     Ok(Json(VideoDeleted {
         id: id.to_string(),
         object: "video.deleted",
@@ -305,8 +320,8 @@ pub async fn video_content(
     method: axum::http::Method,
     request_headers: HeaderMap,
 ) -> Result<Response> {
-    principal.require(crate::domain::tenants::Scope::VideosRead)?;
-    let video = videos::get(&state, &principal, &parse_id(&id)?).await?;
+    let reach = access::videos(&principal, VideoAction::Read)?;
+    let video = videos::get(&state, &reach, &parse_id(&id)?).await?;
     if video.status != VideoStatus::Completed {
         return Err(Error::Conflict(
             "video_not_ready",

@@ -1273,3 +1273,119 @@ async fn a_key_revoked_elsewhere_stops_working_within_the_key_cache_time() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn a_create_killed_between_its_commit_and_its_answer_is_answered_by_its_job_after_restart() {
+    // An upstream that takes connections and never answers: a live create commits its job
+    // and hold, then waits on the submit, so the answer is not yet written when the process
+    // is killed.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let upstream = format!("http://{}", black_hole.local_addr().expect("address"));
+    let db = TestDatabase::create().await;
+    let env = [
+        ("SEEDANCE_GW_PROVIDERS__SANDBOX__ENABLED", "false"),
+        ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__ENABLED", "true"),
+        ("SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__API_KEY", "sk-test"),
+        (
+            "SEEDANCE_GW_PROVIDERS__SEEDANCE_IT__BASE_URL",
+            upstream.as_str(),
+        ),
+        ("SEEDANCE_GW_SERVER__REQUEST_TIMEOUT_SECS", "3"),
+    ];
+    let mut first = Server::start(&db, &env).await;
+    let client = Client::new();
+    let admin = |path: String, body: Value| {
+        client
+            .post(format!("{}{path}", first.base))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let tenant: Value = admin("/admin/v1/tenants".into(), json!({"name": "acme"}))
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let tenant = tenant["id"].as_str().expect("id").to_string();
+    let grant = admin(
+        format!("/admin/v1/tenants/{tenant}/grants"),
+        json!({"amount": 10_000, "reason": "test", "mode": "live"}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(grant.status(), StatusCode::CREATED);
+    let key: Value = admin(
+        format!("/admin/v1/tenants/{tenant}/keys"),
+        json!({"mode": "live"}),
+    )
+    .await
+    .expect("send")
+    .json()
+    .await
+    .expect("json");
+    let key = key["secret"].as_str().expect("secret").to_string();
+    let body = json!({"model": "seedance-2.0-fast", "prompt": "a crash", "seconds": 4});
+    let create = |base: String| {
+        client
+            .post(format!("{base}/v1/videos"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "kill-1")
+            .json(&body)
+            .send()
+    };
+    let pending = tokio::spawn(create(first.base.clone()));
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db.url.clone()),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while database.count_running_jobs().await.expect("count") == 0 {
+        assert!(Instant::now() < deadline, "the create never committed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    assert!(
+        pending.await.expect("joined").is_err(),
+        "the first request got no answer"
+    );
+
+    let second = Server::start(&db, &env).await;
+    let retry = create(second.base.clone()).await.expect("send");
+    assert_eq!(retry.status(), StatusCode::OK, "the key is not stuck");
+    assert_eq!(
+        retry
+            .headers()
+            .get("idempotent-replayed")
+            .and_then(|v| v.to_str().ok()),
+        Some("true")
+    );
+    let video: Value = retry.json().await.expect("json");
+    let again: Value = create(second.base.clone())
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(again["id"], video["id"], "every retry names the one job");
+    assert_eq!(video["cost"]["reserved"], 200);
+    assert_eq!(
+        database.count_running_jobs().await.expect("count"),
+        1,
+        "exactly one job was created"
+    );
+    let tenant_id = seedance_gateway::domain::ids::TenantId::parse(&tenant).expect("tenant id");
+    let balance = seedance_gateway::domain::billing::ledger::balance(
+        &database,
+        &tenant_id,
+        seedance_gateway::domain::billing::Mode::Live,
+    )
+    .await
+    .expect("balance");
+    assert_eq!(balance.held.get(), 200, "one hold");
+    drop(black_hole);
+}

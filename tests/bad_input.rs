@@ -387,3 +387,65 @@ async fn the_most_negative_amount_is_400_and_moves_nothing() {
     assert_error(adjustment, StatusCode::BAD_REQUEST, "invalid_request").await;
     assert_nothing_changed(&app, &key, &tenant, 1_000).await;
 }
+
+/// Every operation of the served OpenAPI document that takes a path parameter refuses one
+/// that is not UTF-8 once percent-decoded (`%ff`) with a 400 in the envelope naming it, on
+/// tenant, admin and public routes alike.
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_400_in_the_envelope_on_every_route() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant_with_key("test", 1000).await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let mut tried = 0;
+    for (template, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let names: Vec<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let path = names.iter().fold(template.clone(), |path, name| {
+                path.replace(&format!("{{{name}}}"), "%ff")
+            });
+            let method =
+                reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let mut request = app.client.request(method.clone(), app.url(&path));
+            if path.starts_with("/admin/") {
+                request = request.bearer_auth(common::ADMIN_TOKEN);
+            } else if path.starts_with("/v1/") {
+                request = request.bearer_auth(&key);
+            }
+            if operation.get("requestBody").is_some() {
+                request = request.json(&json!({}));
+            }
+            let response = request.send().await.expect("send");
+            let what = format!("{method} {path}");
+            assert_eq!(
+                response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+                Some("application/json"),
+                "{what}"
+            );
+            let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+            let param = error["error"]["param"].as_str().unwrap_or_default();
+            assert!(names.contains(&param), "{what}: {error}");
+            tried += 1;
+        }
+    }
+    assert!(tried >= 30, "only {tried} operations take a path parameter");
+}

@@ -1,7 +1,8 @@
 //! Extractors whose rejections speak the API's error envelope instead of axum's plain text.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -181,6 +182,46 @@ where
                 format!("invalid query string: {}", e.body_text()),
             )),
             Err(other) => Err(Error::invalid_body(other.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Path` with an enveloped 400 rejection: a path parameter that is not valid
+/// UTF-8 once percent-decoded (`/v1/videos/%ff`) is refused like any other bad parameter.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let rejection = match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => return Ok(ApiPath(value)),
+            Err(rejection) => rejection,
+        };
+        // The other rejections (a route without the parameters, a type axum cannot
+        // deserialize into) are the gateway's own mistakes: a 500, logged.
+        if rejection.status() != StatusCode::BAD_REQUEST {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "path parameters: {}",
+                rejection.body_text()
+            )));
+        }
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.into_kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => {
+                    let message = format!("{key} is not valid UTF-8 once percent-decoded");
+                    Err(Error::invalid(key, message))
+                }
+                kind => Err(Error::invalid_body(format!("invalid path: {kind}"))),
+            },
+            other => Err(Error::invalid_body(format!(
+                "invalid path: {}",
+                other.body_text()
+            ))),
         }
     }
 }

@@ -5,7 +5,7 @@ pub mod input;
 pub mod object;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -24,7 +24,7 @@ use crate::domain::videos::ListQuery;
 use crate::error::{Error, Result};
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiQuery;
+use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::idempotency::{self, IdempotencyHeader};
 use crate::providers::sandbox;
 
@@ -134,7 +134,7 @@ fn created_response(state: &AppState, created: &videos::Created) -> Response {
 pub async fn get_video(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     principal.require(crate::domain::tenants::Scope::VideosRead)?;
     let video = videos::get(&state, &principal, &parse_id(&id)?).await?;
@@ -226,7 +226,7 @@ pub async fn list_videos(
 pub async fn cancel_video(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     principal.require(crate::domain::tenants::Scope::VideosWrite)?;
     let video = videos::cancel(&state, &principal, &parse_id(&id)?).await?;
@@ -245,7 +245,7 @@ pub async fn cancel_video(
 pub async fn delete_video(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<VideoDeleted>> {
     principal.require(crate::domain::tenants::Scope::VideosWrite)?;
     let id = parse_id(&id)?;
@@ -300,7 +300,7 @@ pub enum ContentVariant {
 pub async fn video_content(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ContentParams>,
     method: axum::http::Method,
     request_headers: HeaderMap,

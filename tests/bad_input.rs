@@ -449,3 +449,48 @@ async fn a_path_parameter_that_is_not_utf8_is_a_400_in_the_envelope_on_every_rou
     }
     assert!(tried >= 30, "only {tried} operations take a path parameter");
 }
+
+/// A declared `Content-Length` above `server.max_body_bytes` is answered 413 at once, before
+/// any of the body is read, instead of waiting for a body that never comes.
+#[tokio::test]
+async fn a_declared_content_length_over_the_limit_is_413_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|c| c.server.max_body_bytes = 64 * 1024).await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let address = app
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/videos HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{{\"prompt\":"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let n = stream.read(&mut buffer).await.expect("read");
+            answer.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if n == 0 || text.contains("request_too_large") {
+                break;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "no answer within 5 s: {text}");
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{text}"
+    );
+    assert!(text.contains("\"code\":\"request_too_large\""), "{text}");
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+}

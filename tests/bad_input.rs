@@ -494,3 +494,56 @@ async fn a_declared_content_length_over_the_limit_is_413_at_once() {
     assert!(text.contains("\"code\":\"request_too_large\""), "{text}");
     assert_nothing_changed(&app, &key, &tenant, 1000).await;
 }
+
+/// A fractional number where a whole one is expected is refused by the field's own rule,
+/// not as a value of the wrong type; a whole number written with a fraction part is one.
+#[tokio::test]
+async fn a_fractional_number_of_seconds_is_refused_as_not_an_integer() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    for (body, param) in [
+        (json!({"prompt": "x", "seconds": 4.5}), "seconds"),
+        (json!({"prompt": "x", "duration": 5.25}), "duration"),
+        (json!({"prompt": "x", "seconds": 1e300}), "seconds"),
+        (json!({"prompt": "x", "seed": 0.5}), "seed"),
+        (
+            json!({"prompt": "x", "routing": {"max_cost_credits": 99.9}}),
+            "routing.max_cost_credits",
+        ),
+    ] {
+        let error = assert_error(
+            app.create_video(&key, body.clone()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+        assert_eq!(error["error"]["param"], param, "{body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("must be an integer") && !message.contains("wrong type"),
+            "{body}: {message}"
+        );
+    }
+    // A field typed as an integer says so too, not which Rust type it is.
+    let response = app
+        .client
+        .put(app.url("/v1/end_users/alice"))
+        .bearer_auth(&key)
+        .json(&json!({"credits_per_day": 1.5}))
+        .send()
+        .await
+        .expect("send");
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_eq!(error["error"]["param"], "credits_per_day", "{error}");
+    assert_eq!(
+        error["error"]["message"], "credits_per_day: must be an integer (a whole number)",
+        "{error}"
+    );
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+    let whole = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4.0}))
+        .await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    let whole: Value = whole.json().await.expect("json");
+    assert_eq!(whole["seconds"], "4", "{whole}");
+}

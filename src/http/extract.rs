@@ -110,6 +110,9 @@ fn field_error(text: &str) -> Error {
     };
     let message = if message.starts_with("data did not match any variant of untagged enum") {
         "has the wrong type: expected a number, a boolean or a string".to_string()
+    } else if message.starts_with("invalid type: floating point") && expects_integer(message) {
+        // serde says `expected i64`: the type's name, not what the client should send.
+        "must be an integer (a whole number)".to_string()
     } else {
         message.to_string()
     };
@@ -120,6 +123,18 @@ fn field_error(text: &str) -> Error {
         }
         None => Error::invalid_body(message),
     }
+}
+
+/// Whether serde's message ends by expecting one of Rust's integer types.
+fn expects_integer(message: &str) -> bool {
+    message
+        .rsplit_once("expected ")
+        .is_some_and(|(_, expected)| {
+            matches!(
+                expected.trim(),
+                "i8" | "i16" | "i32" | "i64" | "isize" | "u8" | "u16" | "u32" | "u64" | "usize"
+            )
+        })
 }
 
 /// An optional JSON body: `None` when the body is empty (or JSON `null`), else `T` with

@@ -547,3 +547,68 @@ async fn a_fractional_number_of_seconds_is_refused_as_not_an_integer() {
     let whole: Value = whole.json().await.expect("json");
     assert_eq!(whole["seconds"], "4", "{whole}");
 }
+
+/// A body that is JSON but not an object is refused as a whole, naming no member of it.
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_refused_as_such() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let routes = [
+        (reqwest::Method::POST, "/v1/videos".to_string()),
+        (reqwest::Method::POST, "/v1/videos/quote".to_string()),
+        (reqwest::Method::PUT, "/v1/end_users/alice".to_string()),
+        (
+            reqwest::Method::POST,
+            "/v1/end_users/alice/wallet".to_string(),
+        ),
+        (reqwest::Method::POST, "/v1/webhook_endpoints".to_string()),
+    ];
+    for (method, path) in &routes {
+        for body in [
+            "[[\"x\"]]",
+            "[{\"prompt\": \"x\"}]",
+            "\"x\"",
+            "42",
+            "null",
+            "true",
+        ] {
+            let response = app
+                .client
+                .request(method.clone(), app.url(path))
+                .bearer_auth(&key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("send");
+            let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+            assert_eq!(
+                error["error"]["param"],
+                Value::Null,
+                "{method} {path} {body}"
+            );
+            assert_eq!(
+                error["error"]["message"], "the body must be a JSON object",
+                "{method} {path} {body}"
+            );
+        }
+    }
+    // Malformed JSON still says so.
+    let response = app
+        .client
+        .post(app.url("/v1/videos"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("[[\"x\"")
+        .send()
+        .await
+        .expect("send");
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("malformed JSON")),
+        "{error}"
+    );
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+}

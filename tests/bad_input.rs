@@ -387,3 +387,228 @@ async fn the_most_negative_amount_is_400_and_moves_nothing() {
     assert_error(adjustment, StatusCode::BAD_REQUEST, "invalid_request").await;
     assert_nothing_changed(&app, &key, &tenant, 1_000).await;
 }
+
+/// Every operation of the served OpenAPI document that takes a path parameter refuses one
+/// that is not UTF-8 once percent-decoded (`%ff`) with a 400 in the envelope naming it, on
+/// tenant, admin and public routes alike.
+#[tokio::test]
+async fn a_path_parameter_that_is_not_utf8_is_a_400_in_the_envelope_on_every_route() {
+    let app = TestApp::spawn().await;
+    let (_, key) = app.tenant_with_key("test", 1000).await;
+    let document: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let mut tried = 0;
+    for (template, item) in document["paths"].as_object().expect("paths") {
+        for (method, operation) in item.as_object().expect("path item") {
+            let names: Vec<&str> = operation["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            if names.is_empty() {
+                continue;
+            }
+            let path = names.iter().fold(template.clone(), |path, name| {
+                path.replace(&format!("{{{name}}}"), "%ff")
+            });
+            let method =
+                reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+            let mut request = app.client.request(method.clone(), app.url(&path));
+            if path.starts_with("/admin/") {
+                request = request.bearer_auth(common::ADMIN_TOKEN);
+            } else if path.starts_with("/v1/") {
+                request = request.bearer_auth(&key);
+            }
+            if operation.get("requestBody").is_some() {
+                request = request.json(&json!({}));
+            }
+            let response = request.send().await.expect("send");
+            let what = format!("{method} {path}");
+            assert_eq!(
+                response
+                    .headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+                Some("application/json"),
+                "{what}"
+            );
+            let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+            let param = error["error"]["param"].as_str().unwrap_or_default();
+            assert!(names.contains(&param), "{what}: {error}");
+            tried += 1;
+        }
+    }
+    assert!(tried >= 30, "only {tried} operations take a path parameter");
+}
+
+/// A declared `Content-Length` above `server.max_body_bytes` is answered 413 at once, before
+/// any of the body is read, instead of waiting for a body that never comes.
+#[tokio::test]
+async fn a_declared_content_length_over_the_limit_is_413_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|c| c.server.max_body_bytes = 64 * 1024).await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let address = app
+        .base
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/videos HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{{\"prompt\":"
+    );
+    stream.write_all(head.as_bytes()).await.expect("write");
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+        loop {
+            let n = stream.read(&mut buffer).await.expect("read");
+            answer.extend_from_slice(&buffer[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if n == 0 || text.contains("request_too_large") {
+                break;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(read.is_ok(), "no answer within 5 s: {text}");
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{text}"
+    );
+    assert!(text.contains("\"code\":\"request_too_large\""), "{text}");
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+}
+
+/// A fractional number where a whole one is expected is refused by the field's own rule,
+/// not as a value of the wrong type; a whole number written with a fraction part is one.
+#[tokio::test]
+async fn a_fractional_number_of_seconds_is_refused_as_not_an_integer() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    for (body, param) in [
+        (json!({"prompt": "x", "seconds": 4.5}), "seconds"),
+        (json!({"prompt": "x", "duration": 5.25}), "duration"),
+        (json!({"prompt": "x", "seconds": 1e300}), "seconds"),
+        (json!({"prompt": "x", "seed": 0.5}), "seed"),
+        (
+            json!({"prompt": "x", "routing": {"max_cost_credits": 99.9}}),
+            "routing.max_cost_credits",
+        ),
+    ] {
+        let error = assert_error(
+            app.create_video(&key, body.clone()).await,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+        )
+        .await;
+        assert_eq!(error["error"]["param"], param, "{body}: {error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("must be an integer") && !message.contains("wrong type"),
+            "{body}: {message}"
+        );
+    }
+    // A field typed as an integer says so too, not which Rust type it is.
+    let response = app
+        .client
+        .put(app.url("/v1/end_users/alice"))
+        .bearer_auth(&key)
+        .json(&json!({"credits_per_day": 1.5}))
+        .send()
+        .await
+        .expect("send");
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert_eq!(error["error"]["param"], "credits_per_day", "{error}");
+    assert_eq!(
+        error["error"]["message"], "credits_per_day: must be an integer (a whole number)",
+        "{error}"
+    );
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+    let whole = app
+        .create_video(&key, json!({"prompt": "x", "seconds": 4.0}))
+        .await;
+    assert_eq!(whole.status(), StatusCode::OK);
+    let whole: Value = whole.json().await.expect("json");
+    assert_eq!(whole["seconds"], "4", "{whole}");
+}
+
+/// A body that is JSON but not an object is refused as a whole, naming no member of it.
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_refused_as_such() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("test", 1000).await;
+    let routes = [
+        (reqwest::Method::POST, "/v1/videos".to_string()),
+        (reqwest::Method::POST, "/v1/videos/quote".to_string()),
+        (reqwest::Method::PUT, "/v1/end_users/alice".to_string()),
+        (
+            reqwest::Method::POST,
+            "/v1/end_users/alice/wallet".to_string(),
+        ),
+        (reqwest::Method::POST, "/v1/webhook_endpoints".to_string()),
+    ];
+    for (method, path) in &routes {
+        for body in [
+            "[[\"x\"]]",
+            "[{\"prompt\": \"x\"}]",
+            "\"x\"",
+            "42",
+            "null",
+            "true",
+        ] {
+            let response = app
+                .client
+                .request(method.clone(), app.url(path))
+                .bearer_auth(&key)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .expect("send");
+            let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+            assert_eq!(
+                error["error"]["param"],
+                Value::Null,
+                "{method} {path} {body}"
+            );
+            assert_eq!(
+                error["error"]["message"], "the body must be a JSON object",
+                "{method} {path} {body}"
+            );
+        }
+    }
+    // Malformed JSON still says so.
+    let response = app
+        .client
+        .post(app.url("/v1/videos"))
+        .bearer_auth(&key)
+        .header("content-type", "application/json")
+        .body("[[\"x\"")
+        .send()
+        .await
+        .expect("send");
+    let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("malformed JSON")),
+        "{error}"
+    );
+    assert_nothing_changed(&app, &key, &tenant, 1000).await;
+}

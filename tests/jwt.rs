@@ -45,6 +45,9 @@ async fn app_with_issuers() -> TestApp {
         let mut jwks = issuer("https://jwks.idp.example.com", "RS256");
         jwks.jwks_file = Some(format!("{FIXTURES}/jwt-rs256-jwks.json").into());
         config.auth.jwt_issuers = vec![hs, rs, es, jwks];
+        // These tests present many refused tokens from one address; the throttle on failed
+        // authentication has its own tests (limits.rs).
+        config.limits.failed_auth_per_minute = 1_000_000;
     })
     .await
 }
@@ -327,4 +330,157 @@ async fn a_token_with_critical_extensions_is_refused() {
             "{body}"
         );
     }
+}
+
+/// The status and error body of `GET /v1/videos` with a token.
+async fn refusal(app: &TestApp, token: &str) -> (StatusCode, Value) {
+    let response = app
+        .client
+        .get(app.url("/v1/videos"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    let status = response.status();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_scope_array_limits_the_token_like_a_scope_string() {
+    let app = app_with_issuers().await;
+    let (tenant, _) = app.tenant_with_key("test", 1000).await;
+    let mut reader = claims("https://hs.idp.example.com", &tenant);
+    reader["scope"] = json!(["videos:read"]);
+    let reader = hs(&reader);
+    assert_eq!(status(&app, &reader).await, StatusCode::OK);
+    assert_eq!(
+        app.create_video(&reader, json!({"prompt": "x", "seconds": 4}))
+            .await
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        app.balance(&tenant).await["test_held"].as_i64(),
+        Some(0),
+        "a refused create reserved credits"
+    );
+    let mut writer = claims("https://hs.idp.example.com", &tenant);
+    writer["scope"] = json!(["videos:read", "videos:write"]);
+    assert_eq!(
+        app.create_video(&hs(&writer), json!({"prompt": "x", "seconds": 4}))
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let mut empty = claims("https://hs.idp.example.com", &tenant);
+    empty["scope"] = json!([]);
+    assert_eq!(status(&app, &hs(&empty)).await, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_scope_of_another_type_or_naming_an_unknown_scope_refuses_the_token() {
+    let app = app_with_issuers().await;
+    let (tenant, _) = app.tenant_with_key("test", 1000).await;
+    for scope in [
+        json!(42),
+        json!(true),
+        json!(null),
+        json!({"videos:read": true}),
+        json!(["videos:read", 7]),
+        json!(["videos:read", ["videos:write"]]),
+        json!(["videos:read videos:write"]),
+        json!(["admin"]),
+        json!("videos:read videos:everything"),
+    ] {
+        let mut token = claims("https://hs.idp.example.com", &tenant);
+        token["scope"] = scope.clone();
+        let (status, body) = refusal(&app, &hs(&token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "scope {scope}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_token", "scope {scope}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("scope")),
+            "scope {scope}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_claim_present_with_the_wrong_type_refuses_the_token() {
+    let app = app_with_issuers().await;
+    let (tenant, _) = app.tenant_with_key("test", 1000).await;
+    let good = claims("https://hs.idp.example.com", &tenant);
+    assert_eq!(status(&app, &hs(&good)).await, StatusCode::OK);
+    let cases = [
+        ("team", json!([tenant.clone()])),
+        ("team", json!(42)),
+        ("team", json!(null)),
+        ("end_user", json!(7)),
+        ("end_user", json!({"id": "customer-7"})),
+        ("roles", json!(1)),
+        ("roles", json!(["viewer", 3])),
+        ("roles", json!({"gateway-admin": true})),
+        ("sub", json!(12)),
+        ("sub", json!(["svc-render"])),
+        ("nbf", json!("tomorrow")),
+        ("nbf", json!(-1)),
+        ("iat", json!("now")),
+        ("exp", json!("later")),
+        ("aud", json!(["seedance-gateway", 5])),
+    ];
+    for (claim, value) in cases {
+        let mut token = good.clone();
+        token[claim] = value.clone();
+        let (status, body) = refusal(&app, &hs(&token)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "{claim} = {value}: {body}"
+        );
+        assert_eq!(body["error"]["code"], "invalid_token", "{claim} = {value}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(claim)),
+            "{claim} = {value}: {body}"
+        );
+    }
+    // The admin route refuses a wrongly typed role claim too, instead of reading it as absent.
+    let mut operator = good.clone();
+    operator["roles"] = json!(["gateway-admin", false]);
+    let admin = app
+        .client
+        .get(app.url("/admin/v1/tenants"))
+        .bearer_auth(hs(&operator))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(admin.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_exp_beyond_any_date_is_refused_as_out_of_range_not_as_missing() {
+    let app = app_with_issuers().await;
+    let (tenant, _) = app.tenant_with_key("test", 1000).await;
+    for exp in [
+        json!(1e30),
+        json!(u64::MAX),
+        json!(253_402_300_800_u64),
+        json!(-5),
+    ] {
+        let mut token = claims("https://hs.idp.example.com", &tenant);
+        token["exp"] = exp.clone();
+        let (status, body) = refusal(&app, &hs(&token)).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "exp {exp}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("`exp` is not a valid NumericDate") && !message.contains("Missing"),
+            "exp {exp}: {message}"
+        );
+    }
+    // The last second of year 9999 is still a date.
+    let mut far = claims("https://hs.idp.example.com", &tenant);
+    far["exp"] = json!(253_402_300_799_u64);
+    assert_eq!(status(&app, &hs(&far)).await, StatusCode::OK);
 }

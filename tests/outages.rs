@@ -325,6 +325,75 @@ fn gateway_on(url: &str, dir: &std::path::Path, args: &[&str]) -> std::process::
     command
 }
 
+/// Runs a `serve` that is expected to be refused: its stderr once it exits, or `None` (after
+/// killing it) if it is still serving after `within`.
+fn refused_serve(url: &str, dir: &std::path::Path, within: Duration) -> Option<String> {
+    let mut child = gateway_on(url, dir, &["serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("serve");
+    let deadline = Instant::now() + within;
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("output");
+    assert!(!output.status.success(), "{url}: serve exited successfully");
+    Some(String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// The one-`serve`-per-file rule holds for the file, not for the name it is given: the same
+/// file reached through a symlink (made before the file exists), its target, a relative path
+/// or a symlinked directory is refused while it is served.
+#[test]
+fn a_file_served_through_a_symlink_is_refused_under_its_other_names() {
+    let dir = tempfile::tempdir().expect("dir");
+    let target = dir.path().join("gateway.db");
+    let link = dir.path().join("alias.db");
+    std::os::unix::fs::symlink(&target, &link).expect("symlink to a file not yet created");
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("linked-dir")).expect("dir link");
+    let url_of = |path: &std::path::Path| format!("sqlite://{}?mode=rwc", path.display());
+
+    let mut first = gateway_on(&url_of(&link), dir.path(), &["serve"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let lock = dir.path().join("gateway.db-serve.lock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != first.id().to_string() {
+        assert!(
+            Instant::now() < deadline,
+            "the serve through the symlink did not claim its target"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let others = [
+        url_of(&target),
+        "sqlite://gateway.db?mode=rwc".to_string(),
+        url_of(&dir.path().join("linked-dir").join("alias.db")),
+        url_of(&dir.path().join("linked-dir").join("gateway.db")),
+    ];
+    let outcomes: Vec<_> = others
+        .iter()
+        .map(|url| (url, refused_serve(url, dir.path(), Duration::from_secs(15))))
+        .collect();
+    let _ = first.kill();
+    let _ = first.wait();
+    for (url, stderr) in outcomes {
+        let stderr = stderr.unwrap_or_else(|| panic!("{url}: a second serve started"));
+        assert!(
+            stderr.contains("already serving") && stderr.contains(&first.id().to_string()),
+            "{url}: {stderr}"
+        );
+    }
+}
+
 /// Processes opening a new SQLite file at once apply its migrations once between them, and a
 /// second `serve` on a file already served is refused with the reason.
 #[test]

@@ -228,6 +228,84 @@ fn configuration_layers_defaults_then_file_then_environment_and_masks_secrets() 
     assert!(!stdout.contains("file-token-that-is-secret"));
 }
 
+/// Every list- or table-valued setting takes, from the environment, the JSON and the TOML
+/// forms the configuration reference documents.
+#[test]
+fn list_and_table_settings_take_json_and_toml_from_the_environment() {
+    let dir = tempfile::tempdir().expect("dir");
+    let issuers_json = r#"[{"issuer": "https://idp.example.com", "audience": "seedance-gateway", "algorithm": "HS256", "secret": "hs-secret-for-tests-0123456789abcdef", "tenant_claim": "team", "leeway_secs": 5}]"#;
+    let issuers_toml = r#"[{issuer = "https://idp.example.com", audience = "seedance-gateway", algorithm = "HS256", secret = "hs-secret-for-tests-0123456789abcdef", tenant_claim = "team", leeway_secs = 5}]"#;
+    for issuers in [issuers_json, issuers_toml] {
+        let output = run(gateway(dir.path())
+            .arg("check-config")
+            .env("DATABASE_URL", "sqlite://gateway.db?mode=rwc")
+            .env("SEEDANCE_GW_AUTH__JWT_ISSUERS", issuers)
+            .env(
+                "SEEDANCE_GW_SECURITY__URL_ALLOWLIST",
+                r#"["cdn.internal", ".corp.example"]"#,
+            )
+            .env("SEEDANCE_GW_WEBHOOKS__RETRY_SCHEDULE_SECS", "[5, 60]")
+            .env("SEEDANCE_GW_ROUTING__PROVIDERS", r#"["sandbox"]"#)
+            .env(
+                "SEEDANCE_GW_PRICING__CREDITS_PER_SECOND",
+                r#"{"seedance-2.0": 70, "seedance-2.0-fast": 50, "seedance-2.0-mini": 35}"#,
+            )
+            .env(
+                "SEEDANCE_GW_PRICING__UPSTREAM_USD_PER_SECOND",
+                r#"{"aimlapi": {"seedance-2.0-mini": "0.05"}}"#,
+            )
+            .env(
+                "SEEDANCE_GW_PROVIDERS__AIMLAPI__CAPABILITIES",
+                r#"{"seedance-2.0-fast": {"resolutions": ["480p", "720p"]}}"#,
+            ));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{issuers}: {stderr}");
+        let effective: toml::Value =
+            toml::from_str(&String::from_utf8_lossy(&output.stdout)).expect("TOML");
+        let issuer = &effective["auth"]["jwt_issuers"][0];
+        assert_eq!(issuer["issuer"].as_str(), Some("https://idp.example.com"));
+        assert_eq!(issuer["tenant_claim"].as_str(), Some("team"));
+        assert_eq!(issuer["leeway_secs"].as_integer(), Some(5));
+        assert_eq!(issuer["secret"].as_str(), Some("********"));
+        assert_eq!(
+            effective["security"]["url_allowlist"],
+            toml::Value::try_from(["cdn.internal", ".corp.example"]).expect("toml")
+        );
+        assert_eq!(
+            effective["webhooks"]["retry_schedule_secs"],
+            toml::Value::try_from([5, 60]).expect("toml")
+        );
+        assert_eq!(
+            effective["routing"]["providers"],
+            toml::Value::try_from(["sandbox"]).expect("toml")
+        );
+        assert_eq!(
+            effective["pricing"]["credits_per_second"]["seedance-2.0"].as_integer(),
+            Some(70)
+        );
+        assert_eq!(
+            effective["pricing"]["upstream_usd_per_second"]["aimlapi"]["seedance-2.0-mini"]
+                .as_str(),
+            Some("0.05")
+        );
+        assert_eq!(
+            effective["providers"]["aimlapi"]["capabilities"]["seedance-2.0-fast"]["resolutions"],
+            toml::Value::try_from(["480p", "720p"]).expect("toml")
+        );
+    }
+    // A mistake inside such a value is still an error naming the key and the variable.
+    let output = run(gateway(dir.path()).arg("check-config").env(
+        "SEEDANCE_GW_AUTH__JWT_ISSUERS",
+        r#"[{"issuer": "https://idp.example.com", "audiense": "x"}]"#,
+    ));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("audiense") && stderr.contains("SEEDANCE_GW_AUTH__JWT_ISSUERS"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn the_configuration_reference_documents_every_key() {
     let reference = std::fs::read_to_string(concat!(

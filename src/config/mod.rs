@@ -1,6 +1,7 @@
 //! Configuration: defaults, then a TOML file (`--config`), then `SEEDANCE_GW_*` environment
-//! variables (nested keys joined with `__`, e.g. `SEEDANCE_GW_SERVER__LISTEN`). `DATABASE_URL`
-//! is honoured as an alias of `database.url`. Unknown keys are an error naming the key.
+//! variables (nested keys joined with `__`, e.g. `SEEDANCE_GW_SERVER__LISTEN`; lists and tables
+//! as JSON or TOML, read in `env.rs`). `DATABASE_URL` is honoured as an alias of `database.url`.
+//! Unknown keys are an error naming the key.
 //!
 //! Every key is documented in `docs/configuration.md`; a test keeps that file and
 //! [`Config::default`] in step. This module holds the root, the loading and the validation
@@ -9,6 +10,7 @@
 
 mod auth;
 mod database;
+mod env;
 mod limits;
 mod log;
 mod pricing;
@@ -21,7 +23,7 @@ mod videos;
 mod webhooks;
 mod workers;
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
@@ -80,11 +82,7 @@ impl Config {
             figment = figment.merge(Toml::file_exact(path));
         }
         // `SEEDANCE_GW_CONFIG` names the file itself (a command-line option), not a key.
-        figment = figment.merge(
-            Env::prefixed("SEEDANCE_GW_")
-                .ignore(&["config"])
-                .split("__"),
-        );
+        figment = env::layer(figment, "SEEDANCE_GW_", &["config"]);
         if let Ok(url) = std::env::var("DATABASE_URL") {
             figment = figment.merge(("database.url", url));
         }

@@ -3,7 +3,12 @@
 //! whose header names another algorithm — `none` included — is refused before any key is
 //! tried, which closes the HS/RS confusion. `iss`, `aud`, `exp` and `nbf` are checked with a
 //! small leeway. Claims map to the tenant (claim name configurable), optionally the end user,
-//! the scopes (`scope`, space-separated) and an operator role that opens `/admin`.
+//! the scopes (`scope`: a space-separated string as in RFC 8693 §4.2 and RFC 9068 §2.2.3, or an
+//! array of strings) and an operator role that opens `/admin`.
+//!
+//! Claims fail closed: a claim that is present with a type the gateway does not expect, a
+//! scope it does not know, or a date it cannot represent refuses the token; nothing of an
+//! unexpected shape is read as absent (absent would mean "no restriction" for `scope`).
 
 use base64::Engine;
 use jsonwebtoken::jwk::JwkSet;
@@ -135,9 +140,8 @@ impl Issuers {
             .map_err(|_| refused("malformed payload"))?;
         let unverified: Value =
             serde_json::from_slice(&payload).map_err(|_| refused("malformed payload"))?;
-        let iss = unverified["iss"]
-            .as_str()
-            .ok_or_else(|| refused("no issuer"))?;
+        let iss = string_claim(&unverified, "iss")?.ok_or_else(|| refused("no issuer"))?;
+        check_registered_claims(&unverified)?;
         let issuer = self
             .issuers
             .iter()
@@ -167,15 +171,13 @@ impl Issuers {
             .map_err(|e| refused(&e.to_string()))?
             .claims;
         let tenant_claim = issuer.config.tenant_claim.as_deref().unwrap_or("tenant");
-        let tenant = claims[tenant_claim]
-            .as_str()
+        let tenant = string_claim(&claims, tenant_claim)?
             .map(|t| {
                 TenantId::parse(t).ok_or_else(|| refused("the tenant claim is not a tenant id"))
             })
             .transpose()?;
         let end_user = match &issuer.config.user_claim {
-            Some(claim) => claims[claim.as_str()]
-                .as_str()
+            Some(claim) => string_claim(&claims, claim)?
                 .map(|u| {
                     EndUserId::parse(u)
                         .ok_or_else(|| refused("the end-user claim is not a valid user id"))
@@ -184,23 +186,16 @@ impl Issuers {
             None => None,
         };
         let admin = match (&issuer.config.admin_claim, &issuer.config.admin_value) {
-            (Some(claim), Some(value)) => match &claims[claim.as_str()] {
-                Value::String(s) => s == value,
-                Value::Array(items) => items.iter().any(|i| i.as_str() == Some(value)),
-                _ => false,
-            },
+            (Some(claim), Some(value)) => strings_claim(&claims, claim)?
+                .is_some_and(|roles| roles.iter().any(|role| role == value)),
             _ => false,
         };
-        let scopes = claims["scope"].as_str().map(|s| {
-            s.split_whitespace()
-                .filter_map(Scope::parse)
-                .collect::<Vec<_>>()
-        });
+        let scopes = scope_claim(&claims)?;
         let mode = match issuer.config.mode.as_deref() {
             Some("test") => Mode::Test,
             _ => Mode::Live,
         };
-        let subject = claims["sub"].as_str().unwrap_or("");
+        let subject = string_claim(&claims, "sub")?.unwrap_or("");
         let digest = hex::encode(Sha256::digest(format!("{iss}\n{subject}").as_bytes()));
         Ok(Identity {
             tenant,
@@ -211,6 +206,93 @@ impl Issuers {
             key_id: ApiKeyId::from_db(format!("key_jwt{}", &digest[..24])),
         })
     }
+}
+
+/// The latest NumericDate accepted, 9999-12-31T23:59:59Z: later ones are not dates any
+/// clock will reach, and jsonwebtoken reads a value it cannot hold as a missing claim.
+const LATEST_NUMERIC_DATE: f64 = 253_402_300_799.0;
+
+/// Checks the types of the registered claims jsonwebtoken reads, which it would otherwise
+/// take as absent: an unparsable `exp` is reported as missing and an unparsable `nbf` is not
+/// checked at all.
+/// Run on the unverified payload, so that the refusal says what is wrong; the signature is
+/// checked afterwards all the same.
+fn check_registered_claims(claims: &Value) -> Result<(), Error> {
+    for name in ["exp", "nbf", "iat"] {
+        match claims.get(name) {
+            None => {}
+            Some(Value::Number(n))
+                if n.as_f64()
+                    .is_some_and(|t| (0.0..=LATEST_NUMERIC_DATE).contains(&t)) => {}
+            Some(_) => {
+                return Err(refused(&format!(
+                    "`{name}` is not a valid NumericDate (a number of seconds since \
+                     1970-01-01T00:00:00Z, at most 9999-12-31T23:59:59Z)"
+                )))
+            }
+        }
+    }
+    // jsonwebtoken reads `sub` and `aud` too, and fails on a wrong type with a parser error.
+    string_claim(claims, "sub")?;
+    strings_claim(claims, "aud")?;
+    Ok(())
+}
+
+/// A claim that must be a string when present.
+fn string_claim<'a>(claims: &'a Value, name: &str) -> Result<Option<&'a str>, Error> {
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text)),
+        Some(_) => Err(refused(&format!("the `{name}` claim must be a string"))),
+    }
+}
+
+/// A claim that must be a string or an array of strings when present.
+fn strings_claim<'a>(claims: &'a Value, name: &str) -> Result<Option<Vec<&'a str>>, Error> {
+    let wrong = || {
+        refused(&format!(
+            "the `{name}` claim must be a string or an array of strings"
+        ))
+    };
+    match claims.get(name) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(vec![text.as_str()])),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| item.as_str().ok_or_else(wrong))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(wrong()),
+    }
+}
+
+/// The `scope` claim: absent means the token is not limited; a string is space-separated
+/// (RFC 8693 §4.2), an array lists one scope per member. Any scope the gateway does not
+/// know refuses the token rather than being dropped, so that a typo never widens or
+/// silently narrows what the issuer meant.
+fn scope_claim(claims: &Value) -> Result<Option<Vec<Scope>>, Error> {
+    let names = match claims.get("scope") {
+        None => return Ok(None),
+        Some(Value::String(text)) => text.split_whitespace().collect(),
+        Some(Value::Array(_)) => strings_claim(claims, "scope")?.unwrap_or_default(),
+        Some(_) => {
+            return Err(refused(
+                "the `scope` claim must be a space-separated string or an array of strings",
+            ))
+        }
+    };
+    names
+        .into_iter()
+        .map(|name| {
+            Scope::parse(name).ok_or_else(|| {
+                let shown: String = name.chars().take(64).collect();
+                refused(&format!(
+                    "the `scope` claim names an unknown scope `{shown}`"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// A bearer credential that looks like a JWT rather than a gateway key.

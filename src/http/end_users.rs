@@ -1,6 +1,6 @@
 //! `/v1/end_users/{user_id}`: a tenant's own end users — limits, wallet, spend.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -14,7 +14,7 @@ use crate::domain::ids::EndUserId;
 use crate::error::{Error, Result};
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::idempotency::{self, IdempotencyHeader};
 
 fn user_id(raw: &str) -> Result<EndUserId> {
@@ -83,7 +83,7 @@ async fn object(state: &AppState, reach: &Reach, user: &EndUserId) -> Result<End
 pub async fn get(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
 ) -> Result<Json<EndUserObject>> {
     let user = user_id(&raw)?;
     let reach = access::end_user(&principal, EndUserAction::Read, &user)?;
@@ -102,7 +102,7 @@ pub async fn get(
 pub async fn put(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     ApiJson(body): ApiJson<EndUserBody>,
 ) -> Result<Json<EndUserObject>> {
     let user = user_id(&raw)?;
@@ -147,7 +147,7 @@ pub struct WalletBody {
 pub async fn wallet(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(raw): Path<String>,
+    ApiPath(raw): ApiPath<String>,
     key: IdempotencyHeader,
     ApiJson(body): ApiJson<WalletBody>,
 ) -> Result<Response> {

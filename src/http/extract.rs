@@ -1,7 +1,8 @@
 //! Extractors whose rejections speak the API's error envelope instead of axum's plain text.
 
 use axum::body::Bytes;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -24,8 +25,8 @@ where
     }
 }
 
-/// A JSON body. Without a `Content-Type` the body is read as JSON (what curl and most
-/// clients mean); another declared type is a 415 that names it.
+/// A JSON body, which must be a JSON object. Without a `Content-Type` the body is read as
+/// JSON (what curl and most clients mean); another declared type is a 415 that names it.
 pub async fn json_body<T, S>(req: Request, state: &S) -> Result<T, Error>
 where
     T: DeserializeOwned,
@@ -35,26 +36,53 @@ where
         .headers()
         .get(header::CONTENT_TYPE)
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    let Some(declared) = declared else {
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge
-            } else {
-                Error::invalid_body(rejection.body_text())
-            }
-        })?;
-        return axum::Json::<T>::from_bytes(&body)
-            .map(|axum::Json(value)| value)
-            .map_err(json_rejection);
-    };
-    match axum::Json::<T>::from_request(req, state).await {
-        Ok(axum::Json(value)) => Ok(value),
-        Err(JsonRejection::MissingJsonContentType(_)) => Err(Error::UnsupportedMediaType(format!(
+    if let Some(declared) = declared.filter(|declared| !is_json(declared)) {
+        return Err(Error::UnsupportedMediaType(format!(
             "send the body as application/json (received Content-Type `{}`)",
             declared.chars().take(100).collect::<String>()
-        ))),
-        Err(rejection) => Err(json_rejection(rejection)),
+        )));
     }
+    let body = read_body(req, state).await?;
+    from_object(&body)
+}
+
+/// Whether a Content-Type is JSON: `application/json` or any `+json` type, with parameters.
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Error> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Error::PayloadTooLarge
+        } else {
+            Error::invalid_body(rejection.body_text())
+        }
+    })
+}
+
+/// Every request body is a JSON object. Anything else is refused as such before it reaches
+/// serde, which would otherwise read an array into a struct field by field and blame a
+/// member (`param: "[0]"`) of a body that was wrong as a whole.
+fn from_object<T: DeserializeOwned>(body: &[u8]) -> Result<T, Error> {
+    let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        // Malformed JSON keeps its syntax error; well-formed JSON of another kind is named.
+        axum::Json::<serde::de::IgnoredAny>::from_bytes(body)
+            .map(drop)
+            .map_err(json_rejection)?;
+        return Err(Error::invalid_body("the body must be a JSON object"));
+    }
+    axum::Json::<T>::from_bytes(body)
+        .map(|axum::Json(value)| value)
+        .map_err(json_rejection)
 }
 
 pub fn json_rejection(rejection: JsonRejection) -> Error {
@@ -109,6 +137,9 @@ fn field_error(text: &str) -> Error {
     };
     let message = if message.starts_with("data did not match any variant of untagged enum") {
         "has the wrong type: expected a number, a boolean or a string".to_string()
+    } else if message.starts_with("invalid type: floating point") && expects_integer(message) {
+        // serde says `expected i64`: the type's name, not what the client should send.
+        "must be an integer (a whole number)".to_string()
     } else {
         message.to_string()
     };
@@ -119,6 +150,18 @@ fn field_error(text: &str) -> Error {
         }
         None => Error::invalid_body(message),
     }
+}
+
+/// Whether serde's message ends by expecting one of Rust's integer types.
+fn expects_integer(message: &str) -> bool {
+    message
+        .rsplit_once("expected ")
+        .is_some_and(|(_, expected)| {
+            matches!(
+                expected.trim(),
+                "i8" | "i16" | "i32" | "i64" | "isize" | "u8" | "u16" | "u32" | "u64" | "usize"
+            )
+        })
 }
 
 /// An optional JSON body: `None` when the body is empty (or JSON `null`), else `T` with
@@ -137,18 +180,8 @@ where
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|value| value.to_str().ok())
-            .is_some_and(|value| {
-                let essence = value.split(';').next().unwrap_or_default().trim();
-                essence.eq_ignore_ascii_case("application/json")
-                    || essence.to_ascii_lowercase().ends_with("+json")
-            });
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Error::PayloadTooLarge
-            } else {
-                Error::invalid_body(rejection.body_text())
-            }
-        })?;
+            .is_some_and(is_json);
+        let body = read_body(req, state).await?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(None));
         }
@@ -157,10 +190,10 @@ where
                 "send the body as application/json, or send none".into(),
             ));
         }
-        match axum::Json::<Option<T>>::from_bytes(&body) {
-            Ok(axum::Json(value)) => Ok(OptionalJson(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if body.trim_ascii() == b"null" {
+            return Ok(OptionalJson(None));
         }
+        from_object(&body).map(|value| OptionalJson(Some(value)))
     }
 }
 
@@ -181,6 +214,46 @@ where
                 format!("invalid query string: {}", e.body_text()),
             )),
             Err(other) => Err(Error::invalid_body(other.body_text())),
+        }
+    }
+}
+
+/// `axum::extract::Path` with an enveloped 400 rejection: a path parameter that is not valid
+/// UTF-8 once percent-decoded (`/v1/videos/%ff`) is refused like any other bad parameter.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Error> {
+        let rejection = match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => return Ok(ApiPath(value)),
+            Err(rejection) => rejection,
+        };
+        // The other rejections (a route without the parameters, a type axum cannot
+        // deserialize into) are the gateway's own mistakes: a 500, logged.
+        if rejection.status() != StatusCode::BAD_REQUEST {
+            return Err(Error::Internal(anyhow::anyhow!(
+                "path parameters: {}",
+                rejection.body_text()
+            )));
+        }
+        match rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.into_kind() {
+                ErrorKind::InvalidUtf8InPathParam { key } => {
+                    let message = format!("{key} is not valid UTF-8 once percent-decoded");
+                    Err(Error::invalid(key, message))
+                }
+                kind => Err(Error::invalid_body(format!("invalid path: {kind}"))),
+            },
+            other => Err(Error::invalid_body(format!(
+                "invalid path: {}",
+                other.body_text()
+            ))),
         }
     }
 }

@@ -3,12 +3,13 @@
 //! base62 characters, so a file can only be reached by whoever was given its URL.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
 use crate::error::Error;
+use crate::http::extract::ApiPath;
 
 /// An uploaded input image
 ///
@@ -27,7 +28,7 @@ use crate::error::Error;
 )]
 pub async fn upload(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Response, Error> {
     let (stem, extension) = name.rsplit_once('.').ok_or(Error::NotFound("file"))?;
     let content_type = match extension {

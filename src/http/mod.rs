@@ -20,7 +20,7 @@ pub mod webhooks;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
-use axum::http::{HeaderName, Response};
+use axum::http::{header, HeaderName, Response};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -104,6 +104,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            refuse_declared_oversize,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), measure))
         .layer(DefaultBodyLimit::max(max_body))
         .layer(
@@ -144,6 +148,27 @@ async fn guard(
         Ok(response) => response,
         Err(_) => Error::Timeout.into_response(),
     }
+}
+
+/// Answers 413 at once when a request declares a `Content-Length` above
+/// `server.max_body_bytes`: the body limit alone would only trip once that much had been
+/// read, so a client that declares a large body and sends it slowly (or never) was held
+/// until the request timeout.
+async fn refuse_declared_oversize(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response<axum::body::Body> {
+    let limit = u64::try_from(state.config.server.max_body_bytes).unwrap_or(u64::MAX);
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Error::PayloadTooLarge.into_response();
+    }
+    next.run(request).await
 }
 
 /// Counts and times every request by method, route template and status.

@@ -81,8 +81,10 @@ impl Modify for SecuritySchemes {
 /// the error envelope: 401 (no or bad credentials), 403 (a scope the key lacks) and 429 (a rate
 /// or cap) on `/v1`; 401 on `/admin/v1`; and on every operation of either that takes a body,
 /// 400 (`invalid_request`: malformed or schema-violating), 413 (`request_too_large`) and 415
-/// (`unsupported_media_type`), or that takes query parameters, 400; and on every operation
-/// taking an `Idempotency-Key`, 409. A response an annotation already declares is kept.
+/// (`unsupported_media_type`), or that takes query parameters, 400; on every operation
+/// taking an `Idempotency-Key`, 409; and on every operation of any path that takes a path
+/// parameter, 400 (one that is not UTF-8 once percent-decoded). A response an annotation
+/// already declares is kept.
 struct CommonResponses;
 
 impl Modify for CommonResponses {
@@ -121,6 +123,10 @@ impl Modify for CommonResponses {
         const IDEMPOTENCY: (&str, &str) = (
             "409",
             "The Idempotency-Key was used with a different request, or its first request is still being processed",
+        );
+        const BAD_PATH: (&str, &str) = (
+            "400",
+            "A path parameter is malformed, e.g. not UTF-8 once percent-decoded (`invalid_request`)",
         );
         for (path, item) in openapi.paths.paths.iter_mut() {
             let auth: &[(&str, &str)] = if path.starts_with("/v1/") {
@@ -164,6 +170,30 @@ impl Modify for CommonResponses {
                     codes.push(IDEMPOTENCY);
                 }
                 for (code, description) in codes {
+                    operation
+                        .responses
+                        .responses
+                        .entry(code.to_string())
+                        .or_insert_with(|| error(description));
+                }
+            }
+        }
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let takes_path = operation
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .any(|parameter| matches!(parameter.parameter_in, ParameterIn::Path));
+                if takes_path {
+                    let (code, description) = BAD_PATH;
                     operation
                         .responses
                         .responses

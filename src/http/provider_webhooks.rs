@@ -1,7 +1,7 @@
 //! `POST /webhooks/providers/{provider}/{token}`: upstream completion callbacks.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
@@ -10,6 +10,7 @@ use crate::app::AppState;
 use crate::domain::ids::ProviderId;
 use crate::domain::provider_webhooks;
 use crate::error::{Error, Result};
+use crate::http::extract::ApiPath;
 
 /// Receive an upstream provider's webhook
 ///
@@ -28,7 +29,7 @@ use crate::error::{Error, Result};
 )]
 pub async fn receive(
     State(state): State<AppState>,
-    Path((provider, token)): Path<(String, String)>,
+    ApiPath((provider, token)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<Value>> {

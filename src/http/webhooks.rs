@@ -2,7 +2,7 @@
 //! secret for per-request `webhook_url` deliveries, and the delivery log with redelivery.
 //! The same endpoint operations exist for the operator under `/admin/v1/tenants/{id}`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,7 +15,7 @@ use crate::domain::webhooks::{self, Endpoint, EndpointRequest};
 use crate::error::{Error, Result};
 use crate::http::auth::{Caller, Operator};
 use crate::http::error::ErrorBody;
-use crate::http::extract::{ApiJson, ApiQuery, OptionalJson};
+use crate::http::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -266,7 +266,7 @@ pub async fn list_endpoints(
 pub async fn get_endpoint(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EndpointObject>> {
     let reach = access::webhooks(&principal)?;
     let endpoint = webhooks::endpoint(&state, &reach, &id).await?;
@@ -285,7 +285,7 @@ pub async fn get_endpoint(
 pub async fn disable_endpoint(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EndpointObject>> {
     let reach = access::webhooks(&principal)?;
     let endpoint = webhooks::set_disabled(&state, &reach, &id, true).await?;
@@ -302,7 +302,7 @@ pub async fn disable_endpoint(
 pub async fn enable_endpoint(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<EndpointObject>> {
     let reach = access::webhooks(&principal)?;
     let endpoint = webhooks::set_disabled(&state, &reach, &id, false).await?;
@@ -322,7 +322,7 @@ pub async fn enable_endpoint(
 pub async fn rotate_endpoint(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     OptionalJson(body): OptionalJson<RotateBody>,
 ) -> Result<Json<EndpointObject>> {
     let reach = access::webhooks(&principal)?;
@@ -406,7 +406,7 @@ pub async fn list_messages(
 pub async fn get_message(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<MessageObject>> {
     let reach = access::webhooks(&principal)?;
     let log = webhooks::message(&state, &reach, &id).await?;
@@ -426,7 +426,7 @@ pub async fn get_message(
 pub async fn redeliver(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<MessageObject>> {
     let reach = access::webhooks(&principal)?;
     let log = webhooks::redeliver(&state, &reach, &id).await?;
@@ -449,7 +449,7 @@ async fn admin_tenant(state: &AppState, raw: &str) -> Result<TenantId> {
 pub async fn admin_create_endpoint(
     State(state): State<AppState>,
     _: Operator,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
     ApiJson(body): ApiJson<EndpointBody>,
 ) -> Result<Json<EndpointObject>> {
     let tenant = admin_tenant(&state, &tenant).await?;
@@ -469,7 +469,7 @@ pub async fn admin_create_endpoint(
 pub async fn admin_list_endpoints(
     State(state): State<AppState>,
     _: Operator,
-    Path(tenant): Path<String>,
+    ApiPath(tenant): ApiPath<String>,
 ) -> Result<Json<EndpointList>> {
     let tenant = admin_tenant(&state, &tenant).await?;
     Ok(Json(list(webhooks::all_endpoints(&state, &tenant).await?)))
@@ -493,7 +493,7 @@ pub struct AdminEndpointAction {
 pub async fn admin_endpoint_action(
     State(state): State<AppState>,
     _: Operator,
-    Path((tenant, id)): Path<(String, String)>,
+    ApiPath((tenant, id)): ApiPath<(String, String)>,
     ApiJson(body): ApiJson<AdminEndpointAction>,
 ) -> Result<Json<EndpointObject>> {
     let tenant = admin_tenant(&state, &tenant).await?;

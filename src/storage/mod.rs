@@ -308,8 +308,9 @@ pub use crate::clock::now_ms;
 
 /// Claims a SQLite file for one serving process: a second `serve` on the same file is
 /// refused while the first runs (the lock is released when the returned file is dropped
-/// or the process dies). Other commands (`bootstrap`, `keys`, ...) may still open it.
-/// On PostgreSQL any number of replicas may serve.
+/// or the process dies). The lock sits beside the file's canonical path, so the same file
+/// named through a symlink or a relative path is refused too. Other commands (`bootstrap`,
+/// `keys`, ...) may still open it. On PostgreSQL any number of replicas may serve.
 pub fn claim_for_serving(config: &DatabaseConfig) -> anyhow::Result<Option<std::fs::File>> {
     let url = config.url.expose();
     if !url.starts_with("sqlite:") {
@@ -318,7 +319,8 @@ pub fn claim_for_serving(config: &DatabaseConfig) -> anyhow::Result<Option<std::
     ensure_sqlite_parent_dir(url)?;
     let options =
         sqlx::sqlite::SqliteConnectOptions::from_str(url).context("parsing database.url")?;
-    let path = options.get_filename();
+    let path = canonical_file_path(options.get_filename())?;
+    let path = path.as_path();
     let lock_path = sibling(path, "-serve.lock");
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -347,6 +349,45 @@ pub fn claim_for_serving(config: &DatabaseConfig) -> anyhow::Result<Option<std::
     file.rewind()?;
     write!(file, "{}", std::process::id())?;
     Ok(Some(file))
+}
+
+/// The path a file is reached by once every symlink is resolved, whether or not the file
+/// exists yet (SQLite creates it at the first connection): an existing file is
+/// canonicalized; a symlink whose target does not exist yet is followed to that target; a
+/// missing file is its canonical parent directory joined with its name.
+fn canonical_file_path(path: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    // Bounded like the kernel's own symlink resolution (ELOOP after 40).
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        if let Ok(canonical) = path.canonicalize() {
+            return Ok(canonical);
+        }
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&path)
+                    .with_context(|| format!("reading the symlink {}", path.display()))?;
+                // A relative target is relative to the directory holding the link.
+                path = match path.parent() {
+                    Some(parent) => parent.join(target),
+                    None => target,
+                };
+            }
+            _ => {
+                let name = path
+                    .file_name()
+                    .with_context(|| format!("{} names no file", path.display()))?;
+                let parent = match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    _ => std::path::Path::new("."),
+                };
+                let parent = parent
+                    .canonicalize()
+                    .with_context(|| format!("resolving {}", parent.display()))?;
+                return Ok(parent.join(name));
+            }
+        }
+    }
+    anyhow::bail!("{}: too many levels of symbolic links", path.display())
 }
 
 /// `path` with `suffix` appended to its file name.

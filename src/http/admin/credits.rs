@@ -1,7 +1,7 @@
 //! `/admin/v1/…/grants`, `…/adjustments` and `/admin/v1/videos/{video_id}/refund`: the
 //! operator's money calls, each run once per `Idempotency-Key`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,7 +16,7 @@ use crate::domain::ids::TenantId;
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::idempotency::{self, IdempotencyHeader};
 
 /// The operator's own idempotency scope, apart from every tenant's.
@@ -81,7 +81,7 @@ impl GrantObject {
 pub async fn grant(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     key: IdempotencyHeader,
     ApiJson(body): ApiJson<GrantBody>,
 ) -> Result<Response> {
@@ -148,7 +148,7 @@ pub struct AdjustmentBody {
 pub async fn adjust(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     key: IdempotencyHeader,
     ApiJson(body): ApiJson<AdjustmentBody>,
 ) -> Result<Response> {
@@ -209,7 +209,7 @@ pub struct RefundObject {
 pub async fn refund(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     key: IdempotencyHeader,
     ApiJson(body): ApiJson<RefundBody>,
 ) -> Result<Response> {

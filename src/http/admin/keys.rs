@@ -1,6 +1,6 @@
 //! `/admin/v1/…/keys`: issue, list, revoke and rotate a tenant's API keys.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ use crate::domain::tenants::{ApiKey, Scope};
 use crate::error::{Error, Result};
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -95,7 +95,7 @@ impl From<admin::IssuedKey> for CreatedKey {
 pub async fn create_key(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CreateKeyBody>,
 ) -> Result<(StatusCode, Json<CreatedKey>)> {
     let mode = parse_mode(body.mode.as_deref())?;
@@ -134,7 +134,7 @@ pub struct ApiKeyList {
 pub async fn list_keys(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ApiKeyList>> {
     let keys = admin::list_keys(&state.db, &tenant_id(&id)?).await?;
     Ok(Json(ApiKeyList {
@@ -155,7 +155,7 @@ pub async fn list_keys(
 pub async fn revoke_key(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ApiKeyObject>> {
     let id = key_id(&id)?;
     let key = admin::revoke_key(&state.db, &id).await?;
@@ -183,7 +183,7 @@ pub struct RotateKeyBody {
 pub async fn rotate_key(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RotateKeyBody>,
 ) -> Result<(StatusCode, Json<CreatedKey>)> {
     let id = key_id(&id)?;

@@ -1,7 +1,7 @@
 //! `PUT /admin/v1/tenants/{tenant_id}/limits` and `…/quotas`: a tenant's request rate and its
 //! caps on jobs, credits and seconds of video.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -13,7 +13,7 @@ use crate::domain::end_users::TenantQuotas;
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,7 +38,7 @@ pub struct TenantLimitsBody {
 pub async fn put_limits(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TenantLimitsBody>,
 ) -> Result<Json<TenantLimitsBody>> {
     let tenant = tenant_id(&id)?;
@@ -66,7 +66,7 @@ pub async fn put_limits(
 pub async fn put_quotas(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TenantQuotas>,
 ) -> Result<Json<TenantQuotas>> {
     admin::set_tenant_quotas(&state.db, &tenant_id(&id)?, &body).await?;

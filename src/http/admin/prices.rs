@@ -1,7 +1,7 @@
 //! `PUT /admin/v1/tenants/{tenant_id}/prices`: a tenant's own price list (fixed credits per
 //! second, or cost-plus), as [`crate::domain::billing::pricing`] applies it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,7 +14,7 @@ use crate::domain::video::{Model, Resolution};
 use crate::error::{Error, Result};
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -133,7 +133,7 @@ impl PricesBody {
 pub async fn put_prices(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<PricesBody>,
 ) -> Result<Json<PricesBody>> {
     let tenant = tenant_id(&id)?;

@@ -1,7 +1,7 @@
 //! `/admin/v1/providers`: the upstreams this replica knows, with their circuit breakers and
 //! capabilities; resetting a circuit.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,6 +11,7 @@ use crate::domain::ids::ProviderId;
 use crate::error::{Error, Result};
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
+use crate::http::extract::ApiPath;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderObject {
@@ -76,7 +77,7 @@ pub async fn list_providers(State(state): State<AppState>, _: Operator) -> Json<
 pub async fn reset_circuit(
     State(state): State<AppState>,
     _: Operator,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ProviderObject>> {
     let provider = ProviderId::parse(&name)
         .and_then(|id| state.providers.get(id))

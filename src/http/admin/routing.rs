@@ -1,7 +1,7 @@
 //! `/admin/v1/…/routing`: the routing policy of a tenant or of one API key (see
 //! [`crate::domain::routing::policy`]).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 
 use super::{key_id, tenant_id};
@@ -10,7 +10,7 @@ use crate::domain::admin::{self, PolicyOwner};
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 
 pub use crate::domain::routing::policy::RoutingPolicyBody;
 
@@ -24,7 +24,7 @@ pub use crate::domain::routing::policy::RoutingPolicyBody;
 pub async fn put_tenant_routing(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RoutingPolicyBody>,
 ) -> Result<Json<RoutingPolicyBody>> {
     let owner = PolicyOwner::Tenant(tenant_id(&id)?);
@@ -42,7 +42,7 @@ pub async fn put_tenant_routing(
 pub async fn put_key_routing(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<RoutingPolicyBody>,
 ) -> Result<Json<RoutingPolicyBody>> {
     let owner = PolicyOwner::Key(key_id(&id)?);
@@ -60,7 +60,7 @@ pub async fn put_key_routing(
 pub async fn get_tenant_routing(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RoutingPolicyBody>> {
     let owner = PolicyOwner::Tenant(tenant_id(&id)?);
     let level = admin::routing_policy(&state.db, &owner).await?;

@@ -1,6 +1,6 @@
 //! `/admin/v1/tenants`: create, list and read tenants, each with its live and test balances.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -15,7 +15,7 @@ use crate::domain::tenants::{BillingKind, Tenant};
 use crate::error::{Error, Result};
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiJson;
+use crate::http::extract::{ApiJson, ApiPath};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -140,7 +140,7 @@ pub async fn list_tenants(State(state): State<AppState>, _: Operator) -> Result<
 pub async fn get_tenant(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<TenantObject>> {
     let tenant = admin::tenant(&state.db, &tenant_id(&id)?).await?;
     Ok(Json(tenant_object(&state, &tenant).await?))

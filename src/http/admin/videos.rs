@@ -1,6 +1,6 @@
 //! `GET /admin/v1/videos/{video_id}`: any tenant's job, with its upstream attempts.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -12,6 +12,7 @@ use crate::domain::video_object::VideoObject;
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
+use crate::http::extract::ApiPath;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminVideo {
@@ -38,7 +39,7 @@ pub struct AdminVideo {
 pub async fn get_video(
     State(state): State<AppState>,
     _: Operator,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AdminVideo>> {
     let id = video_id(&id)?;
     let (video, attempts) = crate::domain::admin::video(&state.db, &id).await?;

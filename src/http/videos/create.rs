@@ -23,14 +23,23 @@ pub enum Flexible {
     Int(i64),
     Bool(bool),
     Text(String),
+    /// Any other JSON number (a fraction, or beyond `i64`), so that it is refused by the
+    /// field's own rule ("… must be an integer …") rather than as a value of the wrong type.
+    Number(f64),
 }
 
 impl Flexible {
     fn as_int(&self) -> Option<i64> {
+        // 2^63 as f64: `i64::MAX as f64` rounds up to it, so the range is half-open.
+        const BEYOND_I64: f64 = 9_223_372_036_854_775_808.0;
         match self {
             Flexible::Int(n) => Some(*n),
             Flexible::Text(s) => s.trim().parse().ok(),
-            Flexible::Bool(_) => None,
+            // JSON does not tell 5 from 5.0; a whole number is an integer however written.
+            Flexible::Number(n) if n.fract() == 0.0 && (-BEYOND_I64..BEYOND_I64).contains(n) => {
+                Some(*n as i64)
+            }
+            Flexible::Number(_) | Flexible::Bool(_) => None,
         }
     }
 
@@ -42,7 +51,7 @@ impl Flexible {
                 "false" | "0" => Some(false),
                 _ => None,
             },
-            Flexible::Int(_) => None,
+            Flexible::Int(_) | Flexible::Number(_) => None,
         }
     }
 }

@@ -5,7 +5,7 @@ pub mod input;
 pub mod object;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -25,7 +25,7 @@ use crate::domain::videos::ListQuery;
 use crate::error::{Error, Result};
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
-use crate::http::extract::ApiQuery;
+use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::idempotency::{self, IdempotencyHeader};
 use crate::providers::sandbox;
 
@@ -148,7 +148,7 @@ fn created_response(state: &AppState, video: &Video, route: Option<&'static str>
 pub async fn get_video(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let reach = access::videos(&principal, VideoAction::Read)?;
     let video = videos::get(&state, &reach, &parse_id(&id)?).await?;
@@ -241,7 +241,7 @@ pub async fn list_videos(
 pub async fn cancel_video(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response> {
     let reach = access::videos(&principal, VideoAction::Write)?;
     let video = videos::cancel(&state, &reach, &parse_id(&id)?).await?;
@@ -260,7 +260,7 @@ pub async fn cancel_video(
 pub async fn delete_video(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<VideoDeleted>> {
     let reach = access::videos(&principal, VideoAction::Write)?;
     let id = parse_id(&id)?;
@@ -315,7 +315,7 @@ pub enum ContentVariant {
 pub async fn video_content(
     State(state): State<AppState>,
     Caller(principal): Caller,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<ContentParams>,
     method: axum::http::Method,
     request_headers: HeaderMap,

@@ -357,7 +357,7 @@ async fn operations(app: &TestApp) -> Vec<(String, String, Option<String>)> {
             let param = path
                 .split('/')
                 .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
-                .last()
+                .next_back()
                 .map(str::to_string);
             operations.push((method.to_uppercase(), path.clone(), param));
         }

@@ -179,10 +179,8 @@ pub async fn models(
     let price_per_second = |model: Model| {
         pricing::list_price_per_second(&state.config.pricing, prices.as_ref(), model)
     };
-    let names: Vec<ProviderId> = match principal.mode {
-        crate::domain::billing::Mode::Test => vec![crate::providers::sandbox::ID],
-        crate::domain::billing::Mode::Live => state.providers.live().collect(),
-    };
+    let names: Vec<ProviderId> =
+        crate::domain::routing::eligibility::reachable(&state, principal.mode);
     let mut data = Vec::new();
     for model in Model::ALL {
         let offers: Vec<_> = names

@@ -9,6 +9,7 @@ use super::lifecycle::{end, retry_later};
 use super::schedule::{first_poll_delay, first_safety_poll, observed_duration, safety_interval};
 use super::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
 use crate::domain::ids::ProviderId;
+use crate::domain::routing::eligibility;
 use crate::domain::services::Services;
 use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::{Provider, ProviderError, SubmitRequest};
@@ -328,12 +329,9 @@ async fn take_slot(
         return Ok(false);
     }
     for (index, name) in job.fallbacks.clone().into_iter().enumerate() {
-        let Some(candidate) = state.providers.get(name).cloned() else {
+        let Ok(candidate) = eligibility::check(state, job.mode, name, &job.request).cloned() else {
             continue;
         };
-        if state.providers.circuits.check(name).is_err() {
-            continue;
-        }
         let room = match state.providers.limit(name) {
             None => true,
             Some(limit) => state.db.acquire_slot(&job.id, owner, name, limit).await?,
@@ -423,12 +421,16 @@ async fn within_rate(
     Ok(false)
 }
 
-/// Takes the next configured candidate off the job's fallback list.
+/// Takes the next candidate that may take the job now off the job's fallback list; those
+/// that may not (see [`eligibility::check`]) are dropped from it.
 fn next_candidate(state: &Services, job: &mut Video) -> Option<Arc<dyn Provider>> {
     while !job.fallbacks.is_empty() {
         let name = job.fallbacks.remove(0);
-        if let Some(provider) = state.providers.get(name) {
-            return Some(provider.clone());
+        match eligibility::check(state, job.mode, name, &job.request) {
+            Ok(provider) => return Some(provider.clone()),
+            Err(reason) => {
+                tracing::info!(video = %job.id, provider = name.as_str(), %reason, "skipping a fallback that cannot take the job now");
+            }
         }
     }
     None

@@ -14,6 +14,7 @@
 //! Test keys are always pinned to the sandbox.
 
 pub mod catalog;
+pub mod eligibility;
 pub mod policy;
 
 use crate::domain::billing::{Credits, MicroUsd, Mode};
@@ -22,7 +23,6 @@ use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, Strategy};
 use crate::error::{Error, Result};
-use crate::providers::sandbox;
 use policy::{Policy, PolicyLevel};
 
 /// A provider that can take the job, with what it would cost upstream.
@@ -129,12 +129,21 @@ pub async fn decide(
         }
     }
     if principal.mode == Mode::Test {
+        // Test keys run where test money goes, at no upstream cost, whatever they ask for.
+        let mut ranked = Vec::new();
+        let mut excluded = Vec::new();
+        for provider in eligibility::reachable(state, Mode::Test) {
+            match eligibility::check(state, Mode::Test, provider, request) {
+                Ok(_) => ranked.push(Candidate {
+                    provider,
+                    upstream_cost: Some(MicroUsd::ZERO),
+                }),
+                Err(reason) => excluded.push(Exclusion { provider, reason }),
+            }
+        }
         return Ok(Decision {
-            ranked: vec![Candidate {
-                provider: sandbox::ID,
-                upstream_cost: Some(MicroUsd::ZERO),
-            }],
-            excluded: Vec::new(),
+            ranked,
+            excluded,
             route: "test-key",
             fallback: false,
             resubmit: false,
@@ -150,12 +159,11 @@ pub async fn decide(
     };
     let pinned = allowed_count == Some(1);
     let cheapest = strategy == Strategy::Cheapest && !pinned;
-    let has_upload = request.inputs.first_frame_upload.is_some();
     let mut ranked = Vec::new();
     let mut excluded = Vec::new();
     let mut exclude =
         |provider: ProviderId, reason: String| excluded.push(Exclusion { provider, reason });
-    for name in state.providers.live() {
+    for name in eligibility::reachable(state, Mode::Live) {
         if !policy.allows(name) {
             exclude(
                 name,
@@ -167,26 +175,8 @@ pub async fn decide(
             exclude(name, "is not in routing.providers".into());
             continue;
         }
-        let Some(provider) = state.providers.get(name) else {
-            continue;
-        };
-        if let Err(reason) = provider.capabilities().check(request) {
+        if let Err(reason) = eligibility::check(state, Mode::Live, name, request) {
             exclude(name, reason);
-            continue;
-        }
-        if let Err(reason) = state.providers.refusals.check(name, request) {
-            exclude(name, reason);
-            continue;
-        }
-        if let Err(reason) = state.providers.circuits.check(name) {
-            exclude(name, reason);
-            continue;
-        }
-        if has_upload && name != sandbox::ID && state.config.server.public_base_url.is_none() {
-            exclude(
-                name,
-                "needs server.public_base_url to fetch an uploaded file".into(),
-            );
             continue;
         }
         let cost = catalog::upstream_cost(name, request, pricing);

@@ -38,6 +38,14 @@ impl Tx {
         }
     }
 
+    /// Which database runs it: SQLite runs every transaction in place.
+    pub(super) fn backend(&self) -> super::Backend {
+        match &self.0 {
+            TxInner::Inline(_) => super::Backend::Sqlite,
+            TxInner::Sqlx(_) => super::Backend::Postgres,
+        }
+    }
+
     pub async fn commit(self) -> Result<(), DbError> {
         match self.0 {
             TxInner::Inline(mut writer) => writer.commit(),

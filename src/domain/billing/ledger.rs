@@ -14,7 +14,8 @@
 //! `voided` exactly once: the second capture or void of the same hold is a no-op.
 //!
 //! Each operation first locks every account it will touch, in one global order
-//! ([`Db::lock_accounts`]), so that concurrent postings over the same accounts never deadlock.
+//! ([`Db::lock_accounts`]), so that concurrent postings over the same accounts never deadlock;
+//! the transactions that call them run through [`crate::storage::retry_conflicts`].
 
 use crate::domain::billing::{Credits, Mode, MoneyError};
 use crate::domain::ids::{EndUserId, TenantId, TxnId, VideoId};
@@ -80,6 +81,12 @@ pub enum LedgerError {
     /// A stored amount the arithmetic cannot carry (never from a bounded input).
     #[error(transparent)]
     Money(#[from] MoneyError),
+}
+
+impl crate::storage::Conflict for LedgerError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, LedgerError::Db(e) if e.is_conflict())
+    }
 }
 
 impl From<LedgerError> for crate::error::Error {

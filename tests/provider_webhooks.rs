@@ -196,6 +196,85 @@ async fn a_webhook_with_an_unknown_token_or_for_another_job_is_refused() {
     assert!(!polled, "refused webhooks cause no poll");
 }
 
+/// Whoever holds a job's callback URL could once make the gateway poll the upstream once per
+/// delivery they sent: 3,913 forged deliveries in 10 s made 3,670 polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_forged_webhooks_for_one_job_costs_at_most_one_poll_per_interval() {
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_secs(60));
+    fake.set_estimate_secs(120);
+    let app = gateway(&fake).await;
+    let (_, key) = app.tenant_with_key("live", 10_000).await;
+    let created = app
+        .create_video(
+            &key,
+            json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 4}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let submit = fake
+        .calls("seedance-it")
+        .into_iter()
+        .find(|c| c.op == "submit")
+        .expect("submit");
+    let callback = submit.body["webhook_url"]
+        .as_str()
+        .expect("webhook_url")
+        .to_string();
+    let id = created.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let admin: Value = app
+        .admin_get(&format!("/admin/v1/videos/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let upstream_id = admin["upstream_id"]
+        .as_str()
+        .expect("upstream id")
+        .to_string();
+
+    // Sixteen senders, 40 deliveries each, as fast as the gateway answers.
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for sender in 0..16 {
+        let client = app.client.clone();
+        let callback = callback.clone();
+        let upstream_id = upstream_id.clone();
+        senders.push(tokio::spawn(async move {
+            for n in 0..40 {
+                let response = client
+                    .post(&callback)
+                    .json(&json!({"job_id": upstream_id, "status": "completed", "n": sender * 40 + n}))
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    // Any poll the burst made due comes within the floor (2 s) and a worker tick.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let elapsed = started.elapsed();
+    let polls = fake
+        .calls("seedance-it")
+        .iter()
+        .filter(|c| c.op == "poll")
+        .count();
+    let bound = (elapsed.as_millis() / 2_000) as usize + 1;
+    assert!(
+        (1..=bound).contains(&polls),
+        "640 deliveries over {elapsed:?} made {polls} polls; at most {bound} (one per 2 s) expected"
+    );
+}
+
 /// A gateway with one signing provider pointed at the fake, polls far apart.
 async fn signing_gateway(fake: &FakeUpstream, prefix: &str) -> TestApp {
     let port = free_port();

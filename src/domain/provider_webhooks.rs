@@ -7,7 +7,9 @@
 //! Whoever holds a job's callback URL can send deliveries as fast as they like, so they are
 //! coalesced: a job is never polled twice at once (its lease), nor twice within
 //! [`webhook_poll_interval`] because of webhooks, however many arrive. A finished job ignores
-//! them.
+//! them. Where the provider's signature carries no timestamp (Apiframe), a captured delivery
+//! would verify forever: each job remembers the deliveries it received, and one seen before is
+//! refused (409 `webhook_replayed`) and changes nothing.
 
 use crate::domain::ids::ProviderId;
 use crate::domain::jobs::webhook_poll_interval;
@@ -48,11 +50,26 @@ pub async fn receive(
     {
         return Err(Error::invalid_body("the webhook is about another job"));
     }
-    if !job.status.is_terminal() {
+    let delivery = handler.webhook_delivery_id(headers, body);
+    let running = !job.status.is_terminal();
+    if delivery.is_none() && !running {
+        return Ok(());
+    }
+    let mut tx = state.db.begin().await?;
+    if let Some(delivery) = &delivery {
+        if !Db::remember_webhook_delivery(&mut tx, &job.id, delivery).await? {
+            return Err(Error::Conflict(
+                "webhook_replayed",
+                "this webhook delivery was received before; a replay changes nothing".into(),
+            ));
+        }
+    }
+    if running {
         let interval = webhook_poll_interval(state, handler.as_ref());
-        let mut tx = state.db.begin().await?;
         Db::poll_soon(&mut tx, &job.id, interval.as_millis() as i64).await?;
-        tx.commit().await?;
+    }
+    tx.commit().await?;
+    if running {
         state.wake_workers();
     }
     Ok(())

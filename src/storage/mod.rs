@@ -23,6 +23,7 @@ pub mod inline;
 pub mod leases;
 pub mod ledger;
 pub mod objects;
+pub mod provider_webhooks;
 pub mod reports;
 pub mod slots;
 pub mod speed;

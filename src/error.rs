@@ -63,6 +63,14 @@ pub enum Error {
         reason: &'static str,
         cause: anyhow::Error,
     },
+    /// The request's transaction kept losing conflicts with concurrent ones (a deadlock or a
+    /// serialization failure, each rolled back) after every attempt: nothing was changed;
+    /// retry shortly (503). The database itself is fine.
+    #[error(
+        "the database is busy: this request's transaction conflicted with concurrent ones on \
+         each of {attempts} attempts and was rolled back, so nothing was changed; retry shortly"
+    )]
+    DatabaseBusy { attempts: u32, cause: anyhow::Error },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -97,6 +105,12 @@ impl From<crate::storage::DbError> for Error {
     /// Classified when answered (see `http::error`): an unavailable database is a 503.
     fn from(error: crate::storage::DbError) -> Self {
         Error::Internal(anyhow::Error::new(error).context("database"))
+    }
+}
+
+impl crate::storage::Conflict for Error {
+    fn is_conflict(&self) -> bool {
+        matches!(self, Error::Internal(cause) if cause.is_conflict())
     }
 }
 

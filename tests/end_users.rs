@@ -161,6 +161,56 @@ async fn a_wallet_only_user_pays_from_the_wallet_and_gets_refunds_back_there() {
     app.assert_ledger_consistent().await;
 }
 
+/// Top-ups lock the tenant's balance then the wallet, withdrawals the other way round: on
+/// PostgreSQL that deadlocked, and most of these answered 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forty_parallel_top_ups_and_withdrawals_of_one_wallet_all_succeed_exactly() {
+    let app = TestApp::spawn().await;
+    let (tenant, key) = app.tenant_with_key("live", 10_000).await;
+    put_user(&app, &key, "w", json!({"wallet_mode": "only"})).await;
+    // Enough in the wallet that every withdrawal succeeds in any order.
+    let (status, _) = move_wallet(&app, &key, "w", 2_000).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut tasks = Vec::new();
+    for i in 0..40 {
+        let client = app.client.clone();
+        let url = app.url("/v1/end_users/w/wallet");
+        let key = key.clone();
+        let amount = if i % 2 == 0 { 100 } else { -100 };
+        tasks.push(tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .bearer_auth(key)
+                .header("idempotency-key", format!("wallet-move-{i}"))
+                .json(&json!({"amount": amount}))
+                .send()
+                .await
+                .expect("send");
+            let status = response.status();
+            (status, response.text().await.expect("body"))
+        }));
+    }
+    for task in tasks {
+        let (status, body) = task.await.expect("task");
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
+    let (_, user) = app.get_json(&key, "/v1/end_users/w").await;
+    assert_eq!(user["wallet_balance"], 2_000, "20 × +100 and 20 × −100");
+    let balance = app.balance(&tenant).await;
+    assert_eq!(
+        (balance["available"].as_i64(), balance["held"].as_i64()),
+        (Some(8_000), Some(0))
+    );
+    let (_, ledger) = app.get_json(&key, "/v1/ledger?limit=100").await;
+    let entries = ledger["data"].as_array().expect("entries");
+    let count = |kind: &str| entries.iter().filter(|e| e["kind"] == kind).count();
+    // Each move is two lines (the wallet and the tenant's balance); the first funding too.
+    assert_eq!((count("wallet_fund"), count("wallet_withdraw")), (42, 40));
+    app.assert_ledger_consistent().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_parallel_creates_against_a_wallet_for_fifty_accept_exactly_fifty() {
     let app = TestApp::spawn_with(|c| c.providers.sandbox.delay_ms = 60_000).await;

@@ -11,6 +11,7 @@ use common::{assert_postings, ledger_kinds, TestApp};
 use fake_upstream::{FakeUpstream, FAKE_KEY};
 use reqwest::StatusCode;
 use seedance_gateway::config::Secret;
+use seedance_gateway::domain::video::PollCause;
 use serde_json::{json, Value};
 
 fn free_port() -> u16 {
@@ -194,6 +195,183 @@ async fn a_webhook_with_an_unknown_token_or_for_another_job_is_refused() {
     })
     .await;
     assert!(!polled, "refused webhooks cause no poll");
+}
+
+/// Whoever holds a job's callback URL could once make the gateway poll the upstream once per
+/// delivery they sent: 3,913 forged deliveries in 10 s made 3,670 polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_forged_webhooks_for_one_job_costs_at_most_one_poll_per_interval() {
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_secs(60));
+    fake.set_estimate_secs(120);
+    let app = gateway(&fake).await;
+    let (_, key) = app.tenant_with_key("live", 10_000).await;
+    let created = app
+        .create_video(
+            &key,
+            json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 4}),
+        )
+        .await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let submit = fake
+        .calls("seedance-it")
+        .into_iter()
+        .find(|c| c.op == "submit")
+        .expect("submit");
+    let callback = submit.body["webhook_url"]
+        .as_str()
+        .expect("webhook_url")
+        .to_string();
+    let id = created.json::<Value>().await.expect("json")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let admin: Value = app
+        .admin_get(&format!("/admin/v1/videos/{id}"))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let upstream_id = admin["upstream_id"]
+        .as_str()
+        .expect("upstream id")
+        .to_string();
+
+    // Sixteen senders, 40 deliveries each, as fast as the gateway answers.
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for sender in 0..16 {
+        let client = app.client.clone();
+        let callback = callback.clone();
+        let upstream_id = upstream_id.clone();
+        senders.push(tokio::spawn(async move {
+            for n in 0..40 {
+                let response = client
+                    .post(&callback)
+                    .json(&json!({"job_id": upstream_id, "status": "completed", "n": sender * 40 + n}))
+                    .send()
+                    .await
+                    .expect("send");
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await.expect("sender");
+    }
+    // Any poll the burst made due comes within the floor (2 s) and a worker tick.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let elapsed = started.elapsed();
+    let polls = fake
+        .calls("seedance-it")
+        .iter()
+        .filter(|c| c.op == "poll")
+        .count();
+    let bound = (elapsed.as_millis() / 2_000) as usize + 1;
+    assert!(
+        (1..=bound).contains(&polls),
+        "640 deliveries over {elapsed:?} made {polls} polls; at most {bound} (one per 2 s) expected"
+    );
+}
+
+/// Apiframe signs the body alone, without a timestamp: a captured delivery would verify
+/// forever, and was taken each time as a new reason to poll.
+#[tokio::test]
+async fn a_replayed_apiframe_delivery_is_refused_with_409_and_changes_nothing() {
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    // The job runs long, so the fake sends no webhook of its own during the test.
+    fake.set_job_duration(Duration::from_secs(60));
+    let app = signing_gateway(&fake, "apiframe").await;
+    let (_, key) = app.tenant_with_key("live", 10_000).await;
+    let created: Value = app
+        .create_video(
+            &key,
+            json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": 5,
+                   "routing": {"providers": ["apiframe"]}}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id").to_string();
+    let submit = fake
+        .calls("apiframe")
+        .into_iter()
+        .find(|c| c.op == "submit")
+        .expect("submit");
+    let callback = submit.body["webhookUrl"]
+        .as_str()
+        .expect("webhookUrl")
+        .to_string();
+    let (_, admin) = {
+        let response = app.admin_get(&format!("/admin/v1/videos/{id}")).await;
+        (
+            response.status(),
+            response.json::<Value>().await.expect("json"),
+        )
+    };
+    let upstream_id = admin["upstream_id"].as_str().expect("upstream id");
+    let job = fake
+        .state
+        .job(fake_upstream::apiframe::PREFIX, upstream_id)
+        .expect("the fake's job");
+    // A genuine, signed delivery, as captured by someone on its way.
+    let (headers, body) = fake_upstream::apiframe::webhook(&fake.state, &job);
+    let deliver = || {
+        let mut request = app.client.post(&callback).body(body.clone());
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        request.header("content-type", "application/json").send()
+    };
+    let polls = || {
+        fake.calls("apiframe")
+            .iter()
+            .filter(|c| c.op == "poll")
+            .count()
+    };
+
+    assert_eq!(deliver().await.expect("send").status(), StatusCode::OK);
+    // The first delivery is confirmed by a poll, which finds the job still running and puts
+    // it back on its schedule.
+    let video_id = seedance_gateway::domain::ids::VideoId::parse(&id).expect("id");
+    let stored = || async {
+        app.db
+            .get_video_any(&video_id)
+            .await
+            .expect("db")
+            .expect("video")
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while stored().await.poll_cause != PollCause::Scheduled || polls() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first delivery was not confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(polls(), 1);
+    let before = stored().await;
+
+    let replayed = deliver().await.expect("send");
+    assert_eq!(replayed.status(), StatusCode::CONFLICT);
+    let error: Value = replayed.json().await.expect("json");
+    assert_eq!(error["error"]["code"], "webhook_replayed", "{error}");
+
+    // An accepted delivery would be polled within the 2 s floor and a worker tick.
+    tokio::time::sleep(Duration::from_millis(3_000)).await;
+    assert_eq!(polls(), 1, "the replay caused no poll");
+    // An accepted delivery would also have made the job due for a webhook's confirmation.
+    let after = stored().await;
+    assert_eq!(
+        (after.status, after.poll_cause, after.progress),
+        (before.status, before.poll_cause, before.progress),
+        "the replay changed nothing on the job"
+    );
 }
 
 /// A gateway with one signing provider pointed at the fake, polls far apart.

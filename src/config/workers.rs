@@ -1,6 +1,7 @@
 //! `[workers]`: the background job worker of this process — whether it runs, how often it
 //! looks for due jobs, how many it claims and runs at once, how rarely jobs that will be
-//! called back are polled, and when a held job times out.
+//! called back are polled, how often webhooks may make a job polled, and when a held job
+//! times out.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,6 +28,10 @@ pub struct WorkersConfig {
     /// their expected end, they are polled this rarely until the webhook or the hold timeout,
     /// in seconds.
     pub safety_poll_secs: u64,
+    /// The least time between two polls of one job that provider webhooks cause, whatever the
+    /// provider allows, in milliseconds: deliveries arriving faster (duplicates, or forgeries
+    /// by whoever holds a job's callback URL) are folded into one confirming poll.
+    pub webhook_poll_floor_ms: u64,
 }
 
 impl Default for WorkersConfig {
@@ -39,6 +44,7 @@ impl Default for WorkersConfig {
             concurrency: 64,
             hold_timeout_secs: 24 * 3600,
             safety_poll_secs: 300,
+            webhook_poll_floor_ms: 2_000,
         }
     }
 }
@@ -53,6 +59,11 @@ impl WorkersConfig {
             return Err(ConfigError::Invalid(
                 "workers.lease_secs, batch_size, concurrency and safety_poll_secs must be positive"
                     .into(),
+            ));
+        }
+        if self.webhook_poll_floor_ms > 60_000 {
+            return Err(ConfigError::Invalid(
+                "workers.webhook_poll_floor_ms must be at most 60000".into(),
             ));
         }
         Ok(())

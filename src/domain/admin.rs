@@ -10,7 +10,7 @@ use crate::domain::routing::policy::{PolicyLevel, RoutingPolicyBody};
 use crate::domain::tenants::{generate_admin_token, generate_api_key, ApiKey, BillingKind, Tenant};
 use crate::domain::video::Video;
 use crate::error::{Error, Result};
-use crate::storage::{now_ms, Db};
+use crate::storage::{now_ms, retry_conflicts, Db};
 
 pub struct NewTenant {
     pub name: String,
@@ -240,12 +240,16 @@ pub async fn grant_credits(
         ));
     }
     let reason = checked_reason(reason)?;
-    let mut tx = db.begin().await?;
-    idempotency::record(&mut tx, claim).await?;
     let promotional = credit_type == CreditType::Promotional;
-    let txn_id =
-        ledger::grant(&mut tx, tenant_id, mode, amount, promotional, reason, actor).await?;
-    tx.commit().await?;
+    let txn_id = retry_conflicts(|| async move {
+        let mut tx = db.begin().await?;
+        idempotency::record(&mut tx, claim).await?;
+        let txn_id =
+            ledger::grant(&mut tx, tenant_id, mode, amount, promotional, reason, actor).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(txn_id)
+    })
+    .await?;
     Ok(Granted {
         txn_id,
         balance: ledger::balance(db, tenant_id, mode).await?,
@@ -278,9 +282,6 @@ pub async fn adjust_credits(
     let floor = tenant.floor(mode);
     let grants = ledger::grants_account(mode);
     let available = ledger::available_account(tenant_id, mode);
-    let mut tx = db.begin().await?;
-    idempotency::record(&mut tx, claim).await?;
-    Db::ensure_account(&mut tx, &grants, None, mode, "grants").await?;
     let (from, to, floor) = if amount.is_positive() {
         // The grants account is the system's source: it has no floor.
         (
@@ -296,18 +297,19 @@ pub async fn adjust_credits(
         memo: Some(reason),
         actor: Some(actor),
     };
-    let txn_id = ledger::transfer(
-        &mut tx,
-        tenant_id,
-        mode,
-        from,
-        to,
-        floor,
-        amount.checked_abs()?,
-        &posting,
-    )
+    let posting = &posting;
+    let grants = grants.as_str();
+    let amount = amount.checked_abs()?;
+    let txn_id = retry_conflicts(|| async move {
+        let mut tx = db.begin().await?;
+        idempotency::record(&mut tx, claim).await?;
+        Db::ensure_account(&mut tx, grants, None, mode, "grants").await?;
+        let txn_id =
+            ledger::transfer(&mut tx, tenant_id, mode, from, to, floor, amount, posting).await?;
+        tx.commit().await?;
+        Ok::<_, Error>(txn_id)
+    })
     .await?;
-    tx.commit().await?;
     Ok(Granted {
         txn_id,
         balance: ledger::balance(db, tenant_id, mode).await?,
@@ -333,35 +335,40 @@ pub async fn refund_video(
         .await?
         .ok_or(Error::NotFound("video"))?;
     let charged = job.cost_charged.unwrap_or(Credits::ZERO);
-    let mut tx = db.begin().await?;
-    idempotency::record(&mut tx, claim).await?;
-    let source = Db::hold_source(&mut tx, db.backend(), video).await?;
-    let refunded = Credits::from_stored(Db::refunded_for_video(&mut tx, video).await?);
-    let left = charged.checked_sub(refunded)?;
-    let amount = requested.unwrap_or(left);
-    if !amount.is_positive() || amount > left {
-        return Err(Error::invalid("amount", format!("this video can be refunded 1 to {left} credits (charged {charged}, refunded {refunded})")));
-    }
-    let source = source.unwrap_or_else(|| ledger::available_account(&job.tenant_id, job.mode));
-    let revenue = ledger::revenue_account(job.mode);
-    let posting = ledger::Transfer {
+    let revenue = &ledger::revenue_account(job.mode);
+    let posting = &ledger::Transfer {
         kind: "refund",
         memo: Some(reason),
         actor: Some(actor),
     };
-    let txn_id = ledger::transfer_for_video(
-        &mut tx,
-        &job.tenant_id,
-        job.mode,
-        &revenue,
-        &source,
-        amount,
-        video,
-        &posting,
-    )
-    .await?;
-    tx.commit().await?;
-    Ok((txn_id, amount))
+    let job = &job;
+    retry_conflicts(|| async move {
+        let mut tx = db.begin().await?;
+        idempotency::record(&mut tx, claim).await?;
+        let source = Db::hold_source(&mut tx, db.backend(), video).await?;
+        let refunded = Credits::from_stored(Db::refunded_for_video(&mut tx, video).await?);
+        let left = charged.checked_sub(refunded)?;
+        let amount = requested.unwrap_or(left);
+        if !amount.is_positive() || amount > left {
+            return Err(Error::invalid("amount", format!("this video can be refunded 1 to {left} credits (charged {charged}, refunded {refunded})")));
+        }
+        let source =
+            source.unwrap_or_else(|| ledger::available_account(&job.tenant_id, job.mode));
+        let txn_id = ledger::transfer_for_video(
+            &mut tx,
+            &job.tenant_id,
+            job.mode,
+            revenue,
+            &source,
+            amount,
+            video,
+            posting,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((txn_id, amount))
+    })
+    .await
 }
 
 /// Sets a tenant's own request rate (shared by all its keys), after checking its bounds.

@@ -223,11 +223,14 @@ pub async fn transfer_wallet(
     claim: Option<&crate::domain::idempotency::Claim>,
 ) -> Result<TxnId> {
     let floor = crate::domain::admin::tenant(db, tenant).await?.floor(mode);
-    let mut tx = db.begin().await?;
-    crate::domain::idempotency::record(&mut tx, claim).await?;
-    let txn = move_wallet(&mut tx, tenant, floor, mode, user, amount, memo).await?;
-    tx.commit().await?;
-    Ok(txn)
+    crate::storage::retry_conflicts(|| async move {
+        let mut tx = db.begin().await?;
+        crate::domain::idempotency::record(&mut tx, claim).await?;
+        let txn = move_wallet(&mut tx, tenant, floor, mode, user, amount, memo).await?;
+        tx.commit().await?;
+        Ok(txn)
+    })
+    .await
 }
 
 /// Moves `amount` between the tenant's balance and an end user's wallet: positive funds the

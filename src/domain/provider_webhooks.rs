@@ -1,15 +1,22 @@
 //! Webhooks from upstream providers. The callback URL the gateway hands a provider carries a
 //! per-job random token; a provider that signs its webhooks (Apiframe, AIgateway) is verified
 //! by its module as well. Nothing in the body is trusted beyond the job id: the job is made
-//! due for one confirming poll (after the provider's minimum interval since the last request),
-//! and the worker confirms its state by polling. Until a webhook comes, such jobs are polled
-//! only as a safety net (`workers::jobs`). Duplicate deliveries cause at most another poll,
-//! and a finished job ignores them.
+//! due for one confirming poll, and the worker confirms its state by polling. Until a webhook
+//! comes, such jobs are polled only as a safety net (`workers::jobs`).
+//!
+//! Whoever holds a job's callback URL can send deliveries as fast as they like, so they are
+//! coalesced: a job is never polled twice at once (its lease), nor twice within
+//! [`webhook_poll_interval`] because of webhooks, however many arrive. A finished job ignores
+//! them. Where the provider's signature carries no timestamp (Apiframe), a captured delivery
+//! would verify forever: each job remembers the deliveries it received, and one seen before is
+//! refused (409 `webhook_replayed`) and changes nothing.
 
 use crate::domain::ids::ProviderId;
+use crate::domain::jobs::webhook_poll_interval;
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
 use crate::providers::{Headers, WebhookError};
+use crate::storage::Db;
 
 pub async fn receive(
     state: &Services,
@@ -43,9 +50,26 @@ pub async fn receive(
     {
         return Err(Error::invalid_body("the webhook is about another job"));
     }
-    if !job.status.is_terminal() {
-        let min_interval = handler.min_poll_interval().as_millis() as i64;
-        state.db.poll_soon(&job.id, min_interval).await?;
+    let delivery = handler.webhook_delivery_id(headers, body);
+    let running = !job.status.is_terminal();
+    if delivery.is_none() && !running {
+        return Ok(());
+    }
+    let mut tx = state.db.begin().await?;
+    if let Some(delivery) = &delivery {
+        if !Db::remember_webhook_delivery(&mut tx, &job.id, delivery).await? {
+            return Err(Error::Conflict(
+                "webhook_replayed",
+                "this webhook delivery was received before; a replay changes nothing".into(),
+            ));
+        }
+    }
+    if running {
+        let interval = webhook_poll_interval(state, handler.as_ref());
+        Db::poll_soon(&mut tx, &job.id, interval.as_millis() as i64).await?;
+    }
+    tx.commit().await?;
+    if running {
         state.wake_workers();
     }
     Ok(())

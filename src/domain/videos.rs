@@ -144,65 +144,73 @@ async fn create_job(
         poll_cause: PollCause::Scheduled,
         upstream_requests: 0,
     };
-    let mut tx = state.db.begin().await?;
-    // The tenant's caps, then the end user's limits (which choose the paying account), are
-    // checked in this transaction.
-    crate::domain::end_users::admit_tenant(
-        &mut tx,
-        &video.tenant_id,
-        video.mode,
-        price,
-        video.request.seconds.get(),
-        now,
-    )
-    .await?;
-    let (source, floor) = match &video.request.user {
-        Some(user) => {
-            let admission = crate::domain::end_users::Admission {
-                tenant: &video.tenant_id,
-                tenant_floor: floor,
-                mode: video.mode,
-                user,
-                price,
-                now,
-            };
-            crate::domain::end_users::admit(&mut tx, &state.db, &admission).await?
-        }
-        None => (
-            ledger::available_account(&video.tenant_id, video.mode),
-            floor,
-        ),
-    };
-    // The job takes its provider's slot here, so the request can submit it at once; when the
-    // jobs already waiting need the free slots, it joins them in the worker's queue instead.
-    let mut video = video;
-    let inline = match state.providers.limit(provider) {
-        None => true,
-        Some(limit) => {
-            let taken = crate::storage::Db::take_slot_for_new_job(&mut tx, provider, limit).await?;
-            if taken {
-                video.slot_provider = Some(provider);
+    // The job, its admission and its hold, in one transaction (run again if it loses a
+    // conflict with a concurrent one).
+    let template = &video;
+    let (video, inline) = crate::storage::retry_conflicts(|| async move {
+        let mut video = template.clone();
+        let mut tx = state.db.begin().await?;
+        // The tenant's caps, then the end user's limits (which choose the paying account), are
+        // checked in this transaction.
+        crate::domain::end_users::admit_tenant(
+            &mut tx,
+            &video.tenant_id,
+            video.mode,
+            price,
+            video.request.seconds.get(),
+            now,
+        )
+        .await?;
+        let (source, floor) = match &video.request.user {
+            Some(user) => {
+                let admission = crate::domain::end_users::Admission {
+                    tenant: &video.tenant_id,
+                    tenant_floor: floor,
+                    mode: video.mode,
+                    user,
+                    price,
+                    now,
+                };
+                crate::domain::end_users::admit(&mut tx, &state.db, &admission).await?
             }
-            taken
+            None => (
+                ledger::available_account(&video.tenant_id, video.mode),
+                floor,
+            ),
+        };
+        // The job takes its provider's slot here, so the request can submit it at once; when the
+        // jobs already waiting need the free slots, it joins them in the worker's queue instead.
+        let inline = match state.providers.limit(provider) {
+            None => true,
+            Some(limit) => {
+                let taken =
+                    crate::storage::Db::take_slot_for_new_job(&mut tx, provider, limit).await?;
+                if taken {
+                    video.slot_provider = Some(provider);
+                }
+                taken
+            }
+        };
+        let lease_until = now + (state.config.workers.lease_secs * 1000) as i64;
+        let lease = inline.then_some((state.instance_id.as_ref(), lease_until));
+        crate::storage::Db::insert_video(&mut tx, &video, now, lease).await?;
+        if let Some(claim) = idempotency {
+            crate::domain::idempotency::insert(&mut tx, claim, Some(video.id.as_str())).await?;
         }
-    };
-    let lease_until = now + (state.config.workers.lease_secs * 1000) as i64;
-    let lease = inline.then_some((state.instance_id.as_ref(), lease_until));
-    crate::storage::Db::insert_video(&mut tx, &video, now, lease).await?;
-    if let Some(claim) = idempotency {
-        crate::domain::idempotency::insert(&mut tx, claim, Some(video.id.as_str())).await?;
-    }
-    ledger::hold(
-        &mut tx,
-        &video.tenant_id,
-        video.mode,
-        &source,
-        floor,
-        &video.id,
-        price,
-    )
+        ledger::hold(
+            &mut tx,
+            &video.tenant_id,
+            video.mode,
+            &source,
+            floor,
+            &video.id,
+            price,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok::<_, Error>((video, inline))
+    })
     .await?;
-    tx.commit().await?;
     if !inline {
         state.wake_workers();
         return Ok(Created { video, route });

@@ -89,6 +89,11 @@ impl Error {
                 "server_error",
                 "database_unavailable",
             ),
+            DatabaseBusy { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "server_error",
+                "database_busy",
+            ),
             Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "server_error",
@@ -100,11 +105,20 @@ impl Error {
 
 impl Error {
     /// An internal error whose cause is an unavailable database becomes that 503, whichever
-    /// path wrapped it (a storage error, or one inside an `anyhow` chain).
+    /// path wrapped it (a storage error, or one inside an `anyhow` chain); one whose cause is
+    /// a transaction that lost its conflicts (transactions that move money were already run
+    /// again) becomes the 503 that says so.
     fn classified(self) -> Error {
+        use crate::storage::Conflict;
         let Error::Internal(cause) = self else {
             return self;
         };
+        if cause.is_conflict() {
+            return Error::DatabaseBusy {
+                attempts: crate::storage::CONFLICT_ATTEMPTS,
+                cause,
+            };
+        }
         let kind = crate::storage::unavailability_in(&cause);
         match kind {
             Some(kind) => Error::DatabaseUnavailable {
@@ -133,6 +147,10 @@ impl IntoResponse for Error {
                 tracing::warn!(error = %format!("{cause:#}"), reason, "database unavailable");
                 this.to_string()
             }
+            Error::DatabaseBusy { cause, attempts } => {
+                tracing::warn!(error = %format!("{cause:#}"), attempts, "transaction kept conflicting");
+                this.to_string()
+            }
             other => other.to_string(),
         };
         let body = ErrorBody {
@@ -149,6 +167,12 @@ impl IntoResponse for Error {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        if matches!(this, Error::DatabaseBusy { .. }) {
+            // The conflict is over as soon as the transactions it was with are.
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if let Error::RateLimited {
             retry_after_secs,
@@ -177,5 +201,50 @@ impl IntoResponse for Error {
                 .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::{database_error, DbError};
+
+    async fn answer(error: Error) -> (StatusCode, Option<String>, serde_json::Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let body = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap_or_default();
+        let body = serde_json::from_slice(&body).unwrap_or_default();
+        (status, retry_after, body)
+    }
+
+    #[tokio::test]
+    async fn a_deadlock_is_answered_as_a_busy_database_not_an_unreachable_one() {
+        for code in ["40P01", "40001"] {
+            let (status, retry_after, body) = answer(database_error(code).into()).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{code}");
+            assert_eq!(retry_after.as_deref(), Some("1"), "{code}");
+            assert_eq!(body["error"]["code"], "database_busy", "{code}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(
+                message.contains("conflicted") && message.contains("nothing was changed"),
+                "{message}"
+            );
+            assert!(!message.contains("unreachable"), "{message}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_database_out_of_reach_is_still_answered_as_unavailable() {
+        let (status, retry_after, body) = answer(DbError::PoolTimedOut.into()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry_after.as_deref(), Some("5"));
+        assert_eq!(body["error"]["code"], "database_unavailable");
     }
 }

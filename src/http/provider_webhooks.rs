@@ -15,7 +15,8 @@ use crate::http::extract::ApiPath;
 /// Receive an upstream provider's webhook
 ///
 /// The URL is the one the gateway handed the provider for one job. Signed providers' signatures
-/// are verified; the job's state is then confirmed by polling the provider.
+/// are verified; the job's state is then confirmed by polling the provider, at most once per
+/// `workers.webhook_poll_floor_ms` however many deliveries arrive.
 #[utoipa::path(
     post, path = "/webhooks/providers/{provider}/{token}", tag = "operations",
     params(("provider" = String, Path), ("token" = String, Path, description = "The job's callback token")),
@@ -25,6 +26,7 @@ use crate::http::extract::ApiPath;
         (status = 400, body = crate::http::error::ErrorBody),
         (status = 401, description = "Bad signature", body = crate::http::error::ErrorBody),
         (status = 404, description = "Unknown token or provider", body = crate::http::error::ErrorBody),
+        (status = 409, description = "`webhook_replayed`: a signed delivery received before for this job (Apiframe); nothing changed", body = crate::http::error::ErrorBody),
     )
 )]
 pub async fn receive(

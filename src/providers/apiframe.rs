@@ -387,6 +387,12 @@ impl Provider for Apiframe {
             .map(str::to_string)
             .ok_or(WebhookError::Malformed)
     }
+
+    /// The signature covers the body alone, with no timestamp or delivery id, so a captured
+    /// delivery would verify forever: the body's SHA-256 identifies it.
+    fn webhook_delivery_id(&self, _headers: &http::HeaderMap, body: &[u8]) -> Option<String> {
+        Some(format!("sha256:{}", hex::encode(Sha256::digest(body))))
+    }
 }
 
 #[cfg(test)]

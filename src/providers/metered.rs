@@ -98,6 +98,10 @@ impl Provider for Metered {
         self.inner.webhook_job_id(headers, body)
     }
 
+    fn webhook_delivery_id(&self, headers: &http::HeaderMap, body: &[u8]) -> Option<String> {
+        self.inner.webhook_delivery_id(headers, body)
+    }
+
     fn min_poll_interval(&self) -> Duration {
         self.inner.min_poll_interval()
     }

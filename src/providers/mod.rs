@@ -161,6 +161,13 @@ pub trait Provider: Send + Sync {
     /// upstream job id it is about. The gateway then confirms the job's state by polling, so
     /// nothing in a webhook body is trusted beyond the id.
     fn webhook_job_id(&self, headers: &Headers, body: &[u8]) -> Result<String, WebhookError>;
+    /// What tells one delivery of a verified webhook from another, for a provider whose
+    /// signature cannot tell a replay from a new delivery (it carries no timestamp): the
+    /// gateway remembers it per job and refuses a delivery it has seen. `None` where a
+    /// replay is already bounded (a signed timestamp) or nothing is signed.
+    fn webhook_delivery_id(&self, _headers: &Headers, _body: &[u8]) -> Option<String> {
+        None
+    }
     /// The least time the provider allows between two polls of one job.
     fn min_poll_interval(&self) -> Duration {
         Duration::ZERO

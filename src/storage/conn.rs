@@ -14,10 +14,17 @@
 //! Every storage function writes its SQL once, with [`super::sql::query`], and runs it on what
 //! one of these gives it.
 
+use std::future::Future;
+use std::time::Duration;
+
+use rand::Rng;
 use sqlx::AnyPool;
 
 use super::sql::Exec;
 use super::{inline, Db, DbError};
+
+/// How many times a transaction that lost a conflict with concurrent ones is run in all.
+pub const CONFLICT_ATTEMPTS: u32 = 5;
 
 /// A write transaction: in place on SQLite, where it queues for the one writer and takes the
 /// write lock up front (`BEGIN IMMEDIATE`, so that a transaction that reads before it writes
@@ -35,6 +42,14 @@ impl Tx {
         match &mut self.0 {
             TxInner::Inline(writer) => writer.exec(),
             TxInner::Sqlx(tx) => Exec::Sqlx(tx),
+        }
+    }
+
+    /// Which database runs it: SQLite runs every transaction in place.
+    pub(super) fn backend(&self) -> super::Backend {
+        match &self.0 {
+            TxInner::Inline(_) => super::Backend::Sqlite,
+            TxInner::Sqlx(_) => super::Backend::Postgres,
         }
     }
 
@@ -81,6 +96,64 @@ impl On for Conn {
     fn on(&mut self) -> Result<Exec<'_>, DbError> {
         self.exec()
     }
+}
+
+/// An error that may be a transaction losing a conflict with concurrent ones: PostgreSQL's
+/// serialization failure (SQLSTATE 40001) or deadlock (40P01). The database rolled the
+/// transaction back, and running it again from the start normally succeeds.
+pub trait Conflict {
+    fn is_conflict(&self) -> bool;
+}
+
+impl Conflict for DbError {
+    fn is_conflict(&self) -> bool {
+        // SQLite reports numeric result codes, so these SQLSTATEs are PostgreSQL's only.
+        matches!(self, DbError::Database(db) if db.code().is_some_and(|c| c == "40001" || c == "40P01"))
+    }
+}
+
+impl Conflict for anyhow::Error {
+    fn is_conflict(&self) -> bool {
+        // A wrapper that is transparent (`#[error(transparent)]`) hides the `DbError` itself
+        // from the chain and shows only PostgreSQL's error under it.
+        self.chain().any(|e| {
+            e.downcast_ref::<DbError>()
+                .is_some_and(Conflict::is_conflict)
+                || e.downcast_ref::<sqlx::postgres::PgDatabaseError>()
+                    .is_some_and(|pg| pg.code() == "40001" || pg.code() == "40P01")
+        })
+    }
+}
+
+/// Runs `transaction` — one whole transaction, from [`Db::begin`] to its commit — again when it
+/// loses a conflict with concurrent ones, after a short random wait, at most
+/// [`CONFLICT_ATTEMPTS`] times in all. Any other outcome, and the last conflict, is returned
+/// as it is. Every transaction that moves money runs through here, so that a deadlock or a
+/// serialization failure costs its request a few milliseconds rather than an error.
+pub async fn retry_conflicts<T, E, F, Fut>(mut transaction: F) -> Result<T, E>
+where
+    E: Conflict,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut attempt = 1;
+    loop {
+        match transaction().await {
+            Err(error) if error.is_conflict() && attempt < CONFLICT_ATTEMPTS => {
+                tracing::debug!(attempt, "a transaction lost a conflict; running it again");
+                tokio::time::sleep(conflict_backoff(attempt)).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+/// A random wait of up to 5 ms × 2^attempt (full jitter), so that transactions that collided
+/// do not collide again in step.
+fn conflict_backoff(attempt: u32) -> Duration {
+    let ceiling = 5u64 << attempt.min(6);
+    Duration::from_millis(rand::thread_rng().gen_range(1..=ceiling))
 }
 
 impl Db {
@@ -133,5 +206,86 @@ impl Db {
             }
             None => Ok(Conn::Pool(self.writer.clone())),
         }
+    }
+}
+
+/// A database error with a given SQLSTATE, as PostgreSQL would report it, for tests.
+#[cfg(test)]
+pub(crate) fn database_error(code: &'static str) -> DbError {
+    #[derive(Debug)]
+    struct Reported(&'static str);
+    impl std::fmt::Display for Reported {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "SQLSTATE {}", self.0)
+        }
+    }
+    impl std::error::Error for Reported {}
+    impl sqlx::error::DatabaseError for Reported {
+        fn message(&self) -> &str {
+            "reported by the test"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+    DbError::Database(Box::new(Reported(code)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_transaction_that_loses_a_deadlock_runs_again_until_it_commits() {
+        let runs = AtomicU32::new(0);
+        let outcome: Result<&str, DbError> = retry_conflicts(|| async {
+            match runs.fetch_add(1, Ordering::SeqCst) {
+                0 => Err(database_error("40P01")),
+                1 => Err(database_error("40001")),
+                _ => Ok("committed"),
+            }
+        })
+        .await;
+        assert_eq!(outcome.ok(), Some("committed"));
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn conflicts_are_retried_a_bounded_number_of_times_other_errors_never() {
+        let runs = AtomicU32::new(0);
+        let outcome: Result<(), DbError> = retry_conflicts(|| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Err(database_error("40P01"))
+        })
+        .await;
+        assert!(outcome.is_err_and(|e| e.is_conflict()));
+        assert_eq!(runs.load(Ordering::SeqCst), CONFLICT_ATTEMPTS);
+
+        let runs = AtomicU32::new(0);
+        let outcome: Result<(), DbError> = retry_conflicts(|| async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Err(database_error("23505"))
+        })
+        .await;
+        assert!(outcome.is_err());
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            1,
+            "a unique violation is final"
+        );
     }
 }

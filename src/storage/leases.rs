@@ -143,11 +143,18 @@ impl Db {
         Ok(claimed.into_iter().map(|(_, video)| video).collect())
     }
 
-    /// Makes a running job due now (a webhook said it changed), unless it is leased.
-    pub async fn poll_soon(&self, id: &VideoId, min_interval_ms: i64) -> Result<(), sqlx::Error> {
-        // A poll inside the provider's minimum interval after the last request would be
-        // refused (AIgateway answers 304), so the confirmation waits for the interval's end. A
-        // poll already in flight sees `webhook_at` when it reschedules (`reschedule`).
+    /// Makes a running job due for a confirming poll (a webhook said it changed), no sooner
+    /// than `min_interval_ms` after its last upstream request.
+    pub async fn poll_soon(
+        tx: &mut Tx,
+        id: &VideoId,
+        min_interval_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        // The confirmation waits for the interval's end, however many webhooks arrive: a poll
+        // inside the provider's minimum would be refused (AIgateway answers 304), and the
+        // gateway's floor keeps a flood of deliveries from becoming a flood of polls. A
+        // leased job is not claimed again: the poll already in flight sees `webhook_at`
+        // when it reschedules (`reschedule`) and waits out the interval too.
         sql::query(format!(
             "UPDATE videos SET webhook_at = $1, poll_cause = 'webhook', \
              next_run_at = CASE WHEN updated_at + $2 > $1 THEN updated_at + $2 ELSE $1 END \
@@ -156,7 +163,7 @@ impl Db {
         .bind(now_ms())
         .bind(min_interval_ms)
         .bind(id.as_str())
-        .execute(&mut self.write().await?)
+        .execute(tx)
         .await?;
         Ok(())
     }

@@ -29,6 +29,28 @@ impl Db {
         Ok(())
     }
 
+    /// Locks `accounts` for the rest of the transaction, in one order shared by every
+    /// transaction (their ids, sorted), so that two transactions that move money between the
+    /// same accounts in opposite directions queue instead of deadlocking. PostgreSQL only:
+    /// SQLite's write transaction already excludes every other writer. Accounts not opened
+    /// yet are skipped.
+    pub async fn lock_accounts(tx: &mut Tx, accounts: &[&str]) -> Result<(), sqlx::Error> {
+        if tx.backend() != super::Backend::Postgres || accounts.is_empty() {
+            return Ok(());
+        }
+        // The rows are locked as the sorted result is produced, so in `id` order.
+        let placeholders: Vec<String> = (1..=accounts.len()).map(|n| format!("${n}")).collect();
+        let mut query = sql::query(format!(
+            "SELECT id FROM ledger_accounts WHERE id IN ({}) ORDER BY id FOR UPDATE",
+            placeholders.join(", ")
+        ));
+        for account in accounts {
+            query = query.bind(*account);
+        }
+        query.fetch_all(tx).await?;
+        Ok(())
+    }
+
     /// Writes a balanced posting: one balance update per line (except the accounts in
     /// `already_debited`, whose balances the caller updated with a conditional debit), and its
     /// entry rows in one insert.

@@ -23,6 +23,7 @@ pub mod inline;
 pub mod leases;
 pub mod ledger;
 pub mod objects;
+pub mod provider_webhooks;
 pub mod reports;
 pub mod slots;
 pub mod speed;
@@ -42,7 +43,9 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::DatabaseConfig;
 
-pub use conn::Tx;
+#[cfg(test)]
+pub(crate) use conn::database_error;
+pub use conn::{retry_conflicts, Conflict, Tx, CONFLICT_ATTEMPTS};
 
 /// What a storage call fails with. Callers above `storage/` name it by this path only, so the
 /// database driver stays storage's private business.
@@ -469,13 +472,12 @@ pub fn unavailability(error: &DbError) -> Option<Unavailable> {
             if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 let code = pg.code();
                 // 08: connection exception; 53: insufficient resources; 57P0x: shutting down
-                // or starting; 40001/40P01: serialization failure, deadlock.
+                // or starting. A lost conflict (40001, 40P01) is no unavailability: see
+                // [`Conflict`].
                 return (code.starts_with("08")
                     || code.starts_with("53")
-                    || code.starts_with("57P0")
-                    || code == "40001"
-                    || code == "40P01")
-                    .then_some(Unavailable::Unreachable);
+                    || code.starts_with("57P0"))
+                .then_some(Unavailable::Unreachable);
             }
             // SQLite: the primary result code is the low byte of the extended one.
             let code = db.code()?.parse::<i64>().ok()? & 0xff;

@@ -12,6 +12,10 @@
 //!
 //! Like a TigerBeetle pending transfer, a hold row moves from `pending` to `posted` or
 //! `voided` exactly once: the second capture or void of the same hold is a no-op.
+//!
+//! Each operation first locks every account it will touch, in one global order
+//! ([`Db::lock_accounts`]), so that concurrent postings over the same accounts never deadlock;
+//! the transactions that call them run through [`crate::storage::retry_conflicts`].
 
 use crate::domain::billing::{Credits, Mode, MoneyError};
 use crate::domain::ids::{EndUserId, TenantId, TxnId, VideoId};
@@ -77,6 +81,12 @@ pub enum LedgerError {
     /// A stored amount the arithmetic cannot carry (never from a bounded input).
     #[error(transparent)]
     Money(#[from] MoneyError),
+}
+
+impl crate::storage::Conflict for LedgerError {
+    fn is_conflict(&self) -> bool {
+        matches!(self, LedgerError::Db(e) if e.is_conflict())
+    }
 }
 
 impl From<LedgerError> for crate::error::Error {
@@ -168,6 +178,7 @@ pub async fn grant(
     } else {
         available_account(tenant, mode)
     };
+    Db::lock_accounts(tx, &[&grants, &available]).await?;
     let posting = Posting {
         kind: "grant",
         tenant: Some(tenant),
@@ -194,6 +205,8 @@ pub async fn hold(
 ) -> Result<(), LedgerError> {
     // From the tenant's own balance, promotional credit goes first, then paid credit.
     let promotional = promotional_account(tenant, mode);
+    let held = holds_account(tenant, mode);
+    Db::lock_accounts(tx, &[&promotional, source, &held]).await?;
     let from_promo = if source == available_account(tenant, mode) {
         Credits::from_stored(Db::take_up_to(tx, &promotional, amount.get()).await?)
     } else {
@@ -208,7 +221,6 @@ pub async fn hold(
             available: current.checked_sub(floor)?.checked_add(from_promo)?,
         });
     }
-    let held = holds_account(tenant, mode);
     Db::insert_hold(tx, video, tenant, mode, amount, source, from_promo.get()).await?;
     let posting = Posting {
         kind: "hold",
@@ -263,6 +275,7 @@ pub async fn transfer(
     if !amount.is_positive() {
         return Err(MoneyError::OutOfRange.into());
     }
+    Db::lock_accounts(tx, &[from, to]).await?;
     if !Db::debit_above_floor(tx, from, amount.get(), floor.get()).await? {
         let current = Credits::from_stored(Db::account_balance(tx, from).await?);
         return Err(LedgerError::Insufficient {
@@ -301,6 +314,7 @@ pub async fn transfer_for_video(
         memo: what.memo,
         actor: what.actor,
     };
+    Db::lock_accounts(tx, &[from, to]).await?;
     Ok(Db::post(tx, &posting, &pair(from, to, amount)?, &[]).await?)
 }
 
@@ -351,12 +365,19 @@ async fn settle(
         memo: None,
         actor: None,
     };
+    if capture.is_some() {
+        Db::ensure_account(tx, &revenue, None, hold.mode, "revenue").await?;
+    }
+    let mut touched = vec![held.as_str(), available.as_str(), promotional.as_str()];
+    if capture.is_some() {
+        touched.push(&revenue);
+    }
+    Db::lock_accounts(tx, &touched).await?;
     let mut entries = vec![Entry {
         account: &held,
         amount: held_amount.checked_neg()?.get(),
     }];
     if capture.is_some() {
-        Db::ensure_account(tx, &revenue, None, hold.mode, "revenue").await?;
         entries.push(Entry {
             account: &revenue,
             amount: charge.get(),

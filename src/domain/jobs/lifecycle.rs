@@ -13,7 +13,7 @@ use crate::domain::services::Services;
 use crate::domain::video::{JobError, Video, VideoStatus};
 use crate::providers::ReportedCost;
 use crate::storage::{attempts::Attempt, leases::Due};
-use crate::storage::{now_ms, Db};
+use crate::storage::{now_ms, retry_conflicts, Db};
 
 /// Who ends a job, which decides the update's guard and what follows it.
 pub enum EndedBy<'a> {
@@ -45,13 +45,18 @@ pub async fn end_job(
         EndedBy::Tenant(tenant) => (None, Some(*tenant)),
         EndedBy::Timeout => (None, None),
     };
-    let mut tx = state.db.begin().await?;
-    let ended = Db::mark_ended(&mut tx, &job.id, status, error.as_ref(), owner, tenant).await?;
-    let voided = ended && ledger::void(&mut tx, &job.id).await?;
-    if ended {
-        crate::domain::webhooks::enqueue(&mut tx, &job.id, status).await?;
-    }
-    tx.commit().await?;
+    let error = error.as_ref();
+    let (ended, voided) = retry_conflicts(|| async move {
+        let mut tx = state.db.begin().await?;
+        let ended = Db::mark_ended(&mut tx, &job.id, status, error, owner, tenant).await?;
+        let voided = ended && ledger::void(&mut tx, &job.id).await?;
+        if ended {
+            crate::domain::webhooks::enqueue(&mut tx, &job.id, status).await?;
+        }
+        tx.commit().await?;
+        Ok::<_, anyhow::Error>((ended, voided))
+    })
+    .await?;
     if !ended {
         return Ok(false);
     }
@@ -162,37 +167,42 @@ pub(super) async fn complete(
         None => job.cost_reserved,
     };
     let expires_at = now_ms() + state.config.videos.retention_secs * 1000;
-    let mut tx = state.db.begin().await?;
-    let requests =
-        Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at, cost).await?;
-    let completed = requests.is_some();
-    let mut charged = 0;
-    if completed {
-        let captured = ledger::capture(&mut tx, &job.id, charge).await?;
-        charged = captured.map_or(0, |c| c.get());
-        crate::domain::webhooks::enqueue(&mut tx, &job.id, VideoStatus::Completed).await?;
-        if state.config.storage.archive {
-            Db::queue_archive(&mut tx, &job.id).await?;
-        }
-        if let Some(provider) = job.provider {
-            let elapsed = now_ms() - job.submitted_at_ms.unwrap_or(job.created_at_ms);
-            let model = job.request.model.id();
-            Db::record_speed(&mut tx, provider, model, elapsed).await?;
-            Db::record_duration(&mut tx, provider, model, job.request.seconds.get(), elapsed)
+    let (requests, charged) = retry_conflicts(|| async move {
+        let mut tx = state.db.begin().await?;
+        let requests =
+            Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at, cost)
                 .await?;
-            if let Ok(estimate) = crate::domain::routing::catalog::upstream_cost(
-                provider,
-                &job.request,
-                &state.config.pricing,
-            ) {
-                Db::record_estimate(&mut tx, &job.id, estimate).await?;
+        let mut charged = 0;
+        if requests.is_some() {
+            let captured = ledger::capture(&mut tx, &job.id, charge).await?;
+            charged = captured.map_or(0, |c| c.get());
+            crate::domain::webhooks::enqueue(&mut tx, &job.id, VideoStatus::Completed).await?;
+            if state.config.storage.archive {
+                Db::queue_archive(&mut tx, &job.id).await?;
+            }
+            if let Some(provider) = job.provider {
+                let elapsed = now_ms() - job.submitted_at_ms.unwrap_or(job.created_at_ms);
+                let model = job.request.model.id();
+                Db::record_speed(&mut tx, provider, model, elapsed).await?;
+                Db::record_duration(&mut tx, provider, model, job.request.seconds.get(), elapsed)
+                    .await?;
+                if let Ok(estimate) = crate::domain::routing::catalog::upstream_cost(
+                    provider,
+                    &job.request,
+                    &state.config.pricing,
+                ) {
+                    Db::record_estimate(&mut tx, &job.id, estimate).await?;
+                }
+            }
+            if captured.is_none() {
+                tracing::warn!(video = %job.id, "completed a job whose hold was already settled");
             }
         }
-        if captured.is_none() {
-            tracing::warn!(video = %job.id, "completed a job whose hold was already settled");
-        }
-    }
-    tx.commit().await?;
+        tx.commit().await?;
+        Ok::<_, anyhow::Error>((requests, charged))
+    })
+    .await?;
+    let completed = requests.is_some();
     if let (Some(requests), Some(provider)) = (requests, job.provider) {
         state.metrics.job_completed_after(provider, requests);
     }

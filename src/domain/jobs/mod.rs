@@ -25,7 +25,7 @@ use crate::storage::leases::Due;
 use crate::storage::now_ms;
 
 pub use lifecycle::{after_terminal, cancel_upstream, end_job, expire_overdue, EndedBy};
-pub use schedule::{backoff, poll_delay};
+pub use schedule::{backoff, poll_delay, webhook_poll_interval};
 pub use submit::hand_out_slots;
 
 use lifecycle::{complete, end, retry_later};
@@ -84,7 +84,7 @@ pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Vide
                 count_attempt: false,
                 requests: 1,
                 step_started: Some(started),
-                min_interval_ms: provider.min_poll_interval().as_millis() as i64,
+                min_interval_ms: webhook_poll_interval(state, provider.as_ref()).as_millis() as i64,
             };
             match polled {
                 Ok(UpstreamStatus::Queued) => {

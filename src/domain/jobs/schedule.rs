@@ -60,6 +60,15 @@ fn calls_back(state: &Services, provider: &dyn Provider, job: &Video) -> bool {
         && provider.sends_webhooks()
 }
 
+/// The least time between two polls of one job that webhooks cause: the provider's own
+/// minimum, and never under `workers.webhook_poll_floor_ms`, so that a flood of deliveries
+/// for a job (duplicates or forgeries) costs at most one upstream poll per interval.
+pub fn webhook_poll_interval(state: &Services, provider: &dyn Provider) -> Duration {
+    provider.min_poll_interval().max(Duration::from_millis(
+        state.config.workers.webhook_poll_floor_ms,
+    ))
+}
+
 pub(super) fn safety_interval(state: &Services) -> Duration {
     Duration::from_secs(state.config.workers.safety_poll_secs.max(1))
 }

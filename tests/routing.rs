@@ -1194,3 +1194,65 @@ async fn a_cost_plus_failover_to_a_dearer_provider_never_charges_more_than_the_h
     );
     app.assert_ledger_consistent().await;
 }
+
+/// A failover or resubmit asks the same question routing does at that moment: a fallback
+/// whose circuit opened after the job was routed is skipped, not used.
+#[tokio::test]
+async fn a_resubmit_never_lands_on_a_provider_that_routing_would_refuse_now() {
+    let (fake, app) = all_providers(|config| {
+        config.routing.circuit_failure_threshold = 2;
+        config.routing.circuit_cooldown_secs = 600;
+    })
+    .await;
+    let (tenant, key) = app.tenant_with_key("live", 100_000).await;
+    let put = app
+        .client
+        .put(app.url(&format!("/admin/v1/tenants/{tenant}/routing")))
+        .bearer_auth(common::ADMIN_TOKEN)
+        .json(&json!({"resubmit_failed": true}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(put.status(), StatusCode::OK);
+    // Routed to aigateway with fallbacks aimlapi, seedanceapi, seedance-it; it fails there
+    // after a while.
+    fake.set_provider_job_duration("aigateway", std::time::Duration::from_secs(3));
+    fake.fail_next_jobs("aigateway", 1);
+    let body = json!({"prompt": "x", "model": "seedance-2.0-fast", "seconds": 5});
+    let created: Value = app
+        .create_video(&key, body.clone())
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    assert_eq!(created["provider"], "aigateway");
+    // Meanwhile aimlapi fails twice and its circuit opens.
+    for _ in 0..2 {
+        fake.inject(
+            "aimlapi",
+            "submit",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+        );
+        let mut other = body.clone();
+        other["routing"] = json!({"providers": ["aimlapi", "seedanceapi"]});
+        let response = app.create_video(&key, other).await;
+        assert_eq!(response.headers()["x-gateway-provider"], "seedanceapi");
+    }
+    let (_, quote) = ask_quote(&app, &key, body).await;
+    assert!(quote["excluded"]
+        .as_array()
+        .expect("excluded")
+        .iter()
+        .any(|e| e["provider"] == "aimlapi"));
+    let aimlapi_submits = fake.jobs_made("aimlapi");
+    let done = app.wait_terminal(&key, id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["provider"], "seedanceapi", "aimlapi was skipped");
+    assert_eq!(fake.jobs_made("aimlapi"), aimlapi_submits);
+    assert_eq!(done["cost"]["charged"], 250);
+    app.assert_ledger_consistent().await;
+}

@@ -459,3 +459,62 @@ fn sqlite_migrations_are_serialized_and_one_process_serves_a_file() {
     let _ = again.kill();
     let _ = again.wait();
 }
+
+/// A PostgreSQL database that is not accepting connections (SQLSTATE 55000, as during
+/// maintenance with `ALLOW_CONNECTIONS false`) is a 503 `database_unavailable`, not a 500,
+/// and service resumes when it accepts them again.
+#[tokio::test]
+async fn a_database_not_accepting_connections_is_a_503() {
+    use sqlx::Connection;
+    let app = TestApp::spawn_with(|config| config.database.acquire_timeout_secs = 2).await;
+    if !app.database.is_postgres() {
+        eprintln!("PostgreSQL maintenance: covered by the PostgreSQL pass (TEST_DATABASE_URL)");
+        return;
+    }
+    let (_, key) = app.tenant_with_key("test", 10_000).await;
+    let (status, _) = app.get_json(&key, "/v1/balance").await;
+    assert_eq!(status, StatusCode::OK);
+    let server = std::env::var("TEST_DATABASE_URL").expect("the server");
+    let name = url::Url::parse(&app.database.url).expect("url").path()[1..].to_string();
+    let mut admin = sqlx::postgres::PgConnection::connect(&server)
+        .await
+        .expect("admin connection");
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"))
+        .execute(&mut admin)
+        .await
+        .expect("close the database");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&mut admin)
+        .await
+        .expect("end its sessions");
+    for _ in 0..3 {
+        let response = app
+            .client
+            .get(app.url("/v1/balance"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .expect("send");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_unavailable(status, &headers, &body);
+    }
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"))
+        .execute(&mut admin)
+        .await
+        .expect("open the database");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, _) = app.get_json(&key, "/v1/balance").await;
+        if status == StatusCode::OK {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "service did not resume: {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -172,3 +172,72 @@ async fn a_key_whose_scopes_cannot_be_read_is_refused_not_given_every_scope() {
 
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
 }
+
+/// The tables, columns and indexes the migrations leave, read back from a database.
+async fn schema(db: &seedance_gateway::storage::Db, postgres: bool) -> Vec<String> {
+    let (columns, indexes) = if postgres {
+        (
+            "SELECT CAST(table_name AS TEXT), CAST(column_name AS TEXT) FROM information_schema.columns \
+             WHERE table_schema = 'public' AND table_name NOT LIKE '\\_sqlx%'",
+            // Indexes the gateway named, not those behind primary keys and unique constraints.
+            "SELECT CAST(tablename AS TEXT), CAST(indexname AS TEXT) FROM pg_indexes WHERE schemaname = 'public' \
+             AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+        )
+    } else {
+        (
+            "SELECT m.name, p.name FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+             WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+             AND m.name NOT LIKE '\\_sqlx%' ESCAPE '\\'",
+            "SELECT tbl_name, name FROM sqlite_master WHERE type = 'index' \
+             AND name NOT LIKE 'sqlite\\_autoindex%' ESCAPE '\\'",
+        )
+    };
+    let mut schema = Vec::new();
+    for (what, sql) in [("column", columns), ("index", indexes)] {
+        for row in sqlx::query(sql)
+            .fetch_all(db.pool())
+            .await
+            .expect("schema query")
+        {
+            use sqlx::Row;
+            let table: String = row.get(0);
+            let name: String = row.get(1);
+            schema.push(format!("{table} {what} {name}"));
+        }
+    }
+    schema.sort();
+    schema
+}
+
+#[tokio::test]
+async fn the_sqlite_and_postgresql_migrations_leave_the_same_tables_columns_and_indexes() {
+    use seedance_gateway::config::{DatabaseConfig, Secret};
+    use seedance_gateway::storage::Db;
+    let Some(server) = common::services::postgres_server("migration parity") else {
+        return;
+    };
+    let connect = |url: String| async move {
+        Db::connect(&DatabaseConfig {
+            url: Secret::new(url),
+            max_connections: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("migrated")
+    };
+    let dir = tempfile::tempdir().expect("dir");
+    let sqlite = connect(format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("parity.db").display()
+    ))
+    .await;
+    let postgres = connect(common::fresh_postgres_database(&server).await).await;
+    let (sqlite, postgres) = (schema(&sqlite, false).await, schema(&postgres, true).await);
+    assert!(sqlite.len() > 100, "the schema was read: {sqlite:?}");
+    let only_sqlite: Vec<_> = sqlite.iter().filter(|e| !postgres.contains(e)).collect();
+    let only_postgres: Vec<_> = postgres.iter().filter(|e| !sqlite.contains(e)).collect();
+    assert!(
+        only_sqlite.is_empty() && only_postgres.is_empty(),
+        "only on SQLite: {only_sqlite:?}\nonly on PostgreSQL: {only_postgres:?}"
+    );
+}

@@ -472,12 +472,16 @@ pub fn unavailability(error: &DbError) -> Option<Unavailable> {
             if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
                 let code = pg.code();
                 // 08: connection exception; 53: insufficient resources; 57P0x: shutting down
-                // or starting. A lost conflict (40001, 40P01) is no unavailability: see
-                // [`Conflict`].
+                // or starting; 55000 as a connection is opened: the database is not
+                // accepting connections (`ALLOW_CONNECTIONS false`, during maintenance). A
+                // lost conflict (40001, 40P01) is no unavailability: see [`Conflict`].
+                let refusing_connections =
+                    code == "55000" && pg.message().contains("not currently accepting connections");
                 return (code.starts_with("08")
                     || code.starts_with("53")
-                    || code.starts_with("57P0"))
-                .then_some(Unavailable::Unreachable);
+                    || code.starts_with("57P0")
+                    || refusing_connections)
+                    .then_some(Unavailable::Unreachable);
             }
             // SQLite: the primary result code is the low byte of the extended one.
             let code = db.code()?.parse::<i64>().ok()? & 0xff;

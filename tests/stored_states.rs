@@ -217,13 +217,15 @@ async fn the_sqlite_and_postgresql_migrations_leave_the_same_tables_columns_and_
         return;
     };
     let connect = |url: String| async move {
-        Db::connect(&DatabaseConfig {
+        let db = Db::connect(&DatabaseConfig {
             url: Secret::new(url),
             max_connections: 2,
             ..Default::default()
         })
         .await
-        .expect("migrated")
+        .expect("connected");
+        db.migrate().await.expect("migrated");
+        db
     };
     let dir = tempfile::tempdir().expect("dir");
     let sqlite = connect(format!(

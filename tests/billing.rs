@@ -415,3 +415,87 @@ async fn refunds_never_exceed_the_charge_even_when_sent_concurrently() {
     );
     app.assert_ledger_consistent().await;
 }
+
+/// A completed test-mode video of `seconds` of seedance-2.0-fast (50 credits a second),
+/// refunded by the operator in the given parts; returns the tenant's test balance
+/// (`available`, `promotional`) after each step: before the video, after it, after each
+/// refund.
+async fn refunded_in_parts(
+    app: &TestApp,
+    paid: i64,
+    promotional: i64,
+    seconds: i64,
+    parts: &[Option<i64>],
+) -> Vec<(i64, i64)> {
+    let (tenant, key) = app.tenant_with_key("test", paid).await;
+    let granted = app
+        .admin_post(
+            &format!("/admin/v1/tenants/{tenant}/grants"),
+            json!({"amount": promotional, "reason": "launch", "mode": "test", "credit_type": "promotional"}),
+        )
+        .await;
+    assert_eq!(granted.status(), StatusCode::CREATED);
+    let balances = || async {
+        let (_, balance) = app.get_json(&key, "/v1/balance").await;
+        (
+            balance["available"].as_i64().expect("available"),
+            balance["promotional"].as_i64().expect("promotional"),
+        )
+    };
+    let mut seen = vec![balances().await];
+    let created: Value = app
+        .create_video(
+            &key,
+            json!({"model": "seedance-2.0-fast", "prompt": "x", "seconds": seconds}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = created["id"].as_str().expect("id");
+    assert_eq!(app.wait_terminal(&key, id).await["status"], "completed");
+    seen.push(balances().await);
+    for part in parts {
+        let body = match part {
+            Some(amount) => json!({"amount": amount, "reason": "glitch"}),
+            None => json!({"reason": "glitch"}),
+        };
+        let refunded = app
+            .admin_post(&format!("/admin/v1/videos/{id}/refund"), body)
+            .await;
+        assert_eq!(refunded.status(), StatusCode::CREATED);
+        seen.push(balances().await);
+    }
+    app.assert_ledger_consistent().await;
+    seen
+}
+
+#[tokio::test]
+async fn a_refund_of_a_video_paid_with_promotional_credit_returns_promotional_credit() {
+    let app = TestApp::spawn().await;
+    // 4 s of seedance-2.0-fast is 200 credits, all taken from the 5,000 promotional.
+    let seen = refunded_in_parts(&app, 10_000, 5_000, 4, &[None]).await;
+    assert_eq!(
+        seen,
+        vec![(10_000, 5_000), (10_000, 4_800), (10_000, 5_000)],
+        "paid credit stays 10,000; the 200 go back to promotional credit"
+    );
+}
+
+#[tokio::test]
+async fn partial_refunds_give_paid_credit_back_first_and_never_more_promotional_than_spent() {
+    let app = TestApp::spawn().await;
+    // The 200-credit job takes all 150 promotional credits, then 50 paid.
+    let seen = refunded_in_parts(&app, 1_000, 150, 4, &[Some(30), Some(40), None]).await;
+    assert_eq!(
+        seen,
+        vec![
+            (1_000, 150),
+            (950, 0),
+            // 30: all paid; 40: the 20 paid left, then 20 promotional; the rest: promotional.
+            (980, 0),
+            (1_000, 20),
+            (1_000, 150),
+        ]
+    );
+}

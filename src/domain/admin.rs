@@ -316,8 +316,9 @@ pub async fn adjust_credits(
     })
 }
 
-/// Gives back up to what a completed job was charged, to the account that paid for it. All
-/// refunds of one job together never exceed its charge.
+/// Gives back up to what a completed job was charged, to the accounts that paid for it, in
+/// the split its hold took (paid credit back first; see `billing::ledger`). All refunds of one
+/// job together never exceed its charge.
 pub async fn refund_video(
     db: &Db,
     video: &crate::domain::ids::VideoId,
@@ -335,36 +336,30 @@ pub async fn refund_video(
         .await?
         .ok_or(Error::NotFound("video"))?;
     let charged = job.cost_charged.unwrap_or(Credits::ZERO);
-    let revenue = &ledger::revenue_account(job.mode);
     let posting = &ledger::Transfer {
         kind: "refund",
         memo: Some(reason),
         actor: Some(actor),
     };
-    let job = &job;
     retry_conflicts(|| async move {
         let mut tx = db.begin().await?;
         idempotency::record(&mut tx, claim).await?;
-        let source = Db::hold_source(&mut tx, db.backend(), video).await?;
+        let hold = Db::lock_hold(&mut tx, db.backend(), video).await?;
         let refunded = Credits::from_stored(Db::refunded_for_video(&mut tx, video).await?);
         let left = charged.checked_sub(refunded)?;
         let amount = requested.unwrap_or(left);
         if !amount.is_positive() || amount > left {
             return Err(Error::invalid("amount", format!("this video can be refunded 1 to {left} credits (charged {charged}, refunded {refunded})")));
         }
-        let source =
-            source.unwrap_or_else(|| ledger::available_account(&job.tenant_id, job.mode));
-        let txn_id = ledger::transfer_for_video(
-            &mut tx,
-            &job.tenant_id,
-            job.mode,
-            revenue,
-            &source,
-            amount,
-            video,
-            posting,
-        )
-        .await?;
+        // A charge is only ever captured from a hold, so a charged job without one is corrupt.
+        let hold = hold.ok_or_else(|| {
+            Error::invalid(
+                "amount",
+                "this video has no hold to give its charge back from",
+            )
+        })?;
+        let txn_id =
+            ledger::refund(&mut tx, &hold, video, charged, refunded, amount, posting).await?;
         tx.commit().await?;
         Ok((txn_id, amount))
     })

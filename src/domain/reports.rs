@@ -22,9 +22,11 @@ pub struct AuditReport {
     /// Videos whose hold was settled more than once: two captures, two voids, or both.
     pub holds_settled_more_than_once: Vec<String>,
     /// Videos whose hold (its row in `holds`) disagrees with the journal or with the job: not
-    /// exactly one hold posting of the hold's amount, a state its settlements do not explain,
-    /// credits left on the holds account after settling, a settled hold of a running job (or
-    /// the reverse), or a tenant, mode or amount other than the job's.
+    /// exactly one hold posting of the hold's amount, a state its settlements do not explain
+    /// (posted without a capture, voided without a void, pending with either), credits left on
+    /// the holds account after settling, a settled hold of a running job (or the reverse), or
+    /// a tenant, mode or amount other than the job's; also a job without a hold, and hold,
+    /// capture or void postings for a video without a hold row.
     pub holds_disagreeing: Vec<String>,
     /// Holds accounts whose balance differs from the tenant's pending holds in that mode.
     pub holds_accounts_mismatched: Vec<String>,
@@ -45,6 +47,18 @@ pub struct AuditReport {
     /// Transactions that mix modes: an entry on an account of the other mode, accounts of both
     /// modes in one transaction, or a video's money posted in a mode other than the video's.
     pub mode_violations: Vec<String>,
+    /// Transactions that touch another tenant's money: an entry on an account of a tenant
+    /// other than the entry's, or, for a video's money, other than the video's tenant.
+    pub tenant_violations: Vec<String>,
+    /// Videos whose money did not move between the accounts of their hold in its split: the
+    /// hold took other than its promotional part from promotional credit, or what came back
+    /// (voids, a capture's unspent part, refunds, together) did not go to the hold's source
+    /// until the paid part was back and only the rest to promotional credit, or went to an
+    /// account that is neither.
+    pub split_violations: Vec<String>,
+    /// Accounts below their floor: a tenant's available balance below its credit floor (zero
+    /// for test money), an end-user wallet or promotional credit below zero.
+    pub accounts_below_floor: Vec<String>,
     pub accounts_checked: i64,
     pub holds_checked: i64,
     pub videos_checked: i64,
@@ -67,6 +81,9 @@ impl AuditReport {
                 &self.tenant_running_mismatches,
                 &self.provider_slot_mismatches,
                 &self.mode_violations,
+                &self.tenant_violations,
+                &self.split_violations,
+                &self.accounts_below_floor,
             ]
             .iter()
             .all(|list| list.is_empty())

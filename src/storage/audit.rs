@@ -1,10 +1,16 @@
 //! The audit of every money invariant the gateway promises, read from one snapshot of the
 //! database: the journal balances and its caches match; each hold is taken once and settled
 //! at most once, and agrees with the `holds` table and the holds accounts; no job is charged
-//! more than it reserved, nor refunded more than it was charged; the running totals behind
-//! the caps and provider slots equal what the jobs say; test-mode money stays in test-mode
-//! accounts. The admin endpoint, the `ledger audit` command and the test harness all call
+//! more than it reserved, nor refunded more than it was charged; what comes back from a hold
+//! goes to the accounts it came from, in its paid/promotional split; the running totals
+//! behind the caps and provider slots equal what the jobs say; test-mode money stays in
+//! test-mode accounts and a tenant's money in its own accounts; no balance is below its
+//! floor. The admin endpoint, the `ledger audit` command and the test harness all call
 //! [`Db::audit_ledger`]. Amounts stay `i64` here: the audit compares stored integers.
+//!
+//! Each list checks one invariant, so that a fault names the rule it breaks; where one fault
+//! must break two rules (a job charged beyond its hold while the journal is right is also a
+//! job whose charge the journal did not capture), both lists name it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,6 +33,24 @@ const HOLD_POSTINGS: &str = "SELECT e.video_id, \
        CAST(SUM(CASE WHEN a.kind = 'holds' THEN e.amount ELSE 0 END) AS BIGINT) AS still_held \
      FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id \
      WHERE e.video_id IS NOT NULL AND e.kind IN ('hold', 'capture', 'void') GROUP BY e.video_id";
+
+/// What each hold's postings took from and gave back to the hold's own accounts: its source
+/// (the tenant's paid balance when the hold names none) and the tenant's promotional credit
+/// in the hold's mode. `elsewhere` counts lines on any account but those, the hold's holds
+/// account and revenue.
+const HOLD_SPLITS: &str = "SELECT h.video_id, h.amount - h.promo_part AS paid_part, h.promo_part, \
+       SUM(CASE WHEN e.kind = 'hold' THEN 1 ELSE 0 END) AS hold_lines, \
+       SUM(CASE WHEN e.kind = 'hold' AND a.id = h.promo THEN e.amount ELSE 0 END) AS taken_promo, \
+       SUM(CASE WHEN e.kind <> 'hold' AND a.id IN (h.source, h.promo) THEN e.amount ELSE 0 END) AS returned, \
+       SUM(CASE WHEN e.kind <> 'hold' AND a.id = h.promo THEN e.amount ELSE 0 END) AS returned_promo, \
+       SUM(CASE WHEN a.id IN (h.source, h.promo, h.held) OR a.kind = 'revenue' THEN 0 ELSE 1 END) AS elsewhere \
+     FROM (SELECT video_id, amount, promo_part, \
+             COALESCE(source_account, tenant_id || ':' || mode || ':available') AS source, \
+             tenant_id || ':' || mode || ':promotional' AS promo, \
+             tenant_id || ':' || mode || ':holds' AS held FROM holds) h \
+     JOIN ledger_entries e ON e.video_id = h.video_id AND e.kind IN ('hold', 'capture', 'void', 'refund') \
+     JOIN ledger_accounts a ON a.id = e.account_id \
+     GROUP BY h.video_id, h.amount, h.promo_part";
 
 impl Db {
     /// Audits every money invariant (see the module doc) on one consistent snapshot, so that
@@ -57,6 +81,7 @@ impl Db {
         self.audit_holds(&mut tx, &mut report).await?;
         self.audit_charges(&mut tx, &mut report).await?;
         self.audit_running_totals(&mut tx, &mut report).await?;
+        self.audit_accounts(&mut tx, &mut report).await?;
         report.mode_violations = ids(
             &mut tx,
             "SELECT e.txn_id FROM ledger_entries e JOIN ledger_accounts a ON a.id = e.account_id \
@@ -101,8 +126,8 @@ impl Db {
                    OR (v.status IN ('queued', 'in_progress')) <> (h.state = 'pending') \
                    OR COALESCE(j.holds_taken, 0) <> 1 OR COALESCE(j.held, 0) <> h.amount \
                    OR COALESCE(j.still_held, 0) <> (CASE WHEN h.state = 'pending' THEN h.amount ELSE 0 END) \
-                   OR COALESCE(j.captures, 0) <> (CASE WHEN h.state = 'posted' THEN 1 ELSE 0 END) \
-                   OR COALESCE(j.voids, 0) <> (CASE WHEN h.state = 'voided' THEN 1 ELSE 0 END)"
+                   OR (COALESCE(j.captures, 0) > 0) <> (h.state = 'posted') \
+                   OR (COALESCE(j.voids, 0) > 0) <> (h.state = 'voided')"
             ),
         )
         .await?
@@ -132,6 +157,56 @@ impl Db {
                         WHERE state = 'pending' GROUP BY tenant_id, mode) p \
              ON p.tenant_id = a.tenant_id AND p.mode = a.mode \
              WHERE a.kind = 'holds' AND a.balance <> COALESCE(p.pending, 0) ORDER BY a.id",
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Whose accounts money moves between, and how low they go: a tenant's money stays in its
+    /// own accounts; a hold takes its promotional part from promotional credit, and what comes
+    /// back from it (voids, a capture's unspent part, refunds, together) goes to its source
+    /// until the paid part is back, only the rest to promotional credit (the order of
+    /// `billing::ledger`); no balance is below its floor.
+    async fn audit_accounts(
+        &self,
+        tx: &mut Conn,
+        report: &mut AuditReport,
+    ) -> Result<(), sqlx::Error> {
+        report.tenant_violations = ids(
+            tx,
+            "SELECT DISTINCT e.txn_id FROM ledger_entries e \
+             JOIN ledger_accounts a ON a.id = e.account_id \
+             LEFT JOIN videos v ON v.id = e.video_id \
+             WHERE (a.tenant_id IS NOT NULL AND (e.tenant_id IS NULL OR a.tenant_id <> e.tenant_id)) \
+                OR (v.id IS NOT NULL AND (e.tenant_id IS NULL OR e.tenant_id <> v.tenant_id \
+                                          OR a.tenant_id <> v.tenant_id)) \
+             ORDER BY e.txn_id",
+        )
+        .await?;
+        // Nothing beyond the paid part comes back as promotional credit, nor beyond the
+        // promotional part; an over-refund is `over_refunded_videos`' to report.
+        report.split_violations = ids(
+            tx,
+            format!(
+                "SELECT s.video_id FROM ({HOLD_SPLITS}) s \
+                 WHERE (s.hold_lines > 0 AND s.taken_promo <> -s.promo_part) \
+                    OR s.elsewhere > 0 \
+                    OR s.returned_promo <> (CASE WHEN s.returned - s.paid_part < 0 THEN 0 \
+                                                 WHEN s.returned - s.paid_part > s.promo_part THEN s.promo_part \
+                                                 ELSE s.returned - s.paid_part END) \
+                 ORDER BY s.video_id"
+            ),
+        )
+        .await?;
+        // The floor of `Tenant::floor`: the tenant's credit floor for live money, zero for
+        // test money; wallets and promotional credit are never lent.
+        report.accounts_below_floor = ids(
+            tx,
+            "SELECT a.id FROM ledger_accounts a LEFT JOIN tenants t ON t.id = a.tenant_id \
+             WHERE (a.kind = 'available' AND a.balance < \
+                      (CASE WHEN a.mode = 'live' THEN COALESCE(t.credit_floor, 0) ELSE 0 END)) \
+                OR (a.kind IN ('wallet', 'promotional') AND a.balance < 0) \
+             ORDER BY a.id",
         )
         .await?;
         Ok(())

@@ -242,14 +242,7 @@ impl Db {
         .bind(video.as_str())
         .fetch_optional(tx)
         .await?;
-        let Some(row) = row else { return Ok(None) };
-        Ok(Some(HoldRow {
-            tenant: TenantId::from_db(row.col("tenant_id")?),
-            mode: row.state("mode", Mode::parse)?,
-            amount: row.col("amount")?,
-            promo_part: row.col("promo_part")?,
-            source: row.col("source_account")?,
-        }))
+        row.map(|row| hold_row(&row)).transpose()
     }
 
     /// Credits already refunded for a video.
@@ -264,28 +257,26 @@ impl Db {
         .at(0)
     }
 
-    /// The account a video's hold was taken from, locking the hold for the rest of the
-    /// transaction on PostgreSQL (SQLite's write transaction already excludes other writers),
-    /// so that concurrent refunds of one video are serialized.
-    pub async fn hold_source(
+    /// A video's hold, locking it for the rest of the transaction on PostgreSQL (SQLite's
+    /// write transaction already excludes other writers), so that concurrent refunds of one
+    /// video are serialized.
+    pub async fn lock_hold(
         tx: &mut Tx,
         backend: super::Backend,
         video: &VideoId,
-    ) -> Result<Option<String>, sqlx::Error> {
+    ) -> Result<Option<HoldRow>, sqlx::Error> {
         let lock = match backend {
             super::Backend::Postgres => " FOR UPDATE",
             super::Backend::Sqlite => "",
         };
         let row = sql::query(format!(
-            "SELECT source_account FROM holds WHERE video_id = $1{lock}"
+            "SELECT tenant_id, mode, amount, source_account, promo_part FROM holds \
+             WHERE video_id = $1{lock}"
         ))
         .bind(video.as_str())
         .fetch_optional(tx)
         .await?;
-        Ok(row
-            .map(|r| r.at::<Option<String>>(0))
-            .transpose()?
-            .flatten())
+        row.map(|row| hold_row(&row)).transpose()
     }
 
     /// Journal entries that moved money for one job, by kind (for tests and the operator).
@@ -350,4 +341,14 @@ impl Db {
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         Ok((entries, has_more))
     }
+}
+
+fn hold_row(row: &sql::Row) -> Result<HoldRow, sqlx::Error> {
+    Ok(HoldRow {
+        tenant: TenantId::from_db(row.col("tenant_id")?),
+        mode: row.state("mode", Mode::parse)?,
+        amount: row.col("amount")?,
+        promo_part: row.col("promo_part")?,
+        source: row.col("source_account")?,
+    })
 }

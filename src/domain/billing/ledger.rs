@@ -9,9 +9,20 @@
 //! | hold P (submit)  | tenant available −P, tenant holds +P  (refused below floor)   |
 //! | capture C ≤ P    | tenant holds −P, revenue +C, tenant available +(P−C)          |
 //! | void             | tenant holds −P, tenant available +P                          |
+//! | refund R ≤ C     | revenue −R, tenant available +R                               |
 //!
 //! Like a TigerBeetle pending transfer, a hold row moves from `pending` to `posted` or
 //! `voided` exactly once: the second capture or void of the same hold is a no-op.
+//!
+//! "Tenant available" above is the hold's source: the tenant's paid balance or an end user's
+//! wallet. A hold from the tenant's balance takes promotional credit first, then paid credit,
+//! and remembers the promotional part. Whatever comes back from it — the unspent part of a
+//! capture, a void, an operator's refunds, one after another — unwinds in the reverse order:
+//! the first credits back go to the source, up to the paid part; only the rest goes back to
+//! promotional credit ([`HoldRow::return_split`]). So a partial refund gives paid credit back
+//! first; a refund of R after a capture of C leaves the accounts exactly as a capture of C − R
+//! would have; and since all refunds together never exceed the charge, no more promotional
+//! credit ever comes back than the job took. Integers throughout: no share is ever rounded.
 //!
 //! Each operation first locks every account it will touch, in one global order
 //! ([`Db::lock_accounts`]), so that concurrent postings over the same accounts never deadlock;
@@ -294,28 +305,60 @@ pub async fn transfer(
     Ok(Db::post(tx, &posting, &pair(from, to, amount)?, &[from]).await?)
 }
 
-/// Moves credits for one video (a refund from revenue back to the account that paid).
+/// Gives `amount` of a video's charge back from revenue to the accounts its hold came from,
+/// after `refunded` already went back: `charged` and `refunded` place it in the hold's
+/// unwinding order (see the module doc).
 #[allow(clippy::too_many_arguments)] // Each argument is a distinct part of the posting.
-pub async fn transfer_for_video(
+pub async fn refund(
     tx: &mut Tx,
-    tenant: &TenantId,
-    mode: Mode,
-    from: &str,
-    to: &str,
-    amount: Credits,
+    hold: &HoldRow,
     video: &VideoId,
+    charged: Credits,
+    refunded: Credits,
+    amount: Credits,
     what: &Transfer<'_>,
 ) -> Result<TxnId, LedgerError> {
+    // What already went back: the part of the hold its capture did not take, then refunds.
+    let unspent = Credits::from_stored(hold.amount).checked_sub(charged)?;
+    let (to_paid, to_promo) = hold.return_split(unspent.checked_add(refunded)?, amount)?;
+    let revenue = revenue_account(hold.mode);
+    let source = hold.source_account();
+    let promotional = promotional_account(&hold.tenant, hold.mode);
+    let mut entries = vec![Entry {
+        account: &revenue,
+        amount: amount.checked_neg()?.get(),
+    }];
+    if to_paid.is_positive() {
+        entries.push(Entry {
+            account: &source,
+            amount: to_paid.get(),
+        });
+    }
+    if to_promo.is_positive() {
+        Db::ensure_account(
+            tx,
+            &promotional,
+            Some(&hold.tenant),
+            hold.mode,
+            "promotional",
+        )
+        .await?;
+        entries.push(Entry {
+            account: &promotional,
+            amount: to_promo.get(),
+        });
+    }
     let posting = Posting {
         kind: what.kind,
-        tenant: Some(tenant),
-        mode,
+        tenant: Some(&hold.tenant),
+        mode: hold.mode,
         video: Some(video),
         memo: what.memo,
         actor: what.actor,
     };
-    Db::lock_accounts(tx, &[from, to]).await?;
-    Ok(Db::post(tx, &posting, &pair(from, to, amount)?, &[]).await?)
+    let accounts: Vec<&str> = entries.iter().map(|entry| entry.account).collect();
+    Db::lock_accounts(tx, &accounts).await?;
+    Ok(Db::post(tx, &posting, &entries, &[]).await?)
 }
 
 /// Settles a job's hold for `charge` (at most the hold). Returns the amount captured, or
@@ -351,10 +394,7 @@ async fn settle(
     let held_amount = Credits::from_stored(hold.amount);
     let charge = capture.map_or(Credits::ZERO, |c| c.max(Credits::ZERO).min(held_amount));
     let held = holds_account(&hold.tenant, hold.mode);
-    let available = hold
-        .source
-        .clone()
-        .unwrap_or_else(|| available_account(&hold.tenant, hold.mode));
+    let available = hold.source_account();
     let revenue = revenue_account(hold.mode);
     let promotional = promotional_account(&hold.tenant, hold.mode);
     let posting = Posting {
@@ -383,17 +423,17 @@ async fn settle(
             amount: charge.get(),
         });
     }
-    let (to_paid, to_promo) = hold.refund_split(held_amount.checked_sub(charge)?.get());
-    if to_paid > 0 {
+    let (to_paid, to_promo) = hold.return_split(Credits::ZERO, held_amount.checked_sub(charge)?)?;
+    if to_paid.is_positive() {
         entries.push(Entry {
             account: &available,
-            amount: to_paid,
+            amount: to_paid.get(),
         });
     }
-    if to_promo > 0 {
+    if to_promo.is_positive() {
         entries.push(Entry {
             account: &promotional,
-            amount: to_promo,
+            amount: to_promo.get(),
         });
     }
     Db::post(tx, &posting, &entries, &[]).await?;
@@ -452,15 +492,83 @@ pub struct HoldRow {
 }
 
 impl HoldRow {
-    /// Splits credits going back from this hold: to its paid source first (up to the paid
-    /// part), the rest to promotional credit.
-    pub fn refund_split(&self, refund: i64) -> (i64, i64) {
-        let paid_part = self.amount - self.promo_part;
-        let to_paid = refund.clamp(0, paid_part);
-        (to_paid, refund.max(0) - to_paid)
+    /// The account the hold was taken from.
+    pub fn source_account(&self) -> String {
+        self.source
+            .clone()
+            .unwrap_or_else(|| available_account(&self.tenant, self.mode))
+    }
+
+    /// Splits `returning` credits going back from this hold, after `returned_before` already
+    /// went back, into (to the source, to promotional credit): the source gets everything
+    /// back until the paid part is, promotional credit only what comes back beyond it.
+    pub fn return_split(
+        &self,
+        returned_before: Credits,
+        returning: Credits,
+    ) -> Result<(Credits, Credits), MoneyError> {
+        let promo_part = Credits::from_stored(self.promo_part).max(Credits::ZERO);
+        let paid_part = Credits::from_stored(self.amount)
+            .checked_sub(promo_part)?
+            .max(Credits::ZERO);
+        let returning = returning.max(Credits::ZERO);
+        let before = returned_before.max(Credits::ZERO);
+        let after = before.checked_add(returning)?;
+        let to_paid = after.min(paid_part).checked_sub(before.min(paid_part))?;
+        Ok((to_paid, returning.checked_sub(to_paid)?))
     }
 }
 
 pub fn new_txn_id() -> TxnId {
     TxnId::generate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(amount: i64, promo_part: i64) -> HoldRow {
+        HoldRow {
+            tenant: TenantId::from_db("ten_1".into()),
+            mode: Mode::Test,
+            amount,
+            promo_part,
+            source: None,
+        }
+    }
+
+    fn split(hold: &HoldRow, before: i64, returning: i64) -> (i64, i64) {
+        let (paid, promo) = hold
+            .return_split(
+                Credits::from_stored(before),
+                Credits::from_stored(returning),
+            )
+            .expect("split");
+        (paid.get(), promo.get())
+    }
+
+    #[test]
+    fn credits_go_back_to_the_paid_source_first_then_to_promotional_credit() {
+        let mixed = hold(200, 150);
+        assert_eq!(split(&mixed, 0, 30), (30, 0));
+        assert_eq!(split(&mixed, 30, 40), (20, 20));
+        assert_eq!(split(&mixed, 70, 130), (0, 130));
+        assert_eq!(split(&mixed, 0, 200), (50, 150));
+        assert_eq!(split(&hold(200, 200), 0, 200), (0, 200));
+        assert_eq!(split(&hold(200, 0), 0, 200), (200, 0));
+    }
+
+    #[test]
+    fn returning_in_parts_splits_exactly_as_returning_at_once() {
+        let mixed = hold(1_000, 337);
+        for step in [1, 7, 100, 333] {
+            let (mut paid, mut promo, mut before) = (0, 0, 0);
+            while before < 1_000 {
+                let part = step.min(1_000 - before);
+                let (p, q) = split(&mixed, before, part);
+                (paid, promo, before) = (paid + p, promo + q, before + part);
+            }
+            assert_eq!((paid, promo), (663, 337), "in steps of {step}");
+        }
+    }
 }

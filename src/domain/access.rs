@@ -176,6 +176,7 @@ mod tests {
             mode,
             scopes,
             end_user: end_user.and_then(EndUserId::parse),
+            expires_at_ms: None,
         }
     }
 

@@ -44,6 +44,8 @@ pub async fn caller(state: &Services, token: Option<&str>) -> Result<Principal> 
             mode: identity.mode,
             scopes: identity.scopes,
             end_user: identity.end_user,
+            // The token's `exp` was checked just now; it is verified on every request.
+            expires_at_ms: None,
         });
     }
     if !looks_like_api_key(token) {

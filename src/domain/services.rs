@@ -70,6 +70,12 @@ impl Services {
         cache
             .get(hash)
             .filter(|(_, at)| at.elapsed() < KEY_CACHE_TTL)
+            // A key that expired while cached stops at once, not when its entry does.
+            .filter(|(principal, _)| {
+                principal
+                    .expires_at_ms
+                    .is_none_or(|at| at > crate::clock::now_ms())
+            })
             .map(|(principal, _)| principal.clone())
     }
 

@@ -123,6 +123,8 @@ pub struct Principal {
     pub scopes: Option<Vec<Scope>>,
     /// The end user a JWT speaks for: the caller can act only as this user.
     pub end_user: Option<crate::domain::ids::EndUserId>,
+    /// When the credential stops working (unix milliseconds), if it expires.
+    pub expires_at_ms: Option<i64>,
 }
 
 impl Principal {

@@ -283,10 +283,7 @@ fn verify_signature(
 }
 
 fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    crate::clock::now_ms().div_euclid(1000)
 }
 
 #[async_trait::async_trait]

@@ -122,7 +122,7 @@ impl Db {
         hash: &str,
     ) -> Result<Option<Principal>, sqlx::Error> {
         let row = sql::query(
-            "SELECT id, tenant_id, mode, scopes FROM api_keys \
+            "SELECT id, tenant_id, mode, scopes, expires_at FROM api_keys \
              WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
         )
         .bind(hash)
@@ -136,6 +136,7 @@ impl Db {
             mode: row.state("mode", Mode::parse)?,
             scopes: row.json_opt("scopes")?,
             end_user: None,
+            expires_at_ms: row.col("expires_at")?,
         }))
     }
 

@@ -6,13 +6,13 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::domain::billing::ledger;
 use crate::domain::billing::ledger::EntryView;
 use crate::error::{Error, Result};
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiQuery;
+use crate::http::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"object": "balance", "mode": "live", "available": 9750, "held": 250, "promotional": 500, "credit_floor": 0, "unit": "credits"}))]

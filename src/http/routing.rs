@@ -6,7 +6,6 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::domain::ids::ProviderId;
 use crate::domain::routing::{self, catalog};
 use crate::domain::video::{AspectRatio, Model, Resolution};
@@ -15,6 +14,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::videos::create::CreateVideoBody;
+use crate::http::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuoteCandidate {

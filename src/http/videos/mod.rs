@@ -15,7 +15,6 @@ use utoipa::{IntoParams, ToSchema};
 use self::create::CreateVideoBody;
 use self::input::CreateInput;
 use self::object::{VideoDeleted, VideoList, VideoObject};
-use crate::app::AppState;
 use crate::domain::access::{self, VideoAction};
 use crate::domain::idempotency::{request_hash, Committed};
 use crate::domain::ids::VideoId;
@@ -27,6 +26,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::idempotency::{self, IdempotencyHeader};
+use crate::http::AppState;
 use crate::providers::sandbox;
 
 const POLL_AFTER: HeaderName = HeaderName::from_static("openai-poll-after-ms");

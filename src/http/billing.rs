@@ -171,8 +171,7 @@ pub async fn usage(
     ApiQuery(params): ApiQuery<UsageParams>,
 ) -> Result<axum::response::Response> {
     let reach = crate::domain::access::billing(&principal)?;
-    use crate::domain::reports::date_of_day;
-    use crate::storage::reports::UsageGroup;
+    use crate::domain::reports::{date_of_day, UsageGroup};
     use axum::response::IntoResponse;
     let mut groups = Vec::new();
     for name in params

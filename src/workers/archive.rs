@@ -15,9 +15,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_ms;
 use crate::domain::services::Services;
 use crate::providers::sandbox;
-use crate::storage::now_ms;
 
 /// Copies running at once on one replica.
 const PARALLEL: i64 = 4;
@@ -74,9 +74,9 @@ pub async fn run(state: Arc<Services>, shutdown: CancellationToken) -> anyhow::R
 async fn archive(
     state: &Arc<Services>,
     client: &reqwest::Client,
-    task: crate::storage::archive::ArchiveTask,
+    task: crate::domain::archive::ArchiveTask,
 ) -> anyhow::Result<()> {
-    let key = crate::storage::objects::object_key(&task.video_id);
+    let key = crate::domain::archive::object_key(&task);
     let copied = copy(state, client, &task.output_url, &key).await;
     crate::domain::archive::record_copy(state, &task, &key, copied).await
 }

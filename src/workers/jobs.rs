@@ -8,9 +8,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_ms;
 use crate::domain::jobs::{advance, expire_overdue, hand_out_slots};
 use crate::domain::services::Services;
-use crate::storage::now_ms;
 
 /// How often the worker looks for jobs past their hold timeout.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);

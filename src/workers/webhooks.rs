@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::now_ms;
 use crate::domain::services::Services;
 use crate::domain::webhooks::{self, delivery, Attempt, Message};
-use crate::storage::now_ms;
 
 /// Messages sent at once by one replica.
 const PARALLEL: usize = 16;

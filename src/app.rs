@@ -18,21 +18,9 @@ use crate::storage::Db;
 
 pub use crate::domain::services::KEY_CACHE_TTL;
 
-/// Everything a request handler or worker needs: the domain's [`Services`]. Cloning it (the
-/// router does, several times per request) is one reference count.
-#[derive(Clone)]
-pub struct AppState(Arc<Services>);
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
-
 pub struct App {
-    state: AppState,
+    /// The domain's services, lent to the handlers and the workers.
+    state: Arc<Services>,
     listener: TcpListener,
     shutdown: CancellationToken,
 }
@@ -65,7 +53,7 @@ impl App {
         let jwt = crate::domain::jwt::Issuers::from_config(&config.auth)
             .await
             .context("loading the JWT issuers")?;
-        let state = AppState(Arc::new(Services {
+        let state = Arc::new(Services {
             config: Arc::new(config),
             db,
             providers: Arc::new(providers),
@@ -80,7 +68,7 @@ impl App {
             outbox: Arc::new(Notify::new()),
             key_cache: Arc::default(),
             objects,
-        }));
+        });
         Ok(App {
             state,
             listener,
@@ -94,7 +82,7 @@ impl App {
             .unwrap_or(self.state.config.server.listen)
     }
 
-    pub fn state(&self) -> &AppState {
+    pub fn state(&self) -> &Services {
         &self.state
     }
 

@@ -28,5 +28,5 @@ pub mod storage;
 pub mod telemetry;
 pub mod workers;
 
-pub use app::{App, AppState};
+pub use app::App;
 pub use config::Config;

@@ -6,6 +6,7 @@ use super::{cli_amount, open_db, tenant_arg, ModeArg};
 use crate::config::Config;
 use crate::domain::admin;
 use crate::domain::billing::{self, Mode};
+use crate::domain::reports;
 
 #[derive(Debug, Subcommand)]
 pub enum CreditsCommand {
@@ -64,7 +65,7 @@ pub(super) async fn run_credits(config: &Config, command: CreditsCommand) -> any
 pub(super) async fn run_ledger(config: &Config, command: LedgerCommand) -> anyhow::Result<()> {
     let LedgerCommand::Audit = command;
     let db = open_db(config).await?;
-    let report = db.audit_ledger().await?;
+    let report = reports::audit(&db).await?;
     out!("{}", serde_json::to_string_pretty(&report)?);
     if report.ok {
         Ok(())

@@ -49,7 +49,7 @@ pub(super) async fn run(config: &Config, command: KeysCommand) -> anyhow::Result
             out!("{}\t{}", issued.key.id, issued.secret);
         }
         KeysCommand::List { tenant } => {
-            for key in db.list_api_keys(&tenant_arg(&tenant)?).await? {
+            for key in admin::list_keys(&db, &tenant_arg(&tenant)?).await? {
                 let state = if key.revoked_at_ms.is_some() {
                     "revoked"
                 } else {

@@ -5,7 +5,7 @@ use clap::Subcommand;
 
 use super::{key_arg, open_db, tenant_arg};
 use crate::config::Config;
-use crate::domain::admin;
+use crate::domain::admin::{self, PolicyOwner};
 use crate::domain::routing::policy::PolicyLevel;
 
 #[derive(Debug, Subcommand)]
@@ -56,34 +56,26 @@ pub(super) async fn run(config: &Config, command: RoutingCommand) -> anyhow::Res
         } => {
             let level =
                 PolicyLevel::parse(strategy.as_deref(), providers, fallback, resubmit_failed)?;
-            let (scope, id) = match (tenant, key) {
-                (Some(tenant), _) => (
-                    "tenant",
-                    admin::tenant(&db, &tenant_arg(&tenant)?)
-                        .await?
-                        .id
-                        .to_string(),
-                ),
+            let (owner, scope, id) = match (tenant, key) {
+                (Some(tenant), _) => {
+                    let id = tenant_arg(&tenant)?;
+                    let shown = id.to_string();
+                    (PolicyOwner::Tenant(id), "tenant", shown)
+                }
                 (None, Some(key)) => {
                     let id = key_arg(&key)?;
-                    let key = db
-                        .get_api_key(&id)
-                        .await?
-                        .ok_or_else(|| anyhow::anyhow!("no such key {key}"))?;
-                    ("key", key.id.to_string())
+                    let shown = id.to_string();
+                    (PolicyOwner::Key(id), "key", shown)
                 }
                 (None, None) => anyhow::bail!("give --tenant or --key"),
             };
+            let level = admin::set_routing_level(&db, &owner, level).await?;
             warn_about_providers_not_live(config, &level);
-            db.put_routing_policy(scope, &id, &level).await?;
             out!("{scope} {id}: {}", serde_json::to_string(&level)?);
         }
         RoutingCommand::Show { tenant } => {
-            let tenant = admin::tenant(&db, &tenant_arg(&tenant)?).await?;
-            let level = db
-                .routing_policy("tenant", tenant.id.as_str())
-                .await?
-                .unwrap_or_default();
+            let owner = PolicyOwner::Tenant(tenant_arg(&tenant)?);
+            let level = admin::routing_policy(&db, &owner).await?;
             out!("{}", serde_json::to_string_pretty(&level)?);
         }
     }

@@ -50,7 +50,7 @@ pub(super) async fn run(config: &Config, command: TenantsCommand) -> anyhow::Res
             out!("{}", tenant.id);
         }
         TenantsCommand::List => {
-            for tenant in db.list_tenants().await? {
+            for tenant in admin::tenants(&db).await? {
                 let live = ledger::balance(&db, &tenant.id, Mode::Live).await?;
                 out!(
                     "{}\t{}\t{}\tavailable {}\theld {}",

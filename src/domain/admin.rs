@@ -478,8 +478,17 @@ pub async fn set_routing_policy(
     owner: &PolicyOwner,
     policy: RoutingPolicyBody,
 ) -> Result<PolicyLevel> {
+    set_routing_level(db, owner, policy.into_level()?).await
+}
+
+/// Replaces the routing policy of a tenant or a key with one already checked (the command
+/// line parses its flags into it); returns it as stored.
+pub async fn set_routing_level(
+    db: &Db,
+    owner: &PolicyOwner,
+    level: PolicyLevel,
+) -> Result<PolicyLevel> {
     let (scope, id) = owner.scope(db).await?;
-    let level = policy.into_level()?;
     db.put_routing_policy(scope, &id, &level).await?;
     Ok(level)
 }

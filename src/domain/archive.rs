@@ -6,11 +6,18 @@
 
 use crate::domain::services::Services;
 use crate::domain::video::ArchiveState;
-use crate::storage::archive::ArchiveTask;
 use crate::storage::now_ms;
+
+/// One output to copy, as the worker claims it.
+pub use crate::storage::archive::ArchiveTask;
 
 /// Attempts before a copy is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
+
+/// Where the copy of `task`'s output is stored (the key content is served from).
+pub fn object_key(task: &ArchiveTask) -> String {
+    crate::storage::objects::object_key(&task.video_id)
+}
 
 /// Records the outcome of one copy attempt of `task`'s output, stored under `key`.
 pub async fn record_copy(

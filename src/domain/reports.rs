@@ -6,7 +6,10 @@ use crate::domain::billing::{Credits, MicroUsd, MoneyError};
 use crate::domain::video::Video;
 use crate::error::{Error, Result};
 use crate::storage::attempts::PossibleOrphan;
-use crate::storage::reports::{MarginRow, SavingsRow, UsageGroup, UsageRow};
+use crate::storage::reports::{MarginRow, SavingsRow, UsageRow};
+
+/// What a usage report groups by (`group_by`).
+pub use crate::storage::reports::UsageGroup;
 use crate::storage::Db;
 
 /// Result of the audit. Every list names what breaks its invariant; all are empty, and

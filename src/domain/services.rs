@@ -1,7 +1,7 @@
 //! What the domain runs on: one [`Services`] value, built once by the composition root
 //! (`app`), lent to the HTTP handlers and the workers, and passed down to every domain
-//! function. The domain owns this type, so it depends on nothing above it; `app::AppState` is
-//! a reference-counted handle to it.
+//! function. The domain owns this type, so it depends on nothing above it; the handlers and
+//! the workers hold it as an `Arc<Services>` (`http::AppState`).
 //!
 //! Trade-off: each field is already a narrow handle (the storage API [`Db`], the provider
 //! registry, the configuration, the limiters, the metrics), and the rules that need only one

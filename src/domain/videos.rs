@@ -1,5 +1,9 @@
 //! The video job service: create (price, hold and job row in one transaction), read, list,
-//! cancel and delete, always scoped to the caller's tenant.
+//! cancel and delete, and what a completed video's content is (stored copy, sandbox bytes or
+//! the upstream's URL), always scoped to the caller's tenant.
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
 
 use crate::domain::access::{Reach, UserFilter};
 use crate::domain::billing::{ledger, Mode};
@@ -10,6 +14,7 @@ use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
 use crate::domain::video::{ArchiveState, NewVideo, PollCause, Video, VideoStatus};
 use crate::error::{Error, Result};
+use crate::providers::sandbox;
 use crate::storage::leases::Due;
 use crate::storage::now_ms;
 
@@ -355,4 +360,109 @@ pub async fn delete(state: &Services, reach: &Reach, id: &VideoId) -> Result<()>
         _ => {}
     }
     Ok(())
+}
+
+/// Which file of a completed video to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    /// The MP4.
+    Video,
+    /// The last frame, as JPEG (where the provider returns one).
+    Thumbnail,
+}
+
+/// What `GET /v1/videos/{id}/content` serves for a completed video whose content has not
+/// expired, in order of preference.
+pub enum Content {
+    /// The gateway's own copy of the MP4: `size` bytes under `key` in object storage, read
+    /// with [`read_stored`].
+    Stored { key: String, size: u64 },
+    /// Bytes the gateway holds itself (the sandbox's output).
+    Bytes {
+        bytes: &'static [u8],
+        content_type: &'static str,
+        extension: &'static str,
+    },
+    /// The upstream's copy, while the gateway's own is pending or was never made.
+    Redirect(String),
+}
+
+/// The content of a video within the caller's reach: not ready (409) until it is completed,
+/// gone (410) once it has expired, otherwise the stored copy first, then the sandbox's bytes,
+/// then the upstream's URL. `variant` is the request's, parsed at the edge; a malformed one is
+/// reported after the video's own state, as the API always has.
+pub async fn content(
+    state: &Services,
+    reach: &Reach,
+    id: &VideoId,
+    variant: Result<Variant>,
+) -> Result<(Video, Content)> {
+    let video = get(state, reach, id).await?;
+    if video.status != VideoStatus::Completed {
+        return Err(Error::Conflict(
+            "video_not_ready",
+            format!(
+                "video {} is {}; content exists once it is completed",
+                video.id,
+                video.status.as_str()
+            ),
+        ));
+    }
+    let variant = variant?;
+    if video
+        .expires_at_ms
+        .is_some_and(|at| at <= crate::clock::now_ms())
+        || video.archive_state == Some(ArchiveState::Expired)
+    {
+        return Err(Error::Gone(
+            "video_expired",
+            format!("the content of video {} has expired", video.id),
+        ));
+    }
+    if variant == Variant::Video && video.archive_state == Some(ArchiveState::Stored) {
+        let key = crate::storage::objects::object_key(video.id.as_str());
+        // A stored copy that went missing falls back to the upstream's, as before archiving.
+        if let Some(size) = state.objects.size(&key).await? {
+            return Ok((video, Content::Stored { key, size }));
+        }
+    }
+    let output = video.output_url.clone().unwrap_or_default();
+    if output == sandbox::OUTPUT_URL {
+        let content = match variant {
+            Variant::Thumbnail => Content::Bytes {
+                bytes: sandbox::LAST_FRAME,
+                content_type: "image/jpeg",
+                extension: "jpg",
+            },
+            Variant::Video => Content::Bytes {
+                bytes: sandbox::VIDEO,
+                content_type: "video/mp4",
+                extension: "mp4",
+            },
+        };
+        return Ok((video, content));
+    }
+    if variant == Variant::Thumbnail {
+        return Err(Error::NotFound(
+            "thumbnail (this video's provider returns no last frame)",
+        ));
+    }
+    Ok((video, Content::Redirect(output)))
+}
+
+/// The bytes `start..end` (end exclusive) of a stored copy, as a stream.
+pub async fn read_stored(
+    state: &Services,
+    key: &str,
+    start: u64,
+    end: u64,
+) -> Result<BoxStream<'static, std::io::Result<Bytes>>> {
+    let stream = state
+        .objects
+        .read(key, start, end)
+        .await
+        .map_err(Error::Internal)?;
+    Ok(stream
+        .map(|chunk| chunk.map_err(std::io::Error::other))
+        .boxed())
 }

@@ -5,9 +5,9 @@ use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 
-use crate::app::AppState;
 use crate::domain::tenants::Principal;
 use crate::error::Error;
+use crate::http::AppState;
 
 /// The authenticated tenant caller of a `/v1` route.
 pub struct Caller(pub Principal);

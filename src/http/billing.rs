@@ -6,13 +6,13 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::domain::billing::ledger;
 use crate::domain::billing::ledger::EntryView;
 use crate::error::{Error, Result};
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiQuery;
+use crate::http::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({"object": "balance", "mode": "live", "available": 9750, "held": 250, "promotional": 500, "credit_floor": 0, "unit": "credits"}))]
@@ -171,8 +171,7 @@ pub async fn usage(
     ApiQuery(params): ApiQuery<UsageParams>,
 ) -> Result<axum::response::Response> {
     let reach = crate::domain::access::billing(&principal)?;
-    use crate::domain::reports::date_of_day;
-    use crate::storage::reports::UsageGroup;
+    use crate::domain::reports::{date_of_day, UsageGroup};
     use axum::response::IntoResponse;
     let mut groups = Vec::new();
     for name in params

@@ -6,7 +6,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::clock::now_ms;
 use crate::domain::access::{self, EndUserAction, Reach};
 use crate::domain::end_users::{self, EndUser, WalletMode};
@@ -16,6 +15,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::idempotency::{self, IdempotencyHeader};
+use crate::http::AppState;
 
 fn user_id(raw: &str) -> Result<EndUserId> {
     EndUserId::parse(raw).ok_or_else(|| {

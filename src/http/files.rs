@@ -7,9 +7,9 @@ use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::error::Error;
 use crate::http::extract::ApiPath;
+use crate::http::AppState;
 
 /// An uploaded input image
 ///

@@ -7,7 +7,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
+use crate::http::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Health {

@@ -13,9 +13,9 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::domain::idempotency::{self, Answer, Claim, Committed, IdempotencyKey, StoredAnswer};
 use crate::error::{Error, Result};
+use crate::http::AppState;
 
 /// The request's `Idempotency-Key` header as sent. Extracting it never fails: a malformed key
 /// is refused by [`IdempotencyHeader::claim`], after the handler's own checks of the request.

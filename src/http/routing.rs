@@ -6,15 +6,15 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::app::AppState;
 use crate::domain::ids::ProviderId;
 use crate::domain::routing::{self, catalog};
-use crate::domain::video::{AspectRatio, Model, Resolution};
+use crate::domain::video::{AspectRatio, Resolution};
 use crate::error::Result;
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::videos::create::CreateVideoBody;
+use crate::http::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuoteCandidate {
@@ -174,73 +174,37 @@ pub async fn models(
     Caller(principal): Caller,
 ) -> Result<Json<ModelList>> {
     crate::domain::access::videos(&principal, crate::domain::access::VideoAction::Read)?;
-    use crate::domain::billing::pricing;
-    let prices = pricing::tenant_prices(&state.db, &principal.tenant_id).await?;
-    let price_per_second = |model: Model| {
-        pricing::list_price_per_second(&state.config.pricing, prices.as_ref(), model)
-    };
-    let names: Vec<ProviderId> =
-        crate::domain::routing::eligibility::reachable(&state, principal.mode);
-    let mut data = Vec::new();
-    for model in Model::ALL {
-        let offers: Vec<_> = names
-            .iter()
-            .filter_map(|n| {
-                state
-                    .providers
-                    .get(*n)
-                    .and_then(|p| p.capabilities().for_model(model).map(|c| (*n, c.clone())))
-            })
-            .collect();
-        if offers.is_empty() {
-            continue;
-        }
-        let seconds = (4..=15)
-            .filter(|s| offers.iter().any(|(_, c)| c.durations.allows(*s)))
-            .collect();
-        let resolutions = Resolution::ALL
-            .into_iter()
-            .filter(|r| offers.iter().any(|(_, c)| c.resolutions.contains(r)))
-            .map(Resolution::as_str)
-            .collect();
-        let aspect_ratios = AspectRatio::ALL
-            .into_iter()
-            .filter(|a| offers.iter().any(|(_, c)| c.aspect_ratios.contains(a)))
-            .map(AspectRatio::as_str)
-            .collect();
-        data.push(ModelObject {
-            id: model.id(),
-            object: "model",
-            owned_by: "bytedance",
-            price_per_second: price_per_second(model),
-            capabilities: ModelCapabilitiesObject {
-                seconds,
-                resolutions,
-                aspect_ratios,
-                first_frame: offers.iter().any(|(_, c)| c.first_frame),
-                last_frame: offers.iter().any(|(_, c)| c.last_frame),
-                max_reference_images: offers
-                    .iter()
-                    .map(|(_, c)| c.max_reference_images)
-                    .max()
-                    .unwrap_or(0),
-                max_reference_videos: offers
-                    .iter()
-                    .map(|(_, c)| c.max_reference_videos)
-                    .max()
-                    .unwrap_or(0),
-                max_reference_audio: offers
-                    .iter()
-                    .map(|(_, c)| c.max_reference_audio)
-                    .max()
-                    .unwrap_or(0),
-                generate_audio: offers.iter().any(|(_, c)| c.audio),
-                seed: offers.iter().any(|(_, c)| c.seed),
-                camera_fixed: offers.iter().any(|(_, c)| c.camera_fixed),
-            },
-            providers: offers.iter().map(|(n, _)| n.to_string()).collect(),
-        });
-    }
+    let data = routing::models(&state, &principal)
+        .await?
+        .into_iter()
+        .map(|offer| {
+            let c = offer.capabilities;
+            ModelObject {
+                id: offer.model.id(),
+                object: "model",
+                owned_by: "bytedance",
+                price_per_second: offer.price_per_second,
+                capabilities: ModelCapabilitiesObject {
+                    seconds: c.seconds,
+                    resolutions: c.resolutions.into_iter().map(Resolution::as_str).collect(),
+                    aspect_ratios: c
+                        .aspect_ratios
+                        .into_iter()
+                        .map(AspectRatio::as_str)
+                        .collect(),
+                    first_frame: c.first_frame,
+                    last_frame: c.last_frame,
+                    max_reference_images: c.max_reference_images,
+                    max_reference_videos: c.max_reference_videos,
+                    max_reference_audio: c.max_reference_audio,
+                    generate_audio: c.generate_audio,
+                    seed: c.seed,
+                    camera_fixed: c.camera_fixed,
+                },
+                providers: offer.providers.iter().map(ProviderId::to_string).collect(),
+            }
+        })
+        .collect();
     Ok(Json(ModelList {
         object: "list",
         data,

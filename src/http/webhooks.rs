@@ -7,7 +7,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::app::AppState;
 use crate::domain::access::{self, Reach};
 use crate::domain::billing::Mode;
 use crate::domain::ids::TenantId;
@@ -16,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::auth::{Caller, Operator};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
+use crate::http::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -9,19 +9,20 @@
 //! A failed copy is retried with backoff a few times, then left `failed`: content then keeps
 //! redirecting to the upstream's URL for as long as that works.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::clock::now_ms;
+use crate::domain::services::Services;
 use crate::providers::sandbox;
-use crate::storage::now_ms;
 
 /// Copies running at once on one replica.
 const PARALLEL: i64 = 4;
 
-pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(state: Arc<Services>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = &state.config.storage;
     let timeout = Duration::from_secs(config.archive_timeout_secs.max(1));
     let client = crate::domain::ssrf::guarded_client(
@@ -71,18 +72,18 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
 }
 
 async fn archive(
-    state: &AppState,
+    state: &Arc<Services>,
     client: &reqwest::Client,
-    task: crate::storage::archive::ArchiveTask,
+    task: crate::domain::archive::ArchiveTask,
 ) -> anyhow::Result<()> {
-    let key = crate::storage::objects::object_key(&task.video_id);
+    let key = crate::domain::archive::object_key(&task);
     let copied = copy(state, client, &task.output_url, &key).await;
     crate::domain::archive::record_copy(state, &task, &key, copied).await
 }
 
 /// Streams the output at `url` into storage under `key`; returns its size.
 async fn copy(
-    state: &AppState,
+    state: &Arc<Services>,
     client: &reqwest::Client,
     url: &str,
     key: &str,

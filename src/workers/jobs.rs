@@ -8,14 +8,14 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::clock::now_ms;
 use crate::domain::jobs::{advance, expire_overdue, hand_out_slots};
-use crate::storage::now_ms;
+use crate::domain::services::Services;
 
 /// How often the worker looks for jobs past their hold timeout.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(state: Arc<Services>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let workers = &state.config.workers;
     let slots = Arc::new(Semaphore::new(workers.concurrency));
     let tick = Duration::from_millis(workers.tick_ms.max(10));

@@ -9,16 +9,16 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use crate::app::AppState;
+use crate::clock::now_ms;
+use crate::domain::services::Services;
 use crate::domain::webhooks::{self, delivery, Attempt, Message};
-use crate::storage::now_ms;
 
 /// Messages sent at once by one replica.
 const PARALLEL: usize = 16;
 /// The start of a response body kept in the attempt log.
 const SNIPPET_BYTES: usize = 512;
 
-pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(state: Arc<Services>, shutdown: CancellationToken) -> anyhow::Result<()> {
     let config = &state.config.webhooks;
     let timeout = Duration::from_secs(config.timeout_secs.max(1));
     let client = crate::domain::ssrf::guarded_client(
@@ -77,7 +77,7 @@ pub async fn run(state: AppState, shutdown: CancellationToken) -> anyhow::Result
 }
 
 async fn deliver(
-    state: &AppState,
+    state: &Arc<Services>,
     client: &reqwest::Client,
     message: Message,
 ) -> anyhow::Result<()> {

@@ -15,6 +15,7 @@
 
 pub mod catalog;
 pub mod eligibility;
+pub mod offers;
 pub mod policy;
 
 use crate::domain::billing::{Credits, MicroUsd, Mode};
@@ -23,6 +24,7 @@ use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
 use crate::domain::video::{NewVideo, Strategy};
 use crate::error::{Error, Result};
+pub use offers::{models, ModelOffer};
 use policy::{Policy, PolicyLevel};
 
 /// A provider that can take the job, with what it would cost upstream.

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{parse_mode, tenant_id, video_id};
-use crate::app::AppState;
 use crate::domain::admin::{self, CreditType, Granted};
 use crate::domain::billing::Mode;
 use crate::domain::ids::TenantId;
@@ -18,6 +17,7 @@ use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::idempotency::{self, IdempotencyHeader};
+use crate::http::AppState;
 
 /// The operator's own idempotency scope, apart from every tenant's.
 const SCOPE: &str = "admin";

@@ -16,11 +16,11 @@ pub mod videos;
 use axum::routing::{get, post, put};
 use axum::Router;
 
-use crate::app::AppState;
 use crate::domain::billing::Mode;
 use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
 use crate::error::{Error, Result};
 use crate::http::webhooks;
+use crate::http::AppState;
 
 pub use self::routing::RoutingPolicyBody;
 

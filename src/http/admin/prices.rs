@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::tenant_id;
-use crate::app::AppState;
 use crate::domain::admin;
 use crate::domain::billing::pricing::{self, InputMode, PriceRule, TenantPrices};
 use crate::domain::video::{Model, Resolution};
@@ -15,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::AppState;
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

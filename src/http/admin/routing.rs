@@ -5,12 +5,12 @@ use axum::extract::State;
 use axum::Json;
 
 use super::{key_id, tenant_id};
-use crate::app::AppState;
 use crate::domain::admin::{self, PolicyOwner};
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::AppState;
 
 pub use crate::domain::routing::policy::RoutingPolicyBody;
 

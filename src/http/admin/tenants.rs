@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::tenant_id;
-use crate::app::AppState;
 use crate::domain::admin::{self, NewTenant};
 use crate::domain::billing::ledger;
 use crate::domain::billing::Mode;
@@ -16,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath};
+use crate::http::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -6,13 +6,13 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::video_id;
-use crate::app::AppState;
 use crate::domain::admin::AttemptRow;
 use crate::domain::video_object::VideoObject;
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiPath;
+use crate::http::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AdminVideo {

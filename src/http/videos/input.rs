@@ -8,9 +8,9 @@ use axum::http::header::CONTENT_TYPE;
 use serde_json::{Map, Value};
 
 use super::create::CreateVideoBody;
-use crate::app::AppState;
 use crate::config::VideosConfig;
 use crate::error::Error;
+use crate::http::AppState;
 
 /// An image uploaded as the `input_reference` file part.
 pub struct UploadedImage {

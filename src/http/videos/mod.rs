@@ -15,19 +15,18 @@ use utoipa::{IntoParams, ToSchema};
 use self::create::CreateVideoBody;
 use self::input::CreateInput;
 use self::object::{VideoDeleted, VideoList, VideoObject};
-use crate::app::AppState;
 use crate::domain::access::{self, VideoAction};
 use crate::domain::idempotency::{request_hash, Committed};
 use crate::domain::ids::VideoId;
-use crate::domain::video::{ArchiveState, Video, VideoStatus};
+use crate::domain::video::{Video, VideoStatus};
 use crate::domain::videos;
-use crate::domain::videos::ListQuery;
+use crate::domain::videos::{Content, ListQuery, Variant};
 use crate::error::{Error, Result};
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::idempotency::{self, IdempotencyHeader};
-use crate::providers::sandbox;
+use crate::http::AppState;
 
 const POLL_AFTER: HeaderName = HeaderName::from_static("openai-poll-after-ms");
 
@@ -321,66 +320,39 @@ pub async fn video_content(
     request_headers: HeaderMap,
 ) -> Result<Response> {
     let reach = access::videos(&principal, VideoAction::Read)?;
-    let video = videos::get(&state, &reach, &parse_id(&id)?).await?;
-    if video.status != VideoStatus::Completed {
-        return Err(Error::Conflict(
-            "video_not_ready",
-            format!(
-                "video {} is {}; content exists once it is completed",
-                video.id,
-                video.status.as_str()
-            ),
-        ));
-    }
-    let thumbnail = match params.variant.as_deref() {
-        None | Some("video") => false,
-        Some("thumbnail") => true,
-        Some(other) => {
-            return Err(Error::invalid(
-                "variant",
-                format!("unknown variant `{other}`; use video or thumbnail"),
-            ))
-        }
+    let variant = match params.variant.as_deref() {
+        None | Some("video") => Ok(Variant::Video),
+        Some("thumbnail") => Ok(Variant::Thumbnail),
+        Some(other) => Err(Error::invalid(
+            "variant",
+            format!("unknown variant `{other}`; use video or thumbnail"),
+        )),
     };
-    if video
-        .expires_at_ms
-        .is_some_and(|at| at <= crate::clock::now_ms())
-        || video.archive_state == Some(ArchiveState::Expired)
-    {
-        return Err(Error::Gone(
-            "video_expired",
-            format!("the content of video {} has expired", video.id),
-        ));
-    }
-    if !thumbnail && video.archive_state == Some(ArchiveState::Stored) {
-        let key = crate::storage::objects::object_key(video.id.as_str());
-        if let Some(size) = state.objects.size(&key).await? {
-            return stored_content(&state, &video, &key, size, &method, &request_headers).await;
+    let (video, content) = videos::content(&state, &reach, &parse_id(&id)?, variant).await?;
+    match content {
+        Content::Stored { key, size } => {
+            stored_content(&state, &video, &key, size, &method, &request_headers).await
+        }
+        Content::Bytes {
+            bytes,
+            content_type,
+            extension,
+        } => {
+            let disposition = format!("inline; filename=\"{}.{extension}\"", video.id);
+            let mut response = (StatusCode::OK, Body::from(bytes)).into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            if let Ok(value) = HeaderValue::from_str(&disposition) {
+                headers.insert(header::CONTENT_DISPOSITION, value);
+            }
+            Ok(response)
+        }
+        Content::Redirect(url) => {
+            let location =
+                HeaderValue::from_str(&url).map_err(|_| Error::NotFound("video content"))?;
+            Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
         }
     }
-    let output = video.output_url.as_deref().unwrap_or_default();
-    if output == sandbox::OUTPUT_URL {
-        let (bytes, content_type, extension) = if thumbnail {
-            (sandbox::LAST_FRAME, "image/jpeg", "jpg")
-        } else {
-            (sandbox::VIDEO, "video/mp4", "mp4")
-        };
-        let disposition = format!("inline; filename=\"{}.{extension}\"", video.id);
-        let mut response = (StatusCode::OK, Body::from(bytes)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        if let Ok(value) = HeaderValue::from_str(&disposition) {
-            headers.insert(header::CONTENT_DISPOSITION, value);
-        }
-        return Ok(response);
-    }
-    if thumbnail {
-        return Err(Error::NotFound(
-            "thumbnail (this video's provider returns no last frame)",
-        ));
-    }
-    let location = HeaderValue::from_str(output).map_err(|_| Error::NotFound("video content"))?;
-    Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
 }
 
 /// A single byte range of a `Range` header, resolved against the file size: `Some(Ok(..))`
@@ -443,12 +415,7 @@ async fn stored_content(
     let body = if *method == axum::http::Method::HEAD || length == 0 {
         Body::empty()
     } else {
-        let stream = state
-            .objects
-            .read(key, start, end + 1)
-            .await
-            .map_err(Error::Internal)?;
-        Body::from_stream(stream)
+        Body::from_stream(videos::read_stored(state, key, start, end + 1).await?)
     };
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();

@@ -23,7 +23,7 @@
 //!   offered, and no field the documents do not name is ever sent.
 //! - No cost is reported in any answer; the price is the catalog's.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use reqwest::{Method, StatusCode};

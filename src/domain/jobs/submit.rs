@@ -2,10 +2,30 @@
 //! provider's submit rate, then the submit itself. A failure another provider might not have
 //! moves the job to the next candidate on the same hold; a lost answer is sent again only
 //! where the provider de-duplicates, else once more at most.
+//!
+//! **Intents.** Each submit is written as an attempt (outcome `sent`, with the client reference
+//! the provider sees, if the adapter sends one) *before* the call, and its answer is recorded
+//! on that row after it, guarded on the row still being `sent`. So a step that dies between
+//! the call and the commit (a crash, a SIGKILL) or outlives its lease leaves a trace, and the
+//! next step that takes the job finds the open intent and closes it as a lost answer:
+//! - where the provider de-duplicates on the reference (Apiframe's `Idempotency-Key: <video
+//!   id>`), it sends the submit again at once as it was, and the upstream answers with the
+//!   job the cut-off submit made: one upstream job;
+//! - elsewhere, it is a lost answer like any other: the job is sent once more at most,
+//!   elsewhere when a candidate remains, and the cut-off submit is listed among the possible
+//!   orphans for the operator. A lost answer still costs at most two upstream jobs.
+//!
+//! A late answer to a submit whose intent another step has closed (or whose job is no longer
+//! this step's) is not stored: the job is the other step's. The upstream job it names is
+//! canceled there, unless the provider de-duplicates (then the job's own submit names the same
+//! upstream job, and canceling it would cancel the job's). The trade-off: one more write per
+//! submit, and a provider without a client reference or a lookup by it cannot tell us whether
+//! the cut-off submit made a job, so that case may cost one more upstream job (listed, never
+//! charged to the tenant twice: the hold is the job's).
 
 use std::sync::Arc;
 
-use super::lifecycle::{end, retry_later};
+use super::lifecycle::{cancel_upstream, end, retry_later};
 use super::schedule::{first_poll_delay, first_safety_poll, observed_duration, safety_interval};
 use super::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
 use crate::domain::ids::ProviderId;
@@ -16,12 +36,16 @@ use crate::providers::{Provider, ProviderError, SubmitRequest};
 use crate::storage::now_ms;
 use crate::storage::{attempts::Attempt, leases::Due};
 
+/// The attempt outcome of a submit the provider accepted.
+const ACCEPTED_OUTCOME: &str = "accepted";
+
 /// Submits a job to its provider. A failure that another provider might not have — the
 /// provider is misconfigured or out of credit (401/403/402), rate limiting, failing or
 /// unreachable — moves the job to the next candidate of its routing decision, as long as
 /// candidates remain and the request allowed fallback; an upstream 400 does not (the request
-/// itself is at fault). Every attempt is recorded for the operator. The hold is the job's,
-/// whatever provider takes it, so the tenant is charged once, at most the reserved price.
+/// itself is at fault). Every attempt is recorded for the operator, its intent before the call.
+/// The hold is the job's, whatever provider takes it, so the tenant is charged once, at most
+/// the reserved price.
 pub(super) async fn submit(
     state: &Services,
     mut job: Video,
@@ -36,7 +60,15 @@ pub(super) async fn submit(
         .map(|b| b.trim_end_matches('/'));
     // Submits sent in this step, counted toward the job's upstream requests.
     let mut submits = 0;
+    // A submit an earlier step sent without recording its answer is a lost answer.
+    let mut cut_off = recover_intents(state, &job, provider.as_ref()).await?;
     loop {
+        if let Some(error) = cut_off.take() {
+            match after_failure(state, &mut job, &mut provider, error, false, submits).await? {
+                Then::Done => return Ok(None),
+                Then::SubmitNow => continue,
+            }
+        }
         if !take_slot(state, &mut job, &mut provider).await?
             || !within_rate(state, &mut job, provider.as_ref()).await?
         {
@@ -69,20 +101,35 @@ pub(super) async fn submit(
             callback_url,
         };
         let started = now_ms();
-        state.metrics.job_request(provider.id(), "submit");
-        submits += 1;
-        let outcome = provider.submit(request).await;
         let attempt = Attempt {
             video: &job.id,
             provider: provider.id(),
             operation: "submit",
             started_at: started,
-            duration_ms: now_ms() - started,
+            duration_ms: 0,
         };
+        let client_ref = provider.client_reference(&job.id);
+        let intent = state
+            .db
+            .record_intent(&attempt, client_ref.as_deref())
+            .await?;
+        state.metrics.job_request(provider.id(), "submit");
+        submits += 1;
+        let outcome = provider.submit(request).await;
+        let duration_ms = now_ms() - started;
         let error = match outcome {
             Ok(submission) => {
                 state.providers.circuits.record_success(provider.id());
-                state.db.record_attempt(&attempt, "accepted", None).await?;
+                let ours = state
+                    .db
+                    .settle_intent(
+                        intent,
+                        ACCEPTED_OUTCOME,
+                        None,
+                        duration_ms,
+                        Some(&submission.upstream_id),
+                    )
+                    .await?;
                 let next = if calls_back {
                     let expected = match submission.estimated {
                         Some(estimate) => Some(estimate),
@@ -95,164 +142,290 @@ pub(super) async fn submit(
                     let wait = first_poll_delay(provider.as_ref(), submission.estimated);
                     (now_ms() + wait.as_millis() as i64, PollCause::Scheduled)
                 };
-                let submitted = state
-                    .db
-                    .mark_submitted(
-                        &job.id,
-                        owner,
-                        provider.id(),
-                        &submission.upstream_id,
-                        Due {
-                            requests: submits,
-                            ..Due::at(next.0, next.1)
-                        },
-                        submission.cost.as_ref(),
-                    )
-                    .await?;
+                let submitted = if ours {
+                    state
+                        .db
+                        .mark_submitted(
+                            &job.id,
+                            owner,
+                            provider.id(),
+                            &submission.upstream_id,
+                            Due {
+                                requests: submits,
+                                ..Due::at(next.0, next.1)
+                            },
+                            submission.cost.as_ref(),
+                        )
+                        .await?
+                } else {
+                    None
+                };
+                if submitted.is_none() {
+                    abandon(state, &job, provider.as_ref(), &submission.upstream_id).await?;
+                }
                 return Ok(submitted);
             }
             Err(error) => error,
         };
-        // A submit whose answer was lost may have made a job upstream. Sent again as it is
-        // only where the provider de-duplicates it; elsewhere it is sent once more at most.
-        let error = match error {
-            ProviderError::OutcomeUnknown(message) if provider.idempotent_submits() => {
-                ProviderError::Transient {
-                    message,
-                    retry_after: None,
-                }
-            }
-            other => other,
-        };
-        let outcome = match &error {
-            ProviderError::Rejected(_) => "rejected",
-            ProviderError::Unsupported(_) => UNSUPPORTED_OUTCOME,
-            ProviderError::Unavailable(_) => "unavailable",
-            ProviderError::Transient { .. } => "transient",
-            ProviderError::OutcomeUnknown(_) => UNKNOWN_OUTCOME,
-        };
-        state
+        let error = same_again_if_deduplicated(error, provider.as_ref());
+        if !state
             .db
-            .record_attempt(&attempt, outcome, Some(&error.to_string()))
-            .await?;
-        if !matches!(
+            .settle_intent(
+                intent,
+                outcome_of(&error),
+                Some(&error.to_string()),
+                duration_ms,
+                None,
+            )
+            .await?
+        {
+            return Ok(None); // Another step took the job and counted this submit as lost.
+        }
+        match after_failure(state, &mut job, &mut provider, error, true, submits).await? {
+            Then::Done => return Ok(None),
+            Then::SubmitNow => continue,
+        }
+    }
+}
+
+/// A submit whose answer was lost may have made a job upstream. Sent again as it is only
+/// where the provider de-duplicates it; elsewhere it is sent once more at most.
+fn same_again_if_deduplicated(error: ProviderError, provider: &dyn Provider) -> ProviderError {
+    match error {
+        ProviderError::OutcomeUnknown(message) if provider.idempotent_submits() => {
+            ProviderError::Transient {
+                message,
+                retry_after: None,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The attempt outcome recorded for a failed submit.
+fn outcome_of(error: &ProviderError) -> &'static str {
+    match error {
+        ProviderError::Rejected(_) => "rejected",
+        ProviderError::Unsupported(_) => UNSUPPORTED_OUTCOME,
+        ProviderError::Unavailable(_) => "unavailable",
+        ProviderError::Transient { .. } => "transient",
+        ProviderError::OutcomeUnknown(_) => UNKNOWN_OUTCOME,
+    }
+}
+
+/// Closes the job's submits that an earlier step wrote but never recorded an answer for (it
+/// crashed, or outlived its lease): each is a lost answer. Returns the error the submit step
+/// goes on from, or `None` when the submit is simply sent again: where the provider
+/// de-duplicates on the reference the cut-off submit carried, it answers with the same job.
+async fn recover_intents(
+    state: &Services,
+    job: &Video,
+    provider: &dyn Provider,
+) -> anyhow::Result<Option<ProviderError>> {
+    let open = state.db.open_intents(&job.id).await?;
+    let mut lost = 0;
+    let mut same_again = true;
+    for intent in &open {
+        let message = "no answer was recorded for this submit: the step that sent it stopped \
+                       (a crash, or its lease ran out) while it was in flight";
+        if state
+            .db
+            .close_intent(intent.seq, UNKNOWN_OUTCOME, message)
+            .await?
+        {
+            lost += 1;
+            same_again &= provider.idempotent_submits()
+                && intent.provider == provider.id().as_str()
+                && intent.client_ref.is_some()
+                && intent.client_ref == provider.client_reference(&job.id);
+        }
+    }
+    if lost == 0 {
+        return Ok(None);
+    }
+    tracing::warn!(
+        video = %job.id,
+        provider = provider.id().as_str(),
+        same_again,
+        "a submit was cut off before its answer was recorded: it counts as a lost answer"
+    );
+    if same_again {
+        return Ok(None);
+    }
+    Ok(Some(ProviderError::OutcomeUnknown(
+        "a submit was cut off before its answer was recorded".into(),
+    )))
+}
+
+/// A submit answered after its job stopped being this step's (another step took it, or it
+/// ended): the upstream job it made is not the job's. It is canceled upstream, unless the job
+/// as stored names it or the provider de-duplicates submits (the job's own submit then names
+/// the same upstream job).
+async fn abandon(
+    state: &Services,
+    job: &Video,
+    provider: &dyn Provider,
+    upstream_id: &str,
+) -> anyhow::Result<()> {
+    if provider.idempotent_submits() {
+        return Ok(());
+    }
+    let stored = state.db.get_video_any(&job.id).await?;
+    if stored.as_ref().and_then(|v| v.upstream_id.as_deref()) == Some(upstream_id) {
+        return Ok(());
+    }
+    tracing::warn!(
+        video = %job.id,
+        provider = provider.id().as_str(),
+        upstream_id,
+        "a submit answered after its job was taken elsewhere; canceling the upstream job it made"
+    );
+    let mut orphan = job.clone();
+    orphan.provider = Some(provider.id());
+    orphan.upstream_id = Some(upstream_id.to_string());
+    cancel_upstream(state, &orphan);
+    Ok(())
+}
+
+/// What a submit step does after a failed submit.
+enum Then {
+    /// The step is over: the job retries later, ended, or is no longer this step's.
+    Done,
+    /// Submit now, to the provider the job was switched to.
+    SubmitNow,
+}
+
+/// Goes on after a failed submit (`sent`: this step sent it; else it is a cut-off submit
+/// found by [`recover_intents`]): the next candidate, a retry later, or the job's end.
+async fn after_failure(
+    state: &Services,
+    job: &mut Video,
+    provider: &mut Arc<dyn Provider>,
+    error: ProviderError,
+    sent: bool,
+    submits: i64,
+) -> anyhow::Result<Then> {
+    let owner = state.instance_id.as_ref();
+    // A cut-off submit says nothing of the provider's health.
+    if sent
+        && !matches!(
             error,
             ProviderError::Rejected(_) | ProviderError::Unsupported(_)
-        ) {
-            state.providers.circuits.record_failure(provider.id());
+        )
+    {
+        state.providers.circuits.record_failure(provider.id());
+    }
+    if let ProviderError::Unsupported(reason) = &error {
+        // The declared capabilities were wrong for this shape: say so, and keep the
+        // provider out of it for a while.
+        tracing::warn!(
+            video = %job.id,
+            provider = provider.id().as_str(),
+            model = job.request.model.id(),
+            %reason,
+            "the provider refused a request its capabilities admit; trying the next candidate"
+        );
+        state
+            .providers
+            .refusals
+            .learn(provider.id(), &job.request, reason);
+    }
+    if let ProviderError::Unavailable(message) = &error {
+        tracing::error!(provider = provider.id().as_str(), %message, "provider is misconfigured or out of credit");
+    }
+    let mut lost_answers = 0;
+    if let ProviderError::OutcomeUnknown(message) = &error {
+        lost_answers = state
+            .db
+            .attempts_for_video(&job.id)
+            .await?
+            .iter()
+            .filter(|a| a.operation == "submit" && a.outcome == UNKNOWN_OUTCOME)
+            .count();
+        tracing::warn!(
+            video = %job.id,
+            provider = provider.id().as_str(),
+            %message,
+            "a submit's answer was lost: the job may exist upstream unseen (listed in the cost-mismatch report)"
+        );
+    }
+    let next = match &error {
+        ProviderError::Rejected(_) => None,
+        // One more submit at most after a lost answer, elsewhere when possible.
+        ProviderError::OutcomeUnknown(_) if lost_answers > 1 => None,
+        _ if !job.request.routing.fallback => None,
+        _ => next_candidate(state, job),
+    };
+    if job.slot_provider.take().is_some() {
+        state.db.release_slot(&job.id).await?;
+        state.wake_workers();
+    }
+    if let Some(next) = next {
+        tracing::info!(video = %job.id, from = provider.id().as_str(), to = next.id().as_str(), %error, "failing over to the next provider");
+        if !state
+            .db
+            .switch_provider(&job.id, owner, next.id(), &job.fallbacks)
+            .await?
+        {
+            return Ok(Then::Done); // No longer ours (canceled, or the lease was lost).
         }
-        if let ProviderError::Unsupported(reason) = &error {
-            // The declared capabilities were wrong for this shape: say so, and keep the
-            // provider out of it for a while.
-            tracing::warn!(
-                video = %job.id,
-                provider = provider.id().as_str(),
-                model = job.request.model.id(),
-                %reason,
-                "the provider refused a request its capabilities admit; trying the next candidate"
-            );
-            state
-                .providers
-                .refusals
-                .learn(provider.id(), &job.request, reason);
-        }
-        if let ProviderError::Unavailable(message) = &error {
-            tracing::error!(provider = provider.id().as_str(), %message, "provider is misconfigured or out of credit");
-        }
-        let mut lost_answers = 0;
-        if let ProviderError::OutcomeUnknown(message) = &error {
-            lost_answers = state
+        *provider = next;
+        return Ok(Then::SubmitNow);
+    }
+    let ended = match error {
+        ProviderError::Unsupported(_) => {
+            // Every candidate tried refused: one error with each provider's reason.
+            let reasons: Vec<String> = state
                 .db
                 .attempts_for_video(&job.id)
                 .await?
-                .iter()
-                .filter(|a| a.operation == "submit" && a.outcome == UNKNOWN_OUTCOME)
-                .count();
-            tracing::warn!(
-                video = %job.id,
-                provider = provider.id().as_str(),
-                %message,
-                "a submit's answer was lost: the job may exist upstream unseen (listed in the cost-mismatch report)"
-            );
+                .into_iter()
+                .filter(|a| a.operation == "submit" && a.outcome == UNSUPPORTED_OUTCOME)
+                .filter_map(|a| a.error)
+                .collect();
+            let error = JobError {
+                code: "upstream_unsupported".into(),
+                message: format!(
+                    "no provider would take this request: {}",
+                    reasons.join("; ")
+                ),
+            };
+            end(state, job, owner, VideoStatus::Failed, error).await
         }
-        let next = match &error {
-            ProviderError::Rejected(_) => None,
-            // One more submit at most after a lost answer, elsewhere when possible.
-            ProviderError::OutcomeUnknown(_) if lost_answers > 1 => None,
-            _ if !job.request.routing.fallback => None,
-            _ => next_candidate(state, &mut job),
-        };
-        if job.slot_provider.take().is_some() {
-            state.db.release_slot(&job.id).await?;
-            state.wake_workers();
-        }
-        if let Some(next) = next {
-            tracing::info!(video = %job.id, from = provider.id().as_str(), to = next.id().as_str(), %error, "failing over to the next provider");
-            if !state
-                .db
-                .switch_provider(&job.id, owner, next.id(), &job.fallbacks)
-                .await?
-            {
-                return Ok(None); // No longer ours (canceled, or the lease was lost).
-            }
-            provider = next;
-            continue;
-        }
-        let ended = match error {
-            ProviderError::Unsupported(_) => {
-                // Every candidate tried refused: one error with each provider's reason.
-                let reasons: Vec<String> = state
-                    .db
-                    .attempts_for_video(&job.id)
-                    .await?
-                    .into_iter()
-                    .filter(|a| a.operation == "submit" && a.outcome == UNSUPPORTED_OUTCOME)
-                    .filter_map(|a| a.error)
-                    .collect();
-                let error = JobError {
-                    code: "upstream_unsupported".into(),
-                    message: format!(
-                        "no provider would take this request: {}",
-                        reasons.join("; ")
-                    ),
-                };
-                end(state, &job, owner, VideoStatus::Failed, error).await
-            }
-            ProviderError::Rejected(message) => {
-                let error = JobError {
-                    code: "upstream_rejected".into(),
-                    message,
-                };
-                end(state, &job, owner, VideoStatus::Failed, error).await
-            }
-            ProviderError::Unavailable(_) => {
-                let error = JobError {
-                    code: "upstream_unavailable".into(),
-                    message: "no upstream could take this job".into(),
-                };
-                end(state, &job, owner, VideoStatus::Failed, error).await
-            }
-            ProviderError::Transient {
+        ProviderError::Rejected(message) => {
+            let error = JobError {
+                code: "upstream_rejected".into(),
                 message,
-                retry_after,
-            } => retry_later(state, &job, owner, &message, retry_after, submits).await,
-            // No other candidate: the one more submit goes to the same provider, later.
-            ProviderError::OutcomeUnknown(message) if lost_answers <= 1 => {
-                retry_later(state, &job, owner, &message, None, submits).await
-            }
-            ProviderError::OutcomeUnknown(message) => {
-                let error = JobError {
-                    code: "upstream_outcome_unknown".into(),
-                    message: format!(
-                        "the upstream's answers to this job's submits were lost ({message}); \
+            };
+            end(state, job, owner, VideoStatus::Failed, error).await
+        }
+        ProviderError::Unavailable(_) => {
+            let error = JobError {
+                code: "upstream_unavailable".into(),
+                message: "no upstream could take this job".into(),
+            };
+            end(state, job, owner, VideoStatus::Failed, error).await
+        }
+        ProviderError::Transient {
+            message,
+            retry_after,
+        } => retry_later(state, job, owner, &message, retry_after, submits).await,
+        // No other candidate: the one more submit goes to the same provider, later.
+        ProviderError::OutcomeUnknown(message) if lost_answers <= 1 => {
+            retry_later(state, job, owner, &message, None, submits).await
+        }
+        ProviderError::OutcomeUnknown(message) => {
+            let error = JobError {
+                code: "upstream_outcome_unknown".into(),
+                message: format!(
+                    "the upstream's answers to this job's submits were lost ({message}); \
                          it was not sent again, and its credits were released"
-                    ),
-                };
-                end(state, &job, owner, VideoStatus::Failed, error).await
-            }
-        };
-        return ended.map(|()| None);
-    }
+                ),
+            };
+            end(state, job, owner, VideoStatus::Failed, error).await
+        }
+    };
+    ended.map(|()| Then::Done)
 }
 
 /// Gives free slots to claimed queued jobs in the claim's fair order, before their submits run

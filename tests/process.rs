@@ -11,6 +11,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{wait_terminal, TestDatabase, ADMIN_TOKEN};
+use fake_upstream::Fault;
 use reqwest::{Client, StatusCode};
 use seedance_gateway::config::{DatabaseConfig, Secret};
 use seedance_gateway::storage::Db;
@@ -1466,4 +1467,289 @@ async fn a_create_killed_between_its_commit_and_its_answer_is_answered_by_its_jo
     .expect("balance");
     assert_eq!(balance.held.get(), 200, "one hold");
     drop(black_hole);
+}
+
+/// The gateway's environment for one provider at the fake upstream, the sandbox off: calls
+/// time out after 6 s, leases last 16 s (the least the configuration allows).
+fn at_the_fake(fake: &fake_upstream::FakeUpstream, provider: &str) -> Vec<(String, String)> {
+    let var = |key: &str| {
+        format!(
+            "SEEDANCE_GW_PROVIDERS__{}__{key}",
+            provider.replace('-', "_").to_uppercase()
+        )
+    };
+    vec![
+        (
+            "SEEDANCE_GW_PROVIDERS__SANDBOX__ENABLED".into(),
+            "false".into(),
+        ),
+        (var("ENABLED"), "true".into()),
+        (var("BASE_URL"), fake.base_url(provider)),
+        (var("API_KEY"), fake_upstream::FAKE_KEY.into()),
+        (var("POLL_INTERVAL_MS"), "100".into()),
+        (var("TIMEOUT_SECS"), "6".into()),
+        ("SEEDANCE_GW_WORKERS__LEASE_SECS".into(), "16".into()),
+        (
+            "SEEDANCE_GW_PRICING__APIFRAME_USD_PER_CREDIT".into(),
+            "\"0.01\"".into(),
+        ),
+    ]
+}
+
+/// A tenant with live credits and a live key (live jobs go to the configured upstreams).
+async fn live_tenant(client: &Client, base: &str) -> (String, String) {
+    let admin = |path: String, body: Value| {
+        client
+            .post(format!("{base}{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(&body)
+            .send()
+    };
+    let tenant: Value = admin("/admin/v1/tenants".into(), json!({"name": "acme"}))
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let tenant = tenant["id"].as_str().expect("id").to_string();
+    let grant = admin(
+        format!("/admin/v1/tenants/{tenant}/grants"),
+        json!({"amount": 10_000, "reason": "test", "mode": "live"}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(grant.status(), StatusCode::CREATED);
+    let key: Value = admin(
+        format!("/admin/v1/tenants/{tenant}/keys"),
+        json!({"mode": "live"}),
+    )
+    .await
+    .expect("send")
+    .json()
+    .await
+    .expect("json");
+    (tenant, key["secret"].as_str().expect("secret").to_string())
+}
+
+/// Waits until the fake has received `count` submits for `provider`.
+async fn wait_for_submits(fake: &fake_upstream::FakeUpstream, provider: &str, count: usize) {
+    let seen = common::eventually(Duration::from_secs(10), || async {
+        fake.calls(provider)
+            .iter()
+            .filter(|c| c.op == "submit")
+            .count()
+            >= count
+    })
+    .await;
+    assert!(seen, "{provider} never received submit {count}");
+}
+
+/// The video was charged once: one capture, nothing held, the audit clean.
+async fn assert_charged_once(database: &Db, tenant: &str, video: &Value) {
+    let id = video["id"].as_str().expect("id");
+    let charged = video["cost"]["charged"].as_i64().expect("charged");
+    assert!(charged > 0, "{video}");
+    let entries = database
+        .entries_for_video(&seedance_gateway::domain::ids::VideoId::parse(id).expect("id"))
+        .await
+        .expect("entries");
+    let captures = entries
+        .iter()
+        .filter(|(kind, account, _)| kind == "capture" && account.ends_with(":holds"))
+        .count();
+    assert_eq!(captures, 1, "one capture: {entries:?}");
+    let balance = seedance_gateway::domain::billing::ledger::balance(
+        database,
+        &seedance_gateway::domain::ids::TenantId::parse(tenant).expect("tenant id"),
+        seedance_gateway::domain::billing::Mode::Live,
+    )
+    .await
+    .expect("balance");
+    assert_eq!(
+        (balance.available.get(), balance.held.get()),
+        (10_000 - charged, 0)
+    );
+    let audit = database.audit_ledger().await.expect("audit");
+    assert!(audit.ok, "{audit:?}");
+}
+
+/// A submit hanging at Apiframe when the gateway is SIGKILLed left its intent (written before
+/// the call, with the `Idempotency-Key` Apiframe saw). After the restart the worker finds it,
+/// counts it as a lost answer and sends the submit again with the same key, so Apiframe
+/// answers with the job the first submit made: one upstream job, charged once.
+///
+/// Without the intent (the attempt written only after the answer) the cut-off submit leaves
+/// no trace: the attempts read `["accepted"]` and the assertion on them fails.
+#[tokio::test]
+async fn a_submit_cut_off_by_a_sigkill_is_sent_again_under_its_key_and_makes_one_upstream_job() {
+    let fake = fake_upstream::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(500));
+    fake.inject("apiframe", "submit", Fault::Hang { millis: 4_000 });
+    let db = TestDatabase::create().await;
+    let mut env = at_the_fake(&fake, "apiframe");
+    // The key of a create cut off mid-flight is free again after the request timeout.
+    env.push((
+        "SEEDANCE_GW_SERVER__REQUEST_TIMEOUT_SECS".into(),
+        "3".into(),
+    ));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut first = Server::start(&db, &env).await;
+    let client = Client::new();
+    let (tenant, key) = live_tenant(&client, &first.base).await;
+    let body = json!({"model": "seedance-2.0-fast", "prompt": "a crash", "seconds": 4});
+    let create = |base: String| {
+        client
+            .post(format!("{base}/v1/videos"))
+            .bearer_auth(&key)
+            .header("Idempotency-Key", "cut-off-1")
+            .json(&body)
+            .send()
+    };
+    let pending = tokio::spawn(create(first.base.clone()));
+    wait_for_submits(&fake, "apiframe", 1).await;
+    first.child.kill().expect("SIGKILL");
+    first.child.wait().expect("reaped");
+    assert!(pending.await.expect("joined").is_err(), "no answer came");
+
+    let second = Server::start(&db, &env).await;
+    let video: Value = create(second.base.clone())
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let id = video["id"].as_str().expect("id").to_string();
+    let video = wait_terminal(&client, &second.base, &key, &id, Duration::from_secs(60)).await;
+    assert_eq!(video["status"], "completed", "{video}");
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db.url.clone()),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("db");
+    assert_charged_once(&database, &tenant, &video).await;
+    assert_eq!(fake.jobs_made("apiframe"), 1, "one upstream job");
+    let outcomes: Vec<String> = database
+        .attempts_for_video(&seedance_gateway::domain::ids::VideoId::parse(&id).expect("id"))
+        .await
+        .expect("attempts")
+        .into_iter()
+        .filter(|a| a.operation == "submit")
+        .map(|a| a.outcome)
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["unknown", "accepted"],
+        "the cut-off submit was found through its intent"
+    );
+}
+
+/// A submit still in flight when its lease ran out (the replica stalled, or another replica's
+/// clock runs ahead): a second worker takes the job, finds the open intent and counts it as a
+/// lost answer; the job is sent once more and completes, charged once. When the first submit's
+/// answer finally arrives it is not stored, and the upstream job it made is canceled, so at
+/// most one upstream job is left to bill.
+///
+/// Without the intent the second worker submits as if nothing were in flight and the late
+/// answer is dropped without a cancel: the wait for the cancel fails.
+#[tokio::test]
+async fn a_submit_that_outlives_its_lease_leaves_one_upstream_job() {
+    let fake = fake_upstream::FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(500));
+    fake.inject("seedance-it", "submit", Fault::Hang { millis: 4_000 });
+    let db = TestDatabase::create().await;
+    let env = at_the_fake(&fake, "seedance-it");
+    let env_ref: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let first = Server::start(&db, &env_ref).await;
+    let client = Client::new();
+    let (tenant, key) = live_tenant(&client, &first.base).await;
+    let pending = tokio::spawn(
+        client
+            .post(format!("{}/v1/videos", first.base))
+            .bearer_auth(&key)
+            .json(&json!({"model": "seedance-2.0-fast", "prompt": "a stall", "seconds": 4}))
+            .send(),
+    );
+    wait_for_submits(&fake, "seedance-it", 1).await;
+
+    // A second replica whose clock is past the first one's lease takes the job.
+    let mut config = common::test_config(&db);
+    config.providers.sandbox.enabled = false;
+    config.providers.seedance_it.enabled = true;
+    config.providers.seedance_it.base_url = Some(fake.base_url("seedance-it"));
+    config.providers.seedance_it.api_key = Some(Secret::new(fake_upstream::FAKE_KEY));
+    config.providers.seedance_it.timeout_secs = Some(6);
+    config.workers.lease_secs = 16;
+    let replica = seedance_gateway::App::build(config).await.expect("replica");
+    let services = replica.state();
+    let ahead = seedance_gateway::clock::now_ms() + 17_000;
+    let mut claimed = services
+        .db
+        .claim_due_jobs(&services.instance_id, ahead, ahead + 16_000, 10)
+        .await
+        .expect("claim");
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the lease had run out for the second replica"
+    );
+    let job = claimed.remove(0);
+    let id = job.id.clone();
+    seedance_gateway::domain::jobs::advance(services, job)
+        .await
+        .expect("the second worker's step");
+
+    let answered = pending.await.expect("joined").expect("the create answered");
+    assert_eq!(answered.status(), StatusCode::OK);
+    let video = wait_terminal(
+        &client,
+        &first.base,
+        &key,
+        id.as_str(),
+        Duration::from_secs(60),
+    )
+    .await;
+    assert_eq!(video["status"], "completed", "{video}");
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db.url.clone()),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("db");
+    assert_charged_once(&database, &tenant, &video).await;
+    let stored = database
+        .get_video_any(&id)
+        .await
+        .expect("read")
+        .expect("stored");
+    let kept = stored.upstream_id.expect("submitted");
+    assert_eq!(
+        fake.jobs_made("seedance-it"),
+        2,
+        "the job was sent once more"
+    );
+    let canceled = common::eventually(Duration::from_secs(10), || async {
+        fake.calls("seedance-it")
+            .iter()
+            .any(|c| c.op == "cancel" && !c.path.contains(&kept))
+    })
+    .await;
+    assert!(
+        canceled,
+        "the late submit's upstream job was canceled: {:?}",
+        fake.calls("seedance-it")
+    );
+    assert!(
+        !fake
+            .calls("seedance-it")
+            .iter()
+            .any(|c| c.op == "cancel" && c.path.contains(&kept)),
+        "the job's own upstream job runs on"
+    );
 }

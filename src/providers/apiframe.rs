@@ -329,6 +329,10 @@ impl Provider for Apiframe {
         true
     }
 
+    fn client_reference(&self, video: &crate::domain::ids::VideoId) -> Option<String> {
+        Some(video.as_str().to_string())
+    }
+
     fn capabilities(&self) -> &Capabilities {
         &self.capabilities
     }

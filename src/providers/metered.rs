@@ -61,6 +61,10 @@ impl Provider for Metered {
         self.inner.idempotent_submits()
     }
 
+    fn client_reference(&self, video: &crate::domain::ids::VideoId) -> Option<String> {
+        self.inner.client_reference(video)
+    }
+
     fn capabilities(&self) -> &capabilities::Capabilities {
         &self.capabilities
     }

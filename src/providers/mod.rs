@@ -152,6 +152,11 @@ pub trait Provider: Send + Sync {
     fn idempotent_submits(&self) -> bool {
         false
     }
+    /// The reference a submit of this job carries that the provider keeps (an idempotency key),
+    /// if the adapter sends one: written with the submit's intent before the call.
+    fn client_reference(&self, _video: &VideoId) -> Option<String> {
+        None
+    }
     async fn submit(&self, request: SubmitRequest<'_>) -> Result<Submission, ProviderError>;
     async fn poll(&self, upstream_id: &str) -> Result<UpstreamStatus, ProviderError>;
     async fn cancel(&self, upstream_id: &str) -> Result<CancelOutcome, ProviderError>;

@@ -1,7 +1,9 @@
-//! SQL for the record of calls made upstream for each job: writing one, a job's attempts for
-//! the operator, and the submits whose answer was lost (possible orphans upstream).
+//! SQL for the record of calls made upstream for each job: writing one, a submit's intent
+//! (written before the call and completed after it), a job's attempts for the operator, and the
+//! submits whose answer was lost (possible orphans upstream).
 
 use super::sql::{self, Get};
+use super::videos::RUNNING;
 use super::Db;
 use crate::domain::admin::AttemptRow;
 use crate::domain::ids::{ProviderId, VideoId};
@@ -13,6 +15,18 @@ pub struct Attempt<'a> {
     pub operation: &'a str,
     pub started_at: i64,
     pub duration_ms: i64,
+}
+
+/// The outcome of a submit's intent until its answer is recorded.
+const SENT: &str = "sent";
+
+/// A submit written before it was sent whose answer was never recorded: the step that sent it
+/// crashed or lost its lease while the call was in flight.
+pub struct OpenIntent {
+    pub seq: i64,
+    pub provider: String,
+    /// The reference the provider saw (its idempotency key), if the adapter sends one.
+    pub client_ref: Option<String>,
 }
 
 /// A submit whose answer was lost: the upstream may hold (and bill) a job the gateway never
@@ -51,6 +65,107 @@ impl Db {
         Ok(())
     }
 
+    /// Writes a submit's intent before the call: an attempt with outcome `sent` and the client
+    /// reference the provider will see. Returns its sequence number, for [`Db::settle_intent`].
+    pub async fn record_intent(
+        &self,
+        attempt: &Attempt<'_>,
+        client_ref: Option<&str>,
+    ) -> Result<i64, sqlx::Error> {
+        let mut writer = self.write().await?;
+        sql::query(
+            "INSERT INTO job_attempts (video_id, provider, operation, outcome, client_ref, started_at, duration_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, 0) RETURNING seq",
+        )
+        .bind(attempt.video.as_str())
+        .bind(attempt.provider)
+        .bind(attempt.operation)
+        .bind(SENT)
+        .bind(client_ref)
+        .bind(attempt.started_at)
+        .fetch_one(&mut writer)
+        .await?
+        .at(0)
+    }
+
+    /// Records a submit's answer on its intent. False when the intent was no longer open: the
+    /// job was taken by another step meanwhile, which counted this submit as a lost answer; the
+    /// upstream job it made (if any) is still noted on it.
+    pub async fn settle_intent(
+        &self,
+        seq: i64,
+        outcome: &str,
+        error: Option<&str>,
+        duration_ms: i64,
+        upstream_id: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut writer = self.write().await?;
+        let settled = sql::query(
+            "UPDATE job_attempts SET outcome = $1, error = $2, duration_ms = $3, upstream_id = $4 \
+             WHERE seq = $5 AND outcome = $6",
+        )
+        .bind(outcome)
+        .bind(error)
+        .bind(duration_ms)
+        .bind(upstream_id)
+        .bind(seq)
+        .bind(SENT)
+        .execute(&mut writer)
+        .await?;
+        if settled == 1 {
+            return Ok(true);
+        }
+        sql::query(
+            "UPDATE job_attempts SET upstream_id = $1 WHERE seq = $2 AND upstream_id IS NULL",
+        )
+        .bind(upstream_id)
+        .bind(seq)
+        .execute(&mut writer)
+        .await?;
+        Ok(false)
+    }
+
+    /// A job's submits written before their call whose answer was never recorded, oldest first.
+    pub async fn open_intents(&self, id: &VideoId) -> Result<Vec<OpenIntent>, sqlx::Error> {
+        sql::query(
+            "SELECT seq, provider, client_ref FROM job_attempts \
+             WHERE video_id = $1 AND operation = 'submit' AND outcome = $2 ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .bind(SENT)
+        .fetch_all(&mut self.scan())
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(OpenIntent {
+                seq: r.at(0)?,
+                provider: r.at(1)?,
+                client_ref: r.at(2)?,
+            })
+        })
+        .collect()
+    }
+
+    /// Marks an open intent as a lost answer (`outcome`), guarded like [`Db::settle_intent`]:
+    /// false when its own step recorded the answer first.
+    pub async fn close_intent(
+        &self,
+        seq: i64,
+        outcome: &str,
+        error: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let closed = sql::query(
+            "UPDATE job_attempts SET outcome = $1, error = $2 WHERE seq = $3 AND outcome = $4",
+        )
+        .bind(outcome)
+        .bind(error)
+        .bind(seq)
+        .bind(SENT)
+        .execute(&mut self.write().await?)
+        .await?;
+        Ok(closed == 1)
+    }
+
     /// A job's recorded upstream attempts, oldest first.
     pub async fn attempts_for_video(&self, id: &VideoId) -> Result<Vec<AttemptRow>, sqlx::Error> {
         sql::query(
@@ -75,20 +190,22 @@ impl Db {
     }
 
     /// Submits whose answer was lost (the upstream may have made a job the gateway never saw,
-    /// and may bill it), oldest first: video, tenant, provider, when, and why.
+    /// and may bill it), oldest first: video, tenant, provider, when, and why. An intent still
+    /// open on a job that has ended (no step took the job again to close it) is one too.
     pub async fn possible_orphans(
         &self,
         from_ms: i64,
         to_ms: i64,
         limit: i64,
     ) -> Result<Vec<PossibleOrphan>, sqlx::Error> {
-        sql::query(
+        sql::query(format!(
             "SELECT a.video_id, v.tenant_id, a.provider, a.started_at, a.error, v.request \
              FROM job_attempts a JOIN videos v ON v.id = a.video_id \
-             WHERE a.operation = 'submit' AND a.outcome = 'unknown' \
+             WHERE a.operation = 'submit' \
+               AND (a.outcome = 'unknown' OR (a.outcome = '{SENT}' AND NOT v.{RUNNING})) \
                AND a.started_at >= $1 AND a.started_at < $2 \
-             ORDER BY a.seq LIMIT $3",
-        )
+             ORDER BY a.seq LIMIT $3"
+        ))
         .bind(from_ms)
         .bind(to_ms)
         .bind(limit)

@@ -2,8 +2,9 @@
 //! canceled` (or times out), one step at a time, with its hold settled exactly once.
 //!
 //! - [`advance`] takes a leased job one step: a submit (`submit`: slots, rates, fallback,
-//!   lost answers) or a poll, whose answer is settled by `lifecycle` (capture or void in the
-//!   same transaction as the final state).
+//!   lost answers; `intents`: a submit cut off by a crash or a lost lease) or a poll, whose
+//!   answer is settled by `lifecycle` (capture or void in the same transaction as the final
+//!   state).
 //! - `schedule` decides when a running job is next due: the regular poll schedule, or, for
 //!   jobs whose provider calls back, only safety polls until the webhook.
 //! - The worker (`workers::jobs`) claims due jobs and calls [`advance`]; a create calls
@@ -13,6 +14,7 @@
 //! A replica that dies loses only its leases, which expire and are claimed again, so every job
 //! reaches a final state and is charged at most once.
 
+mod intents;
 mod lifecycle;
 mod schedule;
 mod submit;

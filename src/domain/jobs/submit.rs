@@ -2,9 +2,12 @@
 //! provider's submit rate, then the submit itself. A failure another provider might not have
 //! moves the job to the next candidate on the same hold; a lost answer is sent again only
 //! where the provider de-duplicates, else once more at most.
+//!
+//! Each submit is written as an intent before it is sent (see `intents`).
 
 use std::sync::Arc;
 
+use super::intents::{abandon, recover_intents};
 use super::lifecycle::{end, retry_later};
 use super::schedule::{first_poll_delay, first_safety_poll, observed_duration, safety_interval};
 use super::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
@@ -16,12 +19,16 @@ use crate::providers::{Provider, ProviderError, SubmitRequest};
 use crate::storage::now_ms;
 use crate::storage::{attempts::Attempt, leases::Due};
 
+/// The attempt outcome of a submit the provider accepted.
+const ACCEPTED_OUTCOME: &str = "accepted";
+
 /// Submits a job to its provider. A failure that another provider might not have — the
 /// provider is misconfigured or out of credit (401/403/402), rate limiting, failing or
 /// unreachable — moves the job to the next candidate of its routing decision, as long as
 /// candidates remain and the request allowed fallback; an upstream 400 does not (the request
-/// itself is at fault). Every attempt is recorded for the operator. The hold is the job's,
-/// whatever provider takes it, so the tenant is charged once, at most the reserved price.
+/// itself is at fault). Every attempt is recorded for the operator, its intent before the call.
+/// The hold is the job's, whatever provider takes it, so the tenant is charged once, at most
+/// the reserved price.
 pub(super) async fn submit(
     state: &Services,
     mut job: Video,
@@ -36,7 +43,15 @@ pub(super) async fn submit(
         .map(|b| b.trim_end_matches('/'));
     // Submits sent in this step, counted toward the job's upstream requests.
     let mut submits = 0;
+    // A submit an earlier step sent without recording its answer is a lost answer.
+    let mut cut_off = recover_intents(state, &job, provider.as_ref()).await?;
     loop {
+        if let Some(error) = cut_off.take() {
+            match after_failure(state, &mut job, &mut provider, error, false, submits).await? {
+                Then::Done => return Ok(None),
+                Then::SubmitNow => continue,
+            }
+        }
         if !take_slot(state, &mut job, &mut provider).await?
             || !within_rate(state, &mut job, provider.as_ref()).await?
         {
@@ -69,20 +84,35 @@ pub(super) async fn submit(
             callback_url,
         };
         let started = now_ms();
-        state.metrics.job_request(provider.id(), "submit");
-        submits += 1;
-        let outcome = provider.submit(request).await;
         let attempt = Attempt {
             video: &job.id,
             provider: provider.id(),
             operation: "submit",
             started_at: started,
-            duration_ms: now_ms() - started,
+            duration_ms: 0,
         };
+        let client_ref = provider.client_reference(&job.id);
+        let intent = state
+            .db
+            .record_intent(&attempt, client_ref.as_deref())
+            .await?;
+        state.metrics.job_request(provider.id(), "submit");
+        submits += 1;
+        let outcome = provider.submit(request).await;
+        let duration_ms = now_ms() - started;
         let error = match outcome {
             Ok(submission) => {
                 state.providers.circuits.record_success(provider.id());
-                state.db.record_attempt(&attempt, "accepted", None).await?;
+                let ours = state
+                    .db
+                    .settle_intent(
+                        intent,
+                        ACCEPTED_OUTCOME,
+                        None,
+                        duration_ms,
+                        Some(&submission.upstream_id),
+                    )
+                    .await?;
                 let next = if calls_back {
                     let expected = match submission.estimated {
                         Some(estimate) => Some(estimate),
@@ -95,164 +125,216 @@ pub(super) async fn submit(
                     let wait = first_poll_delay(provider.as_ref(), submission.estimated);
                     (now_ms() + wait.as_millis() as i64, PollCause::Scheduled)
                 };
-                let submitted = state
-                    .db
-                    .mark_submitted(
-                        &job.id,
-                        owner,
-                        provider.id(),
-                        &submission.upstream_id,
-                        Due {
-                            requests: submits,
-                            ..Due::at(next.0, next.1)
-                        },
-                        submission.cost.as_ref(),
-                    )
-                    .await?;
+                let submitted = if ours {
+                    state
+                        .db
+                        .mark_submitted(
+                            &job.id,
+                            owner,
+                            provider.id(),
+                            &submission.upstream_id,
+                            Due {
+                                requests: submits,
+                                ..Due::at(next.0, next.1)
+                            },
+                            submission.cost.as_ref(),
+                        )
+                        .await?
+                } else {
+                    None
+                };
+                if submitted.is_none() {
+                    abandon(state, &job, provider.as_ref(), &submission.upstream_id).await?;
+                }
                 return Ok(submitted);
             }
             Err(error) => error,
         };
-        // A submit whose answer was lost may have made a job upstream. Sent again as it is
-        // only where the provider de-duplicates it; elsewhere it is sent once more at most.
-        let error = match error {
-            ProviderError::OutcomeUnknown(message) if provider.idempotent_submits() => {
-                ProviderError::Transient {
-                    message,
-                    retry_after: None,
-                }
-            }
-            other => other,
-        };
-        let outcome = match &error {
-            ProviderError::Rejected(_) => "rejected",
-            ProviderError::Unsupported(_) => UNSUPPORTED_OUTCOME,
-            ProviderError::Unavailable(_) => "unavailable",
-            ProviderError::Transient { .. } => "transient",
-            ProviderError::OutcomeUnknown(_) => UNKNOWN_OUTCOME,
-        };
-        state
+        let error = same_again_if_deduplicated(error, provider.as_ref());
+        if !state
             .db
-            .record_attempt(&attempt, outcome, Some(&error.to_string()))
-            .await?;
-        if !matches!(
+            .settle_intent(
+                intent,
+                outcome_of(&error),
+                Some(&error.to_string()),
+                duration_ms,
+                None,
+            )
+            .await?
+        {
+            return Ok(None); // Another step took the job and counted this submit as lost.
+        }
+        match after_failure(state, &mut job, &mut provider, error, true, submits).await? {
+            Then::Done => return Ok(None),
+            Then::SubmitNow => continue,
+        }
+    }
+}
+
+/// A submit whose answer was lost may have made a job upstream. Sent again as it is only
+/// where the provider de-duplicates it; elsewhere it is sent once more at most.
+fn same_again_if_deduplicated(error: ProviderError, provider: &dyn Provider) -> ProviderError {
+    match error {
+        ProviderError::OutcomeUnknown(message) if provider.idempotent_submits() => {
+            ProviderError::Transient {
+                message,
+                retry_after: None,
+            }
+        }
+        other => other,
+    }
+}
+
+/// The attempt outcome recorded for a failed submit.
+fn outcome_of(error: &ProviderError) -> &'static str {
+    match error {
+        ProviderError::Rejected(_) => "rejected",
+        ProviderError::Unsupported(_) => UNSUPPORTED_OUTCOME,
+        ProviderError::Unavailable(_) => "unavailable",
+        ProviderError::Transient { .. } => "transient",
+        ProviderError::OutcomeUnknown(_) => UNKNOWN_OUTCOME,
+    }
+}
+
+/// What a submit step does after a failed submit.
+enum Then {
+    /// The step is over: the job retries later, ended, or is no longer this step's.
+    Done,
+    /// Submit now, to the provider the job was switched to.
+    SubmitNow,
+}
+
+/// Goes on after a failed submit (`sent`: this step sent it; else it is a cut-off submit
+/// found by `recover_intents`): the next candidate, a retry later, or the job's end.
+async fn after_failure(
+    state: &Services,
+    job: &mut Video,
+    provider: &mut Arc<dyn Provider>,
+    error: ProviderError,
+    sent: bool,
+    submits: i64,
+) -> anyhow::Result<Then> {
+    let owner = state.instance_id.as_ref();
+    // A cut-off submit says nothing of the provider's health.
+    if sent
+        && !matches!(
             error,
             ProviderError::Rejected(_) | ProviderError::Unsupported(_)
-        ) {
-            state.providers.circuits.record_failure(provider.id());
+        )
+    {
+        state.providers.circuits.record_failure(provider.id());
+    }
+    if let ProviderError::Unsupported(reason) = &error {
+        // The declared capabilities were wrong for this shape: say so, and keep the
+        // provider out of it for a while.
+        tracing::warn!(
+            video = %job.id,
+            provider = provider.id().as_str(),
+            model = job.request.model.id(),
+            %reason,
+            "the provider refused a request its capabilities admit; trying the next candidate"
+        );
+        state
+            .providers
+            .refusals
+            .learn(provider.id(), &job.request, reason);
+    }
+    if let ProviderError::Unavailable(message) = &error {
+        tracing::error!(provider = provider.id().as_str(), %message, "provider is misconfigured or out of credit");
+    }
+    let mut lost_answers = 0;
+    if let ProviderError::OutcomeUnknown(message) = &error {
+        lost_answers = state
+            .db
+            .attempts_for_video(&job.id)
+            .await?
+            .iter()
+            .filter(|a| a.operation == "submit" && a.outcome == UNKNOWN_OUTCOME)
+            .count();
+        tracing::warn!(
+            video = %job.id,
+            provider = provider.id().as_str(),
+            %message,
+            "a submit's answer was lost: the job may exist upstream unseen (listed in the cost-mismatch report)"
+        );
+    }
+    let next = match &error {
+        ProviderError::Rejected(_) => None,
+        // One more submit at most after a lost answer, elsewhere when possible.
+        ProviderError::OutcomeUnknown(_) if lost_answers > 1 => None,
+        _ if !job.request.routing.fallback => None,
+        _ => next_candidate(state, job),
+    };
+    if job.slot_provider.take().is_some() {
+        state.db.release_slot(&job.id).await?;
+        state.wake_workers();
+    }
+    if let Some(next) = next {
+        tracing::info!(video = %job.id, from = provider.id().as_str(), to = next.id().as_str(), %error, "failing over to the next provider");
+        if !state
+            .db
+            .switch_provider(&job.id, owner, next.id(), &job.fallbacks)
+            .await?
+        {
+            return Ok(Then::Done); // No longer ours (canceled, or the lease was lost).
         }
-        if let ProviderError::Unsupported(reason) = &error {
-            // The declared capabilities were wrong for this shape: say so, and keep the
-            // provider out of it for a while.
-            tracing::warn!(
-                video = %job.id,
-                provider = provider.id().as_str(),
-                model = job.request.model.id(),
-                %reason,
-                "the provider refused a request its capabilities admit; trying the next candidate"
-            );
-            state
-                .providers
-                .refusals
-                .learn(provider.id(), &job.request, reason);
-        }
-        if let ProviderError::Unavailable(message) = &error {
-            tracing::error!(provider = provider.id().as_str(), %message, "provider is misconfigured or out of credit");
-        }
-        let mut lost_answers = 0;
-        if let ProviderError::OutcomeUnknown(message) = &error {
-            lost_answers = state
+        *provider = next;
+        return Ok(Then::SubmitNow);
+    }
+    let ended = match error {
+        ProviderError::Unsupported(_) => {
+            // Every candidate tried refused: one error with each provider's reason.
+            let reasons: Vec<String> = state
                 .db
                 .attempts_for_video(&job.id)
                 .await?
-                .iter()
-                .filter(|a| a.operation == "submit" && a.outcome == UNKNOWN_OUTCOME)
-                .count();
-            tracing::warn!(
-                video = %job.id,
-                provider = provider.id().as_str(),
-                %message,
-                "a submit's answer was lost: the job may exist upstream unseen (listed in the cost-mismatch report)"
-            );
+                .into_iter()
+                .filter(|a| a.operation == "submit" && a.outcome == UNSUPPORTED_OUTCOME)
+                .filter_map(|a| a.error)
+                .collect();
+            let error = JobError {
+                code: "upstream_unsupported".into(),
+                message: format!(
+                    "no provider would take this request: {}",
+                    reasons.join("; ")
+                ),
+            };
+            end(state, job, owner, VideoStatus::Failed, error).await
         }
-        let next = match &error {
-            ProviderError::Rejected(_) => None,
-            // One more submit at most after a lost answer, elsewhere when possible.
-            ProviderError::OutcomeUnknown(_) if lost_answers > 1 => None,
-            _ if !job.request.routing.fallback => None,
-            _ => next_candidate(state, &mut job),
-        };
-        if job.slot_provider.take().is_some() {
-            state.db.release_slot(&job.id).await?;
-            state.wake_workers();
-        }
-        if let Some(next) = next {
-            tracing::info!(video = %job.id, from = provider.id().as_str(), to = next.id().as_str(), %error, "failing over to the next provider");
-            if !state
-                .db
-                .switch_provider(&job.id, owner, next.id(), &job.fallbacks)
-                .await?
-            {
-                return Ok(None); // No longer ours (canceled, or the lease was lost).
-            }
-            provider = next;
-            continue;
-        }
-        let ended = match error {
-            ProviderError::Unsupported(_) => {
-                // Every candidate tried refused: one error with each provider's reason.
-                let reasons: Vec<String> = state
-                    .db
-                    .attempts_for_video(&job.id)
-                    .await?
-                    .into_iter()
-                    .filter(|a| a.operation == "submit" && a.outcome == UNSUPPORTED_OUTCOME)
-                    .filter_map(|a| a.error)
-                    .collect();
-                let error = JobError {
-                    code: "upstream_unsupported".into(),
-                    message: format!(
-                        "no provider would take this request: {}",
-                        reasons.join("; ")
-                    ),
-                };
-                end(state, &job, owner, VideoStatus::Failed, error).await
-            }
-            ProviderError::Rejected(message) => {
-                let error = JobError {
-                    code: "upstream_rejected".into(),
-                    message,
-                };
-                end(state, &job, owner, VideoStatus::Failed, error).await
-            }
-            ProviderError::Unavailable(_) => {
-                let error = JobError {
-                    code: "upstream_unavailable".into(),
-                    message: "no upstream could take this job".into(),
-                };
-                end(state, &job, owner, VideoStatus::Failed, error).await
-            }
-            ProviderError::Transient {
+        ProviderError::Rejected(message) => {
+            let error = JobError {
+                code: "upstream_rejected".into(),
                 message,
-                retry_after,
-            } => retry_later(state, &job, owner, &message, retry_after, submits).await,
-            // No other candidate: the one more submit goes to the same provider, later.
-            ProviderError::OutcomeUnknown(message) if lost_answers <= 1 => {
-                retry_later(state, &job, owner, &message, None, submits).await
-            }
-            ProviderError::OutcomeUnknown(message) => {
-                let error = JobError {
-                    code: "upstream_outcome_unknown".into(),
-                    message: format!(
-                        "the upstream's answers to this job's submits were lost ({message}); \
+            };
+            end(state, job, owner, VideoStatus::Failed, error).await
+        }
+        ProviderError::Unavailable(_) => {
+            let error = JobError {
+                code: "upstream_unavailable".into(),
+                message: "no upstream could take this job".into(),
+            };
+            end(state, job, owner, VideoStatus::Failed, error).await
+        }
+        ProviderError::Transient {
+            message,
+            retry_after,
+        } => retry_later(state, job, owner, &message, retry_after, submits).await,
+        // No other candidate: the one more submit goes to the same provider, later.
+        ProviderError::OutcomeUnknown(message) if lost_answers <= 1 => {
+            retry_later(state, job, owner, &message, None, submits).await
+        }
+        ProviderError::OutcomeUnknown(message) => {
+            let error = JobError {
+                code: "upstream_outcome_unknown".into(),
+                message: format!(
+                    "the upstream's answers to this job's submits were lost ({message}); \
                          it was not sent again, and its credits were released"
-                    ),
-                };
-                end(state, &job, owner, VideoStatus::Failed, error).await
-            }
-        };
-        return ended.map(|()| None);
-    }
+                ),
+            };
+            end(state, job, owner, VideoStatus::Failed, error).await
+        }
+    };
+    ended.map(|()| Then::Done)
 }
 
 /// Gives free slots to claimed queued jobs in the claim's fair order, before their submits run

@@ -292,3 +292,23 @@ fn a_stale_webhook_is_rejected_as_a_replay() {
         Ok(())
     );
 }
+
+#[test]
+fn a_webhook_from_the_future_is_rejected_beyond_the_tolerance() {
+    let now = now_unix();
+    let ahead = now + WEBHOOK_TOLERANCE_SECS as i64 + 1;
+    assert_eq!(
+        verify_signature(SECRET.as_bytes(), &signed(SECRET, ahead, BODY), BODY, now),
+        Err(WebhookError::BadSignature)
+    );
+    // The same delivery is fine once the gateway's clock has caught up with it.
+    assert_eq!(
+        verify_signature(
+            SECRET.as_bytes(),
+            &signed(SECRET, ahead, BODY),
+            BODY,
+            ahead - 10
+        ),
+        Ok(())
+    );
+}

@@ -212,6 +212,18 @@ fn body_for(method: &str, template: &str) -> Option<Value> {
     }
 }
 
+/// A new key of the tenant, as the operator creates it (`body`: mode, scopes); its secret.
+async fn new_key(app: &TestApp, tenant: &str, body: Value) -> String {
+    app.admin_post(&format!("/admin/v1/tenants/{tenant}/keys"), body)
+        .await
+        .json::<Value>()
+        .await
+        .expect("key")["secret"]
+        .as_str()
+        .expect("secret")
+        .to_string()
+}
+
 async fn create(app: &TestApp, key: &str, user: Option<&str>) -> String {
     let response = app.create_video(key, video_body(user)).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -273,16 +285,7 @@ async fn world() -> World {
         .into_iter()
         .chain(SCOPES.map(|scope| (scope, json!({"mode": "live", "scopes": [scope]}))))
     {
-        let key = app
-            .admin_post(&format!("/admin/v1/tenants/{tenant}/keys"), body)
-            .await
-            .json::<Value>()
-            .await
-            .expect("key")["secret"]
-            .as_str()
-            .expect("secret")
-            .to_string();
-        keys.insert(name.to_string(), key);
+        keys.insert(name.to_string(), new_key(&app, &tenant, body).await);
     }
     let (_, other) = app.tenant_with_key("live", 1_000_000).await;
     keys.insert("live".into(), live.clone());
@@ -576,18 +579,7 @@ async fn every_operation_answers_each_principal_as_the_access_table_says() {
 async fn a_test_key_changes_nothing_that_live_traffic_uses() {
     let app = TestApp::spawn_with(|config| config.providers.sandbox.delay_ms = 600_000).await;
     let (tenant, live) = app.tenant_with_key("live", 100_000).await;
-    let test = app
-        .admin_post(
-            &format!("/admin/v1/tenants/{tenant}/keys"),
-            json!({"mode": "test"}),
-        )
-        .await
-        .json::<Value>()
-        .await
-        .expect("key")["secret"]
-        .as_str()
-        .expect("secret")
-        .to_string();
+    let test = new_key(&app, &tenant, json!({"mode": "test"})).await;
     // Alice's test settings are the test key's to set; her live ones stay as they were.
     let response = app
         .client
@@ -665,18 +657,7 @@ async fn each_mode_s_events_reach_only_that_mode_s_endpoints() {
     .await;
     let (receiver, base) = Receiver::start().await;
     let (tenant, live) = app.tenant_with_key("live", 100_000).await;
-    let test = app
-        .admin_post(
-            &format!("/admin/v1/tenants/{tenant}/keys"),
-            json!({"mode": "test"}),
-        )
-        .await
-        .json::<Value>()
-        .await
-        .expect("key")["secret"]
-        .as_str()
-        .expect("secret")
-        .to_string();
+    let test = new_key(&app, &tenant, json!({"mode": "test"})).await;
     let live_endpoint = post(
         &app,
         &live,

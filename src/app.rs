@@ -58,7 +58,7 @@ impl App {
             db,
             providers: Arc::new(providers),
             wake: Arc::new(Notify::new()),
-            instance_id: format!("{}-{}", hostname(), crate::domain::ids::random_token(8)).into(),
+            instance_id: format!("{}-{}", hostname(), crate::types::ids::random_token(8)).into(),
             draining: Arc::new(AtomicBool::new(false)),
             limiter: Arc::new(limiter),
             tenant_rates: Arc::default(),

@@ -2,7 +2,7 @@
 //! variant, in one `match` (`http::error`), to a status, a stable `code` and the envelope
 //! `{"error": {"type", "code", "message", "param"}}`. Nothing here knows HTTP.
 
-use crate::domain::billing::Credits;
+use crate::types::money::Credits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

@@ -10,7 +10,8 @@
 //!   limits, tenants and keys, idempotency, webhooks.
 //! - [`storage`]: one API to SQLite or PostgreSQL, and migrations; [`providers`]: one module
 //!   per upstream, behind one interface.
-//! - [`config`], [`clock`], [`metrics`], [`telemetry`], [`error`]: what every layer shares.
+//! - [`types`] (ids, money, the video's vocabulary, days), [`clock`], [`config`], [`metrics`],
+//!   [`telemetry`], [`error`]: the bottom layer every layer shares.
 //!
 //! The fake upstreams the tests, the bench and docker-compose run against are a crate of their
 //! own (`fake/`, binary `fake-upstream`), not part of this library.
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod providers;
 pub mod storage;
 pub mod telemetry;
+pub mod types;
 pub mod workers;
 
 pub use app::App;

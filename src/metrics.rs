@@ -7,7 +7,7 @@
 //! same truth. Labels are bounded: route templates (never raw paths), provider names,
 //! operations, outcomes and states — no ids.
 
-use crate::domain::ids::ProviderId;
+use crate::types::ids::ProviderId;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;

@@ -67,6 +67,8 @@ fn code_lines(path: &Path) -> Vec<(usize, String)> {
 struct Import {
     line: usize,
     path: String,
+    /// Brought in by a `pub use`: a name the file passes on, not one it depends on.
+    reexport: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,6 +300,14 @@ fn parse_imports(text: &str, module: &[String]) -> Vec<Import> {
                 .is_none_or(|t| t.text != "::")
         {
             let start = at;
+            let reexport = at > 0
+                && (tokens[at - 1].text == "pub"
+                    || (tokens[at - 1].text == ")"
+                        && tokens[..at]
+                            .iter()
+                            .rev()
+                            .nth(3)
+                            .is_some_and(|t| t.text == "pub")));
             at += 1;
             let mut trees = Vec::new();
             use_tree(&tokens, &mut at, &[], &mut trees);
@@ -312,6 +322,7 @@ fn parse_imports(text: &str, module: &[String]) -> Vec<Import> {
                 found.push(Import {
                     line,
                     path: path.join("::"),
+                    reexport,
                 });
             }
         } else {
@@ -337,6 +348,7 @@ fn parse_imports(text: &str, module: &[String]) -> Vec<Import> {
         found.push(Import {
             line: token.line,
             path: resolve(&path, module, &names).join("::"),
+            reexport: false,
         });
     }
     found.sort_by_key(|i| i.line);
@@ -746,4 +758,202 @@ fn comments_literals_and_unit_tests_name_nothing() {
          use sqlx::Row;\n#[cfg(test)]\nmod tests { use crate::app; }\n",
     );
     assert_eq!(found, ["5:sqlx::Row"]);
+}
+
+/// The file a module path is defined in, for every source file outside unit tests.
+fn module_files() -> std::collections::BTreeMap<String, PathBuf> {
+    all_sources()
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "tests.rs"))
+        .map(|p| (module_of(&p).join("::"), p))
+        .collect()
+}
+
+/// The file that defines what `path` names: the deepest module file on the path, followed
+/// through that module's `pub use` when the next segment is a name it passes on.
+fn defining_file(
+    path: &str,
+    files: &std::collections::BTreeMap<String, PathBuf>,
+    reexports: &std::collections::HashMap<PathBuf, Vec<(String, String)>>,
+) -> Option<PathBuf> {
+    let mut path = path.to_string();
+    for _ in 0..8 {
+        let segments: Vec<&str> = path.split("::").collect();
+        let depth = (1..=segments.len())
+            .rev()
+            .find(|n| files.contains_key(&segments[..*n].join("::")))?;
+        let file = &files[&segments[..depth].join("::")];
+        let Some(next) = segments.get(depth) else {
+            return Some(file.clone());
+        };
+        match reexports
+            .get(file)
+            .and_then(|names| names.iter().find(|(name, _)| name == next))
+        {
+            Some((_, target)) if !target.starts_with(&path) => {
+                path = std::iter::once(target.as_str())
+                    .chain(segments[depth + 1..].iter().copied())
+                    .collect::<Vec<_>>()
+                    .join("::");
+            }
+            _ => return Some(file.clone()),
+        }
+    }
+    None
+}
+
+/// The names a file passes on with `pub use`, each with the path it stands for.
+fn passed_on(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).expect("read source");
+    let module = module_of(path);
+    let tokens = tokens(&text);
+    let mut names = Vec::new();
+    for (at, token) in tokens.iter().enumerate() {
+        if token.text != "use" || at == 0 {
+            continue;
+        }
+        let public = tokens[at - 1].text == "pub"
+            || (tokens[at - 1].text == ")"
+                && tokens[..at]
+                    .iter()
+                    .rev()
+                    .nth(3)
+                    .is_some_and(|t| t.text == "pub"));
+        if !public {
+            continue;
+        }
+        let mut cursor = at + 1;
+        let mut trees = Vec::new();
+        use_tree(&tokens, &mut cursor, &[], &mut trees);
+        for (path, name, _) in trees {
+            let absolute = resolve(&path, &module, &Default::default()).join("::");
+            names.push((name, absolute));
+        }
+    }
+    names
+}
+
+/// Which files each file depends on: every path it names, taken to the file that defines
+/// it. A `pub use` passes a name on and is not a dependency of the file that writes it.
+fn file_graph() -> std::collections::BTreeMap<PathBuf, std::collections::BTreeSet<PathBuf>> {
+    let files = module_files();
+    let reexports: std::collections::HashMap<PathBuf, Vec<(String, String)>> =
+        files.values().map(|p| (p.clone(), passed_on(p))).collect();
+    files
+        .values()
+        .map(|file| {
+            let targets = imports(file)
+                .into_iter()
+                .filter(|i| !i.reexport && i.path.starts_with("crate::"))
+                .filter_map(|i| defining_file(&i.path, &files, &reexports))
+                .filter(|target| target != file)
+                .collect();
+            (file.clone(), targets)
+        })
+        .collect()
+}
+
+/// The groups of files that reach each other through their imports (Tarjan's strongly
+/// connected components), each of more than one file.
+fn import_cycles(
+    graph: &std::collections::BTreeMap<PathBuf, std::collections::BTreeSet<PathBuf>>,
+) -> Vec<Vec<PathBuf>> {
+    struct Walk<'a> {
+        graph: &'a std::collections::BTreeMap<PathBuf, std::collections::BTreeSet<PathBuf>>,
+        index: std::collections::HashMap<&'a PathBuf, usize>,
+        low: std::collections::HashMap<&'a PathBuf, usize>,
+        stack: Vec<&'a PathBuf>,
+        cycles: Vec<Vec<PathBuf>>,
+    }
+    fn visit<'a>(walk: &mut Walk<'a>, node: &'a PathBuf) {
+        let n = walk.index.len();
+        walk.index.insert(node, n);
+        walk.low.insert(node, n);
+        walk.stack.push(node);
+        for next in walk.graph.get(node).into_iter().flatten() {
+            if !walk.index.contains_key(next) {
+                visit(walk, next);
+                let low = walk.low[node].min(walk.low[next]);
+                walk.low.insert(node, low);
+            } else if walk.stack.contains(&next) {
+                let low = walk.low[node].min(walk.index[next]);
+                walk.low.insert(node, low);
+            }
+        }
+        if walk.low[node] == walk.index[node] {
+            let mut group = Vec::new();
+            while let Some(top) = walk.stack.pop() {
+                group.push(top.clone());
+                if top == node {
+                    break;
+                }
+            }
+            if group.len() > 1 {
+                group.sort();
+                walk.cycles.push(group);
+            }
+        }
+    }
+    let mut walk = Walk {
+        graph,
+        index: Default::default(),
+        low: Default::default(),
+        stack: Vec::new(),
+        cycles: Vec::new(),
+    };
+    for node in graph.keys() {
+        if !walk.index.contains_key(node) {
+            visit(&mut walk, node);
+        }
+    }
+    walk.cycles
+}
+
+/// Files form a tree of dependencies: no file reaches itself through its imports, so each
+/// can be read, tested and moved knowing only what is below it.
+#[test]
+fn no_import_cycle_between_files() {
+    let cycles: Vec<String> = import_cycles(&file_graph())
+        .into_iter()
+        .map(|group| {
+            group
+                .iter()
+                .map(|p| relative(p))
+                .collect::<Vec<_>>()
+                .join(" ↔ ")
+        })
+        .collect();
+    assert!(
+        cycles.is_empty(),
+        "{} cycles:\n{}",
+        cycles.len(),
+        cycles.join("\n")
+    );
+}
+
+#[test]
+fn a_cycle_is_found_and_a_tree_is_not() {
+    let edges = |pairs: &[(&str, &str)]| {
+        let mut graph: std::collections::BTreeMap<PathBuf, std::collections::BTreeSet<PathBuf>> =
+            Default::default();
+        for (from, to) in pairs {
+            graph
+                .entry(PathBuf::from(from))
+                .or_default()
+                .insert(PathBuf::from(to));
+            graph.entry(PathBuf::from(to)).or_default();
+        }
+        graph
+    };
+    let tree = edges(&[("a", "b"), ("a", "c"), ("b", "c")]);
+    assert!(import_cycles(&tree).is_empty());
+    let circle = edges(&[("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")]);
+    assert_eq!(
+        import_cycles(&circle),
+        vec![vec![
+            PathBuf::from("a"),
+            PathBuf::from("b"),
+            PathBuf::from("c")
+        ]]
+    );
 }

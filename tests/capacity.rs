@@ -93,7 +93,7 @@ async fn a_backlog_waits_for_slots_and_another_tenant_is_not_starved() {
     );
     assert_eq!(
         app.db
-            .slots_in_use(seedance_gateway::domain::ids::ProviderId::SeedanceIt)
+            .slots_in_use(seedance_gateway::types::ids::ProviderId::SeedanceIt)
             .await
             .expect("slots"),
         0,
@@ -160,7 +160,7 @@ async fn canceling_a_running_job_frees_its_slot() {
     }
     assert_eq!(
         app.db
-            .slots_in_use(seedance_gateway::domain::ids::ProviderId::SeedanceIt)
+            .slots_in_use(seedance_gateway::types::ids::ProviderId::SeedanceIt)
             .await
             .expect("slots"),
         1

@@ -500,7 +500,7 @@ async fn jobs_in_flight_at_a_sigkill_finish_after_restart_and_are_charged_once()
         assert_eq!(video["status"], "completed", "{video}");
         assert_eq!(video["cost"]["charged"], 300);
         let entries = database
-            .entries_for_video(&seedance_gateway::domain::ids::VideoId::parse(id).expect("id"))
+            .entries_for_video(&seedance_gateway::types::ids::VideoId::parse(id).expect("id"))
             .await
             .expect("entries");
         let captures = entries
@@ -514,11 +514,11 @@ async fn jobs_in_flight_at_a_sigkill_finish_after_restart_and_are_charged_once()
             "one capture for {id}: {entries:?}"
         );
     }
-    let tenant_id = seedance_gateway::domain::ids::TenantId::parse(&tenant).expect("tenant id");
+    let tenant_id = seedance_gateway::types::ids::TenantId::parse(&tenant).expect("tenant id");
     let balance = seedance_gateway::domain::billing::ledger::balance(
         &database,
         &tenant_id,
-        seedance_gateway::domain::billing::Mode::Test,
+        seedance_gateway::types::money::Mode::Test,
     )
     .await
     .expect("balance");
@@ -915,7 +915,7 @@ async fn a_queue_waiting_for_a_full_provider_survives_a_sigkill() {
     .expect("db");
     assert_eq!(
         database
-            .slots_in_use(seedance_gateway::domain::ids::ProviderId::SeedanceIt)
+            .slots_in_use(seedance_gateway::types::ids::ProviderId::SeedanceIt)
             .await
             .expect("slots"),
         0
@@ -1020,7 +1020,7 @@ async fn jobs_the_upstream_finished_while_the_gateway_was_down_are_captured_once
         assert_eq!(video["status"], "completed", "{video}");
         assert_eq!(video["cost"]["charged"], 200);
         let entries = database
-            .entries_for_video(&seedance_gateway::domain::ids::VideoId::parse(id).expect("id"))
+            .entries_for_video(&seedance_gateway::types::ids::VideoId::parse(id).expect("id"))
             .await
             .expect("entries");
         let captures = entries
@@ -1037,11 +1037,11 @@ async fn jobs_the_upstream_finished_while_the_gateway_was_down_are_captured_once
         4,
         "nothing was resubmitted"
     );
-    let tenant_id = seedance_gateway::domain::ids::TenantId::parse(&tenant).expect("tenant id");
+    let tenant_id = seedance_gateway::types::ids::TenantId::parse(&tenant).expect("tenant id");
     let balance = seedance_gateway::domain::billing::ledger::balance(
         &database,
         &tenant_id,
-        seedance_gateway::domain::billing::Mode::Live,
+        seedance_gateway::types::money::Mode::Live,
     )
     .await
     .expect("balance");
@@ -1093,7 +1093,7 @@ async fn the_cli_sets_tenant_rates_and_caps_that_the_gateway_enforces() {
     })
     .await
     .expect("db");
-    let tenant_id = seedance_gateway::domain::ids::TenantId::parse(&tenant).expect("id");
+    let tenant_id = seedance_gateway::types::ids::TenantId::parse(&tenant).expect("id");
     assert_eq!(
         database.tenant_rate(&tenant_id).await.expect("rate"),
         Some((1, 4))
@@ -1457,11 +1457,11 @@ async fn a_create_killed_between_its_commit_and_its_answer_is_answered_by_its_jo
         1,
         "exactly one job was created"
     );
-    let tenant_id = seedance_gateway::domain::ids::TenantId::parse(&tenant).expect("tenant id");
+    let tenant_id = seedance_gateway::types::ids::TenantId::parse(&tenant).expect("tenant id");
     let balance = seedance_gateway::domain::billing::ledger::balance(
         &database,
         &tenant_id,
-        seedance_gateway::domain::billing::Mode::Live,
+        seedance_gateway::types::money::Mode::Live,
     )
     .await
     .expect("balance");
@@ -1550,7 +1550,7 @@ async fn assert_charged_once(database: &Db, tenant: &str, video: &Value) {
     let charged = video["cost"]["charged"].as_i64().expect("charged");
     assert!(charged > 0, "{video}");
     let entries = database
-        .entries_for_video(&seedance_gateway::domain::ids::VideoId::parse(id).expect("id"))
+        .entries_for_video(&seedance_gateway::types::ids::VideoId::parse(id).expect("id"))
         .await
         .expect("entries");
     let captures = entries
@@ -1560,8 +1560,8 @@ async fn assert_charged_once(database: &Db, tenant: &str, video: &Value) {
     assert_eq!(captures, 1, "one capture: {entries:?}");
     let balance = seedance_gateway::domain::billing::ledger::balance(
         database,
-        &seedance_gateway::domain::ids::TenantId::parse(tenant).expect("tenant id"),
-        seedance_gateway::domain::billing::Mode::Live,
+        &seedance_gateway::types::ids::TenantId::parse(tenant).expect("tenant id"),
+        seedance_gateway::types::money::Mode::Live,
     )
     .await
     .expect("balance");
@@ -1633,7 +1633,7 @@ async fn a_submit_cut_off_by_a_sigkill_is_sent_again_under_its_key_and_makes_one
     assert_charged_once(&database, &tenant, &video).await;
     assert_eq!(fake.jobs_made("apiframe"), 1, "one upstream job");
     let outcomes: Vec<String> = database
-        .attempts_for_video(&seedance_gateway::domain::ids::VideoId::parse(&id).expect("id"))
+        .attempts_for_video(&seedance_gateway::types::ids::VideoId::parse(&id).expect("id"))
         .await
         .expect("attempts")
         .into_iter()

@@ -11,7 +11,7 @@ use common::{assert_postings, ledger_kinds, TestApp};
 use fake_upstream::{FakeUpstream, FAKE_KEY};
 use reqwest::StatusCode;
 use seedance_gateway::config::Secret;
-use seedance_gateway::domain::video::PollCause;
+use seedance_gateway::types::video::PollCause;
 use serde_json::{json, Value};
 
 fn free_port() -> u16 {
@@ -83,7 +83,7 @@ async fn a_completion_webhook_finishes_the_job_long_before_its_next_poll() {
     // A duplicate delivery changes nothing.
     let stored = app
         .db
-        .get_video_any(&seedance_gateway::domain::ids::VideoId::parse(id).expect("id"))
+        .get_video_any(&seedance_gateway::types::ids::VideoId::parse(id).expect("id"))
         .await
         .expect("db")
         .expect("video");
@@ -338,7 +338,7 @@ async fn a_replayed_apiframe_delivery_is_refused_with_409_and_changes_nothing() 
     assert_eq!(deliver().await.expect("send").status(), StatusCode::OK);
     // The first delivery is confirmed by a poll, which finds the job still running and puts
     // it back on its schedule.
-    let video_id = seedance_gateway::domain::ids::VideoId::parse(&id).expect("id");
+    let video_id = seedance_gateway::types::ids::VideoId::parse(&id).expect("id");
     let stored = || async {
         app.db
             .get_video_any(&video_id)

@@ -230,7 +230,7 @@ async fn text_and_image_to_video_complete_and_download_on_every_provider() {
 
         let video = app
             .db
-            .get_video_any(&seedance_gateway::domain::ids::VideoId::parse(&id).expect("id"))
+            .get_video_any(&seedance_gateway::types::ids::VideoId::parse(&id).expect("id"))
             .await
             .expect("db")
             .expect("video");

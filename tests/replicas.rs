@@ -293,7 +293,7 @@ max_concurrent = 6
     .expect("db");
     for id in &ids {
         let entries = database
-            .entries_for_video(&seedance_gateway::domain::ids::VideoId::parse(id).expect("id"))
+            .entries_for_video(&seedance_gateway::types::ids::VideoId::parse(id).expect("id"))
             .await
             .expect("entries");
         let captures = entries

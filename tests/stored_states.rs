@@ -7,8 +7,8 @@ mod common;
 
 use common::TestApp;
 use reqwest::StatusCode;
-use seedance_gateway::domain::ids::{ProviderId, TenantId, VideoId};
-use seedance_gateway::domain::video::{ArchiveState, VideoStatus};
+use seedance_gateway::types::ids::{ProviderId, TenantId, VideoId};
+use seedance_gateway::types::video::{ArchiveState, VideoStatus};
 use serde_json::{json, Value};
 
 /// A gateway that makes no copies of outputs, so that only the test writes `archive_state`.

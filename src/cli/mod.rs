@@ -26,9 +26,9 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, LogFormat};
-use crate::domain::billing::{Credits, Mode};
-use crate::domain::ids::{ApiKeyId, TenantId};
 use crate::storage::Db;
+use crate::types::ids::{ApiKeyId, TenantId};
+use crate::types::money::{Credits, Mode};
 
 pub use credits::{CreditsCommand, LedgerCommand};
 pub use keys::KeysCommand;

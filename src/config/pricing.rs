@@ -39,14 +39,14 @@ impl Default for PricingConfig {
 
 impl PricingConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        let bounded = |v: i64| (0..=crate::domain::billing::MAX_AMOUNT).contains(&v);
+        let bounded = |v: i64| (0..=crate::types::money::MAX_AMOUNT).contains(&v);
         if self.credits_per_usd <= 0 || !bounded(self.credits_per_usd) {
             return Err(ConfigError::Invalid(
                 "pricing.credits_per_usd must be a positive integer of at most 10^15".into(),
             ));
         }
         for (model, price) in &self.credits_per_second {
-            if crate::domain::video::Model::parse(model).map(|m| m.id()) != Some(model.as_str()) {
+            if crate::types::video::Model::parse(model).map(|m| m.id()) != Some(model.as_str()) {
                 return Err(ConfigError::Invalid(format!(
                     "pricing.credits_per_second: `{model}` is not a model id; use seedance-2.0, seedance-2.0-fast or seedance-2.0-mini"
                 )));
@@ -58,7 +58,7 @@ impl PricingConfig {
             }
         }
         let readable =
-            |v: &str| crate::domain::billing::MicroUsd::parse_usd(v).is_some_and(|m| m.get() >= 0);
+            |v: &str| crate::types::money::MicroUsd::parse_usd(v).is_some_and(|m| m.get() >= 0);
         if let Some(value) = &self.apiframe_usd_per_credit {
             if !readable(value) {
                 return Err(ConfigError::Invalid(format!(
@@ -68,7 +68,7 @@ impl PricingConfig {
         }
         for (provider, models) in &self.upstream_usd_per_second {
             for (model, value) in models {
-                if crate::domain::video::Model::parse(model).map(|m| m.id()) != Some(model.as_str())
+                if crate::types::video::Model::parse(model).map(|m| m.id()) != Some(model.as_str())
                     || !readable(value)
                 {
                     return Err(ConfigError::Invalid(format!(

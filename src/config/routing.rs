@@ -9,7 +9,7 @@ use super::ConfigError;
 #[serde(deny_unknown_fields, default)]
 pub struct RoutingConfig {
     /// The operator's default strategy: `cheapest`, `fastest` or `ordered`.
-    pub strategy: crate::domain::video::Strategy,
+    pub strategy: crate::types::video::Strategy,
     /// The providers tenants may use, in order for `ordered`; unset allows every enabled one.
     pub providers: Option<Vec<String>>,
     /// Whether a failing provider may hand a job to the next candidate.
@@ -27,7 +27,7 @@ pub struct RoutingConfig {
 impl Default for RoutingConfig {
     fn default() -> Self {
         RoutingConfig {
-            strategy: crate::domain::video::Strategy::Cheapest,
+            strategy: crate::types::video::Strategy::Cheapest,
             providers: None,
             fallback: true,
             resubmit_failed: false,
@@ -40,7 +40,7 @@ impl Default for RoutingConfig {
 
 impl RoutingConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        use crate::domain::ids::ProviderId;
+        use crate::types::ids::ProviderId;
         let known = |p: &str| ProviderId::ALL.iter().any(|id| id.as_str() == p);
         if let Some(baseline) = self.baseline_provider.as_deref().filter(|b| !known(b)) {
             return Err(ConfigError::Invalid(format!(

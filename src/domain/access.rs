@@ -16,11 +16,11 @@
 //! `docs/access.md` is this module as a table of routes and callers; `tests/access.rs` walks
 //! every operation of the served OpenAPI document against it.
 
-use crate::domain::billing::Mode;
-use crate::domain::ids::{EndUserId, TenantId};
 use crate::domain::tenants::{Principal, Scope};
-use crate::domain::video::Video;
 use crate::error::{Error, Result};
+use crate::types::ids::{EndUserId, TenantId};
+use crate::types::money::Mode;
+use crate::types::video::Video;
 
 /// What a caller may reach: one tenant, one mode, and, for a token bound to an end user, that
 /// user's objects only.
@@ -167,7 +167,7 @@ pub fn webhooks(principal: &Principal) -> Result<Reach> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::ApiKeyId;
+    use crate::types::ids::ApiKeyId;
 
     fn principal(mode: Mode, end_user: Option<&str>, scopes: Option<Vec<Scope>>) -> Principal {
         Principal {

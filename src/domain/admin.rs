@@ -3,14 +3,14 @@
 
 use crate::domain::billing::ledger::{self, Balance};
 use crate::domain::billing::pricing::TenantPrices;
-use crate::domain::billing::{Credits, Mode};
 use crate::domain::idempotency::{self, Claim};
-use crate::domain::ids::{ApiKeyId, TenantId, TxnId, VideoId};
 use crate::domain::routing::policy::{PolicyLevel, RoutingPolicyBody};
 use crate::domain::tenants::{generate_admin_token, generate_api_key, ApiKey, BillingKind, Tenant};
-use crate::domain::video::Video;
 use crate::error::{Error, Result};
 use crate::storage::{now_ms, retry_conflicts, Db};
+use crate::types::ids::{ApiKeyId, TenantId, TxnId, VideoId};
+use crate::types::money::{Credits, Mode};
+use crate::types::video::Video;
 
 pub struct NewTenant {
     pub name: String,
@@ -259,7 +259,7 @@ pub async fn grant_credits(
 /// Generates an operator token, stores its hash, and returns the clear text (shown once).
 pub async fn issue_admin_token(db: &Db) -> Result<String> {
     let generated = generate_admin_token();
-    db.insert_admin_token(&crate::domain::ids::random_token(16), &generated.hash)
+    db.insert_admin_token(&crate::types::ids::random_token(16), &generated.hash)
         .await?;
     Ok(generated.secret)
 }
@@ -321,7 +321,7 @@ pub async fn adjust_credits(
 /// job together never exceed its charge.
 pub async fn refund_video(
     db: &Db,
-    video: &crate::domain::ids::VideoId,
+    video: &crate::types::ids::VideoId,
     amount: Option<i64>,
     reason: &str,
     actor: &str,
@@ -398,7 +398,7 @@ pub async fn set_tenant_quotas(
         ("credits_per_month", quotas.credits_per_month),
         ("video_seconds_per_day", quotas.video_seconds_per_day),
     ] {
-        if value.is_some_and(|v| !(0..=crate::domain::billing::MAX_AMOUNT).contains(&v)) {
+        if value.is_some_and(|v| !(0..=crate::types::money::MAX_AMOUNT).contains(&v)) {
             return Err(Error::invalid(
                 param,
                 format!("{param} must be an integer from 0 to 10^15"),

@@ -5,8 +5,8 @@
 //! claims the tasks and moves the bytes.
 
 use crate::domain::services::Services;
-use crate::domain::video::ArchiveState;
 use crate::storage::now_ms;
+use crate::types::video::ArchiveState;
 
 /// One output to copy, as the worker claims it.
 pub use crate::storage::archive::ArchiveTask;

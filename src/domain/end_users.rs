@@ -7,11 +7,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::billing::ledger;
-use crate::domain::billing::{Credits, Mode};
-use crate::domain::ids::{EndUserId, TenantId, TxnId};
 use crate::domain::reports::{date_of_day, day_of_date};
 use crate::error::{Error, Result};
 use crate::storage::{Db, Tx};
+use crate::types::ids::{EndUserId, TenantId, TxnId};
+use crate::types::money::{Credits, Mode};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -52,7 +52,7 @@ pub struct EndUser {
     pub wallet_mode: WalletMode,
 }
 
-pub use crate::domain::reports::DAY_MS;
+use crate::types::time::DAY_MS;
 
 /// Sets an end user's limits and wallet mode (each limit 0 to 10^15, or none).
 pub async fn set(db: &Db, user: &EndUser) -> Result<()> {
@@ -61,7 +61,7 @@ pub async fn set(db: &Db, user: &EndUser) -> Result<()> {
         ("credits_per_month", user.credits_per_month),
         ("max_concurrent", user.max_concurrent),
     ] {
-        if value.is_some_and(|v| !(0..=crate::domain::billing::MAX_AMOUNT).contains(&v)) {
+        if value.is_some_and(|v| !(0..=crate::types::money::MAX_AMOUNT).contains(&v)) {
             return Err(Error::invalid(
                 param,
                 format!("{param} must be an integer from 0 to 10^15"),

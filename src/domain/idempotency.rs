@@ -88,7 +88,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Committed {
     /// The video a create made.
-    pub video_id: Option<crate::domain::ids::VideoId>,
+    pub video_id: Option<crate::types::ids::VideoId>,
 }
 
 /// What a request with an optional key comes to: its own first answer, the stored answer of
@@ -170,7 +170,7 @@ pub async fn check(db: &Db, claim: &Claim, in_flight_ms: i64) -> Result<Outcome,
         }
         if now.saturating_sub(row.created_at) > in_flight_ms {
             return Ok(Outcome::Rebuild(Committed {
-                video_id: row.video_id.map(crate::domain::ids::VideoId::from_db),
+                video_id: row.video_id.map(crate::types::ids::VideoId::from_db),
             }));
         }
         if tokio::time::Instant::now() >= deadline {

@@ -17,10 +17,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::{AuthConfig, JwtIssuerConfig};
-use crate::domain::billing::Mode;
-use crate::domain::ids::{ApiKeyId, EndUserId, TenantId};
 use crate::domain::tenants::Scope;
 use crate::error::Error;
+use crate::types::ids::{ApiKeyId, EndUserId, TenantId};
+use crate::types::money::Mode;
 
 enum Keys {
     One(DecodingKey),

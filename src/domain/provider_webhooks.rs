@@ -11,12 +11,12 @@
 //! would verify forever: each job remembers the deliveries it received, and one seen before is
 //! refused (409 `webhook_replayed`) and changes nothing.
 
-use crate::domain::ids::ProviderId;
 use crate::domain::jobs::webhook_poll_interval;
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
 use crate::providers::{Headers, WebhookError};
 use crate::storage::Db;
+use crate::types::ids::ProviderId;
 
 pub async fn receive(
     state: &Services,

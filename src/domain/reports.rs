@@ -2,11 +2,11 @@
 //! savings). Dates are UTC calendar days, converted with the civil-calendar algorithm
 //! (days since 1970-01-01 ↔ year-month-day), exact for any date.
 
-use crate::domain::billing::{Credits, MicroUsd, MoneyError};
-use crate::domain::video::Video;
 use crate::error::{Error, Result};
 use crate::storage::attempts::PossibleOrphan;
 use crate::storage::reports::{MarginRow, SavingsRow, UsageRow};
+use crate::types::money::{Credits, MicroUsd, MoneyError};
+use crate::types::video::Video;
 
 /// What a usage report groups by (`group_by`).
 pub use crate::storage::reports::UsageGroup;
@@ -96,8 +96,8 @@ impl AuditReport {
 /// A tenant's settled jobs in one mode within `[from, to)` (unix ms), grouped.
 pub async fn usage(
     db: &Db,
-    tenant: &crate::domain::ids::TenantId,
-    mode: crate::domain::billing::Mode,
+    tenant: &crate::types::ids::TenantId,
+    mode: crate::types::money::Mode,
     (from, to): (i64, i64),
     groups: &[UsageGroup],
 ) -> Result<Vec<UsageRow>> {
@@ -159,8 +159,7 @@ pub async fn cost_mismatches(
     Ok((mismatched, orphans))
 }
 
-/// One UTC day in milliseconds.
-pub const DAY_MS: i64 = 86_400_000;
+use crate::types::time::DAY_MS;
 
 /// A report's window as `[start, end)` in unix ms: from the UTC day `from` (default: 30 days
 /// before today) through the day `to` (default: today), both `YYYY-MM-DD`.

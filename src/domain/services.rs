@@ -88,7 +88,7 @@ impl Services {
     }
 
     /// Drops a key from this replica's cache (after a revoke or a rotation).
-    pub fn forget_key(&self, key: &crate::domain::ids::ApiKeyId) {
+    pub fn forget_key(&self, key: &crate::types::ids::ApiKeyId) {
         let mut cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.retain(|_, (principal, _)| principal.key_id != *key);
     }

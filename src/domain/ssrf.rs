@@ -217,7 +217,7 @@ pub async fn check_url(raw: &str, param: &str, allowlist: &[String]) -> Result<(
 
 /// Checks every URL of a create request.
 pub async fn check_request(
-    video: &crate::domain::video::NewVideo,
+    video: &crate::types::video::NewVideo,
     allowlist: &[String],
 ) -> Result<(), Error> {
     let inputs = &video.inputs;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::billing::{Credits, Mode};
-use super::ids::{random_token, ApiKeyId, TenantId};
+use crate::types::ids::{random_token, ApiKeyId, TenantId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -122,7 +122,7 @@ pub struct Principal {
     /// `None`: every scope.
     pub scopes: Option<Vec<Scope>>,
     /// The end user a JWT speaks for: the caller can act only as this user.
-    pub end_user: Option<crate::domain::ids::EndUserId>,
+    pub end_user: Option<crate::types::ids::EndUserId>,
     /// When the credential stops working (unix milliseconds), if it expires.
     pub expires_at_ms: Option<i64>,
 }

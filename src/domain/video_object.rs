@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::video::{frame_size, Video};
+use crate::types::video::{frame_size, Video};
 
 #[derive(Debug, Serialize, ToSchema)]
 #[schema(example = json!({

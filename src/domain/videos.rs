@@ -7,16 +7,16 @@ use futures::stream::{BoxStream, StreamExt};
 
 use crate::domain::access::{Reach, UserFilter};
 use crate::domain::billing::{ledger, Mode};
-use crate::domain::ids::{ProviderId, TenantId, VideoId};
 use crate::domain::jobs::EndedBy;
 use crate::domain::routing;
 use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
-use crate::domain::video::{ArchiveState, NewVideo, PollCause, Video, VideoStatus};
 use crate::error::{Error, Result};
 use crate::providers::sandbox;
 use crate::storage::leases::Due;
 use crate::storage::now_ms;
+use crate::types::ids::{ProviderId, TenantId, VideoId};
+use crate::types::video::{ArchiveState, NewVideo, PollCause, Video, VideoStatus};
 
 /// Which page of a tenant's videos to read: those of one mode, and of the end users the
 /// caller may see (see [`crate::domain::access::Reach::user_filter`]).
@@ -138,7 +138,7 @@ async fn create_job(
         expires_at_ms: None,
         archive_state: None,
         attempts: 0,
-        callback_token: Some(crate::domain::ids::random_token(32)),
+        callback_token: Some(crate::types::ids::random_token(32)),
         slot_provider: None,
         cost_ceiling_micro: decision.ranked.iter().filter_map(|c| c.upstream_cost).max(),
         cost_baseline_micro: baseline_cost,

@@ -266,8 +266,8 @@ pub async fn usage(
     Ok(Json(UsageReport {
         object: "usage",
         mode: reach.mode.as_str(),
-        from: date_of_day(window.0.div_euclid(crate::domain::reports::DAY_MS)),
-        to: date_of_day(window.1.div_euclid(crate::domain::reports::DAY_MS) - 1),
+        from: date_of_day(window.0.div_euclid(crate::types::time::DAY_MS)),
+        to: date_of_day(window.1.div_euclid(crate::types::time::DAY_MS) - 1),
         group_by: groups.iter().map(|g| g.name()).collect(),
         data,
         totals,

@@ -9,13 +9,13 @@ use utoipa::ToSchema;
 use crate::clock::now_ms;
 use crate::domain::access::{self, EndUserAction, Reach};
 use crate::domain::end_users::{self, EndUser, WalletMode};
-use crate::domain::ids::EndUserId;
 use crate::error::{Error, Result};
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::idempotency::{self, IdempotencyHeader};
 use crate::http::AppState;
+use crate::types::ids::EndUserId;
 
 fn user_id(raw: &str) -> Result<EndUserId> {
     EndUserId::parse(raw).ok_or_else(|| {

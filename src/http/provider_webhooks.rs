@@ -6,11 +6,11 @@ use axum::http::HeaderMap;
 use axum::Json;
 use serde_json::{json, Value};
 
-use crate::domain::ids::ProviderId;
 use crate::domain::provider_webhooks;
 use crate::error::{Error, Result};
 use crate::http::extract::ApiPath;
 use crate::http::AppState;
+use crate::types::ids::ProviderId;
 
 /// Receive an upstream provider's webhook
 ///

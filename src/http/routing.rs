@@ -6,15 +6,15 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::ids::ProviderId;
 use crate::domain::routing::{self, catalog};
-use crate::domain::video::{AspectRatio, Resolution};
 use crate::error::Result;
 use crate::http::auth::Caller;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiJson;
 use crate::http::videos::create::CreateVideoBody;
 use crate::http::AppState;
+use crate::types::ids::ProviderId;
+use crate::types::video::{AspectRatio, Resolution};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QuoteCandidate {

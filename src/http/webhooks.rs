@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::access::{self, Reach};
-use crate::domain::billing::Mode;
-use crate::domain::ids::TenantId;
 use crate::domain::webhooks::{self, Endpoint, EndpointRequest};
 use crate::error::{Error, Result};
 use crate::http::auth::{Caller, Operator};
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery, OptionalJson};
 use crate::http::AppState;
+use crate::types::ids::TenantId;
+use crate::types::money::Mode;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

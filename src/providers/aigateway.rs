@@ -32,14 +32,14 @@ use serde_json::Value;
 use sha2::Sha256;
 
 use crate::config::{Secret, UpstreamConfig};
-use crate::domain::video::{AspectRatio, Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities};
 use crate::providers::upstream::{common_error_text, path_segment, Auth, Upstream};
 use crate::providers::{
     CancelOutcome, Provider, ProviderError, Submission, SubmitRequest, UpstreamStatus, WebhookError,
 };
+use crate::types::video::{AspectRatio, Model, Resolution};
 
-pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::AiGateway;
+pub const ID: crate::types::ids::ProviderId = crate::types::ids::ProviderId::AiGateway;
 pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://api.aigateway.sh";
 
@@ -47,12 +47,12 @@ pub const DEFAULT_BASE: &str = "https://api.aigateway.sh";
 /// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
 /// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
 pub fn upstream_cost(
-    request: &crate::domain::video::NewVideo,
+    request: &crate::types::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<crate::domain::billing::MicroUsd, String> {
+) -> Result<crate::types::money::MicroUsd, String> {
     // Fast only: $0.011 per second, plus 5% at top-up: $0.01155 per second.
     match request.model {
-        crate::domain::video::Model::Fast => {
+        crate::types::video::Model::Fast => {
             crate::providers::price::per_second(11_550, request.seconds.get())
         }
         other => Err(format!("does not offer {}", other.id())),
@@ -288,7 +288,7 @@ fn now_unix() -> i64 {
 
 #[async_trait::async_trait]
 impl Provider for AiGateway {
-    fn id(&self) -> crate::domain::ids::ProviderId {
+    fn id(&self) -> crate::types::ids::ProviderId {
         ID
     }
 

@@ -24,16 +24,16 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::UpstreamConfig;
-use crate::domain::billing::MicroUsd;
-use crate::domain::video::{AspectRatio, Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities};
 use crate::providers::upstream::{common_error_text, Auth, Upstream};
 use crate::providers::{
     CancelOutcome, Provider, ProviderError, ReportedCost, Submission, SubmitRequest,
     UpstreamStatus, WebhookError,
 };
+use crate::types::money::MicroUsd;
+use crate::types::video::{AspectRatio, Model, Resolution};
 
-pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::AimlApi;
+pub const ID: crate::types::ids::ProviderId = crate::types::ids::ProviderId::AimlApi;
 pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://api.aimlapi.com";
 
@@ -41,18 +41,18 @@ pub const DEFAULT_BASE: &str = "https://api.aimlapi.com";
 /// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
 /// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
 pub fn upstream_cost(
-    request: &crate::domain::video::NewVideo,
+    request: &crate::types::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<crate::domain::billing::MicroUsd, String> {
+) -> Result<crate::types::money::MicroUsd, String> {
     // Fast $0.10 per second, standard $0.25; Mini unpublished (unpriced).
     match request.model {
-        crate::domain::video::Model::Fast => {
+        crate::types::video::Model::Fast => {
             crate::providers::price::per_second(100_000, request.seconds.get())
         }
-        crate::domain::video::Model::Standard => {
+        crate::types::video::Model::Standard => {
             crate::providers::price::per_second(250_000, request.seconds.get())
         }
-        crate::domain::video::Model::Mini => {
+        crate::types::video::Model::Mini => {
             Err("has no published price for seedance-2.0-mini".into())
         }
     }
@@ -222,7 +222,7 @@ fn generation_id(answer: &Value) -> Option<String> {
 
 #[async_trait::async_trait]
 impl Provider for AimlApi {
-    fn id(&self) -> crate::domain::ids::ProviderId {
+    fn id(&self) -> crate::types::ids::ProviderId {
         ID
     }
 
@@ -337,8 +337,8 @@ impl AimlApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::VideoId;
-    use crate::domain::video::NewVideo;
+    use crate::types::ids::VideoId;
+    use crate::types::video::NewVideo;
     use serde_json::json;
 
     fn with(changes: Value) -> NewVideo {

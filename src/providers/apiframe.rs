@@ -24,15 +24,15 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::config::UpstreamConfig;
-use crate::domain::video::{Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities, ALL_RATIOS};
 use crate::providers::upstream::{common_error_text, path_segment, Auth, Upstream};
 use crate::providers::{
     CancelOutcome, Provider, ProviderError, ReportedCost, Submission, SubmitRequest,
     UpstreamStatus, WebhookError,
 };
+use crate::types::video::{Model, Resolution};
 
-pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::Apiframe;
+pub const ID: crate::types::ids::ProviderId = crate::types::ids::ProviderId::Apiframe;
 pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://api.apiframe.ai";
 
@@ -40,17 +40,17 @@ pub const DEFAULT_BASE: &str = "https://api.apiframe.ai";
 /// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
 /// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
 pub fn upstream_cost(
-    request: &crate::domain::video::NewVideo,
+    request: &crate::types::video::NewVideo,
     pricing: &crate::config::PricingConfig,
-) -> Result<crate::domain::billing::MicroUsd, String> {
-    use crate::domain::video::Resolution;
+) -> Result<crate::types::money::MicroUsd, String> {
+    use crate::types::video::Resolution;
     // Credits per second: 480p 1, 720p 2, doubled with a reference video; their dollar value
     // is unpublished (`pricing.apiframe_usd_per_credit`; unset means unpriced).
     let per_credit = pricing
         .apiframe_usd_per_credit
         .as_deref()
         .ok_or("has no known dollar value per credit (set pricing.apiframe_usd_per_credit)")?;
-    let per_credit = crate::domain::billing::MicroUsd::parse_usd(per_credit)
+    let per_credit = crate::types::money::MicroUsd::parse_usd(per_credit)
         .ok_or("has an unreadable pricing.apiframe_usd_per_credit")?;
     let per_second = match request.resolution {
         Resolution::P480 => 1,
@@ -197,7 +197,7 @@ pub fn submit_body<'a>(request: &'a SubmitRequest<'a>) -> Result<SubmitBody<'a>,
             )))
         }
     };
-    let urls = |list: &'a [crate::domain::video::MediaUrl]| {
+    let urls = |list: &'a [crate::types::video::MediaUrl]| {
         list.iter().map(|u| u.as_str()).collect::<Vec<_>>()
     };
     Ok(SubmitBody {
@@ -320,7 +320,7 @@ fn verify_signature(key: &[u8], signature: &str, body: &[u8]) -> Result<(), Webh
 
 #[async_trait::async_trait]
 impl Provider for Apiframe {
-    fn id(&self) -> crate::domain::ids::ProviderId {
+    fn id(&self) -> crate::types::ids::ProviderId {
         ID
     }
 
@@ -329,7 +329,7 @@ impl Provider for Apiframe {
         true
     }
 
-    fn client_reference(&self, video: &crate::domain::ids::VideoId) -> Option<String> {
+    fn client_reference(&self, video: &crate::types::ids::VideoId) -> Option<String> {
         Some(video.as_str().to_string())
     }
 

@@ -2,7 +2,7 @@
 //! and counts. A request that a provider cannot serve is never sent to it; the reason says
 //! which field is out of reach.
 
-use crate::domain::video::{AspectRatio, Model, NewVideo, Resolution};
+use crate::types::video::{AspectRatio, Model, NewVideo, Resolution};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(untagged)]

@@ -9,7 +9,7 @@
 //! health from its own calls within a few failures, and a restart starts closed; shared state
 //! would cost a database or Redis round trip on every routing decision.
 
-use crate::domain::ids::ProviderId;
+use crate::types::ids::ProviderId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};

@@ -53,7 +53,7 @@ impl Metered {
 
 #[async_trait::async_trait]
 impl Provider for Metered {
-    fn id(&self) -> crate::domain::ids::ProviderId {
+    fn id(&self) -> crate::types::ids::ProviderId {
         self.inner.id()
     }
 
@@ -61,7 +61,7 @@ impl Provider for Metered {
         self.inner.idempotent_submits()
     }
 
-    fn client_reference(&self, video: &crate::domain::ids::VideoId) -> Option<String> {
+    fn client_reference(&self, video: &crate::types::ids::VideoId) -> Option<String> {
         self.inner.client_reference(video)
     }
 

@@ -18,9 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::domain::billing::MicroUsd;
-use crate::domain::ids::{ProviderId, VideoId};
-use crate::domain::video::NewVideo;
+use crate::types::ids::{ProviderId, VideoId};
+use crate::types::money::MicroUsd;
+use crate::types::video::NewVideo;
 
 /// Every provider name the gateway knows, enabled or not.
 pub const ALL_NAMES: [&str; 6] = [

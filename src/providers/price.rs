@@ -1,7 +1,7 @@
 //! Arithmetic the providers' price rules share. Each rule lives in its provider's module
 //! (`upstream_cost`); the routing catalog asks them all.
 
-use crate::domain::billing::MicroUsd;
+use crate::types::money::MicroUsd;
 
 /// One reseller credit ($0.01) in micro-USD.
 pub const CENT: i64 = 10_000;

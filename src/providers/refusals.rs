@@ -7,12 +7,12 @@
 //! Trade-off: kept per replica and in memory, so a restart or another replica learns it again
 //! at the cost of one refused call; the lasting fix is a corrected capability matrix.
 
-use crate::domain::ids::ProviderId;
+use crate::types::ids::ProviderId;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::domain::video::NewVideo;
+use crate::types::video::NewVideo;
 
 /// How long a refusal keeps a provider out of a shape of request.
 pub const REMEMBER_FOR: Duration = Duration::from_secs(15 * 60);

@@ -11,24 +11,24 @@ use std::time::Duration;
 
 use crate::clock::now_ms;
 use crate::config::SandboxConfig;
-use crate::domain::video::{Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities, ALL_RATIOS};
 use crate::providers::{
     CancelOutcome, Provider, ProviderError, Submission, SubmitRequest, UpstreamStatus, WebhookError,
 };
+use crate::types::video::{Model, Resolution};
 
-pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::Sandbox;
+pub const ID: crate::types::ids::ProviderId = crate::types::ids::ProviderId::Sandbox;
 pub const NAME: &str = ID.as_str();
 
 /// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
 /// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
 /// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
 pub fn upstream_cost(
-    _request: &crate::domain::video::NewVideo,
+    _request: &crate::types::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<crate::domain::billing::MicroUsd, String> {
+) -> Result<crate::types::money::MicroUsd, String> {
     // The sandbox generates nothing upstream: it is free.
-    Ok(crate::domain::billing::MicroUsd::ZERO)
+    Ok(crate::types::money::MicroUsd::ZERO)
 }
 /// The output URL of every finished sandbox job; served from the embedded asset.
 pub const OUTPUT_URL: &str = "sandbox://sandbox.mp4";
@@ -85,7 +85,7 @@ impl SandboxJob {
             self.submitted_ms,
             self.delay_ms,
             outcome,
-            crate::domain::ids::random_token(8)
+            crate::types::ids::random_token(8)
         )
     }
 
@@ -109,7 +109,7 @@ impl SandboxJob {
 
 #[async_trait::async_trait]
 impl Provider for Sandbox {
-    fn id(&self) -> crate::domain::ids::ProviderId {
+    fn id(&self) -> crate::types::ids::ProviderId {
         ID
     }
 

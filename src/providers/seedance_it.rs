@@ -14,15 +14,15 @@ use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
 use crate::config::UpstreamConfig;
-use crate::domain::video::{AspectRatio, Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities};
 use crate::providers::upstream::{common_error_text, Auth, Upstream};
 use crate::providers::{
     CancelOutcome, Provider, ProviderError, ReportedCost, Submission, SubmitRequest,
     UpstreamStatus, WebhookError,
 };
+use crate::types::video::{AspectRatio, Model, Resolution};
 
-pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::SeedanceIt;
+pub const ID: crate::types::ids::ProviderId = crate::types::ids::ProviderId::SeedanceIt;
 pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://seedance.it.com/api/v1";
 
@@ -30,11 +30,11 @@ pub const DEFAULT_BASE: &str = "https://seedance.it.com/api/v1";
 /// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
 /// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
 pub fn upstream_cost(
-    request: &crate::domain::video::NewVideo,
+    request: &crate::types::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<crate::domain::billing::MicroUsd, String> {
-    use crate::domain::video::Model;
+) -> Result<crate::types::money::MicroUsd, String> {
     use crate::providers::price::{ceil_div, credits as in_credits};
+    use crate::types::video::Model;
     // Fast: 194/242/387/484/726 credits for 4/5/8/10/15 s, ceil(48.4 × s) between;
     // standard: ceil(1.2 ×) that; 1 credit = $0.01.
     let seconds = request.seconds.get();
@@ -156,7 +156,7 @@ fn error_message(error: &Option<serde_json::Value>) -> String {
 
 #[async_trait::async_trait]
 impl Provider for SeedanceIt {
-    fn id(&self) -> crate::domain::ids::ProviderId {
+    fn id(&self) -> crate::types::ids::ProviderId {
         ID
     }
 
@@ -268,8 +268,8 @@ pub fn urlencode(segment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::VideoId;
-    use crate::domain::video::{NewVideo, Seconds};
+    use crate::types::ids::VideoId;
+    use crate::types::video::{NewVideo, Seconds};
 
     fn video(json: serde_json::Value) -> NewVideo {
         serde_json::from_value(json).expect("a NewVideo")

@@ -25,15 +25,15 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::UpstreamConfig;
-use crate::domain::video::{AspectRatio, Model, Resolution};
 use crate::providers::capabilities::{Capabilities, Durations, ModelCapabilities, ALL_RATIOS};
 use crate::providers::upstream::{common_error_text, Auth, Upstream};
 use crate::providers::{
     CancelOutcome, Provider, ProviderError, ReportedCost, Submission, SubmitRequest,
     UpstreamStatus, WebhookError,
 };
+use crate::types::video::{AspectRatio, Model, Resolution};
 
-pub const ID: crate::domain::ids::ProviderId = crate::domain::ids::ProviderId::SeedanceApi;
+pub const ID: crate::types::ids::ProviderId = crate::types::ids::ProviderId::SeedanceApi;
 pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://seedanceapi.org";
 
@@ -41,11 +41,11 @@ pub const DEFAULT_BASE: &str = "https://seedanceapi.org";
 /// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
 /// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.
 pub fn upstream_cost(
-    request: &crate::domain::video::NewVideo,
+    request: &crate::types::video::NewVideo,
     _pricing: &crate::config::PricingConfig,
-) -> Result<crate::domain::billing::MicroUsd, String> {
-    use crate::domain::video::{Model, Resolution};
+) -> Result<crate::types::money::MicroUsd, String> {
     use crate::providers::price::{ceil_div, credits as in_credits};
+    use crate::types::video::{Model, Resolution};
     // 2.0 240/480/720 and Fast 160/320/480 credits for 5/10/15 s; Mini 480p ceil(14.25 × s),
     // with a reference video 9 × s, 720p ceil(30.75 × s), with a reference video
     // ceil(18.75 × s); 1 credit = $0.01.
@@ -269,7 +269,7 @@ fn credits(data: &Value) -> Option<ReportedCost> {
 
 #[async_trait::async_trait]
 impl Provider for SeedanceApi {
-    fn id(&self) -> crate::domain::ids::ProviderId {
+    fn id(&self) -> crate::types::ids::ProviderId {
         ID
     }
 
@@ -381,8 +381,8 @@ impl SeedanceApi {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::VideoId;
-    use crate::domain::video::NewVideo;
+    use crate::types::ids::VideoId;
+    use crate::types::video::NewVideo;
     use serde_json::json;
 
     fn video(json: Value) -> NewVideo {
@@ -530,7 +530,7 @@ mod tests {
                 seconds: None,
                 cost: Some(ReportedCost {
                     raw: "consumed_credits=480".into(),
-                    micro_usd: Some(crate::domain::billing::MicroUsd::from_stored(4_800_000)),
+                    micro_usd: Some(crate::types::money::MicroUsd::from_stored(4_800_000)),
                 }),
             }
         );

@@ -3,8 +3,8 @@
 
 use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
-use crate::domain::ids::VideoId;
-use crate::domain::video::ArchiveState;
+use crate::types::ids::VideoId;
+use crate::types::video::ArchiveState;
 
 /// A completed output waiting to be copied to the gateway's storage.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@ use super::sql::{self, Get};
 use super::videos::RUNNING;
 use super::Db;
 use crate::domain::admin::AttemptRow;
-use crate::domain::ids::{ProviderId, VideoId};
+use crate::types::ids::{ProviderId, VideoId};
 
 /// One call to an upstream for a job, for the operator's view of its attempts.
 pub struct Attempt<'a> {

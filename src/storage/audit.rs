@@ -262,7 +262,7 @@ impl Db {
         tx: &mut Conn,
         report: &mut AuditReport,
     ) -> Result<(), sqlx::Error> {
-        let day_ms = crate::domain::end_users::DAY_MS;
+        let day_ms = crate::types::time::DAY_MS;
         let expected = keyed(
             tx,
             format!(

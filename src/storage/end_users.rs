@@ -2,9 +2,9 @@
 
 use super::sql::{self, Get};
 use super::{now_ms, Backend, Db, Tx};
-use crate::domain::billing::Mode;
 use crate::domain::end_users::{EndUser, TenantQuotas, WalletMode};
-use crate::domain::ids::{EndUserId, TenantId};
+use crate::types::ids::{EndUserId, TenantId};
+use crate::types::money::Mode;
 
 fn end_user_from_row(tenant: &TenantId, row: &impl Get) -> Result<EndUser, sqlx::Error> {
     Ok(EndUser {
@@ -269,11 +269,7 @@ impl Db {
             .bind(seconds_delta)
             .bind(finished.tenant_id.as_str())
             .bind(finished.mode.as_str())
-            .bind(
-                finished
-                    .created_at
-                    .div_euclid(crate::domain::end_users::DAY_MS),
-            )
+            .bind(finished.created_at.div_euclid(crate::types::time::DAY_MS))
             .execute(tx)
             .await?;
         }

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::domain::ids::random_token;
+use crate::types::ids::random_token;
 
 /// Stores an uploaded first frame and returns its name within the storage directory.
 pub async fn save_upload(dir: &Path, extension: &str, bytes: &[u8]) -> anyhow::Result<String> {

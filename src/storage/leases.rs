@@ -8,10 +8,10 @@ use super::end_users::FinishedJob;
 use super::sql::{self, Get};
 use super::videos::{video_from_row, RUNNING};
 use super::{now_ms, Db, Tx};
-use crate::domain::billing::{Credits, Mode};
-use crate::domain::ids::{ProviderId, TenantId, VideoId};
-use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::ReportedCost;
+use crate::types::ids::{ProviderId, TenantId, VideoId};
+use crate::types::money::{Credits, Mode};
+use crate::types::video::{JobError, PollCause, Video, VideoStatus};
 
 /// What a job's final-state update returns for the tenant's running totals.
 const FINISHED: &str = "RETURNING tenant_id, mode, created_at, cost_reserved, seconds";

@@ -4,8 +4,8 @@
 use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::billing::ledger::{new_txn_id, Entry, EntryView, HoldRow, Posting};
-use crate::domain::billing::{Credits, Mode};
-use crate::domain::ids::{TenantId, TxnId, VideoId};
+use crate::types::ids::{TenantId, TxnId, VideoId};
+use crate::types::money::{Credits, Mode};
 
 impl Db {
     pub async fn ensure_account(

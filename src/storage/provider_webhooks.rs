@@ -3,7 +3,7 @@
 
 use super::sql;
 use super::{now_ms, Db, Tx};
-use crate::domain::ids::VideoId;
+use crate::types::ids::VideoId;
 
 impl Db {
     /// Remembers that `delivery` arrived for a job; false when it had arrived before.

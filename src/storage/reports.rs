@@ -4,9 +4,9 @@
 use super::sql::{self, Get};
 use super::videos::video_from_row;
 use super::Db;
-use crate::domain::billing::{Credits, MicroUsd, Mode};
-use crate::domain::ids::TenantId;
-use crate::domain::video::Video;
+use crate::types::ids::TenantId;
+use crate::types::money::{Credits, MicroUsd, Mode};
+use crate::types::video::Video;
 
 /// What a usage report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

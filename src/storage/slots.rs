@@ -5,7 +5,7 @@
 use super::sql;
 use super::videos::RUNNING;
 use super::{Db, Tx};
-use crate::domain::ids::{ProviderId, VideoId};
+use crate::types::ids::{ProviderId, VideoId};
 
 /// How many waiting jobs a create counts before it joins them in the queue.
 const WAITING_COUNTED: i64 = 256;

@@ -4,7 +4,7 @@
 
 use super::sql;
 use super::{Db, Tx};
-use crate::domain::ids::ProviderId;
+use crate::types::ids::ProviderId;
 
 impl Db {
     /// Folds one job's time to completion into its provider's moving average.

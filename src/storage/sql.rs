@@ -17,7 +17,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row as _};
 
 use super::conn::On;
-use crate::domain::ids::ProviderId;
+use crate::types::ids::ProviderId;
 
 /// A statement argument.
 #[derive(Debug, Clone)]

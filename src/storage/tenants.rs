@@ -2,9 +2,9 @@
 
 use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
-use crate::domain::billing::{Credits, Mode};
-use crate::domain::ids::{ApiKeyId, TenantId};
 use crate::domain::tenants::{ApiKey, BillingKind, Principal, Tenant};
+use crate::types::ids::{ApiKeyId, TenantId};
+use crate::types::money::{Credits, Mode};
 
 fn tenant_from_row(row: &impl Get) -> Result<Tenant, sqlx::Error> {
     Ok(Tenant {
@@ -201,7 +201,7 @@ impl Db {
         let fallback: Option<i64> = row.at(2)?;
         let resubmit: Option<i64> = row.at(3)?;
         Ok(Some(crate::domain::routing::policy::PolicyLevel {
-            strategy: row.state_opt("strategy", crate::domain::video::Strategy::parse)?,
+            strategy: row.state_opt("strategy", crate::types::video::Strategy::parse)?,
             providers: row.json_opt("providers")?,
             fallback: fallback.map(|f| f != 0),
             resubmit: resubmit.map(|r| r != 0),

@@ -6,10 +6,10 @@
 use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
 use crate::domain::access::UserFilter;
-use crate::domain::billing::{Credits, MicroUsd, Mode};
-use crate::domain::ids::{ApiKeyId, ProviderId, TenantId, VideoId};
-use crate::domain::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
 use crate::domain::videos::ListQuery;
+use crate::types::ids::{ApiKeyId, ProviderId, TenantId, VideoId};
+use crate::types::money::{Credits, MicroUsd, Mode};
+use crate::types::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
 
 /// The condition a job still running meets.
 pub(super) const RUNNING: &str = "status IN ('queued', 'in_progress')";

@@ -3,9 +3,9 @@
 
 use super::sql::{self, Get};
 use super::{now_ms, Db, Tx};
-use crate::domain::billing::Mode;
-use crate::domain::ids::TenantId;
 use crate::domain::webhooks::{Attempt, Endpoint, Message, MessageState};
+use crate::types::ids::TenantId;
+use crate::types::money::Mode;
 
 fn endpoint_from_row(row: &impl Get) -> Result<Endpoint, sqlx::Error> {
     let events: String = row.col("events")?;
@@ -369,7 +369,7 @@ impl Db {
                 "INSERT INTO webhook_attempts (id, message_id, tenant_id, attempted_at, status, latency_ms, error, response) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
-            .bind(crate::domain::ids::random_token(24))
+            .bind(crate::types::ids::random_token(24))
             .bind(message_id)
             .bind(tenant.as_str())
             .bind(attempt.attempted_at)

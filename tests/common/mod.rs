@@ -48,7 +48,7 @@ impl TestDatabase {
 pub async fn fresh_postgres_database(server: &str) -> String {
     let name = format!(
         "gw_test_{}",
-        seedance_gateway::domain::ids::random_token(12).to_lowercase()
+        seedance_gateway::types::ids::random_token(12).to_lowercase()
     );
     let mut conn = sqlx::postgres::PgConnection::connect(server)
         .await

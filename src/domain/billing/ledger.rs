@@ -28,9 +28,9 @@
 //! ([`Db::lock_accounts`]), so that concurrent postings over the same accounts never deadlock;
 //! the transactions that call them run through [`crate::storage::retry_conflicts`].
 
-use crate::domain::billing::{Credits, Mode, MoneyError};
-use crate::domain::ids::{EndUserId, TenantId, TxnId, VideoId};
 use crate::storage::{Db, Tx};
+use crate::types::ids::{EndUserId, TenantId, TxnId, VideoId};
+use crate::types::money::{Credits, Mode, MoneyError};
 
 pub fn available_account(tenant: &TenantId, mode: Mode) -> String {
     format!("{tenant}:{}:available", mode.as_str())

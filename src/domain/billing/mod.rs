@@ -2,12 +2,9 @@
 //! operations (grant, hold, capture, void) that move credits.
 
 pub mod ledger;
-pub mod money;
 pub mod pricing;
 
-use serde::{Deserialize, Serialize};
-
-pub use money::{Credits, MicroUsd, MoneyError, MAX_AMOUNT};
+pub use crate::types::money::{Credits, MicroUsd, Mode, MoneyError, MAX_AMOUNT};
 
 use crate::error::Error;
 
@@ -59,31 +56,5 @@ pub fn non_zero_amount(param: &str, value: i64) -> Result<Credits, Error> {
 impl From<MoneyError> for Error {
     fn from(error: MoneyError) -> Self {
         Error::Internal(anyhow::Error::new(error).context("money arithmetic"))
-    }
-}
-
-/// Live keys spend the tenant's real balance; test keys spend a separate test balance and
-/// only ever reach the sandbox provider.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    Live,
-    Test,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Live => "live",
-            Mode::Test => "test",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Mode> {
-        match raw {
-            "live" => Some(Mode::Live),
-            "test" => Some(Mode::Test),
-            _ => None,
-        }
     }
 }

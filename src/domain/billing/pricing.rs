@@ -13,9 +13,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::PricingConfig;
-use crate::domain::billing::{Credits, MicroUsd};
-use crate::domain::video::{Model, NewVideo, Resolution};
 use crate::error::Error;
+use crate::types::money::{Credits, MicroUsd};
+use crate::types::video::{Model, NewVideo, Resolution};
 
 /// How a request uses its inputs, for price lists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +76,7 @@ pub enum TenantPrices {
 /// A tenant's own prices, if the operator set any.
 pub async fn tenant_prices(
     db: &crate::storage::Db,
-    tenant: &crate::domain::ids::TenantId,
+    tenant: &crate::types::ids::TenantId,
 ) -> Result<Option<TenantPrices>, Error> {
     Ok(db.tenant_prices(tenant).await?)
 }

@@ -24,8 +24,8 @@
 use super::lifecycle::cancel_upstream;
 use super::UNKNOWN_OUTCOME;
 use crate::domain::services::Services;
-use crate::domain::video::Video;
 use crate::providers::{Provider, ProviderError};
+use crate::types::video::Video;
 
 /// Closes the job's submits that an earlier step wrote but never recorded an answer for (it
 /// crashed, or outlived its lease): each is a lost answer. Returns the error the submit step

@@ -8,12 +8,12 @@ use std::time::Duration;
 use super::schedule::backoff;
 use super::MAX_ATTEMPTS;
 use crate::domain::billing::{ledger, pricing};
-use crate::domain::ids::TenantId;
 use crate::domain::services::Services;
-use crate::domain::video::{JobError, Video, VideoStatus};
 use crate::providers::ReportedCost;
 use crate::storage::{attempts::Attempt, leases::Due};
 use crate::storage::{now_ms, retry_conflicts, Db};
+use crate::types::ids::TenantId;
+use crate::types::video::{JobError, Video, VideoStatus};
 
 /// Who ends a job, which decides the update's guard and what follows it.
 pub enum EndedBy<'a> {

@@ -19,12 +19,12 @@ mod lifecycle;
 mod schedule;
 mod submit;
 
-use crate::domain::ids::ProviderId;
 use crate::domain::services::Services;
-use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::{ProviderError, UpstreamStatus};
 use crate::storage::leases::Due;
 use crate::storage::now_ms;
+use crate::types::ids::ProviderId;
+use crate::types::video::{JobError, PollCause, Video, VideoStatus};
 
 pub use lifecycle::{after_terminal, cancel_upstream, end_job, expire_overdue, EndedBy};
 pub use schedule::{backoff, poll_delay, webhook_poll_interval};

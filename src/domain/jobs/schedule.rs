@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use rand::Rng;
 
-use crate::domain::ids::ProviderId;
 use crate::domain::services::Services;
-use crate::domain::video::{PollCause, Video};
 use crate::providers::Provider;
 use crate::storage::now_ms;
+use crate::types::ids::ProviderId;
+use crate::types::video::{PollCause, Video};
 
 /// The wait before the next poll of a running job. It backs off as the job ages — a quarter
 /// of the job's age so far — between a floor (a quarter of the provider's poll interval, and

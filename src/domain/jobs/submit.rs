@@ -11,13 +11,13 @@ use super::intents::{abandon, recover_intents};
 use super::lifecycle::{end, retry_later};
 use super::schedule::{first_poll_delay, first_safety_poll, observed_duration, safety_interval};
 use super::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
-use crate::domain::ids::ProviderId;
 use crate::domain::routing::eligibility;
 use crate::domain::services::Services;
-use crate::domain::video::{JobError, PollCause, Video, VideoStatus};
 use crate::providers::{Provider, ProviderError, SubmitRequest};
 use crate::storage::now_ms;
 use crate::storage::{attempts::Attempt, leases::Due};
+use crate::types::ids::ProviderId;
+use crate::types::video::{JobError, PollCause, Video, VideoStatus};
 
 /// The attempt outcome of a submit the provider accepted.
 const ACCEPTED_OUTCOME: &str = "accepted";

@@ -192,7 +192,7 @@ const RATE_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 /// The request rate of a tenant: its own, else the operator's default.
 pub async fn tenant_rate(
     state: &crate::domain::services::Services,
-    tenant: &crate::domain::ids::TenantId,
+    tenant: &crate::types::ids::TenantId,
 ) -> Result<Rate, Error> {
     let defaults = Rate {
         per_minute: state.config.limits.tenant_requests_per_minute,

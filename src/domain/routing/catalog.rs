@@ -14,10 +14,10 @@
 //! | sandbox         | free                                                                 |
 
 use crate::config::PricingConfig;
-use crate::domain::billing::MicroUsd;
-use crate::domain::ids::ProviderId;
-use crate::domain::video::NewVideo;
 use crate::providers;
+use crate::types::ids::ProviderId;
+use crate::types::money::MicroUsd;
+use crate::types::video::NewVideo;
 
 /// The upstream cost of `request` at `provider`, or why it cannot be priced: the operator's
 /// override (`pricing.upstream_usd_per_second`) where set, else the provider's own rule, kept

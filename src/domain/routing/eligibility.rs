@@ -10,11 +10,11 @@
 
 use std::sync::Arc;
 
-use crate::domain::billing::Mode;
-use crate::domain::ids::ProviderId;
 use crate::domain::services::Services;
-use crate::domain::video::NewVideo;
 use crate::providers::{sandbox, Provider};
+use crate::types::ids::ProviderId;
+use crate::types::money::Mode;
+use crate::types::video::NewVideo;
 
 /// The providers a caller of `mode` reaches, in configuration order: test keys the sandbox
 /// alone, live keys the providers enabled for them.

@@ -18,12 +18,12 @@ pub mod eligibility;
 pub mod offers;
 pub mod policy;
 
-use crate::domain::billing::{Credits, MicroUsd, Mode};
-use crate::domain::ids::ProviderId;
 use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
-use crate::domain::video::{NewVideo, Strategy};
 use crate::error::{Error, Result};
+use crate::types::ids::ProviderId;
+use crate::types::money::{Credits, MicroUsd, Mode};
+use crate::types::video::{NewVideo, Strategy};
 pub use offers::{models, ModelOffer};
 use policy::{Policy, PolicyLevel};
 

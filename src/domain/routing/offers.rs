@@ -2,13 +2,13 @@
 //! offers, what those providers can do with it together, and the caller's price per second.
 
 use crate::domain::billing::pricing;
-use crate::domain::ids::ProviderId;
 use crate::domain::routing::eligibility;
 use crate::domain::services::Services;
 use crate::domain::tenants::Principal;
-use crate::domain::video::{AspectRatio, Model, Resolution};
 use crate::error::Result;
 use crate::providers::capabilities::ModelCapabilities;
+use crate::types::ids::ProviderId;
+use crate::types::video::{AspectRatio, Model, Resolution};
 
 /// One model as the caller can use it.
 pub struct ModelOffer {

@@ -7,9 +7,9 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::ids::ProviderId;
-use crate::domain::video::Strategy;
 use crate::error::{Error, Result};
+use crate::types::ids::ProviderId;
+use crate::types::video::Strategy;
 
 /// One level's settings; `None` inherits.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

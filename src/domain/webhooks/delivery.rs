@@ -85,7 +85,7 @@ async fn payload(state: &Services, message: &Message) -> anyhow::Result<String> 
     if let Some(payload) = &message.payload {
         return Ok(payload.clone());
     }
-    let id = crate::domain::ids::VideoId::from_db(message.video_id.clone());
+    let id = crate::types::ids::VideoId::from_db(message.video_id.clone());
     let video = state
         .db
         .get_video_any(&id)

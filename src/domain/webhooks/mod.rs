@@ -23,12 +23,12 @@ use serde::Serialize;
 use sha2::Sha256;
 
 use crate::domain::access::Reach;
-use crate::domain::billing::Mode;
-use crate::domain::ids::{random_token, TenantId};
 use crate::domain::services::Services;
-use crate::domain::video::VideoStatus;
 use crate::error::{Error, Result};
 use crate::storage::{now_ms, Db, Tx};
+use crate::types::ids::{random_token, TenantId};
+use crate::types::money::Mode;
+use crate::types::video::VideoStatus;
 
 pub const EVENTS: [&str; 3] = ["video.completed", "video.failed", "video.canceled"];
 
@@ -45,7 +45,7 @@ pub fn event_for(status: VideoStatus) -> Option<&'static str> {
 /// Writes the outbox messages for a job that has just ended, inside its transaction.
 pub async fn enqueue(
     tx: &mut Tx,
-    video: &crate::domain::ids::VideoId,
+    video: &crate::types::ids::VideoId,
     status: VideoStatus,
 ) -> std::result::Result<u64, crate::storage::DbError> {
     match event_for(status) {

@@ -10,14 +10,14 @@ use utoipa::ToSchema;
 
 use super::{parse_mode, tenant_id, video_id};
 use crate::domain::admin::{self, CreditType, Granted};
-use crate::domain::billing::Mode;
-use crate::domain::ids::TenantId;
 use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::idempotency::{self, IdempotencyHeader};
 use crate::http::AppState;
+use crate::types::ids::TenantId;
+use crate::types::money::Mode;
 
 /// The operator's own idempotency scope, apart from every tenant's.
 const SCOPE: &str = "admin";

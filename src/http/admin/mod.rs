@@ -16,11 +16,11 @@ pub mod videos;
 use axum::routing::{get, post, put};
 use axum::Router;
 
-use crate::domain::billing::Mode;
-use crate::domain::ids::{ApiKeyId, TenantId, VideoId};
 use crate::error::{Error, Result};
 use crate::http::webhooks;
 use crate::http::AppState;
+use crate::types::ids::{ApiKeyId, TenantId, VideoId};
+use crate::types::money::Mode;
 
 pub use self::routing::RoutingPolicyBody;
 

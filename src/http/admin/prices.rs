@@ -9,12 +9,12 @@ use utoipa::ToSchema;
 use super::tenant_id;
 use crate::domain::admin;
 use crate::domain::billing::pricing::{self, InputMode, PriceRule, TenantPrices};
-use crate::domain::video::{Model, Resolution};
 use crate::error::{Error, Result};
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::AppState;
+use crate::types::video::{Model, Resolution};
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

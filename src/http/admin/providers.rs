@@ -6,12 +6,12 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::ids::ProviderId;
 use crate::error::{Error, Result};
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiPath;
 use crate::http::AppState;
+use crate::types::ids::ProviderId;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderObject {

@@ -7,7 +7,6 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::billing::MicroUsd;
 use crate::domain::reports::AuditReport;
 use crate::domain::reports::{self, date_of_day};
 use crate::error::Result;
@@ -15,6 +14,7 @@ use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiQuery;
 use crate::http::AppState;
+use crate::types::money::MicroUsd;
 
 /// Audit the ledger
 ///

@@ -9,13 +9,13 @@ use utoipa::ToSchema;
 use super::tenant_id;
 use crate::domain::admin::{self, NewTenant};
 use crate::domain::billing::ledger;
-use crate::domain::billing::Mode;
 use crate::domain::tenants::{BillingKind, Tenant};
 use crate::error::{Error, Result};
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiJson, ApiPath};
 use crate::http::AppState;
+use crate::types::money::Mode;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

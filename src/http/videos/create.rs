@@ -8,13 +8,13 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::config::VideosConfig;
-use crate::domain::billing::Credits;
-use crate::domain::ids::EndUserId;
-use crate::domain::video::{
+use crate::error::Error;
+use crate::types::ids::EndUserId;
+use crate::types::money::Credits;
+use crate::types::video::{
     parse_size, AspectRatio, MediaUrl, Model, NewVideo, Resolution, RoutingRequest, Seconds,
     Strategy, VideoInputs,
 };
-use crate::error::Error;
 
 /// A number given as a JSON number or a string (multipart sends everything as text).
 #[derive(Debug, Clone, Deserialize)]

@@ -17,8 +17,6 @@ use self::input::CreateInput;
 use self::object::{VideoDeleted, VideoList, VideoObject};
 use crate::domain::access::{self, VideoAction};
 use crate::domain::idempotency::{request_hash, Committed};
-use crate::domain::ids::VideoId;
-use crate::domain::video::{Video, VideoStatus};
 use crate::domain::videos;
 use crate::domain::videos::{Content, ListQuery, Variant};
 use crate::error::{Error, Result};
@@ -27,6 +25,8 @@ use crate::http::error::ErrorBody;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::idempotency::{self, IdempotencyHeader};
 use crate::http::AppState;
+use crate::types::ids::VideoId;
+use crate::types::video::{Video, VideoStatus};
 
 const POLL_AFTER: HeaderName = HeaderName::from_static("openai-poll-after-ms");
 

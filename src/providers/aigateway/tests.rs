@@ -2,8 +2,8 @@
 //! and the webhook signatures it accepts.
 
 use super::*;
-use crate::domain::ids::VideoId;
-use crate::domain::video::NewVideo;
+use crate::types::ids::VideoId;
+use crate::types::video::NewVideo;
 use serde_json::json;
 
 const SECRET: &str = "whsec_test_0123456789";

@@ -3,8 +3,8 @@
 
 use super::*;
 use crate::config::Secret;
-use crate::domain::ids::VideoId;
-use crate::domain::video::NewVideo;
+use crate::types::ids::VideoId;
+use crate::types::video::NewVideo;
 use serde_json::json;
 
 const KEY: &str = "afk_test_key_0123456789";

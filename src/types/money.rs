@@ -149,6 +149,32 @@ impl MicroUsd {
     }
 }
 
+/// Live keys spend the tenant's real balance; test keys spend a separate test balance and
+/// only ever reach the sandbox provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Live,
+    Test,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "live",
+            Mode::Test => "test",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Mode> {
+        match raw {
+            "live" => Some(Mode::Live),
+            "test" => Some(Mode::Test),
+            _ => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

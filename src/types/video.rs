@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::billing::Credits;
 use super::ids::{ApiKeyId, EndUserId, ProviderId, TenantId, VideoId};
-use crate::domain::billing::Mode;
+use super::money::Credits;
+use super::money::Mode;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Model {
@@ -487,13 +487,13 @@ pub struct Video {
     pub slot_provider: Option<ProviderId>,
     /// Upstream cost at the most expensive eligible provider and at the baseline provider,
     /// in micro-USD, as routed at create (for the savings report).
-    pub cost_ceiling_micro: Option<crate::domain::billing::MicroUsd>,
-    pub cost_baseline_micro: Option<crate::domain::billing::MicroUsd>,
+    pub cost_ceiling_micro: Option<super::money::MicroUsd>,
+    pub cost_baseline_micro: Option<super::money::MicroUsd>,
     /// What the upstream reported it charged, as written, and in micro-USD.
     pub upstream_cost: Option<String>,
-    pub upstream_cost_micro_usd: Option<crate::domain::billing::MicroUsd>,
+    pub upstream_cost_micro_usd: Option<super::money::MicroUsd>,
     /// The catalog's estimate of the upstream cost at the provider that did the job.
-    pub upstream_estimate_micro: Option<crate::domain::billing::MicroUsd>,
+    pub upstream_estimate_micro: Option<super::money::MicroUsd>,
     /// Why the job is next due upstream.
     pub poll_cause: PollCause,
     /// Requests made upstream for the job so far (submits and polls).

@@ -1,7 +1,8 @@
 //! `bootstrap`: the first minute of a new gateway — an admin token (unless one is configured),
 //! a demo tenant with credits in both modes, and a test key, printed for reading or for `eval`.
 
-use super::{cli_amount, open_db, OutputFormat};
+use super::args::{cli_amount, OutputFormat};
+use super::database::open_db;
 use crate::config::Config;
 use crate::domain::admin::{self, NewTenant};
 use crate::domain::billing::{self, ledger, Credits, Mode};

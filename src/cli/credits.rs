@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{cli_amount, open_db, tenant_arg, ModeArg};
+use super::args::{cli_amount, tenant_arg, ModeArg};
+use super::database::open_db;
 use crate::config::Config;
 use crate::domain::admin;
 use crate::domain::billing::{self, Mode};

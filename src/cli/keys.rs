@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{key_arg, open_db, tenant_arg, ModeArg};
+use super::args::{key_arg, tenant_arg, ModeArg};
+use super::database::open_db;
 use crate::config::Config;
 use crate::domain::admin;
 

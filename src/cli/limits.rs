@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{open_db, tenant_arg};
+use super::args::tenant_arg;
+use super::database::open_db;
 use crate::config::Config;
 use crate::domain::admin;
 

@@ -9,14 +9,17 @@
 /// quietly instead of with a panic.
 macro_rules! out {
     ($($arg:tt)*) => {
-        $crate::cli::out_raw(&format!("{}\n", format_args!($($arg)*)))
+        $crate::cli::output::out_raw(&format!("{}\n", format_args!($($arg)*)))
     };
 }
 
+mod args;
 mod bootstrap;
 mod credits;
+mod database;
 mod keys;
 mod limits;
+mod output;
 mod routing;
 mod serve;
 mod tenants;
@@ -26,10 +29,8 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, LogFormat};
-use crate::storage::Db;
-use crate::types::ids::{ApiKeyId, TenantId};
-use crate::types::money::{Credits, Mode};
 
+pub use args::{ModeArg, OutputFormat};
 pub use credits::{CreditsCommand, LedgerCommand};
 pub use keys::KeysCommand;
 pub use limits::{LimitsCommand, QuotasCommand};
@@ -59,31 +60,6 @@ pub enum LogFormatArg {
     Text,
     /// One JSON object per line.
     Json,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum ModeArg {
-    /// The live balance and keys: real jobs on the enabled providers.
-    Live,
-    /// The test balance and keys: jobs on the sandbox.
-    Test,
-}
-
-impl From<ModeArg> for Mode {
-    fn from(mode: ModeArg) -> Mode {
-        match mode {
-            ModeArg::Live => Mode::Live,
-            ModeArg::Test => Mode::Test,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// Human-readable lines.
-    Text,
-    /// `export NAME=value` lines, for `eval`.
-    Env,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,11 +118,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve => serve::serve(config).await,
         Command::CheckConfig => {
-            out_raw(&config.to_masked_toml());
+            output::out_raw(&config.to_masked_toml());
             Ok(())
         }
         Command::Openapi => {
-            out_raw(&crate::App::openapi_document());
+            output::out_raw(&crate::App::openapi_document());
             Ok(())
         }
         Command::Bootstrap {
@@ -162,55 +138,4 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Credits(command) => credits::run_credits(&config, command).await,
         Command::Ledger(command) => credits::run_ledger(&config, command).await,
     }
-}
-
-fn tenant_arg(raw: &str) -> anyhow::Result<TenantId> {
-    TenantId::parse(raw).ok_or_else(|| anyhow::anyhow!("`{raw}` is not a tenant id (ten_…)"))
-}
-
-fn key_arg(raw: &str) -> anyhow::Result<ApiKeyId> {
-    ApiKeyId::parse(raw).ok_or_else(|| anyhow::anyhow!("`{raw}` is not a key id (key_…)"))
-}
-
-/// Opens (and migrates) the configured database, saying on stderr which one it is: a command
-/// run from another directory than `serve` would otherwise work on another SQLite file
-/// unnoticed.
-async fn open_db(config: &Config) -> anyhow::Result<Db> {
-    let url = config.database.url.expose();
-    let new_file = crate::storage::is_new_sqlite_file(url);
-    let db = Db::connect(&config.database).await?;
-    db.migrate().await?;
-    // Described now that a new file exists, so that its path is absolute.
-    let location = crate::storage::describe_url(url);
-    if new_file {
-        eprintln!(
-            "warning: created a new, empty database ({location}); if `serve` runs elsewhere, \
-             run this command from its directory or give the same database.url"
-        );
-    } else {
-        eprintln!("database: {location}");
-    }
-    Ok(db)
-}
-
-/// Writes command output; a closed pipe ends the process quietly (exit 0), any other write
-/// error too, with a line on stderr.
-fn out_raw(text: &str) {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    if let Err(error) = stdout
-        .write_all(text.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
-        if error.kind() != std::io::ErrorKind::BrokenPipe {
-            eprintln!("error: writing the output: {error}");
-            std::process::exit(1);
-        }
-        std::process::exit(0);
-    }
-}
-
-/// An amount refused at the command line exits non-zero with the field and the bound.
-fn cli_amount(amount: crate::error::Result<Credits>) -> anyhow::Result<Credits> {
-    amount.map_err(|e| anyhow::anyhow!("{e}"))
 }

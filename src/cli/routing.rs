@@ -3,7 +3,8 @@
 
 use clap::Subcommand;
 
-use super::{key_arg, open_db, tenant_arg};
+use super::args::{key_arg, tenant_arg};
+use super::database::open_db;
 use crate::config::Config;
 use crate::domain::admin::{self, PolicyOwner};
 use crate::domain::routing::policy::PolicyLevel;

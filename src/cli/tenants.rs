@@ -2,7 +2,8 @@
 
 use clap::Subcommand;
 
-use super::{cli_amount, open_db};
+use super::args::cli_amount;
+use super::database::open_db;
 use crate::config::Config;
 use crate::domain::admin::{self, NewTenant};
 use crate::domain::billing::{self, ledger, Mode};

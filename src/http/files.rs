@@ -19,9 +19,9 @@ use crate::http::AppState;
     params(("name" = String, Path, description = "32 random characters and the image's extension")),
     responses(
         (status = 200, description = "The image", content(
-            (crate::http::openapi::Binary = "image/jpeg"),
-            (crate::http::openapi::Binary = "image/png"),
-            (crate::http::openapi::Binary = "image/webp"),
+            (crate::http::schema::Binary = "image/jpeg"),
+            (crate::http::schema::Binary = "image/png"),
+            (crate::http::schema::Binary = "image/webp"),
         )),
         (status = 404, body = crate::http::error::ErrorBody),
     )

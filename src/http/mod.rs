@@ -13,11 +13,12 @@ pub mod idempotency;
 pub mod openapi;
 pub mod provider_webhooks;
 pub mod routing;
+pub mod schema;
 pub mod server;
+pub mod state;
 pub mod videos;
 pub mod webhooks;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -33,13 +34,9 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tower_http::LatencyUnit;
 use tracing::Level;
 
-use crate::domain::services::Services;
 use crate::error::Error;
 
-/// What every handler receives: the domain's [`Services`], shared. Cloning it (the router
-/// does, several times per request) is one reference count. It lives here, with the handlers,
-/// so that the composition root only assembles and nothing at the edge points back at it.
-pub type AppState = Arc<Services>;
+pub use state::AppState;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

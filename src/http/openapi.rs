@@ -4,7 +4,7 @@
 use axum::response::Html;
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 
 use crate::http::{
     admin, billing, end_users, files, health, provider_webhooks, routing, videos, webhooks,
@@ -49,12 +49,6 @@ use crate::http::{
     )
 )]
 pub struct ApiDoc;
-
-/// The raw bytes of a file (an MP4, an image): documented as a binary string, not as an array
-/// of numbers.
-#[derive(ToSchema)]
-#[schema(value_type = String, format = Binary)]
-pub struct Binary(pub Vec<u8>);
 
 struct SecuritySchemes;
 

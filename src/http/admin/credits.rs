@@ -8,7 +8,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{parse_mode, tenant_id, video_id};
+use super::params::{parse_mode, tenant_id, video_id};
 use crate::domain::admin::{self, CreditType, Granted};
 use crate::error::Result;
 use crate::http::auth::Operator;

@@ -6,7 +6,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{key_id, parse_mode, tenant_id};
+use super::params::{key_id, parse_mode, tenant_id};
 use crate::domain::admin;
 use crate::domain::tenants::{ApiKey, Scope};
 use crate::error::{Error, Result};

@@ -1,11 +1,12 @@
 //! `/admin/v1`: the operator API, one file per resource — tenants, API keys, credits (grants,
 //! adjustments, refunds), prices, limits, routing policies, providers, reports and videos.
 //! The same operations are CLI subcommands; both call [`crate::domain::admin`]. This file
-//! holds the router and the path parsing the resources share.
+//! holds the router; `params` the path and field parsing the resources share.
 
 pub mod credits;
 pub mod keys;
 pub mod limits;
+mod params;
 pub mod prices;
 pub mod providers;
 pub mod reports;
@@ -16,11 +17,8 @@ pub mod videos;
 use axum::routing::{get, post, put};
 use axum::Router;
 
-use crate::error::{Error, Result};
 use crate::http::webhooks;
 use crate::http::AppState;
-use crate::types::ids::{ApiKeyId, TenantId, VideoId};
-use crate::types::money::Mode;
 
 pub use self::routing::RoutingPolicyBody;
 
@@ -67,29 +65,4 @@ pub fn router() -> Router<AppState> {
             "/tenants/{tenant_id}/webhook_endpoints/{endpoint_id}",
             post(webhooks::admin_endpoint_action),
         )
-}
-
-/// A `mode` field: `live` (the default) or `test`.
-fn parse_mode(raw: Option<&str>) -> Result<Mode> {
-    match raw {
-        None => Ok(Mode::Live),
-        Some(raw) => {
-            Mode::parse(raw).ok_or_else(|| Error::invalid("mode", "mode must be live or test"))
-        }
-    }
-}
-
-/// A `{tenant_id}` path segment; one that is not a tenant id names no tenant.
-fn tenant_id(raw: &str) -> Result<TenantId> {
-    TenantId::parse(raw).ok_or(Error::NotFound("tenant"))
-}
-
-/// A `{key_id}` path segment.
-fn key_id(raw: &str) -> Result<ApiKeyId> {
-    ApiKeyId::parse(raw).ok_or(Error::NotFound("API key"))
-}
-
-/// A `{video_id}` path segment.
-fn video_id(raw: &str) -> Result<VideoId> {
-    VideoId::parse(raw).ok_or(Error::NotFound("video"))
 }

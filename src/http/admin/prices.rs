@@ -6,7 +6,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::tenant_id;
+use super::params::tenant_id;
 use crate::domain::admin;
 use crate::domain::billing::pricing::{self, InputMode, PriceRule, TenantPrices};
 use crate::error::{Error, Result};

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 
-use super::{key_id, tenant_id};
+use super::params::{key_id, tenant_id};
 use crate::domain::admin::{self, PolicyOwner};
 use crate::error::Result;
 use crate::http::auth::Operator;

@@ -5,7 +5,7 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::video_id;
+use super::params::video_id;
 use crate::domain::admin::AttemptRow;
 use crate::domain::video_object::VideoObject;
 use crate::error::Result;

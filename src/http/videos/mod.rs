@@ -299,10 +299,10 @@ pub enum ContentVariant {
     params(("video_id" = String, Path, description = "The video's id"), ContentParams),
     responses(
         (status = 200, description = "The MP4, or with `variant=thumbnail` the last frame as JPEG", content(
-            (crate::http::openapi::Binary = "video/mp4"),
-            (crate::http::openapi::Binary = "image/jpeg"),
+            (crate::http::schema::Binary = "video/mp4"),
+            (crate::http::schema::Binary = "image/jpeg"),
         )),
-        (status = 206, description = "The requested byte range of the MP4 (`Range: bytes=…`)", content_type = "video/mp4", body = crate::http::openapi::Binary),
+        (status = 206, description = "The requested byte range of the MP4 (`Range: bytes=…`)", content_type = "video/mp4", body = crate::http::schema::Binary),
         (status = 302, description = "Redirect to the upstream's copy, while the gateway's own copy is pending"),
         (status = 404, body = ErrorBody),
         (status = 410, description = "The content has expired (`expires_at`)", body = ErrorBody),

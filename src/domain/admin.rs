@@ -12,6 +12,8 @@ use crate::types::ids::{ApiKeyId, TenantId, TxnId, VideoId};
 use crate::types::money::{Credits, Mode};
 use crate::types::video::Video;
 
+pub use crate::domain::tenants::tenant;
+
 pub struct NewTenant {
     pub name: String,
     pub billing_kind: BillingKind,
@@ -47,10 +49,6 @@ pub async fn create_tenant(db: &Db, new: NewTenant) -> Result<Tenant> {
     ledger::open_tenant_accounts(&mut tx, &tenant.id).await?;
     tx.commit().await?;
     Ok(tenant)
-}
-
-pub async fn tenant(db: &Db, id: &TenantId) -> Result<Tenant> {
-    db.get_tenant(id).await?.ok_or(Error::NotFound("tenant"))
 }
 
 /// A new key and its secret, which is shown this once.

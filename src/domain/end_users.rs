@@ -222,7 +222,9 @@ pub async fn transfer_wallet(
     memo: Option<&str>,
     claim: Option<&crate::domain::idempotency::Claim>,
 ) -> Result<TxnId> {
-    let floor = crate::domain::admin::tenant(db, tenant).await?.floor(mode);
+    let floor = crate::domain::tenants::tenant(db, tenant)
+        .await?
+        .floor(mode);
     crate::storage::retry_conflicts(|| async move {
         let mut tx = db.begin().await?;
         crate::domain::idempotency::record(&mut tx, claim).await?;

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::billing::{Credits, Mode};
+use crate::error::{Error, Result};
+use crate::storage::Db;
 use crate::types::ids::{random_token, ApiKeyId, TenantId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +177,10 @@ pub fn looks_like_api_key(candidate: &str) -> bool {
         .strip_prefix("sgw_live_")
         .or_else(|| candidate.strip_prefix("sgw_test_"));
     body.is_some_and(|b| b.len() == KEY_BODY_LEN && b.bytes().all(|c| c.is_ascii_alphanumeric()))
+}
+
+pub async fn tenant(db: &Db, id: &TenantId) -> Result<Tenant> {
+    db.get_tenant(id).await?.ok_or(Error::NotFound("tenant"))
 }
 
 #[cfg(test)]

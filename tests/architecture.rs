@@ -625,11 +625,11 @@ const EDGE_STORAGE_ALLOWED: &[(&str, &str)] = &[
     ("cli/serve.rs", "crate::storage::claim_for_serving"),
 ];
 
-/// Handlers, workers and commands reach the database through the domain: they name no
-/// storage type or function (the allow-list above aside), so every rule they meet is in the
-/// domain and the admin API, the command line and a console share it.
+/// Handlers, workers and commands reach the database and the upstreams through the domain:
+/// they name no storage or provider type or function (the allow-list above aside), so every
+/// rule they meet is in the domain and the admin API, the command line and a console share it.
 #[test]
-fn the_edges_name_no_storage_but_through_the_domain() {
+fn the_edges_name_no_storage_or_provider_but_through_the_domain() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let violations: Vec<String> = all_sources()
         .iter()
@@ -642,7 +642,9 @@ fn the_edges_name_no_storage_but_through_the_domain() {
                 .to_string();
             imports(p)
                 .into_iter()
-                .filter(|i| within(&i.path, "crate::storage"))
+                .filter(|i| {
+                    within(&i.path, "crate::storage") || within(&i.path, "crate::providers")
+                })
                 .filter(|i| {
                     !EDGE_STORAGE_ALLOWED
                         .iter()

@@ -87,12 +87,9 @@ pub(super) async fn run(config: &Config, command: RoutingCommand) -> anyhow::Res
 /// to with this configuration (none known when it cannot start its providers, e.g. a key file
 /// missing here).
 fn warn_about_providers_not_live(config: &Config, level: &PolicyLevel) {
-    let live: Vec<&str> = crate::providers::Providers::from_config(
-        config,
-        &std::sync::Arc::new(crate::metrics::Metrics::new()),
-    )
-    .map(|providers| providers.live().map(|id| id.as_str()).collect())
-    .unwrap_or_default();
+    let live: Vec<&str> = crate::domain::providers::live_in(config)
+        .map(|ids| ids.into_iter().map(|id| id.as_str()).collect())
+        .unwrap_or_default();
     for name in level.providers.iter().flatten() {
         if !live.contains(&name.as_str()) {
             eprintln!(

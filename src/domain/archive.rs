@@ -14,6 +14,12 @@ pub use crate::storage::archive::ArchiveTask;
 /// Attempts before a copy is given up.
 pub const MAX_ATTEMPTS: i64 = 5;
 
+/// The bytes of an output the gateway itself holds (the sandbox's clip), which are copied
+/// without a download.
+pub fn built_in_output(url: &str) -> Option<&'static [u8]> {
+    (url == crate::providers::sandbox::OUTPUT_URL).then_some(crate::providers::sandbox::VIDEO)
+}
+
 /// Where the copy of `task`'s output is stored (the key content is served from).
 pub fn object_key(task: &ArchiveTask) -> String {
     crate::storage::objects::object_key(&task.video_id)

@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod jwt;
 pub mod limits;
 pub mod provider_webhooks;
+pub mod providers;
 pub mod reports;
 pub mod routing;
 pub mod services;

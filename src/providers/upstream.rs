@@ -258,10 +258,7 @@ fn about_credit(detail: Option<&str>) -> bool {
 /// `Retry-After` as seconds (an HTTP date is read as "soon").
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    match value.trim().parse::<u64>() {
-        Ok(secs) => Some(Duration::from_secs(secs.min(3600))),
-        Err(_) => Some(Duration::from_secs(5)),
-    }
+    Some(crate::types::time::retry_after(value))
 }
 
 /// Percent-encodes an upstream id for use as one path segment.

@@ -17,7 +17,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::now_ms;
 use crate::domain::services::Services;
-use crate::providers::sandbox;
 
 /// Copies running at once on one replica.
 const PARALLEL: i64 = 4;
@@ -89,9 +88,9 @@ async fn copy(
     key: &str,
 ) -> anyhow::Result<u64> {
     let limit = state.config.storage.max_output_bytes;
-    if url == sandbox::OUTPUT_URL {
+    if let Some(bytes) = crate::domain::archive::built_in_output(url) {
         let chunks = futures::stream::iter(
-            sandbox::VIDEO
+            bytes
                 .chunks(64 * 1024)
                 .map(|c| Ok(bytes::Bytes::from_static(c))),
         );

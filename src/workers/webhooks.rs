@@ -101,7 +101,11 @@ async fn deliver(
     let answer = match sent {
         Ok(response) => {
             let status = response.status();
-            let retry_after = crate::providers::upstream::retry_after(response.headers());
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .map(crate::types::time::retry_after);
             let snippet = snippet(response).await;
             delivery::Answer {
                 attempt: Attempt {

@@ -6,12 +6,12 @@ use axum::Json;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{Error, Result};
+use crate::domain::providers;
+use crate::error::Result;
 use crate::http::auth::Operator;
 use crate::http::error::ErrorBody;
 use crate::http::extract::ApiPath;
 use crate::http::AppState;
-use crate::types::ids::ProviderId;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProviderObject {
@@ -20,7 +20,7 @@ pub struct ProviderObject {
     /// Whether live keys are routed to it.
     pub live: bool,
     /// This replica's circuit breaker for it.
-    pub circuit: crate::providers::circuit::CircuitView,
+    pub circuit: providers::CircuitView,
     /// What it serves, per model, as routing sees it (declared, with the operator's
     /// `providers.<name>.capabilities` corrections applied).
     #[schema(value_type = Object)]
@@ -33,17 +33,13 @@ pub struct ProviderList {
     pub data: Vec<ProviderObject>,
 }
 
-fn provider_object(state: &AppState, id: ProviderId) -> ProviderObject {
+fn provider_object(status: providers::ProviderStatus) -> ProviderObject {
     ProviderObject {
-        name: id.as_str().to_string(),
+        name: status.id.as_str().to_string(),
         object: "provider",
-        live: state.providers.live().any(|n| n == id),
-        circuit: state.providers.circuits.view(id),
-        capabilities: state
-            .providers
-            .get(id)
-            .and_then(|p| serde_json::to_value(p.capabilities()).ok())
-            .unwrap_or_default(),
+        live: status.live,
+        circuit: status.circuit,
+        capabilities: status.capabilities,
     }
 }
 
@@ -54,10 +50,9 @@ fn provider_object(state: &AppState, id: ProviderId) -> ProviderObject {
     security(("admin_token" = []))
 )]
 pub async fn list_providers(State(state): State<AppState>, _: Operator) -> Json<ProviderList> {
-    let data = state
-        .providers
-        .ids()
-        .map(|id| provider_object(&state, id))
+    let data = providers::list(&state)
+        .into_iter()
+        .map(provider_object)
         .collect();
     Json(ProviderList {
         object: "list",
@@ -79,9 +74,7 @@ pub async fn reset_circuit(
     _: Operator,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ProviderObject>> {
-    let provider = ProviderId::parse(&name)
-        .and_then(|id| state.providers.get(id))
-        .ok_or(Error::NotFound("provider"))?;
-    state.providers.circuits.reset(provider.id());
-    Ok(Json(provider_object(&state, provider.id())))
+    Ok(Json(provider_object(providers::reset_circuit(
+        &state, &name,
+    )?)))
 }

@@ -22,10 +22,16 @@
 //! charged to the tenant twice: the hold is the job's).
 
 use super::lifecycle::cancel_upstream;
-use super::UNKNOWN_OUTCOME;
 use crate::domain::services::Services;
 use crate::providers::{Provider, ProviderError};
 use crate::types::video::Video;
+
+/// The attempt outcome of a submit the provider could not serve (see [`super::submit`]).
+pub const UNSUPPORTED_OUTCOME: &str = "unsupported";
+
+/// The attempt outcome of a submit whose answer was lost: an intent closed without its
+/// answer, or a call that failed without saying whether the upstream took the job.
+pub const UNKNOWN_OUTCOME: &str = "unknown";
 
 /// Closes the job's submits that an earlier step wrote but never recorded an answer for (it
 /// crashed, or outlived its lease): each is a lost answer. Returns the error the submit step

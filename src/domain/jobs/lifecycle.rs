@@ -5,8 +5,7 @@
 
 use std::time::Duration;
 
-use super::schedule::backoff;
-use super::MAX_ATTEMPTS;
+use super::schedule::{backoff, MAX_ATTEMPTS};
 use crate::domain::billing::{ledger, pricing};
 use crate::domain::services::Services;
 use crate::providers::ReportedCost;

@@ -30,18 +30,11 @@ pub use lifecycle::{after_terminal, cancel_upstream, end_job, expire_overdue, En
 pub use schedule::{backoff, poll_delay, webhook_poll_interval};
 pub use submit::hand_out_slots;
 
+pub use intents::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
+
 use lifecycle::{complete, end, retry_later};
 use schedule::next_poll;
 use submit::{resubmit, submit};
-
-/// The attempt outcome of a submit the provider could not serve (see [`submit`]).
-pub const UNSUPPORTED_OUTCOME: &str = "unsupported";
-
-/// The attempt outcome of a submit whose answer was lost (see [`submit`]).
-pub const UNKNOWN_OUTCOME: &str = "unknown";
-
-/// Transient upstream failures tolerated before a job is failed.
-pub(crate) const MAX_ATTEMPTS: i64 = 8;
 
 /// Submits a just-created job from the request that created it, so that the client learns at
 /// once when the upstream refuses it. The job was stored leased to this replica (holding its

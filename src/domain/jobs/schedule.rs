@@ -16,6 +16,9 @@ use crate::storage::now_ms;
 use crate::types::ids::ProviderId;
 use crate::types::video::{PollCause, Video};
 
+/// Transient upstream failures tolerated before a job is failed.
+pub(crate) const MAX_ATTEMPTS: i64 = 8;
+
 /// The wait before the next poll of a running job. It backs off as the job ages — a quarter
 /// of the job's age so far — between a floor (a quarter of the provider's poll interval, and
 /// never under its minimum) and the configured poll interval. A young job is seen finishing

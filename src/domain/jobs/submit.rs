@@ -7,10 +7,9 @@
 
 use std::sync::Arc;
 
-use super::intents::{abandon, recover_intents};
+use super::intents::{abandon, recover_intents, UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
 use super::lifecycle::{end, retry_later};
 use super::schedule::{first_poll_delay, first_safety_poll, observed_duration, safety_interval};
-use super::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
 use crate::domain::routing::eligibility;
 use crate::domain::services::Services;
 use crate::providers::{Provider, ProviderError, SubmitRequest};

@@ -60,15 +60,7 @@ impl DbError {
     /// request may be retried later (503), while any other database error is the gateway's
     /// bug (500).
     pub fn unavailability(&self) -> Option<Unavailable> {
-        match &self.0 {
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::WorkerCrashed => Some(Unavailable::Unreachable),
-            sqlx::Error::Database(db) => database_unavailability(db.as_ref()),
-            _ => None,
-        }
+        driver_unavailability(&self.0)
     }
 
     /// Whether this is a unique-constraint violation (PostgreSQL's 23505, SQLite's 2067 or
@@ -90,6 +82,21 @@ impl DbError {
             sqlx::Error::Database(db) => Some(db.as_ref()),
             _ => None,
         }
+    }
+}
+
+/// The unavailability behind one of the driver's errors: it could not reach the database
+/// (I/O, TLS, an exhausted or closed pool, a crashed connection thread), or the database
+/// itself said so.
+fn driver_unavailability(error: &sqlx::Error) -> Option<Unavailable> {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Some(Unavailable::Unreachable),
+        sqlx::Error::Database(db) => database_unavailability(db.as_ref()),
+        _ => None,
     }
 }
 
@@ -137,6 +144,10 @@ pub fn unavailability_in(error: &anyhow::Error) -> Option<Unavailable> {
     error.chain().find_map(|e| {
         if let Some(db) = e.downcast_ref::<DbError>() {
             return db.unavailability();
+        }
+        // Start-up and maintenance paths may carry the driver's error itself.
+        if let Some(driver) = e.downcast_ref::<sqlx::Error>() {
+            return driver_unavailability(driver);
         }
         // A transparent wrapper (`#[error(transparent)]`) hides the `DbError` itself and
         // shows what is under it: the database's own report, or the I/O error.

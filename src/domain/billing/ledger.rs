@@ -29,13 +29,13 @@
 //! the transactions that call them run through [`crate::storage::retry_conflicts`].
 
 use crate::storage::{Db, Tx};
+use crate::types::ids::{EndUserId, TenantId, TxnId, VideoId};
+use crate::types::money::{Credits, Mode, MoneyError};
 
 /// The journal's rows are storage's; what they mean is decided here: the split of what comes
 /// back from a hold ([`HoldRow::return_split`]) is a method of the row, kept beside the rules
 /// that use it.
 pub use crate::storage::ledger::{Entry, EntryView, HoldRow, Posting};
-use crate::types::ids::{EndUserId, TenantId, TxnId, VideoId};
-use crate::types::money::{Credits, Mode, MoneyError};
 
 pub fn available_account(tenant: &TenantId, mode: Mode) -> String {
     format!("{tenant}:{}:available", mode.as_str())

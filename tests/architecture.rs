@@ -466,21 +466,29 @@ fn the_domain_depends_on_nothing_above_it_nor_on_http_or_sql() {
     assert!(violations.is_empty(), "{}", violations.join("\n"));
 }
 
+/// Storage and providers sit below the domain: they name nothing of it nor of the layers
+/// above it, and neither names the other (providers speak to upstreams and keep nothing in
+/// the database; storage keeps what providers reported as plain values of `types`).
 #[test]
 fn storage_and_providers_do_not_reach_up() {
-    let forbidden = [
+    let above = [
         "crate::app",
+        "crate::cli",
         "crate::http",
         "crate::workers",
-        "crate::cli",
-        "crate::domain::services",
+        "crate::domain",
     ];
     let mut violations: Vec<String> = all_sources()
         .iter()
         .filter(|p| under(p, "storage") || under(p, "providers"))
-        .flat_map(|p| uses(p, &forbidden))
+        .flat_map(|p| uses(p, &above))
         .collect();
-    // Providers speak to upstreams; they keep nothing in the database.
+    violations.extend(
+        all_sources()
+            .iter()
+            .filter(|p| under(p, "storage"))
+            .flat_map(|p| uses(p, &["crate::providers"])),
+    );
     violations.extend(
         all_sources()
             .iter()
@@ -488,6 +496,69 @@ fn storage_and_providers_do_not_reach_up() {
             .flat_map(|p| uses(p, &["crate::storage"])),
     );
     assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// The paths of this crate in `imports` that are in none of the `allowed` modules, one line
+/// each: for a layer that may name only what is below it.
+fn outside(file: &str, imports: Vec<Import>, allowed: &[&str]) -> Vec<String> {
+    let mut found: Vec<String> = imports
+        .into_iter()
+        .filter(|i| within(&i.path, "crate") && i.path != "crate")
+        .filter(|i| !allowed.iter().any(|a| within(&i.path, a)))
+        .map(|i| format!("{file}:{}: uses {}", i.line, i.path))
+        .collect();
+    found.dedup();
+    found
+}
+
+/// What storage may name of this crate: itself and the layers below it (the plain types,
+/// the clock, its configuration). Its rows are its own; the domain imports them, never the
+/// reverse.
+const BELOW_STORAGE: &[&str] = &[
+    "crate::storage",
+    "crate::types",
+    "crate::clock",
+    "crate::config",
+];
+
+#[test]
+fn storage_names_nothing_but_itself_and_the_layers_below() {
+    let violations: Vec<String> = all_sources()
+        .iter()
+        .filter(|p| under(p, "storage"))
+        .flat_map(|p| outside(&relative(p), imports(p), BELOW_STORAGE))
+        .collect();
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+/// Configuration is parsed into the plain types and nothing else: it names no layer above
+/// the bottom one, so every layer may read it.
+#[test]
+fn configuration_names_nothing_above_the_plain_types() {
+    let allowed = ["crate::config", "crate::types", "crate::clock"];
+    let violations: Vec<String> = all_sources()
+        .iter()
+        .filter(|p| under(p, "config"))
+        .flat_map(|p| outside(&relative(p), imports(p), &allowed))
+        .collect();
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn a_path_outside_the_allowed_layers_is_found_however_it_is_written() {
+    let module: Vec<String> = ["crate", "storage", "tenants"].map(String::from).to_vec();
+    let text =
+        "use super::{sql, Db};\nuse crate::{types::ids::TenantId, domain::tenants::Tenant};\n\
+         fn f() { crate::providers::ReportedCost::cents(\"x\", 1); super::super::http::x(); }\n";
+    let found = outside("t.rs", parse_imports(text, &module), BELOW_STORAGE);
+    assert_eq!(
+        found,
+        [
+            "t.rs:2: uses crate::domain::tenants::Tenant",
+            "t.rs:3: uses crate::providers::ReportedCost::cents",
+            "t.rs:3: uses crate::http::x",
+        ]
+    );
 }
 
 /// One way to the database: only `storage/` names a database driver, and it alone decides

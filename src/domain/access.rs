@@ -22,6 +22,9 @@ use crate::types::ids::{EndUserId, TenantId};
 use crate::types::money::Mode;
 use crate::types::video::Video;
 
+/// Whose videos a list may show: storage's filter, chosen here.
+pub use crate::storage::videos::UserFilter;
+
 /// What a caller may reach: one tenant, one mode, and, for a token bound to an end user, that
 /// user's objects only.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,14 +70,6 @@ impl Reach {
             (None, None) => UserFilter::Anyone,
         }
     }
-}
-
-/// Whose videos a list may show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UserFilter<'a> {
-    Anyone,
-    Only(&'a str),
-    Nobody,
 }
 
 fn reach(principal: &Principal) -> Reach {

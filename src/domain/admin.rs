@@ -13,6 +13,8 @@ use crate::types::money::{Credits, Mode};
 use crate::types::video::Video;
 
 pub use crate::domain::tenants::tenant;
+/// A recorded attempt, as storage reads it back.
+pub use crate::storage::attempts::AttemptRow;
 
 pub struct NewTenant {
     pub name: String,
@@ -405,19 +407,6 @@ pub async fn set_tenant_quotas(
     }
     db.put_tenant_quotas(&tenant.id, quotas).await?;
     Ok(())
-}
-
-/// A recorded attempt, as read back.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct AttemptRow {
-    pub provider: String,
-    /// `submit` or `cancel`.
-    pub operation: String,
-    /// `accepted`, `rejected`, `unavailable`, `transient` or `unknown` (the answer was lost).
-    pub outcome: String,
-    pub error: Option<String>,
-    pub started_at_ms: i64,
-    pub duration_ms: i64,
 }
 
 /// Every tenant, oldest first.

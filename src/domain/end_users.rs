@@ -4,55 +4,17 @@
 //! alone). The limits are checked and the paying account chosen inside the transaction that
 //! creates the job, with the end user's row locked, so concurrent creates cannot exceed them.
 
-use serde::{Deserialize, Serialize};
-
 use crate::domain::billing::ledger;
 use crate::domain::reports::{date_of_day, day_of_date};
 use crate::error::{Error, Result};
 use crate::storage::{Db, Tx};
 use crate::types::ids::{EndUserId, TenantId, TxnId};
 use crate::types::money::{Credits, Mode};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WalletMode {
-    None,
-    First,
-    Only,
-}
-
-impl WalletMode {
-    pub fn parse(raw: &str) -> Option<WalletMode> {
-        match raw {
-            "none" => Some(WalletMode::None),
-            "first" => Some(WalletMode::First),
-            "only" => Some(WalletMode::Only),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WalletMode::None => "none",
-            WalletMode::First => "first",
-            WalletMode::Only => "only",
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct EndUser {
-    pub tenant_id: TenantId,
-    /// Settings belong to one mode: a test key's never bound live traffic.
-    pub mode: Mode,
-    pub id: EndUserId,
-    pub credits_per_day: Option<i64>,
-    pub credits_per_month: Option<i64>,
-    pub max_concurrent: Option<i64>,
-    pub wallet_mode: WalletMode,
-}
-
 use crate::types::time::DAY_MS;
+
+/// An end user's settings and a tenant's caps are storage's rows; the limits they set are
+/// checked here.
+pub use crate::storage::end_users::{EndUser, TenantQuotas, WalletMode};
 
 /// Sets an end user's limits and wallet mode (each limit 0 to 10^15, or none).
 pub async fn set(db: &Db, user: &EndUser) -> Result<()> {
@@ -69,15 +31,6 @@ pub async fn set(db: &Db, user: &EndUser) -> Result<()> {
         }
     }
     Ok(db.put_end_user(user).await?)
-}
-
-/// A tenant's caps (each `None` when not set).
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
-pub struct TenantQuotas {
-    pub max_concurrent: Option<i64>,
-    pub credits_per_day: Option<i64>,
-    pub credits_per_month: Option<i64>,
-    pub video_seconds_per_day: Option<i64>,
 }
 
 /// An end user as a tenant sees it in one mode: its limits (the defaults when none were set),

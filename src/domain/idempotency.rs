@@ -27,6 +27,9 @@ use sha2::{Digest, Sha256};
 use crate::error::Error;
 use crate::storage::{now_ms, Db, Tx};
 
+/// A stored answer, as storage keeps it.
+pub use crate::storage::idempotency::StoredAnswer;
+
 pub const TTL_MS: i64 = 24 * 3600 * 1000;
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -65,14 +68,6 @@ pub struct Claim {
     pub scope: String,
     pub key: IdempotencyKey,
     pub hash: String,
-}
-
-/// A stored answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredAnswer {
-    pub status: u16,
-    pub body: String,
-    pub headers: Vec<(String, String)>,
 }
 
 /// What to do with a request that carries a key.
@@ -196,7 +191,7 @@ pub async fn insert(tx: &mut Tx, claim: &Claim, video_id: Option<&str>) -> Resul
     .await
     {
         Ok(()) => Ok(()),
-        Err(e) if crate::storage::is_unique_violation(&e) => Err(Error::Conflict(
+        Err(e) if e.is_unique_violation() => Err(Error::Conflict(
             "idempotency_race",
             "a request with this Idempotency-Key is already being processed".into(),
         )),

@@ -12,61 +12,9 @@ use crate::types::video::Video;
 pub use crate::storage::reports::UsageGroup;
 use crate::storage::Db;
 
-/// Result of the audit. Every list names what breaks its invariant; all are empty, and
-/// `journal_sum` is zero, in a consistent database.
-#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
-pub struct AuditReport {
-    /// Sum of every journal entry; zero in a consistent ledger.
-    pub journal_sum: i64,
-    /// Transactions whose entries do not sum to zero.
-    pub unbalanced_transactions: Vec<String>,
-    /// Accounts whose cached balance differs from the sum of their entries.
-    pub mismatched_accounts: Vec<String>,
-    /// Videos whose hold was settled more than once: two captures, two voids, or both.
-    pub holds_settled_more_than_once: Vec<String>,
-    /// Videos whose hold (its row in `holds`) disagrees with the journal or with the job: not
-    /// exactly one hold posting of the hold's amount, a state its settlements do not explain
-    /// (posted without a capture, voided without a void, pending with either), credits left on
-    /// the holds account after settling, a settled hold of a running job (or the reverse), or
-    /// a tenant, mode or amount other than the job's; also a job without a hold, and hold,
-    /// capture or void postings for a video without a hold row.
-    pub holds_disagreeing: Vec<String>,
-    /// Holds accounts whose balance differs from the tenant's pending holds in that mode.
-    pub holds_accounts_mismatched: Vec<String>,
-    /// Videos charged more than they reserved (by the job, the hold or the journal).
-    pub overcharged_videos: Vec<String>,
-    /// Videos whose charge (`cost_charged`) differs from what the journal captured for them.
-    pub charges_disagreeing: Vec<String>,
-    /// Videos refunded more than the journal captured for them.
-    pub over_refunded_videos: Vec<String>,
-    /// `tenant:mode:day` rows of `tenant_usage` that differ from the jobs created that day
-    /// (their charge once final, else their hold; their seconds unless failed or canceled).
-    pub tenant_usage_mismatches: Vec<String>,
-    /// Tenants whose `tenant_running` differs from their queued and running jobs.
-    pub tenant_running_mismatches: Vec<String>,
-    /// Providers whose slots in use differ from the jobs holding one, and finished videos
-    /// still holding a slot.
-    pub provider_slot_mismatches: Vec<String>,
-    /// Transactions that mix modes: an entry on an account of the other mode, accounts of both
-    /// modes in one transaction, or a video's money posted in a mode other than the video's.
-    pub mode_violations: Vec<String>,
-    /// Transactions that touch another tenant's money: an entry on an account of a tenant
-    /// other than the entry's, or, for a video's money, other than the video's tenant.
-    pub tenant_violations: Vec<String>,
-    /// Videos whose money did not move between the accounts of their hold in its split: the
-    /// hold took other than its promotional part from promotional credit, or what came back
-    /// (voids, a capture's unspent part, refunds, together) did not go to the hold's source
-    /// until the paid part was back and only the rest to promotional credit, or went to an
-    /// account that is neither.
-    pub split_violations: Vec<String>,
-    /// Accounts below their floor: a tenant's available balance below its credit floor (zero
-    /// for test money), an end-user wallet or promotional credit below zero.
-    pub accounts_below_floor: Vec<String>,
-    pub accounts_checked: i64,
-    pub holds_checked: i64,
-    pub videos_checked: i64,
-    pub ok: bool,
-}
+/// The audit's findings are storage's (it reads them in one snapshot); what counts as all
+/// clear is decided here ([`AuditReport::all_clear`]).
+pub use crate::storage::audit::AuditReport;
 
 impl AuditReport {
     pub fn all_clear(&self) -> bool {

@@ -2,48 +2,16 @@
 //! base62 characters (about 238 bits); only its SHA-256 hash and a short display prefix are
 //! stored, so the secret is shown exactly once, when it is created.
 
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::billing::{Credits, Mode};
 use crate::error::{Error, Result};
 use crate::storage::Db;
-use crate::types::ids::{random_token, ApiKeyId, TenantId};
+use crate::types::ids::{random_token, TenantId};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BillingKind {
-    /// Pays in advance: the available balance never goes below zero.
-    Prepaid,
-    /// An internal team billed afterwards: may go down to its (negative) credit floor.
-    Postpaid,
-}
-
-impl BillingKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BillingKind::Prepaid => "prepaid",
-            BillingKind::Postpaid => "postpaid",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<BillingKind> {
-        match raw {
-            "prepaid" => Some(BillingKind::Prepaid),
-            "postpaid" => Some(BillingKind::Postpaid),
-            _ => None,
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    pub id: TenantId,
-    pub name: String,
-    pub billing_kind: BillingKind,
-    pub credit_floor: Credits,
-    pub created_at_ms: i64,
-}
+/// Tenants, keys and principals are storage's rows and the vocabulary of every layer above
+/// it; the rules about them (a floor per mode, what a scope allows) are methods here.
+pub use crate::storage::tenants::{ApiKey, BillingKind, Principal, Scope, Tenant};
 
 impl Tenant {
     /// The lowest the tenant's available balance may go in `mode`: its credit floor for live
@@ -54,79 +22,6 @@ impl Tenant {
             Mode::Test => Credits::ZERO,
         }
     }
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiKey {
-    pub id: ApiKeyId,
-    pub tenant_id: TenantId,
-    pub mode: Mode,
-    pub display_prefix: String,
-    pub name: String,
-    pub created_at_ms: i64,
-    pub revoked_at_ms: Option<i64>,
-    pub last_used_at_ms: Option<i64>,
-    /// `None`: every scope.
-    pub scopes: Option<Vec<Scope>>,
-    pub expires_at_ms: Option<i64>,
-}
-
-/// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum Scope {
-    /// Create, cancel and delete videos.
-    #[serde(rename = "videos:write")]
-    VideosWrite,
-    /// Read videos, their content, quotes and models.
-    #[serde(rename = "videos:read")]
-    VideosRead,
-    /// Read the balance, journal, usage and end users.
-    #[serde(rename = "billing:read")]
-    BillingRead,
-    /// Set end users' limits and move their wallets.
-    #[serde(rename = "end_users:write")]
-    EndUsersWrite,
-    /// Manage webhook endpoints and secrets, read the delivery log, redeliver.
-    #[serde(rename = "webhooks:write")]
-    WebhooksWrite,
-}
-
-impl Scope {
-    pub const ALL: [Scope; 5] = [
-        Scope::VideosWrite,
-        Scope::VideosRead,
-        Scope::BillingRead,
-        Scope::EndUsersWrite,
-        Scope::WebhooksWrite,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::VideosWrite => "videos:write",
-            Scope::VideosRead => "videos:read",
-            Scope::BillingRead => "billing:read",
-            Scope::EndUsersWrite => "end_users:write",
-            Scope::WebhooksWrite => "webhooks:write",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Scope> {
-        Self::ALL.into_iter().find(|s| s.as_str() == raw)
-    }
-}
-
-/// The caller of a tenant-facing request, once its key has been checked.
-#[derive(Debug, Clone)]
-pub struct Principal {
-    pub tenant_id: TenantId,
-    pub key_id: ApiKeyId,
-    pub mode: Mode,
-    /// `None`: every scope.
-    pub scopes: Option<Vec<Scope>>,
-    /// The end user a JWT speaks for: the caller can act only as this user.
-    pub end_user: Option<crate::types::ids::EndUserId>,
-    /// When the credential stops working (unix milliseconds), if it expires.
-    pub expires_at_ms: Option<i64>,
 }
 
 impl Principal {
@@ -186,6 +81,7 @@ pub async fn tenant(db: &Db, id: &TenantId) -> Result<Tenant> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::ids::TenantId;
 
     #[test]
     fn generated_keys_have_their_mode_prefix_and_verify_by_hash() {

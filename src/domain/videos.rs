@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::stream::{BoxStream, StreamExt};
 
 use crate::domain::access::{Reach, UserFilter};
-use crate::domain::billing::{ledger, Mode};
+use crate::domain::billing::ledger;
 use crate::domain::jobs::EndedBy;
 use crate::domain::routing;
 use crate::domain::services::Services;
@@ -15,20 +15,11 @@ use crate::error::{Error, Result};
 use crate::providers::sandbox;
 use crate::storage::leases::Due;
 use crate::storage::now_ms;
-use crate::types::ids::{ProviderId, TenantId, VideoId};
+use crate::types::ids::{ProviderId, VideoId};
 use crate::types::video::{ArchiveState, NewVideo, PollCause, Video, VideoStatus};
 
-/// Which page of a tenant's videos to read: those of one mode, and of the end users the
-/// caller may see (see [`crate::domain::access::Reach::user_filter`]).
-pub struct ListQuery<'a> {
-    pub tenant: &'a TenantId,
-    pub mode: Mode,
-    pub after: Option<&'a VideoId>,
-    pub limit: i64,
-    pub newest_first: bool,
-    pub status: Option<VideoStatus>,
-    pub user: UserFilter<'a>,
-}
+/// Which page of a tenant's videos to read: storage's query, filled in here.
+pub use crate::storage::videos::ListQuery;
 
 /// A created job and the routing decision behind it.
 pub struct Created {

@@ -207,7 +207,7 @@ impl IntoResponse for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::{database_error, DbError};
+    use crate::storage::{database_error, database_error_saying, pool_timed_out};
 
     async fn answer(error: Error) -> (StatusCode, Option<String>, serde_json::Value) {
         let response = error.into_response();
@@ -242,9 +242,34 @@ mod tests {
 
     #[tokio::test]
     async fn a_database_out_of_reach_is_still_answered_as_unavailable() {
-        let (status, retry_after, body) = answer(DbError::PoolTimedOut.into()).await;
+        let (status, retry_after, body) = answer(pool_timed_out().into()).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(retry_after.as_deref(), Some("5"));
         assert_eq!(body["error"]["code"], "database_unavailable");
+    }
+
+    /// Each way PostgreSQL says "not now" (storage's tests list every code of each class) is
+    /// a 503 with `Retry-After`, never a 500.
+    #[tokio::test]
+    async fn every_way_the_database_says_not_now_is_a_503_with_retry_after() {
+        let refusing = database_error_saying(
+            "55000",
+            "database \"gw\" is not currently accepting connections",
+        );
+        for (class, error) in [
+            ("connection exception", database_error("08006")),
+            ("insufficient resources", database_error("53300")),
+            ("shutting down", database_error("57P01")),
+            ("starting up", database_error("57P03")),
+            ("not accepting connections", refusing),
+        ] {
+            let (status, retry_after, body) = answer(error.into()).await;
+            assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{class}");
+            assert_eq!(retry_after.as_deref(), Some("5"), "{class}");
+            assert_eq!(body["error"]["code"], "database_unavailable", "{class}");
+        }
+        let (status, _, body) = answer(database_error("42P01").into()).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(body["error"]["code"], "internal_error");
     }
 }

@@ -41,7 +41,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
         }
         Ok(Ok(())) => None,
         Ok(Err(error)) => Some(
-            crate::storage::unavailability(&error)
+            error
+                .unavailability()
                 .map_or("database unreachable", |kind| kind.reason()),
         ),
         // No answer in time: a PostgreSQL that does not answer is unreachable; a SQLite file

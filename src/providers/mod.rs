@@ -18,8 +18,11 @@ pub mod upstream;
 use std::time::Duration;
 
 use crate::types::ids::{ProviderId, VideoId};
-use crate::types::money::MicroUsd;
 use crate::types::video::NewVideo;
+
+/// A cost an upstream reported: a plain value of the bottom layer, so that storage keeps it
+/// without knowing the providers.
+pub use crate::types::money::ReportedCost;
 
 pub use registry::{Providers, ALL_NAMES};
 
@@ -32,26 +35,6 @@ pub struct SubmitRequest<'a> {
     pub first_frame_url: Option<String>,
     /// Where the provider should send its completion webhook, if the gateway takes them.
     pub callback_url: Option<String>,
-}
-
-/// A cost the upstream reported, as it wrote it, and in micro-USD where it can be converted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportedCost {
-    /// e.g. `cost_credits=242` or `usd_spent=0.5`.
-    pub raw: String,
-    pub micro_usd: Option<MicroUsd>,
-}
-
-impl ReportedCost {
-    /// A cost in the common reseller credit (1 credit = 0.01 USD).
-    pub fn cents(field: &str, credits: i64) -> ReportedCost {
-        ReportedCost {
-            raw: format!("{field}={credits}"),
-            micro_usd: MicroUsd::new(credits)
-                .and_then(|c| c.checked_mul(10_000))
-                .ok(),
-        }
-    }
 }
 
 /// An accepted upstream job.

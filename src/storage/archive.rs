@@ -2,7 +2,7 @@
 //! storage, the outcome of each copy, and stored copies due for removal.
 
 use super::sql::{self, Get};
-use super::{now_ms, Db, Tx};
+use super::{now_ms, Db, DbError, Tx};
 use crate::types::ids::VideoId;
 use crate::types::video::ArchiveState;
 
@@ -16,7 +16,7 @@ pub struct ArchiveTask {
 
 impl Db {
     /// Marks a just-completed job's output for copying, in the completion's transaction.
-    pub async fn queue_archive(tx: &mut Tx, video: &VideoId) -> Result<(), sqlx::Error> {
+    pub async fn queue_archive(tx: &mut Tx, video: &VideoId) -> Result<(), DbError> {
         sql::query(
             "UPDATE videos SET archive_state = 'pending', archive_next_at = $1 WHERE id = $2",
         )
@@ -34,7 +34,7 @@ impl Db {
         now: i64,
         lease_ms: i64,
         limit: i64,
-    ) -> Result<Vec<ArchiveTask>, sqlx::Error> {
+    ) -> Result<Vec<ArchiveTask>, DbError> {
         let due: Vec<(String, i64)> = sql::query(
             "SELECT id, archive_next_at FROM videos WHERE archive_state = 'pending' \
              AND archive_next_at <= $1 ORDER BY archive_next_at LIMIT $2",
@@ -45,7 +45,7 @@ impl Db {
         .await?
         .iter()
         .map(|r| Ok((r.col("id")?, r.col("archive_next_at")?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+        .collect::<Result<_, DbError>>()?;
         let mut claimed = Vec::new();
         for (id, due_at) in due {
             let row = sql::query(
@@ -78,7 +78,7 @@ impl Db {
         key: Option<&str>,
         bytes: Option<i64>,
         retry_at: Option<i64>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         Ok(sql::query(
             "UPDATE videos SET archive_state = $1, archive_key = $2, archive_bytes = $3, \
              archive_attempts = archive_attempts + 1, archive_next_at = $4 \
@@ -99,7 +99,7 @@ impl Db {
         &self,
         now: i64,
         limit: i64,
-    ) -> Result<Vec<(String, String, bool)>, sqlx::Error> {
+    ) -> Result<Vec<(String, String, bool)>, DbError> {
         sql::query(
             "SELECT id, archive_key, deleted_at FROM videos WHERE archive_state = 'stored' \
              AND (expires_at < $1 OR deleted_at IS NOT NULL) LIMIT $2",
@@ -121,11 +121,7 @@ impl Db {
     }
 
     /// Records that a stored or pending copy is gone: `expired` or `deleted`.
-    pub async fn set_archive_state(
-        &self,
-        video: &str,
-        state: ArchiveState,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn set_archive_state(&self, video: &str, state: ArchiveState) -> Result<(), DbError> {
         sql::query("UPDATE videos SET archive_state = $1 WHERE id = $2")
             .bind(state.as_str())
             .bind(video)

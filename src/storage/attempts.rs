@@ -4,8 +4,7 @@
 
 use super::sql::{self, Get};
 use super::videos::RUNNING;
-use super::Db;
-use crate::domain::admin::AttemptRow;
+use super::{Db, DbError};
 use crate::types::ids::{ProviderId, VideoId};
 
 /// One call to an upstream for a job, for the operator's view of its attempts.
@@ -41,13 +40,26 @@ pub struct PossibleOrphan {
     pub request: serde_json::Value,
 }
 
+/// A recorded attempt, as read back.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct AttemptRow {
+    pub provider: String,
+    /// `submit` or `cancel`.
+    pub operation: String,
+    /// `accepted`, `rejected`, `unavailable`, `transient` or `unknown` (the answer was lost).
+    pub outcome: String,
+    pub error: Option<String>,
+    pub started_at_ms: i64,
+    pub duration_ms: i64,
+}
+
 impl Db {
     pub async fn record_attempt(
         &self,
         attempt: &Attempt<'_>,
         outcome: &str,
         error: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         let mut writer = self.write().await?;
         sql::query(
             "INSERT INTO job_attempts (video_id, provider, operation, outcome, error, started_at, duration_ms) \
@@ -71,7 +83,7 @@ impl Db {
         &self,
         attempt: &Attempt<'_>,
         client_ref: Option<&str>,
-    ) -> Result<i64, sqlx::Error> {
+    ) -> Result<i64, DbError> {
         let mut writer = self.write().await?;
         sql::query(
             "INSERT INTO job_attempts (video_id, provider, operation, outcome, client_ref, started_at, duration_ms) \
@@ -98,7 +110,7 @@ impl Db {
         error: Option<&str>,
         duration_ms: i64,
         upstream_id: Option<&str>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let mut writer = self.write().await?;
         let settled = sql::query(
             "UPDATE job_attempts SET outcome = $1, error = $2, duration_ms = $3, upstream_id = $4 \
@@ -126,7 +138,7 @@ impl Db {
     }
 
     /// A job's submits written before their call whose answer was never recorded, oldest first.
-    pub async fn open_intents(&self, id: &VideoId) -> Result<Vec<OpenIntent>, sqlx::Error> {
+    pub async fn open_intents(&self, id: &VideoId) -> Result<Vec<OpenIntent>, DbError> {
         sql::query(
             "SELECT seq, provider, client_ref FROM job_attempts \
              WHERE video_id = $1 AND operation = 'submit' AND outcome = $2 ORDER BY seq",
@@ -153,7 +165,7 @@ impl Db {
         seq: i64,
         outcome: &str,
         error: &str,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let closed = sql::query(
             "UPDATE job_attempts SET outcome = $1, error = $2 WHERE seq = $3 AND outcome = $4",
         )
@@ -167,7 +179,7 @@ impl Db {
     }
 
     /// A job's recorded upstream attempts, oldest first.
-    pub async fn attempts_for_video(&self, id: &VideoId) -> Result<Vec<AttemptRow>, sqlx::Error> {
+    pub async fn attempts_for_video(&self, id: &VideoId) -> Result<Vec<AttemptRow>, DbError> {
         sql::query(
             "SELECT provider, operation, outcome, error, started_at, duration_ms FROM job_attempts \
              WHERE video_id = $1 ORDER BY seq",
@@ -197,7 +209,7 @@ impl Db {
         from_ms: i64,
         to_ms: i64,
         limit: i64,
-    ) -> Result<Vec<PossibleOrphan>, sqlx::Error> {
+    ) -> Result<Vec<PossibleOrphan>, DbError> {
         sql::query(format!(
             "SELECT a.video_id, v.tenant_id, a.provider, a.started_at, a.error, v.request \
              FROM job_attempts a JOIN videos v ON v.id = a.video_id \

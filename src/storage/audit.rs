@@ -15,9 +15,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::conn::Conn;
-use super::sql;
 use super::Db;
-use crate::domain::reports::AuditReport;
+use super::{sql, DbError};
 
 /// What the journal captured for each video: the revenue credited by its captures.
 const CAPTURED: &str = "SELECT e.video_id, CAST(SUM(e.amount) AS BIGINT) AS charged \
@@ -52,10 +51,66 @@ const HOLD_SPLITS: &str = "SELECT h.video_id, h.amount - h.promo_part AS paid_pa
      JOIN ledger_accounts a ON a.id = e.account_id \
      GROUP BY h.video_id, h.amount, h.promo_part";
 
+/// Result of the audit. Every list names what breaks its invariant; all are empty, and
+/// `journal_sum` is zero, in a consistent database.
+#[derive(Debug, Clone, Default, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditReport {
+    /// Sum of every journal entry; zero in a consistent ledger.
+    pub journal_sum: i64,
+    /// Transactions whose entries do not sum to zero.
+    pub unbalanced_transactions: Vec<String>,
+    /// Accounts whose cached balance differs from the sum of their entries.
+    pub mismatched_accounts: Vec<String>,
+    /// Videos whose hold was settled more than once: two captures, two voids, or both.
+    pub holds_settled_more_than_once: Vec<String>,
+    /// Videos whose hold (its row in `holds`) disagrees with the journal or with the job: not
+    /// exactly one hold posting of the hold's amount, a state its settlements do not explain
+    /// (posted without a capture, voided without a void, pending with either), credits left on
+    /// the holds account after settling, a settled hold of a running job (or the reverse), or
+    /// a tenant, mode or amount other than the job's; also a job without a hold, and hold,
+    /// capture or void postings for a video without a hold row.
+    pub holds_disagreeing: Vec<String>,
+    /// Holds accounts whose balance differs from the tenant's pending holds in that mode.
+    pub holds_accounts_mismatched: Vec<String>,
+    /// Videos charged more than they reserved (by the job, the hold or the journal).
+    pub overcharged_videos: Vec<String>,
+    /// Videos whose charge (`cost_charged`) differs from what the journal captured for them.
+    pub charges_disagreeing: Vec<String>,
+    /// Videos refunded more than the journal captured for them.
+    pub over_refunded_videos: Vec<String>,
+    /// `tenant:mode:day` rows of `tenant_usage` that differ from the jobs created that day
+    /// (their charge once final, else their hold; their seconds unless failed or canceled).
+    pub tenant_usage_mismatches: Vec<String>,
+    /// Tenants whose `tenant_running` differs from their queued and running jobs.
+    pub tenant_running_mismatches: Vec<String>,
+    /// Providers whose slots in use differ from the jobs holding one, and finished videos
+    /// still holding a slot.
+    pub provider_slot_mismatches: Vec<String>,
+    /// Transactions that mix modes: an entry on an account of the other mode, accounts of both
+    /// modes in one transaction, or a video's money posted in a mode other than the video's.
+    pub mode_violations: Vec<String>,
+    /// Transactions that touch another tenant's money: an entry on an account of a tenant
+    /// other than the entry's, or, for a video's money, other than the video's tenant.
+    pub tenant_violations: Vec<String>,
+    /// Videos whose money did not move between the accounts of their hold in its split: the
+    /// hold took other than its promotional part from promotional credit, or what came back
+    /// (voids, a capture's unspent part, refunds, together) did not go to the hold's source
+    /// until the paid part was back and only the rest to promotional credit, or went to an
+    /// account that is neither.
+    pub split_violations: Vec<String>,
+    /// Accounts below their floor: a tenant's available balance below its credit floor (zero
+    /// for test money), an end-user wallet or promotional credit below zero.
+    pub accounts_below_floor: Vec<String>,
+    pub accounts_checked: i64,
+    pub holds_checked: i64,
+    pub videos_checked: i64,
+    pub ok: bool,
+}
+
 impl Db {
     /// Audits every money invariant (see the module doc) on one consistent snapshot, so that
     /// it can run while the gateway works.
-    pub async fn audit_ledger(&self) -> Result<AuditReport, sqlx::Error> {
+    pub async fn audit_ledger(&self) -> Result<AuditReport, DbError> {
         let mut tx = self.snapshot().await?;
         let mut report = AuditReport {
             journal_sum: scalar(
@@ -103,11 +158,7 @@ impl Db {
 
     /// Holds: settled at most once, in agreement with the journal, the job and the holds
     /// accounts.
-    async fn audit_holds(
-        &self,
-        tx: &mut Conn,
-        report: &mut AuditReport,
-    ) -> Result<(), sqlx::Error> {
+    async fn audit_holds(&self, tx: &mut Conn, report: &mut AuditReport) -> Result<(), DbError> {
         report.holds_settled_more_than_once = ids(
             tx,
             "SELECT video_id FROM ledger_entries \
@@ -167,11 +218,7 @@ impl Db {
     /// back from it (voids, a capture's unspent part, refunds, together) goes to its source
     /// until the paid part is back, only the rest to promotional credit (the order of
     /// `billing::ledger`); no balance is below its floor.
-    async fn audit_accounts(
-        &self,
-        tx: &mut Conn,
-        report: &mut AuditReport,
-    ) -> Result<(), sqlx::Error> {
+    async fn audit_accounts(&self, tx: &mut Conn, report: &mut AuditReport) -> Result<(), DbError> {
         report.tenant_violations = ids(
             tx,
             "SELECT DISTINCT e.txn_id FROM ledger_entries e \
@@ -214,11 +261,7 @@ impl Db {
 
     /// Charges and refunds: never more than reserved, never refunded beyond the charge, and
     /// the job's charge is what the journal captured.
-    async fn audit_charges(
-        &self,
-        tx: &mut Conn,
-        report: &mut AuditReport,
-    ) -> Result<(), sqlx::Error> {
+    async fn audit_charges(&self, tx: &mut Conn, report: &mut AuditReport) -> Result<(), DbError> {
         report.overcharged_videos = ids(
             tx,
             format!(
@@ -261,7 +304,7 @@ impl Db {
         &self,
         tx: &mut Conn,
         report: &mut AuditReport,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         let day_ms = crate::types::time::DAY_MS;
         let expected = keyed(
             tx,
@@ -318,7 +361,7 @@ impl Db {
 async fn scalar(
     tx: &mut Conn,
     sql: impl Into<std::borrow::Cow<'static, str>>,
-) -> Result<i64, sqlx::Error> {
+) -> Result<i64, DbError> {
     sql::query(sql).fetch_one(tx).await?.at(0)
 }
 
@@ -326,7 +369,7 @@ async fn scalar(
 async fn ids(
     tx: &mut Conn,
     sql: impl Into<std::borrow::Cow<'static, str>>,
-) -> Result<Vec<String>, sqlx::Error> {
+) -> Result<Vec<String>, DbError> {
     sql::query(sql)
         .fetch_all(tx)
         .await?
@@ -340,7 +383,7 @@ async fn keyed(
     tx: &mut Conn,
     sql: impl Into<std::borrow::Cow<'static, str>>,
     width: usize,
-) -> Result<BTreeMap<String, Vec<i64>>, sqlx::Error> {
+) -> Result<BTreeMap<String, Vec<i64>>, DbError> {
     sql::query(sql)
         .fetch_all(tx)
         .await?

@@ -20,7 +20,8 @@ use std::time::Duration;
 use rand::Rng;
 use sqlx::AnyPool;
 
-use super::sql::Exec;
+use super::error::Conflict;
+use super::exec::{Exec, On};
 use super::{inline, Db, DbError};
 
 /// How many times a transaction that lost a conflict with concurrent ones is run in all.
@@ -56,7 +57,7 @@ impl Tx {
     pub async fn commit(self) -> Result<(), DbError> {
         match self.0 {
             TxInner::Inline(mut writer) => writer.commit(),
-            TxInner::Sqlx(tx) => tx.commit().await,
+            TxInner::Sqlx(tx) => Ok(tx.commit().await?),
         }
     }
 }
@@ -81,11 +82,6 @@ impl Conn {
     }
 }
 
-/// What a statement can run on: a transaction or a connection.
-pub(super) trait On {
-    fn on(&mut self) -> Result<Exec<'_>, DbError>;
-}
-
 impl On for Tx {
     fn on(&mut self) -> Result<Exec<'_>, DbError> {
         Ok(self.exec())
@@ -95,33 +91,6 @@ impl On for Tx {
 impl On for Conn {
     fn on(&mut self) -> Result<Exec<'_>, DbError> {
         self.exec()
-    }
-}
-
-/// An error that may be a transaction losing a conflict with concurrent ones: PostgreSQL's
-/// serialization failure (SQLSTATE 40001) or deadlock (40P01). The database rolled the
-/// transaction back, and running it again from the start normally succeeds.
-pub trait Conflict {
-    fn is_conflict(&self) -> bool;
-}
-
-impl Conflict for DbError {
-    fn is_conflict(&self) -> bool {
-        // SQLite reports numeric result codes, so these SQLSTATEs are PostgreSQL's only.
-        matches!(self, DbError::Database(db) if db.code().is_some_and(|c| c == "40001" || c == "40P01"))
-    }
-}
-
-impl Conflict for anyhow::Error {
-    fn is_conflict(&self) -> bool {
-        // A wrapper that is transparent (`#[error(transparent)]`) hides the `DbError` itself
-        // from the chain and shows only PostgreSQL's error under it.
-        self.chain().any(|e| {
-            e.downcast_ref::<DbError>()
-                .is_some_and(Conflict::is_conflict)
-                || e.downcast_ref::<sqlx::postgres::PgDatabaseError>()
-                    .is_some_and(|pg| pg.code() == "40001" || pg.code() == "40P01")
-        })
     }
 }
 
@@ -209,45 +178,12 @@ impl Db {
     }
 }
 
-/// A database error with a given SQLSTATE, as PostgreSQL would report it, for tests.
-#[cfg(test)]
-pub(crate) fn database_error(code: &'static str) -> DbError {
-    #[derive(Debug)]
-    struct Reported(&'static str);
-    impl std::fmt::Display for Reported {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            write!(f, "SQLSTATE {}", self.0)
-        }
-    }
-    impl std::error::Error for Reported {}
-    impl sqlx::error::DatabaseError for Reported {
-        fn message(&self) -> &str {
-            "reported by the test"
-        }
-        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
-            Some(self.0.into())
-        }
-        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
-            self
-        }
-        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
-            self
-        }
-        fn kind(&self) -> sqlx::error::ErrorKind {
-            sqlx::error::ErrorKind::Other
-        }
-    }
-    DbError::Database(Box::new(Reported(code)))
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+    use crate::storage::database_error;
 
     #[tokio::test]
     async fn a_transaction_that_loses_a_deadlock_runs_again_until_it_commits() {

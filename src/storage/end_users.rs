@@ -1,12 +1,62 @@
 //! SQL for end users: their settings, and what they have spent and are running.
 
 use super::sql::{self, Get};
-use super::{now_ms, Backend, Db, Tx};
-use crate::domain::end_users::{EndUser, TenantQuotas, WalletMode};
+use super::{now_ms, Backend, Db, DbError, Tx};
 use crate::types::ids::{EndUserId, TenantId};
 use crate::types::money::Mode;
 
-fn end_user_from_row(tenant: &TenantId, row: &impl Get) -> Result<EndUser, sqlx::Error> {
+/// Whether an end user's wallet pays for its jobs: `first` (the wallet, then the tenant's
+/// balance), `only` (the wallet alone) or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WalletMode {
+    None,
+    First,
+    Only,
+}
+
+impl WalletMode {
+    pub fn parse(raw: &str) -> Option<WalletMode> {
+        match raw {
+            "none" => Some(WalletMode::None),
+            "first" => Some(WalletMode::First),
+            "only" => Some(WalletMode::Only),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WalletMode::None => "none",
+            WalletMode::First => "first",
+            WalletMode::Only => "only",
+        }
+    }
+}
+
+/// An end user's settings in one mode.
+#[derive(Debug, Clone)]
+pub struct EndUser {
+    pub tenant_id: TenantId,
+    /// Settings belong to one mode: a test key's never bound live traffic.
+    pub mode: Mode,
+    pub id: EndUserId,
+    pub credits_per_day: Option<i64>,
+    pub credits_per_month: Option<i64>,
+    pub max_concurrent: Option<i64>,
+    pub wallet_mode: WalletMode,
+}
+
+/// A tenant's caps (each `None` when not set).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TenantQuotas {
+    pub max_concurrent: Option<i64>,
+    pub credits_per_day: Option<i64>,
+    pub credits_per_month: Option<i64>,
+    pub video_seconds_per_day: Option<i64>,
+}
+
+fn end_user_from_row(tenant: &TenantId, row: &impl Get) -> Result<EndUser, DbError> {
     Ok(EndUser {
         tenant_id: tenant.clone(),
         mode: row.state("mode", Mode::parse)?,
@@ -28,7 +78,7 @@ impl Db {
         tenant: &TenantId,
         mode: Mode,
         user: &EndUserId,
-    ) -> Result<EndUser, sqlx::Error> {
+    ) -> Result<EndUser, DbError> {
         let now = now_ms();
         sql::query(
             "INSERT INTO end_users (tenant_id, mode, user_id, wallet_mode, created_at, updated_at) \
@@ -60,7 +110,7 @@ impl Db {
         tenant: &TenantId,
         mode: Mode,
         user: &EndUserId,
-    ) -> Result<Option<EndUser>, sqlx::Error> {
+    ) -> Result<Option<EndUser>, DbError> {
         sql::query("SELECT * FROM end_users WHERE tenant_id = $1 AND mode = $2 AND user_id = $3")
             .bind(tenant.as_str())
             .bind(mode.as_str())
@@ -71,7 +121,7 @@ impl Db {
             .transpose()
     }
 
-    pub async fn put_end_user(&self, user: &EndUser) -> Result<(), sqlx::Error> {
+    pub async fn put_end_user(&self, user: &EndUser) -> Result<(), DbError> {
         let now = now_ms();
         sql::query(
             "INSERT INTO end_users (tenant_id, user_id, credits_per_day, credits_per_month, max_concurrent, wallet_mode, created_at, updated_at, mode) \
@@ -101,7 +151,7 @@ impl Db {
         user: &EndUserId,
         mode: Mode,
         since: i64,
-    ) -> Result<i64, sqlx::Error> {
+    ) -> Result<i64, DbError> {
         sql::query(
             "SELECT CAST(COALESCE(SUM(COALESCE(cost_charged, cost_reserved)), 0) AS BIGINT) FROM videos \
              WHERE tenant_id = $1 AND user_id = $2 AND mode = $3 AND created_at >= $4",
@@ -124,7 +174,7 @@ impl Db {
         mode: Mode,
         day: i64,
         month: i64,
-    ) -> Result<(i64, i64, i64), sqlx::Error> {
+    ) -> Result<(i64, i64, i64), DbError> {
         let mut tx = self.begin().await?;
         let running = Self::end_user_running(&mut tx, tenant, mode, user).await?;
         let today = Self::end_user_spend(&mut tx, tenant, user, mode, day).await?;
@@ -139,7 +189,7 @@ impl Db {
         tenant: &TenantId,
         mode: Mode,
         user: &EndUserId,
-    ) -> Result<i64, sqlx::Error> {
+    ) -> Result<i64, DbError> {
         sql::query(
             "SELECT COUNT(*) FROM videos WHERE tenant_id = $1 AND user_id = $2 AND mode = $3 \
              AND status IN ('queued', 'in_progress')",
@@ -159,7 +209,7 @@ impl Db {
     pub async fn tenant_quotas_in(
         tx: &mut Tx,
         tenant: &TenantId,
-    ) -> Result<Option<TenantQuotas>, sqlx::Error> {
+    ) -> Result<Option<TenantQuotas>, DbError> {
         let row = sql::query(
             "SELECT max_concurrent, credits_per_day, credits_per_month, video_seconds_per_day \
              FROM tenant_quotas WHERE tenant_id = $1",
@@ -182,7 +232,7 @@ impl Db {
         &self,
         tenant: &TenantId,
         quotas: &TenantQuotas,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query(
             "INSERT INTO tenant_quotas (tenant_id, max_concurrent, credits_per_day, credits_per_month, video_seconds_per_day, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id) DO UPDATE SET \
@@ -211,7 +261,7 @@ impl Db {
         day: i64,
         credits: i64,
         seconds: i64,
-    ) -> Result<TenantTotals, sqlx::Error> {
+    ) -> Result<TenantTotals, DbError> {
         let running: i64 = sql::query(
             "INSERT INTO tenant_running (tenant_id, mode, running) VALUES ($1, $2, 1) \
              ON CONFLICT (tenant_id, mode) DO UPDATE SET running = tenant_running.running + 1 \
@@ -251,7 +301,7 @@ impl Db {
         finished: &FinishedJob,
         credits_delta: i64,
         seconds_delta: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query(
             "UPDATE tenant_running SET running = running - 1 \
              WHERE tenant_id = $1 AND mode = $2 AND running > 0",
@@ -282,7 +332,7 @@ impl Db {
         tenant: &TenantId,
         mode: Mode,
         from_day: i64,
-    ) -> Result<i64, sqlx::Error> {
+    ) -> Result<i64, DbError> {
         sql::query(
             "SELECT CAST(COALESCE(SUM(credits), 0) AS BIGINT) FROM tenant_usage \
              WHERE tenant_id = $1 AND mode = $2 AND day >= $3",

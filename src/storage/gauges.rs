@@ -3,7 +3,7 @@
 
 use super::sql::{self, Get};
 use super::videos::RUNNING;
-use super::Db;
+use super::{Db, DbError};
 
 /// Shared state the metrics endpoint reports: jobs by provider and state, the queue and the
 /// credits on hold.
@@ -16,7 +16,7 @@ pub struct JobGauges {
 }
 
 impl Db {
-    pub async fn job_gauges(&self) -> Result<JobGauges, sqlx::Error> {
+    pub async fn job_gauges(&self) -> Result<JobGauges, DbError> {
         let rows = sql::query(format!(
             "SELECT COALESCE(provider, 'none') AS provider, status, COUNT(*) AS n \
              FROM videos WHERE {RUNNING} GROUP BY provider, status"

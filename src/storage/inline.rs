@@ -18,7 +18,8 @@ use sqlx::pool::PoolConnection;
 use sqlx::Any;
 use tokio::sync::OwnedMutexGuard;
 
-use super::sql::{Arg, Exec, InlineRow, Row};
+use super::exec::{Arg, Exec, InlineRow, Row};
+use super::DbError;
 
 /// Idle read connections kept for reuse.
 const IDLE_READERS: usize = 16;
@@ -32,7 +33,7 @@ pub struct Inline {
 }
 
 impl Inline {
-    pub fn open(path: &Path, pragmas: &str) -> Result<Inline, sqlx::Error> {
+    pub fn open(path: &Path, pragmas: &str) -> Result<Inline, DbError> {
         let writer = open(path, pragmas)?;
         Ok(Inline {
             path: path.to_path_buf(),
@@ -42,7 +43,7 @@ impl Inline {
     }
 
     /// A read connection, returned to the set when the guard drops.
-    pub fn reader(self: &Arc<Self>) -> Result<Reader, sqlx::Error> {
+    pub fn reader(self: &Arc<Self>) -> Result<Reader, DbError> {
         let idle = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let conn = match idle {
             Some(conn) => conn,
@@ -69,14 +70,14 @@ impl Inline {
     /// Whether the database can take a write now: takes and releases the write lock on a
     /// connection of its own, waiting at most one second for it. Another process holding the
     /// lock (or a damaged file) fails here; the gateway's own transactions last milliseconds.
-    pub fn probe_write(&self) -> Result<(), sqlx::Error> {
+    pub fn probe_write(&self) -> Result<(), DbError> {
         let conn = open(&self.path, "PRAGMA busy_timeout = 1000;")?;
         conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")
             .map_err(error)
     }
 
     /// SQLite's `PRAGMA quick_check`: `Ok(())` when the file is sound, else what it found.
-    pub fn quick_check(&self) -> Result<Result<(), String>, sqlx::Error> {
+    pub fn quick_check(&self) -> Result<Result<(), String>, DbError> {
         let conn = open(&self.path, READER_PRAGMAS)?;
         let mut statement = conn.prepare("PRAGMA quick_check(5)").map_err(error)?;
         let found: Vec<String> = statement
@@ -94,7 +95,7 @@ impl Inline {
 
 const READER_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;";
 
-fn open(path: &Path, pragmas: &str) -> Result<Connection, sqlx::Error> {
+fn open(path: &Path, pragmas: &str) -> Result<Connection, DbError> {
     let conn = Connection::open(path).map_err(error)?;
     conn.execute_batch(pragmas).map_err(error)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -107,12 +108,12 @@ pub struct Reader {
 }
 
 impl Reader {
-    pub fn exec(&mut self) -> Result<Exec<'_>, sqlx::Error> {
+    pub fn exec(&mut self) -> Result<Exec<'_>, DbError> {
         // `conn` is only taken when the reader drops.
         self.conn
             .as_mut()
             .map(Exec::Inline)
-            .ok_or(sqlx::Error::PoolClosed)
+            .ok_or(sqlx::Error::PoolClosed.into())
     }
 }
 
@@ -140,13 +141,13 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn begin(&mut self) -> Result<(), sqlx::Error> {
+    pub fn begin(&mut self) -> Result<(), DbError> {
         self.conn.execute_batch("BEGIN IMMEDIATE").map_err(error)?;
         self.in_transaction = true;
         Ok(())
     }
 
-    pub fn commit(&mut self) -> Result<(), sqlx::Error> {
+    pub fn commit(&mut self) -> Result<(), DbError> {
         self.conn.execute_batch("COMMIT").map_err(error)?;
         self.in_transaction = false;
         Ok(())
@@ -176,7 +177,7 @@ fn prepare<'c>(
     conn: &'c Connection,
     sql: &str,
     args: &[Arg],
-) -> Result<rusqlite::CachedStatement<'c>, sqlx::Error> {
+) -> Result<rusqlite::CachedStatement<'c>, DbError> {
     let mut stmt = conn.prepare_cached(sql).map_err(error)?;
     for index in 1..=stmt.parameter_count() {
         let number = stmt
@@ -197,12 +198,12 @@ fn prepare<'c>(
     Ok(stmt)
 }
 
-pub(super) fn execute(conn: &Connection, sql: &str, args: &[Arg]) -> Result<u64, sqlx::Error> {
+pub(super) fn execute(conn: &Connection, sql: &str, args: &[Arg]) -> Result<u64, DbError> {
     let mut stmt = prepare(conn, sql, args)?;
     Ok(stmt.raw_execute().map_err(error)? as u64)
 }
 
-pub(super) fn fetch(conn: &Connection, sql: &str, args: &[Arg]) -> Result<Vec<Row>, sqlx::Error> {
+pub(super) fn fetch(conn: &Connection, sql: &str, args: &[Arg]) -> Result<Vec<Row>, DbError> {
     let mut stmt = prepare(conn, sql, args)?;
     let names: Arc<[String]> = stmt.column_names().into_iter().map(String::from).collect();
     let width = names.len();
@@ -270,7 +271,7 @@ impl sqlx::error::DatabaseError for InlineError {
     }
 }
 
-fn error(e: rusqlite::Error) -> sqlx::Error {
+fn error(e: rusqlite::Error) -> DbError {
     match e {
         rusqlite::Error::SqliteFailure(failure, message) => {
             let message = message.unwrap_or_else(|| failure.to_string());
@@ -278,11 +279,13 @@ fn error(e: rusqlite::Error) -> sqlx::Error {
                 code: Some(failure.extended_code),
                 message,
             }))
+            .into()
         }
         other => sqlx::Error::Database(Box::new(InlineError {
             code: None,
             message: other.to_string(),
-        })),
+        }))
+        .into(),
     }
 }
 
@@ -338,13 +341,13 @@ mod tests {
         };
         insert().execute(&mut exec).await.expect("first insert");
         let error = insert().execute(&mut exec).await.expect_err("duplicate");
-        assert!(crate::storage::is_unique_violation(&error), "{error:?}");
+        assert!(error.is_unique_violation(), "{error:?}");
         let outcome = sql::query("SELECT * FROM t WHERE id = $2")
             .bind("a")
             .fetch_all(&mut exec)
             .await;
         assert!(
-            matches!(&outcome, Err(sqlx::Error::Protocol(m)) if m.contains("$2")),
+            matches!(&outcome, Err(e) if e.to_string().contains("no argument for $2")),
             "a statement ran without its argument"
         );
     }

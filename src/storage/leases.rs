@@ -7,16 +7,16 @@
 use super::end_users::FinishedJob;
 use super::sql::{self, Get};
 use super::videos::{video_from_row, RUNNING};
-use super::{now_ms, Db, Tx};
-use crate::providers::ReportedCost;
+use super::{now_ms, Db, DbError, Tx};
 use crate::types::ids::{ProviderId, TenantId, VideoId};
+use crate::types::money::ReportedCost;
 use crate::types::money::{Credits, Mode};
 use crate::types::video::{JobError, PollCause, Video, VideoStatus};
 
 /// What a job's final-state update returns for the tenant's running totals.
 const FINISHED: &str = "RETURNING tenant_id, mode, created_at, cost_reserved, seconds";
 
-fn finished_from_row(row: &impl Get) -> Result<FinishedJob, sqlx::Error> {
+fn finished_from_row(row: &impl Get) -> Result<FinishedJob, DbError> {
     Ok(FinishedJob {
         tenant_id: TenantId::from_db(row.col("tenant_id")?),
         // A wrong mode would adjust another mode's totals: refuse it rather than guess.
@@ -75,7 +75,7 @@ impl Db {
         now: i64,
         lease_until: i64,
         limit: i64,
-    ) -> Result<Vec<Video>, sqlx::Error> {
+    ) -> Result<Vec<Video>, DbError> {
         let mut order: Vec<i64> = sql::query(
             "SELECT seq FROM videos WHERE status = 'in_progress' AND next_run_at <= $1 \
                AND (lease_until IS NULL OR lease_until < $1) \
@@ -138,18 +138,14 @@ impl Db {
         let mut claimed = rows
             .iter()
             .map(|r| Ok((r.col::<i64>("seq")?, video_from_row(r)?)))
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .collect::<Result<Vec<_>, DbError>>()?;
         claimed.sort_by_key(|(seq, _)| order.iter().position(|s| s == seq));
         Ok(claimed.into_iter().map(|(_, video)| video).collect())
     }
 
     /// Makes a running job due for a confirming poll (a webhook said it changed), no sooner
     /// than `min_interval_ms` after its last upstream request.
-    pub async fn poll_soon(
-        tx: &mut Tx,
-        id: &VideoId,
-        min_interval_ms: i64,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn poll_soon(tx: &mut Tx, id: &VideoId, min_interval_ms: i64) -> Result<(), DbError> {
         // The confirmation waits for the interval's end, however many webhooks arrive: a poll
         // inside the provider's minimum would be refused (AIgateway answers 304), and the
         // gateway's floor keeps a flood of deliveries from becoming a flood of polls. A
@@ -178,7 +174,7 @@ impl Db {
         upstream_id: &str,
         due: Due,
         cost: Option<&ReportedCost>,
-    ) -> Result<Option<Video>, sqlx::Error> {
+    ) -> Result<Option<Video>, DbError> {
         let now = now_ms();
         let Due {
             at: next_run_at,
@@ -213,12 +209,7 @@ impl Db {
     /// `requests` just made upstream for it. When a webhook arrived while the job was leased
     /// (after `step_started`), the job is due for its confirmation instead, once `min_interval_ms`
     /// has passed.
-    pub async fn reschedule(
-        &self,
-        id: &VideoId,
-        owner: &str,
-        due: Due,
-    ) -> Result<bool, sqlx::Error> {
+    pub async fn reschedule(&self, id: &VideoId, owner: &str, due: Due) -> Result<bool, DbError> {
         let now = now_ms();
         let done = sql::query(format!(
             "UPDATE videos SET progress = COALESCE($1, progress), updated_at = $3, \
@@ -252,7 +243,7 @@ impl Db {
         charged: Credits,
         expires_at: i64,
         cost: Option<&ReportedCost>,
-    ) -> Result<Option<i64>, sqlx::Error> {
+    ) -> Result<Option<i64>, DbError> {
         let now = now_ms();
         let done = sql::query(format!(
             "UPDATE videos SET status = 'completed', progress = 100, output_url = $1, cost_charged = $2, \
@@ -297,7 +288,7 @@ impl Db {
         error: Option<&JobError>,
         owner: Option<&str>,
         tenant: Option<&TenantId>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let now = now_ms();
         let done = sql::query(format!(
             "UPDATE videos SET status = $1, error_code = $2, error_message = $3, cost_charged = 0, \
@@ -330,7 +321,7 @@ impl Db {
         owner: &str,
         provider: ProviderId,
         fallbacks: &[ProviderId],
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let mut tx = self.begin().await?;
         let now = now_ms();
         let done = sql::query(
@@ -361,7 +352,7 @@ impl Db {
         owner: &str,
         provider: ProviderId,
         fallbacks: &[ProviderId],
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let done = sql::query(format!(
             "UPDATE videos SET provider = $1, fallbacks = $2, updated_at = $3 \
              WHERE id = $4 AND lease_owner = $5 AND {RUNNING}"

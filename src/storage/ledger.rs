@@ -2,10 +2,55 @@
 //! [`super::audit`]).
 
 use super::sql::{self, Get};
-use super::{now_ms, Db, Tx};
-use crate::domain::billing::ledger::{new_txn_id, Entry, EntryView, HoldRow, Posting};
-use crate::types::ids::{TenantId, TxnId, VideoId};
+use super::{now_ms, Db, DbError, Tx};
+use crate::types::ids::{new_txn_id, TenantId, TxnId, VideoId};
 use crate::types::money::{Credits, Mode};
+
+/// One line of a posting.
+pub struct Entry<'a> {
+    pub account: &'a str,
+    pub amount: i64,
+}
+
+/// What a posting is, for the journal and its readers.
+pub struct Posting<'a> {
+    pub kind: &'a str,
+    pub tenant: Option<&'a TenantId>,
+    pub mode: Mode,
+    pub video: Option<&'a VideoId>,
+    pub memo: Option<&'a str>,
+    pub actor: Option<&'a str>,
+}
+
+/// One journal entry as a tenant sees it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct EntryView {
+    /// Position in the journal; pass it as `after` to page on.
+    pub id: i64,
+    pub txn_id: String,
+    /// `available` or `holds`.
+    pub account: String,
+    /// `grant`, `hold`, `capture` or `void`.
+    pub kind: String,
+    /// Credits; negative leaves the account.
+    pub amount: i64,
+    pub video_id: Option<String>,
+    pub memo: Option<String>,
+    /// Unix seconds.
+    pub created_at: i64,
+}
+
+/// A settled or pending hold, as read back when settling it.
+pub struct HoldRow {
+    pub tenant: TenantId,
+    pub mode: Mode,
+    pub amount: i64,
+    /// The part taken from promotional credit.
+    pub promo_part: i64,
+    /// The account the hold was taken from; `None` for holds from before sources were kept
+    /// (the tenant's available balance).
+    pub source: Option<String>,
+}
 
 impl Db {
     pub async fn ensure_account(
@@ -14,7 +59,7 @@ impl Db {
         tenant: Option<&TenantId>,
         mode: Mode,
         kind: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query(
             "INSERT INTO ledger_accounts (id, tenant_id, mode, kind, balance, updated_at) \
              VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (id) DO NOTHING",
@@ -34,7 +79,7 @@ impl Db {
     /// same accounts in opposite directions queue instead of deadlocking. PostgreSQL only:
     /// SQLite's write transaction already excludes every other writer. Accounts not opened
     /// yet are skipped.
-    pub async fn lock_accounts(tx: &mut Tx, accounts: &[&str]) -> Result<(), sqlx::Error> {
+    pub async fn lock_accounts(tx: &mut Tx, accounts: &[&str]) -> Result<(), DbError> {
         if tx.backend() != super::Backend::Postgres || accounts.is_empty() {
             return Ok(());
         }
@@ -59,7 +104,7 @@ impl Db {
         posting: &Posting<'_>,
         entries: &[Entry<'_>],
         already_debited: &[&str],
-    ) -> Result<TxnId, sqlx::Error> {
+    ) -> Result<TxnId, DbError> {
         debug_assert_eq!(entries.iter().map(|e| e.amount).sum::<i64>(), 0);
         let txn = new_txn_id();
         let now = now_ms();
@@ -119,7 +164,7 @@ impl Db {
 
     /// Debits as much of `max` as the account holds (never below zero) and returns what it
     /// took. Optimistic: a concurrent change makes it read and try again.
-    pub async fn take_up_to(tx: &mut Tx, account: &str, max: i64) -> Result<i64, sqlx::Error> {
+    pub async fn take_up_to(tx: &mut Tx, account: &str, max: i64) -> Result<i64, DbError> {
         for _ in 0..16 {
             let balance = Self::account_balance(tx, account).await?;
             let take = balance.clamp(0, max.max(0));
@@ -137,9 +182,7 @@ impl Db {
                 return Ok(take);
             }
         }
-        Err(sqlx::Error::Protocol(
-            "the promotional balance kept changing; try again".into(),
-        ))
+        Err(sqlx::Error::Protocol("the promotional balance kept changing; try again".into()).into())
     }
 
     /// Debits `amount` from an account only if its balance stays at or above `floor`.
@@ -148,7 +191,7 @@ impl Db {
         account: &str,
         amount: i64,
         floor: i64,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let done = sql::query(
             "UPDATE ledger_accounts SET balance = balance - $1, updated_at = $2 \
              WHERE id = $3 AND balance - $1 >= $4",
@@ -163,7 +206,7 @@ impl Db {
     }
 
     /// An account's balance inside a transaction (zero for an account not yet opened).
-    pub async fn account_balance(tx: &mut Tx, account: &str) -> Result<i64, sqlx::Error> {
+    pub async fn account_balance(tx: &mut Tx, account: &str) -> Result<i64, DbError> {
         let row = sql::query("SELECT balance FROM ledger_accounts WHERE id = $1")
             .bind(account)
             .fetch_optional(tx)
@@ -175,7 +218,7 @@ impl Db {
 
     /// The balances of `accounts`, in their order (zero for an account not yet opened), read
     /// together outside any transaction.
-    pub async fn account_balances(&self, accounts: &[&str]) -> Result<Vec<i64>, sqlx::Error> {
+    pub async fn account_balances(&self, accounts: &[&str]) -> Result<Vec<i64>, DbError> {
         if accounts.is_empty() {
             return Ok(Vec::new());
         }
@@ -207,7 +250,7 @@ impl Db {
         amount: Credits,
         source: &str,
         promo_part: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query(
             "INSERT INTO holds (video_id, tenant_id, mode, amount, state, created_at, source_account, promo_part) \
              VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7)",
@@ -230,7 +273,7 @@ impl Db {
         video: &VideoId,
         state: &str,
         captured: Option<i64>,
-    ) -> Result<Option<HoldRow>, sqlx::Error> {
+    ) -> Result<Option<HoldRow>, DbError> {
         let row = sql::query(
             "UPDATE holds SET state = $1, captured = $2, resolved_at = $3 \
              WHERE video_id = $4 AND state = 'pending' \
@@ -246,7 +289,7 @@ impl Db {
     }
 
     /// Credits already refunded for a video.
-    pub async fn refunded_for_video(tx: &mut Tx, video: &VideoId) -> Result<i64, sqlx::Error> {
+    pub async fn refunded_for_video(tx: &mut Tx, video: &VideoId) -> Result<i64, DbError> {
         sql::query(
             "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries \
              WHERE video_id = $1 AND kind = 'refund' AND amount > 0",
@@ -264,7 +307,7 @@ impl Db {
         tx: &mut Tx,
         backend: super::Backend,
         video: &VideoId,
-    ) -> Result<Option<HoldRow>, sqlx::Error> {
+    ) -> Result<Option<HoldRow>, DbError> {
         let lock = match backend {
             super::Backend::Postgres => " FOR UPDATE",
             super::Backend::Sqlite => "",
@@ -283,7 +326,7 @@ impl Db {
     pub async fn entries_for_video(
         &self,
         video: &VideoId,
-    ) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    ) -> Result<Vec<(String, String, i64)>, DbError> {
         sql::query(
             "SELECT kind, account_id, amount FROM ledger_entries WHERE video_id = $1 ORDER BY seq",
         )
@@ -305,7 +348,7 @@ impl Db {
         mode: Mode,
         before: Option<i64>,
         limit: i64,
-    ) -> Result<(Vec<EntryView>, bool), sqlx::Error> {
+    ) -> Result<(Vec<EntryView>, bool), DbError> {
         let rows = sql::query(
             "SELECT seq, txn_id, account_id, kind, amount, video_id, memo, created_at FROM ledger_entries \
              WHERE tenant_id = $1 AND mode = $2 AND account_id LIKE $3 AND ($4 IS NULL OR seq < $4) \
@@ -338,12 +381,12 @@ impl Db {
                     created_at: r.col::<i64>("created_at")? / 1000,
                 })
             })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            .collect::<Result<Vec<_>, DbError>>()?;
         Ok((entries, has_more))
     }
 }
 
-fn hold_row(row: &sql::Row) -> Result<HoldRow, sqlx::Error> {
+fn hold_row(row: &sql::Row) -> Result<HoldRow, DbError> {
     Ok(HoldRow {
         tenant: TenantId::from_db(row.col("tenant_id")?),
         mode: row.state("mode", Mode::parse)?,

@@ -17,12 +17,17 @@ pub mod attempts;
 pub mod audit;
 mod conn;
 pub mod end_users;
+mod error;
+mod exec;
 pub mod files;
 pub mod gauges;
+pub mod idempotency;
 pub mod inline;
 pub mod leases;
 pub mod ledger;
 pub mod objects;
+pub mod policies;
+pub mod prices;
 pub mod provider_webhooks;
 pub mod reports;
 pub mod slots;
@@ -43,13 +48,10 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::config::DatabaseConfig;
 
+pub use conn::{retry_conflicts, Tx, CONFLICT_ATTEMPTS};
+pub use error::{corruption_seen, unavailability_in, Conflict, DbError, Unavailable};
 #[cfg(test)]
-pub(crate) use conn::database_error;
-pub use conn::{retry_conflicts, Conflict, Tx, CONFLICT_ATTEMPTS};
-
-/// What a storage call fails with. Callers above `storage/` name it by this path only, so the
-/// database driver stays storage's private business.
-pub use sqlx::Error as DbError;
+pub(crate) use error::{database_error, database_error_saying, pool_timed_out};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -210,16 +212,14 @@ impl Db {
         self.backend
     }
 
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Whether the database can take a write now (readiness): on SQLite, takes and releases
     /// the write lock beside the gateway's writer; on PostgreSQL, a round trip.
-    pub async fn ping_write(&self) -> Result<(), sqlx::Error> {
+    pub async fn ping_write(&self) -> Result<(), DbError> {
         match &self.inline {
             Some(inline) => {
                 let inline = inline.clone();
@@ -442,101 +442,10 @@ async fn probe_connection(options: &AnyConnectOptions, backend: Backend) -> anyh
     }
 }
 
-/// Why the database could not serve a statement, when the cause is the database being
-/// unreachable, locked or damaged rather than the statement: the request may be retried
-/// later (503), while any other database error is the gateway's bug (500).
-/// Whether an error, or any cause in its chain, is the database being unavailable.
-pub fn unavailability_in(error: &anyhow::Error) -> Option<Unavailable> {
-    error
-        .chain()
-        .filter_map(|e| e.downcast_ref::<sqlx::Error>())
-        .find_map(unavailability)
-}
-
 /// Whether a database URL names a SQLite file that does not exist yet.
 pub fn is_new_sqlite_file(url: &str) -> bool {
     url.starts_with("sqlite:")
         && sqlx::sqlite::SqliteConnectOptions::from_str(url)
             .map(|options| !options.get_filename().exists())
             .unwrap_or(false)
-}
-
-pub fn unavailability(error: &DbError) -> Option<Unavailable> {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => Some(Unavailable::Unreachable),
-        sqlx::Error::Database(db) => {
-            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-                let code = pg.code();
-                // 08: connection exception; 53: insufficient resources; 57P0x: shutting down
-                // or starting; 55000 as a connection is opened: the database is not
-                // accepting connections (`ALLOW_CONNECTIONS false`, during maintenance). A
-                // lost conflict (40001, 40P01) is no unavailability: see [`Conflict`].
-                let refusing_connections =
-                    code == "55000" && pg.message().contains("not currently accepting connections");
-                return (code.starts_with("08")
-                    || code.starts_with("53")
-                    || code.starts_with("57P0")
-                    || refusing_connections)
-                    .then_some(Unavailable::Unreachable);
-            }
-            // SQLite: the primary result code is the low byte of the extended one.
-            let code = db.code()?.parse::<i64>().ok()? & 0xff;
-            match code {
-                5 | 6 => Some(Unavailable::Locked),
-                11 | 26 => {
-                    CORRUPTION_SEEN.store(true, std::sync::atomic::Ordering::Relaxed);
-                    Some(Unavailable::Corrupt)
-                }
-                10 | 13 | 14 => Some(Unavailable::Unreachable),
-                _ => None,
-            }
-        }
-        _ => None,
-    }
-}
-
-/// Set once any statement of this process found the database file malformed: readiness then
-/// stays 503 until the file is repaired and the gateway restarted.
-static CORRUPTION_SEEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// Whether a statement of this process has found the database file malformed.
-pub fn corruption_seen() -> bool {
-    CORRUPTION_SEEN.load(std::sync::atomic::Ordering::Relaxed)
-}
-
-/// The kinds of [`unavailability`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unavailable {
-    /// Connection refused, reset or timed out; the pool is exhausted; disk I/O failed.
-    Unreachable,
-    /// Another process holds SQLite's write lock.
-    Locked,
-    /// SQLite reports a malformed database file.
-    Corrupt,
-}
-
-impl Unavailable {
-    pub fn reason(self) -> &'static str {
-        match self {
-            Unavailable::Unreachable => "database unreachable",
-            Unavailable::Locked => "database locked by another process",
-            Unavailable::Corrupt => "database disk image is malformed",
-        }
-    }
-}
-
-/// True when a database error is a unique-constraint violation.
-pub fn is_unique_violation(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => {
-            db.code()
-                .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
-                || db.message().contains("UNIQUE constraint failed")
-        }
-        _ => false,
-    }
 }

@@ -2,7 +2,7 @@
 //! delivery is recognised (see `domain::provider_webhooks`).
 
 use super::sql;
-use super::{now_ms, Db, Tx};
+use super::{now_ms, Db, DbError, Tx};
 use crate::types::ids::VideoId;
 
 impl Db {
@@ -11,7 +11,7 @@ impl Db {
         tx: &mut Tx,
         video: &VideoId,
         delivery: &str,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let inserted = sql::query(
             "INSERT INTO provider_webhook_deliveries (video_id, delivery, received_at) \
              VALUES ($1, $2, $3) ON CONFLICT (video_id, delivery) DO NOTHING",

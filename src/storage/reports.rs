@@ -3,7 +3,7 @@
 
 use super::sql::{self, Get};
 use super::videos::video_from_row;
-use super::Db;
+use super::{Db, DbError};
 use crate::types::ids::TenantId;
 use crate::types::money::{Credits, MicroUsd, Mode};
 use crate::types::video::Video;
@@ -97,7 +97,7 @@ impl Db {
         from_ms: i64,
         to_ms: i64,
         groups: &[UsageGroup],
-    ) -> Result<Vec<UsageRow>, sqlx::Error> {
+    ) -> Result<Vec<UsageRow>, DbError> {
         let columns: Vec<String> = groups
             .iter()
             .enumerate()
@@ -150,11 +150,7 @@ impl Db {
 
     /// Revenue against upstream cost per tenant, provider and UTC day for completed live jobs:
     /// (tenant, provider, day, jobs, credits charged, upstream micro-USD).
-    pub async fn margin_report(
-        &self,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<MarginRow>, sqlx::Error> {
+    pub async fn margin_report(&self, from_ms: i64, to_ms: i64) -> Result<Vec<MarginRow>, DbError> {
         sql::query(
             "SELECT tenant_id, COALESCE(provider, '') AS provider, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
                CAST(COALESCE(SUM(cost_charged), 0) AS BIGINT) AS revenue, \
@@ -187,7 +183,7 @@ impl Db {
         &self,
         from_ms: i64,
         to_ms: i64,
-    ) -> Result<Vec<SavingsRow>, sqlx::Error> {
+    ) -> Result<Vec<SavingsRow>, DbError> {
         sql::query(
             "SELECT tenant_id, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
                CAST(COALESCE(SUM(COALESCE(upstream_cost_micro_usd, upstream_estimate_micro)), 0) AS BIGINT) AS paid, \
@@ -225,7 +221,7 @@ impl Db {
         to_ms: i64,
         threshold_percent: i64,
         limit: i64,
-    ) -> Result<Vec<Video>, sqlx::Error> {
+    ) -> Result<Vec<Video>, DbError> {
         sql::query(
             "SELECT * FROM videos WHERE status = 'completed' AND completed_at >= $1 AND completed_at < $2 \
                AND upstream_cost_micro_usd IS NOT NULL AND upstream_estimate_micro IS NOT NULL \

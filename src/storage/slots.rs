@@ -4,7 +4,7 @@
 
 use super::sql;
 use super::videos::RUNNING;
-use super::{Db, Tx};
+use super::{Db, DbError, Tx};
 use crate::types::ids::{ProviderId, VideoId};
 
 /// How many waiting jobs a create counts before it joins them in the queue.
@@ -18,7 +18,7 @@ impl Db {
         owner: &str,
         provider: ProviderId,
         limit: i64,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let mut tx = self.begin().await?;
         sql::query("INSERT INTO provider_slots (provider, in_use) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
             .bind(provider)
@@ -53,7 +53,7 @@ impl Db {
 
     /// Gives back the slot a job holds, if any, inside the transaction of the state change that
     /// ends the job's claim on it.
-    pub(super) async fn free_slot(tx: &mut Tx, id: &VideoId) -> Result<(), sqlx::Error> {
+    pub(super) async fn free_slot(tx: &mut Tx, id: &VideoId) -> Result<(), DbError> {
         sql::query(
             "UPDATE provider_slots SET in_use = in_use - 1 \
              WHERE provider = (SELECT slot_provider FROM videos WHERE id = $1) AND in_use > 0",
@@ -72,14 +72,14 @@ impl Db {
 
     /// Gives back a leased job's slot, if it holds one (the state changes that end a job's
     /// claim give it back themselves).
-    pub async fn release_slot(&self, id: &VideoId) -> Result<(), sqlx::Error> {
+    pub async fn release_slot(&self, id: &VideoId) -> Result<(), DbError> {
         let mut tx = self.begin().await?;
         Self::free_slot(&mut tx, id).await?;
         tx.commit().await
     }
 
     /// Slots in use at a provider (for the operator and tests).
-    pub async fn slots_in_use(&self, provider: ProviderId) -> Result<i64, sqlx::Error> {
+    pub async fn slots_in_use(&self, provider: ProviderId) -> Result<i64, DbError> {
         let row = sql::query("SELECT in_use FROM provider_slots WHERE provider = $1")
             .bind(provider)
             .fetch_optional(&mut self.read()?)
@@ -97,7 +97,7 @@ impl Db {
         tx: &mut Tx,
         provider: ProviderId,
         limit: i64,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let waiting: i64 = sql::query(
             "SELECT COUNT(*) FROM (SELECT 1 FROM videos WHERE status = 'queued' AND provider = $1 LIMIT $2) w",
         )
@@ -130,7 +130,7 @@ impl Db {
         interval_ms: i64,
         burst: i64,
         now: i64,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         sql::query("INSERT INTO provider_rate (provider, tat) VALUES ($1, 0) ON CONFLICT (provider) DO NOTHING")
             .bind(provider)
             .execute(&mut self.write().await?)

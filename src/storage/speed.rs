@@ -3,7 +3,7 @@
 //! jobs whose provider gives no estimate).
 
 use super::sql;
-use super::{Db, Tx};
+use super::{Db, DbError, Tx};
 use crate::types::ids::ProviderId;
 
 impl Db {
@@ -13,7 +13,7 @@ impl Db {
         provider: ProviderId,
         model: &str,
         elapsed_ms: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query(
             "INSERT INTO provider_speed (provider, model, ewma_ms, samples) VALUES ($1, $2, $3, 1) \
              ON CONFLICT (provider, model) DO UPDATE SET \
@@ -29,7 +29,7 @@ impl Db {
     }
 
     /// The moving average time to completion of each provider for a model, in milliseconds.
-    pub async fn provider_speeds(&self, model: &str) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    pub async fn provider_speeds(&self, model: &str) -> Result<Vec<(String, i64)>, DbError> {
         sql::query("SELECT provider, ewma_ms FROM provider_speed WHERE model = $1")
             .bind(model)
             .fetch_all(&mut self.scan())
@@ -47,7 +47,7 @@ impl Db {
         model: &str,
         seconds: i64,
         elapsed_ms: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query(
             "INSERT INTO job_durations (provider, model, seconds, ewma_ms, samples) VALUES ($1, $2, $3, $4, 1) \
              ON CONFLICT (provider, model, seconds) DO UPDATE SET \
@@ -70,7 +70,7 @@ impl Db {
         provider: ProviderId,
         model: &str,
         seconds: i64,
-    ) -> Result<Option<i64>, sqlx::Error> {
+    ) -> Result<Option<i64>, DbError> {
         let row = sql::query(
             "SELECT ewma_ms FROM job_durations WHERE provider = $1 AND model = $2 AND seconds = $3",
         )

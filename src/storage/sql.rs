@@ -10,107 +10,14 @@
 //! both nullable), and rows decoded by name or position into those same types.
 
 use std::borrow::Cow;
-use std::sync::Arc;
 
 use rusqlite::types::Value;
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, Row as _};
+use sqlx::Row as _;
 
-use super::conn::On;
-use crate::types::ids::ProviderId;
-
-/// A statement argument.
-#[derive(Debug, Clone)]
-pub enum Arg {
-    Int(Option<i64>),
-    Text(Option<String>),
-}
-
-impl From<i64> for Arg {
-    fn from(v: i64) -> Arg {
-        Arg::Int(Some(v))
-    }
-}
-
-impl From<Option<i64>> for Arg {
-    fn from(v: Option<i64>) -> Arg {
-        Arg::Int(v)
-    }
-}
-
-impl From<&str> for Arg {
-    fn from(v: &str) -> Arg {
-        Arg::Text(Some(v.to_string()))
-    }
-}
-
-impl From<Option<&str>> for Arg {
-    fn from(v: Option<&str>) -> Arg {
-        Arg::Text(v.map(str::to_string))
-    }
-}
-
-impl From<String> for Arg {
-    fn from(v: String) -> Arg {
-        Arg::Text(Some(v))
-    }
-}
-
-impl From<ProviderId> for Arg {
-    fn from(v: ProviderId) -> Arg {
-        Arg::from(v.as_str())
-    }
-}
-
-impl From<Option<ProviderId>> for Arg {
-    fn from(v: Option<ProviderId>) -> Arg {
-        Arg::from(v.map(ProviderId::as_str))
-    }
-}
-
-impl From<&String> for Arg {
-    fn from(v: &String) -> Arg {
-        Arg::Text(Some(v.clone()))
-    }
-}
-
-impl From<Option<&String>> for Arg {
-    fn from(v: Option<&String>) -> Arg {
-        Arg::Text(v.cloned())
-    }
-}
-
-impl From<&Option<String>> for Arg {
-    fn from(v: &Option<String>) -> Arg {
-        Arg::Text(v.clone())
-    }
-}
-
-impl From<Option<String>> for Arg {
-    fn from(v: Option<String>) -> Arg {
-        Arg::Text(v)
-    }
-}
-
-/// Where a statement runs; chosen by [`super::conn`], never above `storage/`.
-pub enum Exec<'c> {
-    /// In a sqlx transaction.
-    Sqlx(&'c mut sqlx::Transaction<'static, sqlx::Any>),
-    /// On a sqlx pool, outside a transaction.
-    Pool(&'c AnyPool),
-    /// On a SQLite connection, in place (in a transaction or not, as its owner decided).
-    Inline(&'c mut rusqlite::Connection),
-}
-
-impl On for Exec<'_> {
-    fn on(&mut self) -> Result<Exec<'_>, sqlx::Error> {
-        Ok(match self {
-            Exec::Sqlx(tx) => Exec::Sqlx(tx),
-            Exec::Pool(pool) => Exec::Pool(pool),
-            Exec::Inline(conn) => Exec::Inline(conn),
-        })
-    }
-}
+pub use super::exec::Row;
+use super::exec::{Arg, Exec, On};
+use super::DbError;
 
 /// A statement with `$n` placeholders and its arguments.
 pub struct Stmt {
@@ -143,7 +50,7 @@ impl Stmt {
     }
 
     /// Runs the statement; the number of rows it changed.
-    pub async fn execute(self, on: &mut impl On) -> Result<u64, sqlx::Error> {
+    pub async fn execute(self, on: &mut impl On) -> Result<u64, DbError> {
         match on.on()? {
             Exec::Sqlx(tx) => Ok(self.sqlx().execute(&mut **tx).await?.rows_affected()),
             Exec::Pool(pool) => Ok(self.sqlx().execute(pool).await?.rows_affected()),
@@ -151,7 +58,7 @@ impl Stmt {
         }
     }
 
-    pub async fn fetch_all(self, on: &mut impl On) -> Result<Vec<Row>, sqlx::Error> {
+    pub async fn fetch_all(self, on: &mut impl On) -> Result<Vec<Row>, DbError> {
         let rows = match on.on()? {
             Exec::Sqlx(tx) => self.sqlx().fetch_all(&mut **tx).await?,
             Exec::Pool(pool) => self.sqlx().fetch_all(pool).await?,
@@ -160,7 +67,7 @@ impl Stmt {
         Ok(rows.into_iter().map(Row::Any).collect())
     }
 
-    pub async fn fetch_optional(self, on: &mut impl On) -> Result<Option<Row>, sqlx::Error> {
+    pub async fn fetch_optional(self, on: &mut impl On) -> Result<Option<Row>, DbError> {
         Ok(match on.on()? {
             Exec::Sqlx(tx) => self.sqlx().fetch_optional(&mut **tx).await?.map(Row::Any),
             Exec::Pool(pool) => self.sqlx().fetch_optional(pool).await?.map(Row::Any),
@@ -170,40 +77,28 @@ impl Stmt {
         })
     }
 
-    pub async fn fetch_one(self, on: &mut impl On) -> Result<Row, sqlx::Error> {
+    pub async fn fetch_one(self, on: &mut impl On) -> Result<Row, DbError> {
         self.fetch_optional(on)
             .await?
-            .ok_or(sqlx::Error::RowNotFound)
+            .ok_or_else(|| sqlx::Error::RowNotFound.into())
     }
-}
-
-/// A row from either executor.
-pub enum Row {
-    Any(AnyRow),
-    Inline(InlineRow),
-}
-
-/// A row read in place: its column names (shared by the rows of one statement) and values.
-pub struct InlineRow {
-    pub(super) names: Arc<[String]>,
-    pub(super) values: Vec<Value>,
 }
 
 /// A column type both executors decode.
 pub trait Col: Sized {
-    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(row: &AnyRow, index: I) -> Result<Self, sqlx::Error>;
-    fn from_value(value: &Value) -> Result<Self, sqlx::Error>;
+    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(row: &AnyRow, index: I) -> Result<Self, DbError>;
+    fn from_value(value: &Value) -> Result<Self, DbError>;
 }
 
-fn mismatch(expected: &str, value: &Value) -> sqlx::Error {
-    sqlx::Error::Decode(format!("expected {expected}, found {:?}", value.data_type()).into())
+fn mismatch(expected: &str, value: &Value) -> DbError {
+    sqlx::Error::Decode(format!("expected {expected}, found {:?}", value.data_type()).into()).into()
 }
 
 impl Col for i64 {
-    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(row: &AnyRow, index: I) -> Result<i64, sqlx::Error> {
-        row.try_get(index)
+    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(row: &AnyRow, index: I) -> Result<i64, DbError> {
+        Ok(row.try_get(index)?)
     }
-    fn from_value(value: &Value) -> Result<i64, sqlx::Error> {
+    fn from_value(value: &Value) -> Result<i64, DbError> {
         match value {
             Value::Integer(v) => Ok(*v),
             other => Err(mismatch("an integer", other)),
@@ -212,13 +107,10 @@ impl Col for i64 {
 }
 
 impl Col for String {
-    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(
-        row: &AnyRow,
-        index: I,
-    ) -> Result<String, sqlx::Error> {
-        row.try_get(index)
+    fn from_any<I: sqlx::ColumnIndex<AnyRow>>(row: &AnyRow, index: I) -> Result<String, DbError> {
+        Ok(row.try_get(index)?)
     }
-    fn from_value(value: &Value) -> Result<String, sqlx::Error> {
+    fn from_value(value: &Value) -> Result<String, DbError> {
         match value {
             Value::Text(v) => Ok(v.clone()),
             other => Err(mismatch("text", other)),
@@ -230,14 +122,14 @@ impl<T: Col> Col for Option<T> {
     fn from_any<I: sqlx::ColumnIndex<AnyRow>>(
         row: &AnyRow,
         index: I,
-    ) -> Result<Option<T>, sqlx::Error> {
+    ) -> Result<Option<T>, DbError> {
         use sqlx::ValueRef as _;
         if row.try_get_raw(&index)?.is_null() {
             return Ok(None);
         }
         T::from_any(row, index).map(Some)
     }
-    fn from_value(value: &Value) -> Result<Option<T>, sqlx::Error> {
+    fn from_value(value: &Value) -> Result<Option<T>, DbError> {
         match value {
             Value::Null => Ok(None),
             other => T::from_value(other).map(Some),
@@ -247,11 +139,11 @@ impl<T: Col> Col for Option<T> {
 
 /// Reading a row's columns by name, whichever executor produced it.
 pub trait Get {
-    fn col<T: Col>(&self, name: &str) -> Result<T, sqlx::Error>;
+    fn col<T: Col>(&self, name: &str) -> Result<T, DbError>;
 
     /// A state column read through its type's `parse`: a value the type does not know is a
     /// decode error, never a guess at a neighbouring state.
-    fn state<T>(&self, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, sqlx::Error> {
+    fn state<T>(&self, name: &str, parse: impl Fn(&str) -> Option<T>) -> Result<T, DbError> {
         let raw: String = self.col(name)?;
         parse(&raw).ok_or_else(|| unknown_state(name, &raw))
     }
@@ -261,7 +153,7 @@ pub trait Get {
         &self,
         name: &str,
         parse: impl Fn(&str) -> Option<T>,
-    ) -> Result<Option<T>, sqlx::Error> {
+    ) -> Result<Option<T>, DbError> {
         self.col::<Option<String>>(name)?
             .map(|raw| parse(&raw).ok_or_else(|| unknown_state(name, &raw)))
             .transpose()
@@ -269,36 +161,36 @@ pub trait Get {
 
     /// A nullable JSON column: a value that does not read as `T` is a decode error, never
     /// taken for an absent one.
-    fn json_opt<T: serde::de::DeserializeOwned>(
-        &self,
-        name: &str,
-    ) -> Result<Option<T>, sqlx::Error> {
+    fn json_opt<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<Option<T>, DbError> {
         self.col::<Option<String>>(name)?
             .map(|raw| {
-                serde_json::from_str(&raw).map_err(|e| sqlx::Error::ColumnDecode {
-                    index: name.to_string(),
-                    source: Box::new(e),
+                serde_json::from_str(&raw).map_err(|e| {
+                    DbError::from(sqlx::Error::ColumnDecode {
+                        index: name.to_string(),
+                        source: Box::new(e),
+                    })
                 })
             })
             .transpose()
     }
 }
 
-fn unknown_state(column: &str, raw: &str) -> sqlx::Error {
+fn unknown_state(column: &str, raw: &str) -> DbError {
     sqlx::Error::ColumnDecode {
         index: column.to_string(),
         source: format!("unknown {column} {raw:?}").into(),
     }
+    .into()
 }
 
 impl Get for AnyRow {
-    fn col<T: Col>(&self, name: &str) -> Result<T, sqlx::Error> {
+    fn col<T: Col>(&self, name: &str) -> Result<T, DbError> {
         T::from_any(self, name)
     }
 }
 
 impl Get for Row {
-    fn col<T: Col>(&self, name: &str) -> Result<T, sqlx::Error> {
+    fn col<T: Col>(&self, name: &str) -> Result<T, DbError> {
         match self {
             Row::Any(row) => T::from_any(row, name),
             Row::Inline(row) => {
@@ -315,7 +207,7 @@ impl Get for Row {
 
 impl Row {
     /// A column by position.
-    pub fn at<T: Col>(&self, index: usize) -> Result<T, sqlx::Error> {
+    pub fn at<T: Col>(&self, index: usize) -> Result<T, DbError> {
         match self {
             Row::Any(row) => T::from_any(row, index),
             Row::Inline(row) => {

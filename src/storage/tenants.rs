@@ -1,12 +1,122 @@
-//! SQL for tenants, API keys and admin tokens.
+//! SQL for tenants, API keys and admin tokens, and the rows they are read into: a tenant, a
+//! key with its scopes, and the principal a key hash stands for.
+
+use serde::{Deserialize, Serialize};
 
 use super::sql::{self, Get};
-use super::{now_ms, Db, Tx};
-use crate::domain::tenants::{ApiKey, BillingKind, Principal, Tenant};
+use super::{now_ms, Db, DbError, Tx};
 use crate::types::ids::{ApiKeyId, TenantId};
 use crate::types::money::{Credits, Mode};
 
-fn tenant_from_row(row: &impl Get) -> Result<Tenant, sqlx::Error> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BillingKind {
+    /// Pays in advance: the available balance never goes below zero.
+    Prepaid,
+    /// An internal team billed afterwards: may go down to its (negative) credit floor.
+    Postpaid,
+}
+
+impl BillingKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BillingKind::Prepaid => "prepaid",
+            BillingKind::Postpaid => "postpaid",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<BillingKind> {
+        match raw {
+            "prepaid" => Some(BillingKind::Prepaid),
+            "postpaid" => Some(BillingKind::Postpaid),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    pub billing_kind: BillingKind,
+    pub credit_floor: Credits,
+    pub created_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub tenant_id: TenantId,
+    pub mode: Mode,
+    pub display_prefix: String,
+    pub name: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+    pub last_used_at_ms: Option<i64>,
+    /// `None`: every scope.
+    pub scopes: Option<Vec<Scope>>,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// Create, cancel and delete videos.
+    #[serde(rename = "videos:write")]
+    VideosWrite,
+    /// Read videos, their content, quotes and models.
+    #[serde(rename = "videos:read")]
+    VideosRead,
+    /// Read the balance, journal, usage and end users.
+    #[serde(rename = "billing:read")]
+    BillingRead,
+    /// Set end users' limits and move their wallets.
+    #[serde(rename = "end_users:write")]
+    EndUsersWrite,
+    /// Manage webhook endpoints and secrets, read the delivery log, redeliver.
+    #[serde(rename = "webhooks:write")]
+    WebhooksWrite,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 5] = [
+        Scope::VideosWrite,
+        Scope::VideosRead,
+        Scope::BillingRead,
+        Scope::EndUsersWrite,
+        Scope::WebhooksWrite,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::VideosWrite => "videos:write",
+            Scope::VideosRead => "videos:read",
+            Scope::BillingRead => "billing:read",
+            Scope::EndUsersWrite => "end_users:write",
+            Scope::WebhooksWrite => "webhooks:write",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Scope> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+}
+
+/// The caller of a tenant-facing request, once its key has been checked.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub key_id: ApiKeyId,
+    pub mode: Mode,
+    /// `None`: every scope.
+    pub scopes: Option<Vec<Scope>>,
+    /// The end user a JWT speaks for: the caller can act only as this user.
+    pub end_user: Option<crate::types::ids::EndUserId>,
+    /// When the credential stops working (unix milliseconds), if it expires.
+    pub expires_at_ms: Option<i64>,
+}
+
+fn tenant_from_row(row: &impl Get) -> Result<Tenant, DbError> {
     Ok(Tenant {
         id: TenantId::from_db(row.col("id")?),
         name: row.col("name")?,
@@ -16,7 +126,7 @@ fn tenant_from_row(row: &impl Get) -> Result<Tenant, sqlx::Error> {
     })
 }
 
-fn key_from_row(row: &impl Get) -> Result<ApiKey, sqlx::Error> {
+fn key_from_row(row: &impl Get) -> Result<ApiKey, DbError> {
     Ok(ApiKey {
         id: ApiKeyId::from_db(row.col("id")?),
         tenant_id: TenantId::from_db(row.col("tenant_id")?),
@@ -33,7 +143,7 @@ fn key_from_row(row: &impl Get) -> Result<ApiKey, sqlx::Error> {
 }
 
 impl Db {
-    pub async fn insert_tenant(tx: &mut Tx, tenant: &Tenant) -> Result<(), sqlx::Error> {
+    pub async fn insert_tenant(tx: &mut Tx, tenant: &Tenant) -> Result<(), DbError> {
         sql::query(
             "INSERT INTO tenants (id, name, billing_kind, credit_floor, created_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -48,7 +158,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, sqlx::Error> {
+    pub async fn get_tenant(&self, id: &TenantId) -> Result<Option<Tenant>, DbError> {
         let mut reader = self.read()?;
         sql::query("SELECT * FROM tenants WHERE id = $1")
             .bind(id.as_str())
@@ -58,7 +168,7 @@ impl Db {
             .transpose()
     }
 
-    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, sqlx::Error> {
+    pub async fn list_tenants(&self) -> Result<Vec<Tenant>, DbError> {
         sql::query("SELECT * FROM tenants ORDER BY created_at, id")
             .fetch_all(&mut self.scan())
             .await?
@@ -67,7 +177,7 @@ impl Db {
             .collect()
     }
 
-    pub async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), sqlx::Error> {
+    pub async fn insert_api_key(&self, key: &ApiKey, hash: &str) -> Result<(), DbError> {
         sql::query(
             "INSERT INTO api_keys (id, tenant_id, mode, key_hash, display_prefix, name, created_at, scopes, expires_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -86,7 +196,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, sqlx::Error> {
+    pub async fn list_api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKey>, DbError> {
         sql::query("SELECT * FROM api_keys WHERE tenant_id = $1 ORDER BY created_at, id")
             .bind(tenant.as_str())
             .fetch_all(&mut self.scan())
@@ -96,7 +206,7 @@ impl Db {
             .collect()
     }
 
-    pub async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, sqlx::Error> {
+    pub async fn get_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, DbError> {
         sql::query("SELECT * FROM api_keys WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(&mut self.read()?)
@@ -106,7 +216,7 @@ impl Db {
     }
 
     /// Marks a key revoked; returns false when no such unrevoked key exists.
-    pub async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<bool, sqlx::Error> {
+    pub async fn revoke_api_key(&self, id: &ApiKeyId) -> Result<bool, DbError> {
         let done =
             sql::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now_ms())
@@ -117,10 +227,7 @@ impl Db {
     }
 
     /// The principal behind a key hash, if the key exists and is not revoked.
-    pub async fn principal_by_key_hash(
-        &self,
-        hash: &str,
-    ) -> Result<Option<Principal>, sqlx::Error> {
+    pub async fn principal_by_key_hash(&self, hash: &str) -> Result<Option<Principal>, DbError> {
         let row = sql::query(
             "SELECT id, tenant_id, mode, scopes, expires_at FROM api_keys \
              WHERE key_hash = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > $2)",
@@ -141,7 +248,7 @@ impl Db {
     }
 
     /// Makes a key expire at `at` unless it already expires sooner.
-    pub async fn expire_api_key(&self, id: &ApiKeyId, at: i64) -> Result<(), sqlx::Error> {
+    pub async fn expire_api_key(&self, id: &ApiKeyId, at: i64) -> Result<(), DbError> {
         sql::query("UPDATE api_keys SET expires_at = $1 WHERE id = $2 AND (expires_at IS NULL OR expires_at > $1)")
             .bind(at)
             .bind(id.as_str())
@@ -151,7 +258,7 @@ impl Db {
     }
 
     /// Records use of a key at most once a minute per key, to keep the hot path write-free.
-    pub async fn touch_api_key(&self, id: &ApiKeyId, now: i64) -> Result<(), sqlx::Error> {
+    pub async fn touch_api_key(&self, id: &ApiKeyId, now: i64) -> Result<(), DbError> {
         sql::query(
             "UPDATE api_keys SET last_used_at = $1 \
              WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $3)",
@@ -164,7 +271,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn insert_admin_token(&self, id: &str, hash: &str) -> Result<(), sqlx::Error> {
+    pub async fn insert_admin_token(&self, id: &str, hash: &str) -> Result<(), DbError> {
         sql::query("INSERT INTO admin_tokens (id, token_hash, created_at) VALUES ($1, $2, $3)")
             .bind(id)
             .bind(hash)
@@ -174,7 +281,7 @@ impl Db {
         Ok(())
     }
 
-    pub async fn admin_token_exists(&self, hash: &str) -> Result<bool, sqlx::Error> {
+    pub async fn admin_token_exists(&self, hash: &str) -> Result<bool, DbError> {
         let row = sql::query("SELECT id FROM admin_tokens WHERE token_hash = $1")
             .bind(hash)
             .fetch_optional(&mut self.read()?)
@@ -184,223 +291,8 @@ impl Db {
 }
 
 impl Db {
-    /// The routing policy the operator set for a tenant (`scope` `tenant`) or key (`key`).
-    pub async fn routing_policy(
-        &self,
-        scope: &str,
-        id: &str,
-    ) -> Result<Option<crate::domain::routing::policy::PolicyLevel>, sqlx::Error> {
-        let row = sql::query(
-            "SELECT strategy, providers, fallback, resubmit FROM routing_policies WHERE scope = $1 AND scope_id = $2",
-        )
-        .bind(scope)
-        .bind(id)
-        .fetch_optional(&mut self.read()?)
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        let fallback: Option<i64> = row.at(2)?;
-        let resubmit: Option<i64> = row.at(3)?;
-        Ok(Some(crate::domain::routing::policy::PolicyLevel {
-            strategy: row.state_opt("strategy", crate::types::video::Strategy::parse)?,
-            providers: row.json_opt("providers")?,
-            fallback: fallback.map(|f| f != 0),
-            resubmit: resubmit.map(|r| r != 0),
-        }))
-    }
-
-    pub async fn put_routing_policy(
-        &self,
-        scope: &str,
-        id: &str,
-        level: &crate::domain::routing::policy::PolicyLevel,
-    ) -> Result<(), sqlx::Error> {
-        sql::query(
-            "INSERT INTO routing_policies (scope, scope_id, strategy, providers, fallback, resubmit, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (scope, scope_id) DO UPDATE SET strategy = excluded.strategy, \
-               providers = excluded.providers, fallback = excluded.fallback, \
-               resubmit = excluded.resubmit, updated_at = excluded.updated_at",
-        )
-        .bind(scope)
-        .bind(id)
-        .bind(level.strategy.map(|s| s.as_str()))
-        .bind(level.providers.as_ref().and_then(|p| serde_json::to_string(p).ok()))
-        .bind(level.fallback.map(i64::from))
-        .bind(level.resubmit.map(i64::from))
-        .bind(now_ms())
-        .execute(&mut self.write().await?)
-        .await?;
-        Ok(())
-    }
-}
-
-/// An idempotency key as stored.
-pub struct IdempotencyRow {
-    pub request_hash: String,
-    pub video_id: Option<String>,
-    pub created_at: i64,
-    pub answer: Option<crate::domain::idempotency::StoredAnswer>,
-}
-
-impl Db {
-    /// The live (unexpired) row for a key; an expired one is removed.
-    pub async fn idempotency_row(
-        &self,
-        scope: &str,
-        key: &str,
-        now: i64,
-    ) -> Result<Option<IdempotencyRow>, sqlx::Error> {
-        // Read first: a fresh key (the usual case) then costs no write at all.
-        let row = sql::query(
-            "SELECT request_hash, status_code, response_body, response_headers, expires_at, \
-             video_id, created_at FROM idempotency_keys WHERE scope = $1 AND key = $2",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(&mut self.read()?)
-        .await?;
-        let row = match row {
-            Some(row) if row.at::<i64>(4)? <= now => {
-                sql::query(
-                    "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND expires_at <= $3",
-                )
-                .bind(scope)
-                .bind(key)
-                .bind(now)
-                .execute(&mut self.write().await?)
-                .await?;
-                None
-            }
-            other => other,
-        };
-        let Some(row) = row else { return Ok(None) };
-        let status: Option<i64> = row.at(1)?;
-        let body: Option<String> = row.at(2)?;
-        let headers: Option<String> = row.at(3)?;
-        let answer = match (status, body) {
-            (Some(status), Some(body)) => Some(crate::domain::idempotency::StoredAnswer {
-                status: u16::try_from(status).unwrap_or(500),
-                body,
-                headers: headers
-                    .and_then(|h| serde_json::from_str(&h).ok())
-                    .unwrap_or_default(),
-            }),
-            _ => None,
-        };
-        Ok(Some(IdempotencyRow {
-            request_hash: row.at(0)?,
-            video_id: row.at(5)?,
-            created_at: row.at(6)?,
-            answer,
-        }))
-    }
-
-    pub async fn insert_idempotency_key(
-        tx: &mut Tx,
-        scope: &str,
-        key: &str,
-        hash: &str,
-        video_id: Option<&str>,
-        now: i64,
-        ttl_ms: i64,
-    ) -> Result<(), sqlx::Error> {
-        sql::query(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, video_id, created_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(hash)
-        .bind(video_id)
-        .bind(now)
-        .bind(now + ttl_ms)
-        .execute(tx)
-        .await?;
-        Ok(())
-    }
-
-    /// Stores the answer of a key's first request, if the key exists and has none yet.
-    pub async fn store_idempotent_answer(
-        &self,
-        scope: &str,
-        key: &str,
-        answer: &crate::domain::idempotency::StoredAnswer,
-    ) -> Result<(), sqlx::Error> {
-        sql::query(
-            "UPDATE idempotency_keys SET status_code = $1, response_body = $2, response_headers = $3 \
-             WHERE scope = $4 AND key = $5 AND status_code IS NULL",
-        )
-        .bind(i64::from(answer.status))
-        .bind(&answer.body)
-        .bind(serde_json::to_string(&answer.headers).ok())
-        .bind(scope)
-        .bind(key)
-        .execute(&mut self.write().await?)
-        .await?;
-        Ok(())
-    }
-}
-
-impl Db {
-    /// The prices the operator set for a tenant, if any.
-    pub async fn tenant_prices(
-        &self,
-        tenant: &TenantId,
-    ) -> Result<Option<crate::domain::billing::pricing::TenantPrices>, sqlx::Error> {
-        use crate::domain::billing::pricing::TenantPrices;
-        let mut reader = self.read()?;
-        let row =
-            sql::query("SELECT kind, rules, markup_bps FROM tenant_prices WHERE tenant_id = $1")
-                .bind(tenant.as_str())
-                .fetch_optional(&mut reader)
-                .await?;
-        let Some(row) = row else { return Ok(None) };
-        // Prices decide charges: prices the gateway cannot read are an error, never a default.
-        let kind: String = row.col("kind")?;
-        let prices = match kind.as_str() {
-            "fixed" => row
-                .json_opt("rules")?
-                .map(|rules| TenantPrices::Fixed { rules }),
-            "cost_plus" => row
-                .col::<Option<i64>>("markup_bps")?
-                .map(|markup_bps| TenantPrices::CostPlus { markup_bps }),
-            _ => None,
-        };
-        prices.map(Some).ok_or_else(|| sqlx::Error::ColumnDecode {
-            index: "kind".to_string(),
-            source: format!("unknown prices kind {kind:?}, or its values missing").into(),
-        })
-    }
-
-    pub async fn put_tenant_prices(
-        &self,
-        tenant: &TenantId,
-        prices: &crate::domain::billing::pricing::TenantPrices,
-    ) -> Result<(), sqlx::Error> {
-        use crate::domain::billing::pricing::TenantPrices;
-        let (kind, rules, markup) = match prices {
-            TenantPrices::Fixed { rules } => ("fixed", serde_json::to_string(rules).ok(), None),
-            TenantPrices::CostPlus { markup_bps } => ("cost_plus", None, Some(*markup_bps)),
-        };
-        sql::query(
-            "INSERT INTO tenant_prices (tenant_id, kind, rules, markup_bps, updated_at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (tenant_id) DO UPDATE SET kind = excluded.kind, rules = excluded.rules, \
-               markup_bps = excluded.markup_bps, updated_at = excluded.updated_at",
-        )
-        .bind(tenant.as_str())
-        .bind(kind)
-        .bind(rules)
-        .bind(markup)
-        .bind(now_ms())
-        .execute(&mut self.write().await?)
-        .await?;
-        Ok(())
-    }
-}
-
-impl Db {
     /// The request rate the operator set for a tenant: (per minute, burst).
-    pub async fn tenant_rate(&self, tenant: &TenantId) -> Result<Option<(i64, i64)>, sqlx::Error> {
+    pub async fn tenant_rate(&self, tenant: &TenantId) -> Result<Option<(i64, i64)>, DbError> {
         let row =
             sql::query("SELECT requests_per_minute, burst FROM tenant_limits WHERE tenant_id = $1")
                 .bind(tenant.as_str())
@@ -414,7 +306,7 @@ impl Db {
         tenant: &TenantId,
         per_minute: i64,
         burst: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query(
             "INSERT INTO tenant_limits (tenant_id, requests_per_minute, burst, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id) DO UPDATE SET requests_per_minute = excluded.requests_per_minute, \

@@ -4,9 +4,7 @@
 //! strictly: a value the gateway does not know is an error, never a guess.
 
 use super::sql::{self, Get};
-use super::{now_ms, Db, Tx};
-use crate::domain::access::UserFilter;
-use crate::domain::videos::ListQuery;
+use super::{now_ms, Db, DbError, Tx};
 use crate::types::ids::{ApiKeyId, ProviderId, TenantId, VideoId};
 use crate::types::money::{Credits, MicroUsd, Mode};
 use crate::types::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
@@ -14,7 +12,7 @@ use crate::types::video::{ArchiveState, JobError, PollCause, Video, VideoStatus}
 /// The condition a job still running meets.
 pub(super) const RUNNING: &str = "status IN ('queued', 'in_progress')";
 
-pub(super) fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
+pub(super) fn video_from_row(row: &impl Get) -> Result<Video, DbError> {
     let request: String = row.col("request")?;
     let request = serde_json::from_str(&request).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     let error_code: Option<String> = row.col("error_code")?;
@@ -67,6 +65,26 @@ pub(super) fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
     })
 }
 
+/// Which page of a tenant's videos to read: those of one mode, and of the end users the
+/// caller may see (the domain's access rules say which).
+pub struct ListQuery<'a> {
+    pub tenant: &'a TenantId,
+    pub mode: Mode,
+    pub after: Option<&'a VideoId>,
+    pub limit: i64,
+    pub newest_first: bool,
+    pub status: Option<VideoStatus>,
+    pub user: UserFilter<'a>,
+}
+
+/// Whose videos a list may show: anyone's, one end user's, or no one's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserFilter<'a> {
+    Anyone,
+    Only(&'a str),
+    Nobody,
+}
+
 impl Db {
     /// Stores a new job, leased to `lease_owner` until `lease_until`: the request that creates
     /// a job submits it itself, and the worker takes it over only if that lease expires.
@@ -75,7 +93,7 @@ impl Db {
         video: &Video,
         next_run_at: i64,
         lease: Option<(&str, i64)>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         let request =
             serde_json::to_string(&video.request).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         sql::query(
@@ -114,7 +132,7 @@ impl Db {
         &self,
         tenant: &TenantId,
         id: &VideoId,
-    ) -> Result<Option<Video>, sqlx::Error> {
+    ) -> Result<Option<Video>, DbError> {
         let mut reader = self.read()?;
         sql::query("SELECT * FROM videos WHERE id = $1 AND tenant_id = $2 AND deleted_at IS NULL")
             .bind(id.as_str())
@@ -126,7 +144,7 @@ impl Db {
     }
 
     /// Any video by id, for the workers and the operator.
-    pub async fn get_video_any(&self, id: &VideoId) -> Result<Option<Video>, sqlx::Error> {
+    pub async fn get_video_any(&self, id: &VideoId) -> Result<Option<Video>, DbError> {
         sql::query("SELECT * FROM videos WHERE id = $1")
             .bind(id.as_str())
             .fetch_optional(&mut self.read()?)
@@ -140,7 +158,7 @@ impl Db {
     pub async fn list_videos(
         &self,
         query: &ListQuery<'_>,
-    ) -> Result<Option<(Vec<Video>, bool)>, sqlx::Error> {
+    ) -> Result<Option<(Vec<Video>, bool)>, DbError> {
         let cursor = match query.after {
             Some(after) => {
                 let row = sql::query(
@@ -208,7 +226,7 @@ impl Db {
     }
 
     /// The job whose provider callback URL carries `token`.
-    pub async fn video_by_callback_token(&self, token: &str) -> Result<Option<Video>, sqlx::Error> {
+    pub async fn video_by_callback_token(&self, token: &str) -> Result<Option<Video>, DbError> {
         sql::query("SELECT * FROM videos WHERE callback_token = $1")
             .bind(token)
             .fetch_optional(&mut self.read()?)
@@ -222,7 +240,7 @@ impl Db {
         tx: &mut Tx,
         id: &VideoId,
         micro_usd: MicroUsd,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query("UPDATE videos SET upstream_estimate_micro = $1 WHERE id = $2")
             .bind(micro_usd.get())
             .bind(id.as_str())
@@ -236,7 +254,7 @@ impl Db {
         &self,
         tenant: &TenantId,
         id: &VideoId,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let now = now_ms();
         let done = sql::query(format!(
             "UPDATE videos SET deleted_at = $1, updated_at = $1 \
@@ -255,7 +273,7 @@ impl Db {
         &self,
         created_before: i64,
         limit: i64,
-    ) -> Result<Vec<Video>, sqlx::Error> {
+    ) -> Result<Vec<Video>, DbError> {
         sql::query(format!(
             "SELECT * FROM videos WHERE {RUNNING} AND created_at < $1 ORDER BY created_at LIMIT $2"
         ))
@@ -269,7 +287,7 @@ impl Db {
     }
 
     /// Counts of jobs by status (for tests and the operator).
-    pub async fn count_running_jobs(&self) -> Result<i64, sqlx::Error> {
+    pub async fn count_running_jobs(&self) -> Result<i64, DbError> {
         sql::query(format!("SELECT COUNT(*) FROM videos WHERE {RUNNING}"))
             .fetch_one(&mut self.scan())
             .await?

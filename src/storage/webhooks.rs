@@ -2,12 +2,92 @@
 //! message is sent by one replica at a time), and the attempt log.
 
 use super::sql::{self, Get};
-use super::{now_ms, Db, Tx};
-use crate::domain::webhooks::{Attempt, Endpoint, Message, MessageState};
-use crate::types::ids::TenantId;
+use super::{now_ms, Db, DbError, Tx};
+use crate::types::ids::{message_id, TenantId};
 use crate::types::money::Mode;
 
-fn endpoint_from_row(row: &impl Get) -> Result<Endpoint, sqlx::Error> {
+/// A tenant's webhook endpoint.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    pub id: String,
+    pub tenant_id: TenantId,
+    /// The endpoint receives the events of this mode's videos only.
+    pub mode: Mode,
+    pub url: String,
+    pub description: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub previous_secret: Option<String>,
+    pub previous_expires_at: Option<i64>,
+    pub disabled_at: Option<i64>,
+    pub disabled_reason: Option<String>,
+    pub created_at: i64,
+}
+
+/// Where a message is in its delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MessageState {
+    Pending,
+    Delivered,
+    Failed,
+    Canceled,
+}
+
+impl MessageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Pending => "pending",
+            MessageState::Delivered => "delivered",
+            MessageState::Failed => "failed",
+            MessageState::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> MessageState {
+        match raw {
+            "delivered" => MessageState::Delivered,
+            "failed" => MessageState::Failed,
+            "canceled" => MessageState::Canceled,
+            _ => MessageState::Pending,
+        }
+    }
+}
+
+/// One outbox message: an event for one target.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub id: String,
+    pub tenant_id: TenantId,
+    /// Its video's mode: it is signed with that mode's secret and listed to that mode.
+    pub mode: Mode,
+    pub endpoint_id: Option<String>,
+    pub url: Option<String>,
+    pub event_type: String,
+    pub video_id: String,
+    pub payload: Option<String>,
+    pub event_at: i64,
+    pub state: MessageState,
+    pub attempts: i64,
+    pub next_attempt_at: i64,
+    pub last_status: Option<i64>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+    pub created_at: i64,
+}
+
+/// One delivery attempt, as logged.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub attempted_at: i64,
+    pub status: Option<i64>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    /// The start of the response body, for the tenant's debugging.
+    pub response: Option<String>,
+}
+
+fn endpoint_from_row(row: &impl Get) -> Result<Endpoint, DbError> {
     let events: String = row.col("events")?;
     Ok(Endpoint {
         id: row.col("id")?,
@@ -29,7 +109,7 @@ fn endpoint_from_row(row: &impl Get) -> Result<Endpoint, sqlx::Error> {
     })
 }
 
-fn message_from_row(row: &impl Get) -> Result<Message, sqlx::Error> {
+fn message_from_row(row: &impl Get) -> Result<Message, DbError> {
     Ok(Message {
         id: row.col("id")?,
         tenant_id: TenantId::from_db(row.col("tenant_id")?),
@@ -54,7 +134,7 @@ fn message_from_row(row: &impl Get) -> Result<Message, sqlx::Error> {
 }
 
 impl Db {
-    pub async fn insert_webhook_endpoint(&self, endpoint: &Endpoint) -> Result<(), sqlx::Error> {
+    pub async fn insert_webhook_endpoint(&self, endpoint: &Endpoint) -> Result<(), DbError> {
         sql::query(
             "INSERT INTO webhook_endpoints (id, tenant_id, url, description, events, secret, created_at, mode) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -77,7 +157,7 @@ impl Db {
         &self,
         tenant: &TenantId,
         mode: Option<Mode>,
-    ) -> Result<Vec<Endpoint>, sqlx::Error> {
+    ) -> Result<Vec<Endpoint>, DbError> {
         sql::query(
             "SELECT * FROM webhook_endpoints WHERE tenant_id = $1 AND ($2 IS NULL OR mode = $2) \
              ORDER BY created_at, id",
@@ -97,7 +177,7 @@ impl Db {
         tenant: &TenantId,
         mode: Option<Mode>,
         id: &str,
-    ) -> Result<Option<Endpoint>, sqlx::Error> {
+    ) -> Result<Option<Endpoint>, DbError> {
         sql::query(
             "SELECT * FROM webhook_endpoints WHERE id = $1 AND tenant_id = $2 AND ($3 IS NULL OR mode = $3)",
         )
@@ -111,7 +191,7 @@ impl Db {
             .transpose()
     }
 
-    pub async fn webhook_endpoint_by_id(&self, id: &str) -> Result<Option<Endpoint>, sqlx::Error> {
+    pub async fn webhook_endpoint_by_id(&self, id: &str) -> Result<Option<Endpoint>, DbError> {
         sql::query("SELECT * FROM webhook_endpoints WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut self.read()?)
@@ -125,7 +205,7 @@ impl Db {
         &self,
         id: &str,
         reason: Option<&str>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         let at = reason.map(|_| now_ms());
         sql::query(
             "UPDATE webhook_endpoints SET disabled_at = $1, disabled_reason = $2 WHERE id = $3",
@@ -143,7 +223,7 @@ impl Db {
         id: &str,
         secret: &str,
         previous_expires_at: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query(
             "UPDATE webhook_endpoints SET previous_secret = secret, previous_expires_at = $1, secret = $2 \
              WHERE id = $3",
@@ -163,7 +243,7 @@ impl Db {
         tenant: &TenantId,
         mode: Mode,
         fresh: &str,
-    ) -> Result<(String, Option<String>, Option<i64>), sqlx::Error> {
+    ) -> Result<(String, Option<String>, Option<i64>), DbError> {
         sql::query(
             "INSERT INTO tenant_webhook_secrets (tenant_id, mode, secret, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, mode) DO NOTHING",
@@ -195,7 +275,7 @@ impl Db {
         mode: Mode,
         secret: &str,
         previous_expires_at: i64,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), DbError> {
         sql::query(
             "UPDATE tenant_webhook_secrets SET previous_secret = secret, previous_expires_at = $1, secret = $2 \
              WHERE tenant_id = $3 AND mode = $4",
@@ -216,7 +296,7 @@ impl Db {
         tx: &mut Tx,
         video_id: &str,
         event: &str,
-    ) -> Result<u64, sqlx::Error> {
+    ) -> Result<u64, DbError> {
         let now = now_ms();
         let Some(row) = sql::query("SELECT tenant_id, mode, request FROM videos WHERE id = $1")
             .bind(video_id)
@@ -245,7 +325,7 @@ impl Db {
         .await?
         .iter()
         .map(|r| Ok((r.col("id")?, r.col("events")?)))
-        .collect::<Result<_, sqlx::Error>>()?;
+        .collect::<Result<_, DbError>>()?;
         let mut targets: Vec<(Option<String>, Option<String>)> = endpoints
             .into_iter()
             .filter(|(_, events)| events.split(',').any(|e| e == event))
@@ -261,7 +341,7 @@ impl Db {
                  event_at, state, next_attempt_at, created_at, mode) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7, $7, $8)",
             )
-            .bind(crate::domain::webhooks::message_id())
+            .bind(message_id())
             .bind(&tenant)
             .bind(endpoint)
             .bind(url)
@@ -282,7 +362,7 @@ impl Db {
         now: i64,
         lease_until: i64,
         limit: i64,
-    ) -> Result<Vec<Message>, sqlx::Error> {
+    ) -> Result<Vec<Message>, DbError> {
         let ids: Vec<String> = sql::query(
             "SELECT id FROM webhook_messages WHERE state = 'pending' AND next_attempt_at <= $1 \
              AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at LIMIT $2",
@@ -316,11 +396,7 @@ impl Db {
 
     /// Stores the payload rendered at the first attempt, unless one is already stored; returns
     /// the payload every attempt must send.
-    pub async fn fix_webhook_payload(
-        &self,
-        id: &str,
-        payload: &str,
-    ) -> Result<String, sqlx::Error> {
+    pub async fn fix_webhook_payload(&self, id: &str, payload: &str) -> Result<String, DbError> {
         sql::query("UPDATE webhook_messages SET payload = $1 WHERE id = $2 AND payload IS NULL")
             .bind(payload)
             .bind(id)
@@ -345,7 +421,7 @@ impl Db {
         attempt: &Attempt,
         state: MessageState,
         next_attempt_at: i64,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         let mut tx = self.begin().await?;
         let delivered_at = (state == MessageState::Delivered).then_some(attempt.attempted_at);
         let updated = sql::query(
@@ -385,7 +461,7 @@ impl Db {
     }
 
     /// Ends a message without sending it (its endpoint was disabled or removed).
-    pub async fn cancel_webhook_message(&self, id: &str, reason: &str) -> Result<(), sqlx::Error> {
+    pub async fn cancel_webhook_message(&self, id: &str, reason: &str) -> Result<(), DbError> {
         sql::query(
             "UPDATE webhook_messages SET state = 'canceled', last_error = $1, lease_owner = NULL, \
              lease_until = NULL WHERE id = $2 AND state = 'pending'",
@@ -403,7 +479,7 @@ impl Db {
         mode: Mode,
         video_id: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<Message>, sqlx::Error> {
+    ) -> Result<Vec<Message>, DbError> {
         let rows = match video_id {
             Some(video) => {
                 sql::query(
@@ -437,7 +513,7 @@ impl Db {
         tenant: &TenantId,
         mode: Mode,
         id: &str,
-    ) -> Result<Option<Message>, sqlx::Error> {
+    ) -> Result<Option<Message>, DbError> {
         sql::query("SELECT * FROM webhook_messages WHERE id = $1 AND tenant_id = $2 AND mode = $3")
             .bind(id)
             .bind(tenant.as_str())
@@ -449,7 +525,7 @@ impl Db {
             .transpose()
     }
 
-    pub async fn webhook_attempts(&self, message_id: &str) -> Result<Vec<Attempt>, sqlx::Error> {
+    pub async fn webhook_attempts(&self, message_id: &str) -> Result<Vec<Attempt>, DbError> {
         sql::query("SELECT * FROM webhook_attempts WHERE message_id = $1 ORDER BY attempted_at, id")
             .bind(message_id)
             .fetch_all(&mut self.scan())
@@ -473,7 +549,7 @@ impl Db {
         tenant: &TenantId,
         mode: Mode,
         id: &str,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, DbError> {
         Ok(sql::query(
             "UPDATE webhook_messages SET state = 'pending', attempts = 0, next_attempt_at = $1, \
              lease_owner = NULL, lease_until = NULL WHERE id = $2 AND tenant_id = $3 AND mode = $4",
@@ -487,7 +563,7 @@ impl Db {
             == 1)
     }
 
-    pub async fn pending_webhook_deliveries(&self) -> Result<i64, sqlx::Error> {
+    pub async fn pending_webhook_deliveries(&self) -> Result<i64, DbError> {
         sql::query("SELECT COUNT(*) FROM webhook_messages WHERE state = 'pending'")
             .fetch_one(&mut self.scan())
             .await?

@@ -16,6 +16,16 @@ pub fn random_token(len: usize) -> String {
         .collect()
 }
 
+/// A new journal transaction's id.
+pub fn new_txn_id() -> TxnId {
+    TxnId::generate()
+}
+
+/// A new webhook outbox message's id (`msg_…`, as Standard Webhooks' `webhook-id`).
+pub fn message_id() -> String {
+    format!("msg_{}", random_token(27))
+}
+
 /// One upstream the gateway knows. Its one name (`seedance-it`) is the same in the API, the
 /// configuration's provider lists, metrics and logs; the configuration's section name
 /// (`seedance_it`) is read as the same provider wherever a name is accepted.

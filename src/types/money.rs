@@ -175,6 +175,26 @@ impl Mode {
     }
 }
 
+/// A cost an upstream reported, as it wrote it, and in micro-USD where it can be converted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedCost {
+    /// e.g. `cost_credits=242` or `usd_spent=0.5`.
+    pub raw: String,
+    pub micro_usd: Option<MicroUsd>,
+}
+
+impl ReportedCost {
+    /// A cost in the common reseller credit (1 credit = 0.01 USD).
+    pub fn cents(field: &str, credits: i64) -> ReportedCost {
+        ReportedCost {
+            raw: format!("{field}={credits}"),
+            micro_usd: MicroUsd::new(credits)
+                .and_then(|c| c.checked_mul(10_000))
+                .ok(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,11 @@ use crate::storage::{Db, Tx};
 use crate::types::ids::{EndUserId, TenantId, TxnId, VideoId};
 use crate::types::money::{Credits, Mode, MoneyError};
 
+/// The journal's rows are storage's; what they mean is decided here: the split of what comes
+/// back from a hold ([`HoldRow::return_split`]) is a method of the row, kept beside the rules
+/// that use it.
+pub use crate::storage::ledger::{Entry, EntryView, HoldRow, Posting};
+
 pub fn available_account(tenant: &TenantId, mode: Mode) -> String {
     format!("{tenant}:{}:available", mode.as_str())
 }
@@ -56,22 +61,6 @@ pub fn grants_account(mode: Mode) -> String {
 
 pub fn revenue_account(mode: Mode) -> String {
     format!("system:{}:revenue", mode.as_str())
-}
-
-/// One line of a posting.
-pub struct Entry<'a> {
-    pub account: &'a str,
-    pub amount: i64,
-}
-
-/// What a posting is, for the journal and its readers.
-pub struct Posting<'a> {
-    pub kind: &'a str,
-    pub tenant: Option<&'a TenantId>,
-    pub mode: Mode,
-    pub video: Option<&'a VideoId>,
-    pub memo: Option<&'a str>,
-    pub actor: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,24 +113,6 @@ fn pair<'a>(from: &'a str, to: &'a str, amount: Credits) -> Result<[Entry<'a>; 2
             amount: amount.get(),
         },
     ])
-}
-
-/// One journal entry as a tenant sees it.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct EntryView {
-    /// Position in the journal; pass it as `after` to page on.
-    pub id: i64,
-    pub txn_id: String,
-    /// `available` or `holds`.
-    pub account: String,
-    /// `grant`, `hold`, `capture` or `void`.
-    pub kind: String,
-    /// Credits; negative leaves the account.
-    pub amount: i64,
-    pub video_id: Option<String>,
-    pub memo: Option<String>,
-    /// Unix seconds.
-    pub created_at: i64,
 }
 
 /// Creates the accounts of a new tenant, both modes.
@@ -479,18 +450,6 @@ pub async fn balance(
     })
 }
 
-/// A settled or pending hold, as read back when settling it.
-pub struct HoldRow {
-    pub tenant: TenantId,
-    pub mode: Mode,
-    pub amount: i64,
-    /// The part taken from promotional credit.
-    pub promo_part: i64,
-    /// The account the hold was taken from; `None` for holds from before sources were kept
-    /// (the tenant's available balance).
-    pub source: Option<String>,
-}
-
 impl HoldRow {
     /// The account the hold was taken from.
     pub fn source_account(&self) -> String {
@@ -517,10 +476,6 @@ impl HoldRow {
         let to_paid = after.min(paid_part).checked_sub(before.min(paid_part))?;
         Ok((to_paid, returning.checked_sub(to_paid)?))
     }
-}
-
-pub fn new_txn_id() -> TxnId {
-    TxnId::generate()
 }
 
 #[cfg(test)]

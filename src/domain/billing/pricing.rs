@@ -10,21 +10,13 @@
 //! The quote and the hold use the same function, so the charge equals the quote. A job that
 //! comes back shorter than asked is charged pro rata, rounded up, never more than its hold.
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::PricingConfig;
 use crate::error::Error;
 use crate::types::money::{Credits, MicroUsd};
-use crate::types::video::{Model, NewVideo, Resolution};
+use crate::types::video::{Model, NewVideo};
 
-/// How a request uses its inputs, for price lists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InputMode {
-    Text,
-    Image,
-    ReferenceVideo,
-}
+/// A tenant's price list is storage's row; which rule prices a request is decided here.
+pub use crate::storage::prices::{InputMode, PriceRule, TenantPrices};
 
 impl InputMode {
     pub fn of(video: &NewVideo) -> InputMode {
@@ -39,15 +31,6 @@ impl InputMode {
     }
 }
 
-/// One rule of a fixed price list.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PriceRule {
-    pub model: Model,
-    pub resolution: Option<Resolution>,
-    pub input_mode: Option<InputMode>,
-    pub credits_per_second: i64,
-}
-
 impl PriceRule {
     fn matches(&self, video: &NewVideo, mode: InputMode) -> bool {
         self.model == video.model
@@ -58,19 +41,6 @@ impl PriceRule {
     fn specificity(&self) -> u8 {
         u8::from(self.resolution.is_some()) + u8::from(self.input_mode.is_some())
     }
-}
-
-/// A tenant's own prices.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum TenantPrices {
-    Fixed {
-        rules: Vec<PriceRule>,
-    },
-    /// Markup in basis points (2500 = 25%).
-    CostPlus {
-        markup_bps: i64,
-    },
 }
 
 /// A tenant's own prices, if the operator set any.

@@ -26,10 +26,11 @@ use crate::domain::services::Services;
 use crate::providers::{Provider, ProviderError};
 use crate::types::video::Video;
 
-/// The attempt outcome of a submit the provider could not serve (see `submit`).
+/// The attempt outcome of a submit the provider could not serve (see [`super::submit`]).
 pub const UNSUPPORTED_OUTCOME: &str = "unsupported";
 
-/// The attempt outcome of a submit whose answer was lost (see `submit`).
+/// The attempt outcome of a submit whose answer was lost: an intent closed without its
+/// answer, or a call that failed without saying whether the upstream took the job.
 pub const UNKNOWN_OUTCOME: &str = "unknown";
 
 /// Closes the job's submits that an earlier step wrote but never recorded an answer for (it

@@ -30,6 +30,8 @@ pub use lifecycle::{after_terminal, cancel_upstream, end_job, expire_overdue, En
 pub use schedule::{backoff, poll_delay, webhook_poll_interval};
 pub use submit::hand_out_slots;
 
+pub use intents::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
+
 use lifecycle::{complete, end, retry_later};
 use schedule::next_poll;
 use submit::{resubmit, submit};

@@ -11,16 +11,8 @@ use crate::error::{Error, Result};
 use crate::types::ids::ProviderId;
 use crate::types::video::Strategy;
 
-/// One level's settings; `None` inherits.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PolicyLevel {
-    pub strategy: Option<Strategy>,
-    /// Allowed providers, in preference order for `ordered`.
-    pub providers: Option<Vec<ProviderId>>,
-    pub fallback: Option<bool>,
-    /// Resubmit a job that failed upstream to the next candidate.
-    pub resubmit: Option<bool>,
-}
+/// One level's settings, as storage keeps them; parsed from what an operator writes here.
+pub use crate::storage::policies::PolicyLevel;
 
 impl PolicyLevel {
     /// A level as an operator writes it (the admin API's body, the CLI's flags): the strategy

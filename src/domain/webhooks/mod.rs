@@ -19,7 +19,6 @@ pub mod delivery;
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use serde::Serialize;
 use sha2::Sha256;
 
 use crate::domain::access::Reach;
@@ -29,6 +28,10 @@ use crate::storage::{now_ms, Db, Tx};
 use crate::types::ids::{random_token, TenantId};
 use crate::types::money::Mode;
 use crate::types::video::VideoStatus;
+
+/// Endpoints, messages and attempts are storage's rows; the rules about them (who receives
+/// what, signing, retries) are here.
+pub use crate::storage::webhooks::{Attempt, Endpoint, Message, MessageState};
 
 pub const EVENTS: [&str; 3] = ["video.completed", "video.failed", "video.canceled"];
 
@@ -52,10 +55,6 @@ pub async fn enqueue(
         Some(event) => Db::enqueue_webhooks(tx, video.as_str(), event).await,
         None => Ok(0),
     }
-}
-
-pub fn message_id() -> String {
-    format!("msg_{}", random_token(27))
 }
 
 pub fn new_secret() -> String {
@@ -108,24 +107,6 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
-/// A tenant's webhook endpoint.
-#[derive(Debug, Clone)]
-pub struct Endpoint {
-    pub id: String,
-    pub tenant_id: TenantId,
-    /// The endpoint receives the events of this mode's videos only.
-    pub mode: Mode,
-    pub url: String,
-    pub description: String,
-    pub events: Vec<String>,
-    pub secret: String,
-    pub previous_secret: Option<String>,
-    pub previous_expires_at: Option<i64>,
-    pub disabled_at: Option<i64>,
-    pub disabled_reason: Option<String>,
-    pub created_at: i64,
-}
-
 impl Endpoint {
     /// The secrets messages are signed with now: the current one, and the previous one while
     /// its overlap lasts.
@@ -138,68 +119,6 @@ impl Endpoint {
         }
         secrets
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MessageState {
-    Pending,
-    Delivered,
-    Failed,
-    Canceled,
-}
-
-impl MessageState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageState::Pending => "pending",
-            MessageState::Delivered => "delivered",
-            MessageState::Failed => "failed",
-            MessageState::Canceled => "canceled",
-        }
-    }
-
-    pub fn parse(raw: &str) -> MessageState {
-        match raw {
-            "delivered" => MessageState::Delivered,
-            "failed" => MessageState::Failed,
-            "canceled" => MessageState::Canceled,
-            _ => MessageState::Pending,
-        }
-    }
-}
-
-/// One outbox message: an event for one target.
-#[derive(Debug, Clone)]
-pub struct Message {
-    pub id: String,
-    pub tenant_id: TenantId,
-    /// Its video's mode: it is signed with that mode's secret and listed to that mode.
-    pub mode: Mode,
-    pub endpoint_id: Option<String>,
-    pub url: Option<String>,
-    pub event_type: String,
-    pub video_id: String,
-    pub payload: Option<String>,
-    pub event_at: i64,
-    pub state: MessageState,
-    pub attempts: i64,
-    pub next_attempt_at: i64,
-    pub last_status: Option<i64>,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<i64>,
-    pub created_at: i64,
-}
-
-/// One delivery attempt, as logged.
-#[derive(Debug, Clone)]
-pub struct Attempt {
-    pub attempted_at: i64,
-    pub status: Option<i64>,
-    pub latency_ms: i64,
-    pub error: Option<String>,
-    /// The start of the response body, for the tenant's debugging.
-    pub response: Option<String>,
 }
 
 /// What a create or update of an endpoint asks for.

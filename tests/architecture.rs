@@ -1036,3 +1036,45 @@ fn a_cycle_is_found_and_a_tree_is_not() {
         ]]
     );
 }
+
+/// Where a file's code (unit tests aside) asks one of the registry's gatekeepers — declared
+/// capabilities, learned refusals, circuit breakers — whether a provider may take a request,
+/// or names the sandbox as the only place test keys run.
+fn eligibility_questions(path: &Path) -> Vec<String> {
+    let asks = [
+        ".capabilities().check(",
+        "refusals.check(",
+        "circuits.check(",
+        "Mode::Test => vec![",
+    ];
+    code_lines(path)
+        .into_iter()
+        .filter(|(_, line)| {
+            let compact: String = line.split_whitespace().collect();
+            asks.iter()
+                .any(|ask| compact.contains(&ask.split_whitespace().collect::<String>()))
+        })
+        .map(|(number, line)| format!("{}:{number}: {}", relative(path), line.trim()))
+        .collect()
+}
+
+/// One answer to "may this provider take this job": routing, quotes, failover and resubmit
+/// all call `domain/routing/eligibility.rs`, and nothing else (an adapter, a handler, the
+/// submit step) asks the capabilities, refusals or circuits itself, or decides again that
+/// test keys reach only the sandbox.
+#[test]
+fn only_eligibility_decides_whether_a_provider_may_take_a_job() {
+    let violations: Vec<String> = all_sources()
+        .iter()
+        .filter(|p| !p.ends_with("domain/routing/eligibility.rs"))
+        .flat_map(|p| eligibility_questions(p))
+        .collect();
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    let eligibility =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("src/domain/routing/eligibility.rs");
+    assert_eq!(
+        eligibility_questions(&eligibility).len(),
+        4,
+        "the rule itself is seen where it lives"
+    );
+}

@@ -7,11 +7,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::domain::billing::ledger;
+use crate::domain::jobs::transitions::IN_FLIGHT;
 use crate::domain::reports::{date_of_day, day_of_date};
 use crate::error::{Error, Result};
+use crate::storage::end_users::UsageChange;
 use crate::storage::{Db, Tx};
 use crate::types::ids::{EndUserId, TenantId, TxnId};
 use crate::types::money::{Credits, Mode};
+use crate::types::video::Video;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -109,7 +112,7 @@ pub async fn standing(
     });
     let (day, month) = day_and_month_start(now);
     let (running_jobs, spent_today, spent_this_month) = db
-        .end_user_usage(tenant, &user.id, mode, day, month)
+        .end_user_usage(tenant, &user.id, mode, IN_FLIGHT, (day, month))
         .await?;
     let wallet = db
         .account_balances(&[&ledger::wallet_account(tenant, mode, &user.id)])
@@ -158,7 +161,7 @@ pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(S
     } = *admission;
     let end_user = Db::lock_end_user(tx, db.backend(), tenant, mode, user).await?;
     if let Some(max) = end_user.max_concurrent {
-        if Db::end_user_running(tx, tenant, mode, user).await? >= max {
+        if Db::end_user_running(tx, tenant, mode, user, IN_FLIGHT).await? >= max {
             return Err(Error::QuotaExceeded {
                 code: "end_user_concurrency_exceeded",
                 message: format!(
@@ -271,6 +274,22 @@ async fn move_wallet(
     )
     .await;
     Ok(outcome?)
+}
+
+/// What a job's end changes in its tenant's totals. The day it was created on (when its hold
+/// and seconds were counted) now counts what it cost: a completed job its charge instead of
+/// its hold (`charged`), a failed or canceled one (`None`) neither its hold nor its seconds.
+pub fn usage_after_end(job: &Video, charged: Option<Credits>) -> UsageChange {
+    let reserved = job.cost_reserved.get();
+    let (credits, seconds) = match charged {
+        Some(charged) => (charged.get().saturating_sub(reserved), 0),
+        None => (-reserved, -job.request.seconds.get()),
+    };
+    UsageChange {
+        day: job.created_at_ms.div_euclid(DAY_MS),
+        credits,
+        seconds,
+    }
 }
 
 /// Counts a job costing `price` with `seconds` of video in its tenant's running totals and

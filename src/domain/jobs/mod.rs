@@ -18,6 +18,7 @@ mod intents;
 mod lifecycle;
 mod schedule;
 mod submit;
+pub mod transitions;
 
 use crate::domain::services::Services;
 use crate::providers::{ProviderError, UpstreamStatus};
@@ -27,12 +28,13 @@ use crate::types::ids::ProviderId;
 use crate::types::video::{JobError, PollCause, Video, VideoStatus};
 
 pub use lifecycle::{after_terminal, cancel_upstream, end_job, expire_overdue, EndedBy};
-pub use schedule::{backoff, poll_delay, webhook_poll_interval};
-pub use submit::hand_out_slots;
+pub use schedule::{backoff, confirmation_due, poll_delay, webhook_poll_interval};
+pub use submit::{hand_out_slots, take_slot_for_new_job};
 
 use lifecycle::{complete, end, retry_later};
 use schedule::next_poll;
 use submit::{resubmit, submit};
+use transitions::IN_FLIGHT;
 
 /// The attempt outcome of a submit the provider could not serve (see [`submit`]).
 pub const UNSUPPORTED_OUTCOME: &str = "unsupported";
@@ -86,14 +88,15 @@ pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Vide
                 count_attempt: false,
                 requests: 1,
                 step_started: Some(started),
-                min_interval_ms: webhook_poll_interval(state, provider.as_ref()).as_millis() as i64,
+                confirm_at: now_ms()
+                    + webhook_poll_interval(state, provider.as_ref()).as_millis() as i64,
             };
             match polled {
                 Ok(UpstreamStatus::Queued) => {
                     let (at, cause) = next_poll(state, provider.as_ref(), &job);
                     state
                         .db
-                        .reschedule(&job.id, owner, after_poll(at, cause, None))
+                        .reschedule(&job.id, owner, IN_FLIGHT, after_poll(at, cause, None))
                         .await?;
                 }
                 Ok(UpstreamStatus::Running { progress }) => {
@@ -101,7 +104,7 @@ pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Vide
                     let progress = progress.map(|p| p.clamp(0, 99));
                     state
                         .db
-                        .reschedule(&job.id, owner, after_poll(at, cause, progress))
+                        .reschedule(&job.id, owner, IN_FLIGHT, after_poll(at, cause, progress))
                         .await?;
                 }
                 Ok(UpstreamStatus::Completed {

@@ -63,6 +63,15 @@ fn calls_back(state: &Services, provider: &dyn Provider, job: &Video) -> bool {
 /// The least time between two polls of one job that webhooks cause: the provider's own
 /// minimum, and never under `workers.webhook_poll_floor_ms`, so that a flood of deliveries
 /// for a job (duplicates or forgeries) costs at most one upstream poll per interval.
+/// When the confirming poll of a webhook that arrived at `now` is due: at once, unless the
+/// job's last upstream request (`last_step`) was less than `min_interval` ago. The
+/// confirmation waits for the interval's end however many webhooks arrive: a poll inside the
+/// provider's minimum would be refused (AIgateway answers 304), and the gateway's floor keeps
+/// a flood of deliveries from becoming a flood of polls.
+pub fn confirmation_due(last_step: i64, now: i64, min_interval: Duration) -> i64 {
+    (last_step + min_interval.as_millis() as i64).max(now)
+}
+
 pub fn webhook_poll_interval(state: &Services, provider: &dyn Provider) -> Duration {
     provider.min_poll_interval().max(Duration::from_millis(
         state.config.workers.webhook_poll_floor_ms,

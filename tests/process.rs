@@ -1592,7 +1592,7 @@ async fn assert_charged_once(database: &Db, tenant: &str, video: &Value) {
         (balance.available.get(), balance.held.get()),
         (10_000 - charged, 0)
     );
-    let audit = seedance_gateway::domain::reports::audit(&database)
+    let audit = seedance_gateway::domain::reports::audit(database)
         .await
         .expect("audit");
     assert!(audit.ok, "{audit:?}");

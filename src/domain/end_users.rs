@@ -280,13 +280,28 @@ async fn move_wallet(
 /// and seconds were counted) now counts what it cost: a completed job its charge instead of
 /// its hold (`charged`), a failed or canceled one (`None`) neither its hold nor its seconds.
 pub fn usage_after_end(job: &Video, charged: Option<Credits>) -> UsageChange {
-    let reserved = job.cost_reserved.get();
+    usage_change(
+        job.cost_reserved,
+        job.request.seconds.get(),
+        job.created_at_ms,
+        charged,
+    )
+}
+
+/// [`usage_after_end`] of a job that held `reserved` for `seconds` of video from `created_at`.
+fn usage_change(
+    reserved: Credits,
+    seconds: i64,
+    created_at: i64,
+    charged: Option<Credits>,
+) -> UsageChange {
+    let reserved = reserved.get();
     let (credits, seconds) = match charged {
         Some(charged) => (charged.get().saturating_sub(reserved), 0),
-        None => (-reserved, -job.request.seconds.get()),
+        None => (-reserved, -seconds),
     };
     UsageChange {
-        day: job.created_at_ms.div_euclid(DAY_MS),
+        day: created_at.div_euclid(DAY_MS),
         credits,
         seconds,
     }
@@ -359,6 +374,25 @@ pub async fn admit_tenant(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_end_counts_the_charge_on_the_day_the_hold_was_counted() {
+        let created = 3 * DAY_MS + 10; // The job ends on a later day; its creation day counts.
+        let hold = Credits::new(200).expect("credits");
+        let charge = Credits::new(150).expect("credits");
+        let completed = usage_change(hold, 8, created, Some(charge));
+        assert_eq!(
+            (completed.day, completed.credits, completed.seconds),
+            (3, -50, 0),
+            "a completed job counts its charge instead of its hold, and keeps its seconds"
+        );
+        let failed = usage_change(hold, 8, created, None);
+        assert_eq!(
+            (failed.day, failed.credits, failed.seconds),
+            (3, -200, -8),
+            "a job without output counts neither its hold nor its seconds"
+        );
+    }
 
     #[test]
     fn days_and_months_start_at_utc_midnight() {

@@ -103,7 +103,10 @@ pub async fn usage(
     (from, to): (i64, i64),
     groups: &[UsageGroup],
 ) -> Result<Vec<UsageRow>> {
-    Ok(db.usage(tenant, mode, from, to, groups).await?)
+    let finished = crate::domain::jobs::transitions::finished();
+    Ok(db
+        .usage(tenant, mode, (from, to), &finished, groups)
+        .await?)
 }
 
 /// Checks every money invariant of the ledger on one snapshot (see `storage::audit`).

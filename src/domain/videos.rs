@@ -124,7 +124,7 @@ async fn create_job(
         api_key_id: Some(principal.key_id.clone()),
         mode: principal.mode,
         request,
-        status: VideoStatus::Queued,
+        status: crate::domain::jobs::transitions::Transition::Create.to(),
         progress: 0,
         provider: Some(provider),
         upstream_id: None,

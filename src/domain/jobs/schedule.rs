@@ -163,6 +163,14 @@ mod tests {
     use crate::providers::sandbox::Sandbox;
 
     #[test]
+    fn a_confirmation_waits_out_the_interval_after_the_last_request() {
+        let interval = Duration::from_millis(1_000);
+        assert_eq!(confirmation_due(10_000, 10_200, interval), 11_000);
+        assert_eq!(confirmation_due(10_000, 12_000, interval), 12_000);
+        assert_eq!(confirmation_due(10_000, 11_000, interval), 11_000);
+    }
+
+    #[test]
     fn polls_back_off_with_age_within_their_bounds() {
         let provider = Sandbox::new(&SandboxConfig {
             enabled: true,

@@ -470,6 +470,54 @@ pub async fn rotate_request_secret(
 mod tests {
     use super::*;
 
+    fn endpoint(mode: Mode, events: &[&str], disabled: bool) -> Endpoint {
+        Endpoint {
+            id: "ep_1".into(),
+            tenant_id: TenantId::from_db("ten_1".into()),
+            mode,
+            url: "https://example.com/hook".into(),
+            description: String::new(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            secret: new_secret(),
+            previous_secret: None,
+            previous_expires_at: None,
+            disabled_at: disabled.then_some(1),
+            disabled_reason: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_endpoint_receives_only_enabled_subscribed_events_of_its_mode() {
+        let completed = "video.completed";
+        let both = ["video.completed", "video.failed"];
+        assert!(receives(
+            &endpoint(Mode::Live, &both, false),
+            Mode::Live,
+            completed
+        ));
+        assert!(!receives(
+            &endpoint(Mode::Test, &both, false),
+            Mode::Live,
+            completed
+        ));
+        assert!(!receives(
+            &endpoint(Mode::Live, &both, true),
+            Mode::Live,
+            completed
+        ));
+        assert!(!receives(
+            &endpoint(Mode::Live, &["video.failed"], false),
+            Mode::Live,
+            completed
+        ));
+        assert!(!receives(
+            &endpoint(Mode::Live, &["video.completed.extra"], false),
+            Mode::Live,
+            completed
+        ));
+    }
+
     #[test]
     fn signs_the_standard_webhooks_example() {
         // The example in the Standard Webhooks specification.

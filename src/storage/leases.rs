@@ -1,8 +1,9 @@
 //! SQL for the worker's leases on jobs and the guarded state transitions: claiming due jobs,
 //! putting them back, recording the upstream's acceptance, failing over to another provider,
-//! and the final states. Every transition out of a running state is conditional on the job
-//! still being running (and, for the worker, on still holding the lease), so a late upstream
-//! result or a stale replica can never overwrite a final state.
+//! and the final states. Every status change is a compare-and-set on the statuses the caller
+//! hands in (the domain's transition table: `domain::jobs::transitions`) and, for the worker,
+//! on still holding the lease, so a late upstream result or a stale replica can never
+//! overwrite a final state. When a job is next due is the caller's to say.
 
 use super::end_users::{FinishedJob, UsageChange};
 use super::sql::{self, Get};

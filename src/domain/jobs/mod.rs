@@ -5,6 +5,8 @@
 //!   lost answers; `intents`: a submit cut off by a crash or a lost lease) or a poll, whose
 //!   answer is settled by `lifecycle` (capture or void in the same transaction as the final
 //!   state).
+//! - [`transitions`] is the one table of the job's statuses and the moves between them; every
+//!   write that changes a status hands storage its guard from there.
 //! - `schedule` decides when a running job is next due: the regular poll schedule, or, for
 //!   jobs whose provider calls back, only safety polls until the webhook.
 //! - The worker (`workers::jobs`) claims due jobs and calls [`advance`]; a create calls

@@ -92,7 +92,9 @@ async fn post_as(
 }
 
 async fn audit(app: &TestApp) -> AuditReport {
-    let report = app.db.audit_ledger().await.expect("audit");
+    let report = seedance_gateway::domain::reports::audit(&app.db)
+        .await
+        .expect("audit");
     assert!(
         !report.ok,
         "the audit missed the injected fault: {report:?}"

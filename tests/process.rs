@@ -489,7 +489,10 @@ async fn jobs_in_flight_at_a_sigkill_finish_after_restart_and_are_charged_once()
     .await
     .expect("db");
     assert_eq!(
-        database.count_running_jobs().await.expect("count"),
+        database
+            .count_jobs_in(seedance_gateway::domain::jobs::transitions::IN_FLIGHT)
+            .await
+            .expect("count"),
         8,
         "all jobs were still running at the kill"
     );
@@ -526,7 +529,9 @@ async fn jobs_in_flight_at_a_sigkill_finish_after_restart_and_are_charged_once()
         (balance.available.get(), balance.held.get()),
         (10_000 - 8 * 300, 0)
     );
-    let audit = database.audit_ledger().await.expect("audit");
+    let audit = seedance_gateway::domain::reports::audit(&database)
+        .await
+        .expect("audit");
     assert!(audit.ok, "{audit:?}");
 }
 
@@ -920,7 +925,12 @@ async fn a_queue_waiting_for_a_full_provider_survives_a_sigkill() {
             .expect("slots"),
         0
     );
-    assert!(database.audit_ledger().await.expect("audit").ok);
+    assert!(
+        seedance_gateway::domain::reports::audit(&database)
+            .await
+            .expect("audit")
+            .ok
+    );
 }
 
 #[tokio::test]
@@ -1049,7 +1059,12 @@ async fn jobs_the_upstream_finished_while_the_gateway_was_down_are_captured_once
         (balance.available.get(), balance.held.get()),
         (10_000 - 4 * 200, 0)
     );
-    assert!(database.audit_ledger().await.expect("audit").ok);
+    assert!(
+        seedance_gateway::domain::reports::audit(&database)
+            .await
+            .expect("audit")
+            .ok
+    );
 }
 
 #[tokio::test]
@@ -1422,7 +1437,12 @@ async fn a_create_killed_between_its_commit_and_its_answer_is_answered_by_its_jo
     .await
     .expect("db");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while database.count_running_jobs().await.expect("count") == 0 {
+    while database
+        .count_jobs_in(seedance_gateway::domain::jobs::transitions::IN_FLIGHT)
+        .await
+        .expect("count")
+        == 0
+    {
         assert!(Instant::now() < deadline, "the create never committed");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -1453,7 +1473,10 @@ async fn a_create_killed_between_its_commit_and_its_answer_is_answered_by_its_jo
     assert_eq!(again["id"], video["id"], "every retry names the one job");
     assert_eq!(video["cost"]["reserved"], 200);
     assert_eq!(
-        database.count_running_jobs().await.expect("count"),
+        database
+            .count_jobs_in(seedance_gateway::domain::jobs::transitions::IN_FLIGHT)
+            .await
+            .expect("count"),
         1,
         "exactly one job was created"
     );
@@ -1569,7 +1592,9 @@ async fn assert_charged_once(database: &Db, tenant: &str, video: &Value) {
         (balance.available.get(), balance.held.get()),
         (10_000 - charged, 0)
     );
-    let audit = database.audit_ledger().await.expect("audit");
+    let audit = seedance_gateway::domain::reports::audit(database)
+        .await
+        .expect("audit");
     assert!(audit.ok, "{audit:?}");
 }
 

@@ -203,3 +203,77 @@ async fn a_completion_that_commits_first_wins_and_the_late_cancel_moves_no_money
         app.assert_ledger_consistent().await;
     }
 }
+
+/// The transition table refuses what it does not list, in storage itself: a cancel and a
+/// failure written straight to the database after the job completed (as a replica holding a
+/// stale copy of the job would write them, past the API's own check) move nothing. The job
+/// stays completed, charged once, and its tenant's totals keep counting it once. Give
+/// `Transition::Cancel` every status as its "from" (or drop `status_in` from
+/// `Db::mark_ended`) and this fails: the job turns `canceled` and its totals lose it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cancel_written_to_storage_after_completion_is_refused_by_the_transition_table() {
+    use seedance_gateway::domain::jobs::transitions::Transition;
+    use seedance_gateway::storage::end_users::UsageChange;
+    use seedance_gateway::storage::Db;
+    use seedance_gateway::types::ids::{TenantId, VideoId};
+    use seedance_gateway::types::video::{JobError, VideoStatus};
+
+    let (_fake, app) = gateway(&CASES[0]).await;
+    let (tenant, key) = app.tenant_with_key("live", 10_000).await;
+    let id = create(&app, &key).await;
+    let done = app.wait_terminal(&key, &id).await;
+    assert_eq!(done["status"], "completed", "{done}");
+
+    let video = VideoId::from_db(id.clone());
+    let owner = TenantId::from_db(tenant.clone());
+    let usage = UsageChange {
+        day: 0,
+        credits: -200,
+        seconds: -4,
+    };
+    let error = JobError {
+        code: "stale".into(),
+        message: "written from a stale copy".into(),
+    };
+    let mut tx = app.db.begin().await.expect("begin");
+    let canceled = Db::mark_ended(
+        &mut tx,
+        &video,
+        Transition::Cancel.guard(),
+        None,
+        None,
+        Some(&owner),
+        usage,
+    )
+    .await
+    .expect("cancel");
+    let failed = Db::mark_ended(
+        &mut tx,
+        &video,
+        Transition::Expire.guard(),
+        Some(&error),
+        None,
+        None,
+        usage,
+    )
+    .await
+    .expect("expire");
+    tx.commit().await.expect("commit");
+    assert!(!canceled && !failed, "a completed job cannot end again");
+
+    let stored = app
+        .db
+        .get_video_any(&video)
+        .await
+        .expect("read")
+        .expect("video");
+    assert_eq!(stored.status, VideoStatus::Completed);
+    assert_eq!(stored.cost_charged.map(|c| c.get()), Some(200));
+    assert_postings(&app.db, &id, &[("hold", -200), ("capture", 0)]).await;
+    let balance = app.balance(&tenant).await;
+    assert_eq!(
+        (balance["available"].as_i64(), balance["held"].as_i64()),
+        (Some(10_000 - 200), Some(0))
+    );
+    app.assert_ledger_consistent().await;
+}

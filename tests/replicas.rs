@@ -302,7 +302,9 @@ max_concurrent = 6
             .count();
         assert_eq!(captures, 1, "{id}: {entries:?}");
     }
-    let audit = database.audit_ledger().await.expect("audit");
+    let audit = seedance_gateway::domain::reports::audit(&database)
+        .await
+        .expect("audit");
     assert!(audit.ok, "{audit:?}");
 
     // Webhooks: one message per job, delivered once the receiver recovers, none lost.

@@ -413,3 +413,82 @@ async fn a_rotate_body_is_optional_json_and_whatever_its_schema_forbids_is_refus
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{answer}");
     assert_eq!(answer["error"]["code"], "unsupported_media_type");
 }
+
+/// A video's event goes to the tenant's enabled endpoints of the video's mode that subscribed
+/// to it, and to no other: not to an endpoint of the other mode, nor to one subscribed only
+/// to other events, nor to a disabled one.
+#[tokio::test]
+async fn an_event_goes_only_to_enabled_endpoints_of_its_mode_subscribed_to_it() {
+    use sqlx::Row;
+
+    let (_receiver, base) = Receiver::start().await;
+    let app = spawn_app().await;
+    let (tenant, key) = app.tenant_with_key("test", 10_000).await;
+    let live_key = app
+        .admin_post(
+            &format!("/admin/v1/tenants/{tenant}/keys"),
+            json!({"mode": "live"}),
+        )
+        .await
+        .json::<Value>()
+        .await
+        .expect("key json")["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let subscribe = |events: Value| json!({"url": format!("{base}/hooks/ok"), "events": events});
+    let (_, completed) = post_json(
+        &app,
+        &key,
+        "/v1/webhook_endpoints",
+        subscribe(json!(["video.completed"])),
+    )
+    .await;
+    let (_, failed_only) = post_json(
+        &app,
+        &key,
+        "/v1/webhook_endpoints",
+        subscribe(json!(["video.failed"])),
+    )
+    .await;
+    let (_, disabled) = post_json(
+        &app,
+        &key,
+        "/v1/webhook_endpoints",
+        subscribe(json!(["video.completed"])),
+    )
+    .await;
+    let disabled_id = disabled["id"].as_str().expect("id");
+    let (status, _) = post_json(
+        &app,
+        &key,
+        &format!("/v1/webhook_endpoints/{disabled_id}/disable"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, live) = post_json(
+        &app,
+        &live_key,
+        "/v1/webhook_endpoints",
+        subscribe(json!(["video.completed"])),
+    )
+    .await;
+    for endpoint in [&completed, &failed_only, &live] {
+        assert!(endpoint["id"].is_string(), "{endpoint}");
+    }
+
+    let done = finished_video(&app, &key, json!({"prompt": "a", "seconds": 4})).await;
+    assert_eq!(done["status"], "completed", "{done}");
+    let rows = sqlx::query("SELECT endpoint_id FROM webhook_messages WHERE video_id = $1")
+        .bind(done["id"].as_str().expect("id"))
+        .fetch_all(app.db.pool())
+        .await
+        .expect("messages");
+    let targets: Vec<Option<String>> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(
+        targets,
+        vec![completed["id"].as_str().map(str::to_owned)],
+        "only the enabled test-mode endpoint subscribed to video.completed"
+    );
+}

@@ -5,12 +5,15 @@
 //! creates the job, with the end user's row locked, so concurrent creates cannot exceed them.
 
 use crate::domain::billing::ledger;
+use crate::domain::jobs::transitions::IN_FLIGHT;
 use crate::domain::reports::{date_of_day, day_of_date};
 use crate::error::{Error, Result};
+use crate::storage::end_users::UsageChange;
 use crate::storage::{Db, Tx};
 use crate::types::ids::{EndUserId, TenantId, TxnId};
 use crate::types::money::{Credits, Mode};
 use crate::types::time::DAY_MS;
+use crate::types::video::Video;
 
 /// An end user's settings and a tenant's caps are storage's rows; the limits they set are
 /// checked here.
@@ -62,7 +65,7 @@ pub async fn standing(
     });
     let (day, month) = day_and_month_start(now);
     let (running_jobs, spent_today, spent_this_month) = db
-        .end_user_usage(tenant, &user.id, mode, day, month)
+        .end_user_usage(tenant, &user.id, mode, IN_FLIGHT, (day, month))
         .await?;
     let wallet = db
         .account_balances(&[&ledger::wallet_account(tenant, mode, &user.id)])
@@ -111,7 +114,7 @@ pub async fn admit(tx: &mut Tx, db: &Db, admission: &Admission<'_>) -> Result<(S
     } = *admission;
     let end_user = Db::lock_end_user(tx, db.backend(), tenant, mode, user).await?;
     if let Some(max) = end_user.max_concurrent {
-        if Db::end_user_running(tx, tenant, mode, user).await? >= max {
+        if Db::end_user_running(tx, tenant, mode, user, IN_FLIGHT).await? >= max {
             return Err(Error::QuotaExceeded {
                 code: "end_user_concurrency_exceeded",
                 message: format!(
@@ -228,6 +231,37 @@ async fn move_wallet(
     Ok(outcome?)
 }
 
+/// What a job's end changes in its tenant's totals. The day it was created on (when its hold
+/// and seconds were counted) now counts what it cost: a completed job its charge instead of
+/// its hold (`charged`), a failed or canceled one (`None`) neither its hold nor its seconds.
+pub fn usage_after_end(job: &Video, charged: Option<Credits>) -> UsageChange {
+    usage_change(
+        job.cost_reserved,
+        job.request.seconds.get(),
+        job.created_at_ms,
+        charged,
+    )
+}
+
+/// [`usage_after_end`] of a job that held `reserved` for `seconds` of video from `created_at`.
+fn usage_change(
+    reserved: Credits,
+    seconds: i64,
+    created_at: i64,
+    charged: Option<Credits>,
+) -> UsageChange {
+    let reserved = reserved.get();
+    let (credits, seconds) = match charged {
+        Some(charged) => (charged.get().saturating_sub(reserved), 0),
+        None => (-reserved, -seconds),
+    };
+    UsageChange {
+        day: created_at.div_euclid(DAY_MS),
+        credits,
+        seconds,
+    }
+}
+
 /// Counts a job costing `price` with `seconds` of video in its tenant's running totals and
 /// checks the tenant's caps against them, in the creating transaction. The totals are counted
 /// even for a tenant without caps, so that caps set later hold from the first job.
@@ -295,6 +329,25 @@ pub async fn admit_tenant(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_end_counts_the_charge_on_the_day_the_hold_was_counted() {
+        let created = 3 * DAY_MS + 10; // The job ends on a later day; its creation day counts.
+        let hold = Credits::new(200).expect("credits");
+        let charge = Credits::new(150).expect("credits");
+        let completed = usage_change(hold, 8, created, Some(charge));
+        assert_eq!(
+            (completed.day, completed.credits, completed.seconds),
+            (3, -50, 0),
+            "a completed job counts its charge instead of its hold, and keeps its seconds"
+        );
+        let failed = usage_change(hold, 8, created, None);
+        assert_eq!(
+            (failed.day, failed.credits, failed.seconds),
+            (3, -200, -8),
+            "a job without output counts neither its hold nor its seconds"
+        );
+    }
 
     #[test]
     fn days_and_months_start_at_utc_midnight() {

@@ -11,11 +11,12 @@
 //! would verify forever: each job remembers the deliveries it received, and one seen before is
 //! refused (409 `webhook_replayed`) and changes nothing.
 
-use crate::domain::jobs::webhook_poll_interval;
+use crate::domain::jobs::transitions::IN_FLIGHT;
+use crate::domain::jobs::{confirmation_due, webhook_poll_interval};
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
 use crate::providers::{Headers, WebhookError};
-use crate::storage::Db;
+use crate::storage::{now_ms, Db};
 use crate::types::ids::ProviderId;
 
 pub async fn receive(
@@ -66,7 +67,18 @@ pub async fn receive(
     }
     if running {
         let interval = webhook_poll_interval(state, handler.as_ref());
-        Db::poll_soon(&mut tx, &job.id, interval.as_millis() as i64).await?;
+        // The job's last step may move while this reads it (a poll rescheduling it): read it
+        // again and recompute, a few times at most.
+        for _ in 0..3 {
+            let Some(last_step) = Db::last_job_step(&mut tx, &job.id, IN_FLIGHT).await? else {
+                break;
+            };
+            let now = now_ms();
+            let at = confirmation_due(last_step, now, interval);
+            if Db::poll_soon(&mut tx, &job.id, IN_FLIGHT, last_step, now, at).await? {
+                break;
+            }
+        }
     }
     tx.commit().await?;
     if running {

@@ -2,8 +2,10 @@
 //! savings). Dates are UTC calendar days, converted with the civil-calendar algorithm
 //! (days since 1970-01-01 ↔ year-month-day), exact for any date.
 
+use crate::domain::jobs::transitions::{ENDED_WITHOUT_OUTPUT, IN_FLIGHT};
 use crate::error::{Error, Result};
 use crate::storage::attempts::PossibleOrphan;
+use crate::storage::audit::AuditStatuses;
 use crate::storage::reports::{MarginRow, SavingsRow, UsageRow};
 use crate::types::money::{Credits, MicroUsd, MoneyError};
 use crate::types::video::Video;
@@ -49,12 +51,19 @@ pub async fn usage(
     (from, to): (i64, i64),
     groups: &[UsageGroup],
 ) -> Result<Vec<UsageRow>> {
-    Ok(db.usage(tenant, mode, from, to, groups).await?)
+    let finished = crate::domain::jobs::transitions::finished();
+    Ok(db
+        .usage(tenant, mode, (from, to), &finished, groups)
+        .await?)
 }
 
 /// Checks every money invariant of the ledger on one snapshot (see `storage::audit`).
 pub async fn audit(db: &Db) -> Result<AuditReport> {
-    Ok(db.audit_ledger().await?)
+    let statuses = AuditStatuses {
+        running: IN_FLIGHT,
+        without_output: ENDED_WITHOUT_OUTPUT,
+    };
+    Ok(db.audit_ledger(statuses).await?)
 }
 
 /// Each tenant-day's upstream spending with what routing saved on it.
@@ -103,7 +112,10 @@ pub async fn cost_mismatches(
     let mismatched = db
         .cost_mismatches(from, to, threshold_percent, MISMATCHES_LISTED)
         .await?;
-    let orphans = db.possible_orphans(from, to, MISMATCHES_LISTED).await?;
+    let finished = crate::domain::jobs::transitions::finished();
+    let orphans = db
+        .possible_orphans(&finished, from, to, MISMATCHES_LISTED)
+        .await?;
     Ok((mismatched, orphans))
 }
 

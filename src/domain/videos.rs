@@ -115,7 +115,7 @@ async fn create_job(
         api_key_id: Some(principal.key_id.clone()),
         mode: principal.mode,
         request,
-        status: VideoStatus::Queued,
+        status: crate::domain::jobs::transitions::Transition::Create.to(),
         progress: 0,
         provider: Some(provider),
         upstream_id: None,
@@ -180,7 +180,7 @@ async fn create_job(
             None => true,
             Some(limit) => {
                 let taken =
-                    crate::storage::Db::take_slot_for_new_job(&mut tx, provider, limit).await?;
+                    crate::domain::jobs::take_slot_for_new_job(&mut tx, provider, limit).await?;
                 if taken {
                     video.slot_provider = Some(provider);
                 }
@@ -221,6 +221,7 @@ async fn create_job(
                 .reschedule(
                     &video.id,
                     &state.instance_id,
+                    crate::domain::jobs::transitions::IN_FLIGHT,
                     Due::at(now_ms(), PollCause::Scheduled),
                 )
                 .await
@@ -322,7 +323,12 @@ pub async fn delete(state: &Services, reach: &Reach, id: &VideoId) -> Result<()>
             Err(other) => return Err(other),
         }
     }
-    if !state.db.soft_delete_video(&reach.tenant, id).await? {
+    let finished = crate::domain::jobs::transitions::finished();
+    if !state
+        .db
+        .soft_delete_video(&reach.tenant, id, &finished)
+        .await?
+    {
         return Err(Error::NotFound("video"));
     }
     // The stored copy goes with it. A copy still in progress is dropped by the archiver when

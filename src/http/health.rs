@@ -78,7 +78,8 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Health>)
 )]
 pub async fn metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     let metrics = &state.metrics;
-    match state.db.job_gauges().await {
+    use crate::domain::jobs::transitions::{IN_FLIGHT, WAITING};
+    match state.db.job_gauges(IN_FLIGHT, WAITING).await {
         Ok(gauges) => {
             metrics.jobs.clear();
             for (provider, status, count) in gauges.running {

@@ -3,9 +3,10 @@
 //! submits whose answer was lost (possible orphans upstream).
 
 use super::sql::{self, Get};
-use super::videos::RUNNING;
+use super::videos::status_in;
 use super::{Db, DbError};
 use crate::types::ids::{ProviderId, VideoId};
+use crate::types::video::VideoStatus;
 
 /// One call to an upstream for a job, for the operator's view of its attempts.
 pub struct Attempt<'a> {
@@ -203,9 +204,11 @@ impl Db {
 
     /// Submits whose answer was lost (the upstream may have made a job the gateway never saw,
     /// and may bill it), oldest first: video, tenant, provider, when, and why. An intent still
-    /// open on a job that has ended (no step took the job again to close it) is one too.
+    /// open on a job that has ended (in one of `finished`: no step took the job again to
+    /// close it) is one too.
     pub async fn possible_orphans(
         &self,
+        finished: &[VideoStatus],
         from_ms: i64,
         to_ms: i64,
         limit: i64,
@@ -214,9 +217,10 @@ impl Db {
             "SELECT a.video_id, v.tenant_id, a.provider, a.started_at, a.error, v.request \
              FROM job_attempts a JOIN videos v ON v.id = a.video_id \
              WHERE a.operation = 'submit' \
-               AND (a.outcome = 'unknown' OR (a.outcome = '{SENT}' AND NOT v.{RUNNING})) \
+               AND (a.outcome = 'unknown' OR (a.outcome = '{SENT}' AND {})) \
                AND a.started_at >= $1 AND a.started_at < $2 \
-             ORDER BY a.seq LIMIT $3"
+             ORDER BY a.seq LIMIT $3",
+            status_in("v.status", finished)
         ))
         .bind(from_ms)
         .bind(to_ms)

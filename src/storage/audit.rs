@@ -15,8 +15,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::conn::Conn;
-use super::Db;
-use super::{sql, DbError};
+use super::videos::status_in;
+use super::{sql, Db, DbError};
+use crate::types::video::VideoStatus;
+
+/// The job statuses the audit checks the books against, as the domain's table defines them:
+/// a running job holds its credits and counts in its tenant's running jobs; a job that ended
+/// without output counts no seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditStatuses<'a> {
+    pub running: &'a [VideoStatus],
+    pub without_output: &'a [VideoStatus],
+}
 
 /// What the journal captured for each video: the revenue credited by its captures.
 const CAPTURED: &str = "SELECT e.video_id, CAST(SUM(e.amount) AS BIGINT) AS charged \
@@ -110,7 +120,7 @@ pub struct AuditReport {
 impl Db {
     /// Audits every money invariant (see the module doc) on one consistent snapshot, so that
     /// it can run while the gateway works.
-    pub async fn audit_ledger(&self) -> Result<AuditReport, DbError> {
+    pub async fn audit_ledger(&self, statuses: AuditStatuses<'_>) -> Result<AuditReport, DbError> {
         let mut tx = self.snapshot().await?;
         let mut report = AuditReport {
             journal_sum: scalar(
@@ -133,9 +143,10 @@ impl Db {
              WHERE a.balance <> COALESCE(e.total, 0) ORDER BY a.id",
         )
         .await?;
-        self.audit_holds(&mut tx, &mut report).await?;
+        self.audit_holds(&mut tx, &mut report, statuses).await?;
         self.audit_charges(&mut tx, &mut report).await?;
-        self.audit_running_totals(&mut tx, &mut report).await?;
+        self.audit_running_totals(&mut tx, &mut report, statuses)
+            .await?;
         self.audit_accounts(&mut tx, &mut report).await?;
         report.mode_violations = ids(
             &mut tx,
@@ -158,7 +169,12 @@ impl Db {
 
     /// Holds: settled at most once, in agreement with the journal, the job and the holds
     /// accounts.
-    async fn audit_holds(&self, tx: &mut Conn, report: &mut AuditReport) -> Result<(), DbError> {
+    async fn audit_holds(
+        &self,
+        tx: &mut Conn,
+        report: &mut AuditReport,
+        statuses: AuditStatuses<'_>,
+    ) -> Result<(), DbError> {
         report.holds_settled_more_than_once = ids(
             tx,
             "SELECT video_id FROM ledger_entries \
@@ -174,11 +190,12 @@ impl Db {
                  LEFT JOIN ({HOLD_POSTINGS}) j ON j.video_id = h.video_id \
                  WHERE v.id IS NULL OR v.tenant_id <> h.tenant_id OR v.mode <> h.mode \
                    OR v.cost_reserved <> h.amount \
-                   OR (v.status IN ('queued', 'in_progress')) <> (h.state = 'pending') \
+                   OR ({running}) <> (h.state = 'pending') \
                    OR COALESCE(j.holds_taken, 0) <> 1 OR COALESCE(j.held, 0) <> h.amount \
                    OR COALESCE(j.still_held, 0) <> (CASE WHEN h.state = 'pending' THEN h.amount ELSE 0 END) \
                    OR (COALESCE(j.captures, 0) > 0) <> (h.state = 'posted') \
-                   OR (COALESCE(j.voids, 0) > 0) <> (h.state = 'voided')"
+                   OR (COALESCE(j.voids, 0) > 0) <> (h.state = 'voided')",
+                running = status_in("v.status", statuses.running)
             ),
         )
         .await?
@@ -304,6 +321,7 @@ impl Db {
         &self,
         tx: &mut Conn,
         report: &mut AuditReport,
+        statuses: AuditStatuses<'_>,
     ) -> Result<(), DbError> {
         let day_ms = crate::types::time::DAY_MS;
         let expected = keyed(
@@ -311,8 +329,9 @@ impl Db {
             format!(
                 "SELECT tenant_id || ':' || mode || ':' || CAST(created_at / {day_ms} AS TEXT), \
                    CAST(SUM(COALESCE(cost_charged, cost_reserved)) AS BIGINT), \
-                   CAST(SUM(CASE WHEN status IN ('failed', 'canceled') THEN 0 ELSE COALESCE(seconds, 0) END) AS BIGINT) \
-                 FROM videos GROUP BY tenant_id, mode, created_at / {day_ms}"
+                   CAST(SUM(CASE WHEN {without_output} THEN 0 ELSE COALESCE(seconds, 0) END) AS BIGINT) \
+                 FROM videos GROUP BY tenant_id, mode, created_at / {day_ms}",
+                without_output = status_in("status", statuses.without_output)
             ),
             2,
         )
@@ -326,7 +345,10 @@ impl Db {
         report.tenant_usage_mismatches = differing(&expected, &stored, 2);
         let expected = keyed(
             tx,
-            "SELECT tenant_id || ':' || mode, COUNT(*) FROM videos WHERE status IN ('queued', 'in_progress') GROUP BY tenant_id, mode",
+            format!(
+                "SELECT tenant_id || ':' || mode, COUNT(*) FROM videos WHERE {} GROUP BY tenant_id, mode",
+                status_in("status", statuses.running)
+            ),
             1,
         )
         .await?;
@@ -348,8 +370,10 @@ impl Db {
         slots.extend(
             ids(
                 tx,
-                "SELECT id FROM videos WHERE slot_provider IS NOT NULL \
-                 AND status NOT IN ('queued', 'in_progress') ORDER BY id",
+                format!(
+                    "SELECT id FROM videos WHERE slot_provider IS NOT NULL AND NOT ({}) ORDER BY id",
+                    status_in("status", statuses.running)
+                ),
             )
             .await?,
         );

@@ -4,6 +4,7 @@ use super::sql::{self, Get};
 use super::{now_ms, Backend, Db, DbError, Tx};
 use crate::types::ids::{EndUserId, TenantId};
 use crate::types::money::Mode;
+use crate::types::video::VideoStatus;
 
 /// Whether an end user's wallet pays for its jobs: `first` (the wallet, then the tenant's
 /// balance), `only` (the wallet alone) or `none`.
@@ -165,35 +166,37 @@ impl Db {
         .at(0)
     }
 
-    /// An end user's running jobs and the credits their jobs spent since `day` and since
-    /// `month`, read in one transaction so the three agree.
+    /// An end user's jobs in one of `running` and the credits their jobs spent since `day`
+    /// and since `month`, read in one transaction so the three agree.
     pub async fn end_user_usage(
         &self,
         tenant: &TenantId,
         user: &EndUserId,
         mode: Mode,
-        day: i64,
-        month: i64,
+        running: &[VideoStatus],
+        (day, month): (i64, i64),
     ) -> Result<(i64, i64, i64), DbError> {
         let mut tx = self.begin().await?;
-        let running = Self::end_user_running(&mut tx, tenant, mode, user).await?;
+        let running = Self::end_user_running(&mut tx, tenant, mode, user, running).await?;
         let today = Self::end_user_spend(&mut tx, tenant, user, mode, day).await?;
         let this_month = Self::end_user_spend(&mut tx, tenant, user, mode, month).await?;
         tx.commit().await?;
         Ok((running, today, this_month))
     }
 
-    /// An end user's running jobs.
+    /// An end user's jobs in one of `running`.
     pub async fn end_user_running(
         tx: &mut Tx,
         tenant: &TenantId,
         mode: Mode,
         user: &EndUserId,
+        running: &[VideoStatus],
     ) -> Result<i64, DbError> {
-        sql::query(
+        sql::query(format!(
             "SELECT COUNT(*) FROM videos WHERE tenant_id = $1 AND user_id = $2 AND mode = $3 \
-             AND status IN ('queued', 'in_progress')",
-        )
+             AND {}",
+            super::videos::status_in("status", running)
+        ))
         .bind(tenant.as_str())
         .bind(user.as_str())
         .bind(mode.as_str())
@@ -293,15 +296,18 @@ impl Db {
     }
 
     /// Takes a job that just reached a final state out of its tenant's running jobs, and
-    /// changes its day's totals by what its final state changed (a charge below the hold, or
-    /// the hold and seconds of a failed or canceled job). Called in the transaction that
-    /// ended the job, so a job leaves the totals exactly once.
-    pub async fn count_finished_job(
+    /// changes its day's totals by `usage` (the domain decides what the end changed). Called
+    /// in the transaction that ended the job, so a job leaves the totals exactly once.
+    pub(super) async fn count_finished_job(
         tx: &mut Tx,
         finished: &FinishedJob,
-        credits_delta: i64,
-        seconds_delta: i64,
+        usage: UsageChange,
     ) -> Result<(), DbError> {
+        let UsageChange {
+            day,
+            credits: credits_delta,
+            seconds: seconds_delta,
+        } = usage;
         sql::query(
             "UPDATE tenant_running SET running = running - 1 \
              WHERE tenant_id = $1 AND mode = $2 AND running > 0",
@@ -319,7 +325,7 @@ impl Db {
             .bind(seconds_delta)
             .bind(finished.tenant_id.as_str())
             .bind(finished.mode.as_str())
-            .bind(finished.created_at.div_euclid(crate::types::time::DAY_MS))
+            .bind(day)
             .execute(tx)
             .await?;
         }
@@ -352,6 +358,15 @@ pub struct TenantTotals {
     pub running: i64,
     pub day_credits: i64,
     pub day_seconds: i64,
+}
+
+/// How a job's end changes the totals of one UTC day, as the domain decides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UsageChange {
+    /// The UTC day (days since the epoch) whose totals change.
+    pub day: i64,
+    pub credits: i64,
+    pub seconds: i64,
 }
 
 /// What the running totals need to know of a job that reached a final state.

@@ -2,8 +2,9 @@
 //! queue, and the credits on hold.
 
 use super::sql::{self, Get};
-use super::videos::RUNNING;
+use super::videos::status_in;
 use super::{Db, DbError};
+use crate::types::video::VideoStatus;
 
 /// Shared state the metrics endpoint reports: jobs by provider and state, the queue and the
 /// credits on hold.
@@ -16,10 +17,17 @@ pub struct JobGauges {
 }
 
 impl Db {
-    pub async fn job_gauges(&self) -> Result<JobGauges, DbError> {
+    /// The gauges, counting jobs in one of `running` by provider and status, and jobs in one
+    /// of `waiting` as the queue.
+    pub async fn job_gauges(
+        &self,
+        running: &[VideoStatus],
+        waiting: &[VideoStatus],
+    ) -> Result<JobGauges, DbError> {
         let rows = sql::query(format!(
             "SELECT COALESCE(provider, 'none') AS provider, status, COUNT(*) AS n \
-             FROM videos WHERE {RUNNING} GROUP BY provider, status"
+             FROM videos WHERE {} GROUP BY provider, status",
+            status_in("status", running)
         ))
         .fetch_all(&mut self.scan())
         .await?;
@@ -29,9 +37,10 @@ impl Db {
                 .running
                 .push((row.col("provider")?, row.col("status")?, row.col("n")?));
         }
-        let row = sql::query(
-            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM videos WHERE status = 'queued'",
-        )
+        let row = sql::query(format!(
+            "SELECT COUNT(*) AS n, MIN(created_at) AS oldest FROM videos WHERE {}",
+            status_in("status", waiting)
+        ))
         .fetch_one(&mut self.scan())
         .await?;
         gauges.queued = row.col("n")?;

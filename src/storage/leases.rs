@@ -1,12 +1,13 @@
 //! SQL for the worker's leases on jobs and the guarded state transitions: claiming due jobs,
 //! putting them back, recording the upstream's acceptance, failing over to another provider,
-//! and the final states. Every transition out of a running state is conditional on the job
-//! still being running (and, for the worker, on still holding the lease), so a late upstream
-//! result or a stale replica can never overwrite a final state.
+//! and the final states. Every status change is a compare-and-set on the statuses the caller
+//! hands in (the domain's transition table: `domain::jobs::transitions`) and, for the worker,
+//! on still holding the lease, so a late upstream result or a stale replica can never
+//! overwrite a final state. When a job is next due is the caller's to say.
 
-use super::end_users::FinishedJob;
+use super::end_users::{FinishedJob, UsageChange};
 use super::sql::{self, Get};
-use super::videos::{video_from_row, RUNNING};
+use super::videos::{status_in, video_from_row, RUNNING};
 use super::{now_ms, Db, DbError, Tx};
 use crate::types::ids::{ProviderId, TenantId, VideoId};
 use crate::types::money::ReportedCost;
@@ -39,10 +40,10 @@ pub struct Due {
     /// Requests the step made upstream.
     pub requests: i64,
     /// When the step's upstream request began: a webhook that arrived after it makes the job
-    /// due for its confirmation instead.
+    /// due at `confirm_at` instead, for its confirmation.
     pub step_started: Option<i64>,
-    /// The provider's minimum wait after a request before the next one.
-    pub min_interval_ms: i64,
+    /// When the confirmation of a webhook that arrived during the step is due.
+    pub confirm_at: i64,
 }
 
 impl Due {
@@ -55,7 +56,7 @@ impl Due {
             count_attempt: false,
             requests: 0,
             step_started: None,
-            min_interval_ms: 0,
+            confirm_at: at,
         }
     }
 }
@@ -143,33 +144,60 @@ impl Db {
         Ok(claimed.into_iter().map(|(_, video)| video).collect())
     }
 
-    /// Makes a running job due for a confirming poll (a webhook said it changed), no sooner
-    /// than `min_interval_ms` after its last upstream request.
-    pub async fn poll_soon(tx: &mut Tx, id: &VideoId, min_interval_ms: i64) -> Result<(), DbError> {
-        // The confirmation waits for the interval's end, however many webhooks arrive: a poll
-        // inside the provider's minimum would be refused (AIgateway answers 304), and the
-        // gateway's floor keeps a flood of deliveries from becoming a flood of polls. A
-        // leased job is not claimed again: the poll already in flight sees `webhook_at`
-        // when it reschedules (`reschedule`) and waits out the interval too.
+    /// When a job in one of `running` last changed after an upstream request (`None`: it is
+    /// in none of them), read in the transaction that makes it due (see [`Db::poll_soon`]).
+    pub async fn last_job_step(
+        tx: &mut Tx,
+        id: &VideoId,
+        running: &[VideoStatus],
+    ) -> Result<Option<i64>, DbError> {
         sql::query(format!(
-            "UPDATE videos SET webhook_at = $1, poll_cause = 'webhook', \
-             next_run_at = CASE WHEN updated_at + $2 > $1 THEN updated_at + $2 ELSE $1 END \
-             WHERE id = $3 AND {RUNNING}"
+            "SELECT updated_at FROM videos WHERE id = $1 AND {}",
+            status_in("status", running)
         ))
-        .bind(now_ms())
-        .bind(min_interval_ms)
         .bind(id.as_str())
-        .execute(tx)
-        .await?;
-        Ok(())
+        .fetch_optional(tx)
+        .await?
+        .map(|row| row.at::<i64>(0))
+        .transpose()
     }
 
-    /// Records the upstream's acceptance of a job and releases the lease. Returns the job as
-    /// stored, or `None` when it was no longer this owner's running job.
+    /// Makes a job in one of `running` due at `at` for the confirming poll of a webhook that
+    /// arrived at `now`, if its last step is still `last_step` (as read by
+    /// [`Db::last_job_step`]). False when it moved meanwhile: read it again. A leased job is
+    /// not claimed again: the poll in flight sees `webhook_at` when it reschedules.
+    pub async fn poll_soon(
+        tx: &mut Tx,
+        id: &VideoId,
+        running: &[VideoStatus],
+        last_step: i64,
+        now: i64,
+        at: i64,
+    ) -> Result<bool, DbError> {
+        let done = sql::query(format!(
+            "UPDATE videos SET webhook_at = $1, poll_cause = $2, next_run_at = $3 \
+             WHERE id = $4 AND updated_at = $5 AND {}",
+            status_in("status", running)
+        ))
+        .bind(now)
+        .bind(PollCause::Webhook.as_str())
+        .bind(at)
+        .bind(id.as_str())
+        .bind(last_step)
+        .execute(tx)
+        .await?;
+        Ok(done == 1)
+    }
+
+    /// Records the upstream's acceptance of a job (moving it from one of `from` to `to`) and
+    /// releases the lease. Returns the job as stored, or `None` when it was no longer this
+    /// owner's job in one of `from`.
+    #[allow(clippy::too_many_arguments)] // The move's guard, the lease and what the upstream said.
     pub async fn mark_submitted(
         &self,
         id: &VideoId,
         owner: &str,
+        (from, to): (&[VideoStatus], VideoStatus),
         provider: ProviderId,
         upstream_id: &str,
         due: Due,
@@ -184,11 +212,12 @@ impl Db {
         } = due;
         let mut writer = self.write().await?;
         let row = sql::query(format!(
-            "UPDATE videos SET status = 'in_progress', provider = $1, upstream_id = $2, submitted_at = $3, \
+            "UPDATE videos SET status = $11, provider = $1, upstream_id = $2, submitted_at = $3, \
              updated_at = $3, next_run_at = $4, lease_owner = NULL, lease_until = NULL, \
              upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd), \
              poll_cause = $9, webhook_at = NULL, upstream_requests = upstream_requests + $10 \
-             WHERE id = $5 AND lease_owner = $6 AND {RUNNING} RETURNING *"
+             WHERE id = $5 AND lease_owner = $6 AND {} RETURNING *",
+            status_in("status", from)
         ))
         .bind(provider)
         .bind(upstream_id)
@@ -200,24 +229,32 @@ impl Db {
         .bind(cost.and_then(|c| c.micro_usd).map(|m| m.get()))
         .bind(cause.as_str())
         .bind(requests)
+        .bind(to.as_str())
         .fetch_optional(&mut writer)
         .await?;
         row.map(|r| video_from_row(&r)).transpose()
     }
 
-    /// Puts a leased job back to wait until its next due time, recording its progress and the
-    /// `requests` just made upstream for it. When a webhook arrived while the job was leased
-    /// (after `step_started`), the job is due for its confirmation instead, once `min_interval_ms`
-    /// has passed.
-    pub async fn reschedule(&self, id: &VideoId, owner: &str, due: Due) -> Result<bool, DbError> {
+    /// Puts a leased job in one of `running` back to wait until its next due time, recording
+    /// its progress and the `requests` just made upstream for it. When a webhook arrived while
+    /// the job was leased (after `step_started`), the job is due at `confirm_at` instead, for
+    /// its confirmation: the domain hands both times, the row says which applies.
+    pub async fn reschedule(
+        &self,
+        id: &VideoId,
+        owner: &str,
+        running: &[VideoStatus],
+        due: Due,
+    ) -> Result<bool, DbError> {
         let now = now_ms();
         let done = sql::query(format!(
             "UPDATE videos SET progress = COALESCE($1, progress), updated_at = $3, \
-             next_run_at = CASE WHEN webhook_at >= $7 THEN $3 + $8 ELSE $2 END, \
-             poll_cause = CASE WHEN webhook_at >= $7 THEN 'webhook' ELSE $9 END, \
+             next_run_at = CASE WHEN webhook_at >= $7 THEN $8 ELSE $2 END, \
+             poll_cause = CASE WHEN webhook_at >= $7 THEN $11 ELSE $9 END, \
              attempts = attempts + $4, upstream_requests = upstream_requests + $10, \
              lease_owner = NULL, lease_until = NULL \
-             WHERE id = $5 AND lease_owner = $6 AND {RUNNING}"
+             WHERE id = $5 AND lease_owner = $6 AND {}",
+            status_in("status", running)
         ))
         .bind(due.progress)
         .bind(due.at)
@@ -226,31 +263,39 @@ impl Db {
         .bind(id.as_str())
         .bind(owner)
         .bind(due.step_started)
-        .bind(due.min_interval_ms)
+        .bind(due.confirm_at)
         .bind(due.cause.as_str())
         .bind(due.requests)
+        .bind(PollCause::Webhook.as_str())
         .execute(&mut self.write().await?)
         .await?;
         Ok(done == 1)
     }
 
-    /// Moves a leased running job to `completed`; false when it is no longer running or leased.
+    /// Moves a leased job from one of `from` to `to` (completed), with its output and charge,
+    /// and takes it out of its tenant's totals, changing them by `usage`. Returns the requests
+    /// it made upstream; `None` when it is no longer in one of `from` or no longer leased to
+    /// `owner` (nothing changed).
+    #[allow(clippy::too_many_arguments)] // The move's guard, the lease and what the upstream said.
     pub async fn mark_completed(
         tx: &mut Tx,
         id: &VideoId,
         owner: &str,
+        (from, to): (&[VideoStatus], VideoStatus),
         output_url: &str,
         charged: Credits,
         expires_at: i64,
         cost: Option<&ReportedCost>,
+        usage: UsageChange,
     ) -> Result<Option<i64>, DbError> {
         let now = now_ms();
         let done = sql::query(format!(
-            "UPDATE videos SET status = 'completed', progress = 100, output_url = $1, cost_charged = $2, \
+            "UPDATE videos SET status = $9, progress = 100, output_url = $1, cost_charged = $2, \
              completed_at = $3, updated_at = $3, expires_at = $4, lease_owner = NULL, lease_until = NULL, \
              upstream_cost = COALESCE($7, upstream_cost), upstream_cost_micro_usd = COALESCE($8, upstream_cost_micro_usd), \
              upstream_requests = upstream_requests + 1 \
-             WHERE id = $5 AND lease_owner = $6 AND {RUNNING} {FINISHED}, upstream_requests"
+             WHERE id = $5 AND lease_owner = $6 AND {} {FINISHED}, upstream_requests",
+            status_in("status", from)
         ))
         .bind(output_url)
         .bind(charged.get())
@@ -260,6 +305,7 @@ impl Db {
         .bind(owner)
         .bind(cost.map(|c| c.raw.as_str()))
         .bind(cost.and_then(|c| c.micro_usd).map(|m| m.get()))
+        .bind(to.as_str())
         .fetch_optional(tx)
         .await?;
         let Some(row) = done else {
@@ -267,33 +313,29 @@ impl Db {
         };
         let finished = finished_from_row(&row)?;
         let requests: i64 = row.col("upstream_requests")?;
-        // The day's credits now count the charge instead of the hold.
-        Self::count_finished_job(
-            tx,
-            &finished,
-            charged.get().saturating_sub(finished.cost_reserved),
-            0,
-        )
-        .await?;
+        Self::count_finished_job(tx, &finished, usage).await?;
         Self::free_slot(tx, id).await?;
         Ok(Some(requests))
     }
 
-    /// Moves a running job to `failed` or `canceled`. With `owner`, only while leased to it;
-    /// with `tenant`, only that tenant's job.
+    /// Moves a job from one of `from` to `status` (failed or canceled), with nothing charged,
+    /// and takes it out of its tenant's totals, changing them by `usage`. With `owner`, only
+    /// while leased to it; with `tenant`, only that tenant's job. False: nothing changed.
     pub async fn mark_ended(
         tx: &mut Tx,
         id: &VideoId,
-        status: VideoStatus,
+        (from, status): (&[VideoStatus], VideoStatus),
         error: Option<&JobError>,
         owner: Option<&str>,
         tenant: Option<&TenantId>,
+        usage: UsageChange,
     ) -> Result<bool, DbError> {
         let now = now_ms();
         let done = sql::query(format!(
             "UPDATE videos SET status = $1, error_code = $2, error_message = $3, cost_charged = 0, \
              completed_at = $4, updated_at = $4, lease_owner = NULL, lease_until = NULL \
-             WHERE id = $5 AND {RUNNING} AND ($6 IS NULL OR lease_owner = $6) AND ($7 IS NULL OR tenant_id = $7) {FINISHED}"
+             WHERE id = $5 AND {} AND ($6 IS NULL OR lease_owner = $6) AND ($7 IS NULL OR tenant_id = $7) {FINISHED}",
+            status_in("status", from)
         ))
         .bind(status.as_str())
         .bind(error.map(|e| e.code.as_str()))
@@ -307,34 +349,36 @@ impl Db {
         let Some(finished) = done.as_ref().map(finished_from_row).transpose()? else {
             return Ok(false);
         };
-        // A failed or canceled job counts neither its hold nor its seconds.
-        Self::count_finished_job(tx, &finished, -finished.cost_reserved, -finished.seconds).await?;
+        Self::count_finished_job(tx, &finished, usage).await?;
         Self::free_slot(tx, id).await?;
         Ok(true)
     }
 
-    /// Queues a leased job that failed upstream again, at another provider, and gives back its
-    /// slot, in one transaction.
+    /// Queues a leased job that failed upstream again (moving it from one of `from` to `to`),
+    /// at another provider, and gives back its slot, in one transaction.
     pub async fn requeue_elsewhere(
         &self,
         id: &VideoId,
         owner: &str,
+        (from, to): (&[VideoStatus], VideoStatus),
         provider: ProviderId,
         fallbacks: &[ProviderId],
     ) -> Result<bool, DbError> {
         let mut tx = self.begin().await?;
         let now = now_ms();
-        let done = sql::query(
-            "UPDATE videos SET status = 'queued', provider = $1, fallbacks = $2, upstream_id = NULL, \
+        let done = sql::query(format!(
+            "UPDATE videos SET status = $6, provider = $1, fallbacks = $2, upstream_id = NULL, \
              submitted_at = NULL, progress = 0, next_run_at = $3, updated_at = $3, \
              lease_owner = NULL, lease_until = NULL \
-             WHERE id = $4 AND lease_owner = $5 AND status = 'in_progress'",
-        )
+             WHERE id = $4 AND lease_owner = $5 AND {}",
+            status_in("status", from)
+        ))
         .bind(provider)
         .bind(serde_json::to_string(fallbacks).ok())
         .bind(now)
         .bind(id.as_str())
         .bind(owner)
+        .bind(to.as_str())
         .execute(&mut tx)
         .await?;
         if done != 1 {
@@ -345,17 +389,20 @@ impl Db {
         Ok(true)
     }
 
-    /// Moves a leased, not yet submitted job to another provider, keeping the lease.
+    /// Moves a leased, not yet submitted job in one of `running` to another provider, keeping
+    /// the lease.
     pub async fn switch_provider(
         &self,
         id: &VideoId,
         owner: &str,
+        running: &[VideoStatus],
         provider: ProviderId,
         fallbacks: &[ProviderId],
     ) -> Result<bool, DbError> {
         let done = sql::query(format!(
             "UPDATE videos SET provider = $1, fallbacks = $2, updated_at = $3 \
-             WHERE id = $4 AND lease_owner = $5 AND {RUNNING}"
+             WHERE id = $4 AND lease_owner = $5 AND {}",
+            status_in("status", running)
         ))
         .bind(provider)
         .bind(serde_json::to_string(fallbacks).ok())

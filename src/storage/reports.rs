@@ -2,11 +2,14 @@
 //! savings, and completed jobs whose upstream-reported cost strays from the estimate.
 
 use super::sql::{self, Get};
-use super::videos::video_from_row;
+use super::videos::{status_in, video_from_row};
 use super::{Db, DbError};
 use crate::types::ids::TenantId;
 use crate::types::money::{Credits, MicroUsd, Mode};
-use crate::types::video::Video;
+use crate::types::video::{Video, VideoStatus};
+
+/// The status the reports of completed jobs count.
+const COMPLETED: VideoStatus = VideoStatus::Completed;
 
 /// What a usage report groups by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,15 +92,18 @@ pub struct SavingsRow {
 }
 
 impl Db {
-    /// A tenant's settled jobs in one mode between two instants, grouped.
+    /// A tenant's settled jobs (in one of `finished`) in one mode between two instants,
+    /// grouped.
     pub async fn usage(
         &self,
         tenant: &TenantId,
         mode: Mode,
-        from_ms: i64,
-        to_ms: i64,
+        (from_ms, to_ms): (i64, i64),
+        finished: &[VideoStatus],
         groups: &[UsageGroup],
     ) -> Result<Vec<UsageRow>, DbError> {
+        let completed = format!("status = '{}'", COMPLETED.as_str());
+        let finished = status_in("status", finished);
         let columns: Vec<String> = groups
             .iter()
             .enumerate()
@@ -120,11 +126,11 @@ impl Db {
         };
         let sql = format!(
             "SELECT {select}COUNT(*) AS jobs, \
-               CAST(COALESCE(SUM(CASE WHEN status = 'completed' THEN 1 ELSE 0 END), 0) AS BIGINT) AS completed, \
-               CAST(COALESCE(SUM(CASE WHEN status = 'completed' THEN seconds ELSE 0 END), 0) AS BIGINT) AS seconds, \
+               CAST(COALESCE(SUM(CASE WHEN {completed} THEN 1 ELSE 0 END), 0) AS BIGINT) AS completed, \
+               CAST(COALESCE(SUM(CASE WHEN {completed} THEN seconds ELSE 0 END), 0) AS BIGINT) AS seconds, \
                CAST(COALESCE(SUM(cost_charged), 0) AS BIGINT) AS charged \
              FROM videos WHERE tenant_id = $1 AND mode = $2 AND completed_at >= $3 AND completed_at < $4 \
-               AND status IN ('completed', 'failed', 'canceled'){group_by}"
+               AND {finished}{group_by}"
         );
         sql::query(sql)
             .bind(tenant.as_str())
@@ -151,13 +157,14 @@ impl Db {
     /// Revenue against upstream cost per tenant, provider and UTC day for completed live jobs:
     /// (tenant, provider, day, jobs, credits charged, upstream micro-USD).
     pub async fn margin_report(&self, from_ms: i64, to_ms: i64) -> Result<Vec<MarginRow>, DbError> {
-        sql::query(
+        sql::query(format!(
             "SELECT tenant_id, COALESCE(provider, '') AS provider, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
                CAST(COALESCE(SUM(cost_charged), 0) AS BIGINT) AS revenue, \
                CAST(COALESCE(SUM(COALESCE(upstream_cost_micro_usd, upstream_estimate_micro)), 0) AS BIGINT) AS cost \
-             FROM videos WHERE status = 'completed' AND mode = 'live' AND completed_at >= $1 AND completed_at < $2 \
+             FROM videos WHERE status = '{}' AND mode = 'live' AND completed_at >= $1 AND completed_at < $2 \
              GROUP BY tenant_id, COALESCE(provider, ''), completed_at / 86400000 ORDER BY day, tenant_id, provider",
-        )
+            COMPLETED.as_str()
+        ))
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(&mut self.scan())
@@ -184,16 +191,17 @@ impl Db {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<SavingsRow>, DbError> {
-        sql::query(
+        sql::query(format!(
             "SELECT tenant_id, completed_at / 86400000 AS day, COUNT(*) AS jobs, \
                CAST(COALESCE(SUM(COALESCE(upstream_cost_micro_usd, upstream_estimate_micro)), 0) AS BIGINT) AS paid, \
                CAST(COALESCE(SUM(cost_ceiling_micro), 0) AS BIGINT) AS ceiling, \
                CAST(COALESCE(SUM(cost_baseline_micro), 0) AS BIGINT) AS baseline, \
                CAST(SUM(CASE WHEN cost_baseline_micro IS NULL THEN 0 ELSE 1 END) AS BIGINT) AS with_baseline \
-             FROM videos WHERE status = 'completed' AND mode = 'live' \
+             FROM videos WHERE status = '{}' AND mode = 'live' \
                AND completed_at >= $1 AND completed_at < $2 \
              GROUP BY tenant_id, completed_at / 86400000 ORDER BY day, tenant_id",
-        )
+            COMPLETED.as_str()
+        ))
         .bind(from_ms)
         .bind(to_ms)
         .fetch_all(&mut self.scan())
@@ -222,12 +230,13 @@ impl Db {
         threshold_percent: i64,
         limit: i64,
     ) -> Result<Vec<Video>, DbError> {
-        sql::query(
-            "SELECT * FROM videos WHERE status = 'completed' AND completed_at >= $1 AND completed_at < $2 \
+        sql::query(format!(
+            "SELECT * FROM videos WHERE status = '{}' AND completed_at >= $1 AND completed_at < $2 \
                AND upstream_cost_micro_usd IS NOT NULL AND upstream_estimate_micro IS NOT NULL \
                AND ABS(upstream_cost_micro_usd - upstream_estimate_micro) * 100 > $3 * upstream_estimate_micro \
              ORDER BY completed_at DESC LIMIT $4",
-        )
+            COMPLETED.as_str()
+        ))
         .bind(from_ms)
         .bind(to_ms)
         .bind(threshold_percent)

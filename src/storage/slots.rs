@@ -3,19 +3,19 @@
 //! and its submit rate (a GCRA token per submit).
 
 use super::sql;
-use super::videos::RUNNING;
+use super::videos::status_in;
 use super::{Db, DbError, Tx};
 use crate::types::ids::{ProviderId, VideoId};
-
-/// How many waiting jobs a create counts before it joins them in the queue.
-const WAITING_COUNTED: i64 = 256;
+use crate::types::video::VideoStatus;
 
 impl Db {
-    /// Takes a slot at `provider` for a leased job, if fewer than `limit` are in use.
+    /// Takes a slot at `provider` for a leased job in one of `running`, if fewer than `limit`
+    /// are in use.
     pub async fn acquire_slot(
         &self,
         id: &VideoId,
         owner: &str,
+        running: &[VideoStatus],
         provider: ProviderId,
         limit: i64,
     ) -> Result<bool, DbError> {
@@ -36,7 +36,8 @@ impl Db {
             return Ok(false);
         }
         let held = sql::query(format!(
-            "UPDATE videos SET slot_provider = $1 WHERE id = $2 AND lease_owner = $3 AND slot_provider IS NULL AND {RUNNING}"
+            "UPDATE videos SET slot_provider = $1 WHERE id = $2 AND lease_owner = $3 AND slot_provider IS NULL AND {}",
+            status_in("status", running)
         ))
         .bind(provider)
         .bind(id.as_str())
@@ -89,33 +90,41 @@ impl Db {
             .map(|n| n.unwrap_or(0))
     }
 
-    /// Takes one of `provider`'s `limit` slots for a job being created, in its creating
-    /// transaction, unless the jobs already waiting for that provider need every free slot
-    /// (they go first). Waiting jobs are counted up to [`WAITING_COUNTED`]; with that many, the
-    /// new job waits too. One statement takes the slot, so the count stays exact.
-    pub async fn take_slot_for_new_job(
+    /// How many jobs in one of `waiting` wait for `provider`, counted up to `up_to`; read in
+    /// a creating transaction (see `domain::jobs::take_slot_for_new_job`).
+    pub async fn jobs_waiting_for(
         tx: &mut Tx,
         provider: ProviderId,
-        limit: i64,
-    ) -> Result<bool, DbError> {
-        let waiting: i64 = sql::query(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM videos WHERE status = 'queued' AND provider = $1 LIMIT $2) w",
-        )
+        waiting: &[VideoStatus],
+        up_to: i64,
+    ) -> Result<i64, DbError> {
+        sql::query(format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM videos WHERE {} AND provider = $1 LIMIT $2) w",
+            status_in("status", waiting)
+        ))
         .bind(provider)
-        .bind(WAITING_COUNTED)
+        .bind(up_to)
         .fetch_one(tx)
         .await?
-        .at(0)?;
-        if waiting >= WAITING_COUNTED || waiting >= limit {
-            return Ok(false);
-        }
+        .at(0)
+    }
+
+    /// Takes one of `provider`'s `limit` slots in a creating transaction, leaving `reserved`
+    /// free slots untouched: taken only while `in_use + reserved < limit`. One statement
+    /// takes the slot, so the count stays exact.
+    pub async fn take_slot_leaving(
+        tx: &mut Tx,
+        provider: ProviderId,
+        reserved: i64,
+        limit: i64,
+    ) -> Result<bool, DbError> {
         let taken = sql::query(
             "INSERT INTO provider_slots (provider, in_use) VALUES ($1, 1) \
              ON CONFLICT (provider) DO UPDATE SET in_use = provider_slots.in_use + 1 \
              WHERE provider_slots.in_use + $2 < $3 RETURNING in_use",
         )
         .bind(provider)
-        .bind(waiting)
+        .bind(reserved)
         .bind(limit)
         .fetch_optional(tx)
         .await?;

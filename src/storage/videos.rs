@@ -9,8 +9,22 @@ use crate::types::ids::{ApiKeyId, ProviderId, TenantId, VideoId};
 use crate::types::money::{Credits, MicroUsd, Mode};
 use crate::types::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
 
-/// The condition a job still running meets.
+/// The guard of the worker's claim (`Db::claim_due_jobs`), the one place that does not yet
+/// take its statuses from the caller.
 pub(super) const RUNNING: &str = "status IN ('queued', 'in_progress')";
+
+/// `column IN ('a', 'b')` for the statuses a caller hands in: the compare-and-set guard of a
+/// status change, or the set a reader counts. An empty set matches no row.
+pub(super) fn status_in(column: &str, statuses: &[VideoStatus]) -> String {
+    if statuses.is_empty() {
+        return "1 = 0".to_owned();
+    }
+    let list: Vec<String> = statuses
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect();
+    format!("{column} IN ({})", list.join(", "))
+}
 
 pub(super) fn video_from_row(row: &impl Get) -> Result<Video, DbError> {
     let request: String = row.col("request")?;
@@ -249,16 +263,18 @@ impl Db {
         Ok(())
     }
 
-    /// Hides a finished video from every read.
+    /// Hides a video from every read, only while its status is one of `finished`.
     pub async fn soft_delete_video(
         &self,
         tenant: &TenantId,
         id: &VideoId,
+        finished: &[VideoStatus],
     ) -> Result<bool, DbError> {
         let now = now_ms();
         let done = sql::query(format!(
             "UPDATE videos SET deleted_at = $1, updated_at = $1 \
-             WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL AND NOT ({RUNNING})"
+             WHERE id = $2 AND tenant_id = $3 AND deleted_at IS NULL AND {}",
+            status_in("status", finished)
         ))
         .bind(now)
         .bind(id.as_str())
@@ -268,14 +284,16 @@ impl Db {
         Ok(done == 1)
     }
 
-    /// Running jobs created before `created_before`, oldest first.
+    /// Jobs in one of `running` created before `created_before`, oldest first.
     pub async fn overdue_jobs(
         &self,
+        running: &[VideoStatus],
         created_before: i64,
         limit: i64,
     ) -> Result<Vec<Video>, DbError> {
         sql::query(format!(
-            "SELECT * FROM videos WHERE {RUNNING} AND created_at < $1 ORDER BY created_at LIMIT $2"
+            "SELECT * FROM videos WHERE {} AND created_at < $1 ORDER BY created_at LIMIT $2",
+            status_in("status", running)
         ))
         .bind(created_before)
         .bind(limit)
@@ -286,11 +304,14 @@ impl Db {
         .collect()
     }
 
-    /// Counts of jobs by status (for tests and the operator).
-    pub async fn count_running_jobs(&self) -> Result<i64, DbError> {
-        sql::query(format!("SELECT COUNT(*) FROM videos WHERE {RUNNING}"))
-            .fetch_one(&mut self.scan())
-            .await?
-            .at(0)
+    /// How many jobs are in one of `statuses` (for tests and the operator).
+    pub async fn count_jobs_in(&self, statuses: &[VideoStatus]) -> Result<i64, DbError> {
+        sql::query(format!(
+            "SELECT COUNT(*) FROM videos WHERE {}",
+            status_in("status", statuses)
+        ))
+        .fetch_one(&mut self.scan())
+        .await?
+        .at(0)
     }
 }

@@ -3,7 +3,7 @@
 
 use super::sql::{self, Get};
 use super::{now_ms, Db, DbError, Tx};
-use crate::types::ids::{message_id, TenantId};
+use crate::types::ids::{TenantId, VideoId};
 use crate::types::money::Mode;
 
 /// A tenant's webhook endpoint.
@@ -289,66 +289,47 @@ impl Db {
         Ok(())
     }
 
-    /// Writes one outbox message per target of a job's terminal event, in the job's
-    /// transaction: every enabled endpoint of the tenant subscribed to `event`, and the
-    /// request's own `webhook_url`, all of the video's mode. Returns how many were written.
+    /// Every endpoint of the tenant, of both modes, enabled or not, read in a job's ending
+    /// transaction (the domain picks who receives its event).
+    pub async fn webhook_endpoints_in(
+        tx: &mut Tx,
+        tenant: &TenantId,
+    ) -> Result<Vec<Endpoint>, DbError> {
+        sql::query("SELECT * FROM webhook_endpoints WHERE tenant_id = $1 ORDER BY created_at, id")
+            .bind(tenant.as_str())
+            .fetch_all(tx)
+            .await?
+            .iter()
+            .map(endpoint_from_row)
+            .collect()
+    }
+
+    /// Writes one outbox message of `event` per target the domain chose, in the job's
+    /// transaction. Returns how many were written.
     pub async fn enqueue_webhooks(
         tx: &mut Tx,
-        video_id: &str,
+        tenant: &TenantId,
+        mode: Mode,
+        video_id: &VideoId,
         event: &str,
+        targets: &[OutboxTarget],
     ) -> Result<u64, DbError> {
         let now = now_ms();
-        let Some(row) = sql::query("SELECT tenant_id, mode, request FROM videos WHERE id = $1")
-            .bind(video_id)
-            .fetch_optional(tx)
-            .await?
-        else {
-            return Ok(0);
-        };
-        let tenant: String = row.col("tenant_id")?;
-        let mode: String = row.col("mode")?;
-        let request: String = row.col("request")?;
-        let webhook_url = serde_json::from_str::<serde_json::Value>(&request)
-            .ok()
-            .and_then(|r| {
-                r.get("webhook_url")
-                    .and_then(|u| u.as_str())
-                    .map(str::to_owned)
-            });
-        let endpoints: Vec<(String, String)> = sql::query(
-            "SELECT id, events FROM webhook_endpoints \
-             WHERE tenant_id = $1 AND mode = $2 AND disabled_at IS NULL",
-        )
-        .bind(&tenant)
-        .bind(&mode)
-        .fetch_all(tx)
-        .await?
-        .iter()
-        .map(|r| Ok((r.col("id")?, r.col("events")?)))
-        .collect::<Result<_, DbError>>()?;
-        let mut targets: Vec<(Option<String>, Option<String>)> = endpoints
-            .into_iter()
-            .filter(|(_, events)| events.split(',').any(|e| e == event))
-            .map(|(id, _)| (Some(id), None))
-            .collect();
-        if let Some(url) = webhook_url {
-            targets.push((None, Some(url)));
-        }
         let mut written = 0;
-        for (endpoint, url) in targets {
+        for target in targets {
             written += sql::query(
                 "INSERT INTO webhook_messages (id, tenant_id, endpoint_id, url, event_type, video_id, \
                  event_at, state, next_attempt_at, created_at, mode) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $7, $7, $8)",
             )
-            .bind(message_id())
-            .bind(&tenant)
-            .bind(endpoint)
-            .bind(url)
+            .bind(&target.message_id)
+            .bind(tenant.as_str())
+            .bind(target.endpoint_id.as_deref())
+            .bind(target.url.as_deref())
             .bind(event)
-            .bind(video_id)
+            .bind(video_id.as_str())
             .bind(now)
-            .bind(&mode)
+            .bind(mode.as_str())
             .execute(tx)
             .await?;
         }
@@ -569,4 +550,12 @@ impl Db {
             .await?
             .at(0)
     }
+}
+
+/// One outbox message to write: to a tenant's endpoint, or to a request's own URL.
+#[derive(Debug, Clone)]
+pub struct OutboxTarget {
+    pub message_id: String,
+    pub endpoint_id: Option<String>,
+    pub url: Option<String>,
 }

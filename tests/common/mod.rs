@@ -248,7 +248,9 @@ impl TestApp {
 
     /// Every money invariant the audit checks (see `storage::audit`).
     pub async fn assert_ledger_consistent(&self) {
-        let report = self.db.audit_ledger().await.expect("audit");
+        let report = seedance_gateway::domain::reports::audit(&self.db)
+            .await
+            .expect("audit");
         assert!(report.ok, "ledger audit failed: {report:?}");
     }
 
@@ -280,7 +282,9 @@ impl Drop for TestApp {
                 })
                 .await
                 .expect("audit connection");
-                let report = db.audit_ledger().await.expect("audit");
+                let report = seedance_gateway::domain::reports::audit(&db)
+                    .await
+                    .expect("audit");
                 db.close().await;
                 report
             })

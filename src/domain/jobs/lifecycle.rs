@@ -6,7 +6,9 @@
 use std::time::Duration;
 
 use super::schedule::{backoff, MAX_ATTEMPTS};
+use super::transitions::{Transition, IN_FLIGHT};
 use crate::domain::billing::{ledger, pricing};
+use crate::domain::end_users::usage_after_end;
 use crate::domain::services::Services;
 use crate::providers::ReportedCost;
 use crate::storage::{attempts::Attempt, leases::Due};
@@ -44,13 +46,17 @@ pub async fn end_job(
         EndedBy::Tenant(tenant) => (None, Some(*tenant)),
         EndedBy::Timeout => (None, None),
     };
+    let transition = Transition::ending(status, matches!(by, EndedBy::Timeout));
+    let (from, to) = transition.guard();
     let error = error.as_ref();
     let (ended, voided) = retry_conflicts(|| async move {
         let mut tx = state.db.begin().await?;
-        let ended = Db::mark_ended(&mut tx, &job.id, status, error, owner, tenant).await?;
+        let usage = usage_after_end(job, None);
+        let ended =
+            Db::mark_ended(&mut tx, &job.id, (from, to), error, owner, tenant, usage).await?;
         let voided = ended && ledger::void(&mut tx, &job.id).await?;
         if ended {
-            crate::domain::webhooks::enqueue(&mut tx, &job.id, status).await?;
+            crate::domain::webhooks::enqueue(&mut tx, job, to).await?;
         }
         tx.commit().await?;
         Ok::<_, anyhow::Error>((ended, voided))
@@ -59,7 +65,7 @@ pub async fn end_job(
     if !ended {
         return Ok(false);
     }
-    after_terminal(state, job, status, 0, voided);
+    after_terminal(state, job, to, 0, voided);
     if !matches!(by, EndedBy::Worker(_)) {
         cancel_upstream(state, job);
     }
@@ -93,7 +99,7 @@ pub fn after_terminal(
 /// the same transaction) and asks their upstreams to cancel.
 pub async fn expire_overdue(state: &Services) -> anyhow::Result<()> {
     let cutoff = now_ms() - (state.config.workers.hold_timeout_secs * 1000) as i64;
-    for job in state.db.overdue_jobs(cutoff, 100).await? {
+    for job in state.db.overdue_jobs(IN_FLIGHT, cutoff, 100).await? {
         let error = JobError {
             code: "timeout".into(),
             message: "the job did not finish in time; its credits were released".into(),
@@ -168,14 +174,24 @@ pub(super) async fn complete(
     let expires_at = now_ms() + state.config.videos.retention_secs * 1000;
     let (requests, charged) = retry_conflicts(|| async move {
         let mut tx = state.db.begin().await?;
-        let requests =
-            Db::mark_completed(&mut tx, &job.id, owner, video_url, charge, expires_at, cost)
-                .await?;
+        let (from, to) = Transition::Complete.guard();
+        let requests = Db::mark_completed(
+            &mut tx,
+            &job.id,
+            owner,
+            (from, to),
+            video_url,
+            charge,
+            expires_at,
+            cost,
+            usage_after_end(job, Some(charge)),
+        )
+        .await?;
         let mut charged = 0;
         if requests.is_some() {
             let captured = ledger::capture(&mut tx, &job.id, charge).await?;
             charged = captured.map_or(0, |c| c.get());
-            crate::domain::webhooks::enqueue(&mut tx, &job.id, VideoStatus::Completed).await?;
+            crate::domain::webhooks::enqueue(&mut tx, job, to).await?;
             if state.config.storage.archive {
                 Db::queue_archive(&mut tx, &job.id).await?;
             }
@@ -248,6 +264,6 @@ pub(super) async fn retry_later(
         requests,
         ..Due::at(now_ms() + delay.as_millis() as i64, job.poll_cause)
     };
-    state.db.reschedule(&job.id, owner, due).await?;
+    state.db.reschedule(&job.id, owner, IN_FLIGHT, due).await?;
     Ok(())
 }

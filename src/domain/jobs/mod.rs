@@ -5,6 +5,8 @@
 //!   lost answers; `intents`: a submit cut off by a crash or a lost lease) or a poll, whose
 //!   answer is settled by `lifecycle` (capture or void in the same transaction as the final
 //!   state).
+//! - [`transitions`] is the one table of the job's statuses and the moves between them; every
+//!   write that changes a status hands storage its guard from there.
 //! - `schedule` decides when a running job is next due: the regular poll schedule, or, for
 //!   jobs whose provider calls back, only safety polls until the webhook.
 //! - The worker (`workers::jobs`) claims due jobs and calls [`advance`]; a create calls
@@ -18,6 +20,7 @@ mod intents;
 mod lifecycle;
 mod schedule;
 mod submit;
+pub mod transitions;
 
 use crate::domain::services::Services;
 use crate::providers::{ProviderError, UpstreamStatus};
@@ -27,14 +30,15 @@ use crate::types::ids::ProviderId;
 use crate::types::video::{JobError, PollCause, Video, VideoStatus};
 
 pub use lifecycle::{after_terminal, cancel_upstream, end_job, expire_overdue, EndedBy};
-pub use schedule::{backoff, poll_delay, webhook_poll_interval};
-pub use submit::hand_out_slots;
+pub use schedule::{backoff, confirmation_due, poll_delay, webhook_poll_interval};
+pub use submit::{hand_out_slots, take_slot_for_new_job};
 
 pub use intents::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
 
 use lifecycle::{complete, end, retry_later};
 use schedule::next_poll;
 use submit::{resubmit, submit};
+use transitions::IN_FLIGHT;
 
 /// Submits a just-created job from the request that created it, so that the client learns at
 /// once when the upstream refuses it. The job was stored leased to this replica (holding its
@@ -79,14 +83,15 @@ pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Vide
                 count_attempt: false,
                 requests: 1,
                 step_started: Some(started),
-                min_interval_ms: webhook_poll_interval(state, provider.as_ref()).as_millis() as i64,
+                confirm_at: now_ms()
+                    + webhook_poll_interval(state, provider.as_ref()).as_millis() as i64,
             };
             match polled {
                 Ok(UpstreamStatus::Queued) => {
                     let (at, cause) = next_poll(state, provider.as_ref(), &job);
                     state
                         .db
-                        .reschedule(&job.id, owner, after_poll(at, cause, None))
+                        .reschedule(&job.id, owner, IN_FLIGHT, after_poll(at, cause, None))
                         .await?;
                 }
                 Ok(UpstreamStatus::Running { progress }) => {
@@ -94,7 +99,7 @@ pub async fn advance(state: &Services, job: Video) -> anyhow::Result<Option<Vide
                     let progress = progress.map(|p| p.clamp(0, 99));
                     state
                         .db
-                        .reschedule(&job.id, owner, after_poll(at, cause, progress))
+                        .reschedule(&job.id, owner, IN_FLIGHT, after_poll(at, cause, progress))
                         .await?;
                 }
                 Ok(UpstreamStatus::Completed {

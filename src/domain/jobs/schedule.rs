@@ -66,6 +66,15 @@ fn calls_back(state: &Services, provider: &dyn Provider, job: &Video) -> bool {
 /// The least time between two polls of one job that webhooks cause: the provider's own
 /// minimum, and never under `workers.webhook_poll_floor_ms`, so that a flood of deliveries
 /// for a job (duplicates or forgeries) costs at most one upstream poll per interval.
+/// When the confirming poll of a webhook that arrived at `now` is due: at once, unless the
+/// job's last upstream request (`last_step`) was less than `min_interval` ago. The
+/// confirmation waits for the interval's end however many webhooks arrive: a poll inside the
+/// provider's minimum would be refused (AIgateway answers 304), and the gateway's floor keeps
+/// a flood of deliveries from becoming a flood of polls.
+pub fn confirmation_due(last_step: i64, now: i64, min_interval: Duration) -> i64 {
+    (last_step + min_interval.as_millis() as i64).max(now)
+}
+
 pub fn webhook_poll_interval(state: &Services, provider: &dyn Provider) -> Duration {
     provider.min_poll_interval().max(Duration::from_millis(
         state.config.workers.webhook_poll_floor_ms,
@@ -155,6 +164,14 @@ mod tests {
     use super::*;
     use crate::config::SandboxConfig;
     use crate::providers::sandbox::Sandbox;
+
+    #[test]
+    fn a_confirmation_waits_out_the_interval_after_the_last_request() {
+        let interval = Duration::from_millis(1_000);
+        assert_eq!(confirmation_due(10_000, 10_200, interval), 11_000);
+        assert_eq!(confirmation_due(10_000, 12_000, interval), 12_000);
+        assert_eq!(confirmation_due(10_000, 11_000, interval), 11_000);
+    }
 
     #[test]
     fn polls_back_off_with_age_within_their_bounds() {

@@ -10,11 +10,12 @@ use std::sync::Arc;
 use super::intents::{abandon, recover_intents, UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
 use super::lifecycle::{end, retry_later};
 use super::schedule::{first_poll_delay, first_safety_poll, observed_duration, safety_interval};
+use super::transitions::{Transition, IN_FLIGHT, WAITING};
 use crate::domain::routing::eligibility;
 use crate::domain::services::Services;
 use crate::providers::{Provider, ProviderError, SubmitRequest};
-use crate::storage::now_ms;
 use crate::storage::{attempts::Attempt, leases::Due};
+use crate::storage::{now_ms, Db, DbError, Tx};
 use crate::types::ids::ProviderId;
 use crate::types::video::{JobError, PollCause, Video, VideoStatus};
 
@@ -56,7 +57,7 @@ pub(super) async fn submit(
         {
             // Every candidate is full: wait in the queue for a slot.
             let due = Due::at(next_queue_turn(now_ms()), PollCause::Scheduled);
-            state.db.reschedule(&job.id, owner, due).await?;
+            state.db.reschedule(&job.id, owner, IN_FLIGHT, due).await?;
             return Ok(None);
         }
         let first_frame_url = match (
@@ -130,6 +131,7 @@ pub(super) async fn submit(
                         .mark_submitted(
                             &job.id,
                             owner,
+                            Transition::Submit.guard(),
                             provider.id(),
                             &submission.upstream_id,
                             Due {
@@ -272,7 +274,7 @@ async fn after_failure(
         tracing::info!(video = %job.id, from = provider.id().as_str(), to = next.id().as_str(), %error, "failing over to the next provider");
         if !state
             .db
-            .switch_provider(&job.id, owner, next.id(), &job.fallbacks)
+            .switch_provider(&job.id, owner, IN_FLIGHT, next.id(), &job.fallbacks)
             .await?
         {
             return Ok(Then::Done); // No longer ours (canceled, or the lease was lost).
@@ -359,7 +361,7 @@ pub async fn hand_out_slots(state: &Services, mut claimed: Vec<Video>) -> Vec<Vi
         }
         match state
             .db
-            .acquire_slot(&job.id, &state.instance_id, provider, limit)
+            .acquire_slot(&job.id, &state.instance_id, IN_FLIGHT, provider, limit)
             .await
         {
             Ok(true) => job.slot_provider = Some(provider),
@@ -368,6 +370,25 @@ pub async fn hand_out_slots(state: &Services, mut claimed: Vec<Video>) -> Vec<Vi
         }
     }
     claimed
+}
+
+/// How many waiting jobs a create counts before it joins them in the queue.
+const WAITING_COUNTED: i64 = 256;
+
+/// Takes one of `provider`'s `limit` slots for a job being created, in its creating
+/// transaction, unless the jobs already waiting for that provider need every free slot: jobs
+/// that waited go first. Waiting jobs are counted up to [`WAITING_COUNTED`]; with that many,
+/// the new job waits too.
+pub async fn take_slot_for_new_job(
+    tx: &mut Tx,
+    provider: ProviderId,
+    limit: i64,
+) -> Result<bool, DbError> {
+    let ahead = Db::jobs_waiting_for(tx, provider, WAITING, WAITING_COUNTED).await?;
+    if ahead >= WAITING_COUNTED || ahead >= limit {
+        return Ok(false);
+    }
+    Db::take_slot_leaving(tx, provider, ahead, limit).await
 }
 
 /// How often jobs waiting for a slot look for one.
@@ -400,7 +421,7 @@ async fn take_slot(
     };
     if state
         .db
-        .acquire_slot(&job.id, owner, provider.id(), limit)
+        .acquire_slot(&job.id, owner, IN_FLIGHT, provider.id(), limit)
         .await?
     {
         job.slot_provider = Some(provider.id());
@@ -415,7 +436,12 @@ async fn take_slot(
         };
         let room = match state.providers.limit(name) {
             None => true,
-            Some(limit) => state.db.acquire_slot(&job.id, owner, name, limit).await?,
+            Some(limit) => {
+                state
+                    .db
+                    .acquire_slot(&job.id, owner, IN_FLIGHT, name, limit)
+                    .await?
+            }
         };
         if room {
             job.fallbacks.remove(index);
@@ -425,7 +451,7 @@ async fn take_slot(
             }
             if !state
                 .db
-                .switch_provider(&job.id, owner, name, &job.fallbacks)
+                .switch_provider(&job.id, owner, IN_FLIGHT, name, &job.fallbacks)
                 .await?
             {
                 return Ok(false);
@@ -471,7 +497,13 @@ pub(super) async fn resubmit(
     tracing::info!(video = %job.id, from = from.as_str(), to = next.id().as_str(), %code, "resubmitting a job that failed upstream");
     let moved = state
         .db
-        .requeue_elsewhere(&job.id, &state.instance_id, next.id(), &job.fallbacks)
+        .requeue_elsewhere(
+            &job.id,
+            &state.instance_id,
+            Transition::Requeue.guard(),
+            next.id(),
+            &job.fallbacks,
+        )
         .await?;
     if moved {
         state.wake_workers();

@@ -24,10 +24,11 @@ use sha2::Sha256;
 use crate::domain::access::Reach;
 use crate::domain::services::Services;
 use crate::error::{Error, Result};
+use crate::storage::webhooks::OutboxTarget;
 use crate::storage::{now_ms, Db, Tx};
-use crate::types::ids::{random_token, TenantId};
+use crate::types::ids::{message_id, random_token, TenantId};
 use crate::types::money::Mode;
-use crate::types::video::VideoStatus;
+use crate::types::video::{Video, VideoStatus};
 
 /// Endpoints, messages and attempts are storage's rows; the rules about them (who receives
 /// what, signing, retries) are here.
@@ -45,16 +46,44 @@ pub fn event_for(status: VideoStatus) -> Option<&'static str> {
     }
 }
 
-/// Writes the outbox messages for a job that has just ended, inside its transaction.
+/// Writes the outbox messages for a job that has just ended, inside its transaction: one to
+/// every endpoint that [`receives`] its event, and one to the request's own `webhook_url`.
+/// Returns how many were written.
 pub async fn enqueue(
     tx: &mut Tx,
-    video: &crate::types::ids::VideoId,
+    job: &Video,
     status: VideoStatus,
 ) -> std::result::Result<u64, crate::storage::DbError> {
-    match event_for(status) {
-        Some(event) => Db::enqueue_webhooks(tx, video.as_str(), event).await,
-        None => Ok(0),
+    let Some(event) = event_for(status) else {
+        return Ok(0);
+    };
+    let endpoints = Db::webhook_endpoints_in(tx, &job.tenant_id).await?;
+    let mut targets: Vec<OutboxTarget> = endpoints
+        .iter()
+        .filter(|endpoint| receives(endpoint, job.mode, event))
+        .map(|endpoint| OutboxTarget {
+            message_id: message_id(),
+            endpoint_id: Some(endpoint.id.clone()),
+            url: None,
+        })
+        .collect();
+    if let Some(url) = &job.request.webhook_url {
+        targets.push(OutboxTarget {
+            message_id: message_id(),
+            endpoint_id: None,
+            url: Some(url.as_str().to_owned()),
+        });
     }
+    Db::enqueue_webhooks(tx, &job.tenant_id, job.mode, &job.id, event, &targets).await
+}
+
+/// Whether `endpoint` receives `event` of a video of `mode`: it is enabled, of the video's
+/// mode, and subscribed to the event. (A request's own `webhook_url` receives its video's
+/// events whatever the endpoints say.)
+pub fn receives(endpoint: &Endpoint, mode: Mode, event: &str) -> bool {
+    endpoint.disabled_at.is_none()
+        && endpoint.mode == mode
+        && endpoint.events.iter().any(|e| e == event)
 }
 
 pub fn new_secret() -> String {
@@ -359,6 +388,54 @@ pub async fn rotate_request_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn endpoint(mode: Mode, events: &[&str], disabled: bool) -> Endpoint {
+        Endpoint {
+            id: "ep_1".into(),
+            tenant_id: TenantId::from_db("ten_1".into()),
+            mode,
+            url: "https://example.com/hook".into(),
+            description: String::new(),
+            events: events.iter().map(|e| (*e).to_owned()).collect(),
+            secret: new_secret(),
+            previous_secret: None,
+            previous_expires_at: None,
+            disabled_at: disabled.then_some(1),
+            disabled_reason: None,
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn an_endpoint_receives_only_enabled_subscribed_events_of_its_mode() {
+        let completed = "video.completed";
+        let both = ["video.completed", "video.failed"];
+        assert!(receives(
+            &endpoint(Mode::Live, &both, false),
+            Mode::Live,
+            completed
+        ));
+        assert!(!receives(
+            &endpoint(Mode::Test, &both, false),
+            Mode::Live,
+            completed
+        ));
+        assert!(!receives(
+            &endpoint(Mode::Live, &both, true),
+            Mode::Live,
+            completed
+        ));
+        assert!(!receives(
+            &endpoint(Mode::Live, &["video.failed"], false),
+            Mode::Live,
+            completed
+        ));
+        assert!(!receives(
+            &endpoint(Mode::Live, &["video.completed.extra"], false),
+            Mode::Live,
+            completed
+        ));
+    }
 
     #[test]
     fn signs_the_standard_webhooks_example() {

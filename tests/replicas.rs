@@ -53,6 +53,17 @@ fn spawn_replica(
     redis: &str,
     n: usize,
 ) -> Replica {
+    spawn_replica_with(dir, config, db, redis, n, &[])
+}
+
+fn spawn_replica_with(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    db: &str,
+    redis: &str,
+    n: usize,
+    env: &[(&str, String)],
+) -> Replica {
     let port = free_port();
     let log = dir.join(format!("replica-{n}.log"));
     let mut command = Command::new(BIN);
@@ -70,6 +81,7 @@ fn spawn_replica(
         .env("REDIS_URL", redis)
         .env("HOSTNAME", format!("replica-{n}"))
         .env("SEEDANCE_GW_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
@@ -402,4 +414,255 @@ max_concurrent = 6
     };
     assert!(status.success(), "drained replica exited with {status}");
     drop(a);
+}
+
+/// A job as the database has it: its status, its upstream job and its hold's captures.
+async fn stored_job(database: &Db, id: &str) -> (String, Option<String>, usize) {
+    let video = database
+        .get_video_any(&seedance_gateway::types::ids::VideoId::parse(id).expect("id"))
+        .await
+        .expect("read")
+        .expect("stored");
+    let entries = database
+        .entries_for_video(&video.id)
+        .await
+        .expect("entries");
+    let captures = entries
+        .iter()
+        .filter(|(kind, account, _)| kind == "capture" && account.ends_with(":holds"))
+        .count();
+    (
+        video.status.as_str().to_owned(),
+        video.upstream_id,
+        captures,
+    )
+}
+
+async fn create_on(client: &Client, base: &str, key: &str, n: usize) -> String {
+    let response = client
+        .post(format!("{base}/v1/videos"))
+        .bearer_auth(key)
+        .json(&json!({"model": "seedance-2.0-fast", "prompt": format!("clip {n}"), "seconds": 5}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), StatusCode::OK);
+    let video: Value = response.json().await.expect("json");
+    video["id"].as_str().expect("id").to_owned()
+}
+
+/// Two replicas whose machine clocks disagree by ten minutes, far more than the 12 s lease and
+/// the 2-minute hold timeout: every job is submitted once, never polled by both at once nor
+/// sooner than its poll interval, completes (none is timed out by the replica ahead) and is
+/// charged once. Then the replica ahead dies while it holds jobs mid-poll, and a replica behind
+/// takes them over as soon as their leases run out: leases are set and expired on the
+/// database's clock, and each replica sets its clock to the database's (`clock`,
+/// `storage::leases`).
+///
+/// How it fails: with leases and due times on each replica's own clock (remove
+/// `Backend::now_sql` from the claim, and `Db::align_clock`), the replica ahead sees every
+/// lease the other holds as expired and every job it scheduled as due (polls of one job
+/// a tick apart), fails the other's jobs as past their hold timeout, and the jobs it held when
+/// it died wait ten minutes for the replica behind.
+#[tokio::test]
+async fn replicas_whose_clocks_disagree_by_more_than_a_lease_claim_each_job_once() {
+    let test = "replicas_whose_clocks_disagree_by_more_than_a_lease_claim_each_job_once";
+    let (Some(server), Some(redis)) = (
+        common::services::postgres_server(test),
+        common::services::redis(test),
+    ) else {
+        return;
+    };
+    const SKEW_MS: i64 = 300_000;
+    const POLL_MS: u64 = 800;
+    let started = Instant::now();
+    let db_url = common::fresh_postgres_database(&server).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(2500));
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[admin]
+token = "{ADMIN_TOKEN}"
+[workers]
+tick_ms = 50
+lease_secs = 12
+hold_timeout_secs = 120
+[storage]
+dir = "{storage}"
+archive = false
+[security]
+url_allowlist = ["127.0.0.1"]
+[providers.sandbox]
+enabled = false
+[providers.aigateway]
+enabled = true
+base_url = "{base}"
+api_key = "{FAKE_KEY}"
+poll_interval_ms = {POLL_MS}
+timeout_secs = 2
+"#,
+            storage = dir.path().join("storage").display(),
+            base = fake.base_url("aigateway"),
+        ),
+    )
+    .expect("config");
+    let skewed = |ms: i64| [("SGW_TEST_MACHINE_CLOCK_SKEW_MS", ms.to_string())];
+    let client = Client::new();
+    let mut behind = spawn_replica_with(dir.path(), &config, &db_url, &redis, 0, &skewed(-SKEW_MS));
+    wait_ready(&client, &mut behind).await;
+    let mut ahead = spawn_replica_with(dir.path(), &config, &db_url, &redis, 1, &skewed(SKEW_MS));
+    wait_ready(&client, &mut ahead).await;
+
+    let tenant = admin(
+        &client,
+        &behind.base,
+        "/admin/v1/tenants",
+        json!({"name": "acme"}),
+    )
+    .await;
+    let tenant_id = tenant["id"].as_str().expect("id").to_owned();
+    admin(
+        &client,
+        &ahead.base,
+        &format!("/admin/v1/tenants/{tenant_id}/grants"),
+        json!({"amount": 100_000, "reason": "test", "mode": "live"}),
+    )
+    .await;
+    let key = admin(
+        &client,
+        &behind.base,
+        &format!("/admin/v1/tenants/{tenant_id}/keys"),
+        json!({"mode": "live"}),
+    )
+    .await["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db_url.clone()),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("db");
+
+    // Jobs created on both, polled by both.
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        let base = if n % 2 == 0 {
+            &behind.base
+        } else {
+            &ahead.base
+        };
+        ids.push(create_on(&client, base, &key, n).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &ids {
+        loop {
+            let (status, _, _) = stored_job(&database, id).await;
+            if status == "completed" {
+                break;
+            }
+            assert!(
+                status == "queued" || status == "in_progress",
+                "{id} ended {status}"
+            );
+            assert!(Instant::now() < deadline, "{id} never finished");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let calls = fake.calls("aigateway");
+    let submits = calls.iter().filter(|c| c.op == "submit").count();
+    assert_eq!(submits, ids.len(), "each job submitted once");
+    for id in &ids {
+        let (_, upstream, captures) = stored_job(&database, id).await;
+        assert_eq!(captures, 1, "{id} charged once");
+        let upstream = upstream.expect("submitted");
+        let polls: Vec<u64> = calls
+            .iter()
+            .filter(|c| c.op == "poll" && c.path.contains(&upstream))
+            .map(|c| c.at_ms)
+            .collect();
+        assert!(!polls.is_empty(), "{id} was polled");
+        for pair in polls.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= POLL_MS / 2,
+                "{id} polled {} ms after its last poll (never twice at once, nor sooner than \
+                 its interval): {polls:?}",
+                pair[1] - pair[0]
+            );
+        }
+    }
+
+    // The replica ahead dies while it holds jobs mid-poll (the upstream holds their polls).
+    drop(behind);
+    let first_jobs = ids.len();
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(create_on(&client, &ahead.base, &key, 100 + n).await);
+    }
+    for _ in 0..4 {
+        fake.inject(
+            "aigateway",
+            "poll",
+            fake_upstream::Fault::Hang { millis: 30_000 },
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.faults_pending("aigateway", "poll") > 0 {
+        assert!(Instant::now() < deadline, "the held polls never came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ahead.child.kill().expect("SIGKILL");
+    ahead.child.wait().expect("reaped");
+    let killed = Instant::now();
+    let leased: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM videos WHERE lease_owner IS NOT NULL")
+            .fetch_one(database.pool())
+            .await
+            .expect("count");
+    assert!(leased > 0, "the replica died holding leases");
+
+    // A replica behind takes them over once their 12 s leases run out, not ten minutes later.
+    let mut next = spawn_replica_with(dir.path(), &config, &db_url, &redis, 2, &skewed(-SKEW_MS));
+    wait_ready(&client, &mut next).await;
+    let deadline = killed + Duration::from_secs(40);
+    for id in &ids {
+        loop {
+            let (status, _, captures) = stored_job(&database, id).await;
+            if status == "completed" {
+                assert_eq!(captures, 1, "{id} charged once");
+                break;
+            }
+            assert!(
+                status == "queued" || status == "in_progress",
+                "{id} ended {status}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{id} was not taken over after its holder died"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let submits = fake
+        .calls("aigateway")
+        .iter()
+        .filter(|c| c.op == "submit")
+        .count();
+    assert_eq!(submits, first_jobs + ids.len(), "each job submitted once");
+    let audit = database.audit_ledger().await.expect("audit");
+    assert!(audit.ok, "{audit:?}");
+    eprintln!(
+        "taken over {:?} after the kill; the test took {:?}",
+        killed.elapsed(),
+        started.elapsed()
+    );
+    drop(next);
 }

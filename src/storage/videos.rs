@@ -68,8 +68,9 @@ pub(super) fn video_from_row(row: &impl Get) -> Result<Video, sqlx::Error> {
 }
 
 impl Db {
-    /// Stores a new job, leased to `lease_owner` until `lease_until`: the request that creates
-    /// a job submits it itself, and the worker takes it over only if that lease expires.
+    /// Stores a new job, leased to `lease_owner` for `lease_ms` of the database's clock (see
+    /// `storage::leases`): the request that creates a job submits it itself, and the worker
+    /// takes it over only if that lease expires.
     pub async fn insert_video(
         tx: &mut Tx,
         video: &Video,
@@ -78,12 +79,13 @@ impl Db {
     ) -> Result<(), sqlx::Error> {
         let request =
             serde_json::to_string(&video.request).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sql::query(
+        let db_now = tx.backend().now_sql();
+        sql::query(format!(
             "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
              progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token, \
              lease_owner, lease_until, fallbacks, cost_ceiling_micro, cost_baseline_micro, seconds, slot_provider) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, {db_now} + $15, $16, $17, $18, $19, $20)"
+        ))
         .bind(video.id.as_str())
         .bind(video.tenant_id.as_str())
         .bind(video.api_key_id.as_ref().map(ApiKeyId::as_str))
@@ -98,7 +100,7 @@ impl Db {
         .bind(next_run_at)
         .bind(video.callback_token.as_deref())
         .bind(lease.map(|(owner, _)| owner))
-        .bind(lease.map(|(_, until)| until))
+        .bind(lease.map(|(_, lease_ms)| lease_ms))
         .bind(serde_json::to_string(&video.fallbacks).ok())
         .bind(video.cost_ceiling_micro.map(MicroUsd::get))
         .bind(video.cost_baseline_micro.map(MicroUsd::get))

@@ -27,7 +27,7 @@ pub async fn run(state: Arc<Services>, shutdown: CancellationToken) -> anyhow::R
             let now = now_ms();
             match state
                 .db
-                .claim_due_jobs(&state.instance_id, now, now + lease_ms, available)
+                .claim_due_jobs(&state.instance_id, now, lease_ms, available)
                 .await
             {
                 Ok(jobs) => jobs,

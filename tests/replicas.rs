@@ -22,6 +22,7 @@ use reqwest::{Client, StatusCode};
 use seedance_gateway::config::{DatabaseConfig, Secret};
 use seedance_gateway::storage::Db;
 use serde_json::{json, Value};
+use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_seedance-gateway");
 const JOBS: usize = 24;
@@ -665,4 +666,329 @@ timeout_secs = 2
         started.elapsed()
     );
     drop(next);
+}
+
+/// Two replicas racing on one tenant: many creates against one balance split across both,
+/// the same idempotency key sent to both at once, and a cancel on one replica against the
+/// completion its job is reaching on the other, both transactions in flight at once.
+///
+/// - Overdraft: 20 creates of 200 credits at once, ten on each replica, against 1,100
+///   credits: exactly five succeed, and the balance never goes below zero (each create takes
+///   its hold with a conditional debit, `balance - amount >= floor`, in the transaction that
+///   stores the job). Drop that condition from `Db::debit_above_floor` and the two replicas'
+///   creates all pass: more than five succeed and the balance goes negative.
+/// - One key, two replicas: both answers name one video; one job exists (the key is inserted
+///   with the job, under a unique index; the loser waits for the winner's answer).
+/// - Cancel against completion: the poll that reports completion is held upstream while the
+///   test locks the job's row; the cancel goes to the replica that does not hold the job, and
+///   waits for the lock with the completion; then the lock goes. The job ends once: completed
+///   and captured, or canceled and voided, never both. Drop `AND {RUNNING}` (and the owner
+///   guard) from the second write (`Db::mark_completed` / `Db::mark_ended`) to see both.
+#[tokio::test]
+async fn two_replicas_race_for_one_balance_one_key_and_one_job() {
+    let test = "two_replicas_race_for_one_balance_one_key_and_one_job";
+    let (Some(server), Some(redis)) = (
+        common::services::postgres_server(test),
+        common::services::redis(test),
+    ) else {
+        return;
+    };
+    let started = Instant::now();
+    let db_url = common::fresh_postgres_database(&server).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(300));
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[admin]
+token = "{ADMIN_TOKEN}"
+[workers]
+tick_ms = 20
+lease_secs = 20
+[storage]
+dir = "{storage}"
+archive = false
+[security]
+url_allowlist = ["127.0.0.1"]
+[limits]
+tenant_requests_per_minute = 100000
+tenant_burst = 10000
+[providers.sandbox]
+enabled = false
+[providers.seedance_it]
+enabled = true
+base_url = "{base}"
+api_key = "{FAKE_KEY}"
+poll_interval_ms = 50
+timeout_secs = 10
+"#,
+            storage = dir.path().join("storage").display(),
+            base = fake.base_url("seedance-it"),
+        ),
+    )
+    .expect("config");
+    let client = Client::new();
+    let mut a = spawn_replica(dir.path(), &config, &db_url, &redis, 0);
+    wait_ready(&client, &mut a).await;
+    let mut b = spawn_replica(dir.path(), &config, &db_url, &redis, 1);
+    wait_ready(&client, &mut b).await;
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db_url.clone()),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("db");
+    let tenant_with = |credits: i64| {
+        let (client, base) = (client.clone(), a.base.clone());
+        async move {
+            let tenant = admin(&client, &base, "/admin/v1/tenants", json!({"name": "acme"})).await;
+            let tenant_id = tenant["id"].as_str().expect("id").to_owned();
+            admin(
+                &client,
+                &base,
+                &format!("/admin/v1/tenants/{tenant_id}/grants"),
+                json!({"amount": credits, "reason": "test", "mode": "live"}),
+            )
+            .await;
+            let key = admin(
+                &client,
+                &base,
+                &format!("/admin/v1/tenants/{tenant_id}/keys"),
+                json!({"mode": "live"}),
+            )
+            .await["secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned();
+            (tenant_id, key)
+        }
+    };
+    let create = |base: &str, key: &str, prompt: String, idempotency: Option<&str>| {
+        let mut request = client
+            .post(format!("{base}/v1/videos"))
+            .bearer_auth(key)
+            .json(&json!({"model": "seedance-2.0-fast", "prompt": prompt, "seconds": 4}));
+        if let Some(idempotency) = idempotency {
+            request = request.header("Idempotency-Key", idempotency);
+        }
+        async move {
+            let response = request.send().await.expect("create");
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    // Overdraft: twenty creates at once against five creates' worth of credit.
+    let (tenant, key) = tenant_with(1_100).await;
+    let answers = futures::future::join_all((0..20).map(|n| {
+        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        create(base, &key, format!("race {n}"), None)
+    }))
+    .await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    for (status, body) in &answers {
+        assert!(
+            *status == StatusCode::OK || *status == StatusCode::PAYMENT_REQUIRED,
+            "{status}: {body}"
+        );
+    }
+    assert_eq!(created.len(), 5, "exactly the affordable five: {answers:?}");
+    let available: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries \
+         WHERE account_id = $1",
+    )
+    .bind(format!("{tenant}:live:available"))
+    .fetch_one(database.pool())
+    .await
+    .expect("balance");
+    assert!(available >= 0, "the balance went below zero: {available}");
+    let balance: Value = client
+        .get(format!("{}/admin/v1/tenants/{tenant}", b.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("tenant")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        balance["balance"]["available"].as_i64(),
+        Some(100),
+        "{balance}"
+    );
+
+    // One key sent to both replicas at once: one job.
+    let (_, key) = tenant_with(10_000).await;
+    let (first, second) = tokio::join!(
+        create(&a.base, &key, "once".into(), Some("the-same-key")),
+        create(&b.base, &key, "once".into(), Some("the-same-key")),
+    );
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    assert_eq!(second.0, StatusCode::OK, "{}", second.1);
+    assert_eq!(first.1["id"], second.1["id"], "one video for one key");
+    let jobs: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM videos WHERE request LIKE '%\"once\"%'")
+            .fetch_one(database.pool())
+            .await
+            .expect("count");
+    assert_eq!(jobs, 1, "one job for one key");
+
+    // Every job so far ends, so that only the raced job is polled from here on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM videos WHERE status IN ('queued', 'in_progress')",
+        )
+        .fetch_one(database.pool())
+        .await
+        .expect("count");
+        if running == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{running} jobs never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Cancel on one replica against completion on the other, both in flight at once.
+    let (tenant, key) = tenant_with(10_000).await;
+    fake.set_job_duration(Duration::from_millis(0));
+    fake.inject(
+        "seedance-it",
+        "poll",
+        fake_upstream::Fault::Hang { millis: 1_000 },
+    );
+    let polls_before = fake
+        .calls("seedance-it")
+        .iter()
+        .filter(|c| c.op == "poll")
+        .count();
+    let (status, video) = create(&a.base, &key, "a race".into(), None).await;
+    assert_eq!(status, StatusCode::OK, "{video}");
+    let id = video["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.faults_pending("seedance-it", "poll") > 0 {
+        assert!(Instant::now() < deadline, "the job was never polled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        fake.calls("seedance-it")
+            .iter()
+            .filter(|c| c.op == "poll")
+            .count()
+            > polls_before
+    );
+    let mut holder = sqlx::postgres::PgConnection::connect(&db_url)
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT lease_owner FROM videos WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(&id)
+            .fetch_one(&mut holder)
+            .await
+            .expect("lock");
+    let owner = owner.expect("the polling replica holds the job's lease");
+    let other = if owner.starts_with("replica-0") {
+        &b.base
+    } else {
+        &a.base
+    };
+    let canceling = {
+        let request = client
+            .post(format!("{other}/v1/videos/{id}/cancel"))
+            .bearer_auth(&key)
+            .send();
+        tokio::spawn(request)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(database.pool())
+        .await
+        .expect("pg_stat_activity");
+        if waiting >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} of 2 transactions reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("COMMIT")
+        .execute(&mut holder)
+        .await
+        .expect("commit");
+    let canceled = canceling.await.expect("joined").expect("cancel answered");
+    assert_eq!(canceled.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, _, captures) = loop {
+        let (status, upstream, captures) = stored_job(&database, &id).await;
+        if status == "completed" || status == "canceled" {
+            break (status, upstream, captures);
+        }
+        assert!(Instant::now() < deadline, "{id} never ended: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let entries = database
+        .entries_for_video(&seedance_gateway::types::ids::VideoId::parse(&id).expect("id"))
+        .await
+        .expect("entries");
+    let voids = entries
+        .iter()
+        .filter(|(kind, account, _)| kind == "void" && account.ends_with(":holds"))
+        .count();
+    let charged = match status.as_str() {
+        "completed" => {
+            assert_eq!((captures, voids), (1, 0), "{entries:?}");
+            200
+        }
+        _ => {
+            assert_eq!((captures, voids), (0, 1), "{entries:?}");
+            0
+        }
+    };
+    let balance: Value = client
+        .get(format!("{}/admin/v1/tenants/{tenant}", a.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("tenant")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (
+            balance["balance"]["available"].as_i64(),
+            balance["balance"]["held"].as_i64()
+        ),
+        (Some(10_000 - charged), Some(0)),
+        "{balance}"
+    );
+
+    let audit = database.audit_ledger().await.expect("audit");
+    assert!(audit.ok, "{audit:?}");
+    eprintln!(
+        "cancel against completion across replicas: {status}; the test took {:?}",
+        started.elapsed()
+    );
 }

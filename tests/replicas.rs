@@ -163,10 +163,13 @@ async fn three_replicas_share_the_work_and_survive_a_sigkill() {
 token = "{ADMIN_TOKEN}"
 [workers]
 tick_ms = 50
-lease_secs = 12
+lease_secs = 6
+lease_margin_secs = 4
 [storage]
 dir = "{storage}"
 archive = false
+[limits]
+tenant_rate_cache_ms = 200
 [webhooks]
 retry_schedule_secs = [{retries}]
 [security]
@@ -374,7 +377,8 @@ max_concurrent = 6
         .await
         .expect("limits");
     assert!(limits.status().is_success());
-    tokio::time::sleep(Duration::from_secs(6)).await; // the replicas' cached rates refresh
+    // Past `limits.tenant_rate_cache_ms` (200 ms here): every replica reads the new rate.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let mut allowed = 0;
     for n in 0..20 {
         let base = if n % 2 == 0 { &a.base } else { &c.base };
@@ -452,7 +456,7 @@ async fn create_on(client: &Client, base: &str, key: &str, n: usize) -> String {
     video["id"].as_str().expect("id").to_owned()
 }
 
-/// Two replicas whose machine clocks disagree by ten minutes, far more than the 12 s lease and
+/// Two replicas whose machine clocks disagree by ten minutes, far more than the 6 s lease and
 /// the 2-minute hold timeout: every job is submitted once, never polled by both at once nor
 /// sooner than its poll interval, completes (none is timed out by the replica ahead) and is
 /// charged once. Then the replica ahead dies while it holds jobs mid-poll, and a replica behind
@@ -464,7 +468,10 @@ async fn create_on(client: &Client, base: &str, key: &str, n: usize) -> String {
 /// `Backend::now_sql` from the claim, and `Db::align_clock`), the replica ahead sees every
 /// lease the other holds as expired and every job it scheduled as due (polls of one job
 /// a tick apart), fails the other's jobs as past their hold timeout, and the jobs it held when
-/// it died wait ten minutes for the replica behind.
+/// it died wait ten minutes for the replica behind. Drop `next_run_at <= $3` from the claim's
+/// update (`Db::claim_due_jobs`) and a job that one replica claimed, polled and put back
+/// between another replica's read of the due jobs and its write is polled again within
+/// milliseconds (3 of 10 runs before that check was added).
 #[tokio::test]
 async fn replicas_whose_clocks_disagree_by_more_than_a_lease_claim_each_job_once() {
     let test = "replicas_whose_clocks_disagree_by_more_than_a_lease_claim_each_job_once";
@@ -492,7 +499,8 @@ async fn replicas_whose_clocks_disagree_by_more_than_a_lease_claim_each_job_once
 token = "{ADMIN_TOKEN}"
 [workers]
 tick_ms = 50
-lease_secs = 12
+lease_secs = 6
+lease_margin_secs = 4
 hold_timeout_secs = 120
 [storage]
 dir = "{storage}"
@@ -630,10 +638,10 @@ timeout_secs = 2
             .expect("count");
     assert!(leased > 0, "the replica died holding leases");
 
-    // A replica behind takes them over once their 12 s leases run out, not ten minutes later.
+    // A replica behind takes them over once their 6 s leases run out, not ten minutes later.
     let mut next = spawn_replica_with(dir.path(), &config, &db_url, &redis, 2, &skewed(-SKEW_MS));
     wait_ready(&client, &mut next).await;
-    let deadline = killed + Duration::from_secs(40);
+    let deadline = killed + Duration::from_secs(30);
     for id in &ids {
         loop {
             let (status, _, captures) = stored_job(&database, id).await;

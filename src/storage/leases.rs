@@ -134,14 +134,18 @@ impl Db {
         if order.is_empty() {
             return Ok(Vec::new());
         }
-        let placeholders: Vec<String> = (0..order.len()).map(|i| format!("${}", i + 3)).collect();
+        // The update checks again that each job is due and not leased: between the reads above
+        // and this write another replica may have claimed a job, taken its step and put it
+        // back, unleased but due later, and it must not be polled again at once.
+        let placeholders: Vec<String> = (0..order.len()).map(|i| format!("${}", i + 4)).collect();
         let claim = format!(
             "UPDATE videos SET lease_owner = $1, lease_until = {db_now} + $2 \
-             WHERE seq IN ({}) AND {RUNNING} AND (lease_until IS NULL OR lease_until < {db_now}) \
+             WHERE seq IN ({}) AND {RUNNING} AND next_run_at <= $3 \
+               AND (lease_until IS NULL OR lease_until < {db_now}) \
              RETURNING *",
             placeholders.join(", ")
         );
-        let mut query = sql::query(claim).bind(owner).bind(lease_ms);
+        let mut query = sql::query(claim).bind(owner).bind(lease_ms).bind(now);
         for seq in &order {
             query = query.bind(*seq);
         }

@@ -300,12 +300,14 @@ impl Db {
         for id in ids {
             let row = sql::query(format!(
                 "UPDATE webhook_messages SET lease_owner = $1, lease_until = {db_now} + $2 \
-                 WHERE id = $3 AND state = 'pending' AND (lease_until IS NULL OR lease_until < {db_now}) \
+                 WHERE id = $3 AND state = 'pending' AND next_attempt_at <= $4 \
+                   AND (lease_until IS NULL OR lease_until < {db_now}) \
                  RETURNING *"
             ))
             .bind(owner)
             .bind(lease_ms)
             .bind(&id)
+            .bind(now)
             .fetch_optional(&mut self.write().await?)
             .await?;
             if let Some(row) = row {

@@ -19,8 +19,8 @@ pub async fn run(state: Arc<Services>, shutdown: CancellationToken) -> anyhow::R
             () = tokio::time::sleep(ALIGN_EVERY) => {}
             () = shutdown.cancelled() => return Ok(()),
         }
-        if let Err(error) = state.db.align_clock().await {
-            tracing::warn!(%error, "reading the database's clock failed; keeping the last alignment");
+        if let Err(error) = state.align_clock().await {
+            tracing::warn!(error = ?error, "reading the database's clock failed; keeping the last alignment");
         }
     }
 }

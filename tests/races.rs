@@ -417,9 +417,9 @@ async fn on_postgres_completion_and_the_hold_timeout_in_flight_at_once_end_the_j
 /// completed and charged once.
 ///
 /// How it fails: remove the check that the amount is within what is left to refund
-/// (`amount > left` in `domain::admin::refund_video`): a refund that takes the hold first
-/// gives back credits the capture only then takes, and the audit finds a refund larger than
-/// the charge.
+/// (`amount > left` in `domain::admin::refund_video`): the refund, which read the video while
+/// it was still uncharged, gives back 200 credits once the capture lets go of the hold, and is
+/// answered 201 instead of refused (tried).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn on_postgres_completion_and_a_refund_in_flight_at_once_refund_nothing_uncharged() {
     if !on_postgres("completion_and_refund_in_flight") {

@@ -32,6 +32,17 @@ impl App {
         db.check_integrity().await?;
         db.migrate().await?;
         tracing::info!(database = db.location(), "database opened");
+        // Every replica stamps, schedules and expires on the database's clock (`crate::clock`).
+        let alignment = db
+            .align_clock()
+            .await
+            .context("reading the database's clock")?;
+        if alignment.abs() > 1_000 {
+            tracing::warn!(
+                alignment_ms = alignment,
+                "this machine's clock is off the database's; the gateway keeps the database's time"
+            );
+        }
         std::fs::create_dir_all(&config.storage.dir).with_context(|| {
             format!(
                 "creating storage directory {}",
@@ -121,6 +132,10 @@ impl App {
                 crate::workers::archive::run(state.clone(), shutdown.clone()),
             )
         });
+        let clock = crate::workers::spawn(
+            "clock",
+            crate::workers::clock::run(state.clone(), shutdown.clone()),
+        );
         let router = crate::http::router(state.clone());
         tracing::info!(address = %listener.local_addr()?, instance = %state.instance_id, "seedance-gateway listening");
         let draining = state.draining.clone();
@@ -145,7 +160,9 @@ impl App {
             Err(_) => tracing::warn!("in-flight requests did not finish within the grace period"),
         }
         // The workers were told to stop with the server; they share one grace period.
-        let workers = [worker, sender, archiver].into_iter().flatten();
+        let workers = [worker, sender, archiver, Some(clock)]
+            .into_iter()
+            .flatten();
         if tokio::time::timeout(grace, futures::future::join_all(workers))
             .await
             .is_err()

@@ -1078,3 +1078,49 @@ fn only_eligibility_decides_whether_a_provider_may_take_a_job() {
         "the rule itself is seen where it lives"
     );
 }
+
+/// Where a storage file writes a job status into its SQL as a literal (`status = 'queued'`,
+/// `status IN ('queued', …)`, `'in_progress'`) instead of binding what the caller hands in.
+fn status_literals(path: &Path) -> Vec<String> {
+    code_lines(path)
+        .into_iter()
+        .filter(|(_, line)| {
+            let literal_after = |needle: &str| {
+                line.match_indices(needle).any(|(at, _)| {
+                    line[at + needle.len()..]
+                        .chars()
+                        .next()
+                        .is_some_and(|c| c.is_ascii_lowercase())
+                })
+            };
+            literal_after("status = '")
+                || literal_after("status IN ('")
+                || literal_after("status <> '")
+                || ["'queued'", "'in_progress'", "'completed'"]
+                    .iter()
+                    .any(|s| line.contains(s))
+        })
+        .map(|(number, line)| format!("{}:{number}: {}", relative(path), line.trim()))
+        .collect()
+}
+
+/// One definition of a job's states and moves (`domain/jobs/transitions.rs`): storage spells
+/// no job status in its SQL, so every guard and every count takes its statuses from the table.
+#[test]
+fn storage_spells_no_job_status_of_its_own() {
+    let violations: Vec<String> = all_sources()
+        .iter()
+        .filter(|p| under(p, "storage"))
+        .flat_map(|p| status_literals(p))
+        .collect();
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("claims.rs");
+    std::fs::write(
+        &file,
+        "let a = \"WHERE status = 'queued'\";\nlet b = format!(\"WHERE status = '{}'\", s);\nlet c = \"status IN ('queued', 'in_progress')\";\n",
+    )
+    .expect("write");
+    let found = status_literals(&file);
+    assert_eq!(found.len(), 2, "{found:?}");
+}

@@ -1672,8 +1672,7 @@ async fn a_submit_cut_off_by_a_sigkill_is_sent_again_under_its_key_and_makes_one
     );
 }
 
-/// A submit still in flight when its lease ran out (the replica stalled, or another replica's
-/// clock runs ahead): a second worker takes the job, finds the open intent and counts it as a
+/// A submit still in flight when its lease ran out (the replica stalled): a second worker takes the job, finds the open intent and counts it as a
 /// lost answer; the job is sent once more and completes, charged once. When the first submit's
 /// answer finally arrives it is not stored, and the upstream job it made is canceled, so at
 /// most one upstream job is left to bill.
@@ -1702,7 +1701,8 @@ async fn a_submit_that_outlives_its_lease_leaves_one_upstream_job() {
     );
     wait_for_submits(&fake, "seedance-it", 1).await;
 
-    // A second replica whose clock is past the first one's lease takes the job.
+    // The first replica stalls past its lease; a second replica takes the job. (Leases run
+    // on the database's clock: the lease is handed over by hand rather than waited out.)
     let mut config = common::test_config(&db);
     config.providers.sandbox.enabled = false;
     config.providers.seedance_it.enabled = true;
@@ -1712,19 +1712,21 @@ async fn a_submit_that_outlives_its_lease_leaves_one_upstream_job() {
     config.workers.lease_secs = 16;
     let replica = seedance_gateway::App::build(config).await.expect("replica");
     let services = replica.state();
-    let ahead = seedance_gateway::clock::now_ms() + 17_000;
-    let mut claimed = services
+    let handed: Vec<String> = sqlx::query_scalar(
+        "UPDATE videos SET lease_owner = $1 WHERE lease_owner IS NOT NULL RETURNING id",
+    )
+    .bind(services.instance_id.as_ref())
+    .fetch_all(services.db.pool())
+    .await
+    .expect("the lease handed over");
+    assert_eq!(handed.len(), 1, "the first replica held the job's lease");
+    let id = seedance_gateway::types::ids::VideoId::parse(&handed[0]).expect("id");
+    let job = services
         .db
-        .claim_due_jobs(&services.instance_id, ahead, ahead + 16_000, 10)
+        .get_video_any(&id)
         .await
-        .expect("claim");
-    assert_eq!(
-        claimed.len(),
-        1,
-        "the lease had run out for the second replica"
-    );
-    let job = claimed.remove(0);
-    let id = job.id.clone();
+        .expect("read")
+        .expect("stored");
     seedance_gateway::domain::jobs::advance(services, job)
         .await
         .expect("the second worker's step");

@@ -14,6 +14,18 @@ use seedance_gateway::config::Secret;
 use seedance_gateway::types::video::PollCause;
 use serde_json::{json, Value};
 
+/// What makes a job due for a poll, as stored: its status (only a running job is claimed),
+/// when it is next due, the last webhook and the poll's cause. An accepted delivery changes it
+/// in its own transaction, before it is answered (`Db::poll_soon`), so comparing it before and
+/// after a delivery shows whether a poll can follow, without waiting for one.
+async fn due_state(app: &TestApp, id: &str) -> (String, Option<i64>, Option<i64>, String) {
+    sqlx::query_as("SELECT status, next_run_at, webhook_at, poll_cause FROM videos WHERE id = $1")
+        .bind(id)
+        .fetch_one(app.db.pool())
+        .await
+        .expect("video")
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -88,6 +100,7 @@ async fn a_completion_webhook_finishes_the_job_long_before_its_next_poll() {
         .expect("db")
         .expect("video");
     let body = json!({"job_id": stored.upstream_id, "status": "completed"});
+    let due_before = due_state(&app, id).await;
     let duplicate = app
         .client
         .post(callback)
@@ -96,18 +109,18 @@ async fn a_completion_webhook_finishes_the_job_long_before_its_next_poll() {
         .await
         .expect("send");
     assert_eq!(duplicate.status(), StatusCode::OK);
-    // A delivery that made the job due would be polled within a worker tick (50 ms), as the
-    // first one was: a second poll within a second would show it.
-    let fake = &fake;
-    let polled_again = common::eventually(Duration::from_secs(1), move || async move {
-        fake.calls("seedance-it")
-            .iter()
-            .filter(|c| c.op == "poll")
-            .count()
-            > 1
-    })
-    .await;
-    assert!(!polled_again, "a duplicate for a finished job is ignored");
+    // The job is over and the duplicate made it due for nothing: no poll can follow.
+    assert_eq!(
+        due_state(&app, id).await,
+        due_before,
+        "a duplicate for a finished job is ignored"
+    );
+    let polls = fake
+        .calls("seedance-it")
+        .iter()
+        .filter(|c| c.op == "poll")
+        .count();
+    assert_eq!(polls, 1, "a duplicate for a finished job is ignored");
     assert_postings(&app.db, id, &[("hold", -200), ("capture", 0)]).await;
     let balance = app.balance(&tenant).await;
     assert_eq!(
@@ -145,6 +158,8 @@ async fn a_webhook_with_an_unknown_token_or_for_another_job_is_refused() {
         .expect("webhook_url")
         .to_string();
 
+    let id = created["id"].as_str().expect("id");
+    let due_before = due_state(&app, id).await;
     let forged_token = format!(
         "{}/webhooks/providers/seedance-it/{}",
         app.base,
@@ -187,14 +202,17 @@ async fn a_webhook_with_an_unknown_token_or_for_another_job_is_refused() {
         .await;
     assert_eq!(video["status"], "in_progress");
     assert!(started.elapsed() < Duration::from_secs(5));
-    // A webhook that made the job due would be polled within a worker tick (50 ms); the
-    // next scheduled poll is about 96 s away. A second shows any poll they caused.
-    let fake = &fake;
-    let polled = common::eventually(Duration::from_secs(1), move || async move {
-        fake.calls("seedance-it").iter().any(|c| c.op == "poll")
-    })
-    .await;
-    assert!(!polled, "refused webhooks cause no poll");
+    // The refused webhooks left the job as due as it was (its next poll about 96 s away): no
+    // poll can follow them.
+    assert_eq!(
+        due_state(&app, id).await,
+        due_before,
+        "refused webhooks cause no poll"
+    );
+    assert!(
+        !fake.calls("seedance-it").iter().any(|c| c.op == "poll"),
+        "refused webhooks cause no poll"
+    );
 }
 
 /// Whoever holds a job's callback URL could once make the gateway poll the upstream once per
@@ -261,8 +279,19 @@ async fn a_burst_of_forged_webhooks_for_one_job_costs_at_most_one_poll_per_inter
     for sender in senders {
         sender.await.expect("sender");
     }
-    // Any poll the burst made due comes within the floor (2 s) and a worker tick.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // The polls the burst made due have all come once the job is back on its own schedule:
+    // not leased, and no longer due for a webhook's confirmation.
+    let pending = || async {
+        let (cause, owner): (String, Option<String>) =
+            sqlx::query_as("SELECT poll_cause, lease_owner FROM videos WHERE id = $1")
+                .bind(&id)
+                .fetch_one(app.db.pool())
+                .await
+                .expect("video");
+        cause == "webhook" || owner.is_some()
+    };
+    let settled = common::eventually(Duration::from_secs(10), || async { !pending().await }).await;
+    assert!(settled, "the burst's confirmation never came");
     let elapsed = started.elapsed();
     let polls = fake
         .calls("seedance-it")
@@ -356,22 +385,38 @@ async fn a_replayed_apiframe_delivery_is_refused_with_409_and_changes_nothing() 
     }
     assert_eq!(polls(), 1);
     let before = stored().await;
+    let due = || async {
+        sqlx::query_as::<_, (i64, Option<i64>)>(
+            "SELECT next_run_at, webhook_at FROM videos WHERE id = $1",
+        )
+        .bind(&id)
+        .fetch_one(app.db.pool())
+        .await
+        .expect("video")
+    };
+    let due_before = due().await;
 
     let replayed = deliver().await.expect("send");
     assert_eq!(replayed.status(), StatusCode::CONFLICT);
     let error: Value = replayed.json().await.expect("json");
     assert_eq!(error["error"]["code"], "webhook_replayed", "{error}");
 
-    // An accepted delivery would be polled within the 2 s floor and a worker tick.
-    tokio::time::sleep(Duration::from_millis(3_000)).await;
-    assert_eq!(polls(), 1, "the replay caused no poll");
-    // An accepted delivery would also have made the job due for a webhook's confirmation.
+    // An accepted delivery makes the job due for a webhook's confirmation before it is
+    // answered (`poll_soon`, in the delivery's transaction), and only a due job is polled: the
+    // job as stored once the replay is answered shows that no poll will follow, without
+    // waiting for one.
     let after = stored().await;
     assert_eq!(
         (after.status, after.poll_cause, after.progress),
         (before.status, before.poll_cause, before.progress),
         "the replay changed nothing on the job"
     );
+    assert_eq!(
+        due().await,
+        due_before,
+        "the replay made the job due for no poll"
+    );
+    assert_eq!(polls(), 1, "the replay caused no poll");
 }
 
 /// A gateway with one signing provider pointed at the fake, polls far apart.
@@ -542,36 +587,48 @@ async fn upstream_calls(
     }
 }
 
+/// A job whose provider calls back costs its submit and one confirming poll, however long it
+/// runs: nothing polls it before the webhook says it ended. The name keeps the lengths it was
+/// first run with (20 s and 120 s, two minutes); the lengths that matter are relative to the
+/// gateway's own intervals, and nothing in the gateway scales with a job's length but its
+/// first safety poll (past the estimate by a quarter and at least 10 s) and the regular
+/// schedule it replaces (which would poll a job every quarter of its age, at least every
+/// poll interval). A 4 s and a 16 s job keep both: the regular schedule would poll each
+/// several times (its floor is a quarter of the poll interval, 1.25-2.5 s at these providers'
+/// defaults), the long one runs longer than the 10 s margin of its first safety poll, and
+/// neither reaches the safety interval (300 s) of the providers that give no estimate.
 #[tokio::test]
 async fn with_webhooks_a_20_s_and_a_120_s_job_cost_a_submit_and_one_confirming_poll() {
-    // Real durations: the PostgreSQL pass covers the same statements with the short jobs of
-    // the tests below, so this two-minute run is made once, on SQLite.
+    // The PostgreSQL pass covers the same statements with the short jobs of the tests below,
+    // so this run is made once, on SQLite.
     if std::env::var("TEST_DATABASE_URL").is_ok() {
-        eprintln!("the 120 s webhook run is made in the SQLite pass");
+        eprintln!("the long webhook run is made in the SQLite pass");
         return;
     }
+    const SHORT_MS: u64 = 4_000;
+    const LONG_MS: u64 = 16_000;
     let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("fake");
     let app = calling_back_gateway(&fake, 300).await;
     let (_, key) = app.tenant_with_key("live", 1_000_000).await;
 
-    fake.set_job_duration(Duration::from_secs(20));
+    fake.set_job_duration(Duration::from_millis(SHORT_MS));
     let short = one_job_each(&app, &key, 5).await;
     for prefix in CALLING_BACK {
         assert_eq!(fake.jobs_made(prefix), 1, "{prefix}: submitted at create");
     }
-    fake.set_job_duration(Duration::from_secs(120));
+    fake.set_job_duration(Duration::from_millis(LONG_MS));
     let long = one_job_each(&app, &key, 10).await;
     let jobs: Vec<(&str, String, u64)> = short
         .into_iter()
-        .map(|(p, id)| (p, id, 20_000))
-        .chain(long.into_iter().map(|(p, id)| (p, id, 120_000)))
+        .map(|(p, id)| (p, id, SHORT_MS))
+        .chain(long.into_iter().map(|(p, id)| (p, id, LONG_MS)))
         .collect();
 
     for (prefix, id, duration_ms) in &jobs {
         let done =
-            common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(150)).await;
+            common::wait_terminal(&app.client, &app.base, &key, id, Duration::from_secs(60)).await;
         assert_eq!(
             done["status"], "completed",
             "{prefix} {duration_ms} ms: {done}"

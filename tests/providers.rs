@@ -825,19 +825,20 @@ async fn an_upstream_that_keeps_failing_ends_the_job_failed_with_its_hold_voided
     );
 }
 
-/// Lives here, beside the slowest test of the suite, because it must outwait the gateway's
-/// 15 s idempotency wait: its 18 s overlap that test's instead of lengthening the run.
+/// A duplicate waits for the first request's answer for `server.idempotency_wait_ms` (15 s by
+/// default, 1 s here), then is told the key is in progress.
 #[tokio::test]
 async fn a_duplicate_of_a_create_still_running_past_the_wait_gets_idempotency_in_progress() {
     let case = &cases()[0];
     let fake = fake().await;
     let app = gateway_for(case, &fake, |config| {
         config.providers.seedance_it.timeout_secs = Some(30);
+        config.server.idempotency_wait_ms = 1_000;
     })
     .await;
     let (tenant, key) = app.tenant_with_key("live", 10_000).await;
-    // The first create's submit is held upstream longer than a duplicate waits (15 s).
-    fake.inject(case.prefix, "submit", Fault::Hang { millis: 18_000 });
+    // The first create's submit is held upstream longer than a duplicate waits (1 s).
+    fake.inject(case.prefix, "submit", Fault::Hang { millis: 3_000 });
     let create = || {
         app.client
             .post(app.url("/v1/videos"))

@@ -4,6 +4,11 @@
 //! money. Run for a provider with an upstream cancel (seedance.it.com) and one without
 //! (Apiframe), where the upstream finishes the job anyway and its late completion must be
 //! ignored.
+//!
+//! On PostgreSQL the races also run with both transactions in flight at once: a lock on the
+//! row both writes need, held from a connection of the test's own, makes each of them wait
+//! until the test sees both waiting; then it lets go and the database decides. Completion
+//! races a tenant's cancel, the hold timeout, and an operator's refund.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // A test fails loudly.
 
@@ -16,6 +21,7 @@ use fake_upstream::{FakeUpstream, Fault, FAKE_KEY};
 use reqwest::StatusCode;
 use seedance_gateway::config::{Config, Secret, UpstreamConfig};
 use serde_json::{json, Value};
+use sqlx::{Connection, PgConnection};
 
 /// How long the fake holds the poll that reports completion: far longer than a cancel takes.
 const HELD_MS: u64 = 2000;
@@ -202,6 +208,258 @@ async fn a_completion_that_commits_first_wins_and_the_late_cancel_moves_no_money
         );
         app.assert_ledger_consistent().await;
     }
+}
+
+/// Whether this run is on PostgreSQL; the in-flight races need its row locks (on SQLite one
+/// writer runs at a time, so two transactions are never in flight at once).
+fn on_postgres(test: &str) -> bool {
+    let postgres = std::env::var("TEST_DATABASE_URL").is_ok_and(|url| url.starts_with("postgres"));
+    if !postgres {
+        eprintln!("{test}: runs in the PostgreSQL pass (TEST_DATABASE_URL=postgres://…)");
+    }
+    postgres
+}
+
+/// Two transactions' barrier: a lock on one row, taken in a transaction of the test's own,
+/// that both writes queue behind until [`Barrier::release`].
+struct Barrier {
+    holder: PgConnection,
+    watcher: PgConnection,
+}
+
+impl Barrier {
+    /// Locks the rows `select` (a `SELECT … FOR NO KEY UPDATE` with `$1`) finds for `id`: the
+    /// lock an `UPDATE` needs, and not the one a foreign key check takes, so only the writes
+    /// to that row wait.
+    async fn lock(app: &TestApp, select: &str, id: &str) -> Barrier {
+        let mut holder = PgConnection::connect(&app.database.url)
+            .await
+            .expect("connect");
+        sqlx::query("BEGIN")
+            .execute(&mut holder)
+            .await
+            .expect("begin");
+        let locked = sqlx::query(select)
+            .bind(id)
+            .fetch_all(&mut holder)
+            .await
+            .expect("lock");
+        assert_eq!(locked.len(), 1, "{select} locks one row");
+        let watcher = PgConnection::connect(&app.database.url)
+            .await
+            .expect("connect");
+        Barrier { holder, watcher }
+    }
+
+    /// Waits until `n` transactions of the gateway wait for the lock.
+    async fn wait_for_waiters(&mut self, n: i64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut self.watcher)
+            .await
+            .expect("pg_stat_activity");
+            if waiting >= n {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{waiting} of {n} transactions reached the lock"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    async fn release(mut self) {
+        sqlx::query("COMMIT")
+            .execute(&mut self.holder)
+            .await
+            .expect("commit");
+    }
+}
+
+/// The job's end as its record, its journal and the tenant's balance tell it; they must agree:
+/// completed and captured once, or ended and voided once.
+async fn assert_settled_once(app: &TestApp, tenant: &str, key: &str, id: &str) -> String {
+    let video = app.wait_terminal(key, id).await;
+    let status = video["status"].as_str().expect("status").to_string();
+    let kinds = common::ledger_kinds(&app.db, id).await;
+    let charged = video["cost"]["charged"].as_i64().expect("charged");
+    match status.as_str() {
+        "completed" => {
+            assert_eq!(kinds, ["hold", "capture"], "{video}");
+            assert_eq!(charged, 200, "{video}");
+        }
+        "canceled" | "failed" => {
+            assert_eq!(kinds, ["hold", "void"], "{video}");
+            assert_eq!(charged, 0, "{video}");
+        }
+        other => panic!("{other}"),
+    }
+    let balance = app.balance(tenant).await;
+    assert_eq!(
+        (balance["available"].as_i64(), balance["held"].as_i64()),
+        (Some(10_000 - charged), Some(0)),
+        "{video}"
+    );
+    app.assert_ledger_consistent().await;
+    status
+}
+
+/// Waits until the upstream has seen the job's first poll (which the fake then holds).
+async fn wait_for_poll(fake: &FakeUpstream, prefix: &str) {
+    let polled = eventually(Duration::from_secs(10), || async {
+        fake.calls(prefix).iter().any(|c| c.op == "poll")
+    })
+    .await;
+    assert!(polled, "the job was never polled");
+}
+
+/// Completion and a tenant's cancel, both in flight on PostgreSQL: the poll that reports
+/// completion is held upstream while the test locks the job's row; the cancel is sent and
+/// waits for the lock, the poll answers and the completion waits too; then the lock goes.
+/// Exactly one of them ends the job, and its record, journal and balance agree.
+///
+/// How it fails: drop the guard of the write that goes second, in `storage/leases.rs`. The
+/// cancel queues first and wins here, so it is `Db::mark_completed`'s `AND lease_owner = $6 AND
+/// {RUNNING}`: the completion then overwrites the canceled video, which reads completed and
+/// charged while its journal voided the hold (the audit's `charges_disagreeing`; tried). When
+/// the completion wins, it is `AND {RUNNING}` in `Db::mark_ended`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_completion_and_cancel_in_flight_at_once_end_the_job_once() {
+    if !on_postgres("completion_and_cancel_in_flight") {
+        return;
+    }
+    let case = &CASES[0];
+    let (fake, app) = gateway(case).await;
+    let (tenant, key) = app.tenant_with_key("live", 10_000).await;
+    fake.inject(case.prefix, "poll", Fault::Hang { millis: 1_000 });
+    let id = create(&app, &key).await;
+    wait_for_poll(&fake, case.prefix).await;
+    let mut barrier = Barrier::lock(
+        &app,
+        "SELECT id FROM videos WHERE id = $1 FOR NO KEY UPDATE",
+        &id,
+    )
+    .await;
+    let canceling = {
+        let (client, url, key) = (
+            app.client.clone(),
+            app.url(&format!("/v1/videos/{id}/cancel")),
+            key.clone(),
+        );
+        tokio::spawn(async move { client.post(url).bearer_auth(key).send().await })
+    };
+    barrier.wait_for_waiters(2).await;
+    barrier.release().await;
+    let canceled = canceling.await.expect("joined").expect("cancel answered");
+    assert_eq!(canceled.status(), StatusCode::OK);
+    let status = assert_settled_once(&app, &tenant, &key, &id).await;
+    eprintln!("completion against cancel: {status}");
+}
+
+/// Completion and the hold timeout, both in flight on PostgreSQL: the job's hold timeout is
+/// 2 s and its completing poll is held upstream for 3 s while the test locks the job's row;
+/// the worker's sweep finds the job overdue and waits for the lock, the poll answers and the
+/// completion waits too; then the lock goes. Exactly one of them ends the job.
+///
+/// How it fails: as for the cancel, drop the guard of the write that goes second: the
+/// timeout queues first and wins here, so `Db::mark_completed`'s `AND lease_owner = $6 AND
+/// {RUNNING}` (the timeout ends the job through `Db::mark_ended`, whose `AND {RUNNING}`
+/// guards the other order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_completion_and_the_hold_timeout_in_flight_at_once_end_the_job_once() {
+    if !on_postgres("completion_and_hold_timeout_in_flight") {
+        return;
+    }
+    let case = &CASES[0];
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(0));
+    let base = fake.base_url(case.prefix);
+    let app = TestApp::spawn_with(move |config| {
+        config.providers.sandbox.enabled = false;
+        config.workers.tick_ms = 20;
+        config.workers.hold_timeout_secs = 2;
+        let upstream = &mut config.providers.seedance_it;
+        upstream.enabled = true;
+        upstream.base_url = Some(base);
+        upstream.api_key = Some(Secret::new(FAKE_KEY));
+        upstream.poll_interval_ms = Some(50);
+        upstream.timeout_secs = Some(10);
+    })
+    .await;
+    let (tenant, key) = app.tenant_with_key("live", 10_000).await;
+    fake.inject(case.prefix, "poll", Fault::Hang { millis: 3_000 });
+    let id = create(&app, &key).await;
+    wait_for_poll(&fake, case.prefix).await;
+    let mut barrier = Barrier::lock(
+        &app,
+        "SELECT id FROM videos WHERE id = $1 FOR NO KEY UPDATE",
+        &id,
+    )
+    .await;
+    barrier.wait_for_waiters(2).await;
+    barrier.release().await;
+    let status = assert_settled_once(&app, &tenant, &key, &id).await;
+    eprintln!("completion against the hold timeout: {status}");
+}
+
+/// Completion and an operator's refund of the video, both in flight on PostgreSQL: the test
+/// locks the job's hold; the completion (its record already written in its transaction) waits
+/// for it to capture, and a refund of the full price, sent while the video still reads
+/// running, waits for it too; then the lock goes. Whichever goes first, nothing is refunded
+/// that was not charged when the refund read the video: the refund is refused, the video is
+/// completed and charged once.
+///
+/// How it fails: remove the check that the amount is within what is left to refund
+/// (`amount > left` in `domain::admin::refund_video`): the refund, which read the video while
+/// it was still uncharged, gives back 200 credits once the capture lets go of the hold, and is
+/// answered 201 instead of refused (tried).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_postgres_completion_and_a_refund_in_flight_at_once_refund_nothing_uncharged() {
+    if !on_postgres("completion_and_refund_in_flight") {
+        return;
+    }
+    let case = &CASES[0];
+    let (fake, app) = gateway(case).await;
+    let (tenant, key) = app.tenant_with_key("live", 10_000).await;
+    fake.inject(case.prefix, "poll", Fault::Hang { millis: 500 });
+    let id = create(&app, &key).await;
+    wait_for_poll(&fake, case.prefix).await;
+    let mut barrier = Barrier::lock(
+        &app,
+        "SELECT video_id FROM holds WHERE video_id = $1 FOR NO KEY UPDATE",
+        &id,
+    )
+    .await;
+    barrier.wait_for_waiters(1).await; // the completion, at its capture
+    let refunding = {
+        let (client, url) = (
+            app.client.clone(),
+            app.url(&format!("/admin/v1/videos/{id}/refund")),
+        );
+        tokio::spawn(async move {
+            client
+                .post(url)
+                .bearer_auth(common::ADMIN_TOKEN)
+                .json(&json!({"amount": 200, "reason": "a race"}))
+                .send()
+                .await
+        })
+    };
+    barrier.wait_for_waiters(2).await;
+    barrier.release().await;
+    let refused = refunding.await.expect("joined").expect("refund answered");
+    let status = refused.status();
+    let body: Value = refused.json().await.expect("json");
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let ended = assert_settled_once(&app, &tenant, &key, &id).await;
+    assert_eq!(ended, "completed");
 }
 
 /// The transition table refuses what it does not list, in storage itself: a cancel and a

@@ -22,6 +22,7 @@ use reqwest::{Client, StatusCode};
 use seedance_gateway::config::{DatabaseConfig, Secret};
 use seedance_gateway::storage::Db;
 use serde_json::{json, Value};
+use sqlx::Connection;
 
 const BIN: &str = env!("CARGO_BIN_EXE_seedance-gateway");
 const JOBS: usize = 24;
@@ -53,6 +54,17 @@ fn spawn_replica(
     redis: &str,
     n: usize,
 ) -> Replica {
+    spawn_replica_with(dir, config, db, redis, n, &[])
+}
+
+fn spawn_replica_with(
+    dir: &std::path::Path,
+    config: &std::path::Path,
+    db: &str,
+    redis: &str,
+    n: usize,
+    env: &[(&str, String)],
+) -> Replica {
     let port = free_port();
     let log = dir.join(format!("replica-{n}.log"));
     let mut command = Command::new(BIN);
@@ -70,6 +82,7 @@ fn spawn_replica(
         .env("REDIS_URL", redis)
         .env("HOSTNAME", format!("replica-{n}"))
         .env("SEEDANCE_GW_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).expect("log"))
         .spawn()
@@ -150,10 +163,13 @@ async fn three_replicas_share_the_work_and_survive_a_sigkill() {
 token = "{ADMIN_TOKEN}"
 [workers]
 tick_ms = 50
-lease_secs = 12
+lease_secs = 6
+lease_margin_secs = 4
 [storage]
 dir = "{storage}"
 archive = false
+[limits]
+tenant_rate_cache_ms = 200
 [webhooks]
 retry_schedule_secs = [{retries}]
 [security]
@@ -363,7 +379,8 @@ max_concurrent = 6
         .await
         .expect("limits");
     assert!(limits.status().is_success());
-    tokio::time::sleep(Duration::from_secs(6)).await; // the replicas' cached rates refresh
+    // Past `limits.tenant_rate_cache_ms` (200 ms here): every replica reads the new rate.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let mut allowed = 0;
     for n in 0..20 {
         let base = if n % 2 == 0 { &a.base } else { &c.base };
@@ -404,4 +421,588 @@ max_concurrent = 6
     };
     assert!(status.success(), "drained replica exited with {status}");
     drop(a);
+}
+
+/// A job as the database has it: its status, its upstream job and its hold's captures.
+async fn stored_job(database: &Db, id: &str) -> (String, Option<String>, usize) {
+    let video = database
+        .get_video_any(&seedance_gateway::types::ids::VideoId::parse(id).expect("id"))
+        .await
+        .expect("read")
+        .expect("stored");
+    let entries = database
+        .entries_for_video(&video.id)
+        .await
+        .expect("entries");
+    let captures = entries
+        .iter()
+        .filter(|(kind, account, _)| kind == "capture" && account.ends_with(":holds"))
+        .count();
+    (
+        video.status.as_str().to_owned(),
+        video.upstream_id,
+        captures,
+    )
+}
+
+async fn create_on(client: &Client, base: &str, key: &str, n: usize) -> String {
+    let response = client
+        .post(format!("{base}/v1/videos"))
+        .bearer_auth(key)
+        .json(&json!({"model": "seedance-2.0-fast", "prompt": format!("clip {n}"), "seconds": 5}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(response.status(), StatusCode::OK);
+    let video: Value = response.json().await.expect("json");
+    video["id"].as_str().expect("id").to_owned()
+}
+
+/// Two replicas whose machine clocks disagree by ten minutes, far more than the 6 s lease and
+/// the 2-minute hold timeout: every job is submitted once, never polled by both at once nor
+/// sooner than its poll interval, completes (none is timed out by the replica ahead) and is
+/// charged once. Then the replica ahead dies while it holds jobs mid-poll, and a replica behind
+/// takes them over as soon as their leases run out: leases are set and expired on the
+/// database's clock, and each replica sets its clock to the database's (`clock`,
+/// `storage::leases`).
+///
+/// How it fails: with leases and due times on each replica's own clock (remove
+/// `Backend::now_sql` from the claim, and `Db::align_clock`), the replica ahead sees every
+/// lease the other holds as expired and every job it scheduled as due (polls of one job
+/// a tick apart), fails the other's jobs as past their hold timeout, and the jobs it held when
+/// it died wait ten minutes for the replica behind. Drop `next_run_at <= $3` from the claim's
+/// update (`Db::claim_due_jobs`) and a job that one replica claimed, polled and put back
+/// between another replica's read of the due jobs and its write is polled again within
+/// milliseconds (3 of 10 runs before that check was added).
+#[tokio::test]
+async fn replicas_whose_clocks_disagree_by_more_than_a_lease_claim_each_job_once() {
+    let test = "replicas_whose_clocks_disagree_by_more_than_a_lease_claim_each_job_once";
+    let (Some(server), Some(redis)) = (
+        common::services::postgres_server(test),
+        common::services::redis(test),
+    ) else {
+        return;
+    };
+    const SKEW_MS: i64 = 300_000;
+    const POLL_MS: u64 = 800;
+    let started = Instant::now();
+    let db_url = common::fresh_postgres_database(&server).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(2500));
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[admin]
+token = "{ADMIN_TOKEN}"
+[workers]
+tick_ms = 50
+lease_secs = 6
+lease_margin_secs = 4
+hold_timeout_secs = 120
+[storage]
+dir = "{storage}"
+archive = false
+[security]
+url_allowlist = ["127.0.0.1"]
+[providers.sandbox]
+enabled = false
+[providers.aigateway]
+enabled = true
+base_url = "{base}"
+api_key = "{FAKE_KEY}"
+poll_interval_ms = {POLL_MS}
+timeout_secs = 2
+"#,
+            storage = dir.path().join("storage").display(),
+            base = fake.base_url("aigateway"),
+        ),
+    )
+    .expect("config");
+    let skewed = |ms: i64| [("SGW_TEST_MACHINE_CLOCK_SKEW_MS", ms.to_string())];
+    let client = Client::new();
+    let mut behind = spawn_replica_with(dir.path(), &config, &db_url, &redis, 0, &skewed(-SKEW_MS));
+    wait_ready(&client, &mut behind).await;
+    let mut ahead = spawn_replica_with(dir.path(), &config, &db_url, &redis, 1, &skewed(SKEW_MS));
+    wait_ready(&client, &mut ahead).await;
+
+    let tenant = admin(
+        &client,
+        &behind.base,
+        "/admin/v1/tenants",
+        json!({"name": "acme"}),
+    )
+    .await;
+    let tenant_id = tenant["id"].as_str().expect("id").to_owned();
+    admin(
+        &client,
+        &ahead.base,
+        &format!("/admin/v1/tenants/{tenant_id}/grants"),
+        json!({"amount": 100_000, "reason": "test", "mode": "live"}),
+    )
+    .await;
+    let key = admin(
+        &client,
+        &behind.base,
+        &format!("/admin/v1/tenants/{tenant_id}/keys"),
+        json!({"mode": "live"}),
+    )
+    .await["secret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db_url.clone()),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("db");
+
+    // Jobs created on both, polled by both.
+    let mut ids = Vec::new();
+    for n in 0..8 {
+        let base = if n % 2 == 0 {
+            &behind.base
+        } else {
+            &ahead.base
+        };
+        ids.push(create_on(&client, base, &key, n).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for id in &ids {
+        loop {
+            let (status, _, _) = stored_job(&database, id).await;
+            if status == "completed" {
+                break;
+            }
+            assert!(
+                status == "queued" || status == "in_progress",
+                "{id} ended {status}"
+            );
+            assert!(Instant::now() < deadline, "{id} never finished");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let calls = fake.calls("aigateway");
+    let submits = calls.iter().filter(|c| c.op == "submit").count();
+    assert_eq!(submits, ids.len(), "each job submitted once");
+    for id in &ids {
+        let (_, upstream, captures) = stored_job(&database, id).await;
+        assert_eq!(captures, 1, "{id} charged once");
+        let upstream = upstream.expect("submitted");
+        let polls: Vec<u64> = calls
+            .iter()
+            .filter(|c| c.op == "poll" && c.path.contains(&upstream))
+            .map(|c| c.at_ms)
+            .collect();
+        assert!(!polls.is_empty(), "{id} was polled");
+        for pair in polls.windows(2) {
+            assert!(
+                pair[1] - pair[0] >= POLL_MS / 2,
+                "{id} polled {} ms after its last poll (never twice at once, nor sooner than \
+                 its interval): {polls:?}",
+                pair[1] - pair[0]
+            );
+        }
+    }
+
+    // The replica ahead dies while it holds jobs mid-poll (the upstream holds their polls).
+    drop(behind);
+    let first_jobs = ids.len();
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(create_on(&client, &ahead.base, &key, 100 + n).await);
+    }
+    for _ in 0..4 {
+        fake.inject(
+            "aigateway",
+            "poll",
+            fake_upstream::Fault::Hang { millis: 30_000 },
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while fake.faults_pending("aigateway", "poll") > 0 {
+        assert!(Instant::now() < deadline, "the held polls never came");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    ahead.child.kill().expect("SIGKILL");
+    ahead.child.wait().expect("reaped");
+    let killed = Instant::now();
+    let leased: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM videos WHERE lease_owner IS NOT NULL")
+            .fetch_one(database.pool())
+            .await
+            .expect("count");
+    assert!(leased > 0, "the replica died holding leases");
+
+    // A replica behind takes them over once their 6 s leases run out, not ten minutes later.
+    let mut next = spawn_replica_with(dir.path(), &config, &db_url, &redis, 2, &skewed(-SKEW_MS));
+    wait_ready(&client, &mut next).await;
+    let deadline = killed + Duration::from_secs(30);
+    for id in &ids {
+        loop {
+            let (status, _, captures) = stored_job(&database, id).await;
+            if status == "completed" {
+                assert_eq!(captures, 1, "{id} charged once");
+                break;
+            }
+            assert!(
+                status == "queued" || status == "in_progress",
+                "{id} ended {status}"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{id} was not taken over after its holder died"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let submits = fake
+        .calls("aigateway")
+        .iter()
+        .filter(|c| c.op == "submit")
+        .count();
+    assert_eq!(submits, first_jobs + ids.len(), "each job submitted once");
+    let audit = seedance_gateway::domain::reports::audit(&database)
+        .await
+        .expect("audit");
+    assert!(audit.ok, "{audit:?}");
+    eprintln!(
+        "taken over {:?} after the kill; the test took {:?}",
+        killed.elapsed(),
+        started.elapsed()
+    );
+    drop(next);
+}
+
+/// Two replicas racing on one tenant: many creates against one balance split across both,
+/// the same idempotency key sent to both at once, and a cancel on one replica against the
+/// completion its job is reaching on the other, both transactions in flight at once.
+///
+/// - Overdraft: 20 creates of 200 credits at once, ten on each replica, against 1,100
+///   credits: exactly five succeed, and the balance never goes below zero (each create takes
+///   its hold with a conditional debit, `balance - amount >= floor`, in the transaction that
+///   stores the job). Drop that condition from `Db::debit_above_floor` and the two replicas'
+///   creates all pass: more than five succeed and the balance goes negative.
+/// - One key, two replicas: both answers name one video; one job exists (the key is inserted
+///   with the job, under a unique index; the loser waits for the winner's answer).
+/// - Cancel against completion: the poll that reports completion is held upstream while the
+///   test locks the job's row; the cancel goes to the replica that does not hold the job, and
+///   waits for the lock with the completion; then the lock goes. The job ends once: completed
+///   and captured, or canceled and voided, never both. Drop `AND {RUNNING}` (and the owner
+///   guard) from the second write (`Db::mark_completed` / `Db::mark_ended`) to see both.
+#[tokio::test]
+async fn two_replicas_race_for_one_balance_one_key_and_one_job() {
+    let test = "two_replicas_race_for_one_balance_one_key_and_one_job";
+    let (Some(server), Some(redis)) = (
+        common::services::postgres_server(test),
+        common::services::redis(test),
+    ) else {
+        return;
+    };
+    let started = Instant::now();
+    let db_url = common::fresh_postgres_database(&server).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fake = FakeUpstream::start("127.0.0.1:0".parse().expect("addr"))
+        .await
+        .expect("fake");
+    fake.set_job_duration(Duration::from_millis(300));
+    let config = dir.path().join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[admin]
+token = "{ADMIN_TOKEN}"
+[workers]
+tick_ms = 20
+lease_secs = 20
+[storage]
+dir = "{storage}"
+archive = false
+[security]
+url_allowlist = ["127.0.0.1"]
+[limits]
+tenant_requests_per_minute = 100000
+tenant_burst = 10000
+[providers.sandbox]
+enabled = false
+[providers.seedance_it]
+enabled = true
+base_url = "{base}"
+api_key = "{FAKE_KEY}"
+poll_interval_ms = 50
+timeout_secs = 10
+"#,
+            storage = dir.path().join("storage").display(),
+            base = fake.base_url("seedance-it"),
+        ),
+    )
+    .expect("config");
+    let client = Client::new();
+    let mut a = spawn_replica(dir.path(), &config, &db_url, &redis, 0);
+    wait_ready(&client, &mut a).await;
+    let mut b = spawn_replica(dir.path(), &config, &db_url, &redis, 1);
+    wait_ready(&client, &mut b).await;
+    let database = Db::connect(&DatabaseConfig {
+        url: Secret::new(db_url.clone()),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await
+    .expect("db");
+    let tenant_with = |credits: i64| {
+        let (client, base) = (client.clone(), a.base.clone());
+        async move {
+            let tenant = admin(&client, &base, "/admin/v1/tenants", json!({"name": "acme"})).await;
+            let tenant_id = tenant["id"].as_str().expect("id").to_owned();
+            admin(
+                &client,
+                &base,
+                &format!("/admin/v1/tenants/{tenant_id}/grants"),
+                json!({"amount": credits, "reason": "test", "mode": "live"}),
+            )
+            .await;
+            let key = admin(
+                &client,
+                &base,
+                &format!("/admin/v1/tenants/{tenant_id}/keys"),
+                json!({"mode": "live"}),
+            )
+            .await["secret"]
+                .as_str()
+                .expect("secret")
+                .to_owned();
+            (tenant_id, key)
+        }
+    };
+    let create = |base: &str, key: &str, prompt: String, idempotency: Option<&str>| {
+        let mut request = client
+            .post(format!("{base}/v1/videos"))
+            .bearer_auth(key)
+            .json(&json!({"model": "seedance-2.0-fast", "prompt": prompt, "seconds": 4}));
+        if let Some(idempotency) = idempotency {
+            request = request.header("Idempotency-Key", idempotency);
+        }
+        async move {
+            let response = request.send().await.expect("create");
+            let status = response.status();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    // Overdraft: twenty creates at once against five creates' worth of credit.
+    let (tenant, key) = tenant_with(1_100).await;
+    let answers = futures::future::join_all((0..20).map(|n| {
+        let base = if n % 2 == 0 { &a.base } else { &b.base };
+        create(base, &key, format!("race {n}"), None)
+    }))
+    .await;
+    let created: Vec<&Value> = answers
+        .iter()
+        .filter(|(status, _)| *status == StatusCode::OK)
+        .map(|(_, body)| body)
+        .collect();
+    for (status, body) in &answers {
+        assert!(
+            *status == StatusCode::OK || *status == StatusCode::PAYMENT_REQUIRED,
+            "{status}: {body}"
+        );
+    }
+    assert_eq!(created.len(), 5, "exactly the affordable five: {answers:?}");
+    let available: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) FROM ledger_entries \
+         WHERE account_id = $1",
+    )
+    .bind(format!("{tenant}:live:available"))
+    .fetch_one(database.pool())
+    .await
+    .expect("balance");
+    assert!(available >= 0, "the balance went below zero: {available}");
+    let balance: Value = client
+        .get(format!("{}/admin/v1/tenants/{tenant}", b.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("tenant")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        balance["balance"]["available"].as_i64(),
+        Some(100),
+        "{balance}"
+    );
+
+    // One key sent to both replicas at once: one job.
+    let (_, key) = tenant_with(10_000).await;
+    let (first, second) = tokio::join!(
+        create(&a.base, &key, "once".into(), Some("the-same-key")),
+        create(&b.base, &key, "once".into(), Some("the-same-key")),
+    );
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    assert_eq!(second.0, StatusCode::OK, "{}", second.1);
+    assert_eq!(first.1["id"], second.1["id"], "one video for one key");
+    let jobs: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM videos WHERE request LIKE '%\"once\"%'")
+            .fetch_one(database.pool())
+            .await
+            .expect("count");
+    assert_eq!(jobs, 1, "one job for one key");
+
+    // Every job so far ends, so that only the raced job is polled from here on.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let running: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM videos WHERE status IN ('queued', 'in_progress')",
+        )
+        .fetch_one(database.pool())
+        .await
+        .expect("count");
+        if running == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{running} jobs never ended");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Cancel on one replica against completion on the other, both in flight at once.
+    let (tenant, key) = tenant_with(10_000).await;
+    fake.set_job_duration(Duration::from_millis(0));
+    fake.inject(
+        "seedance-it",
+        "poll",
+        fake_upstream::Fault::Hang { millis: 1_000 },
+    );
+    let polls_before = fake
+        .calls("seedance-it")
+        .iter()
+        .filter(|c| c.op == "poll")
+        .count();
+    let (status, video) = create(&a.base, &key, "a race".into(), None).await;
+    assert_eq!(status, StatusCode::OK, "{video}");
+    let id = video["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.faults_pending("seedance-it", "poll") > 0 {
+        assert!(Instant::now() < deadline, "the job was never polled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        fake.calls("seedance-it")
+            .iter()
+            .filter(|c| c.op == "poll")
+            .count()
+            > polls_before
+    );
+    let mut holder = sqlx::postgres::PgConnection::connect(&db_url)
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut holder)
+        .await
+        .expect("begin");
+    let owner: Option<String> =
+        sqlx::query_scalar("SELECT lease_owner FROM videos WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(&id)
+            .fetch_one(&mut holder)
+            .await
+            .expect("lock");
+    let owner = owner.expect("the polling replica holds the job's lease");
+    let other = if owner.starts_with("replica-0") {
+        &b.base
+    } else {
+        &a.base
+    };
+    let canceling = {
+        let request = client
+            .post(format!("{other}/v1/videos/{id}/cancel"))
+            .bearer_auth(&key)
+            .send();
+        tokio::spawn(request)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(database.pool())
+        .await
+        .expect("pg_stat_activity");
+        if waiting >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{waiting} of 2 transactions reached the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sqlx::query("COMMIT")
+        .execute(&mut holder)
+        .await
+        .expect("commit");
+    let canceled = canceling.await.expect("joined").expect("cancel answered");
+    assert_eq!(canceled.status(), StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (status, _, captures) = loop {
+        let (status, upstream, captures) = stored_job(&database, &id).await;
+        if status == "completed" || status == "canceled" {
+            break (status, upstream, captures);
+        }
+        assert!(Instant::now() < deadline, "{id} never ended: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let entries = database
+        .entries_for_video(&seedance_gateway::types::ids::VideoId::parse(&id).expect("id"))
+        .await
+        .expect("entries");
+    let voids = entries
+        .iter()
+        .filter(|(kind, account, _)| kind == "void" && account.ends_with(":holds"))
+        .count();
+    let charged = match status.as_str() {
+        "completed" => {
+            assert_eq!((captures, voids), (1, 0), "{entries:?}");
+            200
+        }
+        _ => {
+            assert_eq!((captures, voids), (0, 1), "{entries:?}");
+            0
+        }
+    };
+    let balance: Value = client
+        .get(format!("{}/admin/v1/tenants/{tenant}", a.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("tenant")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        (
+            balance["balance"]["available"].as_i64(),
+            balance["balance"]["held"].as_i64()
+        ),
+        (Some(10_000 - charged), Some(0)),
+        "{balance}"
+    );
+
+    let audit = seedance_gateway::domain::reports::audit(&database)
+        .await
+        .expect("audit");
+    assert!(audit.ok, "{audit:?}");
+    eprintln!(
+        "cancel against completion across replicas: {status}; the test took {:?}",
+        started.elapsed()
+    );
 }

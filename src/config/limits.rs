@@ -19,6 +19,9 @@ pub struct LimitsConfig {
     pub key_burst: u32,
     /// Failed authentications per minute per client address before it is throttled.
     pub failed_auth_per_minute: u32,
+    /// How long a replica keeps a tenant's own request rate before reading it again, in
+    /// milliseconds: a rate the operator changes applies everywhere within this.
+    pub tenant_rate_cache_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -30,6 +33,7 @@ impl Default for LimitsConfig {
             key_requests_per_minute: None,
             key_burst: 50,
             failed_auth_per_minute: 30,
+            tenant_rate_cache_ms: 5_000,
         }
     }
 }

@@ -144,9 +144,10 @@ impl ProvidersConfig {
                 // A lease must outlive the longest upstream call, or a slow call could be
                 // claimed again by another replica and submitted twice.
                 let timeout = upstream.timeout_secs.unwrap_or(30);
-                if workers.lease_secs < timeout + 10 {
+                let margin = workers.lease_margin_secs;
+                if workers.lease_secs < timeout.saturating_add(margin) {
                     return Err(ConfigError::Invalid(format!(
-                        "workers.lease_secs ({}) must exceed providers.{name}.timeout_secs ({timeout}) by at least 10",
+                        "workers.lease_secs ({}) must exceed providers.{name}.timeout_secs ({timeout}) by at least workers.lease_margin_secs ({margin})",
                         workers.lease_secs
                     )));
                 }

@@ -23,6 +23,10 @@ pub struct ServerConfig {
     pub max_connections: usize,
     /// Time given to in-flight requests after SIGTERM, in seconds.
     pub shutdown_grace_secs: u64,
+    /// How long a request repeating an `Idempotency-Key` whose first request is still in
+    /// flight waits for that request's answer before it is answered 409
+    /// `idempotency_in_progress`, in milliseconds.
+    pub idempotency_wait_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -35,6 +39,7 @@ impl Default for ServerConfig {
             header_read_timeout_secs: 10,
             max_connections: 10_000,
             shutdown_grace_secs: 20,
+            idempotency_wait_ms: 15_000,
         }
     }
 }

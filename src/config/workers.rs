@@ -16,6 +16,9 @@ pub struct WorkersConfig {
     pub tick_ms: u64,
     /// How long a claimed job stays leased to this replica, in seconds.
     pub lease_secs: u64,
+    /// How much longer than every enabled provider's `timeout_secs` the lease must be, in
+    /// seconds: the time a step takes beyond its upstream call.
+    pub lease_margin_secs: u64,
     /// Most jobs claimed at once.
     pub batch_size: u32,
     /// Most upstream calls the worker has in flight at once.
@@ -40,6 +43,7 @@ impl Default for WorkersConfig {
             enabled: true,
             tick_ms: 250,
             lease_secs: 60,
+            lease_margin_secs: 10,
             batch_size: 64,
             concurrency: 64,
             hold_timeout_secs: 24 * 3600,
@@ -52,12 +56,13 @@ impl Default for WorkersConfig {
 impl WorkersConfig {
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.lease_secs == 0
+            || self.lease_margin_secs == 0
             || self.batch_size == 0
             || self.concurrency == 0
             || self.safety_poll_secs == 0
         {
             return Err(ConfigError::Invalid(
-                "workers.lease_secs, batch_size, concurrency and safety_poll_secs must be positive"
+                "workers.lease_secs, lease_margin_secs, batch_size, concurrency and safety_poll_secs must be positive"
                     .into(),
             ));
         }

@@ -4,8 +4,9 @@
 //!
 //! - the same key with the same body replays the first answer (status, body, headers);
 //! - the same key with another body is 409 `idempotency_conflict`;
-//! - a duplicate arriving while the first is in flight waits for its answer (up to 15 s),
-//!   else gets 409 `idempotency_in_progress` — never a second job.
+//! - a duplicate arriving while the first is in flight waits for its answer (up to
+//!   `server.idempotency_wait_ms`, 15 s by default), else gets 409 `idempotency_in_progress`
+//!   — never a second job.
 //!
 //! The key row is inserted in the same transaction as the job and its hold, so a job exists
 //! exactly when its key does; the answer is stored as soon as it is known. A request that fails
@@ -31,7 +32,6 @@ use crate::storage::{now_ms, Db, Tx};
 pub use crate::storage::idempotency::StoredAnswer;
 
 pub const TTL_MS: i64 = 24 * 3600 * 1000;
-const WAIT: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
@@ -100,15 +100,17 @@ pub enum Answer<T> {
 /// answer of a first use with [`remember`].
 ///
 /// `in_flight_ms` is the longest a first request can run (the request time limit): a key with
-/// no answer that is older than that lost its answer, and is rebuilt.
+/// no answer that is older than that lost its answer, and is rebuilt. `wait` is the longest a
+/// repeat waits for a first request's answer.
 pub async fn once<T>(
     db: &Db,
     claim: Option<&Claim>,
     in_flight_ms: i64,
+    wait: Duration,
     run: impl Future<Output = Result<T, Error>>,
 ) -> Result<Answer<T>, Error> {
     if let Some(claim) = claim {
-        match check(db, claim, in_flight_ms).await? {
+        match check(db, claim, in_flight_ms, wait).await? {
             Outcome::Proceed => {}
             Outcome::Replay(answer) => return Ok(Answer::Replay(answer)),
             Outcome::Rebuild(committed) => return Ok(Answer::Rebuild(committed)),
@@ -118,7 +120,7 @@ pub async fn once<T>(
         (Ok(first), _) => Ok(Answer::First(first)),
         (Err(Error::Conflict("idempotency_race", _)), Some(claim)) => {
             // Another request with this key got there first: answer as it did.
-            match check(db, claim, in_flight_ms).await? {
+            match check(db, claim, in_flight_ms, wait).await? {
                 Outcome::Replay(answer) => Ok(Answer::Replay(answer)),
                 Outcome::Rebuild(committed) => Ok(Answer::Rebuild(committed)),
                 Outcome::Proceed => Err(in_progress()),
@@ -144,8 +146,13 @@ fn in_progress() -> Error {
 
 /// Looks the key up; waits for an in-flight first request's answer, and rebuilds the answer
 /// of one that can no longer be in flight.
-pub async fn check(db: &Db, claim: &Claim, in_flight_ms: i64) -> Result<Outcome, Error> {
-    let deadline = tokio::time::Instant::now() + WAIT;
+pub async fn check(
+    db: &Db,
+    claim: &Claim,
+    in_flight_ms: i64,
+    wait: Duration,
+) -> Result<Outcome, Error> {
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let now = now_ms();
         let Some(row) = db

@@ -68,16 +68,26 @@ pub async fn receive(
     if running {
         let interval = webhook_poll_interval(state, handler.as_ref());
         // The job's last step may move while this reads it (a poll rescheduling it): read it
-        // again and recompute, a few times at most.
+        // again and recompute, a few times at most. When every try loses, the delivery is
+        // refused (and its record rolled back) so that the provider sends it again.
+        let mut scheduled = false;
         for _ in 0..3 {
             let Some(last_step) = Db::last_job_step(&mut tx, &job.id, IN_FLIGHT).await? else {
+                scheduled = true;
                 break;
             };
             let now = now_ms();
             let at = confirmation_due(last_step, now, interval);
             if Db::poll_soon(&mut tx, &job.id, IN_FLIGHT, last_step, now, at).await? {
+                scheduled = true;
                 break;
             }
+        }
+        if !scheduled {
+            return Err(Error::DatabaseBusy {
+                attempts: 3,
+                cause: anyhow::anyhow!("the job kept moving while its confirmation was scheduled"),
+            });
         }
     }
     tx.commit().await?;

@@ -64,6 +64,12 @@ impl Services {
         self.wake.notify_one();
     }
 
+    /// Sets this process's clock to the database's again (`crate::clock`); returns the
+    /// alignment in force, the database's clock minus this machine's, in milliseconds.
+    pub async fn align_clock(&self) -> anyhow::Result<i64> {
+        Ok(self.db.align_clock().await?)
+    }
+
     /// The cached principal of a key hash, if looked up less than [`KEY_CACHE_TTL`] ago.
     pub fn cached_key(&self, hash: &str) -> Option<crate::domain::tenants::Principal> {
         let cache = self.key_cache.lock().unwrap_or_else(|p| p.into_inner());

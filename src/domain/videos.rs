@@ -187,8 +187,8 @@ async fn create_job(
                 taken
             }
         };
-        let lease_until = now + (state.config.workers.lease_secs * 1000) as i64;
-        let lease = inline.then_some((state.instance_id.as_ref(), lease_until));
+        let lease_ms = (state.config.workers.lease_secs * 1000) as i64;
+        let lease = inline.then_some((state.instance_id.as_ref(), lease_ms));
         crate::storage::Db::insert_video(&mut tx, &video, now, lease).await?;
         if let Some(claim) = idempotency {
             crate::domain::idempotency::insert(&mut tx, claim, Some(video.id.as_str())).await?;

@@ -67,7 +67,8 @@ pub async fn once(
     let in_flight_ms = i64::try_from(state.config.server.request_timeout_secs.max(1))
         .unwrap_or(i64::MAX / 2_000)
         .saturating_mul(1000);
-    match idempotency::once(&state.db, claim, in_flight_ms, run).await? {
+    let wait = std::time::Duration::from_millis(state.config.server.idempotency_wait_ms);
+    match idempotency::once(&state.db, claim, in_flight_ms, wait, run).await? {
         Answer::Replay(answer) => Ok(replay(answer)),
         Answer::First(response) => match claim {
             Some(claim) => remember(state, claim, response).await,

@@ -28,7 +28,9 @@ impl Db {
     }
 
     /// Takes up to `limit` due copies; each is pushed `lease_ms` into the future first, so
-    /// another replica does not take it while this one copies.
+    /// another replica does not take it while this one copies. That lease is the copy's due
+    /// time, on the replica's clock, which is set to the database's (`crate::clock`); the
+    /// claim itself is a compare-and-set on it, so two replicas never take one copy at once.
     pub async fn claim_archive_tasks(
         &self,
         now: i64,

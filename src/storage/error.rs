@@ -123,9 +123,9 @@ fn database_unavailability(db: &dyn DatabaseError) -> Option<Unavailable> {
 }
 
 /// Every way PostgreSQL says "not now", by SQLSTATE: class 08 (connection exception), class
-/// 53 (insufficient resources: out of memory or disk, too many connections), 57P01, 57P02 and
-/// 57P03 (administrator or crash shutdown, cannot connect now while starting or recovering),
-/// 57P05 (the session was closed for idling), and 55000 when a connection is refused because
+/// 53 (insufficient resources: out of memory or disk, too many connections), 57P0x (the
+/// operator intervened: administrator or crash shutdown, cannot connect now while starting or
+/// recovering, the database dropped under the session, the session closed for idling), and 55000 when a connection is refused because
 /// the database is not accepting connections (`ALTER DATABASE … ALLOW_CONNECTIONS false`,
 /// during maintenance). 55000 otherwise means a statement was wrong for the object's state,
 /// and a lost conflict (40001, 40P01) is no unavailability: see [`Conflict`].
@@ -134,7 +134,7 @@ fn sqlstate_unavailability(code: &str, message: &str) -> Option<Unavailable> {
         code == "55000" && message.contains("not currently accepting connections");
     (code.starts_with("08")
         || code.starts_with("53")
-        || matches!(code, "57P01" | "57P02" | "57P03" | "57P05")
+        || code.starts_with("57P0")
         || refusing_connections)
         .then_some(Unavailable::Unreachable)
 }
@@ -270,8 +270,9 @@ mod tests {
 
     #[test]
     fn a_server_shutting_down_or_starting_is_unavailable() {
-        // admin_shutdown, crash_shutdown, cannot_connect_now, idle_session_timeout.
-        for code in ["57P01", "57P02", "57P03", "57P05"] {
+        // admin_shutdown, crash_shutdown, cannot_connect_now, database_dropped,
+        // idle_session_timeout.
+        for code in ["57P01", "57P02", "57P03", "57P04", "57P05"] {
             assert!(unreachable(&database_error(code)), "{code}");
         }
     }
@@ -304,8 +305,8 @@ mod tests {
     #[test]
     fn a_statement_the_database_refuses_is_not_unavailability() {
         // unique_violation, undefined_table, query_canceled (a statement timeout), the lost
-        // conflicts (run again instead), database_dropped, and a row that is not there.
-        for code in ["23505", "42P01", "57014", "40001", "40P01", "57P04"] {
+        // conflicts (run again instead), and a row that is not there.
+        for code in ["23505", "42P01", "57014", "40001", "40P01"] {
             assert_eq!(database_error(code).unavailability(), None, "{code}");
         }
         assert_eq!(

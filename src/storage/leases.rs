@@ -4,10 +4,21 @@
 //! hands in (the domain's transition table: `domain::jobs::transitions`) and, for the worker,
 //! on still holding the lease, so a late upstream result or a stale replica can never
 //! overwrite a final state. When a job is next due is the caller's to say.
+//!
+//! Lease time is the database's: a lease is set to the database's clock plus its length and
+//! is expired when the database's clock passes it ([`super::Backend::now_sql`], in the same
+//! statement), never by a replica's own clock. Replicas whose machine clocks disagree by more
+//! than a lease would otherwise each see the other's leases as expired (the one ahead takes
+//! every job another holds, so both poll it at once) or as minutes away (the one behind waits
+//! that long to take over the jobs of a replica that died). A fencing token was the
+//! alternative: it keeps a stale holder's writes out, which the owner guard on every write
+//! already does, but it does not stop the replica ahead from claiming, and polling upstream,
+//! what another still holds; only one clock for leases does. Due times (`next_run_at`) are
+//! written by the replicas, on clocks set to the database's (`crate::clock`).
 
 use super::end_users::{FinishedJob, UsageChange};
 use super::sql::{self, Get};
-use super::videos::{status_in, video_from_row, RUNNING};
+use super::videos::{status_in, video_from_row};
 use super::{now_ms, Db, DbError, Tx};
 use crate::types::ids::{ProviderId, TenantId, VideoId};
 use crate::types::money::ReportedCost;
@@ -61,8 +72,19 @@ impl Due {
     }
 }
 
+/// The statuses the worker's claim works with, as the domain's transition table defines them:
+/// jobs accepted upstream are polled, jobs waiting are submitted (in the tenants' fair order),
+/// and the claim's guard is every status a job has not ended in.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimStatuses<'a> {
+    pub upstream: &'a [VideoStatus],
+    pub waiting: &'a [VideoStatus],
+    pub in_flight: &'a [VideoStatus],
+}
+
 impl Db {
-    /// Leases up to `limit` due jobs to `owner` until `lease_until`. Running jobs due for a
+    /// Leases up to `limit` jobs due at `now` to `owner` for `lease_ms` of the database's
+    /// clock (see the module's documentation), unless another holds them. Running jobs due for a
     /// poll come first, soonest due first, read from the due index without touching the
     /// others. Queued jobs fill the rest fairly across tenants: a queued job's turn is its
     /// tenant's running jobs plus its place in its tenant's line, and the lowest turn goes first
@@ -73,15 +95,19 @@ impl Db {
     pub async fn claim_due_jobs(
         &self,
         owner: &str,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
+        (now, lease_ms, limit): (i64, i64, i64),
+        statuses: ClaimStatuses<'_>,
     ) -> Result<Vec<Video>, DbError> {
-        let mut order: Vec<i64> = sql::query(
-            "SELECT seq FROM videos WHERE status = 'in_progress' AND next_run_at <= $1 \
-               AND (lease_until IS NULL OR lease_until < $1) \
-             ORDER BY next_run_at LIMIT $2",
-        )
+        let db_now = self.backend().now_sql();
+        let upstream = status_in("status", statuses.upstream);
+        let waiting_v = status_in("v.status", statuses.waiting);
+        let waiting = status_in("status", statuses.waiting);
+        let in_flight = status_in("status", statuses.in_flight);
+        let mut order: Vec<i64> = sql::query(format!(
+            "SELECT seq FROM videos WHERE {upstream} AND next_run_at <= $1 \
+               AND (lease_until IS NULL OR lease_until < {db_now}) \
+             ORDER BY next_run_at LIMIT $2"
+        ))
         .bind(now)
         .bind(limit)
         .fetch_all(&mut self.scan())
@@ -91,25 +117,25 @@ impl Db {
         .collect::<Result<_, _>>()?;
         let room = limit - order.len() as i64;
         let any_queued = room > 0
-            && sql::query(
-                "SELECT 1 FROM videos WHERE status = 'queued' AND next_run_at <= $1 \
-                   AND (lease_until IS NULL OR lease_until < $1) LIMIT 1",
-            )
+            && sql::query(format!(
+                "SELECT 1 FROM videos WHERE {waiting} AND next_run_at <= $1 \
+                   AND (lease_until IS NULL OR lease_until < {db_now}) LIMIT 1"
+            ))
             .bind(now)
             .fetch_optional(&mut self.read()?)
             .await?
             .is_some();
         if any_queued {
-            let queued: Vec<i64> = sql::query(
+            let queued: Vec<i64> = sql::query(format!(
                 "SELECT seq FROM ( \
                      SELECT v.seq, ROW_NUMBER() OVER (PARTITION BY v.tenant_id ORDER BY v.seq) \
                        + COALESCE(r.running, 0) AS turn \
                      FROM videos v LEFT JOIN (SELECT tenant_id, COUNT(*) AS running FROM videos \
-                       WHERE status = 'in_progress' GROUP BY tenant_id) r ON r.tenant_id = v.tenant_id \
-                     WHERE v.status = 'queued' AND v.next_run_at <= $1 \
-                       AND (v.lease_until IS NULL OR v.lease_until < $1)) due \
-                 ORDER BY turn, seq LIMIT $2",
-            )
+                       WHERE {upstream} GROUP BY tenant_id) r ON r.tenant_id = v.tenant_id \
+                     WHERE {waiting_v} AND v.next_run_at <= $1 \
+                       AND (v.lease_until IS NULL OR v.lease_until < {db_now})) due \
+                 ORDER BY turn, seq LIMIT $2"
+            ))
             .bind(now)
             .bind(room)
             .fetch_all(&mut self.scan())
@@ -122,14 +148,18 @@ impl Db {
         if order.is_empty() {
             return Ok(Vec::new());
         }
+        // The update checks again that each job is due and not leased: between the reads above
+        // and this write another replica may have claimed a job, taken its step and put it
+        // back, unleased but due later, and it must not be polled again at once.
         let placeholders: Vec<String> = (0..order.len()).map(|i| format!("${}", i + 4)).collect();
         let claim = format!(
-            "UPDATE videos SET lease_owner = $1, lease_until = $2 \
-             WHERE seq IN ({}) AND {RUNNING} AND (lease_until IS NULL OR lease_until < $3) \
+            "UPDATE videos SET lease_owner = $1, lease_until = {db_now} + $2 \
+             WHERE seq IN ({}) AND {in_flight} AND next_run_at <= $3 \
+               AND (lease_until IS NULL OR lease_until < {db_now}) \
              RETURNING *",
             placeholders.join(", ")
         );
-        let mut query = sql::query(claim).bind(owner).bind(lease_until).bind(now);
+        let mut query = sql::query(claim).bind(owner).bind(lease_ms).bind(now);
         for seq in &order {
             query = query.bind(*seq);
         }

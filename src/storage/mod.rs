@@ -16,6 +16,7 @@ pub mod archive;
 pub mod attempts;
 pub mod audit;
 mod conn;
+mod db_clock;
 pub mod end_users;
 mod error;
 mod exec;

@@ -9,15 +9,15 @@ use crate::types::ids::{ApiKeyId, ProviderId, TenantId, VideoId};
 use crate::types::money::{Credits, MicroUsd, Mode};
 use crate::types::video::{ArchiveState, JobError, PollCause, Video, VideoStatus};
 
-/// The guard of the worker's claim (`Db::claim_due_jobs`), the one place that does not yet
-/// take its statuses from the caller.
-pub(super) const RUNNING: &str = "status IN ('queued', 'in_progress')";
-
 /// `column IN ('a', 'b')` for the statuses a caller hands in: the compare-and-set guard of a
-/// status change, or the set a reader counts. An empty set matches no row.
+/// status change, or the set a reader counts. An empty set matches no row. One status is
+/// written `column = 'a'`, so that SQLite uses the partial indexes declared that way
+/// (`videos_queued`): it reads a one-item `IN` as another expression.
 pub(super) fn status_in(column: &str, statuses: &[VideoStatus]) -> String {
-    if statuses.is_empty() {
-        return "1 = 0".to_owned();
+    match statuses {
+        [] => return "1 = 0".to_owned(),
+        [one] => return format!("{column} = '{}'", one.as_str()),
+        _ => {}
     }
     let list: Vec<String> = statuses
         .iter()
@@ -100,8 +100,9 @@ pub enum UserFilter<'a> {
 }
 
 impl Db {
-    /// Stores a new job, leased to `lease_owner` until `lease_until`: the request that creates
-    /// a job submits it itself, and the worker takes it over only if that lease expires.
+    /// Stores a new job, leased to `lease_owner` for `lease_ms` of the database's clock (see
+    /// `storage::leases`): the request that creates a job submits it itself, and the worker
+    /// takes it over only if that lease expires.
     pub async fn insert_video(
         tx: &mut Tx,
         video: &Video,
@@ -110,12 +111,13 @@ impl Db {
     ) -> Result<(), DbError> {
         let request =
             serde_json::to_string(&video.request).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        sql::query(
+        let db_now = tx.backend().now_sql();
+        sql::query(format!(
             "INSERT INTO videos (id, tenant_id, api_key_id, mode, model, user_id, request, status, \
              progress, provider, cost_reserved, created_at, updated_at, next_run_at, callback_token, \
              lease_owner, lease_until, fallbacks, cost_ceiling_micro, cost_baseline_micro, seconds, slot_provider) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
-        )
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 0, $9, $10, $11, $11, $12, $13, $14, {db_now} + $15, $16, $17, $18, $19, $20)"
+        ))
         .bind(video.id.as_str())
         .bind(video.tenant_id.as_str())
         .bind(video.api_key_id.as_ref().map(ApiKeyId::as_str))
@@ -130,7 +132,7 @@ impl Db {
         .bind(next_run_at)
         .bind(video.callback_token.as_deref())
         .bind(lease.map(|(owner, _)| owner))
-        .bind(lease.map(|(_, until)| until))
+        .bind(lease.map(|(_, lease_ms)| lease_ms))
         .bind(serde_json::to_string(&video.fallbacks).ok())
         .bind(video.cost_ceiling_micro.map(MicroUsd::get))
         .bind(video.cost_baseline_micro.map(MicroUsd::get))

@@ -336,18 +336,20 @@ impl Db {
         Ok(written)
     }
 
-    /// Leases up to `limit` due messages to `owner` until `lease_until`.
+    /// Leases up to `limit` messages due at `now` to `owner` for `lease_ms`, set and expired
+    /// on the database's clock, as job leases are (`storage::leases`).
     pub async fn claim_webhook_messages(
         &self,
         owner: &str,
         now: i64,
-        lease_until: i64,
+        lease_ms: i64,
         limit: i64,
     ) -> Result<Vec<Message>, DbError> {
-        let ids: Vec<String> = sql::query(
+        let db_now = self.backend().now_sql();
+        let ids: Vec<String> = sql::query(format!(
             "SELECT id FROM webhook_messages WHERE state = 'pending' AND next_attempt_at <= $1 \
-             AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at LIMIT $2",
-        )
+             AND (lease_until IS NULL OR lease_until < {db_now}) ORDER BY next_attempt_at LIMIT $2"
+        ))
         .bind(now)
         .bind(limit)
         .fetch_all(&mut self.scan())
@@ -357,13 +359,14 @@ impl Db {
         .collect::<Result<_, _>>()?;
         let mut claimed = Vec::new();
         for id in ids {
-            let row = sql::query(
-                "UPDATE webhook_messages SET lease_owner = $1, lease_until = $2 \
-                 WHERE id = $3 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $4) \
-                 RETURNING *",
-            )
+            let row = sql::query(format!(
+                "UPDATE webhook_messages SET lease_owner = $1, lease_until = {db_now} + $2 \
+                 WHERE id = $3 AND state = 'pending' AND next_attempt_at <= $4 \
+                   AND (lease_until IS NULL OR lease_until < {db_now}) \
+                 RETURNING *"
+            ))
             .bind(owner)
-            .bind(lease_until)
+            .bind(lease_ms)
             .bind(&id)
             .bind(now)
             .fetch_optional(&mut self.write().await?)

@@ -25,11 +25,7 @@ pub async fn run(state: Arc<Services>, shutdown: CancellationToken) -> anyhow::R
         let available = slots.available_permits().min(workers.batch_size as usize) as i64;
         let claimed = if available > 0 {
             let now = now_ms();
-            match state
-                .db
-                .claim_due_jobs(&state.instance_id, now, now + lease_ms, available)
-                .await
-            {
+            match crate::domain::jobs::claim_due(&state, now, lease_ms, available).await {
                 Ok(jobs) => jobs,
                 Err(error) => {
                     tracing::warn!(%error, "claiming due jobs failed; retrying");

@@ -3,6 +3,7 @@
 //! shutdown.
 
 pub mod archive;
+pub mod clock;
 pub mod jobs;
 pub mod webhooks;
 

@@ -36,7 +36,7 @@ pub async fn run(state: Arc<Services>, shutdown: CancellationToken) -> anyhow::R
         let claimed = if free > 0 {
             match state
                 .db
-                .claim_webhook_messages(&state.instance_id, now, now + lease_ms, free)
+                .claim_webhook_messages(&state.instance_id, now, lease_ms, free)
                 .await
             {
                 Ok(messages) => messages,

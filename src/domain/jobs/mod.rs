@@ -24,7 +24,7 @@ pub mod transitions;
 
 use crate::domain::services::Services;
 use crate::providers::{ProviderError, UpstreamStatus};
-use crate::storage::leases::Due;
+use crate::storage::leases::{ClaimStatuses, Due};
 use crate::storage::now_ms;
 use crate::types::ids::ProviderId;
 use crate::types::video::{JobError, PollCause, Video, VideoStatus};
@@ -38,7 +38,27 @@ pub use intents::{UNKNOWN_OUTCOME, UNSUPPORTED_OUTCOME};
 use lifecycle::{complete, end, retry_later};
 use schedule::next_poll;
 use submit::{resubmit, submit};
-use transitions::IN_FLIGHT;
+use transitions::{IN_FLIGHT, UPSTREAM, WAITING};
+
+/// Leases up to `limit` due jobs to this replica for `lease_ms`: running ones to poll first,
+/// then waiting ones to submit, in the tenants' fair order (see `Db::claim_due_jobs`).
+pub async fn claim_due(
+    state: &Services,
+    now: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> anyhow::Result<Vec<Video>> {
+    let statuses = ClaimStatuses {
+        upstream: UPSTREAM,
+        waiting: WAITING,
+        in_flight: IN_FLIGHT,
+    };
+    let claimed = state
+        .db
+        .claim_due_jobs(&state.instance_id, (now, lease_ms, limit), statuses)
+        .await?;
+    Ok(claimed)
+}
 
 /// Submits a just-created job from the request that created it, so that the client learns at
 /// once when the upstream refuses it. The job was stored leased to this replica (holding its

@@ -54,6 +54,9 @@ pub const IN_FLIGHT: &[VideoStatus] = &[Queued, InProgress];
 /// queue counts).
 pub const WAITING: &[VideoStatus] = &[Queued];
 
+/// The statuses of a job an upstream accepted and is working on: it is polled until it ends.
+pub const UPSTREAM: &[VideoStatus] = &[InProgress];
+
 /// The statuses of a job that ended without output: it is charged nothing and counts no
 /// seconds of video.
 pub const ENDED_WITHOUT_OUTPUT: &[VideoStatus] = &[Failed, Canceled];
@@ -222,6 +225,19 @@ mod tests {
             );
             assert_eq!(IN_FLIGHT.contains(&status), !status.is_terminal());
         }
+    }
+
+    #[test]
+    fn a_job_in_flight_is_either_waiting_or_upstream() {
+        for status in ALL {
+            assert_eq!(
+                IN_FLIGHT.contains(&status),
+                WAITING.contains(&status) ^ UPSTREAM.contains(&status),
+                "{status:?}"
+            );
+        }
+        assert_eq!(Transition::Submit.to(), UPSTREAM[0]);
+        assert_eq!(Transition::Create.to(), WAITING[0]);
     }
 
     #[test]

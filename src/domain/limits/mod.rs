@@ -14,9 +14,6 @@ pub use rate::{enforce, gcra, Decision, Limiter, Rate, RateCache, RedisLimiter};
 
 use crate::error::Error;
 
-/// How long a tenant's own rate is cached in process.
-const RATE_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
-
 /// The request rate of a tenant: its own, else the operator's default.
 pub async fn tenant_rate(
     state: &crate::domain::services::Services,
@@ -26,11 +23,13 @@ pub async fn tenant_rate(
         per_minute: state.config.limits.tenant_requests_per_minute,
         burst: state.config.limits.tenant_burst,
     };
+    // A tenant's own rate is cached in process for `limits.tenant_rate_cache_ms`.
+    let kept = std::time::Duration::from_millis(state.config.limits.tenant_rate_cache_ms);
     let cached = {
         let cache = state.tenant_rates.lock().unwrap_or_else(|p| p.into_inner());
         cache
             .get(tenant.as_str())
-            .filter(|(at, _)| at.elapsed() < RATE_CACHE)
+            .filter(|(at, _)| at.elapsed() < kept)
             .map(|(_, rate)| *rate)
     };
     let own = match cached {

@@ -588,9 +588,8 @@ async fn upstream_calls(
 }
 
 /// A job whose provider calls back costs its submit and one confirming poll, however long it
-/// runs: nothing polls it before the webhook says it ended. The name keeps the lengths it was
-/// first run with (20 s and 120 s, two minutes); the lengths that matter are relative to the
-/// gateway's own intervals, and nothing in the gateway scales with a job's length but its
+/// runs: nothing polls it before the webhook says it ended. The lengths that matter are
+/// relative to the gateway's own intervals, and nothing in the gateway scales with a job's length but its
 /// first safety poll (past the estimate by a quarter and at least 10 s) and the regular
 /// schedule it replaces (which would poll a job every quarter of its age, at least every
 /// poll interval). A 4 s and a 16 s job keep both: the regular schedule would poll each
@@ -598,7 +597,7 @@ async fn upstream_calls(
 /// defaults), the long one runs longer than the 10 s margin of its first safety poll, and
 /// neither reaches the safety interval (300 s) of the providers that give no estimate.
 #[tokio::test]
-async fn with_webhooks_a_20_s_and_a_120_s_job_cost_a_submit_and_one_confirming_poll() {
+async fn with_webhooks_a_4_s_and_a_16_s_job_cost_a_submit_and_one_confirming_poll() {
     // The PostgreSQL pass covers the same statements with the short jobs of the tests below,
     // so this run is made once, on SQLite.
     if std::env::var("TEST_DATABASE_URL").is_ok() {

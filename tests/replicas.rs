@@ -1006,3 +1006,47 @@ timeout_secs = 10
         started.elapsed()
     );
 }
+
+/// An operator command run on a machine whose clock is far off stamps what it writes with the
+/// database's time, as `serve` does: the demo tenant's grants from `bootstrap` on a machine ten
+/// minutes ahead are dated now, not ten minutes from now (so a grant near midnight counts in
+/// the right day and month). Remove the alignment from `cli/database.rs` and this fails.
+#[tokio::test]
+async fn an_operator_command_on_a_machine_ten_minutes_ahead_stamps_the_databases_time() {
+    let test = "an_operator_command_on_a_machine_ten_minutes_ahead_stamps_the_databases_time";
+    let Some(server) = common::services::postgres_server(test) else {
+        return;
+    };
+    const SKEW_MS: i64 = 600_000;
+    let db_url = common::fresh_postgres_database(&server).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_seedance-gateway"))
+        .args(["bootstrap", "--format", "env"])
+        .env("SEEDANCE_GW_DATABASE__URL", &db_url)
+        .env("SEEDANCE_GW_STORAGE__DIR", dir.path().join("storage"))
+        .env("SGW_TEST_MACHINE_CLOCK_SKEW_MS", SKEW_MS.to_string())
+        .env_remove("SEEDANCE_GW_ADMIN__TOKEN")
+        .env_remove("DATABASE_URL")
+        .current_dir(dir.path())
+        .output()
+        .expect("run the gateway binary");
+    assert!(
+        output.status.success(),
+        "bootstrap: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut connection = sqlx::PgConnection::connect(&db_url).await.expect("connect");
+    let (stamped, now): (Option<i64>, i64) = sqlx::query_as(
+        "SELECT (SELECT MAX(created_at) FROM ledger_entries), \
+                CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+    )
+    .fetch_one(&mut connection)
+    .await
+    .expect("read the journal");
+    let stamped = stamped.expect("bootstrap granted credits");
+    assert!(
+        (now - stamped).abs() < SKEW_MS / 10,
+        "the grant is stamped {} ms from the database's time",
+        stamped - now
+    );
+}

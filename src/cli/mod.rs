@@ -115,6 +115,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         };
     }
     let _telemetry = crate::telemetry::init(&config.log);
+    // For tests of machines whose clocks disagree (docs/configuration.md): every command,
+    // `serve` and the operator commands alike, then sets its clock to the database's.
+    if let Ok(skew) = std::env::var("SGW_TEST_MACHINE_CLOCK_SKEW_MS") {
+        let skew: i64 = skew.parse().map_err(|_| {
+            anyhow::anyhow!("SGW_TEST_MACHINE_CLOCK_SKEW_MS must be a number of milliseconds")
+        })?;
+        crate::clock::set_machine_skew_ms(skew);
+    }
     match cli.command {
         Command::Serve => serve::serve(config).await,
         Command::CheckConfig => {

@@ -1,18 +1,9 @@
 //! `serve`: the gateway until SIGTERM or Ctrl-C, then a drain. (The fake providers are a
 //! binary of their own, `fake-upstream`, in the `fake/` crate.)
 
-use anyhow::Context;
-
 use crate::config::Config;
 
 pub(super) async fn serve(config: Config) -> anyhow::Result<()> {
-    // For tests of replicas whose machine clocks disagree (docs/configuration.md).
-    if let Ok(skew) = std::env::var("SGW_TEST_MACHINE_CLOCK_SKEW_MS") {
-        let skew: i64 = skew
-            .parse()
-            .context("SGW_TEST_MACHINE_CLOCK_SKEW_MS must be a number of milliseconds")?;
-        crate::clock::set_machine_skew_ms(skew);
-    }
     // Held until the process exits: one serving process per SQLite file.
     let _serving = crate::storage::claim_for_serving(&config.database)?;
     let app = crate::App::build(config).await?;

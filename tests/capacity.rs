@@ -19,7 +19,9 @@ async fn capped_gateway(fake: &FakeUpstream, cap: u32) -> TestApp {
     TestApp::spawn_with(move |config| {
         config.providers.sandbox.enabled = false;
         config.workers.tick_ms = 20;
-        let upstream = &mut config.providers.seedance_it;
+        let upstream = config
+            .providers
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt);
         upstream.enabled = true;
         upstream.base_url = Some(base);
         upstream.api_key = Some(Secret::new(FAKE_KEY));
@@ -177,7 +179,9 @@ async fn submits_keep_to_the_providers_rate_across_the_queue() {
     let app = TestApp::spawn_with(move |config| {
         config.providers.sandbox.enabled = false;
         config.workers.tick_ms = 20;
-        let upstream = &mut config.providers.seedance_it;
+        let upstream = config
+            .providers
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt);
         upstream.enabled = true;
         upstream.base_url = Some(base);
         upstream.api_key = Some(Secret::new(FAKE_KEY));

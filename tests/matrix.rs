@@ -40,11 +40,21 @@ async fn every_combination_completes_or_is_refused_at_create() {
         config.workers.tick_ms = 20;
         for (prefix, base) in bases {
             let upstream = match prefix.as_str() {
-                "seedance-it" => &mut config.providers.seedance_it,
-                "apiframe" => &mut config.providers.apiframe,
-                "aigateway" => &mut config.providers.aigateway,
-                "seedanceapi" => &mut config.providers.seedanceapi,
-                _ => &mut config.providers.aimlapi,
+                "seedance-it" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt),
+                "apiframe" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe),
+                "aigateway" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway),
+                "seedanceapi" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceApi),
+                _ => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AimlApi),
             };
             upstream.enabled = true;
             upstream.base_url = Some(base);

@@ -25,7 +25,9 @@ async fn app_with_fake(
     TestApp::spawn_with(move |config| {
         config.providers.sandbox.enabled = false;
         config.workers.tick_ms = 20;
-        let upstream = &mut config.providers.aigateway;
+        let upstream = config
+            .providers
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway);
         upstream.enabled = true;
         upstream.base_url = Some(base);
         upstream.api_key = Some(Secret::new(FAKE_KEY));

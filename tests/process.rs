@@ -163,6 +163,39 @@ fn an_unknown_configuration_key_is_an_error_naming_it() {
         .env("SEEDANCE_GW_SERVER__LISTEN", "not-an-address"));
     assert!(!output.status.success());
 
+    // Providers' sections are read by name: one that names no provider, or a misspelt key
+    // inside a known one, is refused with its name; a known one by file or variable is read.
+    for (text, named) in [
+        (
+            "[providers.seedance_itt]\nenabled = false\n",
+            "providers.seedance_itt",
+        ),
+        ("[providers.apiframe]\nenabeld = true\n", "enabeld"),
+    ] {
+        std::fs::write(&file, text).expect("write");
+        let output = run(gateway(dir.path())
+            .arg("--config")
+            .arg(&file)
+            .arg("check-config"));
+        assert!(!output.status.success(), "{text} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{text}: {stderr}");
+    }
+    let output = run(gateway(dir.path())
+        .arg("check-config")
+        .env("SEEDANCE_GW_PROVIDERS__APIFRAME__TIMEOUT_SECS", "7"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let apiframe = stdout
+        .split("[providers.apiframe]")
+        .nth(1)
+        .expect("the apiframe section is listed");
+    assert!(apiframe.contains("timeout_secs = 7"), "{stdout}");
+    assert!(
+        stdout.contains("[providers.aimlapi]"),
+        "every provider is listed: {stdout}"
+    );
+
     for url in [
         "sqlite::memory:",
         "sqlite://:memory:",
@@ -1705,10 +1738,22 @@ async fn a_submit_that_outlives_its_lease_leaves_one_upstream_job() {
     // on the database's clock: the lease is handed over by hand rather than waited out.)
     let mut config = common::test_config(&db);
     config.providers.sandbox.enabled = false;
-    config.providers.seedance_it.enabled = true;
-    config.providers.seedance_it.base_url = Some(fake.base_url("seedance-it"));
-    config.providers.seedance_it.api_key = Some(Secret::new(fake_upstream::FAKE_KEY));
-    config.providers.seedance_it.timeout_secs = Some(6);
+    config
+        .providers
+        .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt)
+        .enabled = true;
+    config
+        .providers
+        .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt)
+        .base_url = Some(fake.base_url("seedance-it"));
+    config
+        .providers
+        .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt)
+        .api_key = Some(Secret::new(fake_upstream::FAKE_KEY));
+    config
+        .providers
+        .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt)
+        .timeout_secs = Some(6);
     config.workers.lease_secs = 16;
     let replica = seedance_gateway::App::build(config).await.expect("replica");
     let services = replica.state();

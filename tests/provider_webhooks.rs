@@ -42,7 +42,9 @@ async fn gateway(fake: &FakeUpstream) -> TestApp {
         config.server.listen = format!("127.0.0.1:{port}").parse().expect("addr");
         config.server.public_base_url = Some(format!("http://127.0.0.1:{port}"));
         config.providers.sandbox.enabled = false;
-        let upstream = &mut config.providers.seedance_it;
+        let upstream = config
+            .providers
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt);
         upstream.enabled = true;
         upstream.base_url = Some(base);
         upstream.api_key = Some(Secret::new(FAKE_KEY));
@@ -429,8 +431,12 @@ async fn signing_gateway(fake: &FakeUpstream, prefix: &str) -> TestApp {
         config.server.public_base_url = Some(format!("http://127.0.0.1:{port}"));
         config.providers.sandbox.enabled = false;
         let upstream = match prefix.as_str() {
-            "apiframe" => &mut config.providers.apiframe,
-            _ => &mut config.providers.aigateway,
+            "apiframe" => config
+                .providers
+                .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe),
+            _ => config
+                .providers
+                .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway),
         };
         upstream.enabled = true;
         upstream.base_url = Some(base);
@@ -514,10 +520,18 @@ async fn calling_back_gateway(fake: &FakeUpstream, safety_poll_secs: u64) -> Tes
         config.workers.safety_poll_secs = safety_poll_secs;
         for (prefix, base) in CALLING_BACK.iter().zip(bases) {
             let upstream = match *prefix {
-                "seedance-it" => &mut config.providers.seedance_it,
-                "apiframe" => &mut config.providers.apiframe,
-                "aigateway" => &mut config.providers.aigateway,
-                _ => &mut config.providers.seedanceapi,
+                "seedance-it" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt),
+                "apiframe" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe),
+                "aigateway" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway),
+                _ => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceApi),
             };
             upstream.enabled = true;
             upstream.base_url = Some(base);

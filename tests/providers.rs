@@ -37,7 +37,10 @@ fn cases() -> Vec<Case> {
         Case {
             prefix: "seedance-it",
             name: "seedance-it",
-            slot: |c| &mut c.providers.seedance_it,
+            slot: |c| {
+                c.providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt)
+            },
             t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5, "aspect_ratio": "16:9"}),
             i2v: || json!({"model": "seedance-2.0-fast", "prompt": "animate it", "seconds": 8, "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png"}),
             t2v_price: 250,
@@ -47,7 +50,10 @@ fn cases() -> Vec<Case> {
         Case {
             prefix: "apiframe",
             name: "apiframe",
-            slot: |c| &mut c.providers.apiframe,
+            slot: |c| {
+                c.providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe)
+            },
             t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5, "aspect_ratio": "16:9"}),
             i2v: || json!({"model": "seedance-2.0-mini", "prompt": "animate it", "seconds": 6, "resolution": "480p", "aspect_ratio": "adaptive", "image_url": "https://img.example.com/first.png", "last_frame_url": "https://img.example.com/last.png"}),
             t2v_price: 250,
@@ -57,7 +63,10 @@ fn cases() -> Vec<Case> {
         Case {
             prefix: "aigateway",
             name: "aigateway",
-            slot: |c| &mut c.providers.aigateway,
+            slot: |c| {
+                c.providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway)
+            },
             t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 5, "aspect_ratio": "4:3"}),
             i2v: || json!({"model": "seedance-2.0-fast", "prompt": "animate it", "seconds": 8, "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png"}),
             t2v_price: 250,
@@ -67,7 +76,10 @@ fn cases() -> Vec<Case> {
         Case {
             prefix: "seedanceapi",
             name: "seedanceapi",
-            slot: |c| &mut c.providers.seedanceapi,
+            slot: |c| {
+                c.providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceApi)
+            },
             t2v: || json!({"model": "seedance-2.0-fast", "prompt": "a paper boat", "seconds": 10, "aspect_ratio": "9:16"}),
             i2v: || json!({"model": "seedance-2.0-mini", "prompt": "animate it", "seconds": 8, "resolution": "480p", "aspect_ratio": "1:1", "image_url": "https://img.example.com/first.png"}),
             t2v_price: 500,
@@ -77,7 +89,10 @@ fn cases() -> Vec<Case> {
         Case {
             prefix: "aimlapi",
             name: "aimlapi",
-            slot: |c| &mut c.providers.aimlapi,
+            slot: |c| {
+                c.providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AimlApi)
+            },
             t2v: || json!({"model": "seedance-2.0-mini", "prompt": "a paper boat", "seconds": 6, "aspect_ratio": "21:9"}),
             i2v: || json!({"model": "seedance-2.0", "prompt": "animate it", "seconds": 5, "resolution": "1080p", "aspect_ratio": "9:16", "image_url": "https://img.example.com/first.png", "last_frame_url": "https://img.example.com/last.png"}),
             t2v_price: 210,
@@ -832,7 +847,10 @@ async fn a_duplicate_of_a_create_still_running_past_the_wait_gets_idempotency_in
     let case = &cases()[0];
     let fake = fake().await;
     let app = gateway_for(case, &fake, |config| {
-        config.providers.seedance_it.timeout_secs = Some(30);
+        config
+            .providers
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt)
+            .timeout_secs = Some(30);
         config.server.idempotency_wait_ms = 1_000;
     })
     .await;

@@ -34,11 +34,17 @@ struct Case {
 const CASES: [Case; 2] = [
     Case {
         prefix: "seedance-it",
-        slot: |c| &mut c.providers.seedance_it,
+        slot: |c| {
+            c.providers
+                .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt)
+        },
     },
     Case {
         prefix: "apiframe",
-        slot: |c| &mut c.providers.apiframe,
+        slot: |c| {
+            c.providers
+                .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe)
+        },
     },
 ];
 
@@ -385,7 +391,9 @@ async fn on_postgres_completion_and_the_hold_timeout_in_flight_at_once_end_the_j
         config.providers.sandbox.enabled = false;
         config.workers.tick_ms = 20;
         config.workers.hold_timeout_secs = 2;
-        let upstream = &mut config.providers.seedance_it;
+        let upstream = config
+            .providers
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt);
         upstream.enabled = true;
         upstream.base_url = Some(base);
         upstream.api_key = Some(Secret::new(FAKE_KEY));

@@ -31,11 +31,21 @@ async fn all_providers(
         config.providers.sandbox.enabled = false;
         for (prefix, base) in bases {
             let upstream = match prefix.as_str() {
-                "seedance-it" => &mut config.providers.seedance_it,
-                "apiframe" => &mut config.providers.apiframe,
-                "aigateway" => &mut config.providers.aigateway,
-                "seedanceapi" => &mut config.providers.seedanceapi,
-                _ => &mut config.providers.aimlapi,
+                "seedance-it" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt),
+                "apiframe" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe),
+                "aigateway" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway),
+                "seedanceapi" => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceApi),
+                _ => config
+                    .providers
+                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AimlApi),
             };
             upstream.enabled = true;
             upstream.base_url = Some(base);
@@ -1001,7 +1011,7 @@ async fn configured_capability_corrections_take_effect_everywhere() {
         };
         config
             .providers
-            .aimlapi
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::AimlApi)
             .capabilities
             .insert("seedance-2.0-fast".into(), fast);
         let gone = seedance_gateway::config::CapabilityOverride {
@@ -1010,7 +1020,7 @@ async fn configured_capability_corrections_take_effect_everywhere() {
         };
         config
             .providers
-            .aigateway
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway)
             .capabilities
             .insert("seedance-2.0-fast".into(), gone);
     })
@@ -1094,10 +1104,14 @@ async fn configured_capability_corrections_take_effect_everywhere() {
     ] {
         let mut config = app.config.clone();
         config.server.listen = "127.0.0.1:0".parse().expect("addr");
-        config.providers.aimlapi.capabilities.clear();
         config
             .providers
-            .aimlapi
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::AimlApi)
+            .capabilities
+            .clear();
+        config
+            .providers
+            .upstream_mut(seedance_gateway::types::ids::ProviderId::AimlApi)
             .capabilities
             .insert(model.into(), fix);
         let error = match seedance_gateway::App::build(config).await {

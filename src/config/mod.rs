@@ -89,10 +89,11 @@ impl Config {
         if let Ok(url) = std::env::var("REDIS_URL") {
             figment = figment.merge(("limits.redis_url", url));
         }
-        let config: Config = figment
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Load(describe_figment_error(e)))?;
         config.validate()?;
+        config.providers.complete();
         Ok(config)
     }
 

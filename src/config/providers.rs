@@ -8,21 +8,29 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, Secret, WorkersConfig};
+use crate::types::ids::ProviderId;
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+/// `[providers]`: the sandbox's section, and one section per upstream, named after it
+/// (`providers.seedance_it`, `providers.apiframe`, …; docs/providers.md). The upstreams'
+/// sections are read by name, so an adapter needs no field here: a section whose name is no
+/// known provider is refused by [`ProvidersConfig::validate`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ProvidersConfig {
     pub sandbox: SandboxConfig,
-    /// seedance.it.com (docs/providers.md).
-    pub seedance_it: UpstreamConfig,
-    /// Apiframe (§2).
-    pub apiframe: UpstreamConfig,
-    /// AIgateway (§3).
-    pub aigateway: UpstreamConfig,
-    /// seedanceapi.org (§4).
-    pub seedanceapi: UpstreamConfig,
-    /// AI/ML API (§5).
-    pub aimlapi: UpstreamConfig,
+    #[serde(flatten)]
+    upstreams: BTreeMap<String, UpstreamConfig>,
+}
+
+impl Default for ProvidersConfig {
+    fn default() -> Self {
+        let mut config = ProvidersConfig {
+            sandbox: SandboxConfig::default(),
+            upstreams: BTreeMap::new(),
+        };
+        config.complete();
+        config
+    }
 }
 
 /// One upstream reseller. Disabled until enabled with a key.
@@ -126,19 +134,55 @@ impl UpstreamConfig {
 }
 
 impl ProvidersConfig {
-    /// The upstream resellers' sections, by configuration name.
-    pub fn upstreams(&self) -> [(&'static str, &UpstreamConfig); 5] {
-        [
-            ("seedance_it", &self.seedance_it),
-            ("apiframe", &self.apiframe),
-            ("aigateway", &self.aigateway),
-            ("seedanceapi", &self.seedanceapi),
-            ("aimlapi", &self.aimlapi),
-        ]
+    /// Every upstream's section, by configuration name (`seedance_it`), a disabled one for
+    /// each provider the file does not mention.
+    pub fn upstreams(&self) -> impl Iterator<Item = (&str, &UpstreamConfig)> {
+        self.upstreams
+            .iter()
+            .map(|(name, section)| (name.as_str(), section))
+    }
+
+    /// The section of the upstream `provider` (a disabled, empty one for a name that has no
+    /// section, such as the sandbox's).
+    pub fn upstream(&self, provider: ProviderId) -> &UpstreamConfig {
+        static NONE: std::sync::OnceLock<UpstreamConfig> = std::sync::OnceLock::new();
+        self.upstreams
+            .get(&provider.config_section())
+            .unwrap_or_else(|| NONE.get_or_init(UpstreamConfig::default))
+    }
+
+    /// The section of the upstream `provider`, to change it (tests, tools).
+    pub fn upstream_mut(&mut self, provider: ProviderId) -> &mut UpstreamConfig {
+        self.upstreams.entry(provider.config_section()).or_default()
+    }
+
+    /// Gives every known upstream a section (disabled unless the file enables it), so that the
+    /// effective configuration lists them all.
+    pub(super) fn complete(&mut self) {
+        for provider in ProviderId::ALL {
+            if provider != ProviderId::Sandbox {
+                self.upstreams.entry(provider.config_section()).or_default();
+            }
+        }
     }
 
     /// Checks each enabled upstream: its lease margin over `workers`, its key, its URL.
     pub(super) fn validate(&self, workers: &WorkersConfig) -> Result<(), ConfigError> {
+        for name in self.upstreams.keys() {
+            let known = ProviderId::parse(name)
+                .filter(|p| *p != ProviderId::Sandbox && p.config_section() == *name);
+            if known.is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "providers.{name} names no provider (known: {})",
+                    ProviderId::ALL
+                        .iter()
+                        .filter(|p| **p != ProviderId::Sandbox)
+                        .map(|p| p.config_section())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+        }
         for (name, upstream) in self.upstreams() {
             if upstream.enabled {
                 // A lease must outlive the longest upstream call, or a slow call could be

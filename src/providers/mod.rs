@@ -18,13 +18,29 @@ pub mod upstream;
 use std::time::Duration;
 
 use crate::types::ids::{ProviderId, VideoId};
+use crate::types::money::MicroUsd;
 use crate::types::video::NewVideo;
 
 /// A cost an upstream reported: a plain value of the bottom layer, so that storage keeps it
 /// without knowing the providers.
 pub use crate::types::money::ReportedCost;
 
-pub use registry::{Providers, ALL_NAMES};
+pub use registry::Providers;
+
+/// An adapter as the registry knows it: its name, how it is built from its configuration
+/// section, and its price rule. Each adapter module declares its own (`ADAPTER`), and
+/// `registry::ADAPTERS` lists them.
+pub struct Adapter {
+    pub id: ProviderId,
+    /// The adapter, from its `providers.<name>` section.
+    pub build: fn(&crate::config::UpstreamConfig) -> anyhow::Result<std::sync::Arc<dyn Provider>>,
+    /// What a request costs there, in micro-USD, by the provider's own price rule (list
+    /// prices; `pricing.upstream_usd_per_second` overrides them), or why it cannot be priced.
+    pub upstream_cost: PriceRule,
+}
+
+/// A provider's price rule (see [`Adapter::upstream_cost`]).
+pub type PriceRule = fn(&NewVideo, &crate::config::PricingConfig) -> Result<MicroUsd, String>;
 
 /// What a provider is asked to generate.
 pub struct SubmitRequest<'a> {

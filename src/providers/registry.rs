@@ -8,19 +8,36 @@ use std::time::Duration;
 
 use super::{
     aigateway, aimlapi, apiframe, capabilities, circuit, metered, refusals, sandbox, seedance_it,
-    seedanceapi, Provider,
+    seedanceapi, Adapter, PriceRule, Provider,
 };
 use crate::types::ids::ProviderId;
 
-/// Every provider name the gateway knows, enabled or not.
-pub const ALL_NAMES: [&str; 6] = [
-    ProviderId::SeedanceIt.as_str(),
-    ProviderId::Apiframe.as_str(),
-    ProviderId::AiGateway.as_str(),
-    ProviderId::SeedanceApi.as_str(),
-    ProviderId::AimlApi.as_str(),
-    ProviderId::Sandbox.as_str(),
+/// Every adapter of an upstream (the sandbox, built in, aside). Adding a provider adds its
+/// line here (docs/adding-a-provider.md).
+pub const ADAPTERS: [Adapter; 5] = [
+    seedance_it::ADAPTER,
+    apiframe::ADAPTER,
+    aigateway::ADAPTER,
+    seedanceapi::ADAPTER,
+    aimlapi::ADAPTER,
 ];
+
+/// Every provider name the gateway knows, enabled or not.
+pub fn all_names() -> Vec<&'static str> {
+    ADAPTERS
+        .iter()
+        .map(|a| a.id.as_str())
+        .chain([sandbox::ID.as_str()])
+        .collect()
+}
+
+/// The price rule of `provider` (every provider has one; the sandbox's is free).
+pub fn price_rule(provider: ProviderId) -> PriceRule {
+    ADAPTERS
+        .iter()
+        .find(|a| a.id == provider)
+        .map_or(sandbox::upstream_cost as PriceRule, |a| a.upstream_cost)
+}
 
 /// The enabled providers, by name.
 #[derive(Clone, Default)]
@@ -56,35 +73,11 @@ impl Providers {
             ..Providers::default()
         };
         let p = &config.providers;
-        if p.seedance_it.enabled {
-            providers.insert_corrected(
-                Arc::new(seedance_it::SeedanceIt::new(&p.seedance_it)?),
-                &p.seedance_it.capabilities,
-            )?;
-        }
-        if p.apiframe.enabled {
-            providers.insert_corrected(
-                Arc::new(apiframe::Apiframe::new(&p.apiframe)?),
-                &p.apiframe.capabilities,
-            )?;
-        }
-        if p.aigateway.enabled {
-            providers.insert_corrected(
-                Arc::new(aigateway::AiGateway::new(&p.aigateway)?),
-                &p.aigateway.capabilities,
-            )?;
-        }
-        if p.seedanceapi.enabled {
-            providers.insert_corrected(
-                Arc::new(seedanceapi::SeedanceApi::new(&p.seedanceapi)?),
-                &p.seedanceapi.capabilities,
-            )?;
-        }
-        if p.aimlapi.enabled {
-            providers.insert_corrected(
-                Arc::new(aimlapi::AimlApi::new(&p.aimlapi)?),
-                &p.aimlapi.capabilities,
-            )?;
+        for adapter in &ADAPTERS {
+            let section = p.upstream(adapter.id);
+            if section.enabled {
+                providers.insert_corrected((adapter.build)(section)?, &section.capabilities)?;
+            }
         }
         let real_enabled = !providers.live.is_empty();
         providers.insert(
@@ -101,14 +94,8 @@ impl Providers {
                  providers.sandbox.enabled = false to silence this"
             );
         }
-        let sections = [
-            (seedance_it::ID, &p.seedance_it),
-            (apiframe::ID, &p.apiframe),
-            (aigateway::ID, &p.aigateway),
-            (seedanceapi::ID, &p.seedanceapi),
-            (aimlapi::ID, &p.aimlapi),
-        ];
-        for (name, section) in sections {
+        for adapter in &ADAPTERS {
+            let (name, section) = (adapter.id, p.upstream(adapter.id));
             if section.enabled {
                 providers
                     .limits

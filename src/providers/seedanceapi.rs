@@ -37,6 +37,13 @@ pub const ID: crate::types::ids::ProviderId = crate::types::ids::ProviderId::See
 pub const NAME: &str = ID.as_str();
 pub const DEFAULT_BASE: &str = "https://seedanceapi.org";
 
+/// This adapter's entry in the registry (`providers::registry`).
+pub const ADAPTER: crate::providers::Adapter = crate::providers::Adapter {
+    id: ID,
+    build: |config| Ok(std::sync::Arc::new(SeedanceApi::new(config)?)),
+    upstream_cost,
+};
+
 /// What a request costs here, in micro-USD, by this provider's price rule (list prices of the
 /// day of its documents; `pricing.upstream_usd_per_second` overrides them), or why it cannot be
 /// priced. The routing catalog (`domain::routing::catalog`) asks every provider through this.

@@ -26,46 +26,44 @@ pub fn message_id() -> String {
     format!("msg_{}", random_token(27))
 }
 
-/// One upstream the gateway knows. Its one name (`seedance-it`) is the same in the API, the
-/// configuration's provider lists, metrics and logs; the configuration's section name
-/// (`seedance_it`) is read as the same provider wherever a name is accepted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProviderId {
-    SeedanceIt,
-    Apiframe,
-    AiGateway,
-    SeedanceApi,
-    AimlApi,
-    Sandbox,
+/// Declares the providers: one line each, its variant and its one name.
+macro_rules! providers {
+    ($($variant:ident => $name:literal,)+) => {
+        /// One upstream the gateway knows. Its one name (`seedance-it`) is the same in the API,
+        /// the configuration's provider lists, metrics and logs; the configuration's section
+        /// name (`seedance_it`) is read as the same provider wherever a name is accepted.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ProviderId {
+            $($variant,)+
+        }
+
+        impl ProviderId {
+            pub const ALL: [ProviderId; [$($name),+].len()] = [$(ProviderId::$variant,)+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ProviderId::$variant => $name,)+
+                }
+            }
+        }
+    };
+}
+
+// Adding a provider adds its line here (docs/adding-a-provider.md).
+providers! {
+    SeedanceIt => "seedance-it",
+    Apiframe => "apiframe",
+    AiGateway => "aigateway",
+    SeedanceApi => "seedanceapi",
+    AimlApi => "aimlapi",
+    Sandbox => "sandbox",
 }
 
 impl ProviderId {
-    pub const ALL: [ProviderId; 6] = [
-        ProviderId::SeedanceIt,
-        ProviderId::Apiframe,
-        ProviderId::AiGateway,
-        ProviderId::SeedanceApi,
-        ProviderId::AimlApi,
-        ProviderId::Sandbox,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ProviderId::SeedanceIt => "seedance-it",
-            ProviderId::Apiframe => "apiframe",
-            ProviderId::AiGateway => "aigateway",
-            ProviderId::SeedanceApi => "seedanceapi",
-            ProviderId::AimlApi => "aimlapi",
-            ProviderId::Sandbox => "sandbox",
-        }
-    }
-
-    /// The provider's section in the configuration (`providers.seedance_it`).
-    pub const fn config_section(self) -> &'static str {
-        match self {
-            ProviderId::SeedanceIt => "seedance_it",
-            other => other.as_str(),
-        }
+    /// The provider's section in the configuration (`providers.seedance_it`): its name with
+    /// `_` for `-`.
+    pub fn config_section(self) -> String {
+        self.as_str().replace('-', "_")
     }
 
     /// A provider by either spelling of its name, in any case; `None` when unknown.
@@ -209,7 +207,7 @@ mod tests {
         assert_eq!(ProviderId::parse("nope"), None);
         for id in ProviderId::ALL {
             assert_eq!(ProviderId::parse(id.as_str()), Some(id));
-            assert_eq!(ProviderId::parse(id.config_section()), Some(id));
+            assert_eq!(ProviderId::parse(&id.config_section()), Some(id));
         }
     }
 

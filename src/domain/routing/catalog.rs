@@ -38,14 +38,7 @@ pub fn upstream_cost(
             .checked_mul(request.seconds.get())
             .map_err(|e| e.to_string());
     }
-    let rule = match provider {
-        ProviderId::SeedanceIt => providers::seedance_it::upstream_cost,
-        ProviderId::Apiframe => providers::apiframe::upstream_cost,
-        ProviderId::AiGateway => providers::aigateway::upstream_cost,
-        ProviderId::SeedanceApi => providers::seedanceapi::upstream_cost,
-        ProviderId::AimlApi => providers::aimlapi::upstream_cost,
-        ProviderId::Sandbox => providers::sandbox::upstream_cost,
-    };
+    let rule = providers::registry::price_rule(provider);
     rule(request, pricing)
 }
 

@@ -489,8 +489,10 @@ async fn json_logs_carry_the_request_id_and_sigterm_drains_cleanly() {
 #[tokio::test]
 async fn jobs_in_flight_at_a_sigkill_finish_after_restart_and_are_charged_once() {
     let db = TestDatabase::create().await;
+    // Jobs long enough that none ends before the kill, however slowly a loaded machine
+    // creates the eight.
     let env = [
-        ("SEEDANCE_GW_PROVIDERS__SANDBOX__DELAY_MS", "2500"),
+        ("SEEDANCE_GW_PROVIDERS__SANDBOX__DELAY_MS", "8000"),
         ("SEEDANCE_GW_WORKERS__LEASE_SECS", "2"),
     ];
     let mut first = Server::start(&db, &env).await;

@@ -39,23 +39,9 @@ async fn every_combination_completes_or_is_refused_at_create() {
         config.pricing.apiframe_usd_per_credit = Some("0.01".into());
         config.workers.tick_ms = 20;
         for (prefix, base) in bases {
-            let upstream = match prefix.as_str() {
-                "seedance-it" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt),
-                "apiframe" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe),
-                "aigateway" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway),
-                "seedanceapi" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceApi),
-                _ => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AimlApi),
-            };
+            let upstream = config.providers.upstream_mut(
+                seedance_gateway::types::ids::ProviderId::parse(&prefix).expect("a known provider"),
+            );
             upstream.enabled = true;
             upstream.base_url = Some(base);
             upstream.api_key = Some(Secret::new(FAKE_KEY));

@@ -430,14 +430,9 @@ async fn signing_gateway(fake: &FakeUpstream, prefix: &str) -> TestApp {
         config.server.listen = format!("127.0.0.1:{port}").parse().expect("addr");
         config.server.public_base_url = Some(format!("http://127.0.0.1:{port}"));
         config.providers.sandbox.enabled = false;
-        let upstream = match prefix.as_str() {
-            "apiframe" => config
-                .providers
-                .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe),
-            _ => config
-                .providers
-                .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway),
-        };
+        let upstream = config.providers.upstream_mut(
+            seedance_gateway::types::ids::ProviderId::parse(&prefix).expect("a known provider"),
+        );
         upstream.enabled = true;
         upstream.base_url = Some(base);
         upstream.api_key = Some(Secret::new(FAKE_KEY));
@@ -519,20 +514,9 @@ async fn calling_back_gateway(fake: &FakeUpstream, safety_poll_secs: u64) -> Tes
         config.pricing.apiframe_usd_per_credit = Some("0.01".into());
         config.workers.safety_poll_secs = safety_poll_secs;
         for (prefix, base) in CALLING_BACK.iter().zip(bases) {
-            let upstream = match *prefix {
-                "seedance-it" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt),
-                "apiframe" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe),
-                "aigateway" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway),
-                _ => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceApi),
-            };
+            let upstream = config.providers.upstream_mut(
+                seedance_gateway::types::ids::ProviderId::parse(prefix).expect("a known provider"),
+            );
             upstream.enabled = true;
             upstream.base_url = Some(base);
             upstream.api_key = Some(Secret::new(FAKE_KEY));

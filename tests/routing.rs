@@ -30,23 +30,9 @@ async fn all_providers(
     let app = TestApp::spawn_with(move |config| {
         config.providers.sandbox.enabled = false;
         for (prefix, base) in bases {
-            let upstream = match prefix.as_str() {
-                "seedance-it" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceIt),
-                "apiframe" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::Apiframe),
-                "aigateway" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AiGateway),
-                "seedanceapi" => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::SeedanceApi),
-                _ => config
-                    .providers
-                    .upstream_mut(seedance_gateway::types::ids::ProviderId::AimlApi),
-            };
+            let upstream = config.providers.upstream_mut(
+                seedance_gateway::types::ids::ProviderId::parse(&prefix).expect("a known provider"),
+            );
             upstream.enabled = true;
             upstream.base_url = Some(base);
             upstream.api_key = Some(Secret::new(FAKE_KEY));
